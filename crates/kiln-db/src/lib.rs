@@ -1,0 +1,27 @@
+//! Kiln's SQLite store: the only crate that knows sqlx. One writer connection (every write is
+//! a `BEGIN IMMEDIATE` transaction on it, so concurrent requests queue instead of failing with
+//! "database is locked"), a pool of read-only connections, migrations embedded and applied at
+//! open. Repositories are grouped per aggregate.
+
+mod audit;
+mod error;
+mod export;
+mod merge;
+mod model;
+mod pool;
+mod refs;
+mod sessions;
+mod state;
+mod templates;
+mod tree;
+mod users;
+
+pub use audit::{AuditEntry, AuditVerification};
+pub use error::{Error, Result};
+pub use export::{EXPORT_FORMAT, SessionExport};
+pub use merge::{DiffResult, MergeRequest, MergeResult};
+pub use model::*;
+pub use pool::{Db, DbOptions, now};
+pub use refs::Restored;
+pub use sessions::{NewSession, SessionFilter, SessionPatch};
+pub use tree::{AppendOutcome, NewNode};

@@ -1,0 +1,231 @@
+//! Rows as the store returns them: serialisable, typed, with JSON columns decoded.
+
+use kiln_types::session::SessionConfig;
+use kiln_types::{NodeKind, SessionStatus, SessionType};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{Error, Result};
+
+fn parse<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T> {
+    s.parse::<T>().map_err(Error::Invalid)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub is_owner: bool,
+    pub created_at: String,
+}
+
+impl User {
+    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+        Ok(Self {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            is_owner: r.try_get("is_owner")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: String,
+    pub owner_id: String,
+    pub name: String,
+    pub description: String,
+    pub session_type: SessionType,
+    pub status: SessionStatus,
+    pub project: Option<String>,
+    pub tags: Vec<String>,
+    pub metadata: Value,
+    pub config: SessionConfig,
+    pub template: Option<String>,
+    pub default_branch: String,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub(crate) const SESSION_COLUMNS: &str = "id, owner_id, name, description, session_type, status, \
+    project, tags, metadata, config, template, default_branch, version, created_at, updated_at";
+
+impl Session {
+    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+        Ok(Self {
+            id: r.try_get("id")?,
+            owner_id: r.try_get("owner_id")?,
+            name: r.try_get("name")?,
+            description: r.try_get("description")?,
+            session_type: parse(r.try_get::<&str, _>("session_type")?)?,
+            status: parse(r.try_get::<&str, _>("status")?)?,
+            project: r.try_get("project")?,
+            tags: serde_json::from_str(r.try_get::<&str, _>("tags")?)?,
+            metadata: serde_json::from_str(r.try_get::<&str, _>("metadata")?)?,
+            config: serde_json::from_str(r.try_get::<&str, _>("config")?)?,
+            template: r.try_get("template")?,
+            default_branch: r.try_get("default_branch")?,
+            version: r.try_get("version")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
+}
+
+/// A node on the conversation tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub id: String,
+    pub seq: i64,
+    pub parent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_parent_id: Option<String>,
+    pub kind: NodeKind,
+    /// The message role for conversation nodes (same as `kind`).
+    pub role: NodeKind,
+    pub author: Option<String>,
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<i64>,
+    pub created_at: String,
+}
+
+pub(crate) const NODE_COLUMNS: &str = "n.id, n.seq, n.parent_id, n.merge_parent_id, n.kind, \
+    n.author, n.content, n.data, n.tokens, n.created_at";
+
+impl Node {
+    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+        let kind: NodeKind = parse(r.try_get::<&str, _>("kind")?)?;
+        let data: Option<&str> = r.try_get("data")?;
+        Ok(Self {
+            id: r.try_get("id")?,
+            seq: r.try_get("seq")?,
+            parent_id: r.try_get("parent_id")?,
+            merge_parent_id: r.try_get("merge_parent_id")?,
+            kind,
+            role: kind,
+            author: r.try_get("author")?,
+            content: r.try_get("content")?,
+            data: data.map(serde_json::from_str).transpose()?,
+            tokens: r.try_get("tokens")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Branch {
+    pub name: String,
+    pub head: String,
+    pub base: String,
+    pub status: String,
+    pub version: i64,
+    pub created_by: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub(crate) const BRANCH_COLUMNS: &str =
+    "name, head_id, base_id, status, version, created_by, created_at, updated_at";
+
+impl Branch {
+    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+        Ok(Self {
+            name: r.try_get("name")?,
+            head: r.try_get("head_id")?,
+            base: r.try_get("base_id")?,
+            status: r.try_get("status")?,
+            version: r.try_get("version")?,
+            created_by: r.try_get("created_by")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
+}
+
+/// A named checkpoint (or tag) on a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub name: String,
+    pub node: String,
+    pub branch: Option<String>,
+    pub auto: bool,
+    pub created_by: Option<String>,
+    pub created_at: String,
+}
+
+impl Checkpoint {
+    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+        Ok(Self {
+            name: r.try_get("name")?,
+            node: r.try_get("node_id")?,
+            branch: r.try_get("branch")?,
+            auto: r.try_get("auto")?,
+            created_by: r.try_get("created_by")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReflogEntry {
+    pub id: i64,
+    pub branch: String,
+    pub old_head: Option<String>,
+    pub new_head: String,
+    pub actor: String,
+    pub reason: String,
+    pub at: String,
+}
+
+impl ReflogEntry {
+    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+        Ok(Self {
+            id: r.try_get("id")?,
+            branch: r.try_get("branch")?,
+            old_head: r.try_get("old_head")?,
+            new_head: r.try_get("new_head")?,
+            actor: r.try_get("actor")?,
+            reason: r.try_get("reason")?,
+            at: r.try_get("at")?,
+        })
+    }
+}
+
+/// One lifecycle transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionEvent {
+    pub id: i64,
+    pub from: Option<SessionStatus>,
+    pub to: SessionStatus,
+    pub actor: String,
+    pub reason: String,
+    pub at: String,
+}
+
+impl SessionEvent {
+    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+        let from: Option<&str> = r.try_get("from_status")?;
+        Ok(Self {
+            id: r.try_get("id")?,
+            from: from.map(parse).transpose()?,
+            to: parse(r.try_get::<&str, _>("to_status")?)?,
+            actor: r.try_get("actor")?,
+            reason: r.try_get("reason")?,
+            at: r.try_get("at")?,
+        })
+    }
+}
+
+/// A page of a list: the items and the cursor for the next page, if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,417 @@
+//! Sessions: create (with root node and default branch), read, list, update, delete, and
+//! lifecycle transitions recorded as session events.
+
+use kiln_types::session::SessionConfig;
+use kiln_types::{NodeId, NodeKind, SessionId, SessionStatus, SessionType};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::{Row, SqliteConnection};
+
+use crate::model::{Page, SESSION_COLUMNS, Session, SessionEvent};
+use crate::tree::{NodeInsert, insert_node, reflog};
+use crate::{Db, Error, Result, audit, now};
+
+/// A session to create.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub owner_id: String,
+    pub name: String,
+    pub description: String,
+    pub session_type: SessionType,
+    pub project: Option<String>,
+    pub tags: Vec<String>,
+    pub metadata: Value,
+    pub config: SessionConfig,
+    pub template: Option<String>,
+}
+
+/// Filters for listing sessions; `None` matches anything.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub visible_to: Option<String>,
+    pub owner: Option<String>,
+    pub status: Option<SessionStatus>,
+    pub project: Option<String>,
+    pub session_type: Option<SessionType>,
+    pub tag: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: u32,
+}
+
+/// Fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SessionPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<SessionConfig>,
+}
+
+pub(crate) async fn exists(conn: &mut SqliteConnection, session: &str) -> Result<()> {
+    let found: bool = sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM sessions WHERE id = ?)")
+        .bind(session)
+        .fetch_one(&mut *conn)
+        .await?;
+    if found {
+        Ok(())
+    } else {
+        Err(Error::not_found(format!("session {session}")))
+    }
+}
+
+pub(crate) async fn get_in(conn: &mut SqliteConnection, session: &str) -> Result<Session> {
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(session)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("session {session}")))?;
+    Session::from_row(&row)
+}
+
+/// Records a lifecycle transition (session event, status, audit) inside a transaction.
+pub(crate) async fn record_transition(
+    conn: &mut SqliteConnection,
+    session: &str,
+    from: SessionStatus,
+    to: SessionStatus,
+    actor: &str,
+    reason: &str,
+    at: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?")
+        .bind(to.as_str())
+        .bind(at)
+        .bind(session)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO session_events (session_id, from_status, to_status, actor, reason, at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(session)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(actor)
+    .bind(reason)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    audit::append(
+        conn,
+        session,
+        actor,
+        "lifecycle",
+        &json!({"from": from, "to": to, "reason": reason}),
+    )
+    .await
+}
+
+impl Db {
+    /// Creates a session with its root node and default branch `main`.
+    pub async fn create_session(&self, new: NewSession, actor: &str) -> Result<Session> {
+        let id = SessionId::new().to_string();
+        let root = NodeId::new().to_string();
+        let now = now();
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, owner_id, name, description, session_type, status, project, \
+             tags, metadata, config, template, default_branch, version, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, 'created', ?, ?, ?, ?, ?, 'main', 1, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&new.owner_id)
+        .bind(&new.name)
+        .bind(&new.description)
+        .bind(new.session_type.as_str())
+        .bind(&new.project)
+        .bind(serde_json::to_string(&new.tags)?)
+        .bind(new.metadata.to_string())
+        .bind(serde_json::to_string(&new.config)?)
+        .bind(&new.template)
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        let segment: i64 =
+            sqlx::query_scalar("INSERT INTO segments (session_id) VALUES (?) RETURNING id")
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await?;
+        insert_node(
+            &mut tx,
+            &NodeInsert {
+                session: &id,
+                id: root.clone(),
+                segment,
+                seq: 0,
+                parent: None,
+                merge_parent: None,
+                kind: NodeKind::Root,
+                author: Some(actor),
+                content: "",
+                data: None,
+                tokens: Some(0),
+                total_tokens: 0,
+                created_at: &now,
+            },
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO branches (session_id, name, head_id, base_id, status, version, state, \
+             state_pending, created_by, created_at, updated_at) \
+             VALUES (?, 'main', ?, ?, 'open', 1, '{}', 0, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&root)
+        .bind(&root)
+        .bind(actor)
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        reflog(&mut tx, &id, "main", None, &root, actor, "create", &now).await?;
+        sqlx::query(
+            "INSERT INTO session_events (session_id, from_status, to_status, actor, reason, at) \
+             VALUES (?, NULL, 'created', ?, 'created', ?)",
+        )
+        .bind(&id)
+        .bind(actor)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        audit::append(
+            &mut tx,
+            &id,
+            actor,
+            "session.create",
+            &json!({"name": new.name, "type": new.session_type, "template": new.template}),
+        )
+        .await?;
+        let s = get_in(&mut tx, &id).await?;
+        tx.commit().await?;
+        Ok(s)
+    }
+
+    pub async fn session(&self, id: &str) -> Result<Session> {
+        let mut conn = self.reader.acquire().await?;
+        get_in(&mut conn, id).await
+    }
+
+    /// Lists sessions newest first with filters and a cursor.
+    pub async fn sessions(&self, f: &SessionFilter) -> Result<Page<Session>> {
+        let limit = i64::from(f.limit.clamp(1, 500));
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE (?1 IS NULL OR owner_id = ?1) \
+             AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR status = ?3) \
+             AND (?4 IS NULL OR project = ?4) AND (?5 IS NULL OR session_type = ?5) \
+             AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE value = ?6)) \
+             AND (?7 IS NULL OR id < ?7) ORDER BY id DESC LIMIT ?8"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&f.visible_to)
+            .bind(&f.owner)
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(&f.project)
+            .bind(f.session_type.map(|t| t.as_str()))
+            .bind(&f.tag)
+            .bind(&f.cursor)
+            .bind(limit + 1)
+            .fetch_all(&self.reader)
+            .await?;
+        let mut items = rows
+            .iter()
+            .map(Session::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|s| s.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Applies a patch; with `if_version`, refuses a stale version listing each field.
+    pub async fn update_session(
+        &self,
+        id: &str,
+        patch: &SessionPatch,
+        if_version: Option<i64>,
+        actor: &str,
+    ) -> Result<Session> {
+        let mut tx = self.write().await?;
+        let mut s = get_in(&mut tx, id).await?;
+        if let Some(v) = if_version
+            && v != s.version
+        {
+            let stored = serde_json::to_value(&s)?;
+            let yours = serde_json::to_value(patch)?;
+            let fields = yours
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| json!({"field": k, "yours": v, "stored": stored.get(k)}))
+                .collect();
+            return Err(Error::VersionConflict {
+                yours: v,
+                stored: s.version,
+                fields,
+            });
+        }
+        if let Some(n) = &patch.name {
+            s.name = n.clone();
+        }
+        if let Some(d) = &patch.description {
+            s.description = d.clone();
+        }
+        if let Some(p) = &patch.project {
+            s.project = p.clone();
+        }
+        if let Some(t) = &patch.tags {
+            s.tags = t.clone();
+        }
+        if let Some(m) = &patch.metadata {
+            s.metadata = m.clone();
+        }
+        if let Some(c) = &patch.config {
+            s.config = c.clone();
+        }
+        let now = now();
+        sqlx::query(
+            "UPDATE sessions SET name = ?, description = ?, project = ?, tags = ?, metadata = ?, \
+             config = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
+        )
+        .bind(&s.name)
+        .bind(&s.description)
+        .bind(&s.project)
+        .bind(serde_json::to_string(&s.tags)?)
+        .bind(s.metadata.to_string())
+        .bind(serde_json::to_string(&s.config)?)
+        .bind(&now)
+        .bind(id)
+        .bind(s.version)
+        .execute(&mut *tx)
+        .await?;
+        audit::append(
+            &mut tx,
+            id,
+            actor,
+            "session.update",
+            &serde_json::to_value(patch)?,
+        )
+        .await?;
+        let s = get_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(s)
+    }
+
+    /// Deletes a session and everything in it.
+    pub async fn delete_session(&self, id: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        exists(&mut tx, id).await?;
+        for table in [
+            "state_snapshots",
+            "nodes",
+            "refs",
+            "reflog",
+            "merges",
+            "branches",
+            "segments",
+            "session_events",
+            "audit_log",
+        ] {
+            let sql = format!("DELETE FROM {table} WHERE session_id = ?");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM sessions WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves a session to `to` if the lifecycle allows it.
+    pub async fn set_status(
+        &self,
+        id: &str,
+        to: SessionStatus,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Session> {
+        let mut tx = self.write().await?;
+        let s = get_in(&mut tx, id).await?;
+        if !s.status.can_move_to(to) {
+            return Err(Error::InvalidTransition {
+                from: s.status,
+                to,
+                allowed: s.status.allowed_targets().to_vec(),
+            });
+        }
+        record_transition(&mut tx, id, s.status, to, actor, reason, &now()).await?;
+        let s = get_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(s)
+    }
+
+    /// Returns a session's lifecycle transitions, oldest first.
+    pub async fn session_events(&self, id: &str) -> Result<Vec<SessionEvent>> {
+        let mut conn = self.reader.acquire().await?;
+        exists(&mut conn, id).await?;
+        let rows = sqlx::query(
+            "SELECT id, from_status, to_status, actor, reason, at FROM session_events \
+             WHERE session_id = ? ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(SessionEvent::from_row).collect()
+    }
+
+    /// Counts nodes of a session by kind and author, and tool calls by tool.
+    pub async fn node_counts(&self, id: &str) -> Result<Vec<(String, Option<String>, i64)>> {
+        let rows = sqlx::query(
+            "SELECT kind, author, COUNT(*) FROM nodes WHERE session_id = ? GROUP BY kind, author",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    /// Returns the `data` of every node of one kind in a session (statistics, tool usage).
+    pub async fn node_data_of_kind(&self, id: &str, kind: NodeKind) -> Result<Vec<Value>> {
+        let rows: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT data FROM nodes WHERE session_id = ? AND kind = ?")
+                .bind(id)
+                .bind(kind.as_str())
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .flatten()
+            .filter_map(|d| serde_json::from_str(&d).ok())
+            .collect())
+    }
+
+    /// Counts users; zero means a fresh install.
+    pub async fn count_sessions(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&self.reader)
+            .await?)
+    }
+}

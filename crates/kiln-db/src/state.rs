@@ -1,0 +1,76 @@
+//! Research state at any node: the nearest snapshot on the path plus the events after it.
+
+use kiln_types::{NodeKind, ResearchState, StateEvent};
+use sqlx::{Row, SqliteConnection};
+
+use crate::tree::{Pos, chain, pos};
+use crate::{Db, Error, Result};
+
+/// Returns the state at `at` and how many events were replayed since the nearest snapshot.
+pub(crate) async fn state_at(
+    conn: &mut SqliteConnection,
+    at: &Pos,
+    k: i64,
+) -> Result<(ResearchState, i64)> {
+    let links = chain(conn, at.segment, at.seq).await?;
+    let mut events: Vec<(String, String, Option<String>)> = Vec::new();
+    let mut base: Option<ResearchState> = None;
+    'walk: for link in &links {
+        let mut upper = link.upto;
+        loop {
+            let rows = sqlx::query(
+                "SELECT n.id, n.kind, n.data, s.state, n.seq FROM nodes n \
+                 LEFT JOIN state_snapshots s ON s.session_id = n.session_id AND s.node_id = n.id \
+                 WHERE n.segment_id = ? AND n.seq >= ? AND n.seq <= ? AND n.is_state = 1 \
+                 ORDER BY n.seq DESC LIMIT ?",
+            )
+            .bind(link.segment)
+            .bind(link.start)
+            .bind(upper)
+            .bind(k + 1)
+            .fetch_all(&mut *conn)
+            .await?;
+            let n = rows.len() as i64;
+            for r in rows {
+                if let Some(snap) = r.try_get::<Option<&str>, _>(3)? {
+                    base = Some(serde_json::from_str(snap)?);
+                    break 'walk;
+                }
+                upper = r.try_get::<i64, _>(4)? - 1;
+                events.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            }
+            if n <= k {
+                break;
+            }
+        }
+    }
+    let mut state = base.unwrap_or_default();
+    let replayed = events.len() as i64;
+    for (id, kind, data) in events.into_iter().rev() {
+        if kind == NodeKind::Merge.as_str() {
+            return Err(Error::Corrupt(format!(
+                "merge node {id} has no state snapshot"
+            )));
+        }
+        let data = data.ok_or_else(|| Error::Corrupt(format!("state node {id} has no data")))?;
+        let event: StateEvent = serde_json::from_str(&data)?;
+        state.apply(&id, &event);
+    }
+    Ok((state, replayed))
+}
+
+impl Db {
+    /// Returns the materialised state at a branch head (O(1)).
+    pub async fn head_state(&self, session: &str, branch: &str) -> Result<ResearchState> {
+        let mut conn = self.reader.acquire().await?;
+        let h = crate::tree::head_state(&mut conn, session, branch).await?;
+        Ok(serde_json::from_str(&h.state)?)
+    }
+
+    /// Returns the state at any node: the nearest snapshot plus at most K replayed events.
+    pub async fn state_at_node(&self, session: &str, node: &str) -> Result<ResearchState> {
+        let mut conn = self.reader.acquire().await?;
+        let p = pos(&mut conn, session, node).await?;
+        Ok(state_at(&mut conn, &p, self.snapshot_every).await?.0)
+    }
+}

@@ -1,0 +1,744 @@
+//! The conversation tree: segments, nodes, branch heads, appends, path reads and forks.
+//!
+//! A node's path is found by walking segments, never node by node: its own segment up to its
+//! seq, then each parent segment up to the fork point. Appending at a segment's tip extends it;
+//! appending anywhere else (a fork, a restored head) starts a new segment. Nothing is copied.
+
+use kiln_types::{NodeKind, SessionStatus, StateEvent};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{Row, SqliteConnection};
+
+use crate::model::{BRANCH_COLUMNS, Branch, NODE_COLUMNS, Node, Page};
+use crate::{Db, Error, Result, audit, now, sessions, state};
+
+mod append;
+
+/// Where a node sits: its segment and depth.
+#[derive(Debug, Clone)]
+pub(crate) struct Pos {
+    pub id: String,
+    pub segment: i64,
+    pub seq: i64,
+    pub total_tokens: i64,
+}
+
+/// One segment of a path: nodes `start..=upto` of `segment`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Link {
+    pub segment: i64,
+    pub start: i64,
+    pub upto: i64,
+}
+
+/// A node to append.
+#[derive(Debug, Clone)]
+pub struct NewNode {
+    pub kind: NodeKind,
+    pub author: Option<String>,
+    pub content: String,
+    pub data: Option<Value>,
+    pub event: Option<StateEvent>,
+    pub tokens: Option<i64>,
+}
+
+impl NewNode {
+    /// A conversation node (user, assistant, note, tool call or result, summary).
+    pub fn message(kind: NodeKind, author: Option<String>, content: impl Into<String>) -> Self {
+        Self {
+            kind,
+            author,
+            content: content.into(),
+            data: None,
+            event: None,
+            tokens: None,
+        }
+    }
+
+    /// A state event node.
+    pub fn event(event: StateEvent, author: Option<String>) -> Self {
+        Self {
+            kind: event.node_kind(),
+            author,
+            content: String::new(),
+            data: None,
+            event: Some(event),
+            tokens: None,
+        }
+    }
+
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    pub fn with_tokens(mut self, tokens: i64) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppendOutcome {
+    pub nodes: Vec<Node>,
+    pub head: String,
+    /// Whether this write moved the session to `active`.
+    pub activated: bool,
+}
+
+pub(crate) async fn pos(conn: &mut SqliteConnection, session: &str, node: &str) -> Result<Pos> {
+    let row = sqlx::query(
+        "SELECT segment_id, seq, COALESCE(total_tokens, 0) AS t FROM nodes \
+         WHERE session_id = ? AND id = ?",
+    )
+    .bind(session)
+    .bind(node)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| Error::not_found(format!("node {node}")))?;
+    Ok(Pos {
+        id: node.to_string(),
+        segment: row.try_get(0)?,
+        seq: row.try_get(1)?,
+        total_tokens: row.try_get(2)?,
+    })
+}
+
+/// Returns the segments of the path ending at `(segment, seq)`, leaf first.
+pub(crate) async fn chain(
+    conn: &mut SqliteConnection,
+    segment: i64,
+    seq: i64,
+) -> Result<Vec<Link>> {
+    let rows = sqlx::query(
+        "WITH RECURSIVE c(id, parent, fork, depth) AS ( \
+           SELECT id, parent_segment, fork_seq, 0 FROM segments WHERE id = ? \
+           UNION ALL \
+           SELECT s.id, s.parent_segment, s.fork_seq, c.depth + 1 \
+           FROM segments s JOIN c ON s.id = c.parent) \
+         SELECT id, fork FROM c ORDER BY depth",
+    )
+    .bind(segment)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut links = Vec::with_capacity(rows.len());
+    let mut upto = seq;
+    for r in rows {
+        let id: i64 = r.try_get(0)?;
+        let fork: Option<i64> = r.try_get(1)?;
+        let start = fork.map_or(0, |f| f + 1);
+        links.push(Link {
+            segment: id,
+            start,
+            upto,
+        });
+        upto = fork.unwrap_or(-1);
+    }
+    Ok(links)
+}
+
+/// Returns whether the node at `x` lies on the path described by `chain`.
+pub(crate) fn on_path(chain: &[Link], x: &Pos) -> bool {
+    chain
+        .iter()
+        .any(|l| l.segment == x.segment && x.seq >= l.start && x.seq <= l.upto)
+}
+
+/// Returns the lowest common ancestor of two nodes (first parents only).
+pub(crate) async fn lca(
+    conn: &mut SqliteConnection,
+    session: &str,
+    a: &Pos,
+    b: &Pos,
+) -> Result<Pos> {
+    let ca = chain(conn, a.segment, a.seq).await?;
+    let cb = chain(conn, b.segment, b.seq).await?;
+    for la in &ca {
+        if let Some(lb) = cb.iter().find(|l| l.segment == la.segment) {
+            let seq = la.upto.min(lb.upto);
+            let id: String =
+                sqlx::query_scalar("SELECT id FROM nodes WHERE segment_id = ? AND seq = ?")
+                    .bind(la.segment)
+                    .bind(seq)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            return pos(conn, session, &id).await;
+        }
+    }
+    Err(Error::Corrupt(format!(
+        "nodes {} and {} share no root",
+        a.id, b.id
+    )))
+}
+
+/// Returns the nodes on `chain` with seq greater than `after`, oldest first.
+pub(crate) async fn nodes_after(
+    conn: &mut SqliteConnection,
+    chain: &[Link],
+    after: i64,
+) -> Result<Vec<Node>> {
+    let sql = format!(
+        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = ? AND n.seq >= ? AND n.seq <= ? \
+         ORDER BY n.seq"
+    );
+    let mut out = Vec::new();
+    for link in chain.iter().rev() {
+        if link.upto <= after {
+            continue;
+        }
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(link.segment)
+            .bind(link.start.max(after + 1))
+            .bind(link.upto)
+            .fetch_all(&mut *conn)
+            .await?;
+        for r in rows {
+            out.push(Node::from_row(&r)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The branch as an append sees it.
+pub(crate) struct HeadState {
+    pub pos: Pos,
+    pub status: String,
+    pub version: i64,
+    pub state: String,
+    pub pending: i64,
+    pub session_status: SessionStatus,
+    pub owner: String,
+    /// No node follows the head in its segment: an append extends the segment.
+    pub tip: bool,
+    /// The head's segment is the root segment: its path is that one segment.
+    pub root_segment: bool,
+}
+
+pub(crate) async fn head_state(
+    conn: &mut SqliteConnection,
+    session: &str,
+    branch: &str,
+) -> Result<HeadState> {
+    let row = sqlx::query(
+        "SELECT b.head_id, n.segment_id, n.seq, COALESCE(n.total_tokens, 0), b.status, b.version, \
+                b.state, b.state_pending, s.status, s.owner_id, \
+                NOT EXISTS(SELECT 1 FROM nodes t WHERE t.segment_id = n.segment_id \
+                           AND t.seq = n.seq + 1), \
+                g.parent_segment IS NULL \
+         FROM branches b JOIN sessions s ON s.id = b.session_id \
+         JOIN nodes n ON n.session_id = b.session_id AND n.id = b.head_id \
+         JOIN segments g ON g.id = n.segment_id \
+         WHERE b.session_id = ? AND b.name = ?",
+    )
+    .bind(session)
+    .bind(branch)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        sessions::exists(conn, session).await?;
+        return Err(Error::not_found(format!("branch `{branch}`")));
+    };
+    let session_status: &str = row.try_get(8)?;
+    Ok(HeadState {
+        pos: Pos {
+            id: row.try_get(0)?,
+            segment: row.try_get(1)?,
+            seq: row.try_get(2)?,
+            total_tokens: row.try_get(3)?,
+        },
+        status: row.try_get(4)?,
+        version: row.try_get(5)?,
+        state: row.try_get(6)?,
+        pending: row.try_get(7)?,
+        session_status: session_status.parse().map_err(Error::Invalid)?,
+        owner: row.try_get(9)?,
+        tip: row.try_get(10)?,
+        root_segment: row.try_get(11)?,
+    })
+}
+
+/// Returns a branch's head as [`head_state`] does; with `owner`, a session owned by someone else
+/// is `NotFound` whatever else is missing, so a stranger learns nothing about it.
+pub(crate) async fn owned_head(
+    conn: &mut SqliteConnection,
+    session: &str,
+    branch: &str,
+    owner: Option<&str>,
+) -> Result<HeadState> {
+    let Some(owner) = owner else {
+        return head_state(conn, session, branch).await;
+    };
+    let stranger = || Error::not_found(format!("session {session}"));
+    match head_state(conn, session, branch).await {
+        Ok(h) if h.owner == owner => Ok(h),
+        Ok(_) => Err(stranger()),
+        Err(Error::NotFound(what)) => {
+            let found: Option<String> =
+                sqlx::query_scalar("SELECT owner_id FROM sessions WHERE id = ?")
+                    .bind(session)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            match found {
+                Some(o) if o == owner => Err(Error::NotFound(what)),
+                _ => Err(stranger()),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Returns the segment a node appended after `at` goes into: `at`'s own segment when `at` is
+/// its tip, otherwise a new segment forking there.
+pub(crate) async fn slot_after(
+    conn: &mut SqliteConnection,
+    session: &str,
+    at: &Pos,
+) -> Result<i64> {
+    let taken: bool =
+        sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM nodes WHERE segment_id = ? AND seq = ?)")
+            .bind(at.segment)
+            .bind(at.seq + 1)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !taken {
+        return Ok(at.segment);
+    }
+    new_segment(conn, session, at).await
+}
+
+/// Opens a segment forking after `at`.
+pub(crate) async fn new_segment(
+    conn: &mut SqliteConnection,
+    session: &str,
+    at: &Pos,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO segments (session_id, parent_segment, fork_seq) VALUES (?, ?, ?) RETURNING id",
+    )
+    .bind(session)
+    .bind(at.segment)
+    .bind(at.seq)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// A fully prepared node row.
+pub(crate) struct NodeInsert<'a> {
+    pub session: &'a str,
+    pub id: String,
+    pub segment: i64,
+    pub seq: i64,
+    pub parent: Option<&'a str>,
+    pub merge_parent: Option<&'a str>,
+    pub kind: NodeKind,
+    pub author: Option<&'a str>,
+    pub content: &'a str,
+    pub data: Option<String>,
+    pub tokens: Option<i64>,
+    pub total_tokens: i64,
+    pub created_at: &'a str,
+}
+
+pub(crate) async fn insert_node(conn: &mut SqliteConnection, n: &NodeInsert<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, merge_parent_id, kind, \
+         is_state, author, content, data, tokens, total_tokens, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&n.id)
+    .bind(n.session)
+    .bind(n.segment)
+    .bind(n.seq)
+    .bind(n.parent)
+    .bind(n.merge_parent)
+    .bind(n.kind.as_str())
+    .bind(n.kind.is_state())
+    .bind(n.author)
+    .bind(n.content)
+    .bind(n.data.as_deref())
+    .bind(n.tokens)
+    .bind(n.total_tokens)
+    .bind(n.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn insert_snapshot(
+    conn: &mut SqliteConnection,
+    session: &str,
+    node: &str,
+    state: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO state_snapshots (session_id, node_id, state) VALUES (?, ?, ?)",
+    )
+    .bind(session)
+    .bind(node)
+    .bind(state)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves a branch head with a compare-and-set on its version.
+pub(crate) async fn set_head(
+    conn: &mut SqliteConnection,
+    session: &str,
+    branch: &str,
+    expected_version: i64,
+    head: &str,
+    state: Option<(&str, i64)>,
+    at: &str,
+) -> Result<()> {
+    let res = match state {
+        Some((state, pending)) => {
+            sqlx::query(
+                "UPDATE branches SET head_id = ?, version = version + 1, updated_at = ?, \
+                 state = ?, state_pending = ?, status = CASE status WHEN 'merged' THEN 'open' \
+                 ELSE status END WHERE session_id = ? AND name = ? AND version = ?",
+            )
+            .bind(head)
+            .bind(at)
+            .bind(state)
+            .bind(pending)
+            .bind(session)
+            .bind(branch)
+            .bind(expected_version)
+            .execute(&mut *conn)
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "UPDATE branches SET head_id = ?, version = version + 1, updated_at = ?, \
+                 status = CASE status WHEN 'merged' THEN 'open' ELSE status END \
+                 WHERE session_id = ? AND name = ? AND version = ?",
+            )
+            .bind(head)
+            .bind(at)
+            .bind(session)
+            .bind(branch)
+            .bind(expected_version)
+            .execute(&mut *conn)
+            .await?
+        }
+    };
+    if res.rows_affected() != 1 {
+        return Err(Error::HeadMoved {
+            branch: branch.to_string(),
+            expected: format!("version {expected_version}"),
+            actual: "a newer version".into(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) async fn reflog(
+    conn: &mut SqliteConnection,
+    session: &str,
+    branch: &str,
+    old: Option<&str>,
+    new: &str,
+    actor: &str,
+    reason: &str,
+    at: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO reflog (session_id, branch, old_head, new_head, actor, reason, at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(session)
+    .bind(branch)
+    .bind(old)
+    .bind(new)
+    .bind(actor)
+    .bind(reason)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Checks a branch or checkpoint name: 1–64 characters of letters, digits, `._-/`.
+pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+        && !name.starts_with(['.', '/', '-']);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "{what} name `{name}` must be 1-64 letters, digits, `.`, `_`, `-` or `/`, \
+             not starting with a punctuation mark"
+        )))
+    }
+}
+
+impl Db {
+    /// Returns a branch's conversation newest first, `limit` nodes before seq `before`.
+    pub async fn messages(
+        &self,
+        session: &str,
+        branch: &str,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Page<Node>> {
+        self.messages_checked(None, session, branch, limit, before)
+            .await
+    }
+
+    /// Like [`Db::messages`], but a session not owned by `owner` is `NotFound`; the check
+    /// rides on the read's first query.
+    pub async fn messages_owned(
+        &self,
+        owner: &str,
+        session: &str,
+        branch: &str,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Page<Node>> {
+        self.messages_checked(Some(owner), session, branch, limit, before)
+            .await
+    }
+
+    async fn messages_checked(
+        &self,
+        owner: Option<&str>,
+        session: &str,
+        branch: &str,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Page<Node>> {
+        let mut conn = self.reader.acquire().await?;
+        let head = owned_head(&mut conn, session, branch, owner).await?;
+        let links = if head.root_segment {
+            vec![Link {
+                segment: head.pos.segment,
+                start: 0,
+                upto: head.pos.seq,
+            }]
+        } else {
+            chain(&mut conn, head.pos.segment, head.pos.seq).await?
+        };
+        page_before(&mut conn, &links, head.pos.seq, limit, before, true).await
+    }
+
+    /// Returns the path ending at a node, newest first (every kind), with a cursor.
+    pub async fn path(
+        &self,
+        session: &str,
+        node: &str,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Page<Node>> {
+        let mut conn = self.reader.acquire().await?;
+        let p = pos(&mut conn, session, node).await?;
+        let links = chain(&mut conn, p.segment, p.seq).await?;
+        page_before(&mut conn, &links, p.seq, limit, before, false).await
+    }
+
+    /// Returns one node.
+    pub async fn node(&self, session: &str, node: &str) -> Result<Node> {
+        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = ? AND n.id = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(session)
+            .bind(node)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("node {node}")))?;
+        Node::from_row(&row)
+    }
+
+    /// Creates a branch whose head is `from` (a node id). Copies nothing; the branch's state
+    /// is the nearest snapshot plus the events after it.
+    pub async fn create_branch(
+        &self,
+        session: &str,
+        name: &str,
+        from: &str,
+        actor: &str,
+    ) -> Result<Branch> {
+        check_name("branch", name)?;
+        let mut tx = self.write().await?;
+        sessions::exists(&mut tx, session).await?;
+        let at = pos(&mut tx, session, from).await?;
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS(SELECT 1 FROM branches WHERE session_id = ? AND name = ?)",
+        )
+        .bind(session)
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        if exists {
+            return Err(Error::AlreadyExists(format!("branch `{name}`")));
+        }
+        let (st, pending) = state::state_at(&mut tx, &at, self.snapshot_every).await?;
+        let now = now();
+        sqlx::query(
+            "INSERT INTO branches (session_id, name, head_id, base_id, status, version, state, \
+             state_pending, created_by, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, 'open', 1, ?, ?, ?, ?, ?)",
+        )
+        .bind(session)
+        .bind(name)
+        .bind(from)
+        .bind(from)
+        .bind(serde_json::to_string(&st)?)
+        .bind(pending)
+        .bind(actor)
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        reflog(&mut tx, session, name, None, from, actor, "create", &now).await?;
+        let b = branch_in(&mut tx, session, name).await?;
+        tx.commit().await?;
+        Ok(b)
+    }
+
+    /// Lists a session's branches; discarded ones only with `include_discarded`.
+    pub async fn branches(&self, session: &str, include_discarded: bool) -> Result<Vec<Branch>> {
+        let mut conn = self.reader.acquire().await?;
+        sessions::exists(&mut conn, session).await?;
+        let sql = format!(
+            "SELECT {BRANCH_COLUMNS} FROM branches WHERE session_id = ? \
+             AND (? OR status != 'discarded') ORDER BY created_at, name"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(session)
+            .bind(include_discarded)
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter().map(Branch::from_row).collect()
+    }
+
+    /// Returns one branch.
+    pub async fn branch(&self, session: &str, name: &str) -> Result<Branch> {
+        let mut conn = self.reader.acquire().await?;
+        branch_in(&mut conn, session, name).await
+    }
+
+    /// Discards (`discard = true`) or reopens a branch. Its nodes are kept.
+    pub async fn set_branch_discarded(
+        &self,
+        session: &str,
+        name: &str,
+        discard: bool,
+        actor: &str,
+    ) -> Result<Branch> {
+        let mut tx = self.write().await?;
+        let s = sessions::get_in(&mut tx, session).await?;
+        if discard && s.default_branch == name {
+            return Err(Error::Invalid(format!(
+                "`{name}` is the default branch and cannot be discarded"
+            )));
+        }
+        let b = branch_in(&mut tx, session, name).await?;
+        let to = if discard { "discarded" } else { "open" };
+        if discard && b.status == "discarded" || !discard && b.status != "discarded" {
+            return Ok(b);
+        }
+        let now = now();
+        sqlx::query("UPDATE branches SET status = ?, version = version + 1, updated_at = ? WHERE session_id = ? AND name = ?")
+            .bind(to)
+            .bind(&now)
+            .bind(session)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let reason = if discard { "discard" } else { "reopen" };
+        reflog(
+            &mut tx,
+            session,
+            name,
+            Some(&b.head),
+            &b.head,
+            actor,
+            reason,
+            &now,
+        )
+        .await?;
+        audit::append(
+            &mut tx,
+            session,
+            actor,
+            &format!("branch.{reason}"),
+            &serde_json::json!({"branch": name, "head": b.head}),
+        )
+        .await?;
+        let b = branch_in(&mut tx, session, name).await?;
+        tx.commit().await?;
+        Ok(b)
+    }
+}
+
+pub(crate) async fn branch_in(
+    conn: &mut SqliteConnection,
+    session: &str,
+    name: &str,
+) -> Result<Branch> {
+    let sql = format!("SELECT {BRANCH_COLUMNS} FROM branches WHERE session_id = ? AND name = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(session)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(r) => Branch::from_row(&r),
+        None => {
+            sessions::exists(conn, session).await?;
+            Err(Error::not_found(format!("branch `{name}`")))
+        }
+    }
+}
+
+async fn page_before(
+    conn: &mut SqliteConnection,
+    chain: &[Link],
+    head_seq: i64,
+    limit: u32,
+    before: Option<i64>,
+    messages_only: bool,
+) -> Result<Page<Node>> {
+    let limit = i64::from(limit.clamp(1, 1000));
+    let filter = if messages_only {
+        "AND (n.is_state = 0 OR n.kind = 'merge') AND n.kind != 'root'"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = ? AND n.seq >= ? AND n.seq <= ? \
+         {filter} ORDER BY n.seq DESC LIMIT ?"
+    );
+    let mut items = Vec::new();
+    let upper = before.map_or(head_seq, |b| (b - 1).min(head_seq));
+    for link in chain {
+        let remaining = limit + 1 - items.len() as i64;
+        if remaining <= 0 {
+            break;
+        }
+        if link.start > upper {
+            continue;
+        }
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(link.segment)
+            .bind(link.start)
+            .bind(link.upto.min(upper))
+            .bind(remaining)
+            .fetch_all(&mut *conn)
+            .await?;
+        for r in rows {
+            items.push(Node::from_row(&r)?);
+        }
+    }
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|n| n.seq.to_string())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}

@@ -1,0 +1,306 @@
+//! Appending to a branch: checks, the one-transaction append and its round-trip budget.
+
+use kiln_types::{NodeKind, ResearchState, SessionStatus};
+use serde_json::Value;
+
+use super::{AppendOutcome, NewNode, insert_snapshot, new_segment, owned_head};
+use crate::model::Node;
+use crate::pool::Tx;
+use crate::{Db, Error, Result, now, sessions};
+
+/// Refuses nodes the tree could not replay: a root or merge node (only session creation and
+/// merge write those), a state kind without its event, or an event under another kind.
+pub(crate) fn check_new_node(n: &NewNode) -> Result<()> {
+    match (&n.event, n.kind) {
+        (_, NodeKind::Root | NodeKind::Merge) => Err(Error::Invalid(format!(
+            "`{}` nodes cannot be appended",
+            n.kind
+        ))),
+        (None, k) if k.is_state() => Err(Error::Invalid(format!(
+            "a `{k}` node needs its state event"
+        ))),
+        (Some(e), k) if e.node_kind() != k => Err(Error::Invalid(format!(
+            "a `{}` event cannot be recorded as a `{k}` node",
+            e.node_kind()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+impl Db {
+    /// Appends nodes to a branch in one transaction and returns them.
+    ///
+    /// Refuses writes to paused or archived sessions; a write to a created or resumed session
+    /// makes it active. With `expected_head`, fails with `HeadMoved` if the head is elsewhere.
+    pub async fn append(
+        &self,
+        session: &str,
+        branch: &str,
+        nodes: Vec<NewNode>,
+        expected_head: Option<&str>,
+        actor: &str,
+    ) -> Result<AppendOutcome> {
+        self.append_checked(session, branch, nodes, expected_head, actor, None)
+            .await
+    }
+
+    /// Like [`Db::append`], but a session not owned by `owner` is `NotFound`, as if it did not
+    /// exist. The check rides on the append's first query, saving the hot path a round trip.
+    pub async fn append_owned(
+        &self,
+        owner: &str,
+        session: &str,
+        branch: &str,
+        nodes: Vec<NewNode>,
+        expected_head: Option<&str>,
+        actor: &str,
+    ) -> Result<AppendOutcome> {
+        self.append_checked(session, branch, nodes, expected_head, actor, Some(owner))
+            .await
+    }
+
+    async fn append_checked(
+        &self,
+        session: &str,
+        branch: &str,
+        nodes: Vec<NewNode>,
+        expected_head: Option<&str>,
+        actor: &str,
+        owner: Option<&str>,
+    ) -> Result<AppendOutcome> {
+        if nodes.is_empty() {
+            return Err(Error::Invalid("nothing to append".into()));
+        }
+        for n in &nodes {
+            check_new_node(n)?;
+        }
+        let mut tx = self.write().await?;
+        let out = append_in(
+            &mut tx,
+            self.snapshot_every,
+            session,
+            branch,
+            nodes,
+            expected_head,
+            actor,
+            owner,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+/// Rows per INSERT statement when appending (14 parameters each).
+const INSERT_CHUNK: usize = 32;
+
+const SET_HEAD: &str = "UPDATE branches SET head_id = ?, version = version + 1, updated_at = ?, \
+     status = CASE status WHEN 'merged' THEN 'open' ELSE status END \
+     WHERE session_id = ? AND name = ? AND version = ?";
+
+const SET_HEAD_AND_STATE: &str = "UPDATE branches SET head_id = ?, version = version + 1, \
+     updated_at = ?, state = ?, state_pending = ?, \
+     status = CASE status WHEN 'merged' THEN 'open' ELSE status END \
+     WHERE session_id = ? AND name = ? AND version = ?";
+
+/// Returns one INSERT of `rows` nodes, followed by the statement `then` when given, so that
+/// the last rows and the head move reach SQLite in one round trip.
+fn insert_sql(rows: usize, then: Option<&str>) -> String {
+    const HEAD: &str = "INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, \
+        merge_parent_id, kind, is_state, author, content, data, tokens, total_tokens, created_at) \
+        VALUES ";
+    const ROW: &str = "(?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let mut sql = String::with_capacity(HEAD.len() + rows * (ROW.len() + 1) + 300);
+    sql.push_str(HEAD);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(ROW);
+    }
+    if let Some(then) = then {
+        sql.push_str("; ");
+        sql.push_str(then);
+    }
+    sql
+}
+
+/// A node prepared for insertion by an append.
+struct Prepared {
+    id: String,
+    seq: i64,
+    parent: String,
+    kind: NodeKind,
+    author: Option<String>,
+    content: String,
+    data: Option<Value>,
+    data_text: Option<String>,
+    tokens: Option<i64>,
+    total: i64,
+}
+
+/// Appends inside the caller's transaction. With `owner`, a session the owner does not own is
+/// reported as not found (the access check rides on the first query).
+///
+/// Round trips: the head query, the node INSERTs with the compare-and-set head move in the
+/// same statement batch (one for up to 32 nodes), plus a new segment when the head is not its
+/// segment's tip, a lifecycle transition on the first write, and state snapshots every K
+/// events.
+#[allow(clippy::too_many_arguments)]
+async fn append_in(
+    tx: &mut Tx,
+    snapshot_every: i64,
+    session: &str,
+    branch: &str,
+    nodes: Vec<NewNode>,
+    expected_head: Option<&str>,
+    actor: &str,
+    owner: Option<&str>,
+) -> Result<AppendOutcome> {
+    let head = owned_head(tx, session, branch, owner).await?;
+    if !head.session_status.accepts_writes() {
+        return Err(Error::NotActive(head.session_status));
+    }
+    if head.status == "discarded" {
+        return Err(Error::BranchDiscarded(branch.to_string()));
+    }
+    if let Some(expected) = expected_head
+        && expected != head.pos.id
+    {
+        return Err(Error::HeadMoved {
+            branch: branch.to_string(),
+            expected: expected.to_string(),
+            actual: head.pos.id.clone(),
+        });
+    }
+    let now = now();
+    let activated = head.session_status.write_activates();
+    if activated {
+        sessions::record_transition(
+            tx,
+            session,
+            head.session_status,
+            SessionStatus::Active,
+            actor,
+            "first write",
+            &now,
+        )
+        .await?;
+    }
+    let segment = if head.tip {
+        head.pos.segment
+    } else {
+        new_segment(tx, session, &head.pos).await?
+    };
+    let mut state: Option<ResearchState> = None;
+    let mut pending = head.pending;
+    let mut snapshots: Vec<(String, String)> = Vec::new();
+    let mut rows: Vec<Prepared> = Vec::with_capacity(nodes.len());
+    let (mut prev_id, mut prev_seq, mut prev_total) =
+        (head.pos.id.clone(), head.pos.seq, head.pos.total_tokens);
+    for n in nodes {
+        let id = kiln_types::NodeId::new().to_string();
+        let event = n.event.map(|e| e.with_ids(&id));
+        let data = match (&event, n.data) {
+            (Some(e), _) => Some(serde_json::to_value(e)?),
+            (None, d) => d,
+        };
+        if let Some(e) = &event {
+            let st = match state.as_mut() {
+                Some(s) => s,
+                None => state.insert(serde_json::from_str(&head.state)?),
+            };
+            e.validate(st).map_err(Error::Invalid)?;
+            st.apply(&id, e);
+            pending += 1;
+            if pending >= snapshot_every {
+                snapshots.push((id.clone(), serde_json::to_string(st)?));
+                pending = 0;
+            }
+        }
+        let total = prev_total + n.tokens.unwrap_or(0);
+        let data_text = data.as_ref().map(serde_json::to_string).transpose()?;
+        prev_seq += 1;
+        prev_total = total;
+        let parent = std::mem::replace(&mut prev_id, id.clone());
+        rows.push(Prepared {
+            id,
+            seq: prev_seq,
+            parent,
+            kind: n.kind,
+            author: n.author,
+            content: n.content,
+            data,
+            data_text,
+            tokens: n.tokens,
+            total,
+        });
+    }
+    let state_text = state.as_ref().map(serde_json::to_string).transpose()?;
+    let set_head = if state_text.is_some() {
+        SET_HEAD_AND_STATE
+    } else {
+        SET_HEAD
+    };
+    let chunks = rows.len().div_ceil(INSERT_CHUNK);
+    for (i, chunk) in rows.chunks(INSERT_CHUNK).enumerate() {
+        let last = i + 1 == chunks;
+        let sql = insert_sql(chunk.len(), last.then_some(set_head));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(&r.id)
+                .bind(session)
+                .bind(segment)
+                .bind(r.seq)
+                .bind(&r.parent)
+                .bind(r.kind.as_str())
+                .bind(r.kind.is_state())
+                .bind(r.author.as_deref())
+                .bind(&r.content)
+                .bind(r.data_text.as_deref())
+                .bind(r.tokens)
+                .bind(r.total)
+                .bind(&now);
+        }
+        if last {
+            q = q.bind(&prev_id).bind(&now);
+            if let Some(st) = &state_text {
+                q = q.bind(st).bind(pending);
+            }
+            q = q.bind(session).bind(branch).bind(head.version);
+        }
+        let done = q.execute(&mut **tx).await?;
+        if done.rows_affected() != chunk.len() as u64 + u64::from(last) {
+            return Err(Error::HeadMoved {
+                branch: branch.to_string(),
+                expected: format!("version {}", head.version),
+                actual: "a newer version".into(),
+            });
+        }
+    }
+    for (node, st) in &snapshots {
+        insert_snapshot(tx, session, node, st).await?;
+    }
+    let written = rows
+        .into_iter()
+        .map(|r| Node {
+            id: r.id,
+            seq: r.seq,
+            parent_id: Some(r.parent),
+            merge_parent_id: None,
+            kind: r.kind,
+            role: r.kind,
+            author: r.author,
+            content: r.content,
+            data: r.data,
+            tokens: r.tokens,
+            created_at: now.clone(),
+        })
+        .collect();
+    Ok(AppendOutcome {
+        nodes: written,
+        head: prev_id,
+        activated,
+    })
+}

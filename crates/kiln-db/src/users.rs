@@ -1,0 +1,98 @@
+//! Users and their API tokens (stored as SHA-256 hashes only).
+
+use kiln_types::UserId;
+use sqlx::Row;
+
+use crate::model::User;
+use crate::{Db, Error, Result, now};
+
+impl Db {
+    /// Creates a user holding one token, given as its hash.
+    pub async fn create_user(&self, name: &str, is_owner: bool, token_hash: &[u8]) -> Result<User> {
+        let name = name.trim();
+        if name.is_empty()
+            || name.len() > 64
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::Invalid(
+                "user name must be 1-64 characters without spaces".into(),
+            ));
+        }
+        let id = UserId::new().to_string();
+        let now = now();
+        let mut tx = self.write().await?;
+        let res = sqlx::query(
+            "INSERT INTO users (id, name, is_owner, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(is_owner)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        if res.rows_affected() == 0 {
+            return Err(Error::AlreadyExists(format!("user `{name}`")));
+        }
+        sqlx::query("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (?, ?, ?)")
+            .bind(&id)
+            .bind(token_hash)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(User {
+            id,
+            name: name.to_string(),
+            is_owner,
+            created_at: now,
+        })
+    }
+
+    /// Adds another token for an existing user.
+    pub async fn add_token(&self, user_id: &str, token_hash: &[u8]) -> Result<()> {
+        sqlx::query("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (?, ?, ?)")
+            .bind(user_id)
+            .bind(token_hash)
+            .bind(now())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Finds the user holding the token with this hash.
+    pub async fn user_by_token_hash(&self, token_hash: &[u8]) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.is_owner, u.created_at FROM api_tokens t \
+             JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(User::from_row).transpose()
+    }
+
+    pub async fn user_by_name(&self, name: &str) -> Result<User> {
+        let row = sqlx::query("SELECT id, name, is_owner, created_at FROM users WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("user `{name}`")))?;
+        User::from_row(&row)
+    }
+
+    pub async fn user(&self, id: &str) -> Result<User> {
+        let row = sqlx::query("SELECT id, name, is_owner, created_at FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("user {id}")))?;
+        User::from_row(&row)
+    }
+
+    pub async fn count_users(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+}

@@ -1,0 +1,18 @@
+//! Kiln's domain vocabulary: ids, the session lifecycle, session settings, node kinds and the
+//! research state (its fold, three-way merge and diff). Pure: no IO, no async.
+
+pub mod error;
+pub mod ids;
+pub mod lifecycle;
+pub mod node;
+pub mod session;
+pub mod state;
+
+pub use error::ErrorKind;
+pub use ids::{NodeId, SessionId, UserId};
+pub use lifecycle::SessionStatus;
+pub use node::{NodeKind, Role};
+pub use session::{CheckpointFrequency, ContextConfig, SessionType};
+pub use state::{
+    Conflict, HypothesisStatus, MergeStrategy, ResearchState, StateDiff, StateEvent, TaskStatus,
+};
