@@ -1,0 +1,152 @@
+//! Configuration: defaults, then `--config FILE`, then `KILN_SECTION__KEY` environment variables.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub llm: LlmConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            max_body_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub busy_timeout_ms: u64,
+    pub max_readers: u32,
+    pub snapshot_every: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            busy_timeout_ms: 5000,
+            max_readers: 8,
+            snapshot_every: 32,
+        }
+    }
+}
+
+/// The language model. With no `base_url` and no API key, the offline planner answers.
+#[derive(Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub model: Option<String>,
+    pub temperature: Option<f32>,
+    pub timeout_secs: Option<u64>,
+    pub max_retries: Option<u32>,
+    pub retry_base_ms: Option<u64>,
+    pub retry_max_ms: Option<u64>,
+}
+
+impl std::fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("model", &self.model)
+            .field("temperature", &self.temperature)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Loads the configuration: built-in defaults, then `file`, then `KILN_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(format!("config file {} does not exist", f.display()));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("KILN_").split("__"));
+        fig.extract()
+            .map_err(|e| format!("invalid configuration: {e}"))
+    }
+
+    /// Returns the database file inside the data directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.storage.data_dir.join("kiln.db")
+    }
+}
+
+#[cfg(test)]
+// figment's `Jail` closures must return `figment::Error`, which is large; the size is not ours to choose.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_file_parses_to_the_defaults() {
+        // Inside a jail: the environment test below sets KILN_* variables process-wide.
+        figment::Jail::expect_with(|_| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+            let c = Config::load(Some(&path)).map_err(|e| e.to_string())?;
+            let d = Config::default();
+            assert_eq!(c.server.bind, d.server.bind);
+            assert_eq!(c.storage.data_dir, d.storage.data_dir);
+            assert_eq!(c.storage.snapshot_every, d.storage.snapshot_every);
+            assert_eq!(c.server.max_body_bytes, d.server.max_body_bytes);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("k.toml");
+        std::fs::write(&f, "[server]\nbnid = \"x\"\n").unwrap();
+        assert!(Config::load(Some(&f)).unwrap_err().contains("bnid"));
+        assert!(Config::load(Some(&dir.path().join("none.toml"))).is_err());
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("k.toml", "[server]\nbind = \"127.0.0.1:7000\"\n")?;
+            jail.set_env("KILN_SERVER__BIND", "127.0.0.1:9000");
+            jail.set_env("KILN_STORAGE__SNAPSHOT_EVERY", "7");
+            let c = Config::load(Some(Path::new("k.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.server.bind, "127.0.0.1:9000");
+            assert_eq!(c.storage.snapshot_every, 7);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_redacts_the_api_key() {
+        let c = LlmConfig {
+            api_key: Some("sk-secret".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("sk-secret"));
+    }
+}

@@ -1,0 +1,328 @@
+//! The conversation tree through the manager: messages, state events, branches, checkpoints,
+//! restore, merge, diff, reflog and the audit log.
+
+use kiln_db::{
+    AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, DiffResult, MergeRequest,
+    MergeResult, NewNode, Node, Page, ReflogEntry, Restored,
+};
+use kiln_types::{MergeStrategy, ResearchState, Role, StateEvent};
+use serde::Deserialize;
+
+use crate::{Caller, Error, Result, SessionManager};
+
+/// Largest message accepted, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageInput {
+    pub role: Role,
+    pub content: String,
+    #[serde(default)]
+    pub expected_head: Option<String>,
+}
+
+/// A state event with an optional head check.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventInput {
+    #[serde(flatten)]
+    pub event: StateEvent,
+    #[serde(default)]
+    pub expected_head: Option<String>,
+}
+
+/// Where a new branch starts.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum BranchFrom {
+    Branch(String),
+    Node(String),
+    Checkpoint(String),
+}
+
+impl SessionManager {
+    /// Appends one message to a branch.
+    pub async fn append_message(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        msg: MessageInput,
+    ) -> Result<AppendOutcome> {
+        if msg.content.trim().is_empty() {
+            return Err(Error::bad_request("content must not be empty"));
+        }
+        if msg.content.len() > MAX_MESSAGE_BYTES {
+            return Err(Error::new(
+                kiln_types::ErrorKind::PayloadTooLarge,
+                "too_large",
+                "message is larger than 1 MiB",
+            ));
+        }
+        let node = NewNode::message(msg.role.kind(), Some(caller.user_id.clone()), msg.content);
+        // The access check (`writable`) rides on the append's first query: the hot path.
+        Ok(self
+            .db
+            .append_owned(
+                &caller.user_id,
+                session,
+                branch,
+                vec![node],
+                msg.expected_head.as_deref(),
+                &caller.user_id,
+            )
+            .await?)
+    }
+
+    /// Appends prepared nodes (the agent's turn: user message, tool calls, results, answer).
+    pub async fn append_nodes(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        nodes: Vec<NewNode>,
+        expected_head: Option<&str>,
+    ) -> Result<AppendOutcome> {
+        Ok(self
+            .db
+            .append_owned(
+                &caller.user_id,
+                session,
+                branch,
+                nodes,
+                expected_head,
+                &caller.user_id,
+            )
+            .await?)
+    }
+
+    /// Records a state event on a branch.
+    pub async fn append_event(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        input: EventInput,
+    ) -> Result<AppendOutcome> {
+        let node = NewNode::event(input.event, Some(caller.user_id.clone()));
+        Ok(self
+            .db
+            .append_owned(
+                &caller.user_id,
+                session,
+                branch,
+                vec![node],
+                input.expected_head.as_deref(),
+                &caller.user_id,
+            )
+            .await?)
+    }
+
+    /// Returns a branch's conversation newest first.
+    pub async fn messages(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        limit: Option<u32>,
+        before: Option<&str>,
+    ) -> Result<Page<Node>> {
+        let before = before
+            .map(|b| {
+                b.parse::<i64>()
+                    .map_err(|_| Error::bad_request("before must be a cursor from next_cursor"))
+            })
+            .transpose()?;
+        Ok(self
+            .db
+            .messages_owned(
+                &caller.user_id,
+                session,
+                branch,
+                limit.unwrap_or(50),
+                before,
+            )
+            .await?)
+    }
+
+    /// Returns the research state at a branch head, or at a checkpoint or node on request.
+    pub async fn state(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        at: Option<&str>,
+    ) -> Result<ResearchState> {
+        self.readable(caller, session).await?;
+        match at {
+            None => Ok(self.db.head_state(session, branch).await?),
+            Some(spec) => {
+                self.db.branch(session, branch).await?;
+                let node = self.db.resolve(session, spec).await?;
+                Ok(self.db.state_at_node(session, &node).await?)
+            }
+        }
+    }
+
+    pub async fn branches(
+        &self,
+        caller: &Caller,
+        session: &str,
+        include_discarded: bool,
+    ) -> Result<Vec<Branch>> {
+        self.readable(caller, session).await?;
+        Ok(self.db.branches(session, include_discarded).await?)
+    }
+
+    /// Creates a branch at the head of a branch, a node or a checkpoint (default: `main`).
+    pub async fn create_branch(
+        &self,
+        caller: &Caller,
+        session: &str,
+        name: &str,
+        from: Option<BranchFrom>,
+    ) -> Result<Branch> {
+        let s = self.writable(caller, session).await?;
+        let node = match from.unwrap_or(BranchFrom::Branch(s.default_branch.clone())) {
+            BranchFrom::Branch(b) => self.db.branch(session, &b).await?.head,
+            BranchFrom::Node(n) => self.db.node(session, &n).await?.id,
+            BranchFrom::Checkpoint(c) => self.db.checkpoint(session, &c).await?.node,
+        };
+        Ok(self
+            .db
+            .create_branch(session, name, &node, &caller.user_id)
+            .await?)
+    }
+
+    pub async fn discard_branch(
+        &self,
+        caller: &Caller,
+        session: &str,
+        name: &str,
+    ) -> Result<Branch> {
+        self.writable(caller, session).await?;
+        Ok(self
+            .db
+            .set_branch_discarded(session, name, true, &caller.user_id)
+            .await?)
+    }
+
+    pub async fn reopen_branch(
+        &self,
+        caller: &Caller,
+        session: &str,
+        name: &str,
+    ) -> Result<Branch> {
+        self.writable(caller, session).await?;
+        Ok(self
+            .db
+            .set_branch_discarded(session, name, false, &caller.user_id)
+            .await?)
+    }
+
+    pub async fn create_checkpoint(
+        &self,
+        caller: &Caller,
+        session: &str,
+        name: &str,
+        branch: Option<&str>,
+        node: Option<&str>,
+    ) -> Result<Checkpoint> {
+        self.writable(caller, session).await?;
+        if name.starts_with("before-restore-") {
+            return Err(Error::bad_request(
+                "names starting with before-restore- are reserved",
+            ));
+        }
+        Ok(self
+            .db
+            .create_checkpoint(session, name, branch, node, false, &caller.user_id)
+            .await?)
+    }
+
+    pub async fn checkpoints(&self, caller: &Caller, session: &str) -> Result<Vec<Checkpoint>> {
+        self.readable(caller, session).await?;
+        Ok(self.db.checkpoints(session).await?)
+    }
+
+    /// Restores a checkpoint onto a branch; the old head stays reachable.
+    pub async fn restore(
+        &self,
+        caller: &Caller,
+        session: &str,
+        checkpoint: &str,
+        branch: Option<&str>,
+    ) -> Result<Restored> {
+        self.writable(caller, session).await?;
+        Ok(self
+            .db
+            .restore(session, checkpoint, branch, &caller.user_id)
+            .await?)
+    }
+
+    /// Restores the newest checkpoint onto a branch (default: the default branch).
+    pub async fn recover(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: Option<&str>,
+    ) -> Result<Restored> {
+        let s = self.writable(caller, session).await?;
+        let branch = branch.unwrap_or(&s.default_branch);
+        let cp = self.db.newest_checkpoint(session, branch).await?;
+        Ok(self
+            .db
+            .restore(session, &cp.name, Some(branch), &caller.user_id)
+            .await?)
+    }
+
+    /// Merges branch `from` into `into`.
+    pub async fn merge(
+        &self,
+        caller: &Caller,
+        session: &str,
+        from: &str,
+        into: &str,
+        strategy: MergeStrategy,
+    ) -> Result<MergeResult> {
+        self.writable(caller, session).await?;
+        let tools = self.tool_merger.clone();
+        Ok(self
+            .db
+            .merge(MergeRequest {
+                session,
+                from,
+                into,
+                strategy,
+                actor: &caller.user_id,
+                tools: tools.as_ref(),
+            })
+            .await?)
+    }
+
+    pub async fn diff(
+        &self,
+        caller: &Caller,
+        session: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<DiffResult> {
+        self.readable(caller, session).await?;
+        Ok(self.db.diff(session, from, to).await?)
+    }
+
+    pub async fn reflog(&self, caller: &Caller, session: &str) -> Result<Vec<ReflogEntry>> {
+        self.readable(caller, session).await?;
+        Ok(self.db.reflog(session).await?)
+    }
+
+    pub async fn audit(&self, caller: &Caller, session: &str) -> Result<Vec<AuditEntry>> {
+        self.readable(caller, session).await?;
+        Ok(self.db.audit(session).await?)
+    }
+
+    pub async fn verify_audit(&self, caller: &Caller, session: &str) -> Result<AuditVerification> {
+        self.readable(caller, session).await?;
+        Ok(self.db.verify_audit(session).await?)
+    }
+}

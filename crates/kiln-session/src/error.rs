@@ -1,0 +1,102 @@
+//! The session layer's error: a closed kind, a stable code, a message and optional details.
+
+use kiln_types::ErrorKind;
+use serde_json::{Value, json};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub kind: ErrorKind,
+    /// A stable machine-readable code such as `invalid_transition` or `head_moved`.
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, "invalid_input", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, "not_found", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, "forbidden", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, "unauthorized", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, "internal", message)
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+}
+
+impl From<kiln_db::Error> for Error {
+    fn from(e: kiln_db::Error) -> Self {
+        use kiln_db::Error as D;
+        let message = e.to_string();
+        if e.is_busy() {
+            return Error::new(
+                ErrorKind::Unavailable,
+                "busy",
+                "the database is busy; retry",
+            );
+        }
+        match e {
+            D::NotFound(_) => Error::new(ErrorKind::NotFound, "not_found", message),
+            D::Invalid(_) => Error::new(ErrorKind::BadRequest, "invalid_input", message),
+            D::AlreadyExists(_) => Error::new(ErrorKind::Conflict, "already_exists", message),
+            D::InvalidTransition { from, to, allowed } => Error::new(
+                ErrorKind::Conflict,
+                "invalid_transition",
+                format!("cannot move from {from} to {to}: {message}"),
+            )
+            .with_details(json!({"current": from, "requested": to, "allowed": allowed})),
+            D::NotActive(status) => Error::new(ErrorKind::Conflict, "session_not_active", message)
+                .with_details(json!({"status": status})),
+            D::HeadMoved {
+                branch,
+                expected,
+                actual,
+            } => Error::new(ErrorKind::Conflict, "head_moved", message)
+                .with_details(json!({"branch": branch, "expected": expected, "head": actual})),
+            D::VersionConflict {
+                yours,
+                stored,
+                fields,
+            } => Error::new(ErrorKind::Conflict, "version_conflict", message).with_details(
+                json!({"your_version": yours, "stored_version": stored, "fields": fields}),
+            ),
+            D::BranchDiscarded(_) => Error::new(ErrorKind::Conflict, "branch_discarded", message),
+            D::MergeConflict(conflicts) => {
+                Error::new(ErrorKind::Conflict, "merge_conflict", message)
+                    .with_details(json!({"conflicts": conflicts}))
+            }
+            D::Corrupt(_) => Error::new(ErrorKind::Internal, "corrupt", message),
+            D::Database(_) | D::Migrate(_) | D::Json(_) => {
+                tracing::error!(error = %message, "store failure");
+                Error::internal("internal error")
+            }
+        }
+    }
+}

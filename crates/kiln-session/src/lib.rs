@@ -1,0 +1,24 @@
+//! The SessionManager: every behaviour of Kiln sessions lives here once, and both the HTTP
+//! service and the CLI call it. It checks input and permissions, then drives the store.
+
+mod auth;
+mod config;
+mod conversation;
+mod error;
+mod manager;
+mod report;
+mod sessions;
+mod templates;
+
+pub use auth::{Caller, hash_token, new_token};
+pub use config::{Config, LlmConfig, ServerConfig, StorageConfig};
+pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput};
+pub use error::{Error, Result};
+pub use kiln_db::{
+    AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, MergeResult, NewNode, Node,
+    Page, ReflogEntry, Session, SessionEvent, SessionExport, User,
+};
+pub use manager::SessionManager;
+pub use report::Statistics;
+pub use sessions::{CreateSession, ListQuery, UpdateSession};
+pub use templates::{SessionTemplate, TemplateParam};

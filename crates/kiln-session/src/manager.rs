@@ -1,0 +1,142 @@
+//! The SessionManager value: opening the store, users and authentication, access checks.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiln_types::state::ToolMerger;
+
+use kiln_db::{Db, DbOptions, Session, User};
+
+use crate::auth::{Caller, hash_token, new_token};
+use crate::config::Config;
+use crate::{Error, Result};
+
+/// The one entry point to sessions; cheap to clone.
+#[derive(Clone)]
+pub struct SessionManager {
+    pub(crate) db: Db,
+    pub(crate) data_dir: PathBuf,
+    /// Merges tool states when two branches changed the same tool (the tool registry).
+    pub(crate) tool_merger: Arc<dyn ToolMerger + Send + Sync>,
+}
+
+impl std::fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
+}
+
+impl SessionManager {
+    /// Opens (creating if needed) the data directory and its database.
+    pub async fn open(config: &Config) -> Result<Self> {
+        let dir = &config.storage.data_dir;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::internal(format!(
+                "could not create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let opts = DbOptions {
+            busy_timeout: Duration::from_millis(config.storage.busy_timeout_ms),
+            max_readers: config.storage.max_readers,
+            snapshot_every: config.storage.snapshot_every,
+            synchronous_full: false,
+        };
+        let db = Db::open(&config.db_path(), &opts).await.map_err(|e| {
+            Error::internal(format!(
+                "could not open database {}: {e}",
+                config.db_path().display()
+            ))
+        })?;
+        Ok(Self {
+            db,
+            data_dir: dir.clone(),
+            tool_merger: Arc::new(()),
+        })
+    }
+
+    /// Installs the merger consulted when both sides of a merge changed a tool's state.
+    pub fn with_tool_merger(mut self, merger: Arc<dyn ToolMerger + Send + Sync>) -> Self {
+        self.tool_merger = merger;
+        self
+    }
+
+    /// The underlying store (benchmarks and jobs).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn data_dir(&self) -> &PathBuf {
+        &self.data_dir
+    }
+
+    /// Creates a user and returns it with its new API token (shown once, stored hashed).
+    pub async fn add_user(&self, name: &str, is_owner: bool) -> Result<(User, String)> {
+        let token = new_token();
+        let user = self
+            .db
+            .create_user(name, is_owner, &hash_token(&token))
+            .await?;
+        Ok((user, token))
+    }
+
+    /// Creates the owner user on first start; returns its token, or `None` when users exist.
+    pub async fn bootstrap_owner(&self) -> Result<Option<(User, String)>> {
+        if self.db.count_users().await? > 0 {
+            return Ok(None);
+        }
+        self.add_user("owner", true).await.map(Some)
+    }
+
+    /// Returns the caller holding a bearer token.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+        if token.is_empty() || token.len() > 200 {
+            return Err(Error::unauthorized("invalid API token"));
+        }
+        match self.db.user_by_token_hash(&hash_token(token)).await? {
+            Some(u) => Ok(u.into()),
+            None => Err(Error::unauthorized("invalid API token")),
+        }
+    }
+
+    /// Returns the caller acting as a named user (the CLI works on the data directory
+    /// directly, as the owner of that directory).
+    pub async fn local_caller(&self, name: Option<&str>) -> Result<Caller> {
+        if let Some(n) = name {
+            return Ok(self.db.user_by_name(n).await?.into());
+        }
+        if let Some((u, _)) = self.bootstrap_owner().await? {
+            return Ok(u.into());
+        }
+        Ok(self.db.user_by_name("owner").await?.into())
+    }
+
+    /// Returns the session if the caller may read it; otherwise the same 404 as a missing one.
+    pub(crate) async fn readable(&self, caller: &Caller, id: &str) -> Result<Session> {
+        let s = self.db.session(id).await.map_err(|e| match e {
+            kiln_db::Error::NotFound(_) => Error::not_found(format!("session {id} not found")),
+            other => other.into(),
+        })?;
+        if s.owner_id == caller.user_id {
+            Ok(s)
+        } else {
+            Err(Error::not_found(format!("session {id} not found")))
+        }
+    }
+
+    /// Returns the session if the caller may change it.
+    ///
+    /// The hot paths (appends, reading messages) fold this owner check into their first query
+    /// (`Db::append_owned`, `Db::messages_owned`); a richer permission model must update them.
+    pub(crate) async fn writable(&self, caller: &Caller, id: &str) -> Result<Session> {
+        self.readable(caller, id).await
+    }
+
+    /// Checkpoints the WAL and closes the store.
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+}

@@ -1,0 +1,177 @@
+//! Statistics, export (JSON and Markdown) and import of whole sessions.
+
+use std::collections::{BTreeMap, HashSet};
+
+use kiln_db::SessionExport;
+use kiln_types::{NodeKind, SessionStatus};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::{Caller, Error, Result, Session, SessionManager};
+
+const REPORT_TEMPLATE: &str = include_str!("../../../templates/reports/session.md.j2");
+
+/// Per-user contributions to a session.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct Contribution {
+    pub messages: i64,
+    pub queries: i64,
+    pub discoveries: i64,
+    pub materials: i64,
+    pub events: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Statistics {
+    /// Seconds spent in the `active` status, from the lifecycle events.
+    pub active_seconds: i64,
+    /// User messages on any branch.
+    pub queries: i64,
+    pub messages: i64,
+    /// Distinct materials referenced on any branch.
+    pub materials: i64,
+    /// Distinct discoveries recorded on any branch.
+    pub discoveries: i64,
+    pub tool_usage: BTreeMap<String, i64>,
+    pub contributions: BTreeMap<String, Contribution>,
+    pub branches: i64,
+    pub checkpoints: i64,
+}
+
+fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+impl SessionManager {
+    /// Computes a session's statistics.
+    pub async fn statistics(&self, caller: &Caller, id: &str) -> Result<Statistics> {
+        self.readable(caller, id).await?;
+        let events = self.db.session_events(id).await?;
+        let mut active_seconds = 0;
+        let mut since: Option<chrono::DateTime<chrono::Utc>> = None;
+        for e in &events {
+            let at = parse_time(&e.at);
+            if let (Some(start), Some(at)) = (since.take(), at) {
+                active_seconds += (at - start).num_seconds();
+            }
+            if e.to == SessionStatus::Active {
+                since = at;
+            }
+        }
+        if let Some(start) = since {
+            active_seconds += (chrono::Utc::now() - start).num_seconds();
+        }
+        let mut contributions: BTreeMap<String, Contribution> = BTreeMap::new();
+        let (mut queries, mut messages) = (0, 0);
+        for (kind, author, n) in self.db.node_counts(id).await? {
+            let Ok(kind) = kind.parse::<NodeKind>() else {
+                continue;
+            };
+            let author = match author {
+                Some(a) => self.db.user(&a).await.map(|u| u.name).unwrap_or(a),
+                None => "system".into(),
+            };
+            let c = contributions.entry(author).or_default();
+            if kind.is_message() && kind != NodeKind::Merge {
+                messages += n;
+                c.messages += n;
+            }
+            match kind {
+                NodeKind::User => {
+                    queries += n;
+                    c.queries += n;
+                }
+                NodeKind::Discovery => c.discoveries += n,
+                NodeKind::Material => c.materials += n,
+                _ => {}
+            }
+            if kind.is_state() {
+                c.events += n;
+            }
+        }
+        contributions.retain(|_, c| *c != Contribution::default());
+        let materials: HashSet<String> = self
+            .db
+            .node_data_of_kind(id, NodeKind::Material)
+            .await?
+            .iter()
+            .filter_map(|d| d.get("formula").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        let discoveries: HashSet<String> = self
+            .db
+            .node_data_of_kind(id, NodeKind::Discovery)
+            .await?
+            .iter()
+            .filter_map(|d| d.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        let mut tool_usage = BTreeMap::new();
+        for d in self.db.node_data_of_kind(id, NodeKind::ToolCall).await? {
+            if let Some(t) = d.get("tool").and_then(Value::as_str) {
+                *tool_usage.entry(t.to_string()).or_insert(0) += 1;
+            }
+        }
+        Ok(Statistics {
+            active_seconds,
+            queries,
+            messages,
+            materials: materials.len() as i64,
+            discoveries: discoveries.len() as i64,
+            tool_usage,
+            contributions,
+            branches: self.db.branches(id, true).await?.len() as i64,
+            checkpoints: self.db.checkpoints(id).await?.len() as i64,
+        })
+    }
+
+    /// Exports everything in a session as one JSON document.
+    pub async fn export_json(&self, caller: &Caller, id: &str) -> Result<SessionExport> {
+        self.readable(caller, id).await?;
+        Ok(self.db.export(id).await?)
+    }
+
+    /// Renders a session as a Markdown report (templates/reports/session.md.j2).
+    pub async fn export_markdown(&self, caller: &Caller, id: &str) -> Result<String> {
+        let session = self.readable(caller, id).await?;
+        let stats = self.statistics(caller, id).await?;
+        let audit = self.db.verify_audit(id).await?;
+        let branches = self.db.branches(id, true).await?;
+        let checkpoints = self.db.checkpoints(id).await?;
+        let state = self.db.head_state(id, &session.default_branch).await?;
+        let head = self.db.branch(id, &session.default_branch).await?.head;
+        let mut conversation = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self.db.path(id, &head, 1000, before).await?;
+            conversation.extend(page.items.into_iter().filter(|n| n.kind.is_message()));
+            match page.next_cursor.and_then(|c| c.parse().ok()) {
+                Some(c) => before = Some(c),
+                None => break,
+            }
+        }
+        conversation.reverse();
+        let mut env = minijinja::Environment::new();
+        env.add_template("session.md", REPORT_TEMPLATE)
+            .map_err(|e| Error::internal(format!("report template: {e}")))?;
+        let tmpl = env
+            .get_template("session.md")
+            .map_err(|e| Error::internal(e.to_string()))?;
+        tmpl.render(json!({
+            "session": session, "stats": stats, "audit": audit, "branches": branches,
+            "checkpoints": checkpoints, "state": state, "conversation": conversation,
+            "exported_at": kiln_db::now(),
+        }))
+        .map_err(|e| Error::internal(format!("report rendering failed: {e}")))
+    }
+
+    /// Imports an exported session as a new session owned by the caller.
+    pub async fn import(&self, caller: &Caller, doc: &Value) -> Result<Session> {
+        let doc: SessionExport = serde_json::from_value(doc.clone())
+            .map_err(|e| Error::bad_request(format!("import: not a Kiln session export: {e}")))?;
+        Ok(self
+            .db
+            .import(&doc, &caller.user_id, &caller.user_id)
+            .await?)
+    }
+}

@@ -1,0 +1,340 @@
+//! Session records: create (validated), list, get, update, delete, lifecycle.
+
+use kiln_db::{NewSession, Page, Session, SessionEvent, SessionFilter, SessionPatch};
+use kiln_types::session::SessionConfig;
+use kiln_types::{CheckpointFrequency, ContextConfig, SessionStatus, SessionType};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{Caller, Error, Result, SessionManager};
+
+/// What a caller sends to create a session.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub session_type: SessionType,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    #[serde(default)]
+    pub context: Option<ContextConfig>,
+    #[serde(default)]
+    pub duration_days: Option<u32>,
+    #[serde(default)]
+    pub checkpoint_frequency: Option<CheckpointFrequency>,
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
+/// Filters for listing sessions.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<SessionStatus>,
+    pub project: Option<String>,
+    #[serde(alias = "type")]
+    pub session_type: Option<SessionType>,
+    pub tag: Option<String>,
+    pub owner: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Fields to change on a session.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSession {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    #[serde(default, with = "double_option")]
+    pub project: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub metadata: Option<Value>,
+    pub context: Option<ContextConfig>,
+}
+
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+fn check_text(field: &str, v: &str, max: usize, required: bool) -> Result<()> {
+    if required && v.trim().is_empty() {
+        return Err(Error::bad_request(format!("{field} must not be empty")));
+    }
+    if v.len() > max {
+        return Err(Error::bad_request(format!(
+            "{field} is longer than {max} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn check_tags(tags: &[String]) -> Result<()> {
+    if tags.len() > 50 {
+        return Err(Error::bad_request("at most 50 tags"));
+    }
+    for t in tags {
+        if t.trim().is_empty() || t.len() > 64 {
+            return Err(Error::bad_request(format!("tag `{t}` must be 1-64 bytes")));
+        }
+    }
+    Ok(())
+}
+
+fn check_metadata(m: &Value) -> Result<()> {
+    if !m.is_object() {
+        return Err(Error::bad_request("metadata must be a JSON object"));
+    }
+    if m.to_string().len() > 64 * 1024 {
+        return Err(Error::bad_request("metadata is larger than 64 KiB"));
+    }
+    Ok(())
+}
+
+/// Checks a cron expression (5 fields, or 6 with seconds).
+pub(crate) fn check_cron(expr: &str) -> Result<()> {
+    use croner::parser::{CronParser, Seconds};
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .build()
+        .parse(expr)
+        .map(|_| ())
+        .map_err(|e| {
+            Error::bad_request(format!(
+                "checkpoint_frequency `{expr}` is not a valid cron expression: {e}"
+            ))
+        })
+}
+
+impl CreateSession {
+    /// Validates the request and builds the stored configuration.
+    pub(crate) fn validate(&self) -> Result<SessionConfig> {
+        check_text("name", &self.name, 200, true)?;
+        check_text("description", &self.description, 10_000, false)?;
+        if let Some(p) = &self.project {
+            check_text("project", p, 200, true)?;
+        }
+        check_tags(&self.tags)?;
+        if let Some(m) = &self.metadata {
+            check_metadata(m)?;
+        }
+        let context = self.context.clone().unwrap_or_default();
+        context.validate().map_err(Error::bad_request)?;
+        if self.session_type == SessionType::Research {
+            match self.duration_days {
+                None => {
+                    return Err(Error::bad_request(
+                        "research sessions require duration_days",
+                    ));
+                }
+                Some(0) => return Err(Error::bad_request("duration_days must be at least 1")),
+                Some(d) if d > 3650 => {
+                    return Err(Error::bad_request("duration_days must be at most 3650"));
+                }
+                _ => {}
+            }
+            match &self.checkpoint_frequency {
+                None => {
+                    return Err(Error::bad_request(
+                        "research sessions require checkpoint_frequency (hourly, daily or a cron expression)",
+                    ));
+                }
+                Some(CheckpointFrequency::Cron(c)) => check_cron(c)?,
+                Some(_) => {}
+            }
+        }
+        Ok(SessionConfig {
+            context,
+            duration_days: self.duration_days,
+            checkpoint_frequency: self.checkpoint_frequency.clone(),
+        })
+    }
+}
+
+impl SessionManager {
+    /// Creates a session owned by the caller.
+    pub async fn create_session(&self, caller: &Caller, req: CreateSession) -> Result<Session> {
+        let config = req.validate()?;
+        let new = NewSession {
+            owner_id: caller.user_id.clone(),
+            name: req.name.trim().to_string(),
+            description: req.description,
+            session_type: req.session_type,
+            project: req.project,
+            tags: req.tags,
+            metadata: req
+                .metadata
+                .unwrap_or_else(|| Value::Object(Default::default())),
+            config,
+            template: req.template,
+        };
+        Ok(self.db.create_session(new, &caller.user_id).await?)
+    }
+
+    pub async fn session(&self, caller: &Caller, id: &str) -> Result<Session> {
+        self.readable(caller, id).await
+    }
+
+    /// Lists the caller's sessions with filters, newest first.
+    pub async fn list_sessions(&self, caller: &Caller, q: ListQuery) -> Result<Page<Session>> {
+        let owner = match &q.owner {
+            Some(name) => match self.db.user_by_name(name).await {
+                Ok(u) => Some(u.id),
+                Err(kiln_db::Error::NotFound(_)) => {
+                    return Ok(Page {
+                        items: vec![],
+                        next_cursor: None,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        let filter = SessionFilter {
+            visible_to: Some(caller.user_id.clone()),
+            owner,
+            status: q.status,
+            project: q.project,
+            session_type: q.session_type,
+            tag: q.tag,
+            cursor: q.cursor,
+            limit: q.limit.unwrap_or(50),
+        };
+        Ok(self.db.sessions(&filter).await?)
+    }
+
+    /// Updates a session; with `if_version`, a stale version is refused field by field.
+    pub async fn update_session(
+        &self,
+        caller: &Caller,
+        id: &str,
+        req: UpdateSession,
+        if_version: Option<i64>,
+    ) -> Result<Session> {
+        let current = self.writable(caller, id).await?;
+        if let Some(n) = &req.name {
+            check_text("name", n, 200, true)?;
+        }
+        if let Some(d) = &req.description {
+            check_text("description", d, 10_000, false)?;
+        }
+        if let Some(t) = &req.tags {
+            check_tags(t)?;
+        }
+        if let Some(m) = &req.metadata {
+            check_metadata(m)?;
+        }
+        let config = match req.context {
+            Some(ctx) => {
+                ctx.validate().map_err(Error::bad_request)?;
+                Some(SessionConfig {
+                    context: ctx,
+                    ..current.config.clone()
+                })
+            }
+            None => None,
+        };
+        let patch = SessionPatch {
+            name: req.name,
+            description: req.description,
+            project: req.project,
+            tags: req.tags,
+            metadata: req.metadata,
+            config,
+        };
+        Ok(self
+            .db
+            .update_session(id, &patch, if_version, &caller.user_id)
+            .await?)
+    }
+
+    pub async fn delete_session(&self, caller: &Caller, id: &str) -> Result<()> {
+        self.writable(caller, id).await?;
+        Ok(self.db.delete_session(id).await?)
+    }
+
+    /// Moves a session through its lifecycle.
+    pub async fn set_status(
+        &self,
+        caller: &Caller,
+        id: &str,
+        to: SessionStatus,
+    ) -> Result<Session> {
+        self.writable(caller, id).await?;
+        Ok(self
+            .db
+            .set_status(id, to, &caller.user_id, "requested")
+            .await?)
+    }
+
+    pub async fn session_events(&self, caller: &Caller, id: &str) -> Result<Vec<SessionEvent>> {
+        self.readable(caller, id).await?;
+        Ok(self.db.session_events(id).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn research_sessions_need_a_duration_and_a_valid_schedule() {
+        let mut req = CreateSession {
+            name: "r".into(),
+            session_type: SessionType::Research,
+            ..Default::default()
+        };
+        assert!(
+            req.validate()
+                .unwrap_err()
+                .message
+                .contains("duration_days")
+        );
+        req.duration_days = Some(30);
+        assert!(
+            req.validate()
+                .unwrap_err()
+                .message
+                .contains("checkpoint_frequency")
+        );
+        req.checkpoint_frequency = Some(CheckpointFrequency::Cron("61 * * * *".into()));
+        assert!(req.validate().unwrap_err().message.contains("cron"));
+        req.checkpoint_frequency = Some(CheckpointFrequency::Cron("0 */6 * * *".into()));
+        assert!(req.validate().is_ok());
+        req.checkpoint_frequency = Some(CheckpointFrequency::Daily);
+        assert_eq!(req.validate().unwrap().duration_days, Some(30));
+    }
+
+    #[test]
+    fn names_tags_and_metadata_are_checked() {
+        let req = CreateSession {
+            name: "  ".into(),
+            ..Default::default()
+        };
+        assert!(req.validate().is_err());
+        let req = CreateSession {
+            name: "x".into(),
+            tags: vec!["".into()],
+            ..Default::default()
+        };
+        assert!(req.validate().is_err());
+        let req = CreateSession {
+            name: "x".into(),
+            metadata: Some(serde_json::json!([1])),
+            ..Default::default()
+        };
+        assert!(req.validate().unwrap_err().message.contains("object"));
+    }
+}
