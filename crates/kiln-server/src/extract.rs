@@ -1,0 +1,72 @@
+//! Extractors whose rejections use Kiln's JSON error body.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::StatusCode;
+use kiln_session::Error;
+use kiln_types::ErrorKind;
+
+use crate::error::ApiError;
+
+/// JSON body; malformed JSON is 400, a body over the limit is 413.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Body<T>(pub T);
+
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let kind = match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::PayloadTooLarge,
+            _ => ErrorKind::BadRequest,
+        };
+        let code = match kind {
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            _ => "invalid_json",
+        };
+        ApiError(Error::new(kind, code, r.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError(Error::new(
+            ErrorKind::BadRequest,
+            "invalid_query",
+            r.body_text(),
+        ))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError(Error::new(
+            ErrorKind::BadRequest,
+            "invalid_path",
+            r.body_text(),
+        ))
+    }
+}
+
+/// Parses an optional JSON body: empty means the defaults.
+pub fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError(Error::new(
+            ErrorKind::BadRequest,
+            "invalid_json",
+            format!("invalid JSON body: {e}"),
+        ))
+    })
+}

@@ -1,0 +1,72 @@
+//! Kiln's HTTP service: the only crate that knows axum. Routes are thin: each parses its input,
+//! authenticates the caller and calls the SessionManager, which holds every behaviour.
+
+mod auth;
+mod error;
+mod extract;
+mod router;
+mod routes;
+
+use std::net::SocketAddr;
+
+use kiln_session::SessionManager;
+
+pub use error::ApiError;
+pub use router::router;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub mgr: SessionManager,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Serves the router on a bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Runs the service until Ctrl-C: creates the owner on first start (printing its token once),
+/// binds `bind` and serves.
+pub async fn run(mgr: SessionManager, bind: &str, max_body_bytes: usize) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    match mgr.bootstrap_owner().await {
+        Ok(Some((user, token))) => {
+            println!(
+                "Created the owner user `{}`. Its API token, shown only this once:",
+                user.name
+            );
+            println!("  {token}");
+            println!(
+                "Use it as `Authorization: Bearer <token>`; create more users with `kiln user add NAME`."
+            );
+        }
+        Ok(None) => {}
+        Err(e) => {
+            return Err(std::io::Error::other(format!(
+                "could not create the owner user: {e}"
+            )));
+        }
+    }
+    println!("Kiln listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    let state = AppState {
+        mgr: mgr.clone(),
+        max_body_bytes,
+    };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let result = serve(listener, state, shutdown).await;
+    mgr.close().await;
+    result
+}

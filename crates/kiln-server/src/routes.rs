@@ -1,0 +1,7 @@
+//! Route groups, one module each.
+
+pub mod health;
+pub mod history;
+pub mod sessions;
+pub mod templates;
+pub mod tree;

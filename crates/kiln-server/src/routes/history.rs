@@ -1,0 +1,119 @@
+//! Looking back at a session: reflog, diff, audit log and its verification, statistics,
+//! export (JSON, Markdown) and import.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kiln_session::{AuditEntry, AuditVerification, Error, Page, ReflogEntry, Session, Statistics};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::ApiResult;
+use crate::extract::{Body, Path, Query};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sessions/{id}/reflog", get(reflog))
+        .route("/v1/sessions/{id}/diff", get(diff))
+        .route("/v1/sessions/{id}/audit", get(audit))
+        .route("/v1/sessions/{id}/audit/verify", get(verify))
+        .route("/v1/sessions/{id}/statistics", get(statistics))
+        .route("/v1/sessions/{id}/export", get(export))
+        .route("/v1/sessions/import", post(import))
+}
+
+async fn reflog(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Page<ReflogEntry>>> {
+    let items = st.mgr.reflog(&caller, &id).await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffQuery {
+    from: String,
+    to: String,
+}
+
+async fn diff(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> ApiResult<Json<Value>> {
+    let d = st.mgr.diff(&caller, &id, &q.from, &q.to).await?;
+    Ok(Json(serde_json::to_value(d).map_err(Error::from)?))
+}
+
+async fn audit(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Page<AuditEntry>>> {
+    let items = st.mgr.audit(&caller, &id).await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+async fn verify(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AuditVerification>> {
+    Ok(Json(st.mgr.verify_audit(&caller, &id).await?))
+}
+
+async fn statistics(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Statistics>> {
+    Ok(Json(st.mgr.statistics(&caller, &id).await?))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    format: Option<String>,
+}
+
+async fn export(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Response> {
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(st.mgr.export_json(&caller, &id).await?).into_response()),
+        "markdown" | "md" => {
+            let md = st.mgr.export_markdown(&caller, &id).await?;
+            Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], md).into_response())
+        }
+        other => {
+            Err(Error::bad_request(format!("format `{other}` is not json or markdown")).into())
+        }
+    }
+}
+
+async fn import(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Body(doc): Body<Value>,
+) -> ApiResult<(StatusCode, Json<Session>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(st.mgr.import(&caller, &doc).await?),
+    ))
+}

@@ -1,0 +1,660 @@
+//! The HTTP surface on a real listener at 127.0.0.1:0 with a real SQLite file: every route's
+//! success and its failures.
+
+use kiln_server::{AppState, serve};
+use kiln_session::{Config, SessionManager};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+struct Server {
+    base: String,
+    alice: String,
+    bob: String,
+    http: Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_path_buf();
+    let mgr = SessionManager::open(&config).await.unwrap();
+    let (_, alice) = mgr.add_user("alice", true).await.unwrap();
+    let (_, bob) = mgr.add_user("bob", false).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = AppState {
+        mgr,
+        max_body_bytes: 64 * 1024,
+    };
+    tokio::spawn(serve(listener, state, std::future::pending()));
+    Server {
+        base: format!("http://{addr}"),
+        alice,
+        bob,
+        http: Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Server {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(&self.alice), None).await
+    }
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(&self.alice), Some(body))
+            .await
+    }
+    async fn session(&self) -> String {
+        let (s, v) = self
+            .post(
+                "/v1/sessions",
+                json!({"name": "s", "tags": ["a"], "project": "p"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn health_needs_no_token_and_everything_else_does() {
+    let s = start().await;
+    let (st, v) = s.call(Method::GET, "/v1/health", None, None).await;
+    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (st, v) = s.call(Method::GET, "/v1/sessions", None, None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(code(&v), "unauthorized");
+    assert_eq!(v["error"]["recoverable"], json!(true));
+    let (st, _) = s
+        .call(Method::GET, "/v1/sessions", Some("kiln_wrong"), None)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, v) = s.get("/v1/nope").await;
+    assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+#[tokio::test]
+async fn sessions_create_list_get_update_delete() {
+    let s = start().await;
+    let (st, v) = s
+        .post(
+            "/v1/sessions",
+            json!({"name": "LFP", "session_type": "research"}),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_input"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duration_days")
+    );
+    let (st, v) = s
+        .post(
+            "/v1/sessions",
+            json!({"name": "LFP", "session_type": "research", "duration_days": 7,
+            "checkpoint_frequency": "0 0 * * *", "tags": ["cathode"], "project": "batt"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    for key in [
+        "id",
+        "name",
+        "description",
+        "session_type",
+        "status",
+        "project",
+        "tags",
+        "version",
+        "default_branch",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(v.get(key).is_some(), "session object lacks {key}");
+    }
+    let id = v["id"].as_str().unwrap().to_string();
+    s.session().await;
+    let (_, list) = s.get("/v1/sessions?tag=cathode").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let (_, list) = s.get("/v1/sessions?limit=1").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let cursor = list["next_cursor"].as_str().unwrap().to_string();
+    let (_, rest) = s
+        .get(&format!("/v1/sessions?limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert_ne!(rest["items"][0]["id"], list["items"][0]["id"]);
+    let (st, v) = s.get("/v1/sessions?status=bogus").await;
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_query"));
+
+    let (st, v) = s.get(&format!("/v1/sessions/{id}")).await;
+    assert_eq!((st, v["name"].as_str()), (StatusCode::OK, Some("LFP")));
+    let (st, _) = s
+        .call(
+            Method::GET,
+            &format!("/v1/sessions/{id}"),
+            Some(&s.bob),
+            None,
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "another user's session looks absent"
+    );
+    let (st, _) = s
+        .get("/v1/sessions/00000000-0000-0000-0000-000000000000")
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    let patch = |version: &str, name: &str| {
+        s.http
+            .patch(format!("{}/v1/sessions/{id}", s.base))
+            .bearer_auth(&s.alice)
+            .header("If-Match", version)
+            .json(&json!({"name": name}))
+            .send()
+    };
+    let r = patch("1", "LFP v2").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = patch("1", "LFP v3").await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(code(&v), "version_conflict");
+    let f = &v["error"]["details"]["fields"][0];
+    assert_eq!(
+        (
+            f["field"].as_str(),
+            f["yours"].as_str(),
+            f["stored"].as_str()
+        ),
+        (Some("name"), Some("LFP v3"), Some("LFP v2"))
+    );
+    let (_, v) = s.get(&format!("/v1/sessions/{id}")).await;
+    assert_eq!(v["name"], "LFP v2", "a refused update changes nothing");
+
+    let (st, _) = s
+        .call(
+            Method::DELETE,
+            &format!("/v1/sessions/{id}"),
+            Some(&s.bob),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = s
+        .call(
+            Method::DELETE,
+            &format!("/v1/sessions/{id}"),
+            Some(&s.alice),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = s.get(&format!("/v1/sessions/{id}")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn lifecycle_transitions_and_refusals() {
+    let s = start().await;
+    let id = s.session().await;
+    let path = format!("/v1/sessions/{id}/status");
+    let status = |to: &str| s.post(&path, json!({"status": to}));
+    let (st, v) = status("paused").await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "invalid_transition"));
+    assert_eq!(v["error"]["details"]["current"], "created");
+    assert_eq!(v["error"]["details"]["allowed"], json!(["active"]));
+    let (st, v) = s
+        .post(
+            &format!("/v1/sessions/{id}/branches/main/messages"),
+            json!({"role": "user", "content": "hi"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (_, v) = s.get(&format!("/v1/sessions/{id}")).await;
+    assert_eq!(v["status"], "active");
+    assert_eq!(status("paused").await.0, StatusCode::OK);
+    let (st, v) = s
+        .post(
+            &format!("/v1/sessions/{id}/branches/main/messages"),
+            json!({"role": "user", "content": "more"}),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "session_not_active"));
+    assert_eq!(status("resumed").await.0, StatusCode::OK);
+    assert_eq!(status("paused").await.0, StatusCode::OK);
+    assert_eq!(status("archived").await.0, StatusCode::OK);
+    let (st, _) = status("active").await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, v) = status("sleeping").await;
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_json"));
+    let (_, ev) = s.get(&format!("/v1/sessions/{id}/events")).await;
+    let tos: Vec<&str> = ev["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tos,
+        [
+            "created", "active", "paused", "resumed", "paused", "archived"
+        ]
+    );
+    assert!(ev["items"][1]["actor"].is_string());
+}
+
+#[tokio::test]
+async fn messages_branches_checkpoints_restore_merge_and_diff() {
+    let s = start().await;
+    let id = s.session().await;
+    let base = format!("/v1/sessions/{id}");
+    let (_, first) = s
+        .post(
+            &format!("{base}/branches/main/messages"),
+            json!({"role": "user", "content": "Analyse LiFePO4"}),
+        )
+        .await;
+    let head = first["head"].as_str().unwrap().to_string();
+    let (st, v) = s.post(&format!("{base}/branches/main/messages"), json!({"role": "user", "content": "x", "expected_head": "00000000-0000-0000-0000-000000000000"})).await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "head_moved"));
+    let (st, _) = s
+        .post(
+            &format!("{base}/branches/main/messages"),
+            json!({"role": "assistant", "content": "ok", "expected_head": head}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, v) = s
+        .post(
+            &format!("{base}/branches/main/messages"),
+            json!({"role": "wizard", "content": "x"}),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_json"));
+    let (st, _) = s
+        .post(
+            &format!("{base}/branches/nope/messages"),
+            json!({"role": "user", "content": "x"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    let (st, v) = s
+        .post(
+            &format!("{base}/branches/main/events"),
+            json!({"kind": "material", "formula": "LiFePO4"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, v) = s
+        .post(
+            &format!("{base}/branches/main/events"),
+            json!({"kind": "discovery_link", "from": "a", "to": "b", "relationship": "supports"}),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_input"));
+    let (st, _) = s
+        .post(
+            &format!("{base}/branches/main/events"),
+            json!({"kind": "weather"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    let (st, _) = s
+        .post(&format!("{base}/checkpoints"), json!({"name": "cp1"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, v) = s
+        .post(&format!("{base}/checkpoints"), json!({"name": "cp1"}))
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "already_exists"));
+    let (st, _) = s
+        .post(&format!("{base}/checkpoints"), json!({"name": "bad name!"}))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    let (st, v) = s
+        .post(
+            &format!("{base}/branches"),
+            json!({"name": "alt", "from": {"checkpoint": "cp1"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, _) = s
+        .post(&format!("{base}/branches"), json!({"name": "alt"}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, _) = s
+        .post(
+            &format!("{base}/branches"),
+            json!({"name": "x", "from": {"checkpoint": "none"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    s.post(
+        &format!("{base}/branches/alt/messages"),
+        json!({"role": "user", "content": "try NaFePO4"}),
+    )
+    .await;
+    s.post(
+        &format!("{base}/branches/alt/events"),
+        json!({"kind": "context_pin", "key": "k", "value": "alt"}),
+    )
+    .await;
+    s.post(
+        &format!("{base}/branches/main/events"),
+        json!({"kind": "context_pin", "key": "k", "value": "main"}),
+    )
+    .await;
+    s.post(
+        &format!("{base}/branches/main/messages"),
+        json!({"role": "user", "content": "later on main"}),
+    )
+    .await;
+
+    let (_, page) = s
+        .get(&format!("{base}/branches/main/messages?limit=2"))
+        .await;
+    assert_eq!(page["items"][0]["content"], "later on main");
+    let before = page["next_cursor"].as_str().unwrap();
+    let (_, older) = s
+        .get(&format!(
+            "{base}/branches/main/messages?limit=10&before={before}"
+        ))
+        .await;
+    assert_eq!(older["items"].as_array().unwrap().len(), 1);
+    let (st, _) = s
+        .get(&format!("{base}/branches/main/messages?before=abc"))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    let (st, v) = s.get(&format!("{base}/diff?from=main&to=alt")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["only_to"].as_array().unwrap().len(), 1);
+    let (st, _) = s.get(&format!("{base}/diff?from=main")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    let (st, v) = s
+        .post(
+            &format!("{base}/branches/alt/merge"),
+            json!({"into": "main"}),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "merge_conflict"));
+    let c = &v["error"]["details"]["conflicts"][0];
+    assert_eq!(
+        (
+            c["field"].as_str(),
+            c["ours"].as_str(),
+            c["theirs"].as_str()
+        ),
+        (Some("context.k"), Some("main"), Some("alt"))
+    );
+    let (st, v) = s
+        .post(
+            &format!("{base}/branches/alt/merge"),
+            json!({"into": "main", "strategy": "theirs"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["merged"], true);
+    let (_, state) = s.get(&format!("{base}/branches/main/state")).await;
+    assert_eq!(state["context"]["k"], "alt");
+    for key in [
+        "materials",
+        "discoveries",
+        "links",
+        "hypotheses",
+        "tasks",
+        "context",
+        "focus",
+        "tools",
+    ] {
+        assert!(state.get(key).is_some(), "state lacks {key}");
+    }
+    let (_, v) = s
+        .post(
+            &format!("{base}/branches/alt/merge"),
+            json!({"into": "main"}),
+        )
+        .await;
+    assert_eq!(v["merged"], false);
+    let (_, state_cp) = s.get(&format!("{base}/branches/main/state?at=cp1")).await;
+    assert_eq!(state_cp["materials"].as_array().unwrap().len(), 1);
+    assert!(state_cp["context"].get("k").is_none());
+
+    let (st, v) = s
+        .post(
+            &format!("{base}/checkpoints/cp1/restore"),
+            json!({"branch": "main"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let saved = v["saved_as"].as_str().unwrap().to_string();
+    let (_, cps) = s.get(&format!("{base}/checkpoints")).await;
+    assert!(
+        cps["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == saved.as_str())
+    );
+    let (st, _) = s
+        .post(&format!("{base}/checkpoints/nope/restore"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, v) = s
+        .call(
+            Method::POST,
+            &format!("{base}/recover"),
+            Some(&s.alice),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, log) = s.get(&format!("{base}/reflog")).await;
+    let reasons: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.contains(&"restore cp1") && reasons.contains(&"merge alt"),
+        "{reasons:?}"
+    );
+
+    let (st, _) = s
+        .post(&format!("{base}/branches/main/discard"), json!({}))
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "the default branch cannot be discarded"
+    );
+    let (st, _) = s
+        .post(&format!("{base}/branches/alt/discard"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, bs) = s.get(&format!("{base}/branches")).await;
+    assert_eq!(bs["items"].as_array().unwrap().len(), 1);
+    let (_, bs) = s.get(&format!("{base}/branches?all=true")).await;
+    assert_eq!(bs["items"].as_array().unwrap().len(), 2);
+    let (st, v) = s
+        .post(
+            &format!("{base}/branches/alt/merge"),
+            json!({"into": "main"}),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "branch_discarded"));
+    let (st, _) = s
+        .post(&format!("{base}/branches/alt/reopen"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn audit_statistics_export_import_and_templates() {
+    let s = start().await;
+    let id = s.session().await;
+    let base = format!("/v1/sessions/{id}");
+    s.post(
+        &format!("{base}/branches/main/messages"),
+        json!({"role": "user", "content": "Analyse LiFePO4"}),
+    )
+    .await;
+    s.post(&format!("{base}/branches/main/events"), json!({"kind": "discovery", "type": "structure_property", "description": "olivine channels"})).await;
+    let (_, audit) = s.get(&format!("{base}/audit")).await;
+    assert!(audit["items"].as_array().unwrap().len() >= 2);
+    let (_, v) = s.get(&format!("{base}/audit/verify")).await;
+    assert_eq!(v["valid"], true);
+    let (_, stats) = s.get(&format!("{base}/statistics")).await;
+    assert_eq!(
+        (stats["queries"].as_i64(), stats["discoveries"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(stats["contributions"]["alice"]["queries"], 1);
+
+    let (st, doc) = s.get(&format!("{base}/export?format=json")).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, md) = s.get(&format!("{base}/export?format=markdown")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(md.as_str().unwrap().contains("olivine channels"));
+    let (st, _) = s.get(&format!("{base}/export?format=pdf")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, imported) = s.post("/v1/sessions/import", doc.clone()).await;
+    assert_eq!(st, StatusCode::CREATED, "{imported}");
+    let new_id = imported["id"].as_str().unwrap();
+    assert_ne!(new_id, id);
+    let (_, msgs) = s
+        .get(&format!("/v1/sessions/{new_id}/branches/main/messages"))
+        .await;
+    assert_eq!(msgs["items"][0]["content"], "Analyse LiFePO4");
+    let mut broken = doc.clone();
+    broken["branches"][0]["head"] = json!("00000000-0000-0000-0000-000000000000");
+    let (_, before) = s.get("/v1/sessions").await;
+    let (st, v) = s.post("/v1/sessions/import", broken).await;
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_input"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown node"),
+        "{v}"
+    );
+    let (_, after) = s.get("/v1/sessions").await;
+    assert_eq!(
+        before["items"].as_array().unwrap().len(),
+        after["items"].as_array().unwrap().len()
+    );
+    let (st, _) = s
+        .post("/v1/sessions/import", json!({"format": "zip"}))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    let (_, ts) = s.get("/v1/templates").await;
+    assert!(
+        ts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "materials-discovery")
+    );
+    let (st, v) = s
+        .post(
+            "/v1/sessions",
+            json!({"template": "materials-discovery", "parameters": {"material": "LiCoO2"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["name"], "LiCoO2 discovery: ionic conductivity");
+    let (_, state) = s
+        .get(&format!(
+            "/v1/sessions/{}/branches/main/state",
+            v["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(state["context"]["target_material"], "LiCoO2");
+    let (st, _) = s
+        .post(
+            "/v1/sessions",
+            json!({"template": "materials-discovery", "parameters": {}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = s
+        .post("/v1/templates", json!({"name": "mine", "from_session": id}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, _) = s
+        .post("/v1/templates", json!({"name": "mine", "from_session": id}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies_are_refused_cleanly() {
+    let s = start().await;
+    let r = s
+        .http
+        .post(format!("{}/v1/sessions", s.base))
+        .bearer_auth(&s.alice)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(code(&v), "invalid_json");
+    let big = "x".repeat(100 * 1024);
+    let id = s.session().await;
+    let (st, v) = s
+        .post(
+            &format!("/v1/sessions/{id}/branches/main/messages"),
+            json!({"role": "user", "content": big}),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+    let (_, msgs) = s
+        .get(&format!("/v1/sessions/{id}/branches/main/messages"))
+        .await;
+    assert!(msgs["items"].as_array().unwrap().is_empty());
+    let (st, _) = s
+        .post("/v1/sessions", json!({"name": "x", "colour": "red"}))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+}
