@@ -1,0 +1,656 @@
+//! The pure action API behind the `bayesian_optimizer` session tool: its JSON schema and
+//! `apply`, which maps (state, arguments, seed) to a new state, a JSON result, a short text for
+//! the model and, for `lock`, a record for the audit log.
+
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use crate::acquisition::Acquisition;
+use crate::design::{DesignMethod, design};
+use crate::error::{Error, Result};
+use crate::experiment::{Experiment, parse_csv, parse_json, rows_from_json, validate_rows};
+use crate::kernel::Kernel;
+use crate::model::Goal;
+use crate::optimize::{BatchMethod, SuggestOptions, suggest};
+use crate::space::{Inputs, SearchSpace, Variable, VariableSpec, format_number};
+use crate::state::{
+    LockDetails, LockRecord, Objective, OptimizerState, SuggestedPoint, SuggestionRecord,
+    fingerprint,
+};
+
+/// Fewest experiments for model-based suggestions; below it `suggest` returns a design.
+pub const MIN_EXPERIMENTS_FOR_MODEL: usize = 2;
+/// Largest batch size accepted.
+pub const MAX_Q: usize = 50;
+
+/// What one action produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionOutcome {
+    /// The state after the action (unchanged content for read-only actions).
+    pub state: OptimizerState,
+    /// Structured result (designs and suggestions as `{"suggestions": [...]}`).
+    pub result: Json,
+    /// A short plain-text account for the language model.
+    pub text: String,
+    /// For `lock`: the record to append to the session's audit log.
+    pub lock: Option<LockRecord>,
+}
+
+/// JSON schema of the tool's arguments (one flat object keyed by `action`).
+pub fn tool_schema() -> Json {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["action"],
+        "properties": {
+            "action": {"type": "string", "enum": ["define_space", "initial_design", "add_experiments", "suggest", "predict", "status", "lock"],
+                "description": "define_space: set variables and objective; initial_design: space-filling points; add_experiments: record measured results; suggest: next experiments from the model; predict: model mean/std at points; status: summary; lock: record a data/model/acquisition decision in the audit log"},
+            "variables": {"type": "array", "description": "define_space: the variables", "items": {
+                "type": "object", "required": ["name", "type"], "additionalProperties": false,
+                "properties": {
+                    "name": {"type": "string"},
+                    "type": {"type": "string", "enum": ["real", "integer", "categorical"]},
+                    "bounds": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2, "description": "[lower, upper] for real and integer"},
+                    "categories": {"type": "array", "items": {"type": ["string", "number"]}, "minItems": 2},
+                    "log": {"type": "boolean", "description": "search a positive real variable on a log scale"},
+                    "unit": {"type": "string"},
+                    "description": {"type": "string"}
+                }}},
+            "objective": {"type": "object", "required": ["name", "goal"], "additionalProperties": false, "description": "define_space: the measured output",
+                "properties": {"name": {"type": "string"}, "goal": {"type": "string", "enum": ["maximize", "minimize"]}}},
+            "method": {"type": "string", "enum": ["lhs", "sobol", "random"], "description": "initial_design: how to fill the space (default lhs)"},
+            "n": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "initial_design: number of points"},
+            "experiments": {"type": "array", "description": "add_experiments: measured results", "items": {
+                "type": "object", "required": ["inputs", "output"],
+                "properties": {
+                    "inputs": {"type": "object", "additionalProperties": {"type": ["number", "string"]}},
+                    "output": {"type": "number"},
+                    "noise": {"type": "number", "minimum": 0, "description": "measurement standard deviation, output units"}
+                }}},
+            "csv": {"type": "string", "description": "add_experiments: CSV text with a header of variable names, the output column (objective name or 'output') and optional 'noise'"},
+            "json": {"type": "string", "description": "add_experiments: JSON text, an array of experiments"},
+            "strategy": {"type": "string", "enum": ["EI", "PI", "UCB", "qEI"], "description": "suggest: acquisition (default EI; qEI = batch EI by kriging believer)"},
+            "q": {"type": "integer", "minimum": 1, "maximum": MAX_Q, "description": "suggest: number of points (default 1, qEI default 2)"},
+            "beta": {"type": "number", "minimum": 0, "description": "suggest: UCB exploration weight (default 2)"},
+            "xi": {"type": "number", "minimum": 0, "description": "suggest: EI/PI improvement margin in output units (default 0)"},
+            "batch": {"type": "string", "enum": ["believer", "liar"], "description": "suggest: batch construction, kriging believer (default) or constant liar"},
+            "kernel": {"type": "string", "enum": ["matern52", "rbf"], "description": "suggest/predict/lock model: covariance (default matern52)"},
+            "refit": {"type": "boolean", "description": "suggest/predict/lock model: refit hyperparameters even if the stored model is current"},
+            "points": {"type": "array", "items": {"type": "object", "additionalProperties": {"type": ["number", "string"]}}, "description": "predict: points as {variable: value}"},
+            "what": {"type": "string", "enum": ["data", "model", "acquisition"], "description": "lock: which decision to record"},
+            "notes": {"type": "string", "description": "lock: researcher's notes"}
+        }
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    action: String,
+    #[serde(default)]
+    variables: Option<Vec<VariableSpec>>,
+    #[serde(default)]
+    objective: Option<ObjectiveArg>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    n: Option<usize>,
+    #[serde(default)]
+    experiments: Option<Vec<Json>>,
+    #[serde(default)]
+    csv: Option<String>,
+    #[serde(default)]
+    json: Option<String>,
+    #[serde(default)]
+    strategy: Option<String>,
+    #[serde(default)]
+    q: Option<usize>,
+    #[serde(default)]
+    beta: Option<f64>,
+    #[serde(default)]
+    xi: Option<f64>,
+    #[serde(default)]
+    batch: Option<String>,
+    #[serde(default)]
+    kernel: Option<String>,
+    #[serde(default)]
+    refit: Option<bool>,
+    #[serde(default)]
+    points: Option<Vec<Inputs>>,
+    #[serde(default)]
+    what: Option<String>,
+    #[serde(default)]
+    notes: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ObjectiveArg {
+    name: String,
+    goal: String,
+}
+
+fn require_state(state: Option<OptimizerState>) -> Result<OptimizerState> {
+    state.ok_or_else(|| Error::MissingState("no search space yet: call define_space first".into()))
+}
+
+fn parse_kernel(k: Option<&str>) -> Result<Option<Kernel>> {
+    k.map(|s| {
+        Kernel::parse(s).ok_or_else(|| {
+            Error::InvalidArguments(format!("unknown kernel '{s}' (expected matern52 or rbf)"))
+        })
+    })
+    .transpose()
+}
+
+fn design_points(space: &SearchSpace, raws: &[Vec<f64>]) -> Vec<SuggestedPoint> {
+    raws.iter()
+        .map(|r| SuggestedPoint {
+            inputs: space.to_inputs(r),
+            mean: None,
+            std: None,
+            acquisition: None,
+        })
+        .collect()
+}
+
+fn inputs_text(inputs: &Inputs) -> String {
+    inputs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Applies one tool action. Pure: the same state, arguments and seed give the same outcome.
+pub fn apply(state: Option<OptimizerState>, args: &Json, seed: u64) -> Result<ActionOutcome> {
+    let args: Args =
+        serde_json::from_value(args.clone()).map_err(|e| Error::InvalidArguments(e.to_string()))?;
+    match args.action.as_str() {
+        "define_space" => define_space(state, args),
+        "initial_design" => initial_design(require_state(state)?, args, seed),
+        "add_experiments" => add_experiments(require_state(state)?, args),
+        "suggest" => suggest_action(require_state(state)?, args, seed),
+        "predict" => predict(require_state(state)?, args, seed),
+        "status" => status(require_state(state)?),
+        "lock" => lock(require_state(state)?, args, seed),
+        other => Err(Error::InvalidArguments(format!(
+            "unknown action '{other}' (expected define_space, initial_design, add_experiments, suggest, predict, status or lock)"
+        ))),
+    }
+}
+
+fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutcome> {
+    let specs = args
+        .variables
+        .ok_or_else(|| Error::InvalidArguments("define_space needs 'variables'".into()))?;
+    let variables = specs
+        .into_iter()
+        .map(Variable::from_spec)
+        .collect::<Result<Vec<_>>>()?;
+    let space = SearchSpace::new(variables)?;
+    let objective = match args.objective {
+        Some(o) => {
+            let goal = match o.goal.to_ascii_lowercase().as_str() {
+                "maximize" | "maximise" | "max" => Goal::Maximize,
+                "minimize" | "minimise" | "min" => Goal::Minimize,
+                g => {
+                    return Err(Error::InvalidArguments(format!(
+                        "unknown goal '{g}' (expected maximize or minimize)"
+                    )));
+                }
+            };
+            if o.name.trim().is_empty() {
+                return Err(Error::InvalidArguments("the objective needs a name".into()));
+            }
+            Objective { name: o.name, goal }
+        }
+        None => match &state {
+            Some(s) => s.objective.clone(),
+            None => {
+                return Err(Error::InvalidArguments(
+                    "define_space needs an 'objective' {name, goal}".into(),
+                ));
+            }
+        },
+    };
+    let mut next = OptimizerState::new(space, objective);
+    let mut kept = 0;
+    if let Some(old) = state {
+        // Redefining keeps the experiments only if every one still fits the new space.
+        validate_rows(&next.space, &old.experiments)?;
+        kept = old.experiments.len();
+        next.experiments = old.experiments;
+        next.locks = old.locks;
+    }
+    let text = format!(
+        "search space defined: {} variable(s) ({}), objective '{}' to {}{}",
+        next.space.len(),
+        next.space
+            .variables()
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        next.objective.name,
+        if next.objective.goal == Goal::Maximize {
+            "maximize"
+        } else {
+            "minimize"
+        },
+        if kept > 0 {
+            format!("; kept {kept} existing experiment(s)")
+        } else {
+            String::new()
+        }
+    );
+    let result = json!({"space": next.space, "objective": next.objective, "n_experiments": next.experiments.len()});
+    Ok(ActionOutcome {
+        state: next,
+        result,
+        text,
+        lock: None,
+    })
+}
+
+fn initial_design(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
+    let method = DesignMethod::parse(args.method.as_deref().unwrap_or("lhs"))?;
+    let n = args.n.unwrap_or(2 * state.space.len() + 1);
+    if n == 0 {
+        return Err(Error::InvalidArguments("n must be at least 1".into()));
+    }
+    let (observed, _, _) = state.training_data()?;
+    let raws = design(&state.space, method, n, seed, &observed)?;
+    let points = design_points(&state.space, &raws);
+    let label = format!(
+        "design:{}",
+        serde_json::to_value(method)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    );
+    let text = format!(
+        "{} initial design point(s) by {label}{}",
+        points.len(),
+        if points.len() < n {
+            format!(
+                " (only {} unobserved points remain in this discrete space)",
+                points.len()
+            )
+        } else {
+            String::new()
+        }
+    );
+    state.last_suggestions = Some(SuggestionRecord {
+        strategy: label,
+        params: json!({"n": n, "seed": seed}),
+        points: points.clone(),
+    });
+    Ok(ActionOutcome {
+        state,
+        result: json!({"suggestions": points}),
+        text,
+        lock: None,
+    })
+}
+
+fn add_experiments(mut state: OptimizerState, args: Args) -> Result<ActionOutcome> {
+    let name = state.objective.name.clone();
+    let mut rows: Vec<Experiment> = Vec::new();
+    if let Some(list) = &args.experiments {
+        rows.extend(rows_from_json(list, &state.space, &name)?);
+    }
+    if let Some(text) = &args.csv {
+        rows.extend(parse_csv(text, &state.space, &name)?);
+    }
+    if let Some(text) = &args.json {
+        rows.extend(parse_json(text, &state.space, &name)?);
+    }
+    if rows.is_empty() {
+        return Err(Error::InvalidArguments(
+            "add_experiments needs 'experiments', 'csv' or 'json' with at least one row".into(),
+        ));
+    }
+    validate_rows(&state.space, &rows)?;
+    let (mut added, mut skipped, mut replicates) = (0, 0, 0);
+    for row in rows {
+        if state.experiments.contains(&row) {
+            skipped += 1;
+            continue;
+        }
+        if state.experiments.iter().any(|e| e.inputs == row.inputs) {
+            replicates += 1;
+        }
+        state.experiments.push(row);
+        added += 1;
+    }
+    let mut text = format!(
+        "added {added} experiment(s); {} in total",
+        state.experiments.len()
+    );
+    if skipped > 0 {
+        text.push_str(&format!(
+            "; skipped {skipped} exact duplicate(s) already recorded"
+        ));
+    }
+    if replicates > 0 {
+        text.push_str(&format!("; {replicates} repeat existing inputs with a different output and are kept as replicates (the model learns the noise)"));
+    }
+    if let Some(b) = state.best() {
+        text.push_str(&format!(
+            "; best {} = {} at {}",
+            name,
+            format_number(b.output),
+            inputs_text(&b.inputs)
+        ));
+    }
+    let result = json!({"added": added, "skipped_duplicates": skipped, "replicates": replicates, "n_experiments": state.experiments.len()});
+    Ok(ActionOutcome {
+        state,
+        result,
+        text,
+        lock: None,
+    })
+}
+
+fn acquisition_from(args: &Args) -> Result<(String, Acquisition, usize)> {
+    let strategy = args.strategy.clone().unwrap_or_else(|| "EI".into());
+    let xi = args.xi.unwrap_or(0.0);
+    if !xi.is_finite() || xi < 0.0 {
+        return Err(Error::InvalidArguments(format!(
+            "xi must be a finite non-negative number, got {xi}"
+        )));
+    }
+    let (acq, default_q) = match strategy.to_ascii_uppercase().as_str() {
+        "EI" | "LOGEI" => (Acquisition::Ei { xi }, 1),
+        "QEI" => (Acquisition::Ei { xi }, 2),
+        "PI" => (Acquisition::Pi { xi }, 1),
+        "UCB" => {
+            let beta = args.beta.unwrap_or(2.0);
+            if !beta.is_finite() || beta < 0.0 {
+                return Err(Error::InvalidArguments(format!(
+                    "beta must be a finite non-negative number, got {beta}"
+                )));
+            }
+            (Acquisition::Ucb { beta }, 1)
+        }
+        other => {
+            return Err(Error::InvalidArguments(format!(
+                "unknown strategy '{other}' (expected EI, PI, UCB or qEI)"
+            )));
+        }
+    };
+    let q = args.q.unwrap_or(default_q);
+    if q == 0 || q > MAX_Q {
+        return Err(Error::InvalidArguments(format!(
+            "q must be between 1 and {MAX_Q}, got {q}"
+        )));
+    }
+    Ok((strategy, acq, q))
+}
+
+fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
+    let (strategy, acquisition, q) = acquisition_from(&args)?;
+    let kernel = parse_kernel(args.kernel.as_deref())?;
+    let batch = match args.batch.as_deref() {
+        None | Some("believer") | Some("kriging_believer") => BatchMethod::KrigingBeliever,
+        Some("liar") | Some("constant_liar") => BatchMethod::ConstantLiar,
+        Some(b) => {
+            return Err(Error::InvalidArguments(format!(
+                "unknown batch method '{b}' (expected believer or liar)"
+            )));
+        }
+    };
+    if state.experiments.len() < MIN_EXPERIMENTS_FOR_MODEL {
+        let n = q.max(2 * state.space.len() + 1);
+        let (observed, _, _) = state.training_data()?;
+        let raws = design(&state.space, DesignMethod::Lhs, n, seed, &observed)?;
+        let points = design_points(&state.space, &raws);
+        let text = format!(
+            "only {} experiment(s): too few for a model, so these are {} points of an initial Latin hypercube design instead of {strategy} suggestions; measure them and call add_experiments",
+            state.experiments.len(),
+            points.len()
+        );
+        state.last_suggestions = Some(SuggestionRecord {
+            strategy: "design:lhs".into(),
+            params: json!({"n": n, "seed": seed, "fallback_from": strategy}),
+            points: points.clone(),
+        });
+        return Ok(ActionOutcome {
+            state,
+            result: json!({"suggestions": points, "fallback": "initial_design"}),
+            text,
+            lock: None,
+        });
+    }
+    let model = state.surrogate(kernel, args.refit.unwrap_or(false), seed)?;
+    let opts = SuggestOptions {
+        acquisition,
+        q,
+        batch,
+        seed,
+        ..SuggestOptions::default()
+    };
+    let found = suggest(&model, &opts);
+    let points: Vec<SuggestedPoint> = found
+        .iter()
+        .map(|s| SuggestedPoint {
+            inputs: state.space.to_inputs(&s.raw),
+            mean: Some(s.mean),
+            std: Some(s.std),
+            acquisition: Some(s.acquisition),
+        })
+        .collect();
+    let constant = state
+        .experiments
+        .iter()
+        .all(|e| e.output == state.experiments[0].output);
+    let mut text = format!("{} suggestion(s) by {}", points.len(), acquisition.label());
+    for (i, p) in points.iter().enumerate() {
+        text.push_str(&format!(
+            "\n{}. {} (predicted {} ± {})",
+            i + 1,
+            inputs_text(&p.inputs),
+            format_number(p.mean.unwrap_or(f64::NAN)),
+            format_number(p.std.unwrap_or(f64::NAN))
+        ));
+    }
+    if points.len() < q {
+        text.push_str(&format!(
+            "\nonly {} unobserved point(s) remain in this discrete space",
+            points.len()
+        ));
+    }
+    if constant {
+        text.push_str("\nall outputs so far are equal: the model is flat, so suggestions explore where it is most uncertain");
+    }
+    if let Some(m) = &state.model {
+        text.push_str(&format!(
+            "\nmodel LOO: RMSE {}, R² {}",
+            format_number(m.cv.rmse),
+            m.cv.r2.map_or("n/a".into(), format_number)
+        ));
+    }
+    let params = json!({"q": q, "acquisition": acquisition, "batch": batch, "kernel": model.hyperparameters().kernel, "seed": seed});
+    state.last_suggestions = Some(SuggestionRecord {
+        strategy,
+        params,
+        points: points.clone(),
+    });
+    Ok(ActionOutcome {
+        state,
+        result: json!({"suggestions": points}),
+        text,
+        lock: None,
+    })
+}
+
+fn predict(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
+    let points = args
+        .points
+        .ok_or_else(|| Error::InvalidArguments("predict needs 'points'".into()))?;
+    let raws = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            state.space.parse_inputs(p).map_err(|(f, m)| {
+                Error::InvalidPoint(format!("point {i}: {}: {m}", f.unwrap_or_default()))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let model = state.surrogate(
+        parse_kernel(args.kernel.as_deref())?,
+        args.refit.unwrap_or(false),
+        seed,
+    )?;
+    let preds: Vec<Json> = raws
+        .iter()
+        .zip(&points)
+        .map(|(r, p)| {
+            let pr = model.predict(r);
+            json!({"inputs": p, "mean": pr.mean, "std": pr.std})
+        })
+        .collect();
+    let text = preds
+        .iter()
+        .zip(&points)
+        .map(|(p, inputs)| {
+            format!(
+                "{}: {} ± {}",
+                inputs_text(inputs),
+                format_number(p["mean"].as_f64().unwrap_or(f64::NAN)),
+                format_number(p["std"].as_f64().unwrap_or(f64::NAN))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(ActionOutcome {
+        state,
+        result: json!({"predictions": preds}),
+        text,
+        lock: None,
+    })
+}
+
+fn status(state: OptimizerState) -> Result<ActionOutcome> {
+    let best = state.best().cloned();
+    let result = json!({
+        "objective": state.objective,
+        "variables": state.space.len(),
+        "n_experiments": state.experiments.len(),
+        "best": best,
+        "iteration": state.iteration(),
+        "model": state.model,
+        "model_current": state.model_is_current(),
+        "last_suggestions": state.last_suggestions,
+        "locks": state.locks.len(),
+    });
+    let mut text = format!(
+        "iteration {}: {} experiment(s) over {} variable(s); objective '{}' to {}",
+        state.iteration(),
+        state.experiments.len(),
+        state.space.len(),
+        state.objective.name,
+        if state.objective.goal == Goal::Maximize {
+            "maximize"
+        } else {
+            "minimize"
+        }
+    );
+    if let Some(b) = &best {
+        text.push_str(&format!(
+            "; best {} at {}",
+            format_number(b.output),
+            inputs_text(&b.inputs)
+        ));
+    }
+    match &state.model {
+        Some(m) => text.push_str(&format!(
+            "; model on {} experiment(s){}, LOO RMSE {}",
+            m.n_experiments,
+            if state.model_is_current() {
+                ""
+            } else {
+                " (stale: data changed)"
+            },
+            format_number(m.cv.rmse)
+        )),
+        None => text.push_str("; no model fitted yet"),
+    }
+    Ok(ActionOutcome {
+        state,
+        result,
+        text,
+        lock: None,
+    })
+}
+
+fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
+    let what = args.what.as_deref().ok_or_else(|| {
+        Error::InvalidArguments("lock needs 'what' (data, model or acquisition)".into())
+    })?;
+    let iteration = state.iteration();
+    let details = match what {
+        "data" => {
+            if state.experiments.is_empty() {
+                return Err(Error::MissingState("no experiments to lock".into()));
+            }
+            LockDetails::Data {
+                n_experiments: state.experiments.len(),
+                data_fingerprint: fingerprint(&state.experiments),
+                best: state.best().cloned(),
+            }
+        }
+        "model" => {
+            state.surrogate(
+                parse_kernel(args.kernel.as_deref())?,
+                args.refit.unwrap_or(false),
+                seed,
+            )?;
+            let m = state
+                .model
+                .clone()
+                .ok_or_else(|| Error::MissingState("no model to lock".into()))?;
+            LockDetails::Model {
+                kernel: m.hyperparameters.kernel,
+                hyperparameters: m.hyperparameters,
+                cv: m.cv,
+                n_experiments: m.n_experiments,
+            }
+        }
+        "acquisition" => {
+            let s = state.last_suggestions.clone().ok_or_else(|| {
+                Error::MissingState(
+                    "no suggestions to lock: call suggest or initial_design first".into(),
+                )
+            })?;
+            LockDetails::Acquisition {
+                strategy: s.strategy,
+                params: s.params,
+                points: s.points,
+            }
+        }
+        other => {
+            return Err(Error::InvalidArguments(format!(
+                "unknown lock target '{other}' (expected data, model or acquisition)"
+            )));
+        }
+    };
+    let record = LockRecord {
+        iteration,
+        details,
+        notes: args.notes,
+    };
+    state.locks.push(record.clone());
+    let text = format!("locked {what} for iteration {iteration}");
+    let result =
+        serde_json::to_value(&record).map_err(|e| Error::InvalidArguments(e.to_string()))?;
+    Ok(ActionOutcome {
+        state,
+        result,
+        text,
+        lock: Some(record),
+    })
+}
+
+#[cfg(test)]
+mod tests;

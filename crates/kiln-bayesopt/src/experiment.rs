@@ -1,0 +1,414 @@
+//! Experiments (inputs plus one measured output): per-row validation against a search space,
+//! and bulk parsing from JSON or CSV text. Validation is all-or-nothing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, RowError};
+use crate::space::{Inputs, SearchSpace, Value};
+
+/// One measured experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Experiment {
+    /// Variable name to value.
+    pub inputs: Inputs,
+    /// The measured objective value.
+    pub output: f64,
+    /// Measurement noise as a standard deviation in output units, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<f64>,
+}
+
+/// Validates every row; returns the raw coordinates of all rows, or every row's error.
+pub fn validate_rows(space: &SearchSpace, rows: &[Experiment]) -> Result<Vec<Vec<f64>>> {
+    let mut errors = Vec::new();
+    let mut raws = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        match validate_row(space, row) {
+            Ok(raw) => raws.push(raw),
+            Err((field, message)) => errors.push(RowError {
+                row: i,
+                field,
+                message,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(raws)
+    } else {
+        Err(Error::InvalidExperiments(errors))
+    }
+}
+
+fn validate_row(
+    space: &SearchSpace,
+    row: &Experiment,
+) -> Result<Vec<f64>, (Option<String>, String)> {
+    let raw = space.parse_inputs(&row.inputs)?;
+    if row.output.is_nan() {
+        return Err((Some("output".into()), "output is NaN".into()));
+    }
+    if row.output.is_infinite() {
+        return Err((Some("output".into()), "output is infinite".into()));
+    }
+    if let Some(n) = row.noise {
+        if !n.is_finite() || n < 0.0 {
+            return Err((
+                Some("noise".into()),
+                format!("noise must be a finite non-negative standard deviation, got {n}"),
+            ));
+        }
+    }
+    Ok(raw)
+}
+
+/// Parses experiments from JSON text: an array of `{"inputs": {...}, "output", "noise"?}` objects,
+/// or of flat objects holding the variables plus `output` (or the objective's name) and `noise`.
+pub fn parse_json(text: &str, space: &SearchSpace, objective: &str) -> Result<Vec<Experiment>> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Parse {
+        format: "json",
+        message: e.to_string(),
+    })?;
+    let rows = match value {
+        serde_json::Value::Array(rows) => rows,
+        serde_json::Value::Object(mut obj) => match obj.remove("experiments") {
+            Some(serde_json::Value::Array(rows)) => rows,
+            _ => {
+                return Err(Error::Parse {
+                    format: "json",
+                    message: "expected an array of experiments".into(),
+                });
+            }
+        },
+        _ => {
+            return Err(Error::Parse {
+                format: "json",
+                message: "expected an array of experiments".into(),
+            });
+        }
+    };
+    rows_from_json(&rows, space, objective)
+}
+
+/// Converts JSON rows (structured or flat) into experiments, collecting every row's error.
+pub fn rows_from_json(
+    rows: &[serde_json::Value],
+    space: &SearchSpace,
+    objective: &str,
+) -> Result<Vec<Experiment>> {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut errors = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        match row_from_json(row, space, objective) {
+            Ok(e) => out.push(e),
+            Err((field, message)) => errors.push(RowError {
+                row: i,
+                field,
+                message,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::InvalidExperiments(errors))
+    }
+}
+
+fn json_number(v: &serde_json::Value, field: &str) -> Result<f64, (Option<String>, String)> {
+    match v {
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| (Some(field.into()), "not a number".into())),
+        serde_json::Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| (Some(field.into()), format!("'{s}' is not a number"))),
+        serde_json::Value::Null => Err((Some(field.into()), "missing value".into())),
+        other => Err((
+            Some(field.into()),
+            format!("expected a number, got {other}"),
+        )),
+    }
+}
+
+fn json_value(v: &serde_json::Value, field: &str) -> Result<Value, (Option<String>, String)> {
+    match v {
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .map(Value::Number)
+            .ok_or_else(|| (Some(field.into()), "not a number".into())),
+        serde_json::Value::String(s) => Ok(Value::Text(s.clone())),
+        serde_json::Value::Bool(b) => Ok(Value::Text(b.to_string())),
+        serde_json::Value::Null => Err((Some(field.into()), "missing value".into())),
+        other => Err((
+            Some(field.into()),
+            format!("expected a number or a label, got {other}"),
+        )),
+    }
+}
+
+fn row_from_json(
+    row: &serde_json::Value,
+    space: &SearchSpace,
+    objective: &str,
+) -> Result<Experiment, (Option<String>, String)> {
+    let obj = row
+        .as_object()
+        .ok_or((None, "expected an object".to_string()))?;
+    let (inputs_obj, output, noise) = if let Some(inputs) = obj.get("inputs") {
+        let inputs = inputs
+            .as_object()
+            .ok_or((Some("inputs".into()), "expected an object".to_string()))?;
+        (inputs.clone(), obj.get("output"), obj.get("noise"))
+    } else {
+        let mut inputs = obj.clone();
+        let output = inputs.remove("output").or_else(|| inputs.remove(objective));
+        let noise = inputs.remove("noise");
+        return finish_row(&inputs, output.as_ref(), noise.as_ref(), space);
+    };
+    finish_row(&inputs_obj, output, noise, space)
+}
+
+fn finish_row(
+    inputs_obj: &serde_json::Map<String, serde_json::Value>,
+    output: Option<&serde_json::Value>,
+    noise: Option<&serde_json::Value>,
+    space: &SearchSpace,
+) -> Result<Experiment, (Option<String>, String)> {
+    let mut inputs = Inputs::new();
+    for (k, v) in inputs_obj {
+        inputs.insert(k.clone(), json_value(v, k)?);
+    }
+    let output = json_number(
+        output.ok_or((Some("output".into()), "missing value".to_string()))?,
+        "output",
+    )?;
+    let noise = match noise {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(json_number(v, "noise")?),
+    };
+    let e = Experiment {
+        inputs,
+        output,
+        noise,
+    };
+    validate_row(space, &e)?;
+    Ok(e)
+}
+
+/// Parses experiments from CSV text with a header naming the variables, the output column
+/// (`output` or the objective's name) and an optional `noise` column. Quoted fields are supported.
+pub fn parse_csv(text: &str, space: &SearchSpace, objective: &str) -> Result<Vec<Experiment>> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or(Error::Parse {
+        format: "csv",
+        message: "empty input".into(),
+    })?;
+    let header = split_csv_line(header).map_err(|m| Error::Parse {
+        format: "csv",
+        message: format!("line 1: {m}"),
+    })?;
+    let header: Vec<String> = header.into_iter().map(|h| h.trim().to_string()).collect();
+    let output_col = header
+        .iter()
+        .position(|h| h == "output")
+        .or_else(|| header.iter().position(|h| h == objective))
+        .ok_or_else(|| Error::Parse {
+            format: "csv",
+            message: format!("no 'output' or '{objective}' column"),
+        })?;
+    let noise_col = header.iter().position(|h| h == "noise");
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for (row_idx, (line_no, line)) in lines.enumerate() {
+        let cells = match split_csv_line(line) {
+            Ok(c) => c,
+            Err(m) => {
+                errors.push(RowError {
+                    row: row_idx,
+                    field: None,
+                    message: format!("line {}: {m}", line_no + 1),
+                });
+                continue;
+            }
+        };
+        if cells.len() != header.len() {
+            errors.push(RowError {
+                row: row_idx,
+                field: None,
+                message: format!(
+                    "line {}: {} cells, header has {}",
+                    line_no + 1,
+                    cells.len(),
+                    header.len()
+                ),
+            });
+            continue;
+        }
+        let mut obj = serde_json::Map::new();
+        for (i, (h, c)) in header.iter().zip(&cells).enumerate() {
+            if i == output_col || Some(i) == noise_col {
+                continue;
+            }
+            let c = c.trim();
+            let v = if c.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::String(c.to_string())
+            };
+            obj.insert(h.clone(), v);
+        }
+        let cell = |i: usize| -> serde_json::Value {
+            let c = cells[i].trim();
+            if c.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::String(c.to_string())
+            }
+        };
+        let output = cell(output_col);
+        let noise = noise_col.map(cell);
+        match finish_row(&obj, Some(&output), noise.as_ref(), space) {
+            Ok(e) => rows.push(e),
+            Err((field, message)) => errors.push(RowError {
+                row: row_idx,
+                field,
+                message,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        Err(Error::InvalidExperiments(errors))
+    }
+}
+
+fn split_csv_line(line: &str) -> Result<Vec<String>, String> {
+    let mut cells = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.trim_end_matches('\r').chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cur.push(c),
+            (false, '"') if cur.trim().is_empty() => {
+                cur.clear();
+                quoted = true;
+            }
+            (false, ',') => cells.push(std::mem::take(&mut cur)),
+            (false, c) => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err("unterminated quoted field".into());
+    }
+    cells.push(cur);
+    Ok(cells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::Variable;
+
+    fn space() -> SearchSpace {
+        SearchSpace::new(vec![
+            Variable::real("temp", 100.0, 500.0).unwrap(),
+            Variable::integer("time", 1, 10).unwrap(),
+            Variable::categorical("solvent", &["water", "ethanol, dry"]).unwrap(),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn csv_rows_parse_with_quotes_and_noise() {
+        let text =
+            "temp,time,solvent,yield,noise\n200,3,water,0.5,0.01\n300.5,4,\"ethanol, dry\",0.7,\n";
+        let rows = parse_csv(text, &space(), "yield").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].noise, Some(0.01));
+        assert_eq!(rows[1].noise, None);
+        assert_eq!(
+            rows[1].inputs["solvent"],
+            Value::Text("ethanol, dry".into())
+        );
+        assert!(validate_rows(&space(), &rows).is_ok());
+    }
+
+    #[test]
+    fn csv_reports_every_bad_row_and_returns_nothing() {
+        let text = "temp,time,solvent,output\n200,3,water,0.5\n900,3,water,0.1\n200,3.5,water,0.1\n200,3,oil,0.1\n200,3,water,nan\n200,,water,1\n200,3\n";
+        let err = parse_csv(text, &space(), "y").unwrap_err();
+        let Error::InvalidExperiments(rows) = err else {
+            panic!("wrong error")
+        };
+        let got: Vec<(usize, &str)> = rows
+            .iter()
+            .map(|r| (r.row, r.field.as_deref().unwrap_or("-")))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "temp"),
+                (2, "time"),
+                (3, "solvent"),
+                (4, "output"),
+                (5, "time"),
+                (6, "-")
+            ]
+        );
+    }
+
+    #[test]
+    fn json_accepts_structured_and_flat_rows() {
+        let text = r#"[{"inputs": {"temp": 150, "time": 2, "solvent": "water"}, "output": 1.5},
+                       {"temp": 160, "time": 2, "solvent": "water", "yield": 2.0, "noise": 0.1}]"#;
+        let rows = parse_json(text, &space(), "yield").unwrap();
+        assert_eq!(rows[0].output, 1.5);
+        assert_eq!(rows[1].output, 2.0);
+        assert_eq!(rows[1].noise, Some(0.1));
+    }
+
+    #[test]
+    fn json_errors_are_typed() {
+        assert!(matches!(
+            parse_json("{oops", &space(), "y"),
+            Err(Error::Parse { format: "json", .. })
+        ));
+        let text = r#"[{"inputs": {"temp": 150, "time": 2, "solvent": "water", "extra": 1}, "output": 1.5},
+                       {"inputs": {"temp": 150, "time": 2, "solvent": "water"}}]"#;
+        let Err(Error::InvalidExperiments(rows)) = parse_json(text, &space(), "y") else {
+            panic!()
+        };
+        assert_eq!(rows[0].field.as_deref(), Some("extra"));
+        assert_eq!(rows[1].field.as_deref(), Some("output"));
+    }
+
+    #[test]
+    fn negative_noise_is_rejected() {
+        let e = Experiment {
+            inputs: [
+                ("temp".to_string(), Value::Number(200.0)),
+                ("time".to_string(), Value::Number(2.0)),
+                ("solvent".to_string(), Value::Text("water".into())),
+            ]
+            .into_iter()
+            .collect(),
+            output: 1.0,
+            noise: Some(-1.0),
+        };
+        assert!(matches!(
+            validate_rows(&space(), &[e]),
+            Err(Error::InvalidExperiments(_))
+        ));
+    }
+}

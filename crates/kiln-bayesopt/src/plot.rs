@@ -1,0 +1,463 @@
+//! Small hand-built SVG charts for reports and web pages: convergence (best value vs
+//! experiment) and a 1-D or 2-D slice of the posterior through the best experiment.
+//!
+//! Hand-built rather than plotters: two fixed chart shapes need ~250 lines, no extra crates,
+//! and byte-for-byte deterministic output that tests and snapshots can rely on.
+
+use std::fmt::Write as _;
+
+use crate::error::{Error, Result};
+use crate::model::{Goal, Surrogate};
+use crate::space::{Domain, format_number};
+use crate::state::OptimizerState;
+
+const W: f64 = 480.0;
+const H: f64 = 320.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 28.0;
+const BOTTOM: f64 = 44.0;
+
+/// Tick label with three significant digits.
+fn tick(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format_number(x);
+    }
+    let a = x.abs();
+    if !(1e-2..1e4).contains(&a) {
+        return format!("{x:.2e}");
+    }
+    let decimals = (2 - a.log10().floor() as i32).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+struct Frame {
+    x0: f64,
+    x1: f64,
+    y0: f64,
+    y1: f64,
+}
+
+impl Frame {
+    fn new(x0: f64, x1: f64, y0: f64, y1: f64) -> Self {
+        let pad = |a: f64, b: f64| {
+            if (b - a).abs() < 1e-12 {
+                (a - 0.5 * a.abs().max(1.0), b + 0.5 * b.abs().max(1.0))
+            } else {
+                (a, b)
+            }
+        };
+        let (x0, x1) = pad(x0, x1);
+        let (y0, y1) = pad(y0, y1);
+        let m = 0.05 * (y1 - y0);
+        Frame {
+            x0,
+            x1,
+            y0: y0 - m,
+            y1: y1 + m,
+        }
+    }
+    fn px(&self, x: f64) -> f64 {
+        LEFT + (x - self.x0) / (self.x1 - self.x0) * (W - LEFT - RIGHT)
+    }
+    fn py(&self, y: f64) -> f64 {
+        H - BOTTOM - (y - self.y0) / (self.y1 - self.y0) * (H - TOP - BOTTOM)
+    }
+}
+
+fn open(title: &str) -> String {
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"{W}\" height=\"{H}\" fill=\"white\"/>\n<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"13\">{}</text>\n",
+        W / 2.0,
+        esc(title)
+    )
+}
+
+fn axes(out: &mut String, f: &Frame, xlabel: &str, ylabel: &str, y_ticks: bool) {
+    let (l, r, t, b) = (LEFT, W - RIGHT, TOP, H - BOTTOM);
+    let _ = writeln!(
+        out,
+        "<path d=\"M{l} {t}V{b}H{r}\" fill=\"none\" stroke=\"black\"/>"
+    );
+    for i in 0..=4 {
+        let x = f.x0 + (f.x1 - f.x0) * i as f64 / 4.0;
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            f.px(x),
+            b + 14.0,
+            esc(&tick(x))
+        );
+        if y_ticks {
+            let y = f.y0 + (f.y1 - f.y0) * i as f64 / 4.0;
+            let _ = writeln!(
+                out,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+                l - 4.0,
+                f.py(y) + 4.0,
+                esc(&tick(y))
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+        (l + r) / 2.0,
+        H - 8.0,
+        esc(xlabel)
+    );
+    let _ = writeln!(
+        out,
+        "<text transform=\"translate(11 {:.1}) rotate(-90)\" text-anchor=\"middle\">{}</text>",
+        (t + b) / 2.0,
+        esc(ylabel)
+    );
+}
+
+/// Convergence chart: every output as a dot and the best-so-far as a step line.
+pub fn convergence_svg(outputs: &[f64], goal: Goal, objective: &str) -> String {
+    let mut out = open(&format!("Convergence: best {objective} so far"));
+    let finite: Vec<f64> = outputs.iter().copied().filter(|v| v.is_finite()).collect();
+    if finite.is_empty() {
+        let _ = writeln!(
+            out,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no experiments yet</text>\n</svg>",
+            W / 2.0,
+            H / 2.0
+        );
+        return out;
+    }
+    let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let f = Frame::new(1.0, outputs.len().max(2) as f64, lo, hi);
+    axes(&mut out, &f, "experiment", objective, true);
+    let mut best: Option<f64> = None;
+    let mut path = String::new();
+    for (i, y) in outputs.iter().enumerate() {
+        if !y.is_finite() {
+            continue;
+        }
+        let x = (i + 1) as f64;
+        let _ = writeln!(
+            out,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#9aa\"/>",
+            f.px(x),
+            f.py(*y)
+        );
+        let b = match best {
+            Some(b) if !goal.better(*y, b) => b,
+            _ => *y,
+        };
+        if path.is_empty() {
+            let _ = write!(path, "M{:.1} {:.1}", f.px(x), f.py(b));
+        } else {
+            let _ = write!(path, "H{:.1}V{:.1}", f.px(x), f.py(b));
+        }
+        best = Some(b);
+    }
+    let _ = writeln!(
+        out,
+        "<path d=\"{path}\" fill=\"none\" stroke=\"#c33\" stroke-width=\"2\"/>\n</svg>"
+    );
+    out
+}
+
+/// Convergence chart of a state's experiments.
+pub fn state_convergence_svg(state: &OptimizerState) -> String {
+    let ys: Vec<f64> = state.experiments.iter().map(|e| e.output).collect();
+    convergence_svg(&ys, state.objective.goal, &state.objective.name)
+}
+
+fn viridis(t: f64) -> String {
+    const STOPS: [(f64, f64, f64); 5] = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let t = t.clamp(0.0, 1.0) * 4.0;
+    let i = (t.floor() as usize).min(3);
+    let u = t - i as f64;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    let c = |x: f64, y: f64| (x + (y - x) * u).round() as u8;
+    format!("#{:02x}{:02x}{:02x}", c(a.0, b.0), c(a.1, b.1), c(a.2, b.2))
+}
+
+/// A slice of the posterior through `base` (raw coordinates) along one or two real/integer
+/// variables (indices into the space): a mean line with a ±2σ band in 1-D, a mean heat map in 2-D.
+pub fn posterior_slice_svg(
+    model: &Surrogate,
+    vars: &[usize],
+    base: &[f64],
+    objective: &str,
+) -> Result<String> {
+    let space = model.space();
+    if base.len() != space.len() {
+        return Err(Error::InvalidPoint(
+            "slice base point has the wrong number of coordinates".into(),
+        ));
+    }
+    let range = |i: usize| -> Result<(f64, f64, String)> {
+        let v = space
+            .variables()
+            .get(i)
+            .ok_or_else(|| Error::InvalidArguments(format!("no variable {i}")))?;
+        match v.domain {
+            Domain::Real { lower, upper, .. } => Ok((lower, upper, v.name.clone())),
+            Domain::Integer { lower, upper } => Ok((lower as f64, upper as f64, v.name.clone())),
+            Domain::Categorical { .. } => Err(Error::InvalidArguments(format!(
+                "cannot slice along categorical '{}'",
+                v.name
+            ))),
+        }
+    };
+    let at = |i: usize, u: f64| space.variables()[i].from_unit(u);
+    match vars {
+        [a] => {
+            let (lo, hi, name) = range(*a)?;
+            let n = 121;
+            let pts: Vec<(f64, f64, f64)> = (0..n)
+                .map(|k| {
+                    let mut raw = base.to_vec();
+                    raw[*a] = match space.variables()[*a].domain {
+                        Domain::Integer { .. } => {
+                            (lo + (hi - lo) * k as f64 / (n - 1) as f64).round()
+                        }
+                        _ => at(*a, k as f64 / (n - 1) as f64),
+                    };
+                    let p = model.predict(&raw);
+                    (raw[*a], p.mean, p.std)
+                })
+                .collect();
+            let obs: Vec<(f64, f64)> = model
+                .raws()
+                .iter()
+                .zip(model.gp().standardised_outputs())
+                .map(|(r, _)| (r[*a], model.predict(r).mean))
+                .collect();
+            let ylo = pts
+                .iter()
+                .map(|p| p.1 - 2.0 * p.2)
+                .fold(f64::INFINITY, f64::min);
+            let yhi = pts
+                .iter()
+                .map(|p| p.1 + 2.0 * p.2)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let f = Frame::new(lo, hi, ylo, yhi);
+            let mut out = open(&format!("Posterior of {objective} along {name}"));
+            axes(&mut out, &f, &name, objective, true);
+            let mut band = String::new();
+            for (i, p) in pts.iter().enumerate() {
+                let _ = write!(
+                    band,
+                    "{}{:.1} {:.1}",
+                    if i == 0 { "M" } else { "L" },
+                    f.px(p.0),
+                    f.py(p.1 + 2.0 * p.2)
+                );
+            }
+            for p in pts.iter().rev() {
+                let _ = write!(band, "L{:.1} {:.1}", f.px(p.0), f.py(p.1 - 2.0 * p.2));
+            }
+            let _ = writeln!(
+                out,
+                "<path d=\"{band}Z\" fill=\"#36c\" fill-opacity=\"0.2\" stroke=\"none\"/>"
+            );
+            let line: String = pts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    format!(
+                        "{}{:.1} {:.1}",
+                        if i == 0 { "M" } else { "L" },
+                        f.px(p.0),
+                        f.py(p.1)
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "<path d=\"{line}\" fill=\"none\" stroke=\"#36c\" stroke-width=\"2\"/>"
+            );
+            for (x, y) in obs {
+                let _ = writeln!(
+                    out,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"black\" fill-opacity=\"0.6\"/>",
+                    f.px(x),
+                    f.py(y.clamp(f.y0, f.y1))
+                );
+            }
+            out.push_str("</svg>\n");
+            Ok(out)
+        }
+        [a, b] if a != b => {
+            let (alo, ahi, aname) = range(*a)?;
+            let (blo, bhi, bname) = range(*b)?;
+            let n = 40;
+            let mut grid = Vec::with_capacity(n * n);
+            for j in 0..n {
+                for i in 0..n {
+                    let mut raw = base.to_vec();
+                    raw[*a] = at(*a, (i as f64 + 0.5) / n as f64);
+                    raw[*b] = at(*b, (j as f64 + 0.5) / n as f64);
+                    grid.push(model.predict(&raw).mean);
+                }
+            }
+            let mlo = grid.iter().copied().fold(f64::INFINITY, f64::min);
+            let mhi = grid.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let f = Frame {
+                x0: alo,
+                x1: ahi,
+                y0: blo,
+                y1: bhi,
+            };
+            let mut out = open(&format!(
+                "Posterior mean of {objective} ({} to {})",
+                tick(mlo),
+                tick(mhi)
+            ));
+            let (cw, ch) = ((W - LEFT - RIGHT) / n as f64, (H - TOP - BOTTOM) / n as f64);
+            for j in 0..n {
+                for i in 0..n {
+                    let t = if mhi > mlo {
+                        (grid[j * n + i] - mlo) / (mhi - mlo)
+                    } else {
+                        0.5
+                    };
+                    let _ = writeln!(
+                        out,
+                        "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.2}\" fill=\"{}\" shape-rendering=\"crispEdges\"/>",
+                        LEFT + i as f64 * cw,
+                        H - BOTTOM - (j + 1) as f64 * ch,
+                        cw + 0.3,
+                        ch + 0.3,
+                        viridis(t)
+                    );
+                }
+            }
+            axes(&mut out, &f, &aname, &bname, true);
+            for r in model.raws() {
+                let _ = writeln!(
+                    out,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"white\" stroke=\"black\"/>",
+                    f.px(r[*a]),
+                    f.py(r[*b])
+                );
+            }
+            out.push_str("</svg>\n");
+            Ok(out)
+        }
+        _ => Err(Error::InvalidArguments(
+            "a slice needs one or two distinct variables".into(),
+        )),
+    }
+}
+
+/// A posterior slice of a state through its best experiment, along variables named in `names`.
+/// Uses the stored model when current (no refit).
+pub fn state_slice_svg(state: &mut OptimizerState, names: &[&str], seed: u64) -> Result<String> {
+    let vars = names
+        .iter()
+        .map(|n| {
+            state
+                .space
+                .variables()
+                .iter()
+                .position(|v| v.name == *n)
+                .ok_or_else(|| Error::InvalidArguments(format!("unknown variable '{n}'")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let best = state
+        .best()
+        .cloned()
+        .ok_or_else(|| Error::MissingState("no experiments to plot".into()))?;
+    let base = state
+        .space
+        .parse_inputs(&best.inputs)
+        .map_err(|(_, m)| Error::InvalidPoint(m))?;
+    let model = state.surrogate(None, false, seed)?;
+    let name = state.objective.name.clone();
+    posterior_slice_svg(&model, &vars, &base, &name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::apply;
+    use serde_json::json;
+
+    fn state() -> OptimizerState {
+        let s = apply(
+            None,
+            &json!({"action": "define_space", "variables": [
+            {"name": "x", "type": "real", "bounds": [0, 1]},
+            {"name": "k", "type": "integer", "bounds": [1, 5]},
+            {"name": "c", "type": "categorical", "categories": ["a", "b"]}
+        ], "objective": {"name": "y <1>", "goal": "minimize"}}),
+            0,
+        )
+        .unwrap()
+        .state;
+        let rows: Vec<serde_json::Value> = (0..6).map(|i| json!({"inputs": {"x": i as f64 / 5.0, "k": 1 + i % 5, "c": if i % 2 == 0 { "a" } else { "b" }}, "output": (i as f64 - 2.5).powi(2)})).collect();
+        apply(
+            Some(s),
+            &json!({"action": "add_experiments", "experiments": rows}),
+            0,
+        )
+        .unwrap()
+        .state
+    }
+
+    #[test]
+    fn ticks_have_three_significant_digits() {
+        let cases = [
+            (0.0, "0"),
+            (98.698261, "98.7"),
+            (-55.299979, "-55.3"),
+            (0.123456, "0.123"),
+            (1234.5, "1234"),
+            (2.5e-5, "2.50e-5"),
+            (12.0, "12"),
+        ];
+        for (x, want) in cases {
+            assert_eq!(tick(x), want);
+        }
+    }
+
+    #[test]
+    fn convergence_line_is_monotone_for_the_goal() {
+        let svg = convergence_svg(&[3.0, 5.0, 1.0, 2.0], Goal::Minimize, "loss");
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), 4);
+        // Step path: starts at the first value, drops once at experiment 3, never rises.
+        let path = svg.lines().find(|l| l.contains("stroke=\"#c33\"")).unwrap();
+        assert_eq!(path.matches('V').count(), 3);
+        assert!(convergence_svg(&[], Goal::Maximize, "y").contains("no experiments yet"));
+    }
+
+    #[test]
+    fn slices_render_in_one_and_two_dimensions_and_escape_text() {
+        let mut s = state();
+        let one = state_slice_svg(&mut s, &["x"], 0).unwrap();
+        assert!(one.contains("fill-opacity=\"0.2\"") && one.contains("y &lt;1&gt;"));
+        assert!(!one.contains("NaN"));
+        let two = state_slice_svg(&mut s, &["x", "k"], 0).unwrap();
+        assert_eq!(two.matches("<rect").count(), 40 * 40 + 1);
+        assert!(state_slice_svg(&mut s, &["c"], 0).is_err());
+        assert!(state_slice_svg(&mut s, &["x", "x"], 0).is_err());
+        assert!(state_slice_svg(&mut s, &["nope"], 0).is_err());
+    }
+}
