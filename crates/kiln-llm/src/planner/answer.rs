@@ -1,0 +1,208 @@
+//! The planner's final answer after its tool calls: the tools' own text, quoted, one block per
+//! call, and failures said as failures. No value is ever written that a tool did not return.
+
+use serde_json::Value;
+
+use crate::types::ToolCall;
+
+/// Returns the readable text of a tool result: the `text` field of a JSON object, an error's
+/// message, other JSON compacted, or the content itself.
+pub(crate) fn tool_text(content: &str) -> String {
+    match serde_json::from_str::<Value>(content) {
+        Ok(Value::Object(map)) => {
+            if let Some(text) = map.get("text").and_then(Value::as_str) {
+                return text.trim().to_owned();
+            }
+            if let Some(message) = error_message(&Value::Object(map.clone())) {
+                return message;
+            }
+            if let Some(message) = map.get("message").and_then(Value::as_str) {
+                return message.trim().to_owned();
+            }
+            compact(&Value::Object(map))
+        }
+        Ok(Value::String(text)) => text.trim().to_owned(),
+        Ok(other) => compact(&other),
+        Err(_) => content.trim().to_owned(),
+    }
+}
+
+/// Returns the error message if the result reports a failure.
+pub(crate) fn tool_error(content: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(content).ok()?;
+    error_message(&value)
+}
+
+fn error_message(value: &Value) -> Option<String> {
+    let map = value.as_object()?;
+    let failed = map.get("ok").and_then(Value::as_bool) == Some(false)
+        || map.get("is_error").and_then(Value::as_bool) == Some(true);
+    match map.get("error") {
+        Some(Value::String(message)) => Some(message.trim().to_owned()),
+        Some(Value::Object(error)) => {
+            Some(error.get("message").and_then(Value::as_str).map_or_else(
+                || compact(&Value::Object(error.clone())),
+                |m| m.trim().to_owned(),
+            ))
+        }
+        Some(Value::Null) | None if failed => Some(
+            map.get("text")
+                .or_else(|| map.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("the tool reported a failure")
+                .trim()
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+fn compact(value: &Value) -> String {
+    const LIMIT: usize = 2_000;
+    let text = value.to_string();
+    match text.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// A short label for a call: the tool and its main argument.
+fn label(call: &ToolCall) -> String {
+    let arguments: Value = call.parse_arguments().unwrap_or(Value::Null);
+    let action = arguments.get("action").and_then(Value::as_str);
+    let subject = arguments
+        .get("formula")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| {
+            arguments
+                .get("formulas")
+                .and_then(Value::as_array)
+                .map(|formulas| {
+                    formulas
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" vs ")
+                })
+        })
+        .or_else(|| {
+            arguments
+                .get("query")
+                .and_then(Value::as_str)
+                .map(|q| format!("\"{q}\""))
+        });
+    match (action, subject) {
+        (Some(action), Some(subject)) => format!("{} {action} {subject}", call.name),
+        (Some(action), None) => format!("{} {action}", call.name),
+        (None, Some(subject)) => format!("{} {subject}", call.name),
+        (None, None) => call.name.clone(),
+    }
+}
+
+/// Composes the final answer from the calls made and their results (`(tool_call_id, content)`).
+pub(crate) fn compose(calls: &[ToolCall], results: &[(String, String)]) -> String {
+    if results.is_empty() {
+        return "I asked for tool results, but none came back, so I have nothing to report.".into();
+    }
+    let mut blocks = Vec::with_capacity(results.len());
+    let mut failures = 0;
+    for (id, content) in results {
+        let call = calls.iter().find(|call| call.id == *id);
+        let heading = call.map_or_else(|| "a tool".to_owned(), label);
+        match tool_error(content) {
+            Some(message) => {
+                failures += 1;
+                blocks.push(format!("{heading} failed: {message}"));
+            }
+            None => {
+                let text = tool_text(content);
+                if results.len() == 1 {
+                    blocks.push(text);
+                } else {
+                    blocks.push(format!("**{heading}**\n{text}"));
+                }
+            }
+        }
+    }
+    let mut answer = blocks.join("\n\n");
+    if failures > 0 && failures == results.len() {
+        answer.push_str(
+            "\n\nI could not get a result, so I have no values to report for this request.",
+        );
+    }
+    answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tool_text_shapes() {
+        let cases = [
+            (
+                r#"{"text": " LiFePO4: 157.76 g/mol ", "data": {}}"#,
+                "LiFePO4: 157.76 g/mol",
+            ),
+            (
+                r#"{"error": {"code": "bad_formula", "message": "unknown element Xx"}}"#,
+                "unknown element Xx",
+            ),
+            (
+                r#"{"ok": false, "text": "no space defined"}"#,
+                "no space defined",
+            ),
+            (r#"{"count": 2}"#, r#"{"count":2}"#),
+            ("plain words", "plain words"),
+            (r#""quoted""#, "quoted"),
+        ];
+        for (content, expected) in cases {
+            assert_eq!(tool_text(content), expected, "{content}");
+        }
+        assert_eq!(
+            tool_error(r#"{"error": "unknown tool"}"#).as_deref(),
+            Some("unknown tool")
+        );
+        assert_eq!(tool_error(r#"{"text": "fine"}"#), None);
+        assert_eq!(tool_error("not json"), None);
+    }
+
+    #[test]
+    fn composes_quotes_and_failures() {
+        let a = ToolCall::new(
+            "a",
+            "materials_analyzer",
+            &json!({"action": "analyze", "formula": "LiFePO4"}),
+        );
+        let b = ToolCall::new(
+            "b",
+            "materials_analyzer",
+            &json!({"action": "analyze", "formula": "Xx2"}),
+        );
+        let single = compose(
+            std::slice::from_ref(&a),
+            &[("a".into(), r#"{"text": "Molar mass 157.76 g/mol."}"#.into())],
+        );
+        assert_eq!(single, "Molar mass 157.76 g/mol.");
+        let both = compose(
+            &[a, b],
+            &[
+                ("a".into(), r#"{"text": "Molar mass 157.76 g/mol."}"#.into()),
+                (
+                    "b".into(),
+                    r#"{"error": {"message": "unknown element Xx"}}"#.into(),
+                ),
+            ],
+        );
+        assert_eq!(
+            both,
+            "**materials_analyzer analyze LiFePO4**\nMolar mass 157.76 g/mol.\n\n\
+             materials_analyzer analyze Xx2 failed: unknown element Xx"
+        );
+        let failed = compose(&[], &[("z".into(), r#"{"error": "boom"}"#.into())]);
+        assert!(failed.starts_with("a tool failed: boom"));
+        assert!(failed.contains("no values to report"));
+    }
+}

@@ -1,0 +1,212 @@
+//! Recognition of chemical formulas in free text (a recogniser, not a parser: kiln-materials
+//! owns chemistry; this only decides which words to hand to the materials tool).
+
+/// Element symbols, Z = 1..=118.
+const ELEMENTS: [&str; 118] = [
+    "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl",
+    "Ar", "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As",
+    "Se", "Br", "Kr", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In",
+    "Sn", "Sb", "Te", "I", "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb",
+    "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl",
+    "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk",
+    "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn", "Nh",
+    "Fl", "Mc", "Lv", "Ts", "Og",
+];
+
+/// Words that read as formulas but, in a researcher's sentence, almost never are.
+const NOT_FORMULAS: [&str; 22] = [
+    "I", "In", "As", "No", "He", "Be", "At", "Am", "Es", "OK", "PI", "UCB", "BO", "CV", "US", "IP",
+    "SI", "NB", "PS", "PP", "HI", "ON",
+];
+
+fn is_element(symbol: &str) -> bool {
+    ELEMENTS.contains(&symbol)
+}
+
+/// Returns true when `token` is written like a chemical formula: element symbols with optional
+/// integer or decimal counts, brackets, and hydrate dots (`CuSO4·5H2O`). A lone symbol without
+/// count counts only if it is not an everyday word (`In`, `As`, `I`).
+pub fn looks_like_formula(token: &str) -> bool {
+    if token.is_empty() || token.len() > 64 || NOT_FORMULAS.contains(&token) {
+        return false;
+    }
+    let chars: Vec<char> = token.chars().collect();
+    if !chars
+        .first()
+        .is_some_and(|c| c.is_ascii_uppercase() || matches!(c, '(' | '['))
+    {
+        return false;
+    }
+    let mut depth = 0i32;
+    let mut elements = 0usize;
+    let mut has_count_or_group = false;
+    let mut i = 0usize;
+    while let Some(&c) = chars.get(i) {
+        match c {
+            'A'..='Z' => {
+                let two: String = chars[i..chars.len().min(i + 2)].iter().collect();
+                let one = c.to_string();
+                if two.len() == 2 && two.chars().nth(1).is_some_and(|d| d.is_ascii_lowercase()) {
+                    if !is_element(&two) {
+                        return false;
+                    }
+                    i += 2;
+                } else if is_element(&one) {
+                    i += 1;
+                } else {
+                    return false;
+                }
+                elements += 1;
+            }
+            '0'..='9' | '.' => {
+                // A dot is a decimal point only between digits, or a hydrate dot before a digit
+                // or an element; either way it must sit next to something meaningful.
+                if c == '.' && !chars.get(i + 1).is_some_and(|d| d.is_ascii_alphanumeric()) {
+                    return false;
+                }
+                has_count_or_group = true;
+                i += 1;
+            }
+            '(' | '[' => {
+                depth += 1;
+                has_count_or_group = true;
+                i += 1;
+            }
+            ')' | ']' => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+                i += 1;
+            }
+            '·' | '•' | '∙' | '*' => {
+                has_count_or_group = true;
+                i += 1;
+            }
+            _ => return false,
+        }
+    }
+    depth == 0 && elements > 0 && (elements > 1 || has_count_or_group || chars.len() == 2)
+}
+
+/// Returns the formulas written in `text`, in order, without duplicates. Trailing punctuation,
+/// possessives (`LiFePO4's`) and ion charges (`Li+`) are stripped before testing a word.
+pub fn find_formulas(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for raw in text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '/' | '"' | '`')) {
+        let word = raw
+            .strip_suffix("'s")
+            .or_else(|| raw.strip_suffix("’s"))
+            .unwrap_or(raw);
+        let word = word.trim_end_matches(['.', '?', '!', ':', '\'', '’']);
+        let word = trim_unbalanced(word);
+        if word.ends_with(['+', '-']) {
+            continue;
+        }
+        if looks_like_formula(word) && !found.iter().any(|known| known == word) {
+            found.push(word.to_owned());
+        }
+    }
+    found
+}
+
+/// Strips a leading `(` or trailing `)` that belongs to the sentence, not the formula.
+fn trim_unbalanced(word: &str) -> &str {
+    let mut word = word;
+    loop {
+        let opens = word.matches(['(', '[']).count();
+        let closes = word.matches([')', ']']).count();
+        if opens > closes && word.starts_with(['(', '[']) {
+            word = &word[1..];
+        } else if closes > opens && word.ends_with([')', ']']) {
+            word = &word[..word.len() - 1];
+        } else if word.len() > 2
+            && word.starts_with(['(', '['])
+            && word.ends_with([')', ']'])
+            && balanced(&word[1..word.len() - 1])
+        {
+            // "(LiMn2O4)": brackets of the sentence around a whole formula.
+            word = &word[1..word.len() - 1];
+        } else {
+            return word;
+        }
+    }
+}
+
+fn balanced(text: &str) -> bool {
+    let mut depth = 0i32;
+    for c in text.chars() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    depth == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn recognises_formulas_and_rejects_words() {
+        let cases = [
+            ("LiFePO4", true),
+            ("LiCoO2", true),
+            ("Fe2O3", true),
+            ("Ca(OH)2", true),
+            ("CuSO4·5H2O", true),
+            ("Li0.5CoO2", true),
+            ("NaCl", true),
+            ("Fe", true),
+            ("CO", true),
+            ("Show", false),
+            ("What", false),
+            ("Analyse", false),
+            ("Record", false),
+            ("I", false),
+            ("In", false),
+            ("OK", false),
+            ("UCB", false),
+            ("Ca(OH", false),
+            ("Xx2", false),
+            ("lifepo4", false),
+            ("H2O.", false),
+            ("", false),
+        ];
+        for (token, expected) in cases {
+            assert_eq!(looks_like_formula(token), expected, "{token}");
+        }
+    }
+
+    #[test]
+    fn finds_formulas_in_sentences() {
+        let cases = [
+            ("Analyse LiFePO4", vec!["LiFePO4"]),
+            ("Compare LiFePO4 and LiCoO2.", vec!["LiFePO4", "LiCoO2"]),
+            ("What about LiFePO4's oxidation states?", vec!["LiFePO4"]),
+            ("Is it better than (LiMn2O4)?", vec!["LiMn2O4"]),
+            ("Record that olivine matters for Li+ mobility", vec![]),
+            ("What about its oxidation states?", vec![]),
+            ("Fe2O3, Fe2O3 and Fe3O4", vec!["Fe2O3", "Fe3O4"]),
+            ("salts (NH4)2SO4 and Ca(OH)2.", vec!["(NH4)2SO4", "Ca(OH)2"]),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(find_formulas(text), expected, "{text}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(text in "\\PC{0,80}") {
+            let _ = find_formulas(&text);
+        }
+    }
+}
