@@ -1,0 +1,75 @@
+//! The command-line surface: one submodule per subcommand.
+
+mod bench;
+mod branch;
+mod checkpoint;
+mod config;
+pub mod context;
+mod materials;
+mod message;
+mod output;
+mod serve;
+mod sessions;
+mod user;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use context::GlobalArgs;
+
+/// Kiln: a research-agent service with persistent, branching sessions.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the configuration reference.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Analyse chemical formulas: composition, oxidation states, validity, similar materials.
+    #[command(subcommand)]
+    Materials(materials::MaterialsCommand),
+    /// Run the HTTP service (SQLite under the data directory; 127.0.0.1:8080 by default).
+    Serve(serve::ServeArgs),
+    /// Create, list, inspect, move through the lifecycle, export and import sessions.
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
+    /// Branches of a session's conversation tree: create, list, merge, discard, diff.
+    #[command(subcommand)]
+    Branch(branch::BranchCommand),
+    /// Named checkpoints: create, list, restore.
+    #[command(subcommand)]
+    Checkpoint(checkpoint::CheckpointCommand),
+    /// Append messages to a branch and read its history.
+    #[command(subcommand)]
+    Message(message::MessageCommand),
+    /// Users and their API tokens.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Measure the session store (issue 2's workloads).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Runs one parsed command line and returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Config(cmd) => config::run(cmd),
+        Command::Materials(cmd) => materials::run(cmd),
+        Command::Serve(args) => serve::run(g, args).await,
+        Command::Sessions(cmd) => sessions::run(g, cmd).await,
+        Command::Branch(cmd) => branch::run(g, cmd).await,
+        Command::Checkpoint(cmd) => checkpoint::run(g, cmd).await,
+        Command::Message(cmd) => message::run(g, cmd).await,
+        Command::User(cmd) => user::run(g, cmd).await,
+        Command::Bench(cmd) => bench::run(g, cmd).await,
+    }
+}
