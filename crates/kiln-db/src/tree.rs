@@ -526,6 +526,38 @@ impl Db {
         page_before(&mut conn, &links, head.pos.seq, limit, before, true).await
     }
 
+    /// Returns the newest summary node on a branch's path, if any (one index probe per
+    /// segment of the path, thanks to the `nodes_summary` partial index).
+    pub async fn latest_summary(&self, session: &str, branch: &str) -> Result<Option<Node>> {
+        let mut conn = self.reader.acquire().await?;
+        let head = owned_head(&mut conn, session, branch, None).await?;
+        let links = if head.root_segment {
+            vec![Link {
+                segment: head.pos.segment,
+                start: 0,
+                upto: head.pos.seq,
+            }]
+        } else {
+            chain(&mut conn, head.pos.segment, head.pos.seq).await?
+        };
+        let sql = format!(
+            "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = ? AND n.seq >= ? \
+             AND n.seq <= ? AND n.kind = 'summary' ORDER BY n.seq DESC LIMIT 1"
+        );
+        for link in links {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(link.segment)
+                .bind(link.start)
+                .bind(link.upto)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some(row) = row {
+                return Ok(Some(Node::from_row(&row)?));
+            }
+        }
+        Ok(None)
+    }
+
     /// Returns the path ending at a node, newest first (every kind), with a cursor.
     pub async fn path(
         &self,

@@ -12,6 +12,40 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub llm: LlmConfig,
+    pub agent: AgentConfig,
+}
+
+/// The agent loop: step budget and discovery detection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Most model calls in one turn (each may ask for several tool calls).
+    pub step_budget: u32,
+    /// Whether each answer is classified for discoveries.
+    pub auto_detect_discoveries: bool,
+    /// Detected discoveries below this confidence (0..=1) are not recorded.
+    pub min_confidence: f64,
+    /// Discovery categories recorded automatically.
+    pub discovery_categories: Vec<String>,
+    /// Older messages are summarised once at least this many fall out of the window.
+    pub summary_batch: u32,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            step_budget: 6,
+            auto_detect_discoveries: true,
+            min_confidence: 0.6,
+            discovery_categories: vec![
+                "structure_property".into(),
+                "novel_synthesis".into(),
+                "stability_insight".into(),
+                "phase_relationship".into(),
+            ],
+            summary_batch: 8,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ mod sessions;
 mod templates;
 
 pub use auth::{Caller, hash_token, new_token};
-pub use config::{Config, LlmConfig, ServerConfig, StorageConfig};
+pub use config::{AgentConfig, Config, LlmConfig, ServerConfig, StorageConfig};
 pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput};
 pub use error::{Error, Result};
 pub use kiln_db::{
