@@ -118,6 +118,32 @@ impl SessionManager {
             .await?)
     }
 
+    /// Returns the newest summary node on a branch's path (the agent's context window).
+    pub async fn latest_summary(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+    ) -> Result<Option<Node>> {
+        self.readable(caller, session).await?;
+        Ok(self.db.latest_summary(session, branch).await?)
+    }
+
+    /// Appends a decision (an optimizer lock, …) to the session's audit log.
+    pub async fn record_audit(
+        &self,
+        caller: &Caller,
+        session: &str,
+        action: &str,
+        payload: &serde_json::Value,
+    ) -> Result<()> {
+        self.writable(caller, session).await?;
+        Ok(self
+            .db
+            .record_audit(session, &caller.user_id, action, payload)
+            .await?)
+    }
+
     /// Returns a branch's conversation newest first.
     pub async fn messages(
         &self,

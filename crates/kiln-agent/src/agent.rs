@@ -1,0 +1,1072 @@
+//! The turn loop: assemble the context window → call the model → run its tool calls
+//! (independent tools concurrently) with the caller's permissions → record calls, results and
+//! state events on the branch → repeat up to the step budget → record the answer → detect
+//! discoveries. Every write goes through the session manager with the branch head the turn
+//! last saw, so a concurrent writer is a clean `head_moved`, never an interleaved turn.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::future::join_all;
+use kiln_db::{NewNode, Node};
+use kiln_llm::{
+    ChatMessage, ChatModel, ChatRequest, ChatResponse, Purpose, ResponseFormat, StreamEvent,
+    ToolCall,
+};
+use kiln_session::{AgentConfig, Caller, Error, Result, SessionManager};
+use kiln_types::state::DiscoverySource;
+use kiln_types::{ErrorKind, NodeKind, ResearchState, SessionStatus, StateEvent};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::context::{ContextInputs, ContextWindow, assemble};
+use crate::registry::Registry;
+use crate::tool::{ToolContext, ToolError, ToolOutput};
+use crate::{DISCOVERIES_PROMPT, SUMMARISE_PROMPT, SYSTEM_PROMPT, relevance, tokens};
+
+/// Largest tool result text sent back to the model, in bytes (the full result is stored).
+const MAX_RESULT_FOR_MODEL: usize = 6_000;
+/// Largest user message, in bytes.
+const MAX_MESSAGE: usize = 64 * 1024;
+/// Most older messages folded into one summary.
+const MAX_SUMMARY_GAP: u32 = 400;
+
+/// Tokens spent by the model calls of a turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Model calls made.
+    pub calls: u32,
+}
+
+impl Usage {
+    fn add(&mut self, r: &ChatResponse) {
+        self.prompt_tokens += u64::from(r.usage.prompt_tokens);
+        self.completion_tokens += u64::from(r.usage.completion_tokens);
+        self.calls += 1;
+    }
+}
+
+/// One tool call of a turn, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolCallRecord {
+    /// The call id.
+    pub id: String,
+    /// The tool name (as the model wrote it).
+    pub name: String,
+    /// The arguments (parsed when they were JSON, else the raw text).
+    pub arguments: Value,
+    /// Whether the call succeeded.
+    pub ok: bool,
+    /// The text the model got back.
+    pub text: String,
+    /// The structured result, or the error `{code, message}`.
+    pub result: Value,
+    /// The tool_call node.
+    pub call_node: String,
+    /// The tool_result node.
+    pub result_node: String,
+}
+
+/// A discovery recorded automatically after an answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetectedRecord {
+    /// The discovery id (its node).
+    pub id: String,
+    /// The category.
+    pub category: String,
+    /// The finding.
+    pub description: String,
+    /// 0..=1.
+    pub confidence: f64,
+}
+
+/// What a turn did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TurnOutcome {
+    /// The session.
+    pub session: String,
+    /// The branch.
+    pub branch: String,
+    /// The user's message node.
+    pub user_node: String,
+    /// The answer node.
+    pub answer_node: String,
+    /// The answer text.
+    pub answer: String,
+    /// Tool calls, in order.
+    pub tool_calls: Vec<ToolCallRecord>,
+    /// Discoveries detected in the answer.
+    pub discoveries: Vec<DetectedRecord>,
+    /// A summary node written at the start of the turn, if older turns were summarised.
+    pub summary_node: Option<String>,
+    /// Model calls made for the answer (tool rounds plus the final one).
+    pub steps: u32,
+    /// Tokens spent (summary and discovery calls included).
+    pub usage: Usage,
+    /// The model that answered.
+    pub model: String,
+    /// The client went away before the answer was complete; the partial answer is stored.
+    pub interrupted: bool,
+    /// The step budget ran out before the model gave a final answer.
+    pub budget_exhausted: bool,
+    /// The branch head after the turn.
+    pub head: String,
+    /// Tokens of the context window on the last step.
+    pub context_tokens: u32,
+}
+
+/// What a turn reports while it runs (the SSE stream and the terminal REPL show these).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TurnEvent {
+    /// The user's message is stored.
+    Started {
+        /// Its node.
+        user_node: String,
+    },
+    /// Older turns were summarised into this node.
+    Summarised {
+        /// The summary node.
+        node: String,
+    },
+    /// More answer text.
+    Token {
+        /// The text.
+        text: String,
+    },
+    /// The model asked for a tool call.
+    ToolCall {
+        /// Call id.
+        id: String,
+        /// Tool name.
+        name: String,
+        /// Raw arguments.
+        arguments: String,
+    },
+    /// A tool call finished and is recorded.
+    ToolResult {
+        /// Call id.
+        id: String,
+        /// Tool name.
+        name: String,
+        /// Whether it succeeded.
+        ok: bool,
+        /// The text the model got.
+        text: String,
+        /// The result node.
+        node: String,
+    },
+    /// A discovery was detected and recorded.
+    Discovery(DetectedRecord),
+    /// The turn is complete.
+    Done(Box<TurnOutcome>),
+    /// The turn failed (the branch keeps what was recorded before).
+    Error {
+        /// Machine-readable code.
+        code: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Where a turn's events go: nowhere, or a channel whose closing means the client left.
+struct Events<'a> {
+    tx: Option<&'a mpsc::Sender<TurnEvent>>,
+}
+
+impl Events<'_> {
+    async fn send(&self, e: TurnEvent) {
+        if let Some(tx) = self.tx {
+            let _ = tx.send(e).await;
+        }
+    }
+
+    fn gone(&self) -> bool {
+        self.tx.is_some_and(mpsc::Sender::is_closed)
+    }
+}
+
+/// The research agent. Cheap to clone.
+#[derive(Clone)]
+pub struct Agent {
+    manager: SessionManager,
+    model: Arc<dyn ChatModel>,
+    tools: Arc<Registry>,
+    config: AgentConfig,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("model", &self.model.name())
+            .field("tools", &self.tools)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A call's result as it goes back to the model and onto the tree.
+struct Ran {
+    call: ToolCall,
+    outcome: std::result::Result<ToolOutput, ToolError>,
+}
+
+fn tool_error(e: &ToolError) -> Error {
+    let kind = match e {
+        ToolError::UnknownTool(_) => ErrorKind::NotFound,
+        ToolError::Forbidden(_) => ErrorKind::Forbidden,
+        ToolError::InvalidArguments(_) | ToolError::Failed(_) => ErrorKind::BadRequest,
+    };
+    Error::new(kind, e.code(), e.to_string())
+}
+
+fn seed_for(session: &str, head: &str, call: &str) -> u64 {
+    let d = Sha256::digest(format!("{session}/{head}/{call}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(b)
+}
+
+/// The text of a result for the model: `{"ok", "text", "data"}` (data left out when large).
+fn result_for_model(outcome: &std::result::Result<ToolOutput, ToolError>) -> String {
+    match outcome {
+        Ok(out) => {
+            let full = json!({"ok": true, "text": out.text, "data": out.data}).to_string();
+            if full.len() <= MAX_RESULT_FOR_MODEL {
+                full
+            } else {
+                json!({"ok": true, "text": out.text, "data_omitted": "too large; the full result is stored on the session"}).to_string()
+            }
+        }
+        Err(e) => {
+            json!({"ok": false, "error": {"code": e.code(), "message": e.to_string()}}).to_string()
+        }
+    }
+}
+
+fn short(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+impl Agent {
+    /// Returns an agent over `manager` answering with `model` and calling `tools`.
+    ///
+    /// Installs the registry as the manager's tool-state merger, so merges of branches that
+    /// both changed a tool use that tool's own rule.
+    pub fn new(
+        manager: SessionManager,
+        model: Arc<dyn ChatModel>,
+        tools: Registry,
+        config: AgentConfig,
+    ) -> Self {
+        let tools = Arc::new(tools);
+        let manager = manager.with_tool_merger(tools.clone());
+        Agent {
+            manager,
+            model,
+            tools,
+            config,
+        }
+    }
+
+    /// The session manager (with the tool merger installed).
+    pub fn manager(&self) -> &SessionManager {
+        &self.manager
+    }
+
+    /// The tool registry.
+    pub fn tools(&self) -> &Registry {
+        &self.tools
+    }
+
+    /// The model's name.
+    pub fn model_name(&self) -> &str {
+        self.model.name()
+    }
+
+    /// Returns the context window the model would see now on `branch`.
+    pub async fn context(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+    ) -> Result<ContextWindow> {
+        let s = self.manager.session(caller, session).await?;
+        let cfg = s.config.context.clone();
+        let state = self.manager.state(caller, session, branch, None).await?;
+        let summary = self.manager.latest_summary(caller, session, branch).await?;
+        let limit = cfg.max_history.clamp(1, 1000);
+        let history = self
+            .manager
+            .messages(caller, session, branch, Some(limit), None)
+            .await?;
+        Ok(assemble(ContextInputs {
+            system_prompt: SYSTEM_PROMPT,
+            config: &cfg,
+            state: &state,
+            summary: summary.as_ref(),
+            history: &history.items,
+        }))
+    }
+
+    /// Runs one tool directly, as the agent would (same permissions, same recorded nodes and
+    /// state events). Bad arguments are a typed error and record nothing.
+    pub async fn call_tool(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        name: &str,
+        arguments: Value,
+    ) -> Result<ToolCallRecord> {
+        let s = self.manager.session(caller, session).await?;
+        if matches!(s.status, SessionStatus::Paused | SessionStatus::Archived) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "session_not_active",
+                format!(
+                    "session is {}; resume it before running tools",
+                    s.status.as_str()
+                ),
+            ));
+        }
+        let tool = self
+            .tools
+            .get(name)
+            .ok_or_else(|| tool_error(&ToolError::UnknownTool(name.to_owned())))?
+            .clone();
+        let head = self
+            .manager
+            .db()
+            .branch(session, branch)
+            .await
+            .map_err(Error::from)?;
+        let state = self.manager.state(caller, session, branch, None).await?;
+        let digest = Sha256::digest(format!("{}/{name}/{arguments}", head.head).as_bytes());
+        let call_id = format!("direct_{}", &hex::encode(digest)[..16]);
+        let ctx = self.tool_context(caller, session, branch, state, &head.head, &call_id);
+        let out = tool
+            .call(&ctx, arguments.clone())
+            .await
+            .map_err(|e| tool_error(&e))?;
+        let call = ToolCall::new(call_id, name, &arguments);
+        let ran = vec![Ran {
+            call,
+            outcome: Ok(out),
+        }];
+        let (records, _) = self
+            .record_step(caller, session, branch, Some(&head.head), &ran, None, true)
+            .await?;
+        records
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("the tool call was not recorded"))
+    }
+
+    fn tool_context(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        state: ResearchState,
+        head: &str,
+        call: &str,
+    ) -> ToolContext {
+        ToolContext {
+            manager: self.manager.clone(),
+            caller: caller.clone(),
+            session: session.to_owned(),
+            branch: branch.to_owned(),
+            state,
+            data_dir: self.manager.data_dir().clone(),
+            seed: seed_for(session, head, call),
+        }
+    }
+
+    /// Runs a step's calls: calls to different tools concurrently, calls to the same tool in
+    /// order (each sees the state its predecessor left), results in the calls' order.
+    async fn run_calls(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        state: &ResearchState,
+        head: &str,
+        calls: &[ToolCall],
+    ) -> Vec<Ran> {
+        let mut groups: BTreeMap<&str, Vec<(usize, &ToolCall)>> = BTreeMap::new();
+        for (i, c) in calls.iter().enumerate() {
+            groups.entry(c.name.as_str()).or_default().push((i, c));
+        }
+        let futures = groups.into_values().map(|group| async move {
+            let mut local = state.clone();
+            let mut out = Vec::with_capacity(group.len());
+            for (i, call) in group {
+                let outcome = match (self.tools.get(&call.name), call.parse_arguments()) {
+                    (None, _) => Err(ToolError::UnknownTool(call.name.clone())),
+                    (Some(_), Err(e)) => Err(ToolError::InvalidArguments(format!(
+                        "the arguments are not valid JSON: {e}"
+                    ))),
+                    (Some(tool), Ok(args)) => {
+                        let ctx = self.tool_context(
+                            caller,
+                            session,
+                            branch,
+                            local.clone(),
+                            head,
+                            &call.id,
+                        );
+                        tool.call(&ctx, args).await
+                    }
+                };
+                if let Ok(o) = &outcome {
+                    for e in &o.events {
+                        local.apply("pending", e);
+                    }
+                }
+                out.push((
+                    i,
+                    Ran {
+                        call: call.clone(),
+                        outcome,
+                    },
+                ));
+            }
+            out
+        });
+        let mut all: Vec<(usize, Ran)> = join_all(futures).await.into_iter().flatten().collect();
+        all.sort_by_key(|(i, _)| *i);
+        all.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Records a step's calls, results and events in one append; then the audit entries.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_step(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        expected_head: Option<&str>,
+        ran: &[Ran],
+        response: Option<&ChatResponse>,
+        direct: bool,
+    ) -> Result<(Vec<ToolCallRecord>, String)> {
+        let mut nodes = Vec::with_capacity(ran.len() * 3);
+        for (i, r) in ran.iter().enumerate() {
+            let mut data = json!({
+                "call_id": r.call.id,
+                "name": r.call.name,
+                "arguments": r.call.arguments,
+            });
+            if direct {
+                data["direct"] = json!(true);
+            }
+            if let (0, Some(resp)) = (i, response) {
+                data["model"] = json!(resp.model);
+                data["usage"] = json!(resp.usage);
+                data["latency_ms"] = json!(resp.latency.as_secs_f64() * 1000.0);
+                if let Some(text) = resp.content.as_deref().filter(|t| !t.is_empty()) {
+                    data["assistant_text"] = json!(text);
+                }
+            }
+            let content = short(&format!("{}({})", r.call.name, r.call.arguments), 500);
+            let t = i64::from(tokens::count(&r.call.name) + tokens::count(&r.call.arguments));
+            let author = direct.then(|| caller.user_id.clone());
+            nodes.push(
+                NewNode::message(NodeKind::ToolCall, author, content)
+                    .with_data(data)
+                    .with_tokens(t),
+            );
+        }
+        for r in ran {
+            let text = result_for_model(&r.outcome);
+            let data = match &r.outcome {
+                Ok(o) => {
+                    json!({"call_id": r.call.id, "name": r.call.name, "ok": true, "text": o.text, "result": o.data})
+                }
+                Err(e) => {
+                    json!({"call_id": r.call.id, "name": r.call.name, "ok": false, "error": {"code": e.code(), "message": e.to_string()}})
+                }
+            };
+            let t = i64::from(tokens::count(&text));
+            nodes.push(
+                NewNode::message(NodeKind::ToolResult, None, text)
+                    .with_data(data)
+                    .with_tokens(t),
+            );
+        }
+        for r in ran {
+            if let Ok(o) = &r.outcome {
+                for e in &o.events {
+                    nodes.push(NewNode::event(e.clone(), Some(caller.user_id.clone())));
+                }
+            }
+        }
+        let appended = self
+            .manager
+            .append_nodes(caller, session, branch, nodes, expected_head)
+            .await?;
+        let n = ran.len();
+        let records = ran
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let (ok, text, result) = match &r.outcome {
+                    Ok(o) => (true, o.text.clone(), o.data.clone()),
+                    Err(e) => (
+                        false,
+                        e.to_string(),
+                        json!({"code": e.code(), "message": e.to_string()}),
+                    ),
+                };
+                ToolCallRecord {
+                    id: r.call.id.clone(),
+                    name: r.call.name.clone(),
+                    arguments: r
+                        .call
+                        .parse_arguments()
+                        .unwrap_or_else(|_| Value::String(r.call.arguments.clone())),
+                    ok,
+                    text,
+                    result,
+                    call_node: appended
+                        .nodes
+                        .get(i)
+                        .map(|n| n.id.clone())
+                        .unwrap_or_default(),
+                    result_node: appended
+                        .nodes
+                        .get(n + i)
+                        .map(|n| n.id.clone())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        for r in ran {
+            if let Ok(o) = &r.outcome {
+                for (action, payload) in &o.audit {
+                    self.manager
+                        .record_audit(caller, session, action, payload)
+                        .await?;
+                }
+            }
+        }
+        Ok((records, appended.head))
+    }
+
+    /// Summarises messages that left the window, once at least `summary_batch` have.
+    /// Returns the summary node and the new head, or `None` when nothing was due.
+    async fn maybe_summarise(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        head: &str,
+        usage: &mut Usage,
+    ) -> Result<Option<(String, String)>> {
+        let s = self.manager.session(caller, session).await?;
+        let cfg = &s.config.context;
+        if !cfg.auto_summarise {
+            return Ok(None);
+        }
+        let window = self
+            .manager
+            .messages(
+                caller,
+                session,
+                branch,
+                Some(cfg.max_history.clamp(1, 1000)),
+                None,
+            )
+            .await?;
+        let Some(cursor) = window.next_cursor else {
+            return Ok(None);
+        };
+        let previous = self.manager.latest_summary(caller, session, branch).await?;
+        let covered = previous
+            .as_ref()
+            .and_then(|n| n.data.as_ref()?.get("covers_through")?.as_i64())
+            .unwrap_or(-1);
+        let gap_page = self
+            .manager
+            .messages(
+                caller,
+                session,
+                branch,
+                Some(MAX_SUMMARY_GAP),
+                Some(&cursor),
+            )
+            .await?;
+        let mut gap: Vec<Node> = gap_page
+            .items
+            .into_iter()
+            .filter(|n| n.seq > covered && n.kind != NodeKind::Summary)
+            .collect();
+        if gap.len() < self.config.summary_batch.max(1) as usize {
+            return Ok(None);
+        }
+        gap.reverse();
+        let mut messages = vec![ChatMessage::system(SUMMARISE_PROMPT)];
+        if let Some(p) = &previous {
+            messages.push(ChatMessage::system(format!(
+                "Earlier summary:\n{}",
+                p.content
+            )));
+        }
+        for n in &gap {
+            let m = match n.kind {
+                NodeKind::User => ChatMessage::user(n.content.clone()),
+                NodeKind::Assistant => ChatMessage::assistant(n.content.clone()),
+                NodeKind::ToolCall => ChatMessage::assistant(format!("[tool call] {}", n.content)),
+                NodeKind::ToolResult => ChatMessage::user(format!(
+                    "[tool result] {}",
+                    n.data
+                        .as_ref()
+                        .and_then(|d| d.get("text"))
+                        .and_then(Value::as_str)
+                        .unwrap_or(&n.content)
+                )),
+                _ => ChatMessage::system(n.content.clone()),
+            };
+            messages.push(m);
+        }
+        let response = self
+            .model
+            .complete(ChatRequest::new(messages).with_purpose(Purpose::Summarise))
+            .await
+            .map_err(|e| model_error(&e))?;
+        usage.add(&response);
+        let text = response.content.unwrap_or_default();
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        let (first, last) = (&gap[0], &gap[gap.len() - 1]);
+        let data = json!({
+            "covers_from": first.seq,
+            "covers_through": last.seq,
+            "from_node": first.id,
+            "through_node": last.id,
+            "messages": gap.len(),
+            "previous": previous.as_ref().map(|p| p.id.clone()),
+            "model": response.model,
+        });
+        let t = i64::from(tokens::count(&text));
+        let node = NewNode::message(NodeKind::Summary, None, text)
+            .with_data(data)
+            .with_tokens(t);
+        let out = self
+            .manager
+            .append_nodes(caller, session, branch, vec![node], Some(head))
+            .await?;
+        let id = out.nodes.first().map(|n| n.id.clone()).unwrap_or_default();
+        Ok(Some((id, out.head)))
+    }
+
+    /// Runs one turn: the user's `message` on `branch`, to a recorded answer.
+    ///
+    /// With `events`, progress is sent as it happens; if the receiver is dropped (the client
+    /// left), the turn stops at the next point it can, stores the partial answer marked
+    /// `interrupted`, and returns.
+    pub async fn run_turn(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        message: &str,
+        events: Option<&mpsc::Sender<TurnEvent>>,
+    ) -> Result<TurnOutcome> {
+        let ev = Events { tx: events };
+        let result = self.turn(caller, session, branch, message, &ev).await;
+        match &result {
+            Ok(outcome) => ev.send(TurnEvent::Done(Box::new(outcome.clone()))).await,
+            Err(e) => {
+                ev.send(TurnEvent::Error {
+                    code: e.code.to_owned(),
+                    message: e.message.clone(),
+                })
+                .await;
+            }
+        }
+        result
+    }
+
+    async fn turn(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        message: &str,
+        ev: &Events<'_>,
+    ) -> Result<TurnOutcome> {
+        let message = message.trim();
+        if message.is_empty() {
+            return Err(Error::bad_request("message must not be empty"));
+        }
+        if message.len() > MAX_MESSAGE {
+            return Err(Error::new(
+                ErrorKind::PayloadTooLarge,
+                "too_large",
+                format!("message is larger than {MAX_MESSAGE} bytes"),
+            ));
+        }
+        let mut usage = Usage::default();
+        // The user's words first: whatever happens next, they are kept.
+        let user = NewNode::message(NodeKind::User, Some(caller.user_id.clone()), message)
+            .with_tokens(i64::from(tokens::count(message)));
+        let appended = self
+            .manager
+            .append_nodes(caller, session, branch, vec![user], None)
+            .await?;
+        let user_node = appended.nodes[0].id.clone();
+        let mut head = appended.head;
+        ev.send(TurnEvent::Started {
+            user_node: user_node.clone(),
+        })
+        .await;
+
+        let summary_node = match self
+            .maybe_summarise(caller, session, branch, &head, &mut usage)
+            .await
+        {
+            Ok(Some((node, h))) => {
+                head = h;
+                ev.send(TurnEvent::Summarised { node: node.clone() }).await;
+                Some(node)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(
+                    code = e.code,
+                    "summarising older turns failed: {}",
+                    e.message
+                );
+                None
+            }
+        };
+
+        let specs = self.tools.specs();
+        let mut records: Vec<ToolCallRecord> = Vec::new();
+        let mut steps = 0u32;
+        let mut interrupted = false;
+        let mut budget_exhausted = false;
+        let mut answer = String::new();
+        let mut last: Option<ChatResponse> = None;
+        let mut context_tokens = 0;
+        let budget = self.config.step_budget.max(1);
+        loop {
+            if ev.gone() {
+                interrupted = true;
+                break;
+            }
+            if steps == budget {
+                budget_exhausted = true;
+                break;
+            }
+            steps += 1;
+            let window = self.context(caller, session, branch).await?;
+            context_tokens = window.total_tokens;
+            let state = self.manager.state(caller, session, branch, None).await?;
+            let request = ChatRequest::new(window.messages.clone())
+                .with_tools(specs.clone())
+                .with_context(window.planner_context(session, branch));
+            let (response, partial, cut) = self.call_model(request, ev).await;
+            let response = match response {
+                Ok(r) => r,
+                Err(e) => {
+                    if cut {
+                        interrupted = true;
+                        answer = partial;
+                        break;
+                    }
+                    let err = model_error(&e);
+                    let note = format!("The model could not answer: {e}");
+                    let node = NewNode::message(NodeKind::Assistant, None, note).with_data(
+                        json!({"model": self.model.name(), "error": {"code": err.code, "message": err.message}}),
+                    );
+                    let _ = self
+                        .manager
+                        .append_nodes(caller, session, branch, vec![node], Some(&head))
+                        .await;
+                    return Err(err.with_details(json!({"user_node": user_node})));
+                }
+            };
+            usage.add(&response);
+            if response.tool_calls.is_empty() {
+                answer = response.content.clone().unwrap_or_default();
+                last = Some(response);
+                break;
+            }
+            for c in &response.tool_calls {
+                ev.send(TurnEvent::ToolCall {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                })
+                .await;
+            }
+            let ran = self
+                .run_calls(caller, session, branch, &state, &head, &response.tool_calls)
+                .await;
+            let (recs, h) = self
+                .record_step(
+                    caller,
+                    session,
+                    branch,
+                    Some(&head),
+                    &ran,
+                    Some(&response),
+                    false,
+                )
+                .await?;
+            head = h;
+            for r in &recs {
+                ev.send(TurnEvent::ToolResult {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                    ok: r.ok,
+                    text: r.text.clone(),
+                    node: r.result_node.clone(),
+                })
+                .await;
+            }
+            records.extend(recs);
+            last = Some(response);
+        }
+
+        if budget_exhausted {
+            answer = format!(
+                "I stopped after {budget} model calls (the step budget) before reaching a final \
+                 answer. The {} tool result(s) above are recorded on the branch.",
+                records.len()
+            );
+        } else if answer.trim().is_empty() && !interrupted {
+            answer = "(the model returned an empty answer)".to_owned();
+        }
+        let mut data = json!({
+            "model": self.model.name(),
+            "steps": steps,
+            "turn_usage": usage,
+        });
+        if let Some(r) = &last {
+            data["usage"] = json!(r.usage);
+            data["latency_ms"] = json!(r.latency.as_secs_f64() * 1000.0);
+            data["finish_reason"] = json!(r.finish_reason);
+        }
+        if interrupted {
+            data["interrupted"] = json!(true);
+        }
+        if budget_exhausted {
+            data["budget_exhausted"] = json!(true);
+        }
+        let content = if answer.is_empty() {
+            "(interrupted before any answer text)".to_owned()
+        } else {
+            answer.clone()
+        };
+        let node = NewNode::message(NodeKind::Assistant, None, content.clone())
+            .with_data(data)
+            .with_tokens(i64::from(tokens::count(&content)));
+        let out = self
+            .manager
+            .append_nodes(caller, session, branch, vec![node], Some(&head))
+            .await?;
+        let answer_node = out.nodes[0].id.clone();
+        head = out.head;
+
+        let mut discoveries = Vec::new();
+        if self.config.auto_detect_discoveries && !interrupted && !budget_exhausted {
+            match self
+                .detect(
+                    caller,
+                    session,
+                    branch,
+                    message,
+                    &content,
+                    &answer_node,
+                    &records,
+                    &head,
+                    &mut usage,
+                )
+                .await
+            {
+                Ok(Some((found, h))) => {
+                    head = h;
+                    for d in &found {
+                        ev.send(TurnEvent::Discovery(d.clone())).await;
+                    }
+                    discoveries = found;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(code = e.code, "discovery detection failed: {}", e.message)
+                }
+            }
+        }
+
+        Ok(TurnOutcome {
+            session: session.to_owned(),
+            branch: branch.to_owned(),
+            user_node,
+            answer_node,
+            answer: content,
+            tool_calls: records,
+            discoveries,
+            summary_node,
+            steps,
+            usage,
+            model: self.model.name().to_owned(),
+            interrupted,
+            budget_exhausted,
+            head,
+            context_tokens,
+        })
+    }
+
+    /// Streams one model call, forwarding text. Returns the response (or error), the text
+    /// received so far, and whether the client went away mid-stream.
+    async fn call_model(
+        &self,
+        request: ChatRequest,
+        ev: &Events<'_>,
+    ) -> (kiln_llm::Result<ChatResponse>, String, bool) {
+        let mut stream = self.model.complete_stream(request);
+        let mut partial = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(StreamEvent::TextDelta(t)) => {
+                    partial.push_str(&t);
+                    ev.send(TurnEvent::Token { text: t }).await;
+                    if ev.gone() {
+                        return (
+                            Err(kiln_llm::Error::Malformed("client disconnected".into())),
+                            partial,
+                            true,
+                        );
+                    }
+                }
+                Ok(StreamEvent::Done(r)) => return (Ok(r), partial, false),
+                Ok(_) => {}
+                Err(e) => return (Err(e), partial, false),
+            }
+        }
+        (
+            Err(kiln_llm::Error::Malformed(
+                "the stream ended before the answer was complete".into(),
+            )),
+            partial,
+            false,
+        )
+    }
+
+    /// Classifies the answer into discoveries and records those that pass the filters.
+    #[allow(clippy::too_many_arguments)]
+    async fn detect(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        question: &str,
+        answer: &str,
+        answer_node: &str,
+        records: &[ToolCallRecord],
+        head: &str,
+        usage: &mut Usage,
+    ) -> Result<Option<(Vec<DetectedRecord>, String)>> {
+        let request = ChatRequest {
+            response_format: ResponseFormat::JsonObject,
+            ..ChatRequest::new(vec![
+                ChatMessage::system(DISCOVERIES_PROMPT),
+                ChatMessage::user(question),
+                ChatMessage::assistant(answer),
+            ])
+            .with_purpose(Purpose::DetectDiscoveries)
+        };
+        let response = self
+            .model
+            .complete(request)
+            .await
+            .map_err(|e| model_error(&e))?;
+        usage.add(&response);
+        let found = kiln_llm::parse_discoveries(response.content.as_deref().unwrap_or(""))
+            .map_err(|e| Error::new(ErrorKind::Unavailable, "model_malformed", e.to_string()))?;
+        let state = self.manager.state(caller, session, branch, None).await?;
+        let mut evidence = vec![answer_node.to_owned()];
+        evidence.extend(
+            records
+                .iter()
+                .filter(|r| r.ok)
+                .map(|r| r.result_node.clone()),
+        );
+        let mut events = Vec::new();
+        let mut kept: Vec<(String, String, f64)> = Vec::new();
+        for d in found {
+            let category = d.category.as_str().to_owned();
+            // f32 on the wire; three decimals are all a confidence means.
+            let confidence = (f64::from(d.confidence) * 1000.0).round() / 1000.0;
+            if confidence < self.config.min_confidence
+                || !self.config.discovery_categories.contains(&category)
+            {
+                continue;
+            }
+            let q = relevance::terms(&d.description);
+            let known = state
+                .discoveries
+                .iter()
+                .any(|x| relevance::score(&q, &x.description) >= 0.8);
+            if known || kept.iter().any(|(_, desc, _)| *desc == d.description) {
+                continue;
+            }
+            events.push(StateEvent::Discovery {
+                id: None,
+                discovery_type: category.clone(),
+                description: d.description.clone(),
+                materials: state.focus.material.clone().into_iter().collect(),
+                evidence: evidence.clone(),
+                confidence: Some(confidence.clamp(0.0, 1.0)),
+                source: DiscoverySource::Auto,
+            });
+            kept.push((category, d.description, confidence));
+        }
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let nodes = events
+            .into_iter()
+            .map(|e| NewNode::event(e, Some(caller.user_id.clone())))
+            .collect();
+        let out = self
+            .manager
+            .append_nodes(caller, session, branch, nodes, Some(head))
+            .await?;
+        let records = out
+            .nodes
+            .iter()
+            .zip(kept)
+            .map(|(n, (category, description, confidence))| DetectedRecord {
+                id: n.id.clone(),
+                category,
+                description,
+                confidence,
+            })
+            .collect();
+        Ok(Some((records, out.head)))
+    }
+}
+
+fn model_error(e: &kiln_llm::Error) -> Error {
+    let kind = match e {
+        kiln_llm::Error::RateLimited { .. } => ErrorKind::TooManyRequests,
+        kiln_llm::Error::Config(_) => ErrorKind::Internal,
+        _ => ErrorKind::Unavailable,
+    };
+    Error::new(kind, "model_unavailable", e.to_string())
+}

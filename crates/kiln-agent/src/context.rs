@@ -1,0 +1,509 @@
+//! The context window: what the model sees on each step, assembled within a token budget.
+//!
+//! Order and priority follow the design brief: system prompt → pinned context → focus and
+//! recent materials → relevant past findings → the summary of older turns → the last
+//! `max_history` messages. The system prompt, pinned items and the current turn (the user's
+//! message and this turn's tool calls and results) are never dropped; the other parts get
+//! what the budget leaves, history newest first. [`assemble`] is pure; the agent feeds it
+//! what it read from the store.
+
+use kiln_db::Node;
+use kiln_llm::{ChatMessage, PlannerContext, ToolCall};
+use kiln_types::{ContextConfig, NodeKind, ResearchState};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::relevance;
+use crate::tokens;
+
+/// What [`assemble`] works from.
+#[derive(Debug, Clone, Copy)]
+pub struct ContextInputs<'a> {
+    /// The system prompt (from templates/prompts).
+    pub system_prompt: &'a str,
+    /// The session's context settings.
+    pub config: &'a ContextConfig,
+    /// The research state at the branch head.
+    pub state: &'a ResearchState,
+    /// The newest summary node on the path, if any.
+    pub summary: Option<&'a Node>,
+    /// The last messages of the branch, newest first (as the store pages them).
+    pub history: &'a [Node],
+}
+
+/// One part of the window and what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContextPart {
+    /// system, pinned, focus, findings, summary or history.
+    pub name: &'static str,
+    /// Tokens the part takes (its messages' overhead included).
+    pub tokens: u32,
+    /// Items included (pins, materials, findings, messages).
+    pub items: u32,
+    /// Items left out for lack of budget.
+    pub dropped: u32,
+}
+
+/// The assembled window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContextWindow {
+    /// The messages sent to the model, in order.
+    pub messages: Vec<ChatMessage>,
+    /// Per-part token accounting.
+    pub parts: Vec<ContextPart>,
+    /// Tokens of all messages.
+    pub total_tokens: u32,
+    /// The session's `context_window`.
+    pub budget: u32,
+    /// True when the parts that are never dropped alone exceed the budget.
+    pub over_budget: bool,
+    /// The current focus material.
+    pub focus: Option<String>,
+    /// Recently referenced materials in the window, newest first.
+    pub recent_materials: Vec<String>,
+    /// Ids of the discoveries and hypotheses in the window.
+    pub findings: Vec<String>,
+    /// The summary node in the window.
+    pub summary_node: Option<String>,
+    /// Ids of the history nodes in the window, oldest first.
+    pub history_nodes: Vec<String>,
+}
+
+impl ContextWindow {
+    /// The facts the offline planner needs beyond the messages.
+    pub fn planner_context(&self, session: &str, branch: &str) -> PlannerContext {
+        PlannerContext {
+            session_id: Some(session.to_owned()),
+            branch: Some(branch.to_owned()),
+            focus: self.focus.clone(),
+            recent_materials: self.recent_materials.clone(),
+        }
+    }
+}
+
+/// A run of history that enters or leaves the window whole: one message, or a tool group
+/// (an assistant's tool calls followed by their results).
+struct Unit {
+    messages: Vec<ChatMessage>,
+    nodes: Vec<String>,
+    tokens: u32,
+    /// Part of the current turn (at or after the last user message): never dropped.
+    current: bool,
+}
+
+fn node_tokens(n: &Node, m: &ChatMessage) -> u32 {
+    match n.tokens {
+        Some(t) if n.kind != NodeKind::ToolCall => {
+            tokens::PER_MESSAGE + u32::try_from(t).unwrap_or(u32::MAX)
+        }
+        _ => tokens::message(m),
+    }
+}
+
+fn call_of(n: &Node) -> Option<ToolCall> {
+    let d = n.data.as_ref()?;
+    Some(ToolCall {
+        id: d.get("call_id")?.as_str()?.to_owned(),
+        name: d.get("name")?.as_str()?.to_owned(),
+        arguments: d
+            .get("arguments")
+            .and_then(Value::as_str)
+            .unwrap_or("{}")
+            .to_owned(),
+    })
+}
+
+fn result_id(n: &Node) -> Option<&str> {
+    n.data.as_ref()?.get("call_id")?.as_str()
+}
+
+/// Turns history (newest first) into units, oldest first.
+fn units(history: &[Node]) -> Vec<Unit> {
+    let nodes: Vec<&Node> = history
+        .iter()
+        .rev()
+        .filter(|n| n.kind != NodeKind::Summary)
+        .collect();
+    let last_user = nodes.iter().rposition(|n| n.kind == NodeKind::User);
+    let mut out: Vec<Unit> = Vec::new();
+    let mut i = 0;
+    while i < nodes.len() {
+        let n = nodes[i];
+        let current = last_user.is_some_and(|u| i >= u);
+        match n.kind {
+            NodeKind::ToolCall => {
+                // Gather consecutive calls, then their results.
+                let mut calls: Vec<(ToolCall, &Node)> = Vec::new();
+                let mut text: Option<String> = None;
+                while i < nodes.len() && nodes[i].kind == NodeKind::ToolCall {
+                    if let Some(c) = call_of(nodes[i]) {
+                        if text.is_none() {
+                            text = nodes[i]
+                                .data
+                                .as_ref()
+                                .and_then(|d| d.get("assistant_text"))
+                                .and_then(Value::as_str)
+                                .map(str::to_owned);
+                        }
+                        calls.push((c, nodes[i]));
+                    }
+                    i += 1;
+                }
+                let mut results: Vec<&Node> = Vec::new();
+                while i < nodes.len() && nodes[i].kind == NodeKind::ToolResult {
+                    results.push(nodes[i]);
+                    i += 1;
+                }
+                // Keep the calls that have a result, and the results that have a call.
+                let answered: Vec<(ToolCall, &Node)> = calls
+                    .into_iter()
+                    .filter(|(c, _)| results.iter().any(|r| result_id(r) == Some(c.id.as_str())))
+                    .collect();
+                if answered.is_empty() {
+                    continue;
+                }
+                let call_msg = ChatMessage::assistant_tool_calls(
+                    text,
+                    answered.iter().map(|(c, _)| c.clone()).collect(),
+                );
+                let mut unit = Unit {
+                    tokens: tokens::message(&call_msg),
+                    nodes: answered.iter().map(|(_, n)| n.id.clone()).collect(),
+                    messages: vec![call_msg],
+                    current,
+                };
+                for r in results {
+                    let Some(id) = result_id(r) else { continue };
+                    if !answered.iter().any(|(c, _)| c.id == id) {
+                        continue;
+                    }
+                    let m = ChatMessage::tool(id, r.content.clone());
+                    unit.tokens += node_tokens(r, &m);
+                    unit.nodes.push(r.id.clone());
+                    unit.messages.push(m);
+                }
+                out.push(unit);
+                continue;
+            }
+            NodeKind::ToolResult => {
+                // A result whose call fell outside the page: meaningless alone.
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let m = match n.kind {
+            NodeKind::User => Some(ChatMessage::user(n.content.clone())),
+            NodeKind::Assistant if !n.content.is_empty() => {
+                Some(ChatMessage::assistant(n.content.clone()))
+            }
+            NodeKind::System => Some(ChatMessage::system(n.content.clone())),
+            NodeKind::Note => Some(ChatMessage::system(format!("Note: {}", n.content))),
+            NodeKind::Merge => Some(ChatMessage::system(format!("Merge: {}", n.content))),
+            _ => None,
+        };
+        if let Some(m) = m {
+            out.push(Unit {
+                tokens: node_tokens(n, &m),
+                nodes: vec![n.id.clone()],
+                messages: vec![m],
+                current,
+            });
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The latest user message's text in the history (what relevance is judged against).
+fn query_of(history: &[Node]) -> &str {
+    history
+        .iter()
+        .find(|n| n.kind == NodeKind::User)
+        .map_or("", |n| n.content.as_str())
+}
+
+fn material_line(m: &kiln_types::state::Material) -> String {
+    let Some(d) = &m.data else {
+        return m.formula.clone();
+    };
+    let mut facts = Vec::new();
+    if let Some(x) = d.get("molar_mass").and_then(Value::as_f64) {
+        facts.push(format!("{x:.3} g/mol"));
+    }
+    if let Some(v) = d.get("valid").and_then(Value::as_bool) {
+        facts.push(
+            if v {
+                "valid"
+            } else {
+                "fails the validity screen"
+            }
+            .to_owned(),
+        );
+    }
+    if let Some(s) = d.get("chemical_system").and_then(Value::as_str) {
+        facts.push(s.to_owned());
+    }
+    if facts.is_empty() {
+        m.formula.clone()
+    } else {
+        format!("{} ({})", m.formula, facts.join(", "))
+    }
+}
+
+/// Assembles the window. Pure: the same inputs give the same window.
+pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
+    let budget = inp.config.context_window;
+    let mut parts = Vec::new();
+    let mut messages: Vec<ChatMessage> = Vec::new();
+
+    // 1. System prompt and pinned context: always in.
+    let system = ChatMessage::system(inp.system_prompt);
+    let system_tokens = tokens::message(&system);
+    messages.push(system);
+    parts.push(ContextPart {
+        name: "system",
+        tokens: system_tokens,
+        items: 1,
+        dropped: 0,
+    });
+    let mut used = system_tokens;
+    if !inp.state.context.is_empty() {
+        let lines: Vec<String> = inp
+            .state
+            .context
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("- {k}: {s}"),
+                other => format!("- {k}: {other}"),
+            })
+            .collect();
+        let m = ChatMessage::system(format!("Pinned context:\n{}", lines.join("\n")));
+        let t = tokens::message(&m);
+        used += t;
+        messages.push(m);
+        parts.push(ContextPart {
+            name: "pinned",
+            tokens: t,
+            items: lines.len() as u32,
+            dropped: 0,
+        });
+    }
+
+    // The current turn is reserved before the optional parts.
+    let units = units(inp.history);
+    let current_tokens: u32 = units.iter().filter(|u| u.current).map(|u| u.tokens).sum();
+    let reserved = used + current_tokens;
+    let mut left = budget.saturating_sub(reserved);
+
+    // 2. Focus and recent materials.
+    let focus = inp.state.focus.material.clone();
+    let memory = inp.config.material_memory as usize;
+    let recent: Vec<&kiln_types::state::Material> =
+        inp.state.materials.iter().rev().take(memory).collect();
+    let mut recent_materials = Vec::new();
+    let mut optional: Vec<ChatMessage> = Vec::new();
+    if focus.is_some() || !recent.is_empty() {
+        let mut included = recent.len();
+        loop {
+            let mut text = String::new();
+            if let Some(f) = &focus {
+                text.push_str(&format!(
+                    "Current focus material: {f} (\"it\" refers to it)."
+                ));
+            }
+            if included > 0 {
+                let lines: Vec<String> = recent[..included]
+                    .iter()
+                    .map(|m| format!("- {}", material_line(m)))
+                    .collect();
+                text.push_str(&format!(
+                    "\nMaterials in play, most recent first:\n{}",
+                    lines.join("\n")
+                ));
+            }
+            let m = ChatMessage::system(text.trim_start().to_owned());
+            let t = tokens::message(&m);
+            if t <= left || (included == 0) {
+                if t <= left {
+                    left -= t;
+                    recent_materials = recent[..included]
+                        .iter()
+                        .map(|m| m.formula.clone())
+                        .collect();
+                    parts.push(ContextPart {
+                        name: "focus",
+                        tokens: t,
+                        items: included as u32 + u32::from(focus.is_some()),
+                        dropped: (recent.len() - included) as u32,
+                    });
+                    optional.push(m);
+                } else {
+                    parts.push(ContextPart {
+                        name: "focus",
+                        tokens: 0,
+                        items: 0,
+                        dropped: recent.len() as u32 + u32::from(focus.is_some()),
+                    });
+                }
+                break;
+            }
+            included -= 1;
+        }
+    }
+
+    // 3. Relevant past findings: discoveries and hypotheses scoring at least the threshold.
+    let q = relevance::terms(query_of(inp.history));
+    let mut scored: Vec<(f64, String, String)> = Vec::new();
+    for d in &inp.state.discoveries {
+        let text = format!(
+            "{} {} {}",
+            d.discovery_type,
+            d.description,
+            d.materials.join(" ")
+        );
+        let s = relevance::score(&q, &text);
+        if s >= inp.config.relevance_threshold && s > 0.0 {
+            scored.push((
+                s,
+                d.id.clone(),
+                format!(
+                    "- [{}] {} (discovery {})",
+                    d.discovery_type, d.description, d.id
+                ),
+            ));
+        }
+    }
+    for h in &inp.state.hypotheses {
+        let s = relevance::score(&q, &h.statement);
+        if s >= inp.config.relevance_threshold && s > 0.0 {
+            let status = serde_json::to_value(h.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            scored.push((
+                s,
+                h.id.clone(),
+                format!("- hypothesis ({status}): {} ({})", h.statement, h.id),
+            ));
+        }
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut findings = Vec::new();
+    if !scored.is_empty() {
+        let header = "Relevant findings from this session:";
+        let mut lines: Vec<&str> = Vec::new();
+        let mut cost = tokens::PER_MESSAGE + tokens::count(header);
+        let mut dropped = 0u32;
+        for (_, id, line) in &scored {
+            let t = tokens::count(line) + 1;
+            if cost + t <= left {
+                cost += t;
+                lines.push(line);
+                findings.push(id.clone());
+            } else {
+                dropped += 1;
+            }
+        }
+        if lines.is_empty() {
+            parts.push(ContextPart {
+                name: "findings",
+                tokens: 0,
+                items: 0,
+                dropped,
+            });
+        } else {
+            let m = ChatMessage::system(format!("{header}\n{}", lines.join("\n")));
+            let t = tokens::message(&m);
+            left = left.saturating_sub(t);
+            parts.push(ContextPart {
+                name: "findings",
+                tokens: t,
+                items: lines.len() as u32,
+                dropped,
+            });
+            optional.push(m);
+        }
+    }
+
+    // 4. The summary of older turns.
+    let mut summary_node = None;
+    if let Some(s) = inp.summary {
+        let m = ChatMessage::system(format!(
+            "Summary of the earlier conversation:\n{}",
+            s.content
+        ));
+        let t = tokens::message(&m);
+        if t <= left {
+            left -= t;
+            summary_node = Some(s.id.clone());
+            parts.push(ContextPart {
+                name: "summary",
+                tokens: t,
+                items: 1,
+                dropped: 0,
+            });
+            optional.push(m);
+        } else {
+            parts.push(ContextPart {
+                name: "summary",
+                tokens: 0,
+                items: 0,
+                dropped: 1,
+            });
+        }
+    }
+    messages.extend(optional);
+
+    // 5. History: the current turn always, then earlier units newest first while they fit
+    //    (an older unit that does not fit stops the walk: the window stays contiguous).
+    let max_nodes = inp.config.max_history as usize;
+    let mut keep_from = units.len();
+    let mut node_count = 0usize;
+    let mut history_tokens = 0u32;
+    for (idx, u) in units.iter().enumerate().rev() {
+        if u.current {
+            keep_from = idx;
+            node_count += u.nodes.len();
+            history_tokens += u.tokens;
+            continue;
+        }
+        if u.tokens > left || node_count + u.nodes.len() > max_nodes {
+            break;
+        }
+        left -= u.tokens;
+        keep_from = idx;
+        node_count += u.nodes.len();
+        history_tokens += u.tokens;
+    }
+    let mut history_nodes = Vec::new();
+    let mut history_messages = 0u32;
+    for u in &units[keep_from..] {
+        history_nodes.extend(u.nodes.iter().cloned());
+        history_messages += u.messages.len() as u32;
+        messages.extend(u.messages.iter().cloned());
+    }
+    parts.push(ContextPart {
+        name: "history",
+        tokens: history_tokens,
+        items: history_messages,
+        dropped: units[..keep_from]
+            .iter()
+            .map(|u| u.messages.len() as u32)
+            .sum(),
+    });
+
+    let total_tokens: u32 = parts.iter().map(|p| p.tokens).sum();
+    ContextWindow {
+        messages,
+        parts,
+        total_tokens,
+        budget,
+        over_budget: reserved > budget,
+        focus,
+        recent_materials,
+        findings,
+        summary_node,
+        history_nodes,
+    }
+}

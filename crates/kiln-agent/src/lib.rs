@@ -1,0 +1,25 @@
+//! Kiln's research agent: the tool registry and built-in tools, the context window, and the
+//! turn loop that drives a chat model over a session branch.
+//!
+//! Entry point: [`Agent::run_turn`] (and [`Agent::call_tool`] for scripts that drive one tool
+//! directly). Everything a turn does is recorded on the branch through the session manager.
+
+mod agent;
+pub mod context;
+mod registry;
+pub mod relevance;
+pub mod tokens;
+mod tool;
+pub mod tools;
+
+pub use agent::{Agent, DetectedRecord, ToolCallRecord, TurnEvent, TurnOutcome, Usage};
+pub use context::{ContextInputs, ContextPart, ContextWindow, assemble};
+pub use registry::{Registry, ToolInfo};
+pub use tool::{Tool, ToolContext, ToolError, ToolOutput};
+
+/// The system prompt (templates/prompts/system.md, embedded at build time).
+pub const SYSTEM_PROMPT: &str = include_str!("../../../templates/prompts/system.md");
+/// The instruction for summaries of older turns.
+pub const SUMMARISE_PROMPT: &str = include_str!("../../../templates/prompts/summarise.md");
+/// The instruction for discovery classification.
+pub const DISCOVERIES_PROMPT: &str = include_str!("../../../templates/prompts/discoveries.md");

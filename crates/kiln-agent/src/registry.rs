@@ -1,0 +1,109 @@
+//! The one table of tools: lookup by name, specs for the model, and the tool-state merger the
+//! session manager consults when two branches changed the same tool.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kiln_llm::ToolSpec;
+use kiln_types::state::{Conflict, ToolMerger};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::tool::Tool;
+use crate::tools;
+
+/// The registered tools, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    tools: BTreeMap<String, Arc<dyn Tool>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.tools.keys()).finish()
+    }
+}
+
+/// A tool as `GET /v1/tools` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolInfo {
+    /// The name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// Whether calls change the session.
+    pub writes: bool,
+    /// JSON schema of the arguments.
+    pub parameters: Value,
+}
+
+impl Registry {
+    /// Returns an empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Returns the registry with Kiln's built-in tools.
+    pub fn builtin() -> Self {
+        let mut r = Registry::new();
+        r.register(Arc::new(tools::MaterialsAnalyzer));
+        r.register(Arc::new(tools::BayesianOptimizer));
+        r.register(Arc::new(tools::Notebook));
+        r.register(Arc::new(tools::SessionSearch));
+        r.register(Arc::new(tools::RecordDiscovery));
+        r.register(Arc::new(tools::LinkDiscoveries));
+        r
+    }
+
+    /// Adds (or replaces) a tool; a custom tool is one more `impl Tool` and this call.
+    pub fn register(&mut self, tool: Arc<dyn Tool>) {
+        self.tools.insert(tool.name().to_owned(), tool);
+    }
+
+    /// Returns the tool called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        self.tools.get(name)
+    }
+
+    /// Returns the tool names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.tools.keys().cloned().collect()
+    }
+
+    /// Returns the specs the model is given.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.tools
+            .values()
+            .map(|t| ToolSpec {
+                name: t.name().to_owned(),
+                description: t.description().to_owned(),
+                parameters: t.schema(),
+            })
+            .collect()
+    }
+
+    /// Returns every tool with its schema.
+    pub fn infos(&self) -> Vec<ToolInfo> {
+        self.tools
+            .values()
+            .map(|t| ToolInfo {
+                name: t.name().to_owned(),
+                description: t.description().to_owned(),
+                writes: t.writes(),
+                parameters: t.schema(),
+            })
+            .collect()
+    }
+}
+
+impl ToolMerger for Registry {
+    fn merge_tool(
+        &self,
+        tool: &str,
+        base: Option<&Value>,
+        ours: &Value,
+        theirs: &Value,
+    ) -> Option<Result<Value, Vec<Conflict>>> {
+        self.tools.get(tool)?.merge(base, ours, theirs)
+    }
+}

@@ -1,0 +1,125 @@
+//! `bayesian_optimizer`: kiln-bayesopt as a session tool. Its whole state (space, experiments,
+//! fitted model, suggestions, locks) is one tool state on the branch, so it branches,
+//! checkpoints and merges with the session; locks also go to the session's audit log.
+
+use futures::future::BoxFuture;
+use kiln_bayesopt::{Error as BoError, OptimizerState};
+use kiln_types::StateEvent;
+use kiln_types::state::Conflict;
+use serde_json::{Value, json};
+
+use crate::tool::{Tool, ToolContext, ToolError, ToolOutput};
+
+/// The tool's name.
+pub const NAME: &str = "bayesian_optimizer";
+
+/// The Bayesian optimizer tool.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BayesianOptimizer;
+
+fn to_tool_error(e: BoError) -> ToolError {
+    match e {
+        BoError::Numerical(m) => ToolError::Failed(format!("model fit failed: {m}")),
+        BoError::InvalidExperiments(rows) => ToolError::InvalidArguments(format!(
+            "{} invalid experiment row(s), nothing added: {}",
+            rows.len(),
+            rows.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+        other => ToolError::InvalidArguments(other.to_string()),
+    }
+}
+
+fn load(ctx: &ToolContext) -> Result<Option<OptimizerState>, ToolError> {
+    ctx.tool_state(NAME)
+        .map(|v| {
+            serde_json::from_value(v.clone()).map_err(|e| {
+                ToolError::Failed(format!("the stored optimizer state is unreadable: {e}"))
+            })
+        })
+        .transpose()
+}
+
+impl Tool for BayesianOptimizer {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn description(&self) -> &str {
+        "Bayesian optimisation of experiments (Gaussian process, EI/PI/UCB, batches): define \
+         the search space and objective, add measured experiments, suggest the next ones, \
+         predict, show status, lock decisions into the audit log."
+    }
+
+    fn schema(&self) -> Value {
+        kiln_bayesopt::tool_schema()
+    }
+
+    fn call<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: Value,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        Box::pin(async move {
+            let before = load(ctx)?;
+            let seed = ctx.seed;
+            let action = args
+                .get("action")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let prior = before.clone();
+            // Fitting a GP is CPU work (milliseconds to a second): off the async workers.
+            let outcome =
+                tokio::task::spawn_blocking(move || kiln_bayesopt::apply(prior, &args, seed))
+                    .await
+                    .map_err(|e| ToolError::Failed(format!("the optimizer stopped: {e}")))?
+                    .map_err(to_tool_error)?;
+            let mut output = ToolOutput::new(outcome.text, outcome.result);
+            if before.as_ref() != Some(&outcome.state) {
+                let state = serde_json::to_value(&outcome.state)
+                    .map_err(|e| ToolError::Failed(e.to_string()))?;
+                output.events.push(StateEvent::ToolState {
+                    tool: NAME.to_owned(),
+                    state,
+                });
+            }
+            if let Some(lock) = outcome.lock {
+                let payload = serde_json::to_value(&lock).unwrap_or(Value::Null);
+                output.audit.push((format!("{NAME}.lock"), payload));
+            }
+            if let Some(obj) = output.data.as_object_mut() {
+                obj.entry("action").or_insert(json!(action));
+            }
+            Ok(output)
+        })
+    }
+
+    fn merge(
+        &self,
+        base: Option<&Value>,
+        ours: &Value,
+        theirs: &Value,
+    ) -> Option<Result<Value, Vec<Conflict>>> {
+        let parse = |v: &Value| serde_json::from_value::<OptimizerState>(v.clone());
+        let (Ok(o), Ok(t)) = (parse(ours), parse(theirs)) else {
+            return None;
+        };
+        let b = base.and_then(|v| parse(v).ok());
+        Some(match kiln_bayesopt::merge(b.as_ref(), &o, &t) {
+            Ok(merged) => Ok(serde_json::to_value(merged).unwrap_or(Value::Null)),
+            Err(conflict) => Err(conflict
+                .conflicts
+                .into_iter()
+                .map(|c| Conflict {
+                    field: format!("tools.{NAME}.{}", c.field),
+                    base: Some(c.base),
+                    ours: Some(c.ours),
+                    theirs: Some(c.theirs),
+                })
+                .collect()),
+        })
+    }
+}
