@@ -507,3 +507,251 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
         history_nodes,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_types::StateEvent;
+    use kiln_types::state::DiscoverySource;
+    use serde_json::json;
+
+    fn node(seq: i64, kind: NodeKind, content: &str) -> Node {
+        Node {
+            id: format!("n{seq}"),
+            seq,
+            parent_id: None,
+            merge_parent_id: None,
+            kind,
+            role: kind,
+            author: None,
+            content: content.to_owned(),
+            data: None,
+            tokens: None,
+            created_at: String::new(),
+        }
+    }
+
+    /// `turns` question/answer pairs then the current question, newest first.
+    fn history(turns: i64, words: usize) -> Vec<Node> {
+        let filler = "lithium iron phosphate cathode ".repeat(words);
+        let mut h = Vec::new();
+        for i in 0..turns {
+            h.push(node(
+                2 * i + 1,
+                NodeKind::User,
+                &format!("question {i} {filler}"),
+            ));
+            h.push(node(
+                2 * i + 2,
+                NodeKind::Assistant,
+                &format!("answer {i} {filler}"),
+            ));
+        }
+        h.push(node(2 * turns + 1, NodeKind::User, "the current question"));
+        h.reverse();
+        h
+    }
+
+    fn config(window: u32, max_history: u32) -> ContextConfig {
+        ContextConfig {
+            context_window: window,
+            max_history,
+            ..ContextConfig::default()
+        }
+    }
+
+    fn pinned_state() -> ResearchState {
+        let mut s = ResearchState::default();
+        s.apply(
+            "p1",
+            &StateEvent::ContextPin {
+                key: "goal".into(),
+                value: json!("find a cobalt-free cathode"),
+            },
+        );
+        s
+    }
+
+    #[test]
+    fn the_budget_is_respected_and_history_kept_newest_first() {
+        let h = history(30, 20);
+        let state = ResearchState::default();
+        let cfg = config(1_000, 100);
+        let w = assemble(ContextInputs {
+            system_prompt: "You are Kiln.",
+            config: &cfg,
+            state: &state,
+            summary: None,
+            history: &h,
+        });
+        assert!(w.total_tokens <= 1_000, "{}", w.total_tokens);
+        assert!(!w.over_budget);
+        let hist = w.parts.iter().find(|p| p.name == "history").unwrap();
+        assert!(hist.dropped > 0, "something had to go");
+        // The newest messages are the ones kept, ending with the current question.
+        assert_eq!(w.history_nodes.last().map(String::as_str), Some("n61"));
+        assert_eq!(
+            w.messages.last().and_then(|m| m.text()),
+            Some("the current question")
+        );
+        let sum: u32 = w.messages.iter().map(tokens::message).sum();
+        assert_eq!(
+            sum, w.total_tokens,
+            "the accounting matches the messages sent"
+        );
+        // max_history caps the count even with budget to spare.
+        let cfg = config(100_000, 5);
+        let w = assemble(ContextInputs {
+            system_prompt: "You are Kiln.",
+            config: &cfg,
+            state: &state,
+            summary: None,
+            history: &h,
+        });
+        assert_eq!(w.history_nodes.len(), 5);
+    }
+
+    #[test]
+    fn system_prompt_pins_and_the_current_question_are_never_dropped() {
+        let h = history(5, 50);
+        let state = pinned_state();
+        let cfg = config(10, 20);
+        let w = assemble(ContextInputs {
+            system_prompt: "You are Kiln, a research assistant with a long prompt.",
+            config: &cfg,
+            state: &state,
+            summary: None,
+            history: &h,
+        });
+        assert!(w.over_budget);
+        assert!(
+            matches!(&w.messages[0], ChatMessage::System { content } if content.starts_with("You are Kiln"))
+        );
+        assert!(w.messages[1].text().unwrap().contains("cobalt-free"));
+        assert_eq!(
+            w.messages.last().and_then(|m| m.text()),
+            Some("the current question")
+        );
+        assert_eq!(w.history_nodes, vec!["n11".to_string()]);
+    }
+
+    #[test]
+    fn the_summary_is_used_when_it_fits() {
+        let h = history(3, 1);
+        let state = ResearchState::default();
+        let mut summary = node(
+            0,
+            NodeKind::Summary,
+            "Earlier: LiFePO4 analysed, 157.755 g/mol.",
+        );
+        summary.id = "sum".into();
+        let cfg = config(2_000, 20);
+        let w = assemble(ContextInputs {
+            system_prompt: "You are Kiln.",
+            config: &cfg,
+            state: &state,
+            summary: Some(&summary),
+            history: &h,
+        });
+        assert_eq!(w.summary_node.as_deref(), Some("sum"));
+        assert!(
+            w.messages
+                .iter()
+                .any(|m| m.text().is_some_and(|t| t.contains("157.755")))
+        );
+        // Too little room: the summary is left out, the question stays.
+        let cfg = config(40, 20);
+        let w = assemble(ContextInputs {
+            system_prompt: "You are Kiln.",
+            config: &cfg,
+            state: &state,
+            summary: Some(&summary),
+            history: &h,
+        });
+        assert_eq!(w.summary_node, None);
+        assert_eq!(
+            w.parts
+                .iter()
+                .find(|p| p.name == "summary")
+                .unwrap()
+                .dropped,
+            1
+        );
+    }
+
+    #[test]
+    fn findings_need_the_relevance_threshold() {
+        let mut state = ResearchState::default();
+        for (id, text) in [
+            ("d1", "The olivine structure is crucial for Li+ mobility"),
+            ("d2", "Sintering above 900 C coarsens the grains"),
+        ] {
+            state.apply(
+                id,
+                &StateEvent::Discovery {
+                    id: Some(id.into()),
+                    discovery_type: "structure_property".into(),
+                    description: text.into(),
+                    materials: vec![],
+                    evidence: vec![],
+                    confidence: None,
+                    source: DiscoverySource::Manual,
+                },
+            );
+        }
+        let h = vec![node(
+            1,
+            NodeKind::User,
+            "How does the olivine structure affect Li+ mobility?",
+        )];
+        let mut cfg = config(4_000, 20);
+        cfg.relevance_threshold = 0.5;
+        let w = assemble(ContextInputs {
+            system_prompt: "s",
+            config: &cfg,
+            state: &state,
+            summary: None,
+            history: &h,
+        });
+        assert_eq!(w.findings, vec!["d1".to_string()]);
+        cfg.relevance_threshold = 1.0;
+        let w = assemble(ContextInputs {
+            system_prompt: "s",
+            config: &cfg,
+            state: &state,
+            summary: None,
+            history: &h,
+        });
+        assert!(w.findings.is_empty(), "{:?}", w.findings);
+    }
+
+    #[test]
+    fn tool_groups_enter_whole_and_orphans_are_dropped() {
+        let mut call = node(2, NodeKind::ToolCall, "materials_analyzer(...)");
+        call.data = Some(json!({"call_id": "c1", "name": "materials_analyzer", "arguments": "{}"}));
+        let mut result = node(3, NodeKind::ToolResult, "{\"ok\":true}");
+        result.data = Some(json!({"call_id": "c1"}));
+        let mut orphan = node(0, NodeKind::ToolResult, "{\"ok\":true}");
+        orphan.data = Some(json!({"call_id": "gone"}));
+        let h = vec![
+            node(4, NodeKind::Assistant, "done"),
+            result,
+            call,
+            node(1, NodeKind::User, "analyse"),
+            orphan,
+        ];
+        let state = ResearchState::default();
+        let cfg = config(4_000, 20);
+        let w = assemble(ContextInputs {
+            system_prompt: "s",
+            config: &cfg,
+            state: &state,
+            summary: None,
+            history: &h,
+        });
+        let roles: Vec<kiln_llm::Role> = w.messages.iter().map(ChatMessage::role).collect();
+        use kiln_llm::Role::*;
+        assert_eq!(roles, vec![System, User, Assistant, Tool, Assistant]);
+        assert_eq!(w.messages[2].tool_calls()[0].id, "c1");
+    }
+}
