@@ -8,6 +8,7 @@ mod agent;
 pub mod context;
 mod registry;
 pub mod relevance;
+pub mod setup;
 pub mod tokens;
 mod tool;
 pub mod tools;

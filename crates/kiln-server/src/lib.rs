@@ -9,6 +9,7 @@ mod routes;
 
 use std::net::SocketAddr;
 
+use kiln_agent::Agent;
 use kiln_session::SessionManager;
 
 pub use error::ApiError;
@@ -17,9 +18,23 @@ pub use router::router;
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// The session manager (the agent's, so merges use the tools' own merge rules).
     pub mgr: SessionManager,
+    /// The research agent.
+    pub agent: Agent,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+}
+
+impl AppState {
+    /// Returns the state for `agent`.
+    pub fn new(agent: Agent, max_body_bytes: usize) -> Self {
+        AppState {
+            mgr: agent.manager().clone(),
+            agent,
+            max_body_bytes,
+        }
+    }
 }
 
 /// Serves the router on a bound listener until `shutdown` resolves.
@@ -36,7 +51,8 @@ pub async fn serve(
 
 /// Runs the service until Ctrl-C: creates the owner on first start (printing its token once),
 /// binds `bind` and serves.
-pub async fn run(mgr: SessionManager, bind: &str, max_body_bytes: usize) -> std::io::Result<()> {
+pub async fn run(agent: Agent, bind: &str, max_body_bytes: usize) -> std::io::Result<()> {
+    let mgr = agent.manager().clone();
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     match mgr.bootstrap_owner().await {
@@ -57,12 +73,10 @@ pub async fn run(mgr: SessionManager, bind: &str, max_body_bytes: usize) -> std:
             )));
         }
     }
+    println!("Model: {}", agent.model_name());
     println!("Kiln listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    let state = AppState {
-        mgr: mgr.clone(),
-        max_body_bytes,
-    };
+    let state = AppState::new(agent, max_body_bytes);
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

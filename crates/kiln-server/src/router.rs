@@ -19,6 +19,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tree::routes())
         .merge(routes::history::routes())
         .merge(routes::templates::routes())
+        .merge(routes::agent::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())

@@ -1,5 +1,6 @@
 //! Route groups, one module each.
 
+pub mod agent;
 pub mod health;
 pub mod history;
 pub mod sessions;

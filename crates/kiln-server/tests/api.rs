@@ -23,10 +23,13 @@ async fn start() -> Server {
     let (_, bob) = mgr.add_user("bob", false).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let state = AppState {
+    let agent = kiln_agent::Agent::new(
         mgr,
-        max_body_bytes: 64 * 1024,
-    };
+        std::sync::Arc::new(kiln_llm::OfflinePlanner::new()),
+        kiln_agent::Registry::builtin(),
+        kiln_session::AgentConfig::default(),
+    );
+    let state = AppState::new(agent, 64 * 1024);
     tokio::spawn(serve(listener, state, std::future::pending()));
     Server {
         base: format!("http://{addr}"),

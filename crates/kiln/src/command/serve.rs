@@ -17,7 +17,9 @@ pub struct ServeArgs {
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (config, mgr) = open(global).await?;
     let bind = args.bind.unwrap_or_else(|| config.server.bind.clone());
-    kiln_server::run(mgr, &bind, config.server.max_body_bytes)
+    let agent = kiln_agent::Agent::from_config(mgr, &config)
+        .context("the [llm] configuration is not usable")?;
+    kiln_server::run(agent, &bind, config.server.max_body_bytes)
         .await
         .with_context(|| format!("could not serve on {bind}"))?;
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,172 @@
+//! The agent over HTTP: a conversational turn (JSON, or SSE with `Accept: text/event-stream`),
+//! one tool run directly, the tool list, and the context window the model would see.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::header::ACCEPT;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::stream;
+use kiln_agent::{ContextWindow, ToolCallRecord, ToolInfo, TurnEvent};
+use kiln_session::{Caller, Error, Page};
+use kiln_types::{ErrorKind, SessionStatus};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::ApiResult;
+use crate::extract::{Body, Path, Query};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tools", get(tools))
+        .route("/v1/sessions/{id}/query", post(query))
+        .route("/v1/sessions/{id}/tools/{tool}", post(run_tool))
+        .route("/v1/sessions/{id}/context", get(context))
+}
+
+async fn tools(State(st): State<AppState>, Auth(_caller): Auth) -> Json<Page<ToolInfo>> {
+    Json(Page {
+        items: st.agent.tools().infos(),
+        next_cursor: None,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryBody {
+    message: String,
+    #[serde(default)]
+    branch: Option<String>,
+}
+
+/// Resolves the branch (default: the session's default branch) and checks the session takes
+/// messages, so refusals are typed HTTP errors rather than events inside a stream.
+async fn target(
+    st: &AppState,
+    caller: &Caller,
+    id: &str,
+    branch: Option<String>,
+) -> ApiResult<String> {
+    let s = st.mgr.session(caller, id).await?;
+    if matches!(s.status, SessionStatus::Paused | SessionStatus::Archived) {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            "session_not_active",
+            format!("session is {}; resume it first", s.status.as_str()),
+        )
+        .into());
+    }
+    Ok(branch.unwrap_or(s.default_branch))
+}
+
+fn wants_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+fn sse_event(ev: &TurnEvent) -> Event {
+    let name = match ev {
+        TurnEvent::Started { .. } => "started",
+        TurnEvent::Summarised { .. } => "summarised",
+        TurnEvent::Token { .. } => "token",
+        TurnEvent::ToolCall { .. } => "tool_call",
+        TurnEvent::ToolResult { .. } => "tool_result",
+        TurnEvent::Discovery(_) => "discovery",
+        TurnEvent::Done(_) => "done",
+        TurnEvent::Error { .. } => "error",
+    };
+    let data = serde_json::to_string(ev).unwrap_or_else(|_| "{}".into());
+    Event::default().event(name).data(data)
+}
+
+async fn query(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<QueryBody>,
+) -> ApiResult<Response> {
+    let branch = target(&st, &caller, &id, body.branch).await?;
+    if !wants_stream(&headers) {
+        let out = st
+            .agent
+            .run_turn(&caller, &id, &branch, &body.message, None)
+            .await?;
+        return Ok(Json(out).into_response());
+    }
+    if body.message.trim().is_empty() {
+        return Err(Error::bad_request("message must not be empty").into());
+    }
+    let (tx, rx) = mpsc::channel::<TurnEvent>(64);
+    // The turn runs on its own task: a client that disconnects drops the receiver, which the
+    // turn notices; it then stores the partial answer marked interrupted and ends cleanly.
+    let agent = st.agent.clone();
+    tokio::spawn(async move {
+        let _ = agent
+            .run_turn(&caller, &id, &branch, &body.message, Some(&tx))
+            .await;
+    });
+    let events = stream::unfold(rx, |mut rx| async move {
+        let ev = rx.recv().await?;
+        Some((Ok::<_, Infallible>(sse_event(&ev)), rx))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolBody {
+    #[serde(default)]
+    arguments: Option<Value>,
+    #[serde(default)]
+    branch: Option<String>,
+}
+
+async fn run_tool(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, tool)): Path<(String, String)>,
+    Body(body): Body<ToolBody>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    let branch = target(&st, &caller, &id, body.branch).await?;
+    let args = body.arguments.unwrap_or(Value::Object(Default::default()));
+    if !args.is_object() {
+        return Err(Error::bad_request("arguments must be a JSON object").into());
+    }
+    let rec = st
+        .agent
+        .call_tool(&caller, &id, &branch, &tool, args)
+        .await?;
+    Ok(Json(rec))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ContextQuery {
+    #[serde(default)]
+    branch: Option<String>,
+}
+
+async fn context(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ContextQuery>,
+) -> ApiResult<Json<ContextWindow>> {
+    let branch = match q.branch {
+        Some(b) => b,
+        None => st.mgr.session(&caller, &id).await?.default_branch,
+    };
+    Ok(Json(st.agent.context(&caller, &id, &branch).await?))
+}
