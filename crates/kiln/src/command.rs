@@ -2,6 +2,7 @@
 
 mod bench;
 mod branch;
+mod chat;
 mod checkpoint;
 mod config;
 pub mod context;
@@ -30,6 +31,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Chat with the research agent in a session (a terminal REPL with slash commands).
+    Chat(chat::ChatArgs),
     /// Show the configuration reference.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -62,6 +65,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
+        Command::Chat(args) => chat::run(g, args).await,
         Command::Config(cmd) => config::run(cmd),
         Command::Materials(cmd) => materials::run(cmd),
         Command::Serve(args) => serve::run(g, args).await,

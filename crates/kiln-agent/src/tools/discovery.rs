@@ -81,9 +81,14 @@ impl Tool for RecordDiscovery {
             let evidence = strings(&args, "evidence")?;
             let confidence = match args.get("confidence") {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_f64().ok_or_else(|| {
-                    ToolError::InvalidArguments("`confidence` must be a number".into())
-                })?),
+                // Three decimals: models (and f32 planners) send 0.5899999737739563.
+                Some(v) => Some(
+                    (v.as_f64().ok_or_else(|| {
+                        ToolError::InvalidArguments("`confidence` must be a number".into())
+                    })? * 1000.0)
+                        .round()
+                        / 1000.0,
+                ),
             };
             let event = StateEvent::Discovery {
                 id: None,

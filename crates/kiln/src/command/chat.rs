@@ -1,0 +1,329 @@
+//! `kiln chat [SESSION]`: a terminal REPL with the research agent. Answers stream in; tool
+//! calls and results show compactly; slash commands work the session's branches.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use kiln_agent::{Agent, TurnEvent};
+use kiln_session::{BranchFrom, CreateSession};
+use kiln_types::MergeStrategy;
+use rustyline::DefaultEditor;
+use rustyline::error::ReadlineError;
+use tokio::sync::mpsc;
+
+use super::context::{Cli as _, GlobalArgs, Local, load_config};
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The session (id or unique prefix); a new one is created when omitted.
+    pub session: Option<String>,
+    /// The branch to start on (default: the session's default branch).
+    #[arg(long)]
+    pub branch: Option<String>,
+}
+
+const HELP: &str = "Type a message and press Enter (end a line with \\ to continue it).
+Commands:
+  /branch NAME         create a branch here and switch to it
+  /switch NAME         switch to another branch
+  /branches            list branches
+  /checkpoint NAME     checkpoint the current branch
+  /restore NAME        restore a checkpoint onto the current branch
+  /merge FROM [ours|theirs|union]   merge FROM into the current branch
+  /context             what the model sees now, with token counts
+  /discoveries         discoveries on this branch
+  /help                this text
+  /quit                leave";
+
+struct Repl {
+    local: Local,
+    agent: Agent,
+    session: String,
+    branch: String,
+}
+
+pub async fn run(global: &GlobalArgs, args: ChatArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(global)?;
+    let local = Local::open(global).await?;
+    let agent = Agent::from_config(local.manager.clone(), &config)
+        .context("the [llm] configuration is not usable")?;
+    let session = match &args.session {
+        Some(spec) => local.session_id(spec).await?,
+        None => {
+            let s = local
+                .manager
+                .create_session(
+                    &local.caller,
+                    CreateSession {
+                        name: "chat".to_owned(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .cli()?;
+            s.id
+        }
+    };
+    let default = local
+        .manager
+        .session(&local.caller, &session)
+        .await
+        .cli()?
+        .default_branch;
+    let branch = args.branch.unwrap_or(default);
+    let history = config.storage.data_dir.join("chat_history.txt");
+    let mut repl = Repl {
+        local,
+        agent,
+        session,
+        branch,
+    };
+    println!(
+        "Kiln chat — session {} on branch {} (model: {}). /help for commands.",
+        repl.session,
+        repl.branch,
+        repl.agent.model_name()
+    );
+    let result = repl.run(history).await;
+    repl.local.close().await;
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+impl Repl {
+    async fn run(&mut self, history: std::path::PathBuf) -> anyhow::Result<()> {
+        let mut editor = DefaultEditor::new().context("could not open the terminal")?;
+        let _ = editor.load_history(&history);
+        loop {
+            let prompt = format!("{}> ", self.branch);
+            let (ed, input) = tokio::task::spawn_blocking(move || {
+                let mut ed = editor;
+                let input = read_input(&mut ed, &prompt);
+                (ed, input)
+            })
+            .await?;
+            editor = ed;
+            let Some(line) = input? else { break };
+            let line = line.trim().to_owned();
+            if line.is_empty() {
+                continue;
+            }
+            let _ = editor.add_history_entry(line.as_str());
+            if let Some(cmd) = line.strip_prefix('/') {
+                match self.command(cmd).await {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(e) => println!("error: {e:#}"),
+                }
+            } else if let Err(e) = self.turn(&line).await {
+                println!("error: {e:#}");
+            }
+        }
+        let _ = editor.save_history(&history);
+        Ok(())
+    }
+
+    async fn turn(&self, message: &str) -> anyhow::Result<()> {
+        let (tx, mut rx) = mpsc::channel(64);
+        let agent = self.agent.clone();
+        let caller = self.local.caller.clone();
+        let (session, branch, message) = (
+            self.session.clone(),
+            self.branch.clone(),
+            message.to_owned(),
+        );
+        let task = tokio::spawn(async move {
+            agent
+                .run_turn(&caller, &session, &branch, &message, Some(&tx))
+                .await
+        });
+        let mut out = std::io::stdout();
+        let mut at_line_start = true;
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                TurnEvent::Token { text } => {
+                    print!("{text}");
+                    at_line_start = text.ends_with('\n');
+                }
+                TurnEvent::ToolCall {
+                    name, arguments, ..
+                } => {
+                    if !at_line_start {
+                        println!();
+                    }
+                    println!("  → {name} {}", clip(&arguments, 160));
+                    at_line_start = true;
+                }
+                TurnEvent::ToolResult { ok, text, .. } => {
+                    let mark = if ok { "←" } else { "✗" };
+                    println!("  {mark} {}", clip(&text.replace('\n', " "), 200));
+                }
+                TurnEvent::Summarised { node } => println!("  (older turns summarised: {node})"),
+                TurnEvent::Discovery(d) => {
+                    if !at_line_start {
+                        println!();
+                        at_line_start = true;
+                    }
+                    println!("  ★ discovery [{}] {}", d.category, d.description);
+                }
+                TurnEvent::Started { .. } | TurnEvent::Done(_) | TurnEvent::Error { .. } => {}
+            }
+            out.flush().ok();
+        }
+        if !at_line_start {
+            println!();
+        }
+        task.await?.cli()?;
+        Ok(())
+    }
+
+    /// Runs a slash command; returns true to quit.
+    async fn command(&mut self, cmd: &str) -> anyhow::Result<bool> {
+        let mut words = cmd.split_whitespace();
+        let name = words.next().unwrap_or("");
+        let arg = words.next();
+        let mgr = self.agent.manager();
+        let caller = &self.local.caller;
+        let s = self.session.as_str();
+        match (name, arg) {
+            ("quit" | "exit" | "q", _) => return Ok(true),
+            ("help", _) => println!("{HELP}"),
+            ("branch", Some(new)) => {
+                mgr.create_branch(
+                    caller,
+                    s,
+                    new,
+                    Some(BranchFrom::Branch(self.branch.clone())),
+                )
+                .await
+                .cli()?;
+                self.branch = new.to_owned();
+                println!("created branch {new} and switched to it");
+            }
+            ("switch", Some(b)) => {
+                let branches = mgr.branches(caller, s, false).await.cli()?;
+                if !branches.iter().any(|x| x.name == b) {
+                    bail!("no branch {b}");
+                }
+                self.branch = b.to_owned();
+                println!("on branch {b}");
+            }
+            ("branches", _) => {
+                for b in mgr.branches(caller, s, false).await.cli()? {
+                    let mark = if b.name == self.branch { "*" } else { " " };
+                    println!("{mark} {} ({})", b.name, b.status);
+                }
+            }
+            ("checkpoint", Some(n)) => {
+                let cp = mgr
+                    .create_checkpoint(caller, s, n, Some(&self.branch), None)
+                    .await
+                    .cli()?;
+                println!("checkpoint {} at {}", cp.name, cp.node);
+            }
+            ("restore", Some(n)) => {
+                let r = mgr.restore(caller, s, n, Some(&self.branch)).await.cli()?;
+                println!(
+                    "restored {n} onto {}; the previous head is saved as {}",
+                    self.branch, r.saved_as
+                );
+            }
+            ("merge", Some(from)) => {
+                let strategy = match words.next() {
+                    None => MergeStrategy::Fail,
+                    Some("ours") => MergeStrategy::Ours,
+                    Some("theirs") => MergeStrategy::Theirs,
+                    Some("union") => MergeStrategy::Union,
+                    Some(other) => bail!("unknown strategy {other} (ours, theirs or union)"),
+                };
+                let m = mgr
+                    .merge(caller, s, from, &self.branch, strategy)
+                    .await
+                    .cli()?;
+                if m.merged {
+                    println!("merged {from} into {}: {}", self.branch, m.summary);
+                } else {
+                    println!("nothing to merge from {from}");
+                }
+            }
+            ("context", _) => {
+                let w = self.agent.context(caller, s, &self.branch).await.cli()?;
+                println!("context: {} of {} tokens", w.total_tokens, w.budget);
+                for p in &w.parts {
+                    println!(
+                        "  {:<9} {:>6} tokens  {} item(s){}",
+                        p.name,
+                        p.tokens,
+                        p.items,
+                        if p.dropped > 0 {
+                            format!(", {} left out", p.dropped)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                if let Some(f) = &w.focus {
+                    println!("  focus: {f}");
+                }
+                if !w.recent_materials.is_empty() {
+                    println!("  materials: {}", w.recent_materials.join(", "));
+                }
+            }
+            ("discoveries", _) => {
+                let st = mgr.state(caller, s, &self.branch, None).await.cli()?;
+                if st.discoveries.is_empty() {
+                    println!("no discoveries on {}", self.branch);
+                }
+                for d in &st.discoveries {
+                    let m = if d.materials.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", d.materials.join(", "))
+                    };
+                    println!("- [{}] {}{m}  id {}", d.discovery_type, d.description, d.id);
+                }
+            }
+            ("branch" | "switch" | "checkpoint" | "restore" | "merge", None) => {
+                bail!("/{name} needs an argument; /help lists the commands")
+            }
+            _ => bail!("unknown command /{name}; /help lists the commands"),
+        }
+        Ok(false)
+    }
+}
+
+/// Reads one input, joining lines that end with `\`. `None` at end of input.
+fn read_input(ed: &mut DefaultEditor, prompt: &str) -> anyhow::Result<Option<String>> {
+    let mut text = String::new();
+    let mut p = prompt.to_owned();
+    loop {
+        match ed.readline(&p) {
+            Ok(line) => {
+                if let Some(head) = line.strip_suffix('\\') {
+                    text.push_str(head);
+                    text.push('\n');
+                    p = "... ".into();
+                } else {
+                    text.push_str(&line);
+                    return Ok(Some(text));
+                }
+            }
+            Err(ReadlineError::Interrupted) => {
+                text.clear();
+                p = prompt.to_owned();
+            }
+            Err(ReadlineError::Eof) => {
+                return Ok((!text.is_empty()).then_some(text));
+            }
+            Err(e) => return Err(e).context("could not read input"),
+        }
+    }
+}
+
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}

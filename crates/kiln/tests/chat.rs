@@ -1,0 +1,85 @@
+//! `kiln chat` as a researcher uses it on a fresh machine (no LLM configured): the brief's
+//! conversation, a branch, a different question and a merge back, driven through stdin.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+fn chat(data: &std::path::Path, input: &str, extra: &[&str]) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--data-dir")
+        .arg(data)
+        .arg("chat")
+        .args(extra)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("KILN_LLM__BASE_URL")
+        .env_remove("KILN_LLM__API_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_brief_conversation_with_a_branch_and_a_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let input = "Analyse LiFePO4\n\
+                 What about its oxidation states?\n\
+                 Show me similar cathode materials\n\
+                 Record that the olivine structure seems crucial for Li+ mobility\n\
+                 /branch cobalt\n\
+                 Analyse LiCoO2\n\
+                 /switch main\n\
+                 /merge cobalt\n\
+                 /discoveries\n\
+                 /context\n\
+                 /switch nowhere\n\
+                 /quit\n";
+    let (ok, out) = chat(&data, input, &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("model: offline-planner"), "{out}");
+    // Computed answers, with "its" resolved to LiFePO4.
+    assert!(out.contains("molar mass 157.755 g/mol"), "{out}");
+    assert!(
+        out.contains(r#"→ materials_analyzer {"action":"validate","formula":"LiFePO4"}"#),
+        "{out}"
+    );
+    assert!(out.contains("LiMnPO4") && out.contains("NaFePO4"), "{out}");
+    assert!(
+        out.contains("Recorded structure_property discovery"),
+        "{out}"
+    );
+    assert!(out.contains("created branch cobalt"), "{out}");
+    assert!(out.contains("LiCoO2: molar mass 97.871 g/mol"), "{out}");
+    assert!(out.contains("merged cobalt into main"), "{out}");
+    assert!(
+        out.contains(
+            "- [structure_property] The olivine structure seems crucial for Li+ mobility (LiFePO4)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("context: ") && out.contains("tokens"), "{out}");
+    assert!(out.contains("error: no branch nowhere"), "{out}");
+
+    // The session persisted: reopening it by id prefix continues where it stopped.
+    let id = out
+        .split("session ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let (ok, out) = chat(&data, "/discoveries\n/branches\n", &[&id[..8]]);
+    assert!(ok, "{out}");
+    assert!(out.contains("olivine structure"), "{out}");
+    assert!(out.contains("* main") && out.contains("  cobalt"), "{out}");
+}
