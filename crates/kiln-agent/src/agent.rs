@@ -300,6 +300,16 @@ impl Agent {
         session: &str,
         branch: &str,
     ) -> Result<ContextWindow> {
+        Ok(self.load_context(caller, session, branch).await?.0)
+    }
+
+    /// The context window and the research state it was built from.
+    async fn load_context(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+    ) -> Result<(ContextWindow, ResearchState)> {
         let s = self.manager.session(caller, session).await?;
         let cfg = s.config.context.clone();
         let state = self.manager.state(caller, session, branch, None).await?;
@@ -309,13 +319,14 @@ impl Agent {
             .manager
             .messages(caller, session, branch, Some(limit), None)
             .await?;
-        Ok(assemble(ContextInputs {
+        let window = assemble(ContextInputs {
             system_prompt: SYSTEM_PROMPT,
             config: &cfg,
             state: &state,
             summary: summary.as_ref(),
             history: &history.items,
-        }))
+        });
+        Ok((window, state))
     }
 
     /// Runs one tool directly, as the agent would (same permissions, same recorded nodes and
@@ -596,6 +607,21 @@ impl Agent {
             .as_ref()
             .and_then(|n| n.data.as_ref()?.get("covers_through")?.as_i64())
             .unwrap_or(-1);
+        // Cheap probe first: are there at least `summary_batch` unsummarised messages?
+        let batch = self.config.summary_batch.max(1);
+        let probe = self
+            .manager
+            // +2: summary nodes sit among the messages and do not count.
+            .messages(caller, session, branch, Some(batch + 2), Some(&cursor))
+            .await?;
+        let fresh = probe
+            .items
+            .iter()
+            .filter(|n| n.seq > covered && n.kind != NodeKind::Summary)
+            .count();
+        if fresh < batch as usize {
+            return Ok(None);
+        }
         let gap_page = self
             .manager
             .messages(
@@ -772,9 +798,8 @@ impl Agent {
                 break;
             }
             steps += 1;
-            let window = self.context(caller, session, branch).await?;
+            let (window, state) = self.load_context(caller, session, branch).await?;
             context_tokens = window.total_tokens;
-            let state = self.manager.state(caller, session, branch, None).await?;
             let request = ChatRequest::new(window.messages.clone())
                 .with_tools(specs.clone())
                 .with_context(window.planner_context(session, branch));
