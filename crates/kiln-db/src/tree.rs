@@ -104,6 +104,20 @@ pub(crate) async fn pos(conn: &mut SqliteConnection, session: &str, node: &str) 
     })
 }
 
+/// Returns the segment links of a branch head's path; a head on the root segment needs no
+/// recursive walk.
+async fn head_links(conn: &mut SqliteConnection, head: &HeadState) -> Result<Vec<Link>> {
+    if head.root_segment {
+        Ok(vec![Link {
+            segment: head.pos.segment,
+            start: 0,
+            upto: head.pos.seq,
+        }])
+    } else {
+        chain(conn, head.pos.segment, head.pos.seq).await
+    }
+}
+
 /// Returns the segments of the path ending at `(segment, seq)`, leaf first.
 pub(crate) async fn chain(
     conn: &mut SqliteConnection,
@@ -514,15 +528,7 @@ impl Db {
     ) -> Result<Page<Node>> {
         let mut conn = self.reader.acquire().await?;
         let head = owned_head(&mut conn, session, branch, owner).await?;
-        let links = if head.root_segment {
-            vec![Link {
-                segment: head.pos.segment,
-                start: 0,
-                upto: head.pos.seq,
-            }]
-        } else {
-            chain(&mut conn, head.pos.segment, head.pos.seq).await?
-        };
+        let links = head_links(&mut conn, &head).await?;
         page_before(&mut conn, &links, head.pos.seq, limit, before, true).await
     }
 
@@ -531,15 +537,7 @@ impl Db {
     pub async fn latest_summary(&self, session: &str, branch: &str) -> Result<Option<Node>> {
         let mut conn = self.reader.acquire().await?;
         let head = owned_head(&mut conn, session, branch, None).await?;
-        let links = if head.root_segment {
-            vec![Link {
-                segment: head.pos.segment,
-                start: 0,
-                upto: head.pos.seq,
-            }]
-        } else {
-            chain(&mut conn, head.pos.segment, head.pos.seq).await?
-        };
+        let links = head_links(&mut conn, &head).await?;
         let sql = format!(
             "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = ? AND n.seq >= ? \
              AND n.seq <= ? AND n.kind = 'summary' ORDER BY n.seq DESC LIMIT 1"

@@ -60,18 +60,14 @@ impl SessionManager {
             ));
         }
         let node = NewNode::message(msg.role.kind(), Some(caller.user_id.clone()), msg.content);
-        // The access check (`writable`) rides on the append's first query: the hot path.
-        Ok(self
-            .db
-            .append_owned(
-                &caller.user_id,
-                session,
-                branch,
-                vec![node],
-                msg.expected_head.as_deref(),
-                &caller.user_id,
-            )
-            .await?)
+        self.append_nodes(
+            caller,
+            session,
+            branch,
+            vec![node],
+            msg.expected_head.as_deref(),
+        )
+        .await
     }
 
     /// Appends prepared nodes (the agent's turn: user message, tool calls, results, answer).
@@ -83,6 +79,7 @@ impl SessionManager {
         nodes: Vec<NewNode>,
         expected_head: Option<&str>,
     ) -> Result<AppendOutcome> {
+        // The access check (`writable`) rides on the append's first query: the hot path.
         Ok(self
             .db
             .append_owned(
@@ -105,17 +102,24 @@ impl SessionManager {
         input: EventInput,
     ) -> Result<AppendOutcome> {
         let node = NewNode::event(input.event, Some(caller.user_id.clone()));
-        Ok(self
-            .db
-            .append_owned(
-                &caller.user_id,
-                session,
-                branch,
-                vec![node],
-                input.expected_head.as_deref(),
-                &caller.user_id,
-            )
-            .await?)
+        self.append_nodes(
+            caller,
+            session,
+            branch,
+            vec![node],
+            input.expected_head.as_deref(),
+        )
+        .await
+    }
+
+    /// Returns the session if the caller may write to it and it takes new messages (not
+    /// paused or archived): the check the append makes, for work that must happen before it.
+    pub async fn active_session(&self, caller: &Caller, session: &str) -> Result<kiln_db::Session> {
+        let s = self.writable(caller, session).await?;
+        if !s.status.accepts_writes() {
+            return Err(kiln_db::Error::NotActive(s.status).into());
+        }
+        Ok(s)
     }
 
     /// Returns the newest summary node on a branch's path (the agent's context window).
