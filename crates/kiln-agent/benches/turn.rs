@@ -193,7 +193,7 @@ fn turn(c: &mut Criterion) {
             })
         });
         g.bench_function(BenchmarkId::new("context_assembly", size), |b| {
-            b.iter(|| rt.block_on(agent.context(a, s, "main")).unwrap())
+            b.iter(|| rt.block_on(agent.context(a, s, Some("main"))).unwrap())
         });
     }
     g.finish();

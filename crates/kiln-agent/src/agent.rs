@@ -16,7 +16,7 @@ use kiln_llm::{
 };
 use kiln_session::{AgentConfig, Caller, Error, Result, SessionManager};
 use kiln_types::state::DiscoverySource;
-use kiln_types::{ErrorKind, NodeKind, ResearchState, SessionStatus, StateEvent};
+use kiln_types::{ContextConfig, ErrorKind, NodeKind, ResearchState, StateEvent};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::context::{ContextInputs, ContextWindow, assemble};
 use crate::registry::Registry;
-use crate::tool::{ToolContext, ToolError, ToolOutput};
+use crate::tool::{ToolContext, ToolError, ToolOutput, clip};
 use crate::{DISCOVERIES_PROMPT, SUMMARISE_PROMPT, SYSTEM_PROMPT, relevance, tokens};
 
 /// Largest tool result text sent back to the model, in bytes (the full result is stored).
@@ -250,13 +250,6 @@ fn result_for_model(outcome: &std::result::Result<ToolOutput, ToolError>) -> Str
     }
 }
 
-fn short(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
 impl Agent {
     /// Returns an agent over `manager` answering with `model` and calling `tools`.
     ///
@@ -293,14 +286,20 @@ impl Agent {
         self.model.name()
     }
 
-    /// Returns the context window the model would see now on `branch`.
+    /// Returns the context window the model would see now on `branch` (default: the
+    /// session's default branch).
     pub async fn context(
         &self,
         caller: &Caller,
         session: &str,
-        branch: &str,
+        branch: Option<&str>,
     ) -> Result<ContextWindow> {
-        Ok(self.load_context(caller, session, branch).await?.0)
+        let s = self.manager.session(caller, session).await?;
+        let branch = branch.unwrap_or(&s.default_branch);
+        Ok(self
+            .load_context(caller, session, branch, &s.config.context)
+            .await?
+            .0)
     }
 
     /// The context window and the research state it was built from.
@@ -309,9 +308,8 @@ impl Agent {
         caller: &Caller,
         session: &str,
         branch: &str,
+        cfg: &ContextConfig,
     ) -> Result<(ContextWindow, ResearchState)> {
-        let s = self.manager.session(caller, session).await?;
-        let cfg = s.config.context.clone();
         let state = self.manager.state(caller, session, branch, None).await?;
         let summary = self.manager.latest_summary(caller, session, branch).await?;
         let limit = cfg.max_history.clamp(1, 1000);
@@ -321,7 +319,7 @@ impl Agent {
             .await?;
         let window = assemble(ContextInputs {
             system_prompt: SYSTEM_PROMPT,
-            config: &cfg,
+            config: cfg,
             state: &state,
             summary: summary.as_ref(),
             history: &history.items,
@@ -330,26 +328,19 @@ impl Agent {
     }
 
     /// Runs one tool directly, as the agent would (same permissions, same recorded nodes and
-    /// state events). Bad arguments are a typed error and record nothing.
+    /// state events) on `branch`, or the session's default branch. Bad arguments are a typed
+    /// error and record nothing.
     pub async fn call_tool(
         &self,
         caller: &Caller,
         session: &str,
-        branch: &str,
+        branch: Option<&str>,
         name: &str,
         arguments: Value,
     ) -> Result<ToolCallRecord> {
-        let s = self.manager.session(caller, session).await?;
-        if matches!(s.status, SessionStatus::Paused | SessionStatus::Archived) {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                "session_not_active",
-                format!(
-                    "session is {}; resume it before running tools",
-                    s.status.as_str()
-                ),
-            ));
-        }
+        // Checked before the tool runs: a tool may have effects (attachments) before the append.
+        let s = self.manager.active_session(caller, session).await?;
+        let branch = branch.unwrap_or(&s.default_branch);
         let tool = self
             .tools
             .get(name)
@@ -489,7 +480,7 @@ impl Agent {
                     data["assistant_text"] = json!(text);
                 }
             }
-            let content = short(&format!("{}({})", r.call.name, r.call.arguments), 500);
+            let content = clip(&format!("{}({})", r.call.name, r.call.arguments), 500);
             let t = i64::from(tokens::count(&r.call.name) + tokens::count(&r.call.arguments));
             let author = direct.then(|| caller.user_id.clone());
             nodes.push(
@@ -582,10 +573,9 @@ impl Agent {
         session: &str,
         branch: &str,
         head: &str,
+        cfg: &ContextConfig,
         usage: &mut Usage,
     ) -> Result<Option<(String, String)>> {
-        let s = self.manager.session(caller, session).await?;
-        let cfg = &s.config.context;
         if !cfg.auto_summarise {
             return Ok(None);
         }
@@ -744,6 +734,7 @@ impl Agent {
                 format!("message is larger than {MAX_MESSAGE} bytes"),
             ));
         }
+        let cfg = self.manager.session(caller, session).await?.config.context;
         let mut usage = Usage::default();
         // The user's words first: whatever happens next, they are kept.
         let user = NewNode::message(NodeKind::User, Some(caller.user_id.clone()), message)
@@ -760,7 +751,7 @@ impl Agent {
         .await;
 
         let summary_node = match self
-            .maybe_summarise(caller, session, branch, &head, &mut usage)
+            .maybe_summarise(caller, session, branch, &head, &cfg, &mut usage)
             .await
         {
             Ok(Some((node, h))) => {
@@ -788,6 +779,8 @@ impl Agent {
         let mut last: Option<ChatResponse> = None;
         let mut context_tokens = 0;
         let budget = self.config.step_budget.max(1);
+        // The state the last step saw; the answer adds no events, so detection reuses it.
+        let mut last_state: Option<ResearchState> = None;
         loop {
             if ev.gone() {
                 interrupted = true;
@@ -798,11 +791,13 @@ impl Agent {
                 break;
             }
             steps += 1;
-            let (window, state) = self.load_context(caller, session, branch).await?;
+            let (window, step_state) = self.load_context(caller, session, branch, &cfg).await?;
+            let state = last_state.insert(step_state);
             context_tokens = window.total_tokens;
-            let request = ChatRequest::new(window.messages.clone())
+            let planner = window.planner_context(session, branch);
+            let request = ChatRequest::new(window.messages)
                 .with_tools(specs.clone())
-                .with_context(window.planner_context(session, branch));
+                .with_context(planner);
             let (response, partial, cut) = self.call_model(request, ev).await;
             let response = match response {
                 Ok(r) => r,
@@ -839,7 +834,7 @@ impl Agent {
                 .await;
             }
             let ran = self
-                .run_calls(caller, session, branch, &state, &head, &response.tool_calls)
+                .run_calls(caller, session, branch, state, &head, &response.tool_calls)
                 .await;
             let (recs, h) = self
                 .record_step(
@@ -908,7 +903,8 @@ impl Agent {
         head = out.head;
 
         let mut discoveries = Vec::new();
-        if self.config.auto_detect_discoveries && !interrupted && !budget_exhausted {
+        let detect_on = self.config.auto_detect_discoveries && !interrupted && !budget_exhausted;
+        if let (true, Some(state)) = (detect_on, &last_state) {
             match self
                 .detect(
                     caller,
@@ -918,6 +914,7 @@ impl Agent {
                     &content,
                     &answer_node,
                     &records,
+                    state,
                     &head,
                     &mut usage,
                 )
@@ -1003,6 +1000,7 @@ impl Agent {
         answer: &str,
         answer_node: &str,
         records: &[ToolCallRecord],
+        state: &ResearchState,
         head: &str,
         usage: &mut Usage,
     ) -> Result<Option<(Vec<DetectedRecord>, String)>> {
@@ -1023,7 +1021,6 @@ impl Agent {
         usage.add(&response);
         let found = kiln_llm::parse_discoveries(response.content.as_deref().unwrap_or(""))
             .map_err(|e| Error::new(ErrorKind::Unavailable, "model_malformed", e.to_string()))?;
-        let state = self.manager.state(caller, session, branch, None).await?;
         let mut evidence = vec![answer_node.to_owned()];
         evidence.extend(
             records

@@ -304,16 +304,16 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
     let mut recent_materials = Vec::new();
     let mut optional: Vec<ChatMessage> = Vec::new();
     if focus.is_some() || !recent.is_empty() {
-        let mut included = recent.len();
-        loop {
+        // The focus line plus the `n` most recent materials, as one message.
+        let block = |n: usize| {
             let mut text = String::new();
             if let Some(f) = &focus {
                 text.push_str(&format!(
                     "Current focus material: {f} (\"it\" refers to it)."
                 ));
             }
-            if included > 0 {
-                let lines: Vec<String> = recent[..included]
+            if n > 0 {
+                let lines: Vec<String> = recent[..n]
                     .iter()
                     .map(|m| format!("- {}", material_line(m)))
                     .collect();
@@ -322,33 +322,34 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
                     lines.join("\n")
                 ));
             }
-            let m = ChatMessage::system(text.trim_start().to_owned());
+            ChatMessage::system(text.trim_start().to_owned())
+        };
+        // As many materials as fit, newest first; without a focus, at least one.
+        let fewest = usize::from(focus.is_none());
+        let fit = (fewest..=recent.len()).rev().find_map(|n| {
+            let m = block(n);
             let t = tokens::message(&m);
-            if t <= left || (included == 0) {
-                if t <= left {
-                    left -= t;
-                    recent_materials = recent[..included]
-                        .iter()
-                        .map(|m| m.formula.clone())
-                        .collect();
-                    parts.push(ContextPart {
-                        name: "focus",
-                        tokens: t,
-                        items: included as u32 + u32::from(focus.is_some()),
-                        dropped: (recent.len() - included) as u32,
-                    });
-                    optional.push(m);
-                } else {
-                    parts.push(ContextPart {
-                        name: "focus",
-                        tokens: 0,
-                        items: 0,
-                        dropped: recent.len() as u32 + u32::from(focus.is_some()),
-                    });
-                }
-                break;
+            (t <= left).then_some((n, m, t))
+        });
+        let shown = u32::from(focus.is_some());
+        match fit {
+            Some((n, m, t)) => {
+                left -= t;
+                recent_materials = recent[..n].iter().map(|m| m.formula.clone()).collect();
+                parts.push(ContextPart {
+                    name: "focus",
+                    tokens: t,
+                    items: n as u32 + shown,
+                    dropped: (recent.len() - n) as u32,
+                });
+                optional.push(m);
             }
-            included -= 1;
+            None => parts.push(ContextPart {
+                name: "focus",
+                tokens: 0,
+                items: 0,
+                dropped: recent.len() as u32 + shown,
+            }),
         }
     }
 
@@ -552,6 +553,22 @@ mod tests {
         h
     }
 
+    fn window(
+        system_prompt: &str,
+        config: &ContextConfig,
+        state: &ResearchState,
+        summary: Option<&Node>,
+        history: &[Node],
+    ) -> ContextWindow {
+        assemble(ContextInputs {
+            system_prompt,
+            config,
+            state,
+            summary,
+            history,
+        })
+    }
+
     fn config(window: u32, max_history: u32) -> ContextConfig {
         ContextConfig {
             context_window: window,
@@ -577,13 +594,7 @@ mod tests {
         let h = history(30, 20);
         let state = ResearchState::default();
         let cfg = config(1_000, 100);
-        let w = assemble(ContextInputs {
-            system_prompt: "You are Kiln.",
-            config: &cfg,
-            state: &state,
-            summary: None,
-            history: &h,
-        });
+        let w = window("You are Kiln.", &cfg, &state, None, &h);
         assert!(w.total_tokens <= 1_000, "{}", w.total_tokens);
         assert!(!w.over_budget);
         let hist = w.parts.iter().find(|p| p.name == "history").unwrap();
@@ -601,13 +612,7 @@ mod tests {
         );
         // max_history caps the count even with budget to spare.
         let cfg = config(100_000, 5);
-        let w = assemble(ContextInputs {
-            system_prompt: "You are Kiln.",
-            config: &cfg,
-            state: &state,
-            summary: None,
-            history: &h,
-        });
+        let w = window("You are Kiln.", &cfg, &state, None, &h);
         assert_eq!(w.history_nodes.len(), 5);
     }
 
@@ -616,13 +621,13 @@ mod tests {
         let h = history(5, 50);
         let state = pinned_state();
         let cfg = config(10, 20);
-        let w = assemble(ContextInputs {
-            system_prompt: "You are Kiln, a research assistant with a long prompt.",
-            config: &cfg,
-            state: &state,
-            summary: None,
-            history: &h,
-        });
+        let w = window(
+            "You are Kiln, a research assistant with a long prompt.",
+            &cfg,
+            &state,
+            None,
+            &h,
+        );
         assert!(w.over_budget);
         assert!(
             matches!(&w.messages[0], ChatMessage::System { content } if content.starts_with("You are Kiln"))
@@ -646,13 +651,7 @@ mod tests {
         );
         summary.id = "sum".into();
         let cfg = config(2_000, 20);
-        let w = assemble(ContextInputs {
-            system_prompt: "You are Kiln.",
-            config: &cfg,
-            state: &state,
-            summary: Some(&summary),
-            history: &h,
-        });
+        let w = window("You are Kiln.", &cfg, &state, Some(&summary), &h);
         assert_eq!(w.summary_node.as_deref(), Some("sum"));
         assert!(
             w.messages
@@ -661,13 +660,7 @@ mod tests {
         );
         // Too little room: the summary is left out, the question stays.
         let cfg = config(40, 20);
-        let w = assemble(ContextInputs {
-            system_prompt: "You are Kiln.",
-            config: &cfg,
-            state: &state,
-            summary: Some(&summary),
-            history: &h,
-        });
+        let w = window("You are Kiln.", &cfg, &state, Some(&summary), &h);
         assert_eq!(w.summary_node, None);
         assert_eq!(
             w.parts
@@ -706,22 +699,10 @@ mod tests {
         )];
         let mut cfg = config(4_000, 20);
         cfg.relevance_threshold = 0.5;
-        let w = assemble(ContextInputs {
-            system_prompt: "s",
-            config: &cfg,
-            state: &state,
-            summary: None,
-            history: &h,
-        });
+        let w = window("s", &cfg, &state, None, &h);
         assert_eq!(w.findings, vec!["d1".to_string()]);
         cfg.relevance_threshold = 1.0;
-        let w = assemble(ContextInputs {
-            system_prompt: "s",
-            config: &cfg,
-            state: &state,
-            summary: None,
-            history: &h,
-        });
+        let w = window("s", &cfg, &state, None, &h);
         assert!(w.findings.is_empty(), "{:?}", w.findings);
     }
 
@@ -742,13 +723,7 @@ mod tests {
         ];
         let state = ResearchState::default();
         let cfg = config(4_000, 20);
-        let w = assemble(ContextInputs {
-            system_prompt: "s",
-            config: &cfg,
-            state: &state,
-            summary: None,
-            history: &h,
-        });
+        let w = window("s", &cfg, &state, None, &h);
         let roles: Vec<kiln_llm::Role> = w.messages.iter().map(ChatMessage::role).collect();
         use kiln_llm::Role::*;
         assert_eq!(roles, vec![System, User, Assistant, Tool, Assistant]);

@@ -72,12 +72,12 @@ impl Registry {
 
     /// Returns the specs the model is given.
     pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools
-            .values()
+        self.infos()
+            .into_iter()
             .map(|t| ToolSpec {
-                name: t.name().to_owned(),
-                description: t.description().to_owned(),
-                parameters: t.schema(),
+                name: t.name,
+                description: t.description,
+                parameters: t.parameters,
             })
             .collect()
     }

@@ -341,7 +341,7 @@ async fn older_turns_are_summarised_once_and_the_summary_is_used() {
         assert!(pair[1].0 > pair[0].1, "ranges overlap: {ranges:?}");
     }
     // The last turn's request carried the newest summary, and no more than 4 history messages.
-    let window = agent.context(&e.alice, &s, "main").await.unwrap();
+    let window = agent.context(&e.alice, &s, Some("main")).await.unwrap();
     assert_eq!(window.summary_node.as_ref(), summaries.last());
     assert!(window.history_nodes.len() <= 4);
     // A fork inherits the summary; the ancestor nodes are unchanged.
@@ -349,7 +349,7 @@ async fn older_turns_are_summarised_once_and_the_summary_is_used() {
         .create_branch(&e.alice, &s, "fork", None)
         .await
         .unwrap();
-    let forked = agent.context(&e.alice, &s, "fork").await.unwrap();
+    let forked = agent.context(&e.alice, &s, Some("fork")).await.unwrap();
     assert_eq!(forked.summary_node, window.summary_node);
 }
 
@@ -414,7 +414,7 @@ async fn direct_tool_calls_record_like_the_agent_and_reject_bad_arguments() {
         .call_tool(
             &e.alice,
             &s,
-            "main",
+            Some("main"),
             "materials_analyzer",
             json!({"action": "analyze", "formula": "Xx2O3"}),
         )
@@ -422,7 +422,7 @@ async fn direct_tool_calls_record_like_the_agent_and_reject_bad_arguments() {
         .unwrap_err();
     assert_eq!(err.code, "invalid_arguments");
     let err = agent
-        .call_tool(&e.alice, &s, "main", "nope", json!({}))
+        .call_tool(&e.alice, &s, Some("main"), "nope", json!({}))
         .await
         .unwrap_err();
     assert_eq!(err.code, "unknown_tool");
@@ -431,7 +431,7 @@ async fn direct_tool_calls_record_like_the_agent_and_reject_bad_arguments() {
         "variables": [{"name": "t", "type": "real", "bounds": [300, 900]}],
         "objective": {"name": "y", "goal": "maximize"}});
     let rec = agent
-        .call_tool(&e.alice, &s, "main", "bayesian_optimizer", space)
+        .call_tool(&e.alice, &s, Some("main"), "bayesian_optimizer", space)
         .await
         .unwrap();
     assert!(rec.ok);
@@ -446,11 +446,11 @@ async fn direct_tool_calls_record_like_the_agent_and_reject_bad_arguments() {
     // Two branches add different experiments; the merge unions them with the tool's rule.
     e.mgr.create_branch(&e.alice, &s, "b", None).await.unwrap();
     agent
-        .call_tool(&e.alice, &s, "main", "bayesian_optimizer", json!({"action": "add_experiments", "experiments": [{"inputs": {"t": 400}, "output": 0.3}]}))
+        .call_tool(&e.alice, &s, Some("main"), "bayesian_optimizer", json!({"action": "add_experiments", "experiments": [{"inputs": {"t": 400}, "output": 0.3}]}))
         .await
         .unwrap();
     agent
-        .call_tool(&e.alice, &s, "b", "bayesian_optimizer", json!({"action": "add_experiments", "experiments": [{"inputs": {"t": 800}, "output": 0.6}]}))
+        .call_tool(&e.alice, &s, Some("b"), "bayesian_optimizer", json!({"action": "add_experiments", "experiments": [{"inputs": {"t": 800}, "output": 0.6}]}))
         .await
         .unwrap();
     // The agent's manager carries the tool registry as its merger.
@@ -466,7 +466,13 @@ async fn direct_tool_calls_record_like_the_agent_and_reject_bad_arguments() {
     assert_eq!(n, Some(2));
     // Another user cannot run tools on alice's session.
     let err = agent
-        .call_tool(&e.bob, &s, "main", "notebook", json!({"action": "list"}))
+        .call_tool(
+            &e.bob,
+            &s,
+            Some("main"),
+            "notebook",
+            json!({"action": "list"}),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code, "not_found");

@@ -7,7 +7,7 @@ use kiln_types::NodeKind;
 use serde_json::{Value, json};
 
 use crate::relevance::{score, terms};
-use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, only_keys, str_arg};
+use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, clip, only_keys, str_arg};
 
 /// How many nodes of the branch are scanned, newest first.
 const SCAN_LIMIT: usize = 5_000;
@@ -16,13 +16,9 @@ const SCAN_LIMIT: usize = 5_000;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SessionSearch;
 
+/// A hit's text as shown: trimmed, at most 240 characters.
 fn snippet(text: &str) -> String {
-    const MAX: usize = 240;
-    let t = text.trim();
-    match t.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &t[..cut]),
-        None => t.to_owned(),
-    }
+    clip(text.trim(), 240)
 }
 
 impl Tool for SessionSearch {

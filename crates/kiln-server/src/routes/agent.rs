@@ -13,7 +13,6 @@ use axum::{Json, Router};
 use futures::stream;
 use kiln_agent::{ContextWindow, ToolCallRecord, ToolInfo, TurnEvent};
 use kiln_session::{Caller, Error, Page};
-use kiln_types::{ErrorKind, SessionStatus};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -54,15 +53,7 @@ async fn target(
     id: &str,
     branch: Option<String>,
 ) -> ApiResult<String> {
-    let s = st.mgr.session(caller, id).await?;
-    if matches!(s.status, SessionStatus::Paused | SessionStatus::Archived) {
-        return Err(Error::new(
-            ErrorKind::Conflict,
-            "session_not_active",
-            format!("session is {}; resume it first", s.status.as_str()),
-        )
-        .into());
-    }
+    let s = st.mgr.active_session(caller, id).await?;
     Ok(branch.unwrap_or(s.default_branch))
 }
 
@@ -139,14 +130,13 @@ async fn run_tool(
     Path((id, tool)): Path<(String, String)>,
     Body(body): Body<ToolBody>,
 ) -> ApiResult<Json<ToolCallRecord>> {
-    let branch = target(&st, &caller, &id, body.branch).await?;
     let args = body.arguments.unwrap_or(Value::Object(Default::default()));
     if !args.is_object() {
         return Err(Error::bad_request("arguments must be a JSON object").into());
     }
     let rec = st
         .agent
-        .call_tool(&caller, &id, &branch, &tool, args)
+        .call_tool(&caller, &id, body.branch.as_deref(), &tool, args)
         .await?;
     Ok(Json(rec))
 }
@@ -164,9 +154,7 @@ async fn context(
     Path(id): Path<String>,
     Query(q): Query<ContextQuery>,
 ) -> ApiResult<Json<ContextWindow>> {
-    let branch = match q.branch {
-        Some(b) => b,
-        None => st.mgr.session(&caller, &id).await?.default_branch,
-    };
-    Ok(Json(st.agent.context(&caller, &id, &branch).await?))
+    Ok(Json(
+        st.agent.context(&caller, &id, q.branch.as_deref()).await?,
+    ))
 }

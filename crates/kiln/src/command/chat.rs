@@ -14,6 +14,7 @@ use rustyline::error::ReadlineError;
 use tokio::sync::mpsc;
 
 use super::context::{Cli as _, GlobalArgs, Local, load_config};
+use super::output::clip;
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {
@@ -157,7 +158,7 @@ impl Repl {
                 }
                 TurnEvent::ToolResult { ok, text, .. } => {
                     let mark = if ok { "←" } else { "✗" };
-                    println!("  {mark} {}", clip(&text.replace('\n', " "), 200));
+                    println!("  {mark} {}", clip(&text, 200));
                 }
                 TurnEvent::Summarised { node } => println!("  (older turns summarised: {node})"),
                 TurnEvent::Discovery(d) => {
@@ -248,7 +249,11 @@ impl Repl {
                 }
             }
             ("context", _) => {
-                let w = self.agent.context(caller, s, &self.branch).await.cli()?;
+                let w = self
+                    .agent
+                    .context(caller, s, Some(&self.branch))
+                    .await
+                    .cli()?;
                 println!("context: {} of {} tokens", w.total_tokens, w.budget);
                 for p in &w.parts {
                     println!(
@@ -318,12 +323,5 @@ fn read_input(ed: &mut DefaultEditor, prompt: &str) -> anyhow::Result<Option<Str
             }
             Err(e) => return Err(e).context("could not read input"),
         }
-    }
-}
-
-fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
     }
 }
