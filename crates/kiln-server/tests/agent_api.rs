@@ -1,62 +1,17 @@
 //! The agent's HTTP surface on a real listener with a real SQLite file and the offline
 //! planner: query as JSON and as SSE, direct tool runs, the tool list and the context window.
 
-use std::sync::Arc;
+mod support;
 
-use kiln_agent::{Agent, Registry};
-use kiln_llm::OfflinePlanner;
-use kiln_server::{AppState, serve};
-use kiln_session::{AgentConfig, Config, SessionManager};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-struct Server {
-    base: String,
-    alice: String,
-    bob: String,
-    http: Client,
-    _dir: tempfile::TempDir,
-}
+use support::{Server, start as start_with};
 
 async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.storage.data_dir = dir.path().to_path_buf();
-    let mgr = SessionManager::open(&config).await.unwrap();
-    let (_, alice) = mgr.add_user("alice", true).await.unwrap();
-    let (_, bob) = mgr.add_user("bob", false).await.unwrap();
-    let agent = Agent::new(
-        mgr,
-        Arc::new(OfflinePlanner::new()),
-        Registry::builtin(),
-        AgentConfig::default(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(
-        listener,
-        AppState::new(agent, 1024 * 1024),
-        std::future::pending(),
-    ));
-    Server {
-        base: format!("http://{addr}"),
-        alice,
-        bob,
-        http: Client::new(),
-        _dir: dir,
-    }
+    start_with(1024 * 1024).await
 }
 
 impl Server {
-    async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
     async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
         self.send(
             self.http

@@ -1,43 +1,14 @@
 //! The HTTP surface on a real listener at 127.0.0.1:0 with a real SQLite file: every route's
 //! success and its failures.
 
-use kiln_server::{AppState, serve};
-use kiln_session::{Config, SessionManager};
-use reqwest::{Client, Method, StatusCode};
-use serde_json::{Value, json};
+mod support;
 
-struct Server {
-    base: String,
-    alice: String,
-    bob: String,
-    http: Client,
-    _dir: tempfile::TempDir,
-}
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{Server, start as start_with};
 
 async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.storage.data_dir = dir.path().to_path_buf();
-    let mgr = SessionManager::open(&config).await.unwrap();
-    let (_, alice) = mgr.add_user("alice", true).await.unwrap();
-    let (_, bob) = mgr.add_user("bob", false).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let agent = kiln_agent::Agent::new(
-        mgr,
-        std::sync::Arc::new(kiln_llm::OfflinePlanner::new()),
-        kiln_agent::Registry::builtin(),
-        kiln_session::AgentConfig::default(),
-    );
-    let state = AppState::new(agent, 64 * 1024);
-    tokio::spawn(serve(listener, state, std::future::pending()));
-    Server {
-        base: format!("http://{addr}"),
-        alice,
-        bob,
-        http: Client::new(),
-        _dir: dir,
-    }
+    start_with(64 * 1024).await
 }
 
 impl Server {
@@ -55,13 +26,7 @@ impl Server {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.send(req).await
     }
     async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, Some(&self.alice), None).await

@@ -1,0 +1,62 @@
+//! A real server for the HTTP tests: a listener on 127.0.0.1:0, a real SQLite file in a temp
+//! dir, two users (alice, bob) and the agent with the offline planner.
+
+use std::sync::Arc;
+
+use kiln_agent::{Agent, Registry};
+use kiln_llm::OfflinePlanner;
+use kiln_server::{AppState, serve};
+use kiln_session::{AgentConfig, Config, SessionManager};
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
+
+pub struct Server {
+    pub base: String,
+    pub alice: String,
+    pub bob: String,
+    pub http: Client,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a server accepting bodies up to `max_body_bytes`.
+pub async fn start(max_body_bytes: usize) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_path_buf();
+    let mgr = SessionManager::open(&config).await.unwrap();
+    let (_, alice) = mgr.add_user("alice", true).await.unwrap();
+    let (_, bob) = mgr.add_user("bob", false).await.unwrap();
+    let agent = Agent::new(
+        mgr,
+        Arc::new(OfflinePlanner::new()),
+        Registry::builtin(),
+        AgentConfig::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(
+        listener,
+        AppState::new(agent, max_body_bytes),
+        std::future::pending(),
+    ));
+    Server {
+        base: format!("http://{addr}"),
+        alice,
+        bob,
+        http: Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Server {
+    /// Sends a request; returns the status and the body as JSON (or as a JSON string).
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
