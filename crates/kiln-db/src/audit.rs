@@ -146,7 +146,7 @@ pub fn verify(entries: &[AuditEntry]) -> AuditVerification {
 impl Db {
     /// Returns a session's audit log, oldest first.
     pub async fn audit(&self, session: &str) -> Result<Vec<AuditEntry>> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         crate::sessions::exists(&mut conn, session).await?;
         entries(&mut conn, session).await
     }

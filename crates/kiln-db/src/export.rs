@@ -249,7 +249,7 @@ impl SessionExport {
 impl Db {
     /// Reads everything in a session.
     pub async fn export(&self, id: &str) -> Result<SessionExport> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         let session = sessions::get_in(&mut conn, id).await?;
         let segments = sqlx::query(
             "SELECT id, parent_segment, fork_seq FROM segments WHERE session_id = ? ORDER BY id",

@@ -1,6 +1,6 @@
 //! Kiln's SQLite store: the only crate that knows sqlx. One writer connection (every write is
 //! a `BEGIN IMMEDIATE` transaction on it, so concurrent requests queue instead of failing with
-//! "database is locked"), a pool of read-only connections, migrations embedded and applied at
+//! "database is locked"), a few read-only connections, migrations embedded and applied at
 //! open. Repositories are grouped per aggregate.
 
 mod audit;

@@ -264,7 +264,7 @@ impl Db {
     /// Compares two points (branch, checkpoint or node): conversation on each side of their
     /// common ancestor and the research-state difference.
     pub async fn diff(&self, session: &str, from: &str, to: &str) -> Result<DiffResult> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         let f = refs::resolve_in(&mut conn, session, from).await?;
         let t = refs::resolve_in(&mut conn, session, to).await?;
         let fp = pos(&mut conn, session, &f).await?;

@@ -119,6 +119,43 @@ impl Node {
     }
 }
 
+/// A node as a JSON array in [`NODE_COLUMNS`] order, `data` embedded as JSON.
+pub(crate) type NodeTuple = (
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    Option<Value>,
+    Option<i64>,
+    String,
+);
+
+impl TryFrom<NodeTuple> for Node {
+    type Error = crate::Error;
+
+    fn try_from(t: NodeTuple) -> Result<Self> {
+        let (id, seq, parent_id, merge_parent_id, kind, author, content, data, tokens, created_at) =
+            t;
+        let kind: NodeKind = parse(&kind)?;
+        Ok(Self {
+            id,
+            seq,
+            parent_id,
+            merge_parent_id,
+            kind,
+            role: kind,
+            author,
+            content,
+            data,
+            tokens,
+            created_at,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Branch {
     pub name: String,

@@ -1,15 +1,18 @@
-//! Opening the database: WAL, busy timeout, one writer connection and a read-only pool.
+//! Opening the database: WAL, busy timeout, one writer connection and a few read-only ones.
 
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Sqlite, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection as _};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, OwnedMutexGuard};
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// How the store opens its database.
 #[derive(Debug, Clone)]
@@ -34,14 +37,141 @@ impl Default for DbOptions {
 }
 
 /// The store: cheap to clone, shared by the server, the CLI and the jobs.
-#[derive(Debug, Clone)]
+///
+/// Connections are held directly, not in an sqlx pool: every statement is already a hop to the
+/// connection's worker thread, and the pool adds a `ping` hop on every release. The writer is
+/// one connection behind a fair async mutex (writes queue in arrival order); readers are a
+/// small set of lazily opened read-only connections.
+#[derive(Clone)]
 pub struct Db {
-    pub(crate) writer: SqlitePool,
-    pub(crate) reader: SqlitePool,
+    pub(crate) writer: Arc<Mutex<Writer>>,
+    readers: Arc<Readers>,
     pub(crate) snapshot_every: i64,
 }
 
-pub(crate) type Tx = Transaction<'static, Sqlite>;
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("readers", &self.readers.slots.len())
+            .field("snapshot_every", &self.snapshot_every)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The one writer connection and what only the writer may touch.
+pub(crate) struct Writer {
+    pub(crate) conn: SqliteConnection,
+    /// A transaction may be open on `conn` that nobody will finish (its future was dropped,
+    /// or a statement batch stopped half-way). The next holder rolls it back first.
+    pub(crate) dirty: bool,
+    /// Branch heads as this process last wrote them, for the append fast path. Only a hint:
+    /// the fast path re-checks every field in SQL and falls back to the full path on a miss.
+    pub(crate) heads: HashMap<(String, String), CachedHead>,
+}
+
+/// A branch head as the writer last left it.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedHead {
+    pub id: String,
+    pub segment: i64,
+    pub seq: i64,
+    pub total_tokens: i64,
+    pub version: i64,
+}
+
+/// At most this many cached heads; the cache is cleared when it would grow past it.
+const MAX_CACHED_HEADS: usize = 4096;
+
+impl Writer {
+    /// Rolls back a transaction left open by a dropped or failed write.
+    pub(crate) async fn settle(&mut self) {
+        if self.dirty {
+            // "no transaction is active" is the expected error when the batch had finished.
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            self.dirty = false;
+        }
+    }
+
+    pub(crate) fn remember(&mut self, session: &str, branch: &str, head: CachedHead) {
+        if self.heads.len() >= MAX_CACHED_HEADS {
+            self.heads.clear();
+        }
+        self.heads
+            .insert((session.to_string(), branch.to_string()), head);
+    }
+}
+
+/// The writer connection, held.
+pub(crate) type WriteConn = OwnedMutexGuard<Writer>;
+
+/// A write transaction (`BEGIN IMMEDIATE`) on the writer connection. Dropped without
+/// [`Tx::commit`], it is rolled back before the writer is used again.
+pub(crate) struct Tx {
+    w: WriteConn,
+    lock: Arc<Mutex<Writer>>,
+}
+
+impl Tx {
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        sqlx::query("COMMIT").execute(&mut self.w.conn).await?;
+        self.w.dirty = false;
+        Ok(())
+    }
+
+    /// The writer behind this transaction (for the head cache).
+    pub(crate) fn writer(&mut self) -> &mut Writer {
+        &mut self.w
+    }
+}
+
+impl Deref for Tx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.w.conn
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.w.conn
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if self.w.dirty
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            // Taking the lock after this guard is released runs the rollback at once rather
+            // than at the next write, so the file's write lock is not held meanwhile.
+            let lock = Arc::clone(&self.lock);
+            rt.spawn(async move { lock.lock().await.settle().await });
+        }
+    }
+}
+
+/// Read-only connections, opened on first use.
+struct Readers {
+    slots: Box<[Mutex<Option<SqliteConnection>>]>,
+    next: AtomicUsize,
+    options: SqliteConnectOptions,
+}
+
+/// A read-only connection, held.
+pub(crate) struct ReadConn<'a>(MappedMutexGuard<'a, SqliteConnection>);
+
+impl Deref for ReadConn<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.0
+    }
+}
+
+impl DerefMut for ReadConn<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.0
+    }
+}
 
 impl Db {
     /// Opens (creating if needed) the database file and applies pending migrations.
@@ -59,46 +189,73 @@ impl Db {
             .busy_timeout(opts.busy_timeout)
             .foreign_keys(true)
             .statement_cache_capacity(256);
-        // No ping before handing out a connection: it is a local file, not a socket, and the
-        // ping is one more round trip through the worker thread on every operation (the pool
-        // still pings on release, which catches connections left mid-statement).
-        let writer = SqlitePoolOptions::new()
-            .test_before_acquire(false)
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(Duration::from_secs(60))
-            .connect_with(base.clone())
-            .await?;
-        sqlx::migrate!("../../migrations").run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .test_before_acquire(false)
-            .max_connections(opts.max_readers.max(1))
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(base.read_only(true))
-            .await?;
+        let mut conn = base.connect().await?;
+        sqlx::migrate!("../../migrations").run(&mut conn).await?;
+        let slots = (0..opts.max_readers.max(1))
+            .map(|_| Mutex::new(None))
+            .collect();
         Ok(Self {
-            writer,
-            reader,
+            writer: Arc::new(Mutex::new(Writer {
+                conn,
+                dirty: false,
+                heads: HashMap::new(),
+            })),
+            readers: Arc::new(Readers {
+                slots,
+                next: AtomicUsize::new(0),
+                options: base.read_only(true),
+            }),
             snapshot_every: i64::from(opts.snapshot_every.max(1)),
         })
     }
 
+    /// Takes the writer connection (waiting for earlier writers), with no transaction open.
+    pub(crate) async fn writer(&self) -> WriteConn {
+        let mut w = Arc::clone(&self.writer).lock_owned().await;
+        w.settle().await;
+        w
+    }
+
     /// Starts a write transaction on the one writer connection.
     pub(crate) async fn write(&self) -> Result<Tx> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        self.begin(self.writer().await).await
+    }
+
+    /// Starts a write transaction on a writer connection already held.
+    pub(crate) async fn begin(&self, mut w: WriteConn) -> Result<Tx> {
+        w.dirty = true;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut w.conn).await?;
+        Ok(Tx {
+            w,
+            lock: Arc::clone(&self.writer),
+        })
+    }
+
+    /// Takes a read-only connection: a free one if any, else waits for one in turn.
+    pub(crate) async fn read(&self) -> Result<ReadConn<'_>> {
+        let slots = &self.readers.slots;
+        let start = self.readers.next.fetch_add(1, Ordering::Relaxed) % slots.len();
+        let free = (0..slots.len()).find_map(|i| slots[(start + i) % slots.len()].try_lock().ok());
+        let mut guard = match free {
+            Some(g) => g,
+            None => slots[start].lock().await,
+        };
+        if guard.is_none() {
+            *guard = Some(self.readers.options.connect().await?);
+        }
+        MutexGuard::try_map(guard, Option::as_mut)
+            .map(ReadConn)
+            .map_err(|_| Error::Corrupt("reader connection missing after open".into()))
     }
 
     /// Returns the journal mode and synchronous setting in force, as SQLite reports them.
     pub async fn durability(&self) -> Result<(String, String)> {
-        let mut conn = self.writer.acquire().await?;
+        let mut w = self.writer().await;
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut w.conn)
             .await?;
         let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut w.conn)
             .await?;
         let sync = match sync {
             0 => "off",
@@ -112,20 +269,26 @@ impl Db {
     /// Writes a consistent copy of the database to `dest` (`VACUUM INTO`).
     pub async fn backup_to(&self, dest: &Path) -> Result<()> {
         let dest = dest.to_string_lossy().to_string();
+        let mut w = self.writer().await;
         sqlx::query("VACUUM INTO ?")
             .bind(dest)
-            .execute(&self.writer)
+            .execute(&mut w.conn)
             .await?;
         Ok(())
     }
 
-    /// Checkpoints the WAL into the main file and closes every connection.
+    /// Checkpoints the WAL into the main file and closes the read connections (the writer
+    /// closes when the last clone of this store is dropped).
     pub async fn close(&self) {
+        for slot in &self.readers.slots {
+            if let Some(conn) = slot.lock().await.take() {
+                let _ = conn.close().await;
+            }
+        }
+        let mut w = self.writer().await;
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.writer)
+            .execute(&mut w.conn)
             .await;
-        self.reader.close().await;
-        self.writer.close().await;
     }
 }
 

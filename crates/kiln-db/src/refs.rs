@@ -112,7 +112,7 @@ impl Db {
 
     /// Lists checkpoints, oldest first.
     pub async fn checkpoints(&self, session: &str) -> Result<Vec<Checkpoint>> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
         let rows = sqlx::query(
             "SELECT name, node_id, branch, auto, created_by, created_at FROM refs \
@@ -125,7 +125,7 @@ impl Db {
     }
 
     pub async fn checkpoint(&self, session: &str, name: &str) -> Result<Checkpoint> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
         checkpoint_in(&mut conn, session, name).await
     }
@@ -211,7 +211,7 @@ impl Db {
     /// Returns the newest checkpoint that is not an automatic `before-restore` one, preferring
     /// checkpoints taken on `branch`.
     pub async fn newest_checkpoint(&self, session: &str, branch: &str) -> Result<Checkpoint> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
         let row = sqlx::query(
             "SELECT name, node_id, branch, auto, created_by, created_at FROM refs \
@@ -228,7 +228,7 @@ impl Db {
 
     /// Returns every head move that was not a plain append, newest first.
     pub async fn reflog(&self, session: &str) -> Result<Vec<ReflogEntry>> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
         let rows = sqlx::query(
             "SELECT id, branch, old_head, new_head, actor, reason, at FROM reflog \
@@ -242,7 +242,7 @@ impl Db {
 
     /// Resolves a branch name, checkpoint name or node id to a node id, in that order.
     pub async fn resolve(&self, session: &str, spec: &str) -> Result<String> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         resolve_in(&mut conn, session, spec).await
     }
 }

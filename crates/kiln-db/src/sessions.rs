@@ -202,7 +202,7 @@ impl Db {
     }
 
     pub async fn session(&self, id: &str) -> Result<Session> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         get_in(&mut conn, id).await
     }
 
@@ -214,7 +214,8 @@ impl Db {
              AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR status = ?3) \
              AND (?4 IS NULL OR project = ?4) AND (?5 IS NULL OR session_type = ?5) \
              AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE value = ?6)) \
-             AND (?7 IS NULL OR id < ?7) ORDER BY id DESC LIMIT ?8"
+             AND (?7 IS NULL OR id < ?7) ORDER BY id DESC LIMIT {}",
+            limit + 1
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&f.visible_to)
@@ -224,8 +225,7 @@ impl Db {
             .bind(f.session_type.map(|t| t.as_str()))
             .bind(&f.tag)
             .bind(&f.cursor)
-            .bind(limit + 1)
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         let mut items = rows
             .iter()
@@ -368,7 +368,7 @@ impl Db {
 
     /// Returns a session's lifecycle transitions, oldest first.
     pub async fn session_events(&self, id: &str) -> Result<Vec<SessionEvent>> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         exists(&mut conn, id).await?;
         let rows = sqlx::query(
             "SELECT id, from_status, to_status, actor, reason, at FROM session_events \
@@ -386,7 +386,7 @@ impl Db {
             "SELECT kind, author, COUNT(*) FROM nodes WHERE session_id = ? GROUP BY kind, author",
         )
         .bind(id)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
@@ -399,7 +399,7 @@ impl Db {
             sqlx::query_scalar("SELECT data FROM nodes WHERE session_id = ? AND kind = ?")
                 .bind(id)
                 .bind(kind.as_str())
-                .fetch_all(&self.reader)
+                .fetch_all(&mut *self.read().await?)
                 .await?;
         Ok(rows
             .into_iter()
@@ -411,7 +411,7 @@ impl Db {
     /// Counts users; zero means a fresh install.
     pub async fn count_sessions(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-            .fetch_one(&self.reader)
+            .fetch_one(&mut *self.read().await?)
             .await?)
     }
 }

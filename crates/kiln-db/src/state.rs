@@ -18,16 +18,16 @@ pub(crate) async fn state_at(
     'walk: for link in &links {
         let mut upper = link.upto;
         loop {
-            let rows = sqlx::query(
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT n.id, n.kind, n.data, s.state, n.seq FROM nodes n \
                  LEFT JOIN state_snapshots s ON s.session_id = n.session_id AND s.node_id = n.id \
                  WHERE n.segment_id = ? AND n.seq >= ? AND n.seq <= ? AND n.is_state = 1 \
-                 ORDER BY n.seq DESC LIMIT ?",
-            )
+                 ORDER BY n.seq DESC LIMIT {}",
+                k + 1
+            )))
             .bind(link.segment)
             .bind(link.start)
             .bind(upper)
-            .bind(k + 1)
             .fetch_all(&mut *conn)
             .await?;
             let n = rows.len() as i64;
@@ -62,14 +62,14 @@ pub(crate) async fn state_at(
 impl Db {
     /// Returns the materialised state at a branch head (O(1)).
     pub async fn head_state(&self, session: &str, branch: &str) -> Result<ResearchState> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         let h = crate::tree::head_state(&mut conn, session, branch).await?;
         Ok(serde_json::from_str(&h.state)?)
     }
 
     /// Returns the state at any node: the nearest snapshot plus at most K replayed events.
     pub async fn state_at_node(&self, session: &str, node: &str) -> Result<ResearchState> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         let p = pos(&mut conn, session, node).await?;
         Ok(state_at(&mut conn, &p, self.snapshot_every).await?.0)
     }

@@ -24,7 +24,7 @@ impl Db {
         .bind(body.to_string())
         .bind(actor)
         .bind(now())
-        .execute(&self.writer)
+        .execute(&mut self.writer().await.conn)
         .await?;
         if res.rows_affected() == 0 {
             return Err(Error::AlreadyExists(format!("template `{name}`")));
@@ -36,7 +36,7 @@ impl Db {
     pub async fn templates(&self) -> Result<Vec<(String, String, Value)>> {
         let rows =
             sqlx::query("SELECT name, description, body FROM session_templates ORDER BY name")
-                .fetch_all(&self.reader)
+                .fetch_all(&mut *self.read().await?)
                 .await?;
         rows.iter()
             .map(|r| {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::{Row, SqliteConnection};
 
-use crate::model::{BRANCH_COLUMNS, Branch, NODE_COLUMNS, Node, Page};
+use crate::model::{BRANCH_COLUMNS, Branch, NODE_COLUMNS, Node, NodeTuple, Page};
 use crate::{Db, Error, Result, audit, now, sessions, state};
 
 mod append;
@@ -526,7 +526,10 @@ impl Db {
         limit: u32,
         before: Option<i64>,
     ) -> Result<Page<Node>> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
+        if let Some(page) = last_messages(&mut conn, owner, session, branch, limit, before).await? {
+            return Ok(page);
+        }
         let head = owned_head(&mut conn, session, branch, owner).await?;
         let links = head_links(&mut conn, &head).await?;
         page_before(&mut conn, &links, head.pos.seq, limit, before, true).await
@@ -535,7 +538,7 @@ impl Db {
     /// Returns the newest summary node on a branch's path, if any (one index probe per
     /// segment of the path, thanks to the `nodes_summary` partial index).
     pub async fn latest_summary(&self, session: &str, branch: &str) -> Result<Option<Node>> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         let head = owned_head(&mut conn, session, branch, None).await?;
         let links = head_links(&mut conn, &head).await?;
         let sql = format!(
@@ -564,7 +567,7 @@ impl Db {
         limit: u32,
         before: Option<i64>,
     ) -> Result<Page<Node>> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         let p = pos(&mut conn, session, node).await?;
         let links = chain(&mut conn, p.segment, p.seq).await?;
         page_before(&mut conn, &links, p.seq, limit, before, false).await
@@ -576,7 +579,7 @@ impl Db {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(node)
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .ok_or_else(|| Error::not_found(format!("node {node}")))?;
         Node::from_row(&row)
@@ -631,7 +634,7 @@ impl Db {
 
     /// Lists a session's branches; discarded ones only with `include_discarded`.
     pub async fn branches(&self, session: &str, include_discarded: bool) -> Result<Vec<Branch>> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
         let sql = format!(
             "SELECT {BRANCH_COLUMNS} FROM branches WHERE session_id = ? \
@@ -647,7 +650,7 @@ impl Db {
 
     /// Returns one branch.
     pub async fn branch(&self, session: &str, name: &str) -> Result<Branch> {
-        let mut conn = self.reader.acquire().await?;
+        let mut conn = self.read().await?;
         branch_in(&mut conn, session, name).await
     }
 
@@ -725,6 +728,70 @@ pub(crate) async fn branch_in(
     }
 }
 
+/// The read fast path: a page of messages taken from the head's own segment in one query
+/// that also finds the head and checks the owner. Answers only when that segment holds the
+/// whole page (or is the root segment, so there is nothing before it); otherwise `None`, and the
+/// caller walks the path, which also reports a missing session or branch precisely.
+async fn last_messages(
+    conn: &mut SqliteConnection,
+    owner: Option<&str>,
+    session: &str,
+    branch: &str,
+    limit: u32,
+    before: Option<i64>,
+) -> Result<Option<Page<Node>>> {
+    let limit = i64::from(limit.clamp(1, 1000));
+    let owned = if owner.is_some() {
+        "s.owner_id = ?"
+    } else {
+        "? IS NULL"
+    };
+    // LIMIT is a literal, never a bound parameter: SQLite plans with a bound LIMIT's value, so
+    // binding one marks the statement expired and it is re-prepared on every execution.
+    // The page comes back as one JSON row: each row of a result is a separate hand-off from
+    // the connection's worker thread, which costs more than SQLite's JSON encoding.
+    let sql = format!(
+        "SELECT p.root_segment, json_group_array(json_array(p.id, p.seq, p.parent_id, \
+           p.merge_parent_id, p.kind, p.author, p.content, json(p.data), p.tokens, p.created_at)) \
+         FROM (SELECT g.parent_segment IS NULL AS root_segment, {NODE_COLUMNS} \
+           FROM branches b JOIN sessions s ON s.id = b.session_id \
+           JOIN nodes h ON h.session_id = b.session_id AND h.id = b.head_id \
+           JOIN segments g ON g.id = h.segment_id \
+           JOIN nodes n ON n.segment_id = h.segment_id \
+             AND n.seq >= COALESCE(g.fork_seq + 1, 0) AND n.seq <= MIN(h.seq, ?) \
+             AND (n.is_state = 0 OR n.kind = 'merge') AND n.kind != 'root' \
+           WHERE b.session_id = ? AND b.name = ? AND {owned} \
+           ORDER BY n.seq DESC LIMIT {}) AS p",
+        limit + 1
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(before.map_or(i64::MAX, |b| b.saturating_sub(1)))
+        .bind(session)
+        .bind(branch)
+        .bind(owner)
+        .fetch_one(&mut *conn)
+        .await?;
+    let Some(root) = row.try_get::<Option<bool>, _>(0)? else {
+        return Ok(None);
+    };
+    let mut items = serde_json::from_str::<Vec<NodeTuple>>(row.try_get(1)?)?
+        .into_iter()
+        .map(Node::try_from)
+        .collect::<Result<Vec<_>>>()?;
+    items.sort_unstable_by_key(|n| std::cmp::Reverse(n.seq));
+    let full = items.len() as i64 > limit;
+    if !full && !root {
+        return Ok(None);
+    }
+    let next_cursor = if full {
+        items.truncate(limit as usize);
+        items.last().map(|n| n.seq.to_string())
+    } else {
+        None
+    };
+    Ok(Some(Page { items, next_cursor }))
+}
+
 async fn page_before(
     conn: &mut SqliteConnection,
     chain: &[Link],
@@ -741,7 +808,7 @@ async fn page_before(
     };
     let sql = format!(
         "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = ? AND n.seq >= ? AND n.seq <= ? \
-         {filter} ORDER BY n.seq DESC LIMIT ?"
+         {filter} ORDER BY n.seq DESC LIMIT "
     );
     let mut items = Vec::new();
     let upper = before.map_or(head_seq, |b| (b - 1).min(head_seq));
@@ -753,11 +820,10 @@ async fn page_before(
         if link.start > upper {
             continue;
         }
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{sql}{remaining}")))
             .bind(link.segment)
             .bind(link.start)
             .bind(link.upto.min(upper))
-            .bind(remaining)
             .fetch_all(&mut *conn)
             .await?;
         for r in rows {

@@ -54,7 +54,7 @@ impl Db {
             .bind(user_id)
             .bind(token_hash)
             .bind(now())
-            .execute(&self.writer)
+            .execute(&mut self.writer().await.conn)
             .await?;
         Ok(())
     }
@@ -66,7 +66,7 @@ impl Db {
              JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
         )
         .bind(token_hash)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *self.read().await?)
         .await?;
         row.as_ref().map(User::from_row).transpose()
     }
@@ -74,7 +74,7 @@ impl Db {
     pub async fn user_by_name(&self, name: &str) -> Result<User> {
         let row = sqlx::query("SELECT id, name, is_owner, created_at FROM users WHERE name = ?")
             .bind(name)
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .ok_or_else(|| Error::not_found(format!("user `{name}`")))?;
         User::from_row(&row)
@@ -83,7 +83,7 @@ impl Db {
     pub async fn user(&self, id: &str) -> Result<User> {
         let row = sqlx::query("SELECT id, name, is_owner, created_at FROM users WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .ok_or_else(|| Error::not_found(format!("user {id}")))?;
         User::from_row(&row)
@@ -91,7 +91,7 @@ impl Db {
 
     pub async fn count_users(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.reader)
+            .fetch_one(&mut *self.read().await?)
             .await?;
         Ok(row.try_get(0)?)
     }

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{AppendOutcome, NewNode, insert_snapshot, new_segment, owned_head};
 use crate::model::Node;
-use crate::pool::Tx;
+use crate::pool::{CachedHead, Tx, Writer};
 use crate::{Db, Error, Result, now, sessions};
 
 /// Refuses nodes the tree could not replay: a root or merge node (only session creation and
@@ -74,8 +74,13 @@ impl Db {
         for n in &nodes {
             check_new_node(n)?;
         }
-        let mut tx = self.write().await?;
-        let out = append_in(
+        let mut w = self.writer().await;
+        let nodes = match fast_append(&mut w, session, branch, nodes, expected_head, owner).await {
+            Ok(out) => return Ok(out),
+            Err(nodes) => nodes,
+        };
+        let mut tx = self.begin(w).await?;
+        let (out, head) = append_in(
             &mut tx,
             self.snapshot_every,
             session,
@@ -86,9 +91,164 @@ impl Db {
             owner,
         )
         .await?;
+        // Remembered before the commit: if the commit fails, the version will not match and
+        // the next append takes this path again.
+        tx.writer().remember(session, branch, head);
         tx.commit().await?;
         Ok(out)
     }
+}
+
+/// The append fast path: conversation nodes (no state events) appended at a head this process
+/// wrote last, in one round trip to SQLite — `BEGIN IMMEDIATE`, the node INSERT and the head
+/// UPDATE, both conditional on the branch still being at the remembered head and version, the
+/// session being active (and owned by `owner`), then `COMMIT`. The head being its segment's tip
+/// is guarded by the `(segment_id, seq)` unique index. Anything else — no remembered head, a
+/// state event, a condition that no longer holds, any SQL error — gives the nodes back for the
+/// full path, which re-reads everything and reports errors precisely.
+async fn fast_append(
+    w: &mut Writer,
+    session: &str,
+    branch: &str,
+    nodes: Vec<NewNode>,
+    expected_head: Option<&str>,
+    owner: Option<&str>,
+) -> std::result::Result<AppendOutcome, Vec<NewNode>> {
+    let key = (session.to_string(), branch.to_string());
+    let Some(head) = w.heads.get(&key).cloned() else {
+        return Err(nodes);
+    };
+    let eligible = nodes.len() <= INSERT_CHUNK
+        && nodes
+            .iter()
+            .all(|n| n.event.is_none() && !n.kind.is_state())
+        && expected_head.is_none_or(|e| e == head.id);
+    if !eligible {
+        return Err(nodes);
+    }
+    let now = now();
+    let mut rows = Vec::with_capacity(nodes.len());
+    let (mut prev_id, mut seq, mut total) = (head.id.clone(), head.seq, head.total_tokens);
+    for n in &nodes {
+        let id = kiln_types::NodeId::new().to_string();
+        let Ok(data_text) = n.data.as_ref().map(serde_json::to_string).transpose() else {
+            return Err(nodes);
+        };
+        seq += 1;
+        total += n.tokens.unwrap_or(0);
+        let parent = std::mem::replace(&mut prev_id, id.clone());
+        rows.push((id, seq, parent, data_text, total));
+    }
+    let sql = fast_sql(nodes.len(), owner.is_some());
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(session)
+        .bind(head.segment)
+        .bind(&now);
+    for ((id, seq, parent, data_text, total), n) in rows.iter().zip(&nodes) {
+        q = q
+            .bind(id)
+            .bind(seq)
+            .bind(parent)
+            .bind(n.kind.as_str())
+            .bind(n.author.as_deref())
+            .bind(&n.content)
+            .bind(data_text.as_deref())
+            .bind(n.tokens)
+            .bind(total);
+    }
+    q = q
+        .bind(session)
+        .bind(branch)
+        .bind(head.version)
+        .bind(&head.id)
+        .bind(owner);
+    q = q
+        .bind(&prev_id)
+        .bind(&now)
+        .bind(session)
+        .bind(branch)
+        .bind(head.version)
+        .bind(&head.id)
+        .bind(session)
+        .bind(owner);
+    w.dirty = true;
+    let done = q.fetch_all(&mut w.conn).await;
+    match done {
+        Ok(moved) if moved.len() == 1 => w.dirty = false,
+        Ok(_) => {
+            // The conditions failed: nothing was written and the COMMIT ran.
+            w.dirty = false;
+            w.heads.remove(&key);
+            return Err(nodes);
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "append fast path fell back");
+            w.settle().await;
+            w.heads.remove(&key);
+            return Err(nodes);
+        }
+    }
+    w.heads.insert(
+        key,
+        CachedHead {
+            id: prev_id.clone(),
+            segment: head.segment,
+            seq,
+            total_tokens: total,
+            version: head.version + 1,
+        },
+    );
+    let written = rows
+        .into_iter()
+        .zip(nodes)
+        .map(|((id, seq, parent, _, _), n)| Node {
+            id,
+            seq,
+            parent_id: Some(parent),
+            merge_parent_id: None,
+            kind: n.kind,
+            role: n.kind,
+            author: n.author,
+            content: n.content,
+            data: n.data,
+            tokens: n.tokens,
+            created_at: now.clone(),
+        })
+        .collect();
+    Ok(AppendOutcome {
+        nodes: written,
+        head: prev_id,
+        activated: false,
+    })
+}
+
+/// The fast path's statement batch for `rows` nodes (see [`fast_append`]). The owner
+/// parameter is always bound; without an owner check it is compared with itself as NULL.
+fn fast_sql(rows: usize, owned: bool) -> String {
+    let owner = if owned {
+        "AND s.owner_id = ?"
+    } else {
+        "AND ? IS NULL"
+    };
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    format!(
+        "BEGIN IMMEDIATE; \
+         INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, merge_parent_id, kind, \
+           is_state, author, content, data, tokens, total_tokens, created_at) \
+         SELECT v.column1, ?, ?, v.column2, v.column3, NULL, v.column4, 0, v.column5, \
+           v.column6, v.column7, v.column8, v.column9, ? \
+         FROM (VALUES {values}) AS v \
+         WHERE EXISTS (SELECT 1 FROM branches b JOIN sessions s ON s.id = b.session_id \
+           WHERE b.session_id = ? AND b.name = ? AND b.version = ? AND b.head_id = ? \
+           AND b.status <> 'discarded' AND s.status = 'active' {owner}); \
+         UPDATE branches SET head_id = ?, version = version + 1, updated_at = ?, \
+           status = CASE status WHEN 'merged' THEN 'open' ELSE status END \
+         WHERE session_id = ? AND name = ? AND version = ? AND head_id = ? \
+           AND status <> 'discarded' \
+           AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = ? AND s.status = 'active' {owner}) \
+         RETURNING version; \
+         COMMIT"
+    )
 }
 
 /// Rows per INSERT statement when appending (14 parameters each).
@@ -156,7 +316,7 @@ async fn append_in(
     expected_head: Option<&str>,
     actor: &str,
     owner: Option<&str>,
-) -> Result<AppendOutcome> {
+) -> Result<(AppendOutcome, CachedHead)> {
     let head = owned_head(tx, session, branch, owner).await?;
     if !head.session_status.accepts_writes() {
         return Err(Error::NotActive(head.session_status));
@@ -298,9 +458,17 @@ async fn append_in(
             created_at: now.clone(),
         })
         .collect();
-    Ok(AppendOutcome {
+    let cached = CachedHead {
+        id: prev_id.clone(),
+        segment,
+        seq: prev_seq,
+        total_tokens: prev_total,
+        version: head.version + 1,
+    };
+    let out = AppendOutcome {
         nodes: written,
         head: prev_id,
         activated,
-    })
+    };
+    Ok((out, cached))
 }
