@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::context::{ContextInputs, ContextWindow, assemble};
+use crate::overview::{self, SessionSummary};
 use crate::registry::Registry;
 use crate::tool::{ToolContext, ToolError, ToolOutput, clip};
 use crate::{DISCOVERIES_PROMPT, SUMMARISE_PROMPT, SYSTEM_PROMPT, relevance, tokens};
@@ -122,6 +123,32 @@ pub struct TurnOutcome {
     pub context_tokens: u32,
 }
 
+/// A summary node just written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summarised {
+    /// The summary node.
+    pub node: String,
+    /// The branch head after it.
+    pub head: String,
+    /// The first and last seq of the messages it covers.
+    pub covers_from: i64,
+    pub covers_through: i64,
+    /// How many messages it covers.
+    pub messages: usize,
+}
+
+/// What [`Agent::compress_history`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Compressed {
+    /// The summary written, or `None` when there was nothing to compress.
+    pub summary: Option<Summarised>,
+    /// Tokens of the context window before and after.
+    pub tokens_before: u32,
+    pub tokens_after: u32,
+    /// Tokens the summarising call spent.
+    pub usage: Usage,
+}
+
 /// What a turn reports while it runs (the SSE stream and the terminal REPL show these).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -190,6 +217,14 @@ impl Events<'_> {
 
     fn gone(&self) -> bool {
         self.tx.is_some_and(mpsc::Sender::is_closed)
+    }
+
+    /// Resolves when the receiver is dropped (never, without one).
+    async fn closed(&self) {
+        match self.tx {
+            Some(tx) => tx.closed().await,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -575,34 +610,52 @@ impl Agent {
         head: &str,
         cfg: &ContextConfig,
         usage: &mut Usage,
-    ) -> Result<Option<(String, String)>> {
+    ) -> Result<Option<Summarised>> {
         if !cfg.auto_summarise {
             return Ok(None);
         }
-        let window = self
-            .manager
-            .messages(
-                caller,
-                session,
-                branch,
-                Some(cfg.max_history.clamp(1, 1000)),
-                None,
-            )
-            .await?;
-        let Some(cursor) = window.next_cursor else {
-            return Ok(None);
+        let (keep, batch) = (cfg.max_history.clamp(1, 1000), self.config.summary_batch);
+        self.summarise(caller, session, branch, Some(head), keep, batch, usage)
+            .await
+    }
+
+    /// Summarises the messages on the path older than the newest `keep` that no summary covers
+    /// yet, if there are at least `batch` of them, into one summary node appended at `head`
+    /// (`None`: at whatever the head is).
+    #[allow(clippy::too_many_arguments)]
+    async fn summarise(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        head: Option<&str>,
+        keep: u32,
+        batch: u32,
+        usage: &mut Usage,
+    ) -> Result<Option<Summarised>> {
+        let cursor = if keep == 0 {
+            None
+        } else {
+            let window = self
+                .manager
+                .messages(caller, session, branch, Some(keep), None)
+                .await?;
+            match window.next_cursor {
+                Some(c) => Some(c),
+                None => return Ok(None),
+            }
         };
         let previous = self.manager.latest_summary(caller, session, branch).await?;
         let covered = previous
             .as_ref()
             .and_then(|n| n.data.as_ref()?.get("covers_through")?.as_i64())
             .unwrap_or(-1);
-        // Cheap probe first: are there at least `summary_batch` unsummarised messages?
-        let batch = self.config.summary_batch.max(1);
+        // Cheap probe first: are there at least `batch` unsummarised messages?
+        let batch = batch.max(1);
         let probe = self
             .manager
             // +2: summary nodes sit among the messages and do not count.
-            .messages(caller, session, branch, Some(batch + 2), Some(&cursor))
+            .messages(caller, session, branch, Some(batch + 2), cursor.as_deref())
             .await?;
         let fresh = probe
             .items
@@ -619,7 +672,7 @@ impl Agent {
                 session,
                 branch,
                 Some(MAX_SUMMARY_GAP),
-                Some(&cursor),
+                cursor.as_deref(),
             )
             .await?;
         let mut gap: Vec<Node> = gap_page
@@ -627,7 +680,7 @@ impl Agent {
             .into_iter()
             .filter(|n| n.seq > covered && n.kind != NodeKind::Summary)
             .collect();
-        if gap.len() < self.config.summary_batch.max(1) as usize {
+        if gap.len() < batch as usize {
             return Ok(None);
         }
         gap.reverse();
@@ -681,10 +734,67 @@ impl Agent {
             .with_tokens(t);
         let out = self
             .manager
-            .append_nodes(caller, session, branch, vec![node], Some(head))
+            .append_nodes(caller, session, branch, vec![node], head)
             .await?;
-        let id = out.nodes.first().map(|n| n.id.clone()).unwrap_or_default();
-        Ok(Some((id, out.head)))
+        Ok(Some(Summarised {
+            node: out.nodes.first().map(|n| n.id.clone()).unwrap_or_default(),
+            head: out.head,
+            covers_from: first.seq,
+            covers_through: last.seq,
+            messages: gap.len(),
+        }))
+    }
+
+    /// Compresses a branch's history now: every message older than the newest `keep_recent`
+    /// that no summary covers yet goes into one summary node (whatever `auto_summarise` says),
+    /// and the context window drops the messages it covers. `None` when nothing is left to
+    /// compress. Reports the window's token count before and after.
+    pub async fn compress_history(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: Option<&str>,
+        keep_recent: u32,
+    ) -> Result<Compressed> {
+        let s = self.manager.active_session(caller, session).await?;
+        let branch = branch.unwrap_or(&s.default_branch);
+        let cfg = &s.config.context;
+        let before = self.load_context(caller, session, branch, cfg).await?.0;
+        let mut usage = Usage::default();
+        let done = self
+            .summarise(
+                caller,
+                session,
+                branch,
+                None,
+                keep_recent.min(1000),
+                1,
+                &mut usage,
+            )
+            .await?;
+        let after = match &done {
+            Some(_) => self.load_context(caller, session, branch, cfg).await?.0,
+            None => before.clone(),
+        };
+        Ok(Compressed {
+            summary: done,
+            tokens_before: before.total_tokens,
+            tokens_after: after.total_tokens,
+            usage,
+        })
+    }
+
+    /// The session summary of a branch: key findings, materials of interest, next steps.
+    pub async fn session_summary(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: Option<&str>,
+    ) -> Result<SessionSummary> {
+        let s = self.manager.session(caller, session).await?;
+        let branch = branch.unwrap_or(&s.default_branch);
+        let state = self.manager.state(caller, session, branch, None).await?;
+        Ok(overview::summarise(&state))
     }
 
     /// Runs one turn: the user's `message` on `branch`, to a recorded answer.
@@ -754,10 +864,13 @@ impl Agent {
             .maybe_summarise(caller, session, branch, &head, &cfg, &mut usage)
             .await
         {
-            Ok(Some((node, h))) => {
-                head = h;
-                ev.send(TurnEvent::Summarised { node: node.clone() }).await;
-                Some(node)
+            Ok(Some(done)) => {
+                head = done.head;
+                ev.send(TurnEvent::Summarised {
+                    node: done.node.clone(),
+                })
+                .await;
+                Some(done.node)
             }
             Ok(None) => None,
             Err(e) => {
@@ -962,7 +1075,20 @@ impl Agent {
     ) -> (kiln_llm::Result<ChatResponse>, String, bool) {
         let mut stream = self.model.complete_stream(request);
         let mut partial = String::new();
-        while let Some(item) = stream.next().await {
+        loop {
+            // A client that leaves while the model is silent (a slow or stalled stream) is
+            // noticed at once, not at the next token.
+            let item = tokio::select! {
+                item = stream.next() => item,
+                () = ev.closed() => {
+                    return (
+                        Err(kiln_llm::Error::Malformed("client disconnected".into())),
+                        partial,
+                        true,
+                    );
+                }
+            };
+            let Some(item) = item else { break };
             match item {
                 Ok(StreamEvent::TextDelta(t)) => {
                     partial.push_str(&t);

@@ -117,12 +117,13 @@ fn result_id(n: &Node) -> Option<&str> {
     n.data.as_ref()?.get("call_id")?.as_str()
 }
 
-/// Turns history (newest first) into units, oldest first.
-fn units(history: &[Node]) -> Vec<Unit> {
+/// Turns history (newest first) into units, oldest first, leaving out summaries and the
+/// messages up to `covered` (the seq the summary in the window covers through).
+fn units(history: &[Node], covered: i64) -> Vec<Unit> {
     let nodes: Vec<&Node> = history
         .iter()
         .rev()
-        .filter(|n| n.kind != NodeKind::Summary)
+        .filter(|n| n.kind != NodeKind::Summary && n.seq > covered)
         .collect();
     let last_user = nodes.iter().rposition(|n| n.kind == NodeKind::User);
     let mut out: Vec<Unit> = Vec::new();
@@ -275,6 +276,10 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => format!("- {k}: {s}"),
+                // A context item (kind, content, added_at): its text is what matters.
+                Value::Object(o) if o.get("content").is_some_and(Value::is_string) => {
+                    format!("- {k}: {}", o["content"].as_str().unwrap_or_default())
+                }
                 other => format!("- {k}: {other}"),
             })
             .collect();
@@ -290,8 +295,13 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
         });
     }
 
-    // The current turn is reserved before the optional parts.
-    let units = units(inp.history);
+    // The current turn is reserved before the optional parts. Messages the summary covers
+    // are left out: the summary stands for them (a forced compression covers recent ones).
+    let covered = inp
+        .summary
+        .and_then(|n| n.data.as_ref()?.get("covers_through")?.as_i64())
+        .unwrap_or(-1);
+    let units = units(inp.history, covered);
     let current_tokens: u32 = units.iter().filter(|u| u.current).map(|u| u.tokens).sum();
     let reserved = used + current_tokens;
     let mut left = budget.saturating_sub(reserved);
@@ -638,6 +648,36 @@ mod tests {
             Some("the current question")
         );
         assert_eq!(w.history_nodes, vec!["n11".to_string()]);
+    }
+
+    #[test]
+    fn messages_a_summary_covers_leave_the_history() {
+        // Three turns (seq 1..=6) and the current question (seq 7); the summary covers 1..=4.
+        let h = history(3, 1);
+        let state = ResearchState::default();
+        let mut summary = node(8, NodeKind::Summary, "Turns 0 and 1: LiFePO4 analysed.");
+        summary.data = Some(serde_json::json!({"covers_from": 1, "covers_through": 4}));
+        let cfg = config(2_000, 20);
+        let w = window("You are Kiln.", &cfg, &state, Some(&summary), &h);
+        let texts: Vec<&str> = w.messages.iter().filter_map(|m| m.text()).collect();
+        assert!(
+            !texts
+                .iter()
+                .any(|t| t.starts_with("question 0") || t.starts_with("answer 1"))
+        );
+        assert!(
+            texts.iter().any(|t| t.starts_with("question 2")),
+            "{texts:?}"
+        );
+        assert!(texts.contains(&"the current question"));
+        let hist = w.parts.iter().find(|p| p.name == "history").unwrap();
+        assert_eq!(hist.items, 3);
+        // Without the summary all seven are in.
+        let w = window("You are Kiln.", &cfg, &state, None, &h);
+        assert_eq!(
+            w.parts.iter().find(|p| p.name == "history").unwrap().items,
+            7
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod agent;
 pub mod context;
+pub mod overview;
 mod registry;
 pub mod relevance;
 pub mod setup;
@@ -13,8 +14,11 @@ pub mod tokens;
 mod tool;
 pub mod tools;
 
-pub use agent::{Agent, DetectedRecord, ToolCallRecord, TurnEvent, TurnOutcome, Usage};
+pub use agent::{
+    Agent, Compressed, DetectedRecord, Summarised, ToolCallRecord, TurnEvent, TurnOutcome, Usage,
+};
 pub use context::{ContextInputs, ContextPart, ContextWindow, assemble};
+pub use overview::SessionSummary;
 pub use registry::{Registry, ToolInfo};
 pub use tool::{Tool, ToolContext, ToolError, ToolOutput};
 

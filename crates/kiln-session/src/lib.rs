@@ -3,6 +3,7 @@
 
 mod auth;
 mod config;
+mod context;
 mod conversation;
 mod error;
 mod manager;
@@ -12,6 +13,7 @@ mod templates;
 
 pub use auth::{Caller, hash_token, new_token};
 pub use config::{AgentConfig, Config, LlmConfig, ServerConfig, StorageConfig};
+pub use context::{Cleared, ContextCleanup, ContextItemInput};
 pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput};
 pub use error::{Error, Result};
 pub use kiln_db::{

@@ -43,6 +43,10 @@ fn the_brief_conversation_with_a_branch_and_a_merge() {
                  /merge cobalt\n\
                  /discoveries\n\
                  /context\n\
+                 /summary\n\
+                 /compress 2\n\
+                 /compress\n\
+                 /compress many\n\
                  /switch nowhere\n\
                  /quit\n";
     let (ok, out) = chat(&data, input, &[]);
@@ -69,6 +73,15 @@ fn the_brief_conversation_with_a_branch_and_a_merge() {
         "{out}"
     );
     assert!(out.contains("context: ") && out.contains("tokens"), "{out}");
+    assert!(out.contains("## Key findings (1)"), "{out}");
+    assert!(out.contains("## Materials of interest"), "{out}");
+    assert!(
+        out.contains("summarised ") && out.contains(" messages into "),
+        "{out}"
+    );
+    // Right after compressing, there is nothing left to compress.
+    assert!(out.contains("nothing to compress"), "{out}");
+    assert!(out.contains("/compress takes a number"), "{out}");
     assert!(out.contains("error: no branch nowhere"), "{out}");
 
     // The session persisted: reopening it by id prefix continues where it stopped.

@@ -1,18 +1,21 @@
 //! The agent over HTTP: a conversational turn (JSON, or SSE with `Accept: text/event-stream`),
-//! one tool run directly, the tool list, and the context window the model would see.
+//! one tool run directly, the tool list, the context window the model would see, and context
+//! control (compress now, pinned items added, cleared by kind and cleaned up, the session summary).
 
 use std::convert::Infallible;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::http::header::ACCEPT;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::stream;
-use kiln_agent::{ContextWindow, ToolCallRecord, ToolInfo, TurnEvent};
-use kiln_session::{Caller, Error, Page};
+use kiln_agent::{Compressed, ContextWindow, SessionSummary, ToolCallRecord, ToolInfo, TurnEvent};
+use kiln_session::{AppendOutcome, Caller, Cleared, ContextCleanup, ContextItemInput, Error, Page};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -20,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiResult;
-use crate::extract::{Body, Path, Query};
+use crate::extract::{Body, Path, Query, optional_body};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -28,6 +31,13 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sessions/{id}/query", post(query))
         .route("/v1/sessions/{id}/tools/{tool}", post(run_tool))
         .route("/v1/sessions/{id}/context", get(context))
+        .route("/v1/sessions/{id}/context/compress", post(compress))
+        .route(
+            "/v1/sessions/{id}/context/items",
+            post(add_item).delete(clear_items),
+        )
+        .route("/v1/sessions/{id}/context/cleanup", post(cleanup))
+        .route("/v1/sessions/{id}/summary", get(summary))
 }
 
 async fn tools(State(st): State<AppState>, Auth(_caller): Auth) -> Json<Page<ToolInfo>> {
@@ -156,5 +166,128 @@ async fn context(
 ) -> ApiResult<Json<ContextWindow>> {
     Ok(Json(
         st.agent.context(&caller, &id, q.branch.as_deref()).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CompressBody {
+    #[serde(default)]
+    branch: Option<String>,
+    /// Messages left out of the summary, newest first (default 4).
+    #[serde(default)]
+    keep_recent: Option<u32>,
+}
+
+async fn compress(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Compressed>> {
+    let body = optional_body::<CompressBody>(&body)?;
+    let keep = body.keep_recent.unwrap_or(4);
+    if keep > 1000 {
+        return Err(Error::bad_request("keep_recent must be at most 1000").into());
+    }
+    Ok(Json(
+        st.agent
+            .compress_history(&caller, &id, body.branch.as_deref(), keep)
+            .await?,
+    ))
+}
+
+async fn summary(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ContextQuery>,
+) -> ApiResult<Json<SessionSummary>> {
+    Ok(Json(
+        st.agent
+            .session_summary(&caller, &id, q.branch.as_deref())
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemBody {
+    kind: String,
+    content: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    branch: Option<String>,
+}
+
+async fn add_item(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Body(body): Body<ItemBody>,
+) -> ApiResult<(StatusCode, Json<AppendOutcome>)> {
+    let item = ContextItemInput {
+        kind: body.kind,
+        content: body.content,
+        name: body.name,
+    };
+    let out = st
+        .mgr
+        .add_context_item(&caller, &id, body.branch.as_deref(), item)
+        .await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClearQuery {
+    /// A kind, or `all`.
+    kind: String,
+    #[serde(default)]
+    branch: Option<String>,
+}
+
+async fn clear_items(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ClearQuery>,
+) -> ApiResult<Json<Cleared>> {
+    Ok(Json(
+        st.mgr
+            .clear_context(&caller, &id, q.branch.as_deref(), &q.kind)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CleanupBody {
+    #[serde(default)]
+    older_than_days: Option<u32>,
+    #[serde(default)]
+    keep_latest: Option<u32>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    branch: Option<String>,
+}
+
+async fn cleanup(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Body(body): Body<CleanupBody>,
+) -> ApiResult<Json<Cleared>> {
+    let req = ContextCleanup {
+        older_than_days: body.older_than_days,
+        keep_latest: body.keep_latest,
+        kind: body.kind,
+    };
+    Ok(Json(
+        st.mgr
+            .cleanup_context(&caller, &id, body.branch.as_deref(), req)
+            .await?,
     ))
 }

@@ -1,10 +1,12 @@
 //! A real server for the HTTP tests: a listener on 127.0.0.1:0, a real SQLite file in a temp
-//! dir, two users (alice, bob) and the agent with the offline planner.
+//! dir, two users (alice, bob) and the agent with the offline planner or a given model.
+
+#![allow(dead_code)] // each test crate uses its own part of the harness
 
 use std::sync::Arc;
 
 use kiln_agent::{Agent, Registry};
-use kiln_llm::OfflinePlanner;
+use kiln_llm::{ChatModel, OfflinePlanner};
 use kiln_server::{AppState, serve};
 use kiln_session::{AgentConfig, Config, SessionManager};
 use reqwest::{Client, StatusCode};
@@ -18,20 +20,20 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
-/// Starts a server accepting bodies up to `max_body_bytes`.
+/// Starts a server accepting bodies up to `max_body_bytes`, with the offline planner.
 pub async fn start(max_body_bytes: usize) -> Server {
+    start_with_model(max_body_bytes, Arc::new(OfflinePlanner::new())).await
+}
+
+/// Starts a server whose agent talks to `model`.
+pub async fn start_with_model(max_body_bytes: usize, model: Arc<dyn ChatModel>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.storage.data_dir = dir.path().to_path_buf();
     let mgr = SessionManager::open(&config).await.unwrap();
     let (_, alice) = mgr.add_user("alice", true).await.unwrap();
     let (_, bob) = mgr.add_user("bob", false).await.unwrap();
-    let agent = Agent::new(
-        mgr,
-        Arc::new(OfflinePlanner::new()),
-        Registry::builtin(),
-        AgentConfig::default(),
-    );
+    let agent = Agent::new(mgr, model, Registry::builtin(), AgentConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve(

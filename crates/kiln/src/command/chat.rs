@@ -35,6 +35,8 @@ Commands:
   /merge FROM [ours|theirs|union]   merge FROM into the current branch
   /context             what the model sees now, with token counts
   /discoveries         discoveries on this branch
+  /summary             key findings, materials of interest and next steps
+  /compress [KEEP]     summarise the history now, keeping the last KEEP messages (4)
   /help                this text
   /quit                leave";
 
@@ -273,6 +275,36 @@ impl Repl {
                 }
                 if !w.recent_materials.is_empty() {
                     println!("  materials: {}", w.recent_materials.join(", "));
+                }
+            }
+            ("summary", _) => {
+                let sum = self
+                    .agent
+                    .session_summary(caller, s, Some(&self.branch))
+                    .await
+                    .cli()?;
+                print!("{}", sum.to_markdown());
+            }
+            ("compress", keep) => {
+                let keep = match keep {
+                    Some(k) => k
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|k| *k <= 1000)
+                        .ok_or_else(|| anyhow::anyhow!("/compress takes a number up to 1000"))?,
+                    None => 4,
+                };
+                let c = self
+                    .agent
+                    .compress_history(caller, s, Some(&self.branch), keep)
+                    .await
+                    .cli()?;
+                match c.summary {
+                    Some(done) => println!(
+                        "summarised {} messages into {}; context {} -> {} tokens",
+                        done.messages, done.node, c.tokens_before, c.tokens_after
+                    ),
+                    None => println!("nothing to compress"),
                 }
             }
             ("discoveries", _) => {
