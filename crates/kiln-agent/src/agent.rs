@@ -345,21 +345,19 @@ impl Agent {
         branch: &str,
         cfg: &ContextConfig,
     ) -> Result<(ContextWindow, ResearchState)> {
-        let state = self.manager.state(caller, session, branch, None).await?;
-        let summary = self.manager.latest_summary(caller, session, branch).await?;
         let limit = cfg.max_history.clamp(1, 1000);
-        let history = self
+        let view = self
             .manager
-            .messages(caller, session, branch, Some(limit), None)
+            .turn_view(caller, session, branch, limit)
             .await?;
         let window = assemble(ContextInputs {
             system_prompt: SYSTEM_PROMPT,
             config: cfg,
-            state: &state,
-            summary: summary.as_ref(),
-            history: &history.items,
+            state: &view.state,
+            summary: view.summary.as_ref(),
+            history: &view.messages.items,
         });
-        Ok((window, state))
+        Ok((window, view.state))
     }
 
     /// Runs one tool directly, as the agent would (same permissions, same recorded nodes and

@@ -260,7 +260,7 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
 
     // 1. System prompt and pinned context: always in.
     let system = ChatMessage::system(inp.system_prompt);
-    let system_tokens = tokens::message(&system);
+    let system_tokens = tokens::PER_MESSAGE + tokens::count_cached(inp.system_prompt);
     messages.push(system);
     parts.push(ContextPart {
         name: "system",

@@ -1,7 +1,7 @@
 //! Token counting with a real tokenizer (tiktoken's cl100k_base, ranks embedded in the
 //! binary), loaded once per process.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use kiln_llm::ChatMessage;
 use tiktoken_rs::CoreBPE;
@@ -24,6 +24,23 @@ pub fn count(text: &str) -> u32 {
         None => text.len().div_ceil(4),
     };
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Returns the tokens of a text that is the same on most calls (the system prompt), counting
+/// it only when it changes.
+pub fn count_cached(text: &str) -> u32 {
+    static LAST: Mutex<Option<(String, u32)>> = Mutex::new(None);
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match last.as_ref() {
+        Some((t, n)) if t == text => *n,
+        _ => {
+            let n = count(text);
+            *last = Some((text.to_owned(), n));
+            n
+        }
+    }
 }
 
 /// Returns the tokens one chat message costs in a request.
@@ -53,5 +70,8 @@ mod tests {
         let long = "LiFePO4 ".repeat(100);
         assert!(count(&long) > 100);
         assert_eq!(message(&ChatMessage::user("hello world")), PER_MESSAGE + 2);
+        assert_eq!(count_cached("hello world"), 2);
+        assert_eq!(count_cached("hello world"), 2);
+        assert_eq!(count_cached(&long), count(&long));
     }
 }

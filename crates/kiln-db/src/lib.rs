@@ -24,4 +24,4 @@ pub use model::*;
 pub use pool::{Db, DbOptions, now};
 pub use refs::Restored;
 pub use sessions::{NewSession, SessionFilter, SessionPatch};
-pub use tree::{AppendOutcome, NewNode};
+pub use tree::{AppendOutcome, NewNode, TurnView};

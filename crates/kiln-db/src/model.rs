@@ -119,6 +119,21 @@ impl Node {
     }
 }
 
+/// Aggregates the rows of a subquery `p` over [`NODE_COLUMNS`] into one JSON array of
+/// [`NodeTuple`]s: one result row instead of one hand-off per node.
+pub(crate) const NODES_AS_JSON: &str = "json_group_array(json_array(p.id, p.seq, p.parent_id, \
+    p.merge_parent_id, p.kind, p.author, p.content, json(p.data), p.tokens, p.created_at))";
+
+/// Parses [`NODES_AS_JSON`] output, newest first.
+pub(crate) fn nodes_from_json(json: &str) -> Result<Vec<Node>> {
+    let mut nodes = serde_json::from_str::<Vec<NodeTuple>>(json)?
+        .into_iter()
+        .map(Node::try_from)
+        .collect::<Result<Vec<_>>>()?;
+    nodes.sort_unstable_by_key(|n| std::cmp::Reverse(n.seq));
+    Ok(nodes)
+}
+
 /// A node as a JSON array in [`NODE_COLUMNS`] order, `data` embedded as JSON.
 pub(crate) type NodeTuple = (
     String,

@@ -231,14 +231,17 @@ impl Db {
         })
     }
 
-    /// Takes a read-only connection: a free one if any, else waits for one in turn.
+    /// Takes a read-only connection: the first free one (so a quiet store keeps reusing one
+    /// connection and its warm page cache), else waits for one in turn.
     pub(crate) async fn read(&self) -> Result<ReadConn<'_>> {
         let slots = &self.readers.slots;
-        let start = self.readers.next.fetch_add(1, Ordering::Relaxed) % slots.len();
-        let free = (0..slots.len()).find_map(|i| slots[(start + i) % slots.len()].try_lock().ok());
+        let free = slots.iter().find_map(|slot| slot.try_lock().ok());
         let mut guard = match free {
             Some(g) => g,
-            None => slots[start].lock().await,
+            None => {
+                let next = self.readers.next.fetch_add(1, Ordering::Relaxed) % slots.len();
+                slots[next].lock().await
+            }
         };
         if guard.is_none() {
             *guard = Some(self.readers.options.connect().await?);

@@ -4,12 +4,14 @@
 //! seq, then each parent segment up to the fork point. Appending at a segment's tip extends it;
 //! appending anywhere else (a fork, a restored head) starts a new segment. Nothing is copied.
 
-use kiln_types::{NodeKind, SessionStatus, StateEvent};
+use kiln_types::{NodeKind, ResearchState, SessionStatus, StateEvent};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{Row, SqliteConnection};
 
-use crate::model::{BRANCH_COLUMNS, Branch, NODE_COLUMNS, Node, NodeTuple, Page};
+use crate::model::{
+    BRANCH_COLUMNS, Branch, NODE_COLUMNS, NODES_AS_JSON, Node, Page, nodes_from_json,
+};
 use crate::{Db, Error, Result, audit, now, sessions, state};
 
 mod append;
@@ -29,6 +31,15 @@ pub(crate) struct Link {
     pub segment: i64,
     pub start: i64,
     pub upto: i64,
+}
+
+/// What the agent reads for one step (see [`Db::turn_view`]).
+#[derive(Debug, Clone)]
+pub struct TurnView {
+    pub state: ResearchState,
+    pub summary: Option<Node>,
+    pub messages: Page<Node>,
+    pub head: String,
 }
 
 /// A node to append.
@@ -541,22 +552,30 @@ impl Db {
         let mut conn = self.read().await?;
         let head = owned_head(&mut conn, session, branch, None).await?;
         let links = head_links(&mut conn, &head).await?;
-        let sql = format!(
-            "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = ? AND n.seq >= ? \
-             AND n.seq <= ? AND n.kind = 'summary' ORDER BY n.seq DESC LIMIT 1"
-        );
-        for link in links {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(link.segment)
-                .bind(link.start)
-                .bind(link.upto)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if let Some(row) = row {
-                return Ok(Some(Node::from_row(&row)?));
-            }
-        }
-        Ok(None)
+        summary_on(&mut conn, &links).await
+    }
+
+    /// Everything the agent reads for one step, on one connection: the research state at the
+    /// head, the newest summary on the path and the last `limit` messages. With `owner`, a
+    /// session owned by someone else is `NotFound` (the check rides on the head query).
+    pub async fn turn_view(
+        &self,
+        owner: Option<&str>,
+        session: &str,
+        branch: &str,
+        limit: u32,
+    ) -> Result<TurnView> {
+        let mut conn = self.read().await?;
+        let head = owned_head(&mut conn, session, branch, owner).await?;
+        let links = head_links(&mut conn, &head).await?;
+        let messages = page_before(&mut conn, &links, head.pos.seq, limit, None, true).await?;
+        let summary = summary_on(&mut conn, &links).await?;
+        Ok(TurnView {
+            state: serde_json::from_str(&head.state)?,
+            summary,
+            messages,
+            head: head.pos.id,
+        })
     }
 
     /// Returns the path ending at a node, newest first (every kind), with a cursor.
@@ -728,6 +747,26 @@ pub(crate) async fn branch_in(
     }
 }
 
+/// Returns the newest summary node on a path (one index probe per segment, newest first).
+async fn summary_on(conn: &mut SqliteConnection, links: &[Link]) -> Result<Option<Node>> {
+    let sql = format!(
+        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = ? AND n.seq >= ? \
+         AND n.seq <= ? AND n.kind = 'summary' ORDER BY n.seq DESC LIMIT 1"
+    );
+    for link in links {
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(link.segment)
+            .bind(link.start)
+            .bind(link.upto)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(row) = row {
+            return Ok(Some(Node::from_row(&row)?));
+        }
+    }
+    Ok(None)
+}
+
 /// The read fast path: a page of messages taken from the head's own segment in one query
 /// that also finds the head and checks the owner. Answers only when that segment holds the
 /// whole page (or is the root segment, so there is nothing before it); otherwise `None`, and the
@@ -751,9 +790,7 @@ async fn last_messages(
     // The page comes back as one JSON row: each row of a result is a separate hand-off from
     // the connection's worker thread, which costs more than SQLite's JSON encoding.
     let sql = format!(
-        "SELECT p.root_segment, json_group_array(json_array(p.id, p.seq, p.parent_id, \
-           p.merge_parent_id, p.kind, p.author, p.content, json(p.data), p.tokens, p.created_at)) \
-         FROM (SELECT g.parent_segment IS NULL AS root_segment, {NODE_COLUMNS} \
+        "SELECT p.root_segment, {NODES_AS_JSON} FROM (SELECT g.parent_segment IS NULL AS root_segment, {NODE_COLUMNS} \
            FROM branches b JOIN sessions s ON s.id = b.session_id \
            JOIN nodes h ON h.session_id = b.session_id AND h.id = b.head_id \
            JOIN segments g ON g.id = h.segment_id \
@@ -774,11 +811,7 @@ async fn last_messages(
     let Some(root) = row.try_get::<Option<bool>, _>(0)? else {
         return Ok(None);
     };
-    let mut items = serde_json::from_str::<Vec<NodeTuple>>(row.try_get(1)?)?
-        .into_iter()
-        .map(Node::try_from)
-        .collect::<Result<Vec<_>>>()?;
-    items.sort_unstable_by_key(|n| std::cmp::Reverse(n.seq));
+    let mut items = nodes_from_json(row.try_get(1)?)?;
     let full = items.len() as i64 > limit;
     if !full && !root {
         return Ok(None);
@@ -806,11 +839,14 @@ async fn page_before(
     } else {
         ""
     };
+    // One JSON row per segment: each result row would be a separate hand-off from the
+    // connection's worker thread.
     let sql = format!(
-        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = ? AND n.seq >= ? AND n.seq <= ? \
-         {filter} ORDER BY n.seq DESC LIMIT "
+        "SELECT {NODES_AS_JSON} FROM (SELECT {NODE_COLUMNS} FROM nodes n \
+           WHERE n.segment_id = ? AND n.seq >= ? AND n.seq <= ? \
+           {filter} ORDER BY n.seq DESC LIMIT "
     );
-    let mut items = Vec::new();
+    let mut items: Vec<Node> = Vec::new();
     let upper = before.map_or(head_seq, |b| (b - 1).min(head_seq));
     for link in chain {
         let remaining = limit + 1 - items.len() as i64;
@@ -820,15 +856,14 @@ async fn page_before(
         if link.start > upper {
             continue;
         }
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{sql}{remaining}")))
-            .bind(link.segment)
-            .bind(link.start)
-            .bind(link.upto.min(upper))
-            .fetch_all(&mut *conn)
-            .await?;
-        for r in rows {
-            items.push(Node::from_row(&r)?);
-        }
+        let json: String =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("{sql}{remaining}) AS p")))
+                .bind(link.segment)
+                .bind(link.start)
+                .bind(link.upto.min(upper))
+                .fetch_one(&mut *conn)
+                .await?;
+        items.extend(nodes_from_json(&json)?);
     }
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);

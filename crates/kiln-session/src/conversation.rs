@@ -133,6 +133,21 @@ impl SessionManager {
         Ok(self.db.latest_summary(session, branch).await?)
     }
 
+    /// What the agent reads for one step, on one connection: the state at the head, the newest
+    /// summary and the last `limit` messages (the access check rides on the head query).
+    pub async fn turn_view(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        limit: u32,
+    ) -> Result<kiln_db::TurnView> {
+        Ok(self
+            .db
+            .turn_view(Some(&caller.user_id), session, branch, limit)
+            .await?)
+    }
+
     /// Appends a decision (an optimizer lock, …) to the session's audit log.
     pub async fn record_audit(
         &self,

@@ -18,7 +18,7 @@ pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput};
 pub use error::{Error, Result};
 pub use kiln_db::{
     AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, MergeResult, NewNode, Node,
-    Page, ReflogEntry, Session, SessionEvent, SessionExport, User,
+    Page, ReflogEntry, Session, SessionEvent, SessionExport, TurnView, User,
 };
 pub use manager::SessionManager;
 pub use report::Statistics;
