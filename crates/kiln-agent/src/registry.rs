@@ -106,4 +106,8 @@ impl ToolMerger for Registry {
     ) -> Option<Result<Value, Vec<Conflict>>> {
         self.tools.get(tool)?.merge(base, ours, theirs)
     }
+
+    fn report_tool(&self, tool: &str, state: &Value) -> Option<String> {
+        self.tools.get(tool)?.report(state)
+    }
 }

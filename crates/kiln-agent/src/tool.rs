@@ -145,6 +145,11 @@ pub trait Tool: Send + Sync {
     ) -> Option<Result<Value, Vec<Conflict>>> {
         None
     }
+
+    /// Renders this tool's state as Markdown for the session report (`None`: nothing to add).
+    fn report(&self, _state: &Value) -> Option<String> {
+        None
+    }
 }
 
 /// Returns `text` cut to `max` characters, with `…` when cut.

@@ -477,3 +477,75 @@ async fn direct_tool_calls_record_like_the_agent_and_reject_bad_arguments() {
         .unwrap_err();
     assert_eq!(err.code, "not_found");
 }
+
+#[tokio::test]
+async fn the_optimizer_restores_exactly_without_refitting_and_reports_in_the_markdown_export() {
+    let e = env().await;
+    let s = e.session(None).await;
+    let agent = e.agent(Arc::new(OfflinePlanner::new()), quiet());
+    let run = |args: Value| {
+        let agent = agent.clone();
+        let (alice, s) = (e.alice.clone(), s.clone());
+        async move {
+            agent
+                .call_tool(&alice, &s, Some("main"), "bayesian_optimizer", args)
+                .await
+                .unwrap()
+        }
+    };
+    run(json!({"action": "define_space",
+        "variables": [
+            {"name": "t", "type": "real", "bounds": [300, 900], "unit": "K"},
+            {"name": "dopant", "type": "categorical", "categories": ["Mn", "Co", "Ni"]}
+        ],
+        "objective": {"name": "capacity", "goal": "maximize"}}))
+    .await;
+    let experiments: Vec<Value> = [
+        (350.0, "Mn", 120.0),
+        (500.0, "Co", 141.0),
+        (650.0, "Ni", 150.0),
+        (800.0, "Mn", 133.0),
+        (720.0, "Co", 152.0),
+    ]
+    .iter()
+    .map(|(t, d, y)| json!({"inputs": {"t": t, "dopant": d}, "output": y}))
+    .collect();
+    run(json!({"action": "add_experiments", "experiments": experiments})).await;
+    run(json!({"action": "suggest", "strategy": "EI"})).await;
+    e.mgr
+        .create_checkpoint(&e.alice, &s, "fitted", None, None)
+        .await
+        .unwrap();
+    let tool_state = |st: kiln_types::ResearchState| st.tools["bayesian_optimizer"].clone();
+    let at_checkpoint = tool_state(e.mgr.state(&e.alice, &s, "main", None).await.unwrap());
+    assert!(!at_checkpoint["last_suggestions"].is_null());
+
+    // More work after the checkpoint: new data, a new fit and suggestion, a lock.
+    run(json!({"action": "add_experiments",
+        "experiments": [{"inputs": {"t": 700, "dopant": "Ni"}, "output": 155.0}]}))
+    .await;
+    run(json!({"action": "suggest", "strategy": "UCB", "beta": 2.0})).await;
+    run(json!({"action": "lock", "what": "data"})).await;
+    let later = tool_state(e.mgr.state(&e.alice, &s, "main", None).await.unwrap());
+    assert_ne!(later, at_checkpoint);
+
+    // Restore gives back the optimizer exactly: data, fitted model and suggestions.
+    e.mgr.restore(&e.alice, &s, "fitted", None).await.unwrap();
+    let restored = tool_state(e.mgr.state(&e.alice, &s, "main", None).await.unwrap());
+    assert_eq!(restored, at_checkpoint);
+    // Reading the status after a load does not refit: the stored state is untouched.
+    let status = run(json!({"action": "status"})).await;
+    assert!(status.ok);
+    let after_status = tool_state(e.mgr.state(&e.alice, &s, "main", None).await.unwrap());
+    assert_eq!(after_status, at_checkpoint);
+
+    // The Markdown export carries the optimizer's tables.
+    let md = agent.manager().export_markdown(&e.alice, &s).await.unwrap();
+    assert!(md.contains("### Tool `bayesian_optimizer`"), "{md}");
+    assert!(md.contains("#### Search space"), "{md}");
+    assert!(md.contains("| t | real | [300, 900]"), "{md}");
+    assert!(md.contains("#### Data (5 experiments)"), "{md}");
+    assert!(md.contains("#### Latest suggestions (EI)"), "{md}");
+    assert!(md.contains("dopant = "), "{md}");
+    assert!(md.contains("#### Convergence") && md.contains("<svg"), "{md}");
+}

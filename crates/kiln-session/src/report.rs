@@ -151,6 +151,15 @@ impl SessionManager {
             }
         }
         conversation.reverse();
+        // Each tool renders its own state (the optimizer: space, data, iterations).
+        let tools: Vec<Value> = state
+            .tools
+            .iter()
+            .filter_map(|(name, st)| {
+                let md = self.tool_merger.report_tool(name, st)?;
+                Some(json!({"name": name, "markdown": md}))
+            })
+            .collect();
         let mut env = minijinja::Environment::new();
         env.add_template("session.md", REPORT_TEMPLATE)
             .map_err(|e| Error::internal(format!("report template: {e}")))?;
@@ -160,6 +169,7 @@ impl SessionManager {
         tmpl.render(json!({
             "session": session, "stats": stats, "audit": audit, "branches": branches,
             "checkpoints": checkpoints, "state": state, "conversation": conversation,
+            "tools": tools,
             "exported_at": kiln_db::now(),
         }))
         .map_err(|e| Error::internal(format!("report rendering failed: {e}")))

@@ -97,6 +97,35 @@ impl Tool for BayesianOptimizer {
         })
     }
 
+    fn report(&self, state: &Value) -> Option<String> {
+        let st: OptimizerState = serde_json::from_value(state.clone()).ok()?;
+        let mut out = format!(
+            "#### Search space\n\n{}\n#### Data ({} experiments)\n\n{}\n#### Iterations\n\n{}",
+            kiln_bayesopt::report::space_table(&st.space),
+            st.experiments.len(),
+            kiln_bayesopt::report::data_table(&st),
+            kiln_bayesopt::report::iteration_account(&st),
+        );
+        if st.experiments.len() >= 2 {
+            // Inline SVG: Markdown renderers that allow HTML draw it; others show the tables.
+            out.push_str(&format!(
+                "\n#### Convergence\n\n{}\n",
+                kiln_bayesopt::plot::state_convergence_svg(&st)
+            ));
+        }
+        if let Some(last) = &st.last_suggestions {
+            out.push_str(&format!(
+                "\n#### Latest suggestions ({})\n\n",
+                last.strategy
+            ));
+            for p in &last.points {
+                let xs: Vec<String> = p.inputs.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                out.push_str(&format!("- {}\n", xs.join(", ")));
+            }
+        }
+        Some(out)
+    }
+
     fn merge(
         &self,
         base: Option<&Value>,

@@ -47,6 +47,11 @@ pub trait ToolMerger {
         ours: &Value,
         theirs: &Value,
     ) -> Option<Result<Value, Vec<Conflict>>>;
+
+    /// Renders a tool's state as Markdown for the session report; `None`: nothing to add.
+    fn report_tool(&self, _tool: &str, _state: &Value) -> Option<String> {
+        None
+    }
 }
 
 impl ToolMerger for () {
