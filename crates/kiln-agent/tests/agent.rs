@@ -547,5 +547,8 @@ async fn the_optimizer_restores_exactly_without_refitting_and_reports_in_the_mar
     assert!(md.contains("#### Data (5 experiments)"), "{md}");
     assert!(md.contains("#### Latest suggestions (EI)"), "{md}");
     assert!(md.contains("dopant = "), "{md}");
-    assert!(md.contains("#### Convergence") && md.contains("<svg"), "{md}");
+    assert!(
+        md.contains("#### Convergence") && md.contains("<svg"),
+        "{md}"
+    );
 }

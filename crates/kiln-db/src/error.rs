@@ -10,6 +10,8 @@ pub enum Error {
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     Invalid(String),
     #[error("{0} already exists")]
     AlreadyExists(String),

@@ -4,6 +4,7 @@
 //! open. Repositories are grouped per aggregate.
 
 mod audit;
+mod collaborators;
 mod error;
 mod export;
 mod merge;
@@ -17,6 +18,7 @@ mod tree;
 mod users;
 
 pub use audit::{AuditEntry, AuditVerification};
+pub use collaborators::{Collaborator, Contribution};
 pub use error::{Error, Result};
 pub use export::{EXPORT_FORMAT, SessionExport};
 pub use merge::{DiffResult, MergeRequest, MergeResult};
@@ -24,4 +26,4 @@ pub use model::*;
 pub use pool::{Db, DbOptions, now};
 pub use refs::Restored;
 pub use sessions::{NewSession, SessionFilter, SessionPatch};
-pub use tree::{AppendOutcome, NewNode, TurnView};
+pub use tree::{AppendOutcome, NewNode, TurnView, check_access};

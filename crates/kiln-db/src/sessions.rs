@@ -210,7 +210,9 @@ impl Db {
     pub async fn sessions(&self, f: &SessionFilter) -> Result<Page<Session>> {
         let limit = i64::from(f.limit.clamp(1, 500));
         let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE (?1 IS NULL OR owner_id = ?1) \
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE (?1 IS NULL OR owner_id = ?1 \
+               OR EXISTS (SELECT 1 FROM collaborators c \
+                          WHERE c.session_id = sessions.id AND c.user_id = ?1)) \
              AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR status = ?3) \
              AND (?4 IS NULL OR project = ?4) AND (?5 IS NULL OR session_type = ?5) \
              AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE value = ?6)) \

@@ -4,7 +4,7 @@
 //! seq, then each parent segment up to the fork point. Appending at a segment's tip extends it;
 //! appending anywhere else (a fork, a restored head) starts a new segment. Nothing is copied.
 
-use kiln_types::{NodeKind, ResearchState, SessionStatus, StateEvent};
+use kiln_types::{NodeKind, Permission, Permissions, ResearchState, SessionStatus, StateEvent};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{Row, SqliteConnection};
@@ -233,6 +233,8 @@ pub(crate) struct HeadState {
     pub pending: i64,
     pub session_status: SessionStatus,
     pub owner: String,
+    /// The permission bits of the user asked about, if they are a collaborator.
+    pub collaborator: Option<i64>,
     /// No node follows the head in its segment: an append extends the segment.
     pub tip: bool,
     /// The head's segment is the root segment: its path is that one segment.
@@ -244,17 +246,30 @@ pub(crate) async fn head_state(
     session: &str,
     branch: &str,
 ) -> Result<HeadState> {
+    head_state_for(conn, session, branch, None).await
+}
+
+/// [`head_state`], with `user`'s permissions on the session.
+async fn head_state_for(
+    conn: &mut SqliteConnection,
+    session: &str,
+    branch: &str,
+    user: Option<&str>,
+) -> Result<HeadState> {
     let row = sqlx::query(
         "SELECT b.head_id, n.segment_id, n.seq, COALESCE(n.total_tokens, 0), b.status, b.version, \
                 b.state, b.state_pending, s.status, s.owner_id, \
                 NOT EXISTS(SELECT 1 FROM nodes t WHERE t.segment_id = n.segment_id \
                            AND t.seq = n.seq + 1), \
-                g.parent_segment IS NULL \
+                g.parent_segment IS NULL, \
+                (SELECT c.perms FROM collaborators c \
+                 WHERE c.session_id = b.session_id AND c.user_id = ?) \
          FROM branches b JOIN sessions s ON s.id = b.session_id \
          JOIN nodes n ON n.session_id = b.session_id AND n.id = b.head_id \
          JOIN segments g ON g.id = n.segment_id \
          WHERE b.session_id = ? AND b.name = ?",
     )
+    .bind(user)
     .bind(session)
     .bind(branch)
     .fetch_optional(&mut *conn)
@@ -277,40 +292,87 @@ pub(crate) async fn head_state(
         pending: row.try_get(7)?,
         session_status: session_status.parse().map_err(Error::Invalid)?,
         owner: row.try_get(9)?,
+        collaborator: row.try_get(12)?,
         tip: row.try_get(10)?,
         root_segment: row.try_get(11)?,
     })
 }
 
-/// Returns a branch's head as [`head_state`] does; with `owner`, a session owned by someone else
-/// is `NotFound` whatever else is missing, so a stranger learns nothing about it.
+/// Who is asking, and what they need to be allowed to do.
+pub(crate) type Access<'a> = Option<(&'a str, Permissions)>;
+
+/// Returns the permissions `user` holds on a session (owner: all; none: empty).
+pub(crate) fn held(owner: &str, collaborator: Option<i64>, user: &str) -> Permissions {
+    if owner == user {
+        Permissions::owner()
+    } else {
+        collaborator.map_or(Permissions::NONE, Permissions::from_bits)
+    }
+}
+
+/// Checks `held` against `required`: no read access at all looks like a missing session (a
+/// stranger learns nothing); read access without the rest is `Forbidden`, naming what is
+/// missing.
+pub fn check_access(session: &str, held: Permissions, required: Permissions) -> Result<()> {
+    if !held.has(Permission::Read) {
+        return Err(Error::not_found(format!("session {session}")));
+    }
+    if !held.covers(required) {
+        let missing: Vec<&str> = required
+            .list()
+            .into_iter()
+            .filter(|p| !held.has(*p))
+            .map(Permission::as_str)
+            .collect();
+        return Err(Error::Forbidden(format!(
+            "this needs the {} permission on session {session}",
+            missing.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Returns a branch's head as [`head_state`] does; with `access`, the user must hold the
+/// permissions asked for ([`check_access`]), whatever else is missing.
 pub(crate) async fn owned_head(
     conn: &mut SqliteConnection,
     session: &str,
     branch: &str,
-    owner: Option<&str>,
+    access: Access<'_>,
 ) -> Result<HeadState> {
-    let Some(owner) = owner else {
+    let Some((user, required)) = access else {
         return head_state(conn, session, branch).await;
     };
-    let stranger = || Error::not_found(format!("session {session}"));
-    match head_state(conn, session, branch).await {
-        Ok(h) if h.owner == owner => Ok(h),
-        Ok(_) => Err(stranger()),
+    match head_state_for(conn, session, branch, Some(user)).await {
+        Ok(h) => {
+            check_access(session, held(&h.owner, h.collaborator, user), required)?;
+            Ok(h)
+        }
         Err(Error::NotFound(what)) => {
-            let found: Option<String> =
-                sqlx::query_scalar("SELECT owner_id FROM sessions WHERE id = ?")
-                    .bind(session)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+            let found: Option<(String, Option<i64>)> = sqlx::query_as(
+                "SELECT s.owner_id, (SELECT c.perms FROM collaborators c \
+                 WHERE c.session_id = s.id AND c.user_id = ?) FROM sessions s WHERE s.id = ?",
+            )
+            .bind(user)
+            .bind(session)
+            .fetch_optional(&mut *conn)
+            .await?;
             match found {
-                Some(o) if o == owner => Err(Error::NotFound(what)),
-                _ => Err(stranger()),
+                Some((owner, collab)) => {
+                    check_access(session, held(&owner, collab, user), required)?;
+                    Err(Error::NotFound(what))
+                }
+                None => Err(Error::not_found(format!("session {session}"))),
             }
         }
         Err(e) => Err(e),
     }
 }
+
+/// The SQL condition that the user (bound twice) holds the permission bits (bound twice) on
+/// the session aliased `s`.
+pub(crate) const MAY: &str = "(s.owner_id = ? OR EXISTS (SELECT 1 FROM collaborators c \
+    WHERE c.session_id = s.id AND c.user_id = ? AND (c.perms & ?) = ?))";
 
 /// Returns the segment a node appended after `at` goes into: `at`'s own segment when `at` is
 /// its tip, otherwise a new segment forking there.
@@ -515,33 +577,35 @@ impl Db {
             .await
     }
 
-    /// Like [`Db::messages`], but a session not owned by `owner` is `NotFound`; the check
+    /// Like [`Db::messages`], for `user`, who needs read access ([`check_access`]); the check
     /// rides on the read's first query.
-    pub async fn messages_owned(
+    pub async fn messages_as(
         &self,
-        owner: &str,
+        user: &str,
         session: &str,
         branch: &str,
         limit: u32,
         before: Option<i64>,
     ) -> Result<Page<Node>> {
-        self.messages_checked(Some(owner), session, branch, limit, before)
+        let access = Some((user, Permissions::of([Permission::Read])));
+        self.messages_checked(access, session, branch, limit, before)
             .await
     }
 
     async fn messages_checked(
         &self,
-        owner: Option<&str>,
+        access: Access<'_>,
         session: &str,
         branch: &str,
         limit: u32,
         before: Option<i64>,
     ) -> Result<Page<Node>> {
         let mut conn = self.read().await?;
-        if let Some(page) = last_messages(&mut conn, owner, session, branch, limit, before).await? {
+        let user = access.map(|(u, _)| u);
+        if let Some(page) = last_messages(&mut conn, user, session, branch, limit, before).await? {
             return Ok(page);
         }
-        let head = owned_head(&mut conn, session, branch, owner).await?;
+        let head = owned_head(&mut conn, session, branch, access).await?;
         let links = head_links(&mut conn, &head).await?;
         page_before(&mut conn, &links, head.pos.seq, limit, before, true).await
     }
@@ -556,17 +620,18 @@ impl Db {
     }
 
     /// Everything the agent reads for one step, on one connection: the research state at the
-    /// head, the newest summary on the path and the last `limit` messages. With `owner`, a
-    /// session owned by someone else is `NotFound` (the check rides on the head query).
+    /// head, the newest summary on the path and the last `limit` messages. With `user`, they
+    /// need read access (the check rides on the head query).
     pub async fn turn_view(
         &self,
-        owner: Option<&str>,
+        user: Option<&str>,
         session: &str,
         branch: &str,
         limit: u32,
     ) -> Result<TurnView> {
         let mut conn = self.read().await?;
-        let head = owned_head(&mut conn, session, branch, owner).await?;
+        let access = user.map(|u| (u, Permissions::of([Permission::Read])));
+        let head = owned_head(&mut conn, session, branch, access).await?;
         let links = head_links(&mut conn, &head).await?;
         let messages = page_before(&mut conn, &links, head.pos.seq, limit, None, true).await?;
         let summary = summary_on(&mut conn, &links).await?;
@@ -773,18 +838,15 @@ async fn summary_on(conn: &mut SqliteConnection, links: &[Link]) -> Result<Optio
 /// caller walks the path, which also reports a missing session or branch precisely.
 async fn last_messages(
     conn: &mut SqliteConnection,
-    owner: Option<&str>,
+    user: Option<&str>,
     session: &str,
     branch: &str,
     limit: u32,
     before: Option<i64>,
 ) -> Result<Option<Page<Node>>> {
     let limit = i64::from(limit.clamp(1, 1000));
-    let owned = if owner.is_some() {
-        "s.owner_id = ?"
-    } else {
-        "? IS NULL"
-    };
+    let read = Permissions::of([Permission::Read]).bits();
+    let allowed = if user.is_some() { MAY } else { "1 = 1" };
     // LIMIT is a literal, never a bound parameter: SQLite plans with a bound LIMIT's value, so
     // binding one marks the statement expired and it is re-prepared on every execution.
     // The page comes back as one JSON row: each row of a result is a separate hand-off from
@@ -797,17 +859,18 @@ async fn last_messages(
            JOIN nodes n ON n.segment_id = h.segment_id \
              AND n.seq >= COALESCE(g.fork_seq + 1, 0) AND n.seq <= MIN(h.seq, ?) \
              AND (n.is_state = 0 OR n.kind = 'merge') AND n.kind != 'root' \
-           WHERE b.session_id = ? AND b.name = ? AND {owned} \
+           WHERE b.session_id = ? AND b.name = ? AND {allowed} \
            ORDER BY n.seq DESC LIMIT {}) AS p",
         limit + 1
     );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(before.map_or(i64::MAX, |b| b.saturating_sub(1)))
         .bind(session)
-        .bind(branch)
-        .bind(owner)
-        .fetch_one(&mut *conn)
-        .await?;
+        .bind(branch);
+    if let Some(u) = user {
+        q = q.bind(u).bind(u).bind(read).bind(read);
+    }
+    let row = q.fetch_one(&mut *conn).await?;
     let Some(root) = row.try_get::<Option<bool>, _>(0)? else {
         return Ok(None);
     };

@@ -20,6 +20,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::history::routes())
         .merge(routes::templates::routes())
         .merge(routes::agent::routes())
+        .merge(routes::collaborators::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())

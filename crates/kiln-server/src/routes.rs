@@ -1,6 +1,7 @@
 //! Route groups, one module each.
 
 pub mod agent;
+pub mod collaborators;
 pub mod health;
 pub mod history;
 pub mod sessions;

@@ -79,10 +79,10 @@ impl SessionManager {
         nodes: Vec<NewNode>,
         expected_head: Option<&str>,
     ) -> Result<AppendOutcome> {
-        // The access check (`writable`) rides on the append's first query: the hot path.
+        // The access check rides on the append's first query: the hot path.
         Ok(self
             .db
-            .append_owned(
+            .append_as(
                 &caller.user_id,
                 session,
                 branch,
@@ -180,7 +180,7 @@ impl SessionManager {
             .transpose()?;
         Ok(self
             .db
-            .messages_owned(
+            .messages_as(
                 &caller.user_id,
                 session,
                 branch,

@@ -64,6 +64,7 @@ impl From<kiln_db::Error> for Error {
         }
         match e {
             D::NotFound(_) => Error::new(ErrorKind::NotFound, "not_found", message),
+            D::Forbidden(_) => Error::new(ErrorKind::Forbidden, "forbidden", message),
             D::Invalid(_) => Error::new(ErrorKind::BadRequest, "invalid_input", message),
             D::AlreadyExists(_) => Error::new(ErrorKind::Conflict, "already_exists", message),
             D::InvalidTransition { from, to, allowed } => Error::new(

@@ -2,6 +2,7 @@
 //! service and the CLI call it. It checks input and permissions, then drives the store.
 
 mod auth;
+mod collaborators;
 mod config;
 mod context;
 mod conversation;
@@ -17,8 +18,9 @@ pub use context::{Cleared, ContextCleanup, ContextItemInput};
 pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput};
 pub use error::{Error, Result};
 pub use kiln_db::{
-    AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, MergeResult, NewNode, Node,
-    Page, ReflogEntry, Session, SessionEvent, SessionExport, TurnView, User,
+    AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, Collaborator, Contribution,
+    MergeResult, NewNode, Node, Page, ReflogEntry, Session, SessionEvent, SessionExport, TurnView,
+    User,
 };
 pub use manager::SessionManager;
 pub use report::Statistics;

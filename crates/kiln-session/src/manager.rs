@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_types::state::ToolMerger;
+use kiln_types::{Permission, Permissions};
 
 use kiln_db::{Db, DbOptions, Session, User};
 
@@ -114,25 +115,41 @@ impl SessionManager {
         Ok(self.db.user_by_name("owner").await?.into())
     }
 
-    /// Returns the session if the caller may read it; otherwise the same 404 as a missing one.
-    pub(crate) async fn readable(&self, caller: &Caller, id: &str) -> Result<Session> {
-        let s = self.db.session(id).await.map_err(|e| match e {
-            kiln_db::Error::NotFound(_) => Error::not_found(format!("session {id} not found")),
-            other => other.into(),
-        })?;
-        if s.owner_id == caller.user_id {
-            Ok(s)
-        } else {
-            Err(Error::not_found(format!("session {id} not found")))
-        }
+    /// Returns the session if the caller holds `perm` on it (owner, or a collaborator with it).
+    /// No access at all is the same 404 as a missing session; read access without `perm` is
+    /// 403 `forbidden`, naming it.
+    pub(crate) async fn require(
+        &self,
+        caller: &Caller,
+        id: &str,
+        perm: Permission,
+    ) -> Result<Session> {
+        Ok(self.access(caller, id, Permissions::of([perm])).await?.0)
     }
 
-    /// Returns the session if the caller may change it.
+    /// Returns the session and the caller's permissions, if they hold `required`.
+    pub(crate) async fn access(
+        &self,
+        caller: &Caller,
+        id: &str,
+        required: Permissions,
+    ) -> Result<(Session, Permissions)> {
+        let (s, held) = self.db.session_access(id, &caller.user_id).await?;
+        kiln_db::check_access(id, held, required)?;
+        Ok((s, held))
+    }
+
+    /// Returns the session if the caller may read it.
+    pub(crate) async fn readable(&self, caller: &Caller, id: &str) -> Result<Session> {
+        self.require(caller, id, Permission::Read).await
+    }
+
+    /// Returns the session if the caller may write to it.
     ///
-    /// The hot paths (appends, reading messages) fold this owner check into their first query
-    /// (`Db::append_owned`, `Db::messages_owned`); a richer permission model must update them.
+    /// The hot paths (appends, reading messages, the agent's reads) fold this check into their
+    /// first query (`Db::append_as`, `Db::messages_as`, `Db::turn_view`).
     pub(crate) async fn writable(&self, caller: &Caller, id: &str) -> Result<Session> {
-        self.readable(caller, id).await
+        self.require(caller, id, Permission::Write).await
     }
 
     /// Checkpoints the WAL and closes the store.

@@ -1,6 +1,7 @@
 //! Session records: create (validated), list, get, update, delete, lifecycle.
 
 use kiln_db::{NewSession, Page, Session, SessionEvent, SessionFilter, SessionPatch};
+use kiln_types::Permission;
 use kiln_types::session::SessionConfig;
 use kiln_types::{CheckpointFrequency, ContextConfig, SessionStatus, SessionType};
 use serde::Deserialize;
@@ -261,7 +262,7 @@ impl SessionManager {
     }
 
     pub async fn delete_session(&self, caller: &Caller, id: &str) -> Result<()> {
-        self.writable(caller, id).await?;
+        self.require(caller, id, Permission::Owner).await?;
         Ok(self.db.delete_session(id).await?)
     }
 
@@ -272,7 +273,7 @@ impl SessionManager {
         id: &str,
         to: SessionStatus,
     ) -> Result<Session> {
-        self.writable(caller, id).await?;
+        self.require(caller, id, Permission::Manage).await?;
         Ok(self
             .db
             .set_status(id, to, &caller.user_id, "requested")

@@ -1,6 +1,7 @@
 //! Kiln's domain vocabulary: ids, the session lifecycle, session settings, node kinds and the
 //! research state (its fold, three-way merge and diff). Pure: no IO, no async.
 
+pub mod access;
 pub mod error;
 pub mod ids;
 pub mod lifecycle;
@@ -8,6 +9,7 @@ pub mod node;
 pub mod session;
 pub mod state;
 
+pub use access::{Permission, Permissions};
 pub use error::ErrorKind;
 pub use ids::{NodeId, SessionId, UserId};
 pub use lifecycle::SessionStatus;

@@ -1,9 +1,9 @@
 //! Appending to a branch: checks, the one-transaction append and its round-trip budget.
 
-use kiln_types::{NodeKind, ResearchState, SessionStatus};
+use kiln_types::{NodeKind, Permission, Permissions, ResearchState, SessionStatus};
 use serde_json::Value;
 
-use super::{AppendOutcome, NewNode, insert_snapshot, new_segment, owned_head};
+use super::{Access, AppendOutcome, MAY, NewNode, insert_snapshot, new_segment, owned_head};
 use crate::model::Node;
 use crate::pool::{CachedHead, Tx, Writer};
 use crate::{Db, Error, Result, now, sessions};
@@ -44,19 +44,28 @@ impl Db {
             .await
     }
 
-    /// Like [`Db::append`], but a session not owned by `owner` is `NotFound`, as if it did not
-    /// exist. The check rides on the append's first query, saving the hot path a round trip.
-    pub async fn append_owned(
+    /// Like [`Db::append`], for `user`, who needs the permissions the nodes call for
+    /// ([`required_for`]). The check rides on the append's first query, saving the hot path a
+    /// round trip.
+    pub async fn append_as(
         &self,
-        owner: &str,
+        user: &str,
         session: &str,
         branch: &str,
         nodes: Vec<NewNode>,
         expected_head: Option<&str>,
         actor: &str,
     ) -> Result<AppendOutcome> {
-        self.append_checked(session, branch, nodes, expected_head, actor, Some(owner))
-            .await
+        let required = required_for(&nodes);
+        self.append_checked(
+            session,
+            branch,
+            nodes,
+            expected_head,
+            actor,
+            Some((user, required)),
+        )
+        .await
     }
 
     async fn append_checked(
@@ -66,7 +75,7 @@ impl Db {
         nodes: Vec<NewNode>,
         expected_head: Option<&str>,
         actor: &str,
-        owner: Option<&str>,
+        access: Access<'_>,
     ) -> Result<AppendOutcome> {
         if nodes.is_empty() {
             return Err(Error::Invalid("nothing to append".into()));
@@ -75,7 +84,7 @@ impl Db {
             check_new_node(n)?;
         }
         let mut w = self.writer().await;
-        let nodes = match fast_append(&mut w, session, branch, nodes, expected_head, owner).await {
+        let nodes = match fast_append(&mut w, session, branch, nodes, expected_head, access).await {
             Ok(out) => return Ok(out),
             Err(nodes) => nodes,
         };
@@ -88,7 +97,7 @@ impl Db {
             nodes,
             expected_head,
             actor,
-            owner,
+            access,
         )
         .await?;
         // Remembered before the commit: if the commit fails, the version will not match and
@@ -102,7 +111,7 @@ impl Db {
 /// The append fast path: conversation nodes (no state events) appended at a head this process
 /// wrote last, in one round trip to SQLite — `BEGIN IMMEDIATE`, the node INSERT and the head
 /// UPDATE, both conditional on the branch still being at the remembered head and version, the
-/// session being active (and owned by `owner`), then `COMMIT`. The head being its segment's tip
+/// session being active (and the user holding the permissions asked for), then `COMMIT`. The head being its segment's tip
 /// is guarded by the `(segment_id, seq)` unique index. Anything else — no remembered head, a
 /// state event, a condition that no longer holds, any SQL error — gives the nodes back for the
 /// full path, which re-reads everything and reports errors precisely.
@@ -112,7 +121,7 @@ async fn fast_append(
     branch: &str,
     nodes: Vec<NewNode>,
     expected_head: Option<&str>,
-    owner: Option<&str>,
+    access: Access<'_>,
 ) -> std::result::Result<AppendOutcome, Vec<NewNode>> {
     let key = (session.to_string(), branch.to_string());
     let Some(head) = w.heads.get(&key).cloned() else {
@@ -139,7 +148,7 @@ async fn fast_append(
         let parent = std::mem::replace(&mut prev_id, id.clone());
         rows.push((id, seq, parent, data_text, total));
     }
-    let sql = fast_sql(nodes.len(), owner.is_some());
+    let sql = fast_sql(nodes.len(), access.is_some());
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(session)
         .bind(head.segment)
@@ -160,8 +169,8 @@ async fn fast_append(
         .bind(session)
         .bind(branch)
         .bind(head.version)
-        .bind(&head.id)
-        .bind(owner);
+        .bind(&head.id);
+    q = bind_access(q, access);
     q = q
         .bind(&prev_id)
         .bind(&now)
@@ -169,8 +178,8 @@ async fn fast_append(
         .bind(branch)
         .bind(head.version)
         .bind(&head.id)
-        .bind(session)
-        .bind(owner);
+        .bind(session);
+    q = bind_access(q, access);
     w.dirty = true;
     let done = q.fetch_all(&mut w.conn).await;
     match done {
@@ -222,13 +231,37 @@ async fn fast_append(
     })
 }
 
-/// The fast path's statement batch for `rows` nodes (see [`fast_append`]). The owner
-/// parameter is always bound; without an owner check it is compared with itself as NULL.
-fn fast_sql(rows: usize, owned: bool) -> String {
-    let owner = if owned {
-        "AND s.owner_id = ?"
+/// Binds the user and the permission bits of [`MAY`] (nothing without an access check).
+fn bind_access<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    access: Access<'q>,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    match access {
+        Some((user, required)) => q
+            .bind(user)
+            .bind(user)
+            .bind(required.bits())
+            .bind(required.bits()),
+        None => q,
+    }
+}
+
+/// The permissions appending `nodes` needs: notes need comment, materials and the focus
+/// add_materials, everything else write.
+pub(crate) fn required_for(nodes: &[NewNode]) -> Permissions {
+    Permissions::of(nodes.iter().map(|n| match n.kind {
+        NodeKind::Note => Permission::Comment,
+        NodeKind::Material | NodeKind::Focus => Permission::AddMaterials,
+        _ => Permission::Write,
+    }))
+}
+
+/// The fast path's statement batch for `rows` nodes (see [`fast_append`]).
+fn fast_sql(rows: usize, checked: bool) -> String {
+    let owner = if checked {
+        format!("AND {MAY}")
     } else {
-        "AND ? IS NULL"
+        String::new()
     };
     let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
     format!(
@@ -299,8 +332,8 @@ struct Prepared {
     total: i64,
 }
 
-/// Appends inside the caller's transaction. With `owner`, a session the owner does not own is
-/// reported as not found (the access check rides on the first query).
+/// Appends inside the caller's transaction. With `access`, the user must hold the permissions
+/// asked for (the access check rides on the first query).
 ///
 /// Round trips: the head query, the node INSERTs with the compare-and-set head move in the
 /// same statement batch (one for up to 32 nodes), plus a new segment when the head is not its
@@ -315,9 +348,9 @@ async fn append_in(
     nodes: Vec<NewNode>,
     expected_head: Option<&str>,
     actor: &str,
-    owner: Option<&str>,
+    access: Access<'_>,
 ) -> Result<(AppendOutcome, CachedHead)> {
-    let head = owned_head(tx, session, branch, owner).await?;
+    let head = owned_head(tx, session, branch, access).await?;
     if !head.session_status.accepts_writes() {
         return Err(Error::NotActive(head.session_status));
     }

@@ -16,6 +16,9 @@ pub struct Server {
     pub base: String,
     pub alice: String,
     pub bob: String,
+    /// Tokens of further users, by name: reader, commenter, writer, materials, manager, spare,
+    /// boss.
+    pub users: std::collections::BTreeMap<&'static str, String>,
     pub http: Client,
     _dir: tempfile::TempDir,
 }
@@ -33,6 +36,18 @@ pub async fn start_with_model(max_body_bytes: usize, model: Arc<dyn ChatModel>) 
     let mgr = SessionManager::open(&config).await.unwrap();
     let (_, alice) = mgr.add_user("alice", true).await.unwrap();
     let (_, bob) = mgr.add_user("bob", false).await.unwrap();
+    let mut users = std::collections::BTreeMap::new();
+    for name in [
+        "reader",
+        "commenter",
+        "writer",
+        "materials",
+        "manager",
+        "spare",
+        "boss",
+    ] {
+        users.insert(name, mgr.add_user(name, false).await.unwrap().1);
+    }
     let agent = Agent::new(mgr, model, Registry::builtin(), AgentConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -45,6 +60,7 @@ pub async fn start_with_model(max_body_bytes: usize, model: Arc<dyn ChatModel>) 
         base: format!("http://{addr}"),
         alice,
         bob,
+        users,
         http: Client::new(),
         _dir: dir,
     }
