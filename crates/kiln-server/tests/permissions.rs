@@ -111,12 +111,12 @@ async fn every_role_against_every_route() {
         let (s, v) = srv
             .call(
                 "owner",
-                Method::PUT,
-                &format!("{base}/collaborators/{role}"),
-                Some(json!({"permissions": perms})),
+                Method::POST,
+                &format!("{base}/collaborators"),
+                Some(json!({"user": role, "permissions": perms})),
             )
             .await;
-        assert_eq!(s, StatusCode::OK, "{role}: {v}");
+        assert_eq!(s, StatusCode::CREATED, "{role}: {v}");
     }
 
     let mut checked = 0;
@@ -227,9 +227,9 @@ async fn every_role_against_every_route() {
             ),
             case(
                 "manage",
-                Method::PUT,
-                format!("{base}/collaborators/spare"),
-                Some(json!({"permissions": ["read"]})),
+                Method::POST,
+                format!("{base}/collaborators"),
+                Some(json!({"user": "spare", "permissions": ["read"]})),
             ),
             case(
                 "manage",
@@ -239,7 +239,7 @@ async fn every_role_against_every_route() {
             ),
             case(
                 "owner",
-                Method::PUT,
+                Method::PATCH,
                 format!("{base}/collaborators/boss"),
                 Some(json!({"permissions": ["manage", "comment"]})),
             ),
@@ -370,17 +370,33 @@ async fn sharing_rules_and_contributions() {
         )
         .await;
     let base = format!("/v1/sessions/{}", v["id"].as_str().unwrap());
+    // POST adds a collaborator; PATCH changes one.
     let put = |who: &'static str, target: &'static str, perms: Value| {
         let srv = &srv;
         let base = base.clone();
         async move {
-            srv.call(
-                who,
-                Method::PUT,
-                &format!("{base}/collaborators/{target}"),
-                Some(json!({ "permissions": perms })),
-            )
-            .await
+            let (s, v) = srv
+                .call(
+                    who,
+                    Method::PATCH,
+                    &format!("{base}/collaborators/{target}"),
+                    Some(json!({ "permissions": perms.clone() })),
+                )
+                .await;
+            if v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("is not a collaborator"))
+            {
+                srv.call(
+                    who,
+                    Method::POST,
+                    &format!("{base}/collaborators"),
+                    Some(json!({ "user": target, "permissions": perms })),
+                )
+                .await
+            } else {
+                (s, v)
+            }
         }
     };
     // Bad input: unknown permission, empty set, unknown user, the owner themselves.
@@ -395,19 +411,30 @@ async fn sharing_rules_and_contributions() {
 
     // A manager invites and changes plain collaborators but not other managers or owners.
     let (s, v) = put("owner", "manager", json!(["manage", "write"])).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(
         v["permissions"],
         json!(["read", "comment", "write", "add_materials", "manage"])
     );
+    // Adding them again is a conflict; PATCH changes them.
+    let (s, v) = srv
+        .call(
+            "owner",
+            Method::POST,
+            &format!("{base}/collaborators"),
+            Some(json!({"user": "manager", "permissions": ["read"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "already_exists");
     let (s, _) = put("manager", "writer", json!(["write"])).await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(s, StatusCode::CREATED);
     let (s, _) = put("manager", "writer", json!(["comment"])).await;
     assert_eq!(s, StatusCode::OK);
     let (s, v) = put("manager", "reader", json!(["owner"])).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     let (s, _) = put("owner", "spare", json!(["manage"])).await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(s, StatusCode::CREATED);
     let (s, _) = put("manager", "spare", json!(["read"])).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = srv

@@ -33,6 +33,32 @@ impl SessionManager {
         user: &str,
         permissions: Permissions,
     ) -> Result<Collaborator> {
+        self.set_collaborator(caller, session, user, permissions, None)
+            .await
+    }
+
+    /// Adds a collaborator (`already_exists` if they are one) or, with `existing = true`,
+    /// changes one (`not_found` if they are not); the rules of [`Self::share_with_user`].
+    pub async fn invite(
+        &self,
+        caller: &Caller,
+        session: &str,
+        user: &str,
+        permissions: Permissions,
+        existing: bool,
+    ) -> Result<Collaborator> {
+        self.set_collaborator(caller, session, user, permissions, Some(existing))
+            .await
+    }
+
+    async fn set_collaborator(
+        &self,
+        caller: &Caller,
+        session: &str,
+        user: &str,
+        permissions: Permissions,
+        existing: Option<bool>,
+    ) -> Result<Collaborator> {
         if permissions.is_empty() {
             return Err(Error::bad_request(
                 "give at least one permission (remove the collaborator to take all away)",
@@ -49,6 +75,25 @@ impl SessionManager {
             )));
         }
         let current = self.db.collaborator(session, &target.id).await?;
+        match (existing, &current) {
+            (Some(true), None) => {
+                return Err(Error::not_found(format!(
+                    "`{}` is not a collaborator",
+                    target.name
+                )));
+            }
+            (Some(false), Some(_)) => {
+                return Err(Error::new(
+                    kiln_types::ErrorKind::Conflict,
+                    "already_exists",
+                    format!(
+                        "`{}` is already a collaborator; PATCH to change their permissions",
+                        target.name
+                    ),
+                ));
+            }
+            _ => {}
+        }
         let powerful = |p: Permissions| p.has(Permission::Manage) || p.has(Permission::Owner);
         if (powerful(permissions) || current.as_ref().is_some_and(|c| powerful(c.permissions)))
             && !held.has(Permission::Owner)

@@ -1,8 +1,9 @@
-//! Collaborators and contributions: list, add or change (PUT), remove, and who did what.
+//! Collaborators and contributions: list, add (POST), change (PATCH), remove, and who did
+//! what.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
+use axum::routing::{get, patch};
 use axum::{Json, Router};
 use kiln_session::{Collaborator, Contribution, Page};
 use kiln_types::Permissions;
@@ -15,10 +16,10 @@ use crate::extract::{Body, Path};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/sessions/{id}/collaborators", get(list))
+        .route("/v1/sessions/{id}/collaborators", get(list).post(add))
         .route(
             "/v1/sessions/{id}/collaborators/{user}",
-            put(set).delete(remove),
+            patch(change).delete(remove),
         )
         .route("/v1/sessions/{id}/contributions", get(contributions))
 }
@@ -36,19 +37,40 @@ async fn list(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SetBody {
+struct AddBody {
+    /// A user name (or id).
+    user: String,
     permissions: Permissions,
 }
 
-async fn set(
+async fn add(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Body(body): Body<AddBody>,
+) -> ApiResult<(StatusCode, Json<Collaborator>)> {
+    let c = st
+        .mgr
+        .invite(&caller, &id, &body.user, body.permissions, false)
+        .await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeBody {
+    permissions: Permissions,
+}
+
+async fn change(
     State(st): State<AppState>,
     Auth(caller): Auth,
     Path((id, user)): Path<(String, String)>,
-    Body(body): Body<SetBody>,
+    Body(body): Body<ChangeBody>,
 ) -> ApiResult<Json<Collaborator>> {
     Ok(Json(
         st.mgr
-            .share_with_user(&caller, &id, &user, body.permissions)
+            .invite(&caller, &id, &user, body.permissions, true)
             .await?,
     ))
 }
