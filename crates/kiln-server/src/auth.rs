@@ -27,6 +27,18 @@ impl FromRequestParts<AppState> for Auth {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or_else(|| Error::unauthorized("Authorization must be `Bearer <token>`"))?;
-        Ok(Auth(state.mgr.authenticate(token.trim()).await?))
+        let token = token.trim();
+        match state.mgr.authenticate(token).await {
+            Ok(caller) => Ok(Auth(caller)),
+            // A share token used as an API token: it exists, but it only reads shared pages.
+            Err(e) if state.mgr.is_share_token(token).await.unwrap_or(false) => {
+                tracing::debug!(error = %e.message, "share token used on an API route");
+                Err(
+                    Error::forbidden("share links are read-only: open /v1/shared/{token} instead")
+                        .into(),
+                )
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -4,6 +4,7 @@
 mod auth;
 mod error;
 mod extract;
+mod html;
 mod router;
 mod routes;
 
@@ -24,6 +25,8 @@ pub struct AppState {
     pub agent: Agent,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Where the service is reached (`http://127.0.0.1:8080`), for links it hands out.
+    pub public_url: String,
 }
 
 impl AppState {
@@ -33,7 +36,14 @@ impl AppState {
             mgr: agent.manager().clone(),
             agent,
             max_body_bytes,
+            public_url: String::new(),
         }
+    }
+
+    /// Sets the URL share links and other handed-out links start with.
+    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = url.into().trim_end_matches('/').to_string();
+        self
     }
 }
 
@@ -51,7 +61,12 @@ pub async fn serve(
 
 /// Runs the service until Ctrl-C: creates the owner on first start (printing its token once),
 /// binds `bind` and serves.
-pub async fn run(agent: Agent, bind: &str, max_body_bytes: usize) -> std::io::Result<()> {
+pub async fn run(
+    agent: Agent,
+    bind: &str,
+    max_body_bytes: usize,
+    public_url: Option<&str>,
+) -> std::io::Result<()> {
     let mgr = agent.manager().clone();
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
@@ -76,7 +91,10 @@ pub async fn run(agent: Agent, bind: &str, max_body_bytes: usize) -> std::io::Re
     println!("Model: {}", agent.model_name());
     println!("Kiln listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    let state = AppState::new(agent, max_body_bytes);
+    let public_url = public_url
+        .filter(|u| !u.is_empty())
+        .map_or_else(|| format!("http://{addr}"), str::to_owned);
+    let state = AppState::new(agent, max_body_bytes).with_public_url(public_url);
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

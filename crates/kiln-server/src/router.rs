@@ -21,6 +21,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::templates::routes())
         .merge(routes::agent::routes())
         .merge(routes::collaborators::routes())
+        .merge(routes::shares::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())

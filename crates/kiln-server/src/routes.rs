@@ -5,5 +5,6 @@ pub mod collaborators;
 pub mod health;
 pub mod history;
 pub mod sessions;
+pub mod shares;
 pub mod templates;
 pub mod tree;

@@ -53,6 +53,8 @@ impl Default for AgentConfig {
 pub struct ServerConfig {
     pub bind: String,
     pub max_body_bytes: usize,
+    /// The URL links handed out start with (share links); empty: `http://` + the bound address.
+    pub public_url: String,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
         Self {
             bind: "127.0.0.1:8080".into(),
             max_body_bytes: 2 * 1024 * 1024,
+            public_url: String::new(),
         }
     }
 }

@@ -10,6 +10,7 @@ mod error;
 mod manager;
 mod report;
 mod sessions;
+mod shares;
 mod templates;
 
 pub use auth::{Caller, hash_token, new_token};
@@ -19,10 +20,13 @@ pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput};
 pub use error::{Error, Result};
 pub use kiln_db::{
     AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, Collaborator, Contribution,
-    MergeResult, NewNode, Node, Page, ReflogEntry, Session, SessionEvent, SessionExport, TurnView,
-    User,
+    MergeResult, NewNode, Node, Page, ReflogEntry, Session, SessionEvent, SessionExport, ShareLink,
+    TurnView, User,
 };
 pub use manager::SessionManager;
 pub use report::Statistics;
 pub use sessions::{CreateSession, ListQuery, UpdateSession};
+pub use shares::{
+    CreateShare, CreatedShare, SharedNode, SharedSession, SharedView, is_share_token_shape,
+};
 pub use templates::{SessionTemplate, TemplateParam};

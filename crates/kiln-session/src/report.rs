@@ -140,17 +140,7 @@ impl SessionManager {
         let checkpoints = self.db.checkpoints(id).await?;
         let state = self.db.head_state(id, &session.default_branch).await?;
         let head = self.db.branch(id, &session.default_branch).await?.head;
-        let mut conversation = Vec::new();
-        let mut before = None;
-        loop {
-            let page = self.db.path(id, &head, 1000, before).await?;
-            conversation.extend(page.items.into_iter().filter(|n| n.kind.is_message()));
-            match page.next_cursor.and_then(|c| c.parse().ok()) {
-                Some(c) => before = Some(c),
-                None => break,
-            }
-        }
-        conversation.reverse();
+        let conversation = self.conversation_to(id, &head).await?;
         // Each tool renders its own state (the optimizer: space, data, iterations).
         let tools: Vec<Value> = state
             .tools

@@ -53,7 +53,7 @@ pub async fn start_with_model(max_body_bytes: usize, model: Arc<dyn ChatModel>) 
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve(
         listener,
-        AppState::new(agent, max_body_bytes),
+        AppState::new(agent, max_body_bytes).with_public_url(format!("http://{addr}")),
         std::future::pending(),
     ));
     Server {

@@ -19,8 +19,13 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
     let bind = args.bind.unwrap_or_else(|| config.server.bind.clone());
     let agent = kiln_agent::Agent::from_config(mgr, &config)
         .context("the [llm] configuration is not usable")?;
-    kiln_server::run(agent, &bind, config.server.max_body_bytes)
-        .await
-        .with_context(|| format!("could not serve on {bind}"))?;
+    kiln_server::run(
+        agent,
+        &bind,
+        config.server.max_body_bytes,
+        Some(config.server.public_url.as_str()),
+    )
+    .await
+    .with_context(|| format!("could not serve on {bind}"))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,86 @@
+//! Server-rendered pages: templates/html embedded at build time, rendered with minijinja
+//! (HTML auto-escaping on, by file name).
+
+use std::sync::OnceLock;
+
+use axum::http::header::{CONTENT_TYPE, HeaderName};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kiln_session::Error;
+use minijinja::Environment;
+use serde::Serialize;
+
+const TEMPLATES: [(&str, &str); 3] = [
+    (
+        "base.html",
+        include_str!("../../../templates/html/base.html"),
+    ),
+    (
+        "share.html",
+        include_str!("../../../templates/html/share.html"),
+    ),
+    (
+        "error.html",
+        include_str!("../../../templates/html/error.html"),
+    ),
+];
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, src) in TEMPLATES {
+            // The templates are part of the binary; a syntax error fails the tests, and a
+            // template that failed to load renders as the plain-text fallback below.
+            if let Err(e) = env.add_template(name, src) {
+                tracing::error!(template = name, error = %e, "bad HTML template");
+            }
+        }
+        env
+    })
+}
+
+/// Keeps shared and error pages out of search engines.
+pub const NOINDEX: (HeaderName, HeaderValue) = (
+    HeaderName::from_static("x-robots-tag"),
+    HeaderValue::from_static("noindex"),
+);
+
+/// Renders `template` with `ctx` as an HTML response with `status`.
+pub fn page(status: StatusCode, template: &str, ctx: impl Serialize) -> Response {
+    let body = env()
+        .get_template(template)
+        .and_then(|t| t.render(ctx))
+        .unwrap_or_else(|e| {
+            tracing::error!(template, error = %e, "page rendering failed");
+            "<!doctype html><title>Kiln</title><p>This page could not be rendered.</p>".into()
+        });
+    (
+        status,
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            NOINDEX,
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// An error as an HTML page with the error's status.
+pub fn error_page(e: &Error) -> Response {
+    let status = crate::error::status_of(e.kind);
+    let title = match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::GONE => "No longer available",
+        StatusCode::FORBIDDEN => "Not allowed",
+        _ => "Something went wrong",
+    };
+    page(
+        status,
+        "error.html",
+        serde_json::json!({"title": title, "message": e.message}),
+    )
+}

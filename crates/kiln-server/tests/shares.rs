@@ -1,0 +1,309 @@
+//! Share links on a real server: created by a manager, read without signing in as JSON and as
+//! an HTML page pinned to the node they were made at, never written through, limited by
+//! views, revoked, and refusing malformed or tampered tokens without telling anything away.
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{Server, start};
+
+impl Server {
+    async fn as_user(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.send(req).await
+    }
+
+    async fn anonymous(&self, method: Method, path: &str) -> reqwest::Response {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_share_link_shows_the_pinned_conversation_and_nothing_else() {
+    let srv = start(1 << 20).await;
+    let alice = srv.alice.clone();
+    let (_, s) = srv
+        .as_user(
+            &alice,
+            Method::POST,
+            "/v1/sessions",
+            Some(json!({"name": "Olivine cathodes", "tags": ["battery"]})),
+        )
+        .await;
+    let id = s["id"].as_str().unwrap().to_owned();
+    let alice_id = s["owner_id"].as_str().unwrap().to_owned();
+    let base = format!("/v1/sessions/{id}");
+    let post = |path: String, body: Value| {
+        let srv = &srv;
+        let alice = alice.clone();
+        async move {
+            let (s, v) = srv.as_user(&alice, Method::POST, &path, Some(body)).await;
+            assert!(s.is_success(), "{path}: {v}");
+            v
+        }
+    };
+    post(
+        format!("{base}/branches/main/messages"),
+        json!({"role": "user", "content": "before the share <b>bold</b>"}),
+    )
+    .await;
+    post(
+        format!("{base}/branches/main/events"),
+        json!({"kind": "discovery", "type": "structure_property",
+               "description": "Olivine helps Li+ mobility", "materials": ["LiFePO4"]}),
+    )
+    .await;
+    post(format!("{base}/checkpoints"), json!({"name": "early"})).await;
+    post(
+        format!("{base}/branches/main/messages"),
+        json!({"role": "assistant", "content": "pinned answer"}),
+    )
+    .await;
+    post(format!("{base}/branches"), json!({"name": "other"})).await;
+    post(
+        format!("{base}/branches/other/messages"),
+        json!({"role": "user", "content": "secret branch"}),
+    )
+    .await;
+
+    let created = post(format!("{base}/shares"), json!({"expires_in_days": 7})).await;
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 67, "{created}");
+    assert_eq!(
+        created["url"].as_str().unwrap(),
+        format!("{}/s/{token}", srv.base)
+    );
+    assert!(created["expires_at"].is_string());
+    post(
+        format!("{base}/branches/main/messages"),
+        json!({"role": "user", "content": "after the share"}),
+    )
+    .await;
+
+    // JSON, without signing in.
+    let resp = srv
+        .anonymous(Method::GET, &format!("/v1/shared/{token}"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["x-robots-tag"], "noindex");
+    let view: Value = resp.json().await.unwrap();
+    let text = view.to_string();
+    assert!(text.contains("before the share") && text.contains("pinned answer"));
+    assert!(!text.contains("after the share") && !text.contains("secret branch"));
+    assert!(
+        !text.contains(&alice_id),
+        "author ids are anonymised: {view}"
+    );
+    assert_eq!(view["conversation"][0]["author"], "Author 1");
+    assert_eq!(
+        view["discoveries"][0]["description"],
+        "Olivine helps Li+ mobility"
+    );
+    assert_eq!(view["session"]["name"], "Olivine cathodes");
+    assert_eq!(view["views"], 1);
+
+    // The HTML page: read-only, escaped, not indexed.
+    let resp = srv.anonymous(Method::GET, &format!("/s/{token}")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["x-robots-tag"], "noindex");
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Olivine cathodes") && page.contains("pinned answer"));
+    assert!(
+        page.contains("&lt;b&gt;bold") && !page.contains("<b>bold"),
+        "content is escaped"
+    );
+    assert!(!page.contains("after the share") && !page.contains("secret branch"));
+    for control in ["<form", "<button", "<input", "<textarea"] {
+        assert!(!page.contains(control), "no edit controls: {control}");
+    }
+
+    // Share tokens never write.
+    for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+        let r = srv
+            .anonymous(method.clone(), &format!("/v1/shared/{token}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method}");
+        let r = srv.anonymous(method.clone(), &format!("/s/{token}")).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method}");
+    }
+    let (s, v) = srv
+        .as_user(
+            &token,
+            Method::POST,
+            &format!("{base}/branches/main/messages"),
+            Some(json!({"role": "user", "content": "sneaky"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, _) = srv.as_user(&token, Method::GET, &base, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // The list never shows tokens; only managers see it; strangers see nothing.
+    let (s, list) = srv
+        .as_user(&alice, Method::GET, &format!("{base}/shares"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains(&token));
+    let (s, _) = srv
+        .as_user(&srv.bob, Method::GET, &format!("{base}/shares"), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = srv
+        .as_user(
+            &alice,
+            Method::POST,
+            &format!("{base}/collaborators"),
+            Some(json!({"user": "reader", "permissions": ["read"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let reader = srv.users["reader"].clone();
+    let (s, _) = srv
+        .as_user(
+            &reader,
+            Method::POST,
+            &format!("{base}/shares"),
+            Some(json!({"expires_in_days": 1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Pinned to a checkpoint: the conversation stops there.
+    let cp = post(
+        format!("{base}/shares"),
+        json!({"expires_in_days": 1, "checkpoint": "early"}),
+    )
+    .await;
+    let resp = srv
+        .anonymous(
+            Method::GET,
+            &format!("/v1/shared/{}", cp["token"].as_str().unwrap()),
+        )
+        .await;
+    let view: Value = resp.json().await.unwrap();
+    assert!(view.to_string().contains("before the share"));
+    assert!(!view.to_string().contains("pinned answer"));
+
+    // A view limit, then revocation.
+    let limited = post(
+        format!("{base}/shares"),
+        json!({"expires_in_days": 1, "max_views": 2}),
+    )
+    .await;
+    let lt = limited["token"].as_str().unwrap();
+    for _ in 0..2 {
+        let r = srv
+            .anonymous(Method::GET, &format!("/v1/shared/{lt}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let r = srv
+        .anonymous(Method::GET, &format!("/v1/shared/{lt}"))
+        .await;
+    assert_eq!(r.status(), StatusCode::GONE);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "share_views_used");
+    let r = srv.anonymous(Method::GET, &format!("/s/{lt}")).await;
+    assert_eq!(r.status(), StatusCode::GONE);
+    assert!(r.text().await.unwrap().contains("No longer available"));
+
+    let share_id = created["id"].as_str().unwrap();
+    let (s, v) = srv
+        .as_user(
+            &alice,
+            Method::DELETE,
+            &format!("{base}/shares/{share_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["revoked_at"].is_string());
+    let r = srv
+        .anonymous(Method::GET, &format!("/v1/shared/{token}"))
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = srv.anonymous(Method::GET, &format!("/s/{token}")).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().await.unwrap().contains("Not found"));
+
+    // Malformed and tampered tokens: the same 404, no 5xx.
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'0' { b'1' } else { b'0' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    for bad in [
+        "abc".to_string(),
+        token[..66].to_string(),
+        token.to_uppercase(),
+        format!("{token}0"),
+        tampered,
+        "%00".to_string(),
+    ] {
+        let r = srv
+            .anonymous(Method::GET, &format!("/v1/shared/{bad}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{bad}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "share_not_found", "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn share_requests_are_checked() {
+    let srv = start(1 << 20).await;
+    let (_, s) = srv
+        .as_user(
+            &srv.alice,
+            Method::POST,
+            "/v1/sessions",
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    let path = format!("/v1/sessions/{}/shares", s["id"].as_str().unwrap());
+    for body in [
+        json!({"expires_in_days": 0}),
+        json!({"expires_in_days": 366}),
+        json!({"expires_in_days": 1, "max_views": 0}),
+        json!({"expires_in_days": 1, "branch": "main", "checkpoint": "x"}),
+        json!({"expires_in_days": 1, "forever": true}),
+        json!({}),
+    ] {
+        let (s, v) = srv
+            .as_user(&srv.alice, Method::POST, &path, Some(body.clone()))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+    }
+    let (s, _) = srv
+        .as_user(
+            &srv.alice,
+            Method::POST,
+            &path,
+            Some(json!({"expires_in_days": 1, "checkpoint": "missing"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,313 @@
+//! Read-only share links: created by managers with an expiry and an optional view limit,
+//! pinned to a branch head or a checkpoint, shown once, stored as a SHA-256 hash, revocable.
+//! Opening one yields the conversation up to the pinned node and the research state there,
+//! with author ids replaced by "Author 1", "Author 2", …
+
+use std::collections::HashMap;
+
+use chrono::{Duration, SecondsFormat, Utc};
+use kiln_db::{NewShare, ShareLink, ShareRefusal};
+use kiln_types::state::{Discovery, Hypothesis, Link, Material};
+use kiln_types::{ErrorKind, Permission, SessionType};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::{Caller, Error, Node, Result, SessionManager, hash_token};
+
+/// Share tokens: this prefix and 64 hex digits (256 random bits).
+const TOKEN_PREFIX: &str = "ks_";
+
+/// Longest a link may live.
+const MAX_DAYS: u32 = 365;
+
+/// A share link to create.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateShare {
+    pub expires_in_days: u32,
+    #[serde(default)]
+    pub max_views: Option<u32>,
+    /// Pin to this branch's head (default: the session's default branch).
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Or pin to this checkpoint.
+    #[serde(default)]
+    pub checkpoint: Option<String>,
+}
+
+/// A new link: the token is in here and nowhere else, ever.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedShare {
+    pub id: String,
+    pub token: String,
+    /// The page's path (`/s/{token}`); the server prefixes its public URL.
+    pub path: String,
+    pub expires_at: String,
+    #[serde(flatten)]
+    pub link: ShareLink,
+}
+
+/// What a share link shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedView {
+    pub session: SharedSession,
+    /// The node the link is pinned to, and where it was taken from.
+    pub pinned_node: String,
+    pub branch: Option<String>,
+    pub checkpoint: Option<String>,
+    pub expires_at: String,
+    pub views: i64,
+    pub max_views: Option<i64>,
+    /// Messages up to the pinned node, oldest first.
+    pub conversation: Vec<SharedNode>,
+    pub discoveries: Vec<Discovery>,
+    pub links: Vec<Link>,
+    pub materials: Vec<Material>,
+    pub hypotheses: Vec<Hypothesis>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedSession {
+    pub name: String,
+    pub description: String,
+    #[serde(rename = "type")]
+    pub session_type: SessionType,
+    pub project: Option<String>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedNode {
+    pub id: String,
+    pub kind: kiln_types::NodeKind,
+    /// "Author 1", "Author 2", … in order of first appearance; none for the agent.
+    pub author: Option<String>,
+    pub content: String,
+    pub created_at: String,
+}
+
+fn new_share_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
+}
+
+/// Whether `token` has the shape of a share token (checked before any lookup).
+pub fn is_share_token_shape(token: &str) -> bool {
+    token.len() == TOKEN_PREFIX.len() + 64
+        && token.starts_with(TOKEN_PREFIX)
+        && token[TOKEN_PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn at(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn unknown() -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        "share_not_found",
+        "no such share link (it may have been revoked)",
+    )
+}
+
+impl SessionManager {
+    /// Creates a share link (needs manage). The token is returned once.
+    pub async fn create_share(
+        &self,
+        caller: &Caller,
+        session: &str,
+        req: CreateShare,
+    ) -> Result<CreatedShare> {
+        if !(1..=MAX_DAYS).contains(&req.expires_in_days) {
+            return Err(Error::bad_request(format!(
+                "expires_in_days must be between 1 and {MAX_DAYS}"
+            )));
+        }
+        if req.max_views == Some(0) {
+            return Err(Error::bad_request("max_views must be at least 1"));
+        }
+        if req.branch.is_some() && req.checkpoint.is_some() {
+            return Err(Error::bad_request(
+                "pin the link to a branch or to a checkpoint, not both",
+            ));
+        }
+        let s = self.require(caller, session, Permission::Manage).await?;
+        let (node, branch) = match &req.checkpoint {
+            Some(cp) => (self.db.checkpoint(session, cp).await?.node, None),
+            None => {
+                let b = req.branch.clone().unwrap_or(s.default_branch);
+                (self.db.branch(session, &b).await?.head, Some(b))
+            }
+        };
+        let token = new_share_token();
+        let id = kiln_types::NodeId::new().to_string();
+        let now = Utc::now();
+        let expires_at = at(now + Duration::days(i64::from(req.expires_in_days)));
+        let link = self
+            .db
+            .create_share(&NewShare {
+                id: &id,
+                session,
+                token_hash: &hash_token(&token),
+                node: &node,
+                branch: branch.as_deref(),
+                checkpoint: req.checkpoint.as_deref(),
+                created_by: &caller.user_id,
+                created_at: &at(now),
+                expires_at: &expires_at,
+                max_views: req.max_views.map(i64::from),
+            })
+            .await?;
+        Ok(CreatedShare {
+            id,
+            path: format!("/s/{token}"),
+            token,
+            expires_at,
+            link,
+        })
+    }
+
+    /// Lists a session's share links (needs manage); tokens are never shown again.
+    pub async fn shares(&self, caller: &Caller, session: &str) -> Result<Vec<ShareLink>> {
+        self.require(caller, session, Permission::Manage).await?;
+        Ok(self.db.shares(session).await?)
+    }
+
+    /// Revokes a share link (needs manage).
+    pub async fn revoke_share(
+        &self,
+        caller: &Caller,
+        session: &str,
+        id: &str,
+    ) -> Result<ShareLink> {
+        self.require(caller, session, Permission::Manage).await?;
+        Ok(self
+            .db
+            .revoke_share(session, id, &caller.user_id, &at(Utc::now()))
+            .await?)
+    }
+
+    /// Whether a bearer token is a share token (the server answers 403 "read-only" to it).
+    pub async fn is_share_token(&self, token: &str) -> Result<bool> {
+        if !is_share_token_shape(token) {
+            return Ok(false);
+        }
+        Ok(self.db.is_share_token(&hash_token(token)).await?)
+    }
+
+    /// Opens a share link and counts the view: 404 `share_not_found` for a malformed,
+    /// unknown or revoked token, 410 `share_expired` from its expiry on, 410
+    /// `share_views_used` past its view limit.
+    pub async fn open_share(&self, token: &str) -> Result<SharedView> {
+        if !is_share_token_shape(token) {
+            return Err(unknown());
+        }
+        let hash = hash_token(token);
+        let link = match self.db.use_share(&hash, &at(Utc::now())).await? {
+            Ok(link) => link,
+            Err(ShareRefusal::Unknown) => return Err(unknown()),
+            Err(ShareRefusal::Expired) => {
+                return Err(Error::new(
+                    ErrorKind::Gone,
+                    "share_expired",
+                    "this share link has expired",
+                ));
+            }
+            Err(ShareRefusal::ViewsUsedUp) => {
+                return Err(Error::new(
+                    ErrorKind::Gone,
+                    "share_views_used",
+                    "this share link has been viewed as many times as it allows",
+                ));
+            }
+        };
+        // The row was found by its hash; compare it again without a data-dependent early exit.
+        if !bool::from(link.token_hash.as_slice().ct_eq(hash.as_slice())) {
+            return Err(unknown());
+        }
+        let s = self.db.session(&link.session_id).await?;
+        let state = self
+            .db
+            .state_at_node(&link.session_id, &link.node_id)
+            .await?;
+        let nodes = self
+            .conversation_to(&link.session_id, &link.node_id)
+            .await?;
+        let mut authors: HashMap<String, String> = HashMap::new();
+        let conversation = nodes
+            .into_iter()
+            .map(|n| {
+                let author = n.author.map(|a| {
+                    let next = authors.len() + 1;
+                    authors
+                        .entry(a)
+                        .or_insert_with(|| format!("Author {next}"))
+                        .clone()
+                });
+                SharedNode {
+                    id: n.id,
+                    kind: n.kind,
+                    author,
+                    content: n.content,
+                    created_at: n.created_at,
+                }
+            })
+            .collect();
+        Ok(SharedView {
+            session: SharedSession {
+                name: s.name,
+                description: s.description,
+                session_type: s.session_type,
+                project: s.project,
+                tags: s.tags,
+            },
+            pinned_node: link.node_id,
+            branch: link.branch,
+            checkpoint: link.checkpoint,
+            expires_at: link.expires_at,
+            views: link.views,
+            max_views: link.max_views,
+            conversation,
+            discoveries: state.discoveries,
+            links: state.links,
+            materials: state.materials,
+            hypotheses: state.hypotheses,
+        })
+    }
+
+    /// The conversation messages on the path ending at `node`, oldest first.
+    pub(crate) async fn conversation_to(&self, session: &str, node: &str) -> Result<Vec<Node>> {
+        let mut out = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self.db.path(session, node, 1000, before).await?;
+            out.extend(page.items.into_iter().filter(|n| n.kind.is_message()));
+            match page.next_cursor.and_then(|c| c.parse().ok()) {
+                Some(c) => before = Some(c),
+                None => break,
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_256_bits_of_hex_with_a_prefix() {
+        let t = new_share_token();
+        assert!(is_share_token_shape(&t), "{t}");
+        assert_ne!(t, new_share_token());
+        assert!(!is_share_token_shape(&t[..t.len() - 1]));
+        assert!(!is_share_token_shape(&t.to_uppercase()));
+        assert!(!is_share_token_shape(&format!("kiln_{}", &t[3..])));
+        assert!(!is_share_token_shape(""));
+    }
+}
