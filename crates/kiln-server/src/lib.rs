@@ -95,10 +95,24 @@ pub async fn run(
         .filter(|u| !u.is_empty())
         .map_or_else(|| format!("http://{addr}"), str::to_owned);
     let state = AppState::new(agent, max_body_bytes).with_public_url(public_url);
+    // Keep the search index within half a second of SQLite (searches also catch up first).
+    let indexer = {
+        let mgr = mgr.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                if let Err(e) = mgr.sync_search().await {
+                    tracing::warn!(code = e.code, "search sync failed: {}", e.message);
+                }
+            }
+        })
+    };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     let result = serve(listener, state, shutdown).await;
+    indexer.abort();
     mgr.close().await;
     result
 }

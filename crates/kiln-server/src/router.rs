@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::agent::routes())
         .merge(routes::collaborators::routes())
         .merge(routes::shares::routes())
+        .merge(routes::search::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())

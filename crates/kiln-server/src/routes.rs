@@ -4,6 +4,7 @@ pub mod agent;
 pub mod collaborators;
 pub mod health;
 pub mod history;
+pub mod search;
 pub mod sessions;
 pub mod shares;
 pub mod templates;

@@ -9,7 +9,7 @@ use crate::{Caller, Error, Result, SessionManager};
 
 impl SessionManager {
     /// Finds a user by name, or by id.
-    async fn find_user(&self, who: &str) -> Result<User> {
+    pub(crate) async fn find_user(&self, who: &str) -> Result<User> {
         match self.db.user_by_name(who).await {
             Ok(u) => Ok(u),
             Err(kiln_db::Error::NotFound(_)) => match self.db.user(who).await {

@@ -9,6 +9,7 @@ mod conversation;
 mod error;
 mod manager;
 mod report;
+mod search;
 mod sessions;
 mod shares;
 mod templates;
@@ -23,8 +24,10 @@ pub use kiln_db::{
     MergeResult, NewNode, Node, Page, ReflogEntry, Session, SessionEvent, SessionExport, ShareLink,
     TurnView, User,
 };
+pub use kiln_search::{Hit, SearchPage, SessionHits};
 pub use manager::SessionManager;
 pub use report::Statistics;
+pub use search::SearchParams;
 pub use sessions::{CreateSession, ListQuery, UpdateSession};
 pub use shares::{
     CreateShare, CreatedShare, SharedNode, SharedSession, SharedView, is_share_token_shape,

@@ -20,6 +20,8 @@ pub struct SessionManager {
     pub(crate) data_dir: PathBuf,
     /// Merges tool states when two branches changed the same tool (the tool registry).
     pub(crate) tool_merger: Arc<dyn ToolMerger + Send + Sync>,
+    /// The full-text index, opened on first use (see `search.rs`).
+    pub(crate) search: Arc<tokio::sync::OnceCell<Arc<kiln_search::SearchIndex>>>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -56,6 +58,7 @@ impl SessionManager {
             db,
             data_dir: dir.clone(),
             tool_merger: Arc::new(()),
+            search: Arc::default(),
         })
     }
 

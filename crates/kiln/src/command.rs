@@ -9,6 +9,7 @@ pub mod context;
 mod materials;
 mod message;
 mod output;
+mod search;
 mod serve;
 mod sessions;
 mod user;
@@ -53,6 +54,8 @@ pub enum Command {
     /// Append messages to a branch and read its history.
     #[command(subcommand)]
     Message(message::MessageCommand),
+    /// Full-text search over your sessions; `kiln search reindex` rebuilds the index.
+    Search(search::SearchArgs),
     /// Users and their API tokens.
     #[command(subcommand)]
     User(user::UserCommand),
@@ -70,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Materials(cmd) => materials::run(cmd),
         Command::Serve(args) => serve::run(g, args).await,
         Command::Sessions(cmd) => sessions::run(g, cmd).await,
+        Command::Search(args) => search::run(g, args).await,
         Command::Branch(cmd) => branch::run(g, cmd).await,
         Command::Checkpoint(cmd) => checkpoint::run(g, cmd).await,
         Command::Message(cmd) => message::run(g, cmd).await,

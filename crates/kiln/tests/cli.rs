@@ -503,3 +503,51 @@ fn bench_tree_times_every_operation_at_every_size() {
     let err = k.fails(&["bench", "tree", "--sizes", "5"]);
     assert!(err.contains("between 10"), "{err}");
 }
+
+#[test]
+fn search_finds_messages_and_reindex_rebuilds_with_progress() {
+    let k = Kiln::new();
+    let id = k.new_session("perovskites");
+    k.say(
+        &id,
+        "main",
+        "user",
+        "CsPbI3 perovskite degrades in humid air",
+    );
+    k.say(
+        &id,
+        "main",
+        "assistant",
+        "Encapsulation slows perovskite degradation",
+    );
+    let page = k.json(&["search", "perovskite"]);
+    let hits = page["items"][0]["hits"].as_array().unwrap();
+    assert!(hits.len() >= 2, "{page}");
+    assert!(page.to_string().contains("<b>perovskite</b>"), "{page}");
+    let text = k.ok(&["search", "humid", "--element", "Cs"]);
+    assert!(
+        text.contains("perovskites") && text.contains("humid"),
+        "{text}"
+    );
+    assert!(
+        k.ok(&["search", "nothing-like-this"])
+            .contains("no matches")
+    );
+
+    let out = k.run(&["search", "reindex"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("indexed"), "{stdout}");
+    assert!(
+        stderr.contains("[###") && stderr.contains("nodes"),
+        "{stderr}"
+    );
+    assert_eq!(
+        k.json(&["search", "perovskite"])["items"][0]["hits"],
+        page["items"][0]["hits"]
+    );
+
+    let err = k.fails(&["search", "\"unclosed"]);
+    assert!(err.contains("never closed"), "{err}");
+}

@@ -1,20 +1,26 @@
-//! `session_search`: finds earlier messages, tool results and findings on the current branch.
-//! A lexical scan of the branch (newest first, bounded) and its research state; the tantivy
-//! index of issue #5 replaces the scan behind the same arguments.
+//! `session_search`: finds earlier messages, tool results and findings on the current branch,
+//! through the same full-text search as `GET /v1/search` (kiln-search), limited to this session
+//! and to the nodes this branch's path reaches.
 
 use futures::future::BoxFuture;
-use kiln_types::NodeKind;
 use serde_json::{Value, json};
 
-use crate::relevance::{score, terms};
 use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, clip, only_keys, str_arg};
-
-/// How many nodes of the branch are scanned, newest first.
-const SCAN_LIMIT: usize = 5_000;
 
 /// The session search tool.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SessionSearch;
+
+/// A highlighted snippet as plain text for the model.
+fn plain(html: &str) -> String {
+    html.replace("<b>", "")
+        .replace("</b>", "")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&amp;", "&")
+}
 
 /// A hit's text as shown: trimmed, at most 240 characters.
 fn snippet(text: &str) -> String {
@@ -61,69 +67,37 @@ impl Tool for SessionSearch {
                     ToolError::InvalidArguments("`limit` must be an integer from 1 to 50".into())
                 })? as usize,
             };
-            let q = terms(query);
-            if q.is_empty() {
-                return Err(ToolError::InvalidArguments(
-                    "the query has no searchable words".into(),
-                ));
-            }
-            let mut hits: Vec<(f64, Value)> = Vec::new();
-            for d in &ctx.state.discoveries {
-                let s = score(
-                    &q,
-                    &format!(
-                        "{} {} {}",
-                        d.discovery_type,
-                        d.description,
-                        d.materials.join(" ")
-                    ),
-                );
-                if s > 0.0 {
-                    hits.push((s, json!({"kind": "discovery", "id": d.id, "node": d.node, "score": s, "text": snippet(&d.description)})));
-                }
-            }
-            for h in &ctx.state.hypotheses {
-                let s = score(&q, &h.statement);
-                if s > 0.0 {
-                    hits.push((s, json!({"kind": "hypothesis", "id": h.id, "score": s, "text": snippet(&h.statement)})));
-                }
-            }
-            for m in &ctx.state.materials {
-                let s = score(&q, &m.formula);
-                if s > 0.0 {
-                    hits.push((s, json!({"kind": "material", "node": m.last_node, "score": s, "text": m.formula})));
-                }
-            }
-            let mut before: Option<String> = None;
-            let mut scanned = 0usize;
-            while scanned < SCAN_LIMIT {
-                let page = ctx
-                    .manager
-                    .messages(
-                        &ctx.caller,
-                        &ctx.session,
-                        &ctx.branch,
-                        Some(500),
-                        before.as_deref(),
+            let params = kiln_session::SearchParams {
+                q: query.to_string(),
+                session: Some(ctx.session.clone()),
+                per_session: Some(20),
+                ..Default::default()
+            };
+            let page = ctx
+                .manager
+                .search_sessions(&ctx.caller, params)
+                .await
+                .map_err(|e| match e.kind {
+                    kiln_types::ErrorKind::BadRequest => ToolError::InvalidArguments(e.message),
+                    _ => ToolError::Failed(e.message),
+                })?;
+            // Hits on this branch's path (a node other branches reach is on it too), and the
+            // session's own name and description.
+            let mut hits: Vec<(f64, Value)> = page
+                .items
+                .into_iter()
+                .flat_map(|s| s.hits)
+                .filter(|h| h.node_id.is_none() || h.branches.contains(&ctx.branch))
+                .map(|h| {
+                    let score = f64::from(h.score);
+                    let text = snippet(&plain(&h.snippet));
+                    (
+                        score,
+                        json!({"kind": h.kind, "node": h.node_id, "score": score,
+                                   "at": h.created_at, "text": text}),
                     )
-                    .await
-                    .map_err(|e| ToolError::Failed(e.message.clone()))?;
-                scanned += page.items.len();
-                for n in &page.items {
-                    if n.kind == NodeKind::ToolCall {
-                        continue;
-                    }
-                    let s = score(&q, &n.content);
-                    if s > 0.0 {
-                        hits.push((s, json!({"kind": n.kind.as_str(), "node": n.id, "score": s, "at": n.created_at, "text": snippet(&n.content)})));
-                    }
-                }
-                match page.next_cursor {
-                    Some(c) => before = Some(c),
-                    None => break,
-                }
-            }
-            // Best first; among equals, the order found (findings first, then newest nodes).
+                })
+                .collect();
             hits.sort_by(|a, b| b.0.total_cmp(&a.0));
             let total = hits.len();
             hits.truncate(limit);
@@ -149,7 +123,7 @@ impl Tool for SessionSearch {
             let results: Vec<Value> = hits.into_iter().map(|(_, h)| h).collect();
             Ok(ToolOutput::new(
                 text,
-                json!({"query": query, "total": total, "scanned_nodes": scanned, "results": results}),
+                json!({"query": query, "total": total, "results": results}),
             ))
         })
     }

@@ -1,0 +1,207 @@
+//! What the search index reads from SQLite: the outbox, the documents it names, the sessions a
+//! user may search, and which branches reach a hit.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::model::{SESSION_COLUMNS, Session};
+use crate::tree::{Pos, chain, head_state, on_path, pos};
+use crate::{Db, Result, SessionFilter};
+
+/// One outbox entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub session_id: String,
+    pub node_rowid: Option<i64>,
+    /// `node`, `session` or `delete`.
+    pub op: String,
+}
+
+/// A node as the index sees it.
+#[derive(Debug, Clone)]
+pub struct SearchNode {
+    pub rowid: i64,
+    pub session_id: String,
+    pub id: String,
+    pub kind: String,
+    pub author: Option<String>,
+    pub content: String,
+    pub data: Option<Value>,
+    pub created_at: String,
+}
+
+const NODE_SELECT: &str =
+    "SELECT rowid, session_id, id, kind, author, content, data, created_at FROM nodes";
+
+fn node_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<SearchNode> {
+    let data: Option<&str> = r.try_get(6)?;
+    Ok(SearchNode {
+        rowid: r.try_get(0)?,
+        session_id: r.try_get(1)?,
+        id: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        author: r.try_get(4)?,
+        content: r.try_get(5)?,
+        data: data.map(serde_json::from_str).transpose()?,
+        created_at: r.try_get(7)?,
+    })
+}
+
+impl Db {
+    /// Outbox entries after `after`, oldest first.
+    pub async fn outbox_after(&self, after: i64, limit: u32) -> Result<Vec<OutboxEntry>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, session_id, node_rowid, op FROM search_outbox WHERE id > ? \
+             ORDER BY id LIMIT {}",
+            limit.max(1)
+        )))
+        .bind(after)
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxEntry {
+                    id: r.try_get(0)?,
+                    session_id: r.try_get(1)?,
+                    node_rowid: r.try_get(2)?,
+                    op: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The newest outbox id (0 when empty).
+    pub async fn outbox_max(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM search_outbox")
+                .fetch_one(&mut *self.read().await?)
+                .await?,
+        )
+    }
+
+    /// Deletes applied outbox entries (up to and including `upto`).
+    pub async fn trim_outbox(&self, upto: i64) -> Result<u64> {
+        let mut w = self.writer().await;
+        Ok(sqlx::query("DELETE FROM search_outbox WHERE id <= ?")
+            .bind(upto)
+            .execute(&mut w.conn)
+            .await?
+            .rows_affected())
+    }
+
+    /// The nodes with these rowids (missing ones are skipped).
+    pub async fn search_nodes(&self, rowids: &[i64]) -> Result<Vec<SearchNode>> {
+        if rowids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = rowids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{NODE_SELECT} WHERE rowid IN ({list})"
+        )))
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.iter().map(node_from_row).collect()
+    }
+
+    /// Nodes in rowid order after `after` (for rebuilding the index).
+    pub async fn search_nodes_after(&self, after: i64, limit: u32) -> Result<Vec<SearchNode>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{NODE_SELECT} WHERE rowid > ? ORDER BY rowid LIMIT {}",
+            limit.max(1)
+        )))
+        .bind(after)
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.iter().map(node_from_row).collect()
+    }
+
+    /// How many nodes there are (for progress reports).
+    pub async fn node_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM nodes")
+            .fetch_one(&mut *self.read().await?)
+            .await?)
+    }
+
+    /// Every session (for rebuilding the index).
+    pub async fn all_sessions(&self) -> Result<Vec<Session>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions ORDER BY id"
+        )))
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.iter().map(Session::from_row).collect()
+    }
+
+    /// The sessions `user` may read that pass the filter's session-level fields (owner, status,
+    /// project, type, tag), as (id, name). No limit: the search restricts its hits to them.
+    pub async fn searchable_sessions(
+        &self,
+        user: &str,
+        f: &SessionFilter,
+    ) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, name FROM sessions WHERE (owner_id = ?1 OR EXISTS (SELECT 1 FROM \
+               collaborators c WHERE c.session_id = sessions.id AND c.user_id = ?1 \
+               AND (c.perms & 1) = 1)) \
+             AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR status = ?3) \
+             AND (?4 IS NULL OR project = ?4) AND (?5 IS NULL OR session_type = ?5) \
+             AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE value = ?6))",
+        )
+        .bind(user)
+        .bind(&f.owner)
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(&f.project)
+        .bind(f.session_type.map(|t| t.as_str()))
+        .bind(&f.tag)
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// For each node, the branches whose path reaches it (open and merged branches).
+    pub async fn branches_reaching(
+        &self,
+        session: &str,
+        nodes: &[String],
+    ) -> Result<HashMap<String, Vec<String>>> {
+        let mut conn = self.read().await?;
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM branches WHERE session_id = ? AND status <> 'discarded' ORDER BY name",
+        )
+        .bind(session)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut chains = Vec::with_capacity(names.len());
+        for name in &names {
+            let head = head_state(&mut conn, session, name).await?;
+            chains.push((
+                name,
+                chain(&mut conn, head.pos.segment, head.pos.seq).await?,
+            ));
+        }
+        let mut out = HashMap::new();
+        for node in nodes {
+            let p: Pos = match pos(&mut conn, session, node).await {
+                Ok(p) => p,
+                Err(crate::Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let reach: Vec<String> = chains
+                .iter()
+                .filter(|(_, c)| on_path(c, &p))
+                .map(|(n, _)| (*n).clone())
+                .collect();
+            out.insert(node.clone(), reach);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,609 @@
+//! Kiln's full-text search: a tantivy index of every node's text, session metadata and the
+//! materials and elements nodes mention, fed from SQLite's `search_outbox` (written by triggers
+//! in the same transaction as each change). The index records the last outbox id it applied in
+//! its commit payload, so it cannot drift: at open, outstanding entries are applied; a missing,
+//! corrupt or older-schema index is rebuilt from SQLite.
+//!
+//! Access control is not the index's business: callers pass the sessions the user may read,
+//! and every query is restricted to them, so hits (and counts) from other sessions never leave.
+
+pub mod doc;
+pub mod query;
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use kiln_db::{Db, OutboxEntry, SearchNode, Session};
+use serde::{Deserialize, Serialize};
+use tantivy::collector::TopDocs;
+use tantivy::query::{
+    BooleanQuery, Occur, Query, QueryParser, RangeQuery, RegexQuery, TermQuery, TermSetQuery,
+};
+use tantivy::schema::{
+    DateOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tokio::sync::Mutex;
+
+pub use query::SyntaxError;
+
+/// Bumped whenever the schema or the document content changes; an index of another version is
+/// rebuilt at open.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Outbox entries applied per commit.
+const BATCH: u32 = 2000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Syntax(SyntaxError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("search index error: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error(transparent)]
+    Db(#[from] kiln_db::Error),
+    #[error("search index directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    /// `n<rowid>` for nodes, `s<session id>` for sessions: the unit of replacement.
+    key: Field,
+    session: Field,
+    node: Field,
+    kind: Field,
+    author: Field,
+    material: Field,
+    element: Field,
+    created: Field,
+    created_text: Field,
+    text: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let f = Fields {
+        key: b.add_text_field("key", STRING),
+        session: b.add_text_field("session", STRING | STORED),
+        node: b.add_text_field("node", STRING | STORED),
+        kind: b.add_text_field("kind", STRING | STORED),
+        author: b.add_text_field("author", STRING),
+        material: b.add_text_field("material", STRING),
+        element: b.add_text_field("element", STRING),
+        created: b.add_date_field("created", DateOptions::from(INDEXED)),
+        created_text: b.add_text_field("created_at", STORED),
+        text: b.add_text_field("text", TEXT | STORED),
+    };
+    (b.build(), f)
+}
+
+/// What the index committed last.
+#[derive(Debug, Serialize, Deserialize)]
+struct Payload {
+    schema: u32,
+    outbox: i64,
+}
+
+/// The search index over one data directory.
+pub struct SearchIndex {
+    dir: PathBuf,
+    index: Index,
+    reader: IndexReader,
+    f: Fields,
+    writer: Mutex<Writer>,
+}
+
+struct Writer {
+    /// `None` when another process holds the index's writer lock: this one only reads what
+    /// that process commits.
+    w: Option<IndexWriter>,
+    applied: i64,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an open went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// The index was there and current; `applied` outstanding outbox entries were applied.
+    Current { applied: usize },
+    /// The index was missing, unreadable or of another schema, and was rebuilt.
+    Rebuilt { nodes: u64 },
+}
+
+/// Filters on hits (session-level filters are applied by the caller's choice of sessions).
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    pub q: String,
+    pub kind: Option<String>,
+    pub author: Option<String>,
+    pub material: Option<String>,
+    pub element: Option<String>,
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Sessions per page.
+    pub limit: usize,
+    /// Hits shown per session.
+    pub hits_per_session: usize,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// One hit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    /// The node (none for a match on the session's own name, description or tags).
+    pub node_id: Option<String>,
+    pub kind: String,
+    /// The matching text with the matched terms in `<b>…</b>` (HTML-escaped otherwise).
+    pub snippet: String,
+    pub score: f32,
+    pub created_at: Option<String>,
+    /// The branches whose path reaches the node (filled in by the caller).
+    pub branches: Vec<String>,
+}
+
+/// The hits of one session.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionHits {
+    pub session_id: String,
+    pub session_name: String,
+    pub score: f32,
+    pub hits: Vec<Hit>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchPage {
+    pub items: Vec<SessionHits>,
+    pub next_cursor: Option<String>,
+    /// Nothing matched exactly, so the words were matched with one typo allowed.
+    pub fuzzy: bool,
+}
+
+fn date(at: &str) -> Option<DateTime> {
+    let t: chrono::DateTime<chrono::Utc> = at.parse().ok()?;
+    Some(to_date(t))
+}
+
+/// tantivy stores nanoseconds in an i64 (years 1678 to 2261); later or earlier times are
+/// clamped to that range instead of overflowing.
+fn to_date(t: chrono::DateTime<chrono::Utc>) -> DateTime {
+    const LIMIT: i64 = i64::MAX / 1000 - 1;
+    DateTime::from_timestamp_micros(t.timestamp_micros().clamp(-LIMIT, LIMIT))
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir` (creating or rebuilding it from `db` when needed) and applies
+    /// outstanding outbox entries. `progress(done, total)` is called while rebuilding.
+    pub async fn open(dir: &Path, db: &Db, progress: impl Fn(u64, u64)) -> Result<(Self, Opened)> {
+        match Self::open_existing(dir) {
+            Some(idx) => {
+                let applied = idx.sync(db).await?;
+                Ok((idx, Opened::Current { applied }))
+            }
+            None => {
+                let idx = Self::create(dir)?;
+                let nodes = idx.rebuild(db, progress).await?;
+                Ok((idx, Opened::Rebuilt { nodes }))
+            }
+        }
+    }
+
+    /// Opens an index of the current schema, or `None` (missing, unreadable, stale).
+    fn open_existing(dir: &Path) -> Option<Self> {
+        let index = Index::open_in_dir(dir).ok()?;
+        let payload: Payload =
+            serde_json::from_str(index.load_metas().ok()?.payload.as_deref()?).ok()?;
+        if payload.schema != SCHEMA_VERSION {
+            tracing::info!(
+                found = payload.schema,
+                want = SCHEMA_VERSION,
+                "search index schema changed"
+            );
+            return None;
+        }
+        let (schema, f) = schema();
+        if index.schema() != schema {
+            return None;
+        }
+        Self::with_index(dir, index, f, payload.outbox).ok()
+    }
+
+    fn create(dir: &Path) -> Result<Self> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::create_dir_all(dir)?;
+        let (schema, f) = schema();
+        let index = Index::create_in_dir(dir, schema)?;
+        Self::with_index(dir, index, f, 0)
+    }
+
+    fn with_index(dir: &Path, index: Index, f: Fields, applied: i64) -> Result<Self> {
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let w = match index.writer_with_num_threads(1, 32_000_000) {
+            Ok(w) => Some(w),
+            Err(tantivy::TantivyError::LockFailure(..)) => {
+                tracing::info!(dir = %dir.display(), "search index is written by another process");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            index,
+            reader,
+            f,
+            writer: Mutex::new(Writer { w, applied }),
+        })
+    }
+
+    /// Applies outbox entries written since the last commit; returns how many.
+    pub async fn sync(&self, db: &Db) -> Result<usize> {
+        let mut guard = self.writer.lock().await;
+        let w = &mut *guard;
+        let Some(iw) = w.w.as_mut() else {
+            self.reader.reload()?;
+            return Ok(0);
+        };
+        let mut total = 0;
+        loop {
+            let entries = db.outbox_after(w.applied, BATCH).await?;
+            let Some(last) = entries.last().map(|e| e.id) else {
+                break;
+            };
+            self.apply(iw, db, &entries).await?;
+            self.commit(iw, last)?;
+            w.applied = last;
+            total += entries.len();
+        }
+        if total > 0 {
+            self.reader.reload()?;
+            db.trim_outbox(w.applied).await?;
+        }
+        Ok(total)
+    }
+
+    async fn apply(&self, w: &IndexWriter, db: &Db, entries: &[OutboxEntry]) -> Result<()> {
+        let rowids: Vec<i64> = entries.iter().filter_map(|e| e.node_rowid).collect();
+        let nodes = db.search_nodes(&rowids).await?;
+        let mut by_rowid: HashMap<i64, SearchNode> =
+            nodes.into_iter().map(|n| (n.rowid, n)).collect();
+        for e in entries {
+            match (e.op.as_str(), e.node_rowid) {
+                ("node", Some(r)) => {
+                    if let Some(n) = by_rowid.remove(&r) {
+                        self.put_node(w, &n)?;
+                    }
+                }
+                ("session", _) => match db.session(&e.session_id).await {
+                    Ok(s) => self.put_session(w, &s)?,
+                    Err(kiln_db::Error::NotFound(_)) => {}
+                    Err(err) => return Err(err.into()),
+                },
+                ("delete", _) => {
+                    w.delete_term(Term::from_field_text(self.f.session, &e.session_id));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn put_node(&self, w: &IndexWriter, n: &SearchNode) -> Result<()> {
+        let key = format!("n{}", n.rowid);
+        w.delete_term(Term::from_field_text(self.f.key, &key));
+        let d = doc::node_doc(n);
+        if d.text.trim().is_empty() && d.materials.is_empty() {
+            return Ok(());
+        }
+        let mut td = TantivyDocument::default();
+        td.add_text(self.f.key, &key);
+        td.add_text(self.f.session, &n.session_id);
+        td.add_text(self.f.node, &n.id);
+        td.add_text(self.f.kind, &n.kind);
+        if let Some(a) = &n.author {
+            td.add_text(self.f.author, a);
+        }
+        for m in &d.materials {
+            td.add_text(self.f.material, m);
+        }
+        for e in &d.elements {
+            td.add_text(self.f.element, e);
+        }
+        if let Some(t) = date(&n.created_at) {
+            td.add_date(self.f.created, t);
+        }
+        td.add_text(self.f.created_text, &n.created_at);
+        td.add_text(self.f.text, &d.text);
+        w.add_document(td)?;
+        Ok(())
+    }
+
+    fn put_session(&self, w: &IndexWriter, s: &Session) -> Result<()> {
+        let key = format!("s{}", s.id);
+        w.delete_term(Term::from_field_text(self.f.key, &key));
+        let mut td = TantivyDocument::default();
+        td.add_text(self.f.key, &key);
+        td.add_text(self.f.session, &s.id);
+        td.add_text(self.f.kind, "session");
+        td.add_text(self.f.author, &s.owner_id);
+        if let Some(t) = date(&s.created_at) {
+            td.add_date(self.f.created, t);
+        }
+        td.add_text(self.f.created_text, &s.created_at);
+        td.add_text(self.f.text, doc::session_text(s));
+        w.add_document(td)?;
+        Ok(())
+    }
+
+    fn commit(&self, w: &mut IndexWriter, outbox: i64) -> Result<()> {
+        let payload = serde_json::to_string(&Payload {
+            schema: SCHEMA_VERSION,
+            outbox,
+        })
+        .unwrap_or_default();
+        let mut prepared = w.prepare_commit()?;
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        Ok(())
+    }
+
+    /// Rebuilds the whole index from SQLite; returns the nodes indexed.
+    pub async fn rebuild(&self, db: &Db, progress: impl Fn(u64, u64)) -> Result<u64> {
+        let mut guard = self.writer.lock().await;
+        let w = &mut *guard;
+        let Some(iw) = w.w.as_mut() else {
+            return Err(Error::Invalid(
+                "the search index is being written by another Kiln process; stop it first".into(),
+            ));
+        };
+        // Entries written from here on are applied by the next sync (re-adding is idempotent).
+        let upto = db.outbox_max().await?;
+        iw.delete_all_documents()?;
+        for s in db.all_sessions().await? {
+            self.put_session(iw, &s)?;
+        }
+        let total = u64::try_from(db.node_count().await?).unwrap_or(0);
+        let (mut after, mut done) = (0i64, 0u64);
+        loop {
+            let nodes = db.search_nodes_after(after, BATCH).await?;
+            let Some(last) = nodes.last().map(|n| n.rowid) else {
+                break;
+            };
+            for n in &nodes {
+                self.put_node(iw, n)?;
+            }
+            done += nodes.len() as u64;
+            after = last;
+            progress(done, total);
+        }
+        self.commit(iw, upto)?;
+        w.applied = upto;
+        self.reader.reload()?;
+        db.trim_outbox(upto).await?;
+        Ok(done)
+    }
+
+    /// The outbox id the index has applied up to.
+    pub async fn applied(&self) -> i64 {
+        self.writer.lock().await.applied
+    }
+
+    /// Searches the sessions in `allowed` (id, name): the caller decides what the user may read.
+    pub fn search(&self, req: &SearchRequest, allowed: &[(String, String)]) -> Result<SearchPage> {
+        let prepared = query::prepare(&req.q).map_err(Error::Syntax)?;
+        let offset: usize = match &req.cursor {
+            Some(c) => c
+                .parse()
+                .map_err(|_| Error::Invalid("cursor must come from next_cursor".into()))?,
+            None => 0,
+        };
+        let limit = req.limit.clamp(1, 100);
+        let per = req.hits_per_session.clamp(1, 20);
+        if allowed.is_empty() {
+            return Ok(SearchPage {
+                items: Vec::new(),
+                next_cursor: None,
+                fuzzy: false,
+            });
+        }
+        let names: HashMap<&str, &str> = allowed
+            .iter()
+            .map(|(id, n)| (id.as_str(), n.as_str()))
+            .collect();
+        let searcher = self.reader.searcher();
+        let mut parser = QueryParser::for_index(&self.index, vec![self.f.text]);
+        parser.set_conjunction_by_default();
+        let mut fuzzy = false;
+        let mut user = self.user_query(&parser, &prepared)?;
+        let filters = self.filters(req, allowed)?;
+        let mut full = self.and(user.box_clone(), &filters);
+        if searcher.search(&*full, &TopDocs::with_limit(1))?.is_empty() {
+            parser.set_field_fuzzy(self.f.text, false, 1, true);
+            if let Ok(q) = self.user_query(&parser, &prepared) {
+                let fq = self.and(q.box_clone(), &filters);
+                if !searcher.search(&*fq, &TopDocs::with_limit(1))?.is_empty() {
+                    user = q;
+                    full = fq;
+                    fuzzy = true;
+                }
+            }
+        }
+        // Collect enough top documents to fill the page of sessions; widen until it fills or
+        // the matches run out (so there is no fixed cap on how deep pages go).
+        let want = offset + limit + 1;
+        let mut k = (want * per * 2).max(64);
+        let grouped = loop {
+            let top = searcher.search(&*full, &TopDocs::with_limit(k))?;
+            let mut order: Vec<String> = Vec::new();
+            let mut groups: HashMap<String, Vec<(f32, tantivy::DocAddress)>> = HashMap::new();
+            for (score, addr) in &top {
+                let d: TantivyDocument = searcher.doc(*addr)?;
+                let sid = d
+                    .get_first(self.f.session)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                let g = groups.entry(sid.clone()).or_default();
+                if g.is_empty() {
+                    order.push(sid);
+                }
+                if g.len() < per {
+                    g.push((*score, *addr));
+                }
+            }
+            if order.len() >= want || top.len() < k {
+                break (order, groups);
+            }
+            k *= 4;
+        };
+        let (order, mut groups) = grouped;
+        let mut snippets = SnippetGenerator::create(&searcher, &*user, self.f.text)?;
+        snippets.set_max_num_chars(200);
+        let mut items = Vec::new();
+        for sid in order.iter().skip(offset).take(limit) {
+            let mut hits = Vec::new();
+            for (score, addr) in groups.remove(sid).unwrap_or_default() {
+                let d: TantivyDocument = searcher.doc(addr)?;
+                let get = |f: Field| d.get_first(f).and_then(|v| v.as_str()).map(str::to_string);
+                let mut snippet = snippets.snippet_from_doc(&d).to_html();
+                if snippet.is_empty() {
+                    let t = get(self.f.text).unwrap_or_default();
+                    snippet = escape(&t.chars().take(200).collect::<String>());
+                }
+                hits.push(Hit {
+                    node_id: get(self.f.node),
+                    kind: get(self.f.kind).unwrap_or_default(),
+                    snippet,
+                    score,
+                    created_at: get(self.f.created_text),
+                    branches: Vec::new(),
+                });
+            }
+            items.push(SessionHits {
+                session_id: sid.clone(),
+                session_name: names
+                    .get(sid.as_str())
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string(),
+                score: hits.first().map_or(0.0, |h| h.score),
+                hits,
+            });
+        }
+        let next_cursor = (order.len() > offset + limit).then(|| (offset + limit).to_string());
+        Ok(SearchPage {
+            items,
+            next_cursor,
+            fuzzy,
+        })
+    }
+
+    /// The user's words: the parsed text and a prefix query per `word*`, all required.
+    fn user_query(&self, parser: &QueryParser, p: &query::Prepared) -> Result<Box<dyn Query>> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if !p.text.is_empty() {
+            let q = parser.parse_query(&p.text).map_err(|e| {
+                Error::Syntax(SyntaxError {
+                    message: e.to_string(),
+                    position: None,
+                })
+            })?;
+            clauses.push((Occur::Must, q));
+        }
+        for prefix in &p.prefixes {
+            // Prefixes are letters and digits only (query::prepare), so need no escaping.
+            let pattern = format!("{prefix}.*");
+            let q = RegexQuery::from_pattern(&pattern, self.f.text)?;
+            clauses.push((Occur::Must, Box::new(q)));
+        }
+        Ok(match clauses.len() {
+            1 => clauses.remove(0).1,
+            _ => Box::new(BooleanQuery::new(clauses)),
+        })
+    }
+
+    /// The filter clauses: the allowed sessions, then each given filter.
+    fn filters(
+        &self,
+        req: &SearchRequest,
+        allowed: &[(String, String)],
+    ) -> Result<Vec<Box<dyn Query>>> {
+        let f = self.f;
+        let mut out: Vec<Box<dyn Query>> = vec![Box::new(TermSetQuery::new(
+            allowed
+                .iter()
+                .map(|(id, _)| Term::from_field_text(f.session, id)),
+        ))];
+        let term = |field: Field, v: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, v),
+                IndexRecordOption::Basic,
+            ))
+        };
+        if let Some(k) = &req.kind {
+            out.push(term(f.kind, k));
+        }
+        if let Some(a) = &req.author {
+            out.push(term(f.author, a));
+        }
+        if let Some(m) = &req.material {
+            out.push(term(f.material, m));
+        }
+        if let Some(e) = &req.element {
+            out.push(term(f.element, e));
+        }
+        if req.from.is_some() || req.to.is_some() {
+            if let (Some(a), Some(b)) = (req.from, req.to)
+                && a > b
+            {
+                return Err(Error::Invalid("`from` is after `to`".into()));
+            }
+            let bound = |t: Option<chrono::DateTime<chrono::Utc>>, incl: bool| match t {
+                Some(t) => {
+                    let term = Term::from_field_date_for_search(f.created, to_date(t));
+                    if incl {
+                        Bound::Included(term)
+                    } else {
+                        Bound::Excluded(term)
+                    }
+                }
+                None => Bound::Unbounded,
+            };
+            out.push(Box::new(RangeQuery::new(
+                bound(req.from, true),
+                bound(req.to, true),
+            )));
+        }
+        Ok(out)
+    }
+
+    fn and(&self, q: Box<dyn Query>, filters: &[Box<dyn Query>]) -> Box<dyn Query> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, q)];
+        clauses.extend(filters.iter().map(|f| (Occur::Must, f.box_clone())));
+        Box::new(BooleanQuery::new(clauses))
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
