@@ -7,6 +7,7 @@ mod audit;
 mod collaborators;
 mod error;
 mod export;
+mod fts;
 mod merge;
 mod model;
 mod pool;

@@ -551,3 +551,36 @@ fn search_finds_messages_and_reindex_rebuilds_with_progress() {
     let err = k.fails(&["search", "\"unclosed"]);
     assert!(err.contains("never closed"), "{err}");
 }
+
+#[test]
+fn bench_search_measures_both_engines_on_one_corpus() {
+    let k = Kiln::new();
+    let out = k.json(&[
+        "bench",
+        "search",
+        "--nodes",
+        "600",
+        "--sessions",
+        "30",
+        "--queries",
+        "3",
+    ]);
+    assert_eq!(out["nodes"], 600);
+    assert!(out["index_nodes_per_s"].as_f64().unwrap() > 0.0, "{out}");
+    assert!(out["fts5_nodes_per_s"].as_f64().unwrap() > 0.0, "{out}");
+    for q in ["single_term", "phrase", "filtered", "fuzzy"] {
+        let r = &out["queries"][q];
+        assert_eq!(r["kiln"]["runs"], 3, "{q}: {r}");
+        assert!(r["kiln"]["p99_ms"].as_f64().unwrap() >= r["kiln"]["p50_ms"].as_f64().unwrap());
+        assert!(r["fts5"]["p50_ms"].as_f64().is_some(), "{q}: {r}");
+    }
+    // The corpus has the words: both engines find the single term.
+    assert!(
+        out["queries"]["single_term"]["kiln_sessions_on_page"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(out["queries"]["single_term"]["fts5_rows"].as_u64().unwrap() > 0);
+    assert!(out["visible_after_write_ms"].as_f64().unwrap() < 1000.0);
+}

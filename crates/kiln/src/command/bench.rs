@@ -1,7 +1,9 @@
 //! `kiln bench`: issue 2's measurements through the real SessionManager — the side-by-side
-//! workload of scripts/bench_sessions_compare.py, and per-operation costs by history size.
+//! workload of scripts/bench_sessions_compare.py, and per-operation costs by history size;
+//! and issue 5's search measurements.
 
 mod compare;
+mod search;
 mod textgen;
 mod tree;
 
@@ -20,12 +22,16 @@ pub enum BenchCommand {
     /// Per-operation timings at several history sizes (append, read last 50, fork,
     /// checkpoint, restore, state at head, state at an old checkpoint).
     Tree(tree::TreeArgs),
+    /// Search at scale (issue 5): index throughput, query latency p50/p99 for single-term,
+    /// phrase, filtered and fuzzy queries, SQLite FTS5 on the same corpus in the same run.
+    Search(search::SearchArgs),
 }
 
 pub async fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Compare(args) => compare::run(global, args).await?,
         BenchCommand::Tree(args) => tree::run(global, args).await?,
+        BenchCommand::Search(args) => search::run(global, args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

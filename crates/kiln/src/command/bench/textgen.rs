@@ -2,7 +2,7 @@
 //! scripts/bench_sessions_compare.py, so a seed gives both sides the same messages.
 
 /// The 75 words of `VOCABULARY` in scripts/bench_sessions_compare.py, in order.
-const VOCABULARY: &str = "the perovskite lattice band gap sample anneal phase stable formation energy \
+pub const VOCABULARY: &str = "the perovskite lattice band gap sample anneal phase stable formation energy \
     oxide dopant synthesis measured predicted structure tolerance factor cation \
     anion octahedral tilt diffraction peak shift composition ratio candidate \
     screening descriptor model uncertainty acquisition function next experiment \
