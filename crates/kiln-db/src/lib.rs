@@ -8,6 +8,7 @@ mod collaborators;
 mod error;
 mod export;
 mod fts;
+mod jobs;
 mod merge;
 mod model;
 mod pool;

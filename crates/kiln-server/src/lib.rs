@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod extract;
 mod html;
+pub mod jobs;
 mod router;
 mod routes;
 
@@ -66,6 +67,7 @@ pub async fn run(
     bind: &str,
     max_body_bytes: usize,
     public_url: Option<&str>,
+    jobs: Option<kiln_session::JobsConfig>,
 ) -> std::io::Result<()> {
     let mgr = agent.manager().clone();
     let listener = tokio::net::TcpListener::bind(bind).await?;
@@ -108,11 +110,22 @@ pub async fn run(
             }
         })
     };
+    let mut scheduler = match jobs {
+        Some(cfg) => Some(
+            jobs::start(mgr.clone(), cfg)
+                .await
+                .map_err(|e| std::io::Error::other(format!("could not start the jobs: {e}")))?,
+        ),
+        None => None,
+    };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     let result = serve(listener, state, shutdown).await;
     indexer.abort();
+    if let Some(s) = scheduler.as_mut() {
+        let _ = s.shutdown().await;
+    }
     mgr.close().await;
     result
 }

@@ -13,6 +13,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub llm: LlmConfig,
     pub agent: AgentConfig,
+    pub jobs: crate::JobsConfig,
 }
 
 /// The agent loop: step budget and discovery detection.

@@ -7,6 +7,7 @@ mod config;
 mod context;
 mod conversation;
 mod error;
+mod jobs;
 mod manager;
 mod report;
 mod search;
@@ -19,6 +20,7 @@ pub use config::{AgentConfig, Config, LlmConfig, ServerConfig, StorageConfig};
 pub use context::{Cleared, ContextCleanup, ContextItemInput};
 pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput};
 pub use error::{Error, Result};
+pub use jobs::{JobReport, JobsConfig};
 pub use kiln_db::{
     AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, Collaborator, Contribution,
     MergeResult, NewNode, Node, Page, ReflogEntry, Session, SessionEvent, SessionExport, ShareLink,

@@ -1,5 +1,6 @@
 //! The command-line surface: one submodule per subcommand.
 
+mod admin;
 mod bench;
 mod branch;
 mod chat;
@@ -32,6 +33,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Backups: write one now (`backup`), or put one back (`restore FILE`).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Chat with the research agent in a session (a terminal REPL with slash commands).
     Chat(chat::ChatArgs),
     /// Show the configuration reference.
@@ -68,6 +72,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
+        Command::Admin(cmd) => admin::run(g, cmd).await,
         Command::Chat(args) => chat::run(g, args).await,
         Command::Config(cmd) => config::run(cmd),
         Command::Materials(cmd) => materials::run(cmd),

@@ -584,3 +584,43 @@ fn bench_search_measures_both_engines_on_one_corpus() {
     assert!(out["queries"]["single_term"]["fts5_rows"].as_u64().unwrap() > 0);
     assert!(out["visible_after_write_ms"].as_f64().unwrap() < 1000.0);
 }
+
+#[test]
+fn admin_backup_then_restore_brings_back_the_old_state_and_keeps_the_new() {
+    let k = Kiln::new();
+    let id = k.new_session("to back up");
+    k.say(&id, "main", "user", "before the backup");
+    let file = k.ok(&["admin", "backup"]).trim().to_string();
+    assert!(
+        file.contains("backups") && std::path::Path::new(&file).exists(),
+        "{file}"
+    );
+    k.say(&id, "main", "user", "after the backup");
+    assert!(k.ok(&["search", "after"]).contains("to back up"));
+
+    let out = k.ok(&["admin", "restore", &file]);
+    assert!(out.contains("restored"), "{out}");
+    let msgs = k.json(&["message", "list", &id]);
+    assert_eq!(msgs["items"][0]["content"], "before the backup");
+    // The search index was rebuilt from the restored database.
+    assert!(k.ok(&["search", "after"]).contains("no matches"));
+    // The replaced database is kept beside it.
+    let kept = std::fs::read_dir(k.path().join("data"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("kiln.db.before-restore-")
+        });
+    assert!(kept);
+
+    let junk = k.path().join("junk.db");
+    std::fs::write(&junk, b"not a database").unwrap();
+    let err = k.fails(&["admin", "restore", junk.to_str().unwrap()]);
+    assert!(err.contains("not a Kiln database"), "{err}");
+    assert_eq!(
+        k.json(&["message", "list", &id])["items"][0]["content"],
+        "before the backup"
+    );
+}

@@ -24,6 +24,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
         &bind,
         config.server.max_body_bytes,
         Some(config.server.public_url.as_str()),
+        config.jobs.enabled.then(|| config.jobs.clone()),
     )
     .await
     .with_context(|| format!("could not serve on {bind}"))?;

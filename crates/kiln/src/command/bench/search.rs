@@ -32,6 +32,15 @@ pub struct SearchArgs {
     pub seed: u64,
 }
 
+/// A query kind: its name, the Kiln search, and the FTS5 query with its project and kind.
+type QueryCase = (
+    &'static str,
+    SearchParams,
+    String,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
 const FORMULAS: [&str; 8] = [
     "LiFePO4", "LiCoO2", "CsPbI3", "LiMn2O4", "NaCl", "MgO", "BaTiO3", "SrTiO3",
 ];
@@ -130,7 +139,7 @@ pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
     log("building SQLite FTS5 over the same texts");
     let fts_build_s = mgr.db().fts5_build().await?.as_secs_f64();
 
-    let kinds: [(&str, SearchParams, String, Option<&str>, Option<&str>); 4] = [
+    let kinds: [QueryCase; 4] = [
         (
             "single_term",
             params("perovskite", None),

@@ -1,0 +1,104 @@
+//! What the scheduled jobs read and lease: sessions due for a lifecycle step, the last
+//! automatic checkpoint, and per-(job, session) leases with an expiry.
+
+use sqlx::Row;
+
+use crate::model::{SESSION_COLUMNS, Session};
+use crate::{Db, Result};
+
+impl Db {
+    /// Takes the lease on `(job, session)` for `holder` until `until`, if it is free or expired
+    /// at `now` (or already `holder`'s). Returns whether `holder` holds it now.
+    pub async fn try_lease(
+        &self,
+        job: &str,
+        session: &str,
+        holder: &str,
+        now: &str,
+        until: &str,
+    ) -> Result<bool> {
+        let mut w = self.writer().await;
+        let n = sqlx::query(
+            "INSERT INTO job_leases (job, session_id, holder, until) VALUES (?1, ?2, ?3, ?5) \
+             ON CONFLICT (job, session_id) DO UPDATE SET holder = ?3, until = ?5 \
+             WHERE job_leases.until <= ?4 OR job_leases.holder = ?3",
+        )
+        .bind(job)
+        .bind(session)
+        .bind(holder)
+        .bind(now)
+        .bind(until)
+        .execute(&mut w.conn)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Gives a lease back early.
+    pub async fn release_lease(&self, job: &str, session: &str, holder: &str) -> Result<()> {
+        let mut w = self.writer().await;
+        sqlx::query("DELETE FROM job_leases WHERE job = ? AND session_id = ? AND holder = ?")
+            .bind(job)
+            .bind(session)
+            .bind(holder)
+            .execute(&mut w.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Sessions of these statuses (any type when `session_type` is `None`).
+    pub async fn sessions_with_status(
+        &self,
+        statuses: &[&str],
+        session_type: Option<&str>,
+    ) -> Result<Vec<Session>> {
+        let list = statuses
+            .iter()
+            .map(|s| format!("'{}'", s.replace('\'', "")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE status IN ({list}) \
+             AND (?1 IS NULL OR session_type = ?1) ORDER BY id"
+        )))
+        .bind(session_type)
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.iter().map(Session::from_row).collect()
+    }
+
+    /// The newest of the session's own update time and its branches' head moves.
+    pub async fn last_activity(&self, session: &str) -> Result<String> {
+        let row = sqlx::query(
+            "SELECT MAX(COALESCE((SELECT MAX(updated_at) FROM branches WHERE session_id = s.id), ''), \
+             s.updated_at) FROM sessions s WHERE s.id = ?",
+        )
+        .bind(session)
+        .fetch_one(&mut *self.read().await?)
+        .await?;
+        Ok(row.try_get::<Option<String>, _>(0)?.unwrap_or_default())
+    }
+
+    /// When the session last entered `status` (from its session events).
+    pub async fn entered_status_at(&self, session: &str, status: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MAX(at) FROM session_events WHERE session_id = ? AND to_status = ?",
+        )
+        .bind(session)
+        .bind(status)
+        .fetch_one(&mut *self.read().await?)
+        .await?)
+    }
+
+    /// The name of the session's newest automatic checkpoint (`auto-<UTC time>`, so the
+    /// newest sorts last).
+    pub async fn last_auto_checkpoint(&self, session: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MAX(name) FROM refs WHERE session_id = ? AND auto = 1 \
+             AND name LIKE 'auto-%'",
+        )
+        .bind(session)
+        .fetch_one(&mut *self.read().await?)
+        .await?)
+    }
+}
