@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::model::{SESSION_COLUMNS, Session};
-use crate::tree::{Pos, chain, head_state, on_path, pos};
+use crate::tree::{Pos, chain, on_path, pos};
 use crate::{Db, Result, SessionFilter};
 
 /// One outbox entry.
@@ -110,6 +110,50 @@ impl Db {
         rows.iter().map(node_from_row).collect()
     }
 
+    /// A session's nodes in rowid order after `after` (re-indexing one session).
+    pub async fn session_nodes_after(
+        &self,
+        session: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<SearchNode>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{NODE_SELECT} WHERE session_id = ? AND rowid > ? ORDER BY rowid LIMIT {}",
+            limit.max(1)
+        )))
+        .bind(session)
+        .bind(after)
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.iter().map(node_from_row).collect()
+    }
+
+    /// The sessions `user` collaborates on with read access (not the ones they own).
+    pub async fn shared_with(&self, user: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT session_id FROM collaborators WHERE user_id = ? AND (perms & 1) = 1",
+        )
+        .bind(user)
+        .fetch_all(&mut *self.read().await?)
+        .await?)
+    }
+
+    /// Names of these sessions.
+    pub async fn session_names(&self, ids: &[String]) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        let mut conn = self.read().await?;
+        for id in ids {
+            let name: Option<String> = sqlx::query_scalar("SELECT name FROM sessions WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some(n) = name {
+                out.insert(id.clone(), n);
+            }
+        }
+        Ok(out)
+    }
+
     /// Nodes in rowid order after `after` (for rebuilding the index).
     pub async fn search_nodes_after(&self, after: i64, limit: u32) -> Result<Vec<SearchNode>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -182,11 +226,19 @@ impl Db {
         .await?;
         let mut chains = Vec::with_capacity(names.len());
         for name in &names {
-            let head = head_state(&mut conn, session, name).await?;
-            chains.push((
-                name,
-                chain(&mut conn, head.pos.segment, head.pos.seq).await?,
-            ));
+            // The head's position only: not the branch's materialised state.
+            let head: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT n.segment_id, n.seq FROM branches b JOIN nodes n \
+                 ON n.session_id = b.session_id AND n.id = b.head_id \
+                 WHERE b.session_id = ? AND b.name = ?",
+            )
+            .bind(session)
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some((segment, seq)) = head {
+                chains.push((name, chain(&mut conn, segment, seq).await?));
+            }
         }
         let mut out = HashMap::new();
         for node in nodes {

@@ -31,7 +31,7 @@ pub use query::SyntaxError;
 
 /// Bumped whenever the schema or the document content changes; an index of another version is
 /// rebuilt at open.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Outbox entries applied per commit.
 const BATCH: u32 = 2000;
@@ -60,6 +60,12 @@ struct Fields {
     node: Field,
     kind: Field,
     author: Field,
+    /// The session's owner, project, type and tags, copied onto every document so the common
+    /// filters are term queries (a change to them re-indexes the session: outbox op `meta`).
+    owner: Field,
+    project: Field,
+    stype: Field,
+    tag: Field,
     material: Field,
     element: Field,
     created: Field,
@@ -75,6 +81,10 @@ fn schema() -> (Schema, Fields) {
         node: b.add_text_field("node", STRING | STORED),
         kind: b.add_text_field("kind", STRING | STORED),
         author: b.add_text_field("author", STRING),
+        owner: b.add_text_field("owner", STRING),
+        project: b.add_text_field("project", STRING),
+        stype: b.add_text_field("type", STRING),
+        tag: b.add_text_field("tag", STRING),
         material: b.add_text_field("material", STRING),
         element: b.add_text_field("element", STRING),
         created: b.add_date_field("created", DateOptions::from(INDEXED)),
@@ -124,10 +134,23 @@ pub enum Opened {
     Rebuilt { nodes: u64 },
 }
 
-/// Filters on hits (session-level filters are applied by the caller's choice of sessions).
+/// Which sessions a search may see: those `user` owns plus `shared` (read access granted), or
+/// exactly `only` when the caller narrowed them down (a status filter, one session).
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub user: String,
+    pub shared: Vec<String>,
+    pub only: Option<Vec<String>>,
+}
+
+/// Filters on hits.
 #[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
     pub q: String,
+    pub owner: Option<String>,
+    pub project: Option<String>,
+    pub session_type: Option<String>,
+    pub tag: Option<String>,
     pub kind: Option<String>,
     pub author: Option<String>,
     pub material: Option<String>,
@@ -285,15 +308,46 @@ impl SearchIndex {
         let nodes = db.search_nodes(&rowids).await?;
         let mut by_rowid: HashMap<i64, SearchNode> =
             nodes.into_iter().map(|n| (n.rowid, n)).collect();
+        let mut sessions: HashMap<String, Option<Session>> = HashMap::new();
         for e in entries {
             match (e.op.as_str(), e.node_rowid) {
                 ("node", Some(r)) => {
-                    if let Some(n) = by_rowid.remove(&r) {
-                        self.put_node(w, &n)?;
+                    let Some(n) = by_rowid.remove(&r) else {
+                        continue;
+                    };
+                    if !sessions.contains_key(&n.session_id) {
+                        let s = match db.session(&n.session_id).await {
+                            Ok(s) => Some(s),
+                            Err(kiln_db::Error::NotFound(_)) => None,
+                            Err(err) => return Err(err.into()),
+                        };
+                        sessions.insert(n.session_id.clone(), s);
+                    }
+                    if let Some(Some(s)) = sessions.get(&n.session_id) {
+                        self.put_node(w, &n, s)?;
                     }
                 }
                 ("session", _) => match db.session(&e.session_id).await {
                     Ok(s) => self.put_session(w, &s)?,
+                    Err(kiln_db::Error::NotFound(_)) => {}
+                    Err(err) => return Err(err.into()),
+                },
+                ("meta", _) => match db.session(&e.session_id).await {
+                    Ok(s) => {
+                        self.put_session(w, &s)?;
+                        let mut after = 0;
+                        loop {
+                            let nodes = db.session_nodes_after(&s.id, after, BATCH).await?;
+                            let Some(last) = nodes.last().map(|n| n.rowid) else {
+                                break;
+                            };
+                            for n in &nodes {
+                                self.put_node(w, n, &s)?;
+                            }
+                            after = last;
+                        }
+                        sessions.insert(s.id.clone(), Some(s));
+                    }
                     Err(kiln_db::Error::NotFound(_)) => {}
                     Err(err) => return Err(err.into()),
                 },
@@ -306,7 +360,19 @@ impl SearchIndex {
         Ok(())
     }
 
-    fn put_node(&self, w: &IndexWriter, n: &SearchNode) -> Result<()> {
+    /// Adds the session fields every document carries.
+    fn session_fields(&self, td: &mut TantivyDocument, s: &Session) {
+        td.add_text(self.f.owner, &s.owner_id);
+        if let Some(p) = &s.project {
+            td.add_text(self.f.project, p);
+        }
+        td.add_text(self.f.stype, s.session_type.as_str());
+        for t in &s.tags {
+            td.add_text(self.f.tag, t);
+        }
+    }
+
+    fn put_node(&self, w: &IndexWriter, n: &SearchNode, s: &Session) -> Result<()> {
         let key = format!("n{}", n.rowid);
         w.delete_term(Term::from_field_text(self.f.key, &key));
         let d = doc::node_doc(n);
@@ -321,6 +387,7 @@ impl SearchIndex {
         if let Some(a) = &n.author {
             td.add_text(self.f.author, a);
         }
+        self.session_fields(&mut td, s);
         for m in &d.materials {
             td.add_text(self.f.material, m);
         }
@@ -344,6 +411,7 @@ impl SearchIndex {
         td.add_text(self.f.session, &s.id);
         td.add_text(self.f.kind, "session");
         td.add_text(self.f.author, &s.owner_id);
+        self.session_fields(&mut td, s);
         if let Some(t) = date(&s.created_at) {
             td.add_date(self.f.created, t);
         }
@@ -377,8 +445,10 @@ impl SearchIndex {
         // Entries written from here on are applied by the next sync (re-adding is idempotent).
         let upto = db.outbox_max().await?;
         iw.delete_all_documents()?;
+        let mut sessions: HashMap<String, Session> = HashMap::new();
         for s in db.all_sessions().await? {
             self.put_session(iw, &s)?;
+            sessions.insert(s.id.clone(), s);
         }
         let total = u64::try_from(db.node_count().await?).unwrap_or(0);
         let (mut after, mut done) = (0i64, 0u64);
@@ -388,7 +458,9 @@ impl SearchIndex {
                 break;
             };
             for n in &nodes {
-                self.put_node(iw, n)?;
+                if let Some(s) = sessions.get(&n.session_id) {
+                    self.put_node(iw, n, s)?;
+                }
             }
             done += nodes.len() as u64;
             after = last;
@@ -406,8 +478,8 @@ impl SearchIndex {
         self.writer.lock().await.applied
     }
 
-    /// Searches the sessions in `allowed` (id, name): the caller decides what the user may read.
-    pub fn search(&self, req: &SearchRequest, allowed: &[(String, String)]) -> Result<SearchPage> {
+    /// Searches the sessions `access` allows; session names are left for the caller.
+    pub fn search(&self, req: &SearchRequest, access: &Access) -> Result<SearchPage> {
         let prepared = query::prepare(&req.q).map_err(Error::Syntax)?;
         let offset: usize = match &req.cursor {
             Some(c) => c
@@ -417,64 +489,49 @@ impl SearchIndex {
         };
         let limit = req.limit.clamp(1, 100);
         let per = req.hits_per_session.clamp(1, 20);
-        if allowed.is_empty() {
-            return Ok(SearchPage {
-                items: Vec::new(),
-                next_cursor: None,
-                fuzzy: false,
-            });
+        let empty = SearchPage {
+            items: Vec::new(),
+            next_cursor: None,
+            fuzzy: false,
+        };
+        if access.only.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(empty);
         }
-        let names: HashMap<&str, &str> = allowed
-            .iter()
-            .map(|(id, n)| (id.as_str(), n.as_str()))
-            .collect();
         let searcher = self.reader.searcher();
         let mut parser = QueryParser::for_index(&self.index, vec![self.f.text]);
         parser.set_conjunction_by_default();
-        let mut fuzzy = false;
+        let filters = self.filters(req, access)?;
         let mut user = self.user_query(&parser, &prepared)?;
-        let filters = self.filters(req, allowed)?;
-        let mut full = self.and(user.box_clone(), &filters);
-        if searcher.search(&*full, &TopDocs::with_limit(1))?.is_empty() {
+        let mut fuzzy = false;
+        let mut grouped = self.grouped(
+            &searcher,
+            &*self.and(user.box_clone(), &filters),
+            offset,
+            limit,
+            per,
+        )?;
+        if grouped.0.is_empty() && offset == 0 {
+            // Nothing matched exactly: allow one typo per word.
             parser.set_field_fuzzy(self.f.text, false, 1, true);
             if let Ok(q) = self.user_query(&parser, &prepared) {
-                let fq = self.and(q.box_clone(), &filters);
-                if !searcher.search(&*fq, &TopDocs::with_limit(1))?.is_empty() {
+                let g = self.grouped(
+                    &searcher,
+                    &*self.and(q.box_clone(), &filters),
+                    offset,
+                    limit,
+                    per,
+                )?;
+                if !g.0.is_empty() {
                     user = q;
-                    full = fq;
+                    grouped = g;
                     fuzzy = true;
                 }
             }
         }
-        // Collect enough top documents to fill the page of sessions; widen until it fills or
-        // the matches run out (so there is no fixed cap on how deep pages go).
-        let want = offset + limit + 1;
-        let mut k = (want * per * 2).max(64);
-        let grouped = loop {
-            let top = searcher.search(&*full, &TopDocs::with_limit(k))?;
-            let mut order: Vec<String> = Vec::new();
-            let mut groups: HashMap<String, Vec<(f32, tantivy::DocAddress)>> = HashMap::new();
-            for (score, addr) in &top {
-                let d: TantivyDocument = searcher.doc(*addr)?;
-                let sid = d
-                    .get_first(self.f.session)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string();
-                let g = groups.entry(sid.clone()).or_default();
-                if g.is_empty() {
-                    order.push(sid);
-                }
-                if g.len() < per {
-                    g.push((*score, *addr));
-                }
-            }
-            if order.len() >= want || top.len() < k {
-                break (order, groups);
-            }
-            k *= 4;
-        };
         let (order, mut groups) = grouped;
+        if order.is_empty() {
+            return Ok(SearchPage { fuzzy, ..empty });
+        }
         let mut snippets = SnippetGenerator::create(&searcher, &*user, self.f.text)?;
         snippets.set_max_num_chars(200);
         let mut items = Vec::new();
@@ -499,11 +556,7 @@ impl SearchIndex {
             }
             items.push(SessionHits {
                 session_id: sid.clone(),
-                session_name: names
-                    .get(sid.as_str())
-                    .copied()
-                    .unwrap_or_default()
-                    .to_string(),
+                session_name: String::new(),
                 score: hits.first().map_or(0.0, |h| h.score),
                 hits,
             });
@@ -514,6 +567,49 @@ impl SearchIndex {
             next_cursor,
             fuzzy,
         })
+    }
+
+    /// The best documents grouped per session, sessions in order of their best document:
+    /// enough to fill the page plus one (to know whether another page follows). The top-docs
+    /// limit widens until the page fills or the matches run out, so pages have no fixed cap.
+    #[allow(clippy::type_complexity)]
+    fn grouped(
+        &self,
+        searcher: &tantivy::Searcher,
+        q: &dyn Query,
+        offset: usize,
+        limit: usize,
+        per: usize,
+    ) -> Result<(
+        Vec<String>,
+        HashMap<String, Vec<(f32, tantivy::DocAddress)>>,
+    )> {
+        let want = offset + limit + 1;
+        let mut k = (want * per * 2).max(64);
+        loop {
+            let top = searcher.search(q, &TopDocs::with_limit(k))?;
+            let mut order: Vec<String> = Vec::new();
+            let mut groups: HashMap<String, Vec<(f32, tantivy::DocAddress)>> = HashMap::new();
+            for (score, addr) in &top {
+                let d: TantivyDocument = searcher.doc(*addr)?;
+                let sid = d
+                    .get_first(self.f.session)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                let g = groups.entry(sid.clone()).or_default();
+                if g.is_empty() {
+                    order.push(sid);
+                }
+                if g.len() < per {
+                    g.push((*score, *addr));
+                }
+            }
+            if order.len() >= want || top.len() < k {
+                return Ok((order, groups));
+            }
+            k *= 4;
+        }
     }
 
     /// The user's words: the parsed text and a prefix query per `word*`, all required.
@@ -540,35 +636,44 @@ impl SearchIndex {
         })
     }
 
-    /// The filter clauses: the allowed sessions, then each given filter.
-    fn filters(
-        &self,
-        req: &SearchRequest,
-        allowed: &[(String, String)],
-    ) -> Result<Vec<Box<dyn Query>>> {
+    /// The filter clauses: what `access` allows, then each given filter.
+    fn filters(&self, req: &SearchRequest, access: &Access) -> Result<Vec<Box<dyn Query>>> {
         let f = self.f;
-        let mut out: Vec<Box<dyn Query>> = vec![Box::new(TermSetQuery::new(
-            allowed
-                .iter()
-                .map(|(id, _)| Term::from_field_text(f.session, id)),
-        ))];
         let term = |field: Field, v: &str| -> Box<dyn Query> {
             Box::new(TermQuery::new(
                 Term::from_field_text(field, v),
                 IndexRecordOption::Basic,
             ))
         };
-        if let Some(k) = &req.kind {
-            out.push(term(f.kind, k));
+        let sessions = |ids: &[String]| -> Box<dyn Query> {
+            Box::new(TermSetQuery::new(
+                ids.iter().map(|id| Term::from_field_text(f.session, id)),
+            ))
+        };
+        let mut out: Vec<Box<dyn Query>> = Vec::new();
+        match &access.only {
+            Some(ids) => out.push(sessions(ids)),
+            None => {
+                let mut either = vec![(Occur::Should, term(f.owner, &access.user))];
+                if !access.shared.is_empty() {
+                    either.push((Occur::Should, sessions(&access.shared)));
+                }
+                out.push(Box::new(BooleanQuery::new(either)));
+            }
         }
-        if let Some(a) = &req.author {
-            out.push(term(f.author, a));
-        }
-        if let Some(m) = &req.material {
-            out.push(term(f.material, m));
-        }
-        if let Some(e) = &req.element {
-            out.push(term(f.element, e));
+        for (field, v) in [
+            (f.kind, &req.kind),
+            (f.author, &req.author),
+            (f.material, &req.material),
+            (f.element, &req.element),
+            (f.owner, &req.owner),
+            (f.project, &req.project),
+            (f.stype, &req.session_type),
+            (f.tag, &req.tag),
+        ] {
+            if let Some(v) = v {
+                out.push(term(field, v));
+            }
         }
         if req.from.is_some() || req.to.is_some() {
             if let (Some(a), Some(b)) = (req.from, req.to)

@@ -127,26 +127,44 @@ impl SessionManager {
             Some(a) => Some(self.find_user(a).await?.id),
             None => None,
         };
-        let filter = kiln_db::SessionFilter {
-            status: p.status,
-            project: p.project.clone(),
-            session_type: p.session_type,
-            tag: p.tag.clone(),
-            ..Default::default()
-        };
-        let mut allowed = self
-            .db
-            .searchable_sessions(&caller.user_id, &filter)
-            .await?;
-        if let Some(only) = &p.session {
+        // Who may see what: the sessions the caller owns plus those shared with them, as index
+        // terms; a status filter or one named session narrows that to an explicit list.
+        let only = if let Some(one) = &p.session {
             // A session the caller may not read is as missing as one that does not exist.
-            self.readable(caller, only).await?;
-            allowed.retain(|(id, _)| id == only);
-        }
+            self.readable(caller, one).await?;
+            Some(vec![one.clone()])
+        } else if p.status.is_some() {
+            let filter = kiln_db::SessionFilter {
+                status: p.status,
+                project: p.project.clone(),
+                session_type: p.session_type,
+                tag: p.tag.clone(),
+                ..Default::default()
+            };
+            let ids = self
+                .db
+                .searchable_sessions(&caller.user_id, &filter)
+                .await?;
+            Some(ids.into_iter().map(|(id, _)| id).collect())
+        } else {
+            None
+        };
+        let access = kiln_search::Access {
+            user: caller.user_id.clone(),
+            shared: if only.is_none() {
+                self.db.shared_with(&caller.user_id).await?
+            } else {
+                Vec::new()
+            },
+            only,
+        };
         let index = self.search_index().await?;
         index.sync(&self.db).await?;
         let req = SearchRequest {
             q: p.q,
+            project: p.project,
+            session_type: p.session_type.map(|t| t.as_str().to_string()),
+            tag: p.tag,
             kind: p.kind,
             author,
             material: p.material,
@@ -156,9 +174,13 @@ impl SessionManager {
             limit: p.limit.unwrap_or(10),
             hits_per_session: p.per_session.unwrap_or(5),
             cursor: p.cursor,
+            ..Default::default()
         };
-        let mut page = index.search(&req, &allowed)?;
+        let mut page = index.search(&req, &access)?;
+        let ids: Vec<String> = page.items.iter().map(|s| s.session_id.clone()).collect();
+        let names = self.db.session_names(&ids).await?;
         for s in &mut page.items {
+            s.session_name = names.get(&s.session_id).cloned().unwrap_or_default();
             let nodes: Vec<String> = s.hits.iter().filter_map(|h| h.node_id.clone()).collect();
             let reach = self.db.branches_reaching(&s.session_id, &nodes).await?;
             for h in &mut s.hits {

@@ -97,3 +97,53 @@ async fn the_index_follows_sqlite_through_restarts_corruption_and_schema_changes
     // Bob, who may read nothing here, finds nothing.
     assert_eq!(count(&m3, &e.bob, "garnet").await, 0);
 }
+
+#[tokio::test]
+async fn session_fields_on_hits_follow_changes_to_the_session() {
+    let e = env().await;
+    let s = e.session("fields").await;
+    e.mgr
+        .append_message(&e.alice, &s, "main", msg(Role::User, "kesterite absorber"))
+        .await
+        .unwrap();
+    let tagged = |tag: &str| SearchParams {
+        q: "kesterite".into(),
+        tag: Some(tag.into()),
+        ..Default::default()
+    };
+    let hits = |p: SearchParams| {
+        let m = e.mgr.clone();
+        let a = e.alice.clone();
+        async move { m.search_sessions(&a, p).await.unwrap().items.len() }
+    };
+    assert_eq!(hits(tagged("solar")).await, 0);
+    let current = e.mgr.session(&e.alice, &s).await.unwrap();
+    e.mgr
+        .update_session(
+            &e.alice,
+            &s,
+            kiln_session::UpdateSession {
+                tags: Some(vec!["solar".into()]),
+                project: Some(Some("pv".into())),
+                ..Default::default()
+            },
+            Some(current.version),
+        )
+        .await
+        .unwrap();
+    // The change re-indexes the session's nodes with their new tags and project.
+    assert_eq!(hits(tagged("solar")).await, 1);
+    let by_project = SearchParams {
+        q: "kesterite".into(),
+        project: Some("pv".into()),
+        ..Default::default()
+    };
+    assert_eq!(hits(by_project).await, 1);
+    // A status filter narrows to sessions in that status.
+    let active = SearchParams {
+        q: "kesterite".into(),
+        status: Some(kiln_types::SessionStatus::Archived),
+        ..Default::default()
+    };
+    assert_eq!(hits(active).await, 0);
+}
