@@ -206,3 +206,52 @@ async fn backups_are_consistent_copies_with_retention() {
         .unwrap();
     assert_eq!(page.items[0].content, "keep me");
 }
+
+#[tokio::test]
+async fn a_failing_job_on_one_session_spares_the_others_and_is_retried_next_tick() {
+    use sqlx::Connection;
+    let e = env().await;
+    let cfg = JobsConfig::default();
+    let mut ids = Vec::new();
+    for name in ["broken", "healthy"] {
+        let s = e
+            .mgr
+            .create_session(
+                &e.alice,
+                CreateSession {
+                    name: name.into(),
+                    session_type: SessionType::Research,
+                    duration_days: Some(30),
+                    checkpoint_frequency: Some(CheckpointFrequency::Hourly),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        ids.push(s.id);
+    }
+    // Point one session's default branch at a branch that does not exist.
+    let url = format!("sqlite://{}", e.dir.path().join("kiln.db").display());
+    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE sessions SET default_branch = 'gone' WHERE id = ?")
+        .bind(&ids[0])
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let t = Utc::now() + Duration::minutes(61);
+    let r = e.mgr.run_jobs(&cfg, t, "A").await;
+    assert_eq!(
+        r.checkpoints, 1,
+        "the healthy session still gets its checkpoint: {r:?}"
+    );
+    assert_eq!(r.errors.len(), 1, "{r:?}");
+    assert!(r.errors[0].contains(&ids[0]), "{r:?}");
+    // Mended, the next tick retries and succeeds; the healthy one is not due again.
+    sqlx::query("UPDATE sessions SET default_branch = 'main' WHERE id = ?")
+        .bind(&ids[0])
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let r = e.mgr.run_jobs(&cfg, t + Duration::minutes(1), "A").await;
+    assert_eq!((r.checkpoints, r.errors.len()), (1, 0), "{r:?}");
+}
