@@ -8,7 +8,8 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeDoc {
     pub text: String,
-    /// Reduced formulas mentioned (material events, discoveries, formulas in messages).
+    /// Formulas mentioned (material events, discoveries, formulas in messages) and their
+    /// chemical systems (`Fe-Li-O-P`).
     pub materials: Vec<String>,
     /// Element symbols of those materials.
     pub elements: Vec<String>,
@@ -62,9 +63,12 @@ pub fn node_doc(n: &SearchNode) -> NodeDoc {
     let mut reduced = Vec::new();
     for m in materials {
         if let Ok(f) = kiln_materials::parse(&m) {
-            for (e, _) in f.elements() {
-                elements.push(e.symbol().to_string());
-            }
+            let mut symbols: Vec<&str> = f.elements().iter().map(|(e, _)| e.symbol()).collect();
+            elements.extend(symbols.iter().map(|s| s.to_string()));
+            // The chemical system (`Fe-Li-O-P`) is searchable as a material too.
+            symbols.sort_unstable();
+            symbols.dedup();
+            reduced.push(symbols.join("-"));
             reduced.push(m);
         }
     }
@@ -107,7 +111,7 @@ pub fn formulas_in(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The searchable text of a session: name, description, tags and project.
+/// The searchable text of a session: name, description, tags, project, type and status.
 pub fn session_text(s: &Session) -> String {
     let mut text = s.name.clone();
     push_line(&mut text, &s.description);
@@ -115,6 +119,10 @@ pub fn session_text(s: &Session) -> String {
     if let Some(p) = &s.project {
         push_line(&mut text, p);
     }
+    push_line(
+        &mut text,
+        &format!("{} {}", s.session_type.as_str(), s.status.as_str()),
+    );
     text
 }
 
@@ -156,10 +164,10 @@ mod tests {
             ),
         ));
         assert!(d.text.contains("Olivine framework") && d.text.contains("stability_insight"));
-        assert_eq!(d.materials, ["LiFePO4"]);
+        assert_eq!(d.materials, ["Fe-Li-O-P", "LiFePO4"]);
         assert_eq!(d.elements, ["Fe", "Li", "O", "P"]);
         let m = node_doc(&node("material", "", Some(json!({"formula": "CuSO4"}))));
-        assert_eq!(m.materials, ["CuSO4"]);
+        assert_eq!(m.materials, ["Cu-O-S", "CuSO4"]);
         let pin = node_doc(&node(
             "context_pin",
             "",

@@ -165,6 +165,10 @@ async fn search_finds_what_the_caller_may_read() {
         .await;
     assert!(hits(&v).len() >= 2, "{v}");
     let (_, v) = srv
+        .search(&alice, &[("q", "olivine"), ("material", "Fe-Li-O-P")])
+        .await;
+    assert!(hits(&v).len() >= 2, "chemical systems are searchable: {v}");
+    let (_, v) = srv
         .search(
             &alice,
             &[("q", "olivine"), ("from", "2999-01-01T00:00:00Z")],
