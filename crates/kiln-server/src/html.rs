@@ -10,7 +10,7 @@ use kiln_session::Error;
 use minijinja::Environment;
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 3] = [
+const TEMPLATES: [(&str, &str); 5] = [
     (
         "base.html",
         include_str!("../../../templates/html/base.html"),
@@ -22,6 +22,14 @@ const TEMPLATES: [(&str, &str); 3] = [
     (
         "error.html",
         include_str!("../../../templates/html/error.html"),
+    ),
+    (
+        "login.html",
+        include_str!("../../../templates/html/login.html"),
+    ),
+    (
+        "sessions.html",
+        include_str!("../../../templates/html/sessions.html"),
     ),
 ];
 

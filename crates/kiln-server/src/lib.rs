@@ -79,6 +79,7 @@ pub async fn run(
                 user.name
             );
             println!("  {token}");
+            println!("Sign in to the web pages with: http://{addr}/login?token={token}");
             println!(
                 "Use it as `Authorization: Bearer <token>`; create more users with `kiln user add NAME`."
             );

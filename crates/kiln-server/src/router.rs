@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::collaborators::routes())
         .merge(routes::shares::routes())
         .merge(routes::search::routes())
+        .merge(routes::web::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())

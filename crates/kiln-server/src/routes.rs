@@ -9,3 +9,4 @@ pub mod sessions;
 pub mod shares;
 pub mod templates;
 pub mod tree;
+pub mod web;

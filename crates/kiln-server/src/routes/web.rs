@@ -1,0 +1,240 @@
+//! The web pages' first part: signing in with an API token (a form, or `/login?token=…` as
+//! `serve` prints on first start) into an HttpOnly, SameSite=Strict cookie; `/` showing the
+//! sessions page when signed in and the sign-in page otherwise; lifecycle buttons that offer only
+//! valid transitions. Every form that writes carries a CSRF token derived from the sign-in.
+
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use kiln_session::{Caller, Error, ListQuery};
+use kiln_types::SessionStatus;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::AppState;
+use crate::extract::Path;
+use crate::html;
+
+const COOKIE_NAME: &str = "kiln_token";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login_form))
+        .route("/logout", post(logout))
+        .route("/web/sessions/{id}/status", post(set_status))
+}
+
+/// The API token in the sign-in cookie, if any.
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE_NAME)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The CSRF token of a signed-in browser: derived from its API token, so it needs no storage
+/// and a page from another site cannot know it.
+fn csrf_for(token: &str) -> String {
+    let d = Sha256::digest(format!("kiln-csrf:{token}").as_bytes());
+    hex::encode(&d[..16])
+}
+
+/// The signed-in caller and their API token.
+async fn signed_in(st: &AppState, headers: &HeaderMap) -> Option<(Caller, String)> {
+    let token = cookie_token(headers)?;
+    st.mgr.authenticate(&token).await.ok().map(|c| (c, token))
+}
+
+fn redirect(to: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(
+            LOCATION,
+            HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/")),
+        )],
+    )
+        .into_response()
+}
+
+fn sign_in_cookie(token: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{COOKIE_NAME}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000"
+    ))
+    .ok()
+}
+
+/// The sessions page's filters, as its GET form sends them (empty fields mean no filter).
+#[derive(Debug, Default, Deserialize)]
+struct HomeQuery {
+    status: Option<String>,
+    project: Option<String>,
+    #[serde(rename = "type")]
+    session_type: Option<String>,
+    tag: Option<String>,
+}
+
+fn given(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Parses an optional enum filter by its serialized name.
+fn parse_filter<T: serde::de::DeserializeOwned>(
+    what: &str,
+    v: Option<String>,
+) -> Result<Option<T>, Error> {
+    given(v)
+        .map(|s| serde_json::from_value(serde_json::Value::String(s)))
+        .transpose()
+        .map_err(|_| Error::bad_request(format!("unknown {what}")))
+}
+
+fn list_query(h: HomeQuery) -> Result<ListQuery, Error> {
+    Ok(ListQuery {
+        status: parse_filter("status", h.status)?,
+        session_type: parse_filter("session type", h.session_type)?,
+        project: given(h.project),
+        tag: given(h.tag),
+        ..Default::default()
+    })
+}
+
+async fn home(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<HomeQuery>,
+) -> Response {
+    let Some((caller, token)) = signed_in(&st, &headers).await else {
+        return html::page(StatusCode::OK, "login.html", json!({}));
+    };
+    let q = match list_query(q) {
+        Ok(q) => q,
+        Err(e) => return html::error_page(&e),
+    };
+    let filter = json!({"status": q.status, "project": q.project, "type": q.session_type,
+                        "tag": q.tag});
+    match st.mgr.list_sessions(&caller, q).await {
+        Ok(page) => {
+            let sessions: Vec<_> = page
+                .items
+                .iter()
+                .map(|s| {
+                    let actions: Vec<&str> = s
+                        .status
+                        .allowed_targets()
+                        .iter()
+                        .filter(|t| **t != SessionStatus::Active)
+                        .map(|t| t.as_str())
+                        .collect();
+                    json!({"session": s, "actions": actions})
+                })
+                .collect();
+            html::page(
+                StatusCode::OK,
+                "sessions.html",
+                json!({"user": caller.name, "sessions": sessions, "csrf": csrf_for(&token),
+                       "filter": filter}),
+            )
+        }
+        Err(e) => html::error_page(&e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginQuery {
+    token: Option<String>,
+}
+
+async fn login_page(
+    State(st): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<LoginQuery>,
+) -> Response {
+    match q.token {
+        Some(t) => sign_in(&st, &t).await,
+        None => html::page(StatusCode::OK, "login.html", json!({})),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login_form(State(st): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+    sign_in(&st, f.token.trim()).await
+}
+
+async fn sign_in(st: &AppState, token: &str) -> Response {
+    if st.mgr.authenticate(token).await.is_err() {
+        return html::page(
+            StatusCode::UNAUTHORIZED,
+            "login.html",
+            json!({"error": "That token is not valid."}),
+        );
+    }
+    let mut r = redirect("/");
+    if let Some(c) = sign_in_cookie(token) {
+        r.headers_mut().insert(SET_COOKIE, c);
+    }
+    r
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+fn csrf_ok(token: &str, given: &str) -> bool {
+    bool::from(csrf_for(token).as_bytes().ct_eq(given.as_bytes()))
+}
+
+async fn logout(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some((_, token)) = signed_in(&st, &headers).await
+        && !csrf_ok(&token, &f.csrf)
+    {
+        return html::error_page(&Error::forbidden("the form's CSRF token is not valid"));
+    }
+    let mut r = redirect("/login");
+    r.headers_mut().insert(
+        SET_COOKIE,
+        HeaderValue::from_static("kiln_token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    r
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusForm {
+    status: SessionStatus,
+    csrf: String,
+}
+
+async fn set_status(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<StatusForm>,
+) -> Response {
+    let Some((caller, token)) = signed_in(&st, &headers).await else {
+        return redirect("/login");
+    };
+    if !csrf_ok(&token, &f.csrf) {
+        return html::error_page(&Error::forbidden("the form's CSRF token is not valid"));
+    }
+    match st.mgr.set_status(&caller, &id, f.status).await {
+        Ok(_) => redirect("/"),
+        Err(e) => html::error_page(&e),
+    }
+}
