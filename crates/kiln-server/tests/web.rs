@@ -149,6 +149,43 @@ async fn sign_in_list_and_move_sessions_with_csrf() {
         .await;
     assert_eq!(status(&now), "resumed");
 
+    // A new session from the page's form (CSRF checked), and the search box.
+    let create = |csrf: String| {
+        let (http, base, cookie) = (&http, &srv.base, cookie.clone());
+        async move {
+            http.post(format!("{base}/web/sessions"))
+                .header("cookie", cookie)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("name", "Garnet electrolytes"),
+                    ("type", "interactive"),
+                    ("project", "ssb"),
+                    ("tags", "oxide, li-ion"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(create("f".repeat(32)).await, StatusCode::FORBIDDEN);
+    assert_eq!(create(csrf.clone()).await, StatusCode::SEE_OTHER);
+    let (_, page) = get("/?project=ssb").await;
+    assert!(
+        page.contains("Garnet electrolytes") && page.contains("oxide, li-ion"),
+        "{page}"
+    );
+    api(
+        &format!("/v1/sessions/{b_id}/branches/main/messages"),
+        json!({"role": "user", "content": "the olivine framework is stable"}),
+    )
+    .await;
+    let (s, page) = get("/?q=olivine").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("<b>olivine</b>"), "highlighted hit: {page}");
+    let (_, page) = get("/?q=%22olivine").await;
+    assert!(page.contains("never closed"), "{page}");
+
     // Bob's page shows none of alice's sessions; signing out clears the cookie.
     let r = http
         .get(format!("{}/login?token={}", srv.base, srv.bob))

@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(home))
         .route("/login", get(login_page).post(login_form))
         .route("/logout", post(logout))
+        .route("/web/sessions", post(new_session))
         .route("/web/sessions/{id}/status", post(set_status))
 }
 
@@ -81,6 +82,8 @@ struct HomeQuery {
     #[serde(rename = "type")]
     session_type: Option<String>,
     tag: Option<String>,
+    /// Full-text search over the sessions (the search box).
+    q: Option<String>,
 }
 
 fn given(v: Option<String>) -> Option<String> {
@@ -116,9 +119,25 @@ async fn home(
     let Some((caller, token)) = signed_in(&st, &headers).await else {
         return html::page(StatusCode::OK, "login.html", json!({}));
     };
+    let search_text = given(q.q.clone());
     let q = match list_query(q) {
         Ok(q) => q,
         Err(e) => return html::error_page(&e),
+    };
+    // The search box: hits grouped per session, with the matched words highlighted (the
+    // snippets are escaped text with `<b>` around matches, so the template shows them as is).
+    let search = match &search_text {
+        Some(text) => {
+            let params = kiln_session::SearchParams {
+                q: text.clone(),
+                ..Default::default()
+            };
+            match st.mgr.search_sessions(&caller, params).await {
+                Ok(page) => json!({"q": text, "page": page}),
+                Err(e) => json!({"q": text, "error": e.message}),
+            }
+        }
+        None => serde_json::Value::Null,
     };
     let filter = json!({"status": q.status, "project": q.project, "type": q.session_type,
                         "tag": q.tag});
@@ -142,7 +161,7 @@ async fn home(
                 StatusCode::OK,
                 "sessions.html",
                 json!({"user": caller.name, "sessions": sessions, "csrf": csrf_for(&token),
-                       "filter": filter}),
+                       "filter": filter, "search": search}),
             )
         }
         Err(e) => html::error_page(&e),
@@ -234,6 +253,53 @@ async fn set_status(
         return html::error_page(&Error::forbidden("the form's CSRF token is not valid"));
     }
     match st.mgr.set_status(&caller, &id, f.status).await {
+        Ok(_) => redirect("/"),
+        Err(e) => html::error_page(&e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NewSessionForm {
+    csrf: String,
+    name: String,
+    #[serde(default, rename = "type")]
+    session_type: Option<String>,
+    #[serde(default)]
+    project: Option<String>,
+    /// Comma-separated.
+    #[serde(default)]
+    tags: Option<String>,
+}
+
+async fn new_session(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<NewSessionForm>,
+) -> Response {
+    let Some((caller, token)) = signed_in(&st, &headers).await else {
+        return redirect("/login");
+    };
+    if !csrf_ok(&token, &f.csrf) {
+        return html::error_page(&Error::forbidden("the form's CSRF token is not valid"));
+    }
+    let session_type = match parse_filter("session type", f.session_type) {
+        Ok(t) => t.unwrap_or_default(),
+        Err(e) => return html::error_page(&e),
+    };
+    let req = kiln_session::CreateSession {
+        name: f.name,
+        session_type,
+        project: given(f.project),
+        tags: f
+            .tags
+            .unwrap_or_default()
+            .split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect(),
+        ..Default::default()
+    };
+    match st.mgr.create_session(&caller, req).await {
         Ok(_) => redirect("/"),
         Err(e) => html::error_page(&e),
     }
