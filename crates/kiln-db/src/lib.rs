@@ -27,7 +27,7 @@ pub use error::{Error, Result};
 pub use export::{EXPORT_FORMAT, SessionExport};
 pub use merge::{DiffResult, MergeRequest, MergeResult};
 pub use model::*;
-pub use pool::{Db, DbOptions, now};
+pub use pool::{Db, DbOptions, now, stamp};
 pub use refs::Restored;
 pub use search::{OutboxEntry, SearchNode};
 pub use sessions::{NewSession, SessionFilter, SessionPatch};

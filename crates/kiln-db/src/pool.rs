@@ -297,5 +297,11 @@ impl Db {
 
 /// Returns the current time as stored: RFC 3339, UTC, microseconds.
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    stamp(chrono::Utc::now())
+}
+
+/// Formats a time as the store keeps times (RFC 3339, UTC, microseconds), so stored times
+/// compare correctly as text.
+pub fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use kiln_db::{NewNode, Session};
+use chrono::{DateTime, Duration, Utc};
+use kiln_db::{NewNode, Session, stamp};
 use kiln_types::{CheckpointFrequency, NodeKind, SessionStatus};
 use serde::{Deserialize, Serialize};
 
@@ -70,10 +70,6 @@ type DueFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<b
 
 /// The scheduler's actor name in session events and the audit log.
 const ACTOR: &str = "scheduler";
-
-fn at(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
 
 fn parse(t: &str) -> Option<DateTime<Utc>> {
     t.parse().ok()
@@ -138,7 +134,7 @@ impl SessionManager {
             )
             .await;
         }
-        match self.db.purge_shares(&at(now)).await {
+        match self.db.purge_shares(&stamp(now)).await {
             Ok(n) => r.shares_purged = n,
             Err(e) => r.errors.push(format!("purge_shares: {e}")),
         }
@@ -160,7 +156,7 @@ impl SessionManager {
         let until = now + Duration::seconds(i64::from(cfg.lease_seconds.max(1)));
         Ok(self
             .db
-            .try_lease(job, s, holder, &at(now), &at(until))
+            .try_lease(job, s, holder, &stamp(now), &stamp(until))
             .await?)
     }
 

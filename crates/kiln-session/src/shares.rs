@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use chrono::{Duration, SecondsFormat, Utc};
-use kiln_db::{NewShare, ShareLink, ShareRefusal};
+use chrono::{Duration, Utc};
+use kiln_db::{NewShare, ShareLink, ShareRefusal, stamp};
 use kiln_types::state::{Discovery, Hypothesis, Link, Material};
 use kiln_types::{ErrorKind, Permission, SessionType};
 use rand::RngCore;
@@ -102,10 +102,6 @@ pub fn is_share_token_shape(token: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn at(t: chrono::DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
 fn unknown() -> Error {
     Error::new(
         ErrorKind::NotFound,
@@ -146,7 +142,7 @@ impl SessionManager {
         let token = new_share_token();
         let id = kiln_types::NodeId::new().to_string();
         let now = Utc::now();
-        let expires_at = at(now + Duration::days(i64::from(req.expires_in_days)));
+        let expires_at = stamp(now + Duration::days(i64::from(req.expires_in_days)));
         let link = self
             .db
             .create_share(&NewShare {
@@ -157,7 +153,7 @@ impl SessionManager {
                 branch: branch.as_deref(),
                 checkpoint: req.checkpoint.as_deref(),
                 created_by: &caller.user_id,
-                created_at: &at(now),
+                created_at: &stamp(now),
                 expires_at: &expires_at,
                 max_views: req.max_views.map(i64::from),
             })
@@ -187,7 +183,7 @@ impl SessionManager {
         self.require(caller, session, Permission::Manage).await?;
         Ok(self
             .db
-            .revoke_share(session, id, &caller.user_id, &at(Utc::now()))
+            .revoke_share(session, id, &caller.user_id, &stamp(Utc::now()))
             .await?)
     }
 
@@ -207,7 +203,7 @@ impl SessionManager {
             return Err(unknown());
         }
         let hash = hash_token(token);
-        let link = match self.db.use_share(&hash, &at(Utc::now())).await? {
+        let link = match self.db.use_share(&hash, &stamp(Utc::now())).await? {
             Ok(link) => link,
             Err(ShareRefusal::Unknown) => return Err(unknown()),
             Err(ShareRefusal::Expired) => {
