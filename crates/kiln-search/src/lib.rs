@@ -707,6 +707,18 @@ impl SearchIndex {
     }
 }
 
+/// A hit's snippet as plain text with its matches marked by `open` and `close` (`<b>` and
+/// `</b>` become those; the HTML escapes of the text are undone).
+pub fn snippet_text(html: &str, open: &str, close: &str) -> String {
+    html.replace("<b>", open)
+        .replace("</b>", close)
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&amp;", "&")
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

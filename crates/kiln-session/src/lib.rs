@@ -26,7 +26,7 @@ pub use kiln_db::{
     MergeResult, NewNode, Node, Page, ReflogEntry, Session, SessionEvent, SessionExport, ShareLink,
     TurnView, User,
 };
-pub use kiln_search::{Hit, SearchPage, SessionHits};
+pub use kiln_search::{Hit, SearchPage, SessionHits, snippet_text};
 pub use manager::SessionManager;
 pub use report::Statistics;
 pub use search::SearchParams;

@@ -11,17 +11,6 @@ use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, clip, only_keys, str
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SessionSearch;
 
-/// A highlighted snippet as plain text for the model.
-fn plain(html: &str) -> String {
-    html.replace("<b>", "")
-        .replace("</b>", "")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&amp;", "&")
-}
-
 /// A hit's text as shown: trimmed, at most 240 characters.
 fn snippet(text: &str) -> String {
     clip(text.trim(), 240)
@@ -90,7 +79,7 @@ impl Tool for SessionSearch {
                 .filter(|h| h.node_id.is_none() || h.branches.contains(&ctx.branch))
                 .map(|h| {
                     let score = f64::from(h.score);
-                    let text = snippet(&plain(&h.snippet));
+                    let text = snippet(&kiln_session::snippet_text(&h.snippet, "", ""));
                     (
                         score,
                         json!({"kind": h.kind, "node": h.node_id, "score": score,

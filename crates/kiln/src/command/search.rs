@@ -105,16 +105,7 @@ async fn dispatch(local: &Local, args: SearchArgs) -> anyhow::Result<()> {
     for s in &page.items {
         println!("{}  {}", s.session_name, s.session_id);
         for h in &s.hits {
-            let text = h
-                .snippet
-                .replace("<b>", "\x1b[1m")
-                .replace("</b>", "\x1b[0m");
-            let text = text
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&#x27;", "'")
-                .replace("&amp;", "&");
+            let text = kiln_session::snippet_text(&h.snippet, "\x1b[1m", "\x1b[0m");
             let branches = if h.branches.is_empty() {
                 String::new()
             } else {
