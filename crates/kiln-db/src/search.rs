@@ -138,20 +138,22 @@ impl Db {
         .await?)
     }
 
-    /// Names of these sessions.
+    /// Names of these sessions (one query).
     pub async fn session_names(&self, ids: &[String]) -> Result<HashMap<String, String>> {
-        let mut out = HashMap::new();
-        let mut conn = self.read().await?;
-        for id in ids {
-            let name: Option<String> = sqlx::query_scalar("SELECT name FROM sessions WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if let Some(n) = name {
-                out.insert(id.clone(), n);
-            }
+        if ids.is_empty() {
+            return Ok(HashMap::new());
         }
-        Ok(out)
+        let marks = vec!["?"; ids.len()].join(",");
+        let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(format!(
+            "SELECT id, name FROM sessions WHERE id IN ({marks})"
+        )));
+        for id in ids {
+            q = q.bind(id);
+        }
+        Ok(q.fetch_all(&mut *self.read().await?)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// Nodes in rowid order after `after` (for rebuilding the index).
