@@ -19,14 +19,7 @@ impl Server {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        self.send(req).await
+        self.request(method, path, token, body).await
     }
     async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, Some(&self.alice), None).await

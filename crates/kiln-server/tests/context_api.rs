@@ -24,14 +24,7 @@ impl Server {
         token: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        self.send(req).await
+        self.request(method, path, Some(token), body).await
     }
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(reqwest::Method::POST, path, &self.alice, Some(body))

@@ -51,14 +51,8 @@ impl Server {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(self.token(role));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        self.send(req).await
+        self.request(method, path, Some(&self.token(role)), body)
+            .await
     }
 }
 

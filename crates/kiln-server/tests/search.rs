@@ -10,14 +10,7 @@ use support::{Server, start};
 
 impl Server {
     async fn req(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
-        let mut r = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let (s, v) = self.send(r).await;
+        let (s, v) = self.request(method, path, Some(token), body).await;
         assert!(s.is_success(), "{path}: {s} {v}");
         v
     }

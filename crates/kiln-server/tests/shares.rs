@@ -16,14 +16,7 @@ impl Server {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        self.send(req).await
+        self.request(method, path, Some(token), body).await
     }
 
     async fn anonymous(&self, method: Method, path: &str) -> reqwest::Response {

@@ -216,6 +216,20 @@ fn csrf_ok(token: &str, given: &str) -> bool {
     bool::from(csrf_for(token).as_bytes().ct_eq(given.as_bytes()))
 }
 
+/// The caller behind a form that writes: signed in (else back to sign-in) and sending the CSRF
+/// token of their sign-in (else 403).
+async fn form_caller(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Caller, Response> {
+    let Some((caller, token)) = signed_in(st, headers).await else {
+        return Err(redirect("/login"));
+    };
+    if !csrf_ok(&token, csrf) {
+        return Err(html::error_page(&Error::forbidden(
+            "the form's CSRF token is not valid",
+        )));
+    }
+    Ok(caller)
+}
+
 async fn logout(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -246,12 +260,10 @@ async fn set_status(
     Path(id): Path<String>,
     Form(f): Form<StatusForm>,
 ) -> Response {
-    let Some((caller, token)) = signed_in(&st, &headers).await else {
-        return redirect("/login");
+    let caller = match form_caller(&st, &headers, &f.csrf).await {
+        Ok(c) => c,
+        Err(page) => return page,
     };
-    if !csrf_ok(&token, &f.csrf) {
-        return html::error_page(&Error::forbidden("the form's CSRF token is not valid"));
-    }
     match st.mgr.set_status(&caller, &id, f.status).await {
         Ok(_) => redirect("/"),
         Err(e) => html::error_page(&e),
@@ -276,12 +288,10 @@ async fn new_session(
     headers: HeaderMap,
     Form(f): Form<NewSessionForm>,
 ) -> Response {
-    let Some((caller, token)) = signed_in(&st, &headers).await else {
-        return redirect("/login");
+    let caller = match form_caller(&st, &headers, &f.csrf).await {
+        Ok(c) => c,
+        Err(page) => return page,
     };
-    if !csrf_ok(&token, &f.csrf) {
-        return html::error_page(&Error::forbidden("the form's CSRF token is not valid"));
-    }
     let session_type = match parse_filter("session type", f.session_type) {
         Ok(t) => t.unwrap_or_default(),
         Err(e) => return html::error_page(&e),

@@ -67,6 +67,25 @@ pub async fn start_with_model(max_body_bytes: usize, model: Arc<dyn ChatModel>) 
 }
 
 impl Server {
+    /// Sends `method path` with an optional bearer token and JSON body; returns the status and
+    /// the body as JSON.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.send(req).await
+    }
+
     /// Sends a request; returns the status and the body as JSON (or as a JSON string).
     pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let resp = req.send().await.unwrap();
