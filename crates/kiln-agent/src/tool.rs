@@ -6,6 +6,7 @@ use futures::future::BoxFuture;
 use kiln_session::{Caller, SessionManager};
 use kiln_types::StateEvent;
 use kiln_types::state::{Conflict, ResearchState};
+use serde::Serialize;
 use serde_json::Value;
 
 /// What a tool call runs with: the session, the branch, the caller (whose permissions the
@@ -150,6 +151,36 @@ pub trait Tool: Send + Sync {
     fn report(&self, _state: &Value) -> Option<String> {
         None
     }
+
+    /// Shows this tool's state on the web pages (`None`: nothing to show).
+    fn view(&self, _state: &Value) -> Option<ToolView> {
+        None
+    }
+}
+
+/// A tool's state as the web pages show it: tables of plain text (the page escapes them) and
+/// SVG charts the tool draws itself (with its text escaped).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ToolView {
+    /// One line on what the state holds.
+    pub summary: String,
+    pub tables: Vec<ViewTable>,
+    pub charts: Vec<ViewChart>,
+}
+
+/// A captioned table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ViewTable {
+    pub caption: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// A chart as an SVG document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ViewChart {
+    pub title: String,
+    pub svg: String,
 }
 
 /// Returns `text` cut to `max` characters, with `…` when cut.

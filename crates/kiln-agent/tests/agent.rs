@@ -464,6 +464,29 @@ async fn direct_tool_calls_record_like_the_agent_and_reject_bad_arguments() {
         .as_array()
         .map(Vec::len);
     assert_eq!(n, Some(2));
+    // The web view: the data table has a row per experiment, the best (0.6) starred, and
+    // a convergence chart.
+    let view = agent
+        .tools()
+        .get("bayesian_optimizer")
+        .unwrap()
+        .view(&state.tools["bayesian_optimizer"])
+        .unwrap();
+    let data = view
+        .tables
+        .iter()
+        .find(|t| t.caption.starts_with("Data"))
+        .unwrap();
+    assert_eq!(data.columns, ["#", "t", "y"]);
+    assert_eq!(data.rows.len(), 2);
+    let best: Vec<&Vec<String>> = data.rows.iter().filter(|r| r[0].ends_with('★')).collect();
+    assert_eq!(best.len(), 1);
+    assert_eq!(best[0][2], "0.6");
+    assert!(view.charts[0].svg.starts_with("<svg"));
+    assert!(
+        view.summary
+            .starts_with("maximize y over 1 variable(s); 2 experiment(s)")
+    );
     // Another user cannot run tools on alice's session.
     let err = agent
         .call_tool(

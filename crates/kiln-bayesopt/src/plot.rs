@@ -174,6 +174,61 @@ pub fn convergence_svg(outputs: &[f64], goal: Goal, objective: &str) -> String {
     out
 }
 
+/// A line chart of `(x, y)` points in the order given (a notebook's metric track, say); points
+/// that are not finite are left out.
+pub fn line_svg(title: &str, xlabel: &str, ylabel: &str, points: &[(f64, f64)]) -> String {
+    let mut out = open(title);
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    if pts.is_empty() {
+        let _ = writeln!(
+            out,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no points yet</text>\n</svg>",
+            W / 2.0,
+            H / 2.0
+        );
+        return out;
+    }
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for (x, y) in &pts {
+        x0 = x0.min(*x);
+        x1 = x1.max(*x);
+        y0 = y0.min(*y);
+        y1 = y1.max(*y);
+    }
+    let f = Frame::new(x0, x1, y0, y1);
+    axes(&mut out, &f, xlabel, ylabel, true);
+    let mut path = String::new();
+    for (i, (x, y)) in pts.iter().enumerate() {
+        let _ = write!(
+            path,
+            "{}{:.1} {:.1}",
+            if i == 0 { "M" } else { "L" },
+            f.px(*x),
+            f.py(*y)
+        );
+        let _ = writeln!(
+            out,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#369\"/>",
+            f.px(*x),
+            f.py(*y)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<path d=\"{path}\" fill=\"none\" stroke=\"#369\" stroke-width=\"1.5\"/>\n</svg>"
+    );
+    out
+}
+
 /// Convergence chart of a state's experiments.
 pub fn state_convergence_svg(state: &OptimizerState) -> String {
     let ys: Vec<f64> = state.experiments.iter().map(|e| e.output).collect();
@@ -395,6 +450,19 @@ pub fn state_slice_svg(state: &mut OptimizerState, names: &[&str], seed: u64) ->
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn line_chart_draws_each_finite_point_and_escapes_labels() {
+        let svg = super::line_svg(
+            "yield <%>",
+            "step",
+            "y",
+            &[(0.0, 1.0), (1.0, f64::NAN), (2.0, 3.0)],
+        );
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert!(svg.contains("yield &lt;%&gt;"));
+        assert!(super::line_svg("t", "x", "y", &[]).contains("no points yet"));
+    }
+
     use super::*;
     use crate::action::apply;
     use serde_json::json;

@@ -12,37 +12,83 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// The search space as a Markdown table.
-pub fn space_table(space: &SearchSpace) -> String {
-    let mut out = String::from(
-        "| Variable | Type | Range / levels | Scale | Unit | Description |\n|---|---|---|---|---|---|\n",
-    );
-    for v in space.variables() {
-        let (kind, range, scale) = match &v.domain {
-            Domain::Real { lower, upper, log } => (
-                "real",
-                format!("[{}, {}]", format_number(*lower), format_number(*upper)),
-                if *log { "log" } else { "linear" },
-            ),
-            Domain::Integer { lower, upper } => {
-                ("integer", format!("[{lower}, {upper}]"), "linear")
-            }
-            Domain::Categorical { categories } => ("categorical", categories.join(", "), "one-hot"),
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {kind} | {} | {scale} | {} | {} |",
-            cell(&v.name),
-            cell(&range),
-            cell(v.unit.as_deref().unwrap_or("")),
-            cell(v.description.as_deref().unwrap_or(""))
-        );
-    }
-    out
+/// A table of plain-text cells: rendered as Markdown for the report, as HTML by the web pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// Column headings.
+    pub columns: Vec<String>,
+    /// Rows, each as long as `columns`.
+    pub rows: Vec<Vec<String>>,
 }
 
-/// The experiments as a Markdown table; the best row is marked.
-pub fn data_table(state: &OptimizerState) -> String {
+impl Table {
+    /// The table in Markdown, cells escaped.
+    pub fn markdown(&self) -> String {
+        let line = |cells: &[String]| {
+            let cells: Vec<String> = cells.iter().map(|c| cell(c)).collect();
+            format!("| {} |\n", cells.join(" | "))
+        };
+        let mut out = line(&self.columns);
+        out.push_str(&"|---".repeat(self.columns.len()));
+        out.push_str("|\n");
+        for r in &self.rows {
+            out.push_str(&line(r));
+        }
+        out
+    }
+}
+
+/// The search space: variable, type, range or levels, scale, unit, description.
+pub fn space_rows(space: &SearchSpace) -> Table {
+    let columns = [
+        "Variable",
+        "Type",
+        "Range / levels",
+        "Scale",
+        "Unit",
+        "Description",
+    ];
+    let rows = space
+        .variables()
+        .iter()
+        .map(|v| {
+            let (kind, range, scale) = match &v.domain {
+                Domain::Real { lower, upper, log } => (
+                    "real",
+                    format!("[{}, {}]", format_number(*lower), format_number(*upper)),
+                    if *log { "log" } else { "linear" },
+                ),
+                Domain::Integer { lower, upper } => {
+                    ("integer", format!("[{lower}, {upper}]"), "linear")
+                }
+                Domain::Categorical { categories } => {
+                    ("categorical", categories.join(", "), "one-hot")
+                }
+            };
+            vec![
+                v.name.clone(),
+                kind.to_string(),
+                range,
+                scale.to_string(),
+                v.unit.clone().unwrap_or_default(),
+                v.description.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    Table {
+        columns: columns.map(String::from).to_vec(),
+        rows,
+    }
+}
+
+/// The search space as a Markdown table.
+pub fn space_table(space: &SearchSpace) -> String {
+    space_rows(space).markdown()
+}
+
+/// The experiments: number (★ on the best), one column per variable, the objective and the
+/// noise when any experiment gives one.
+pub fn data_rows(state: &OptimizerState) -> Table {
     let names: Vec<&str> = state
         .space
         .variables()
@@ -50,79 +96,74 @@ pub fn data_table(state: &OptimizerState) -> String {
         .map(|v| v.name.as_str())
         .collect();
     let has_noise = state.experiments.iter().any(|e| e.noise.is_some());
-    let mut out = format!(
-        "| # | {} | {} |",
-        names
-            .iter()
-            .map(|n| cell(n))
-            .collect::<Vec<_>>()
-            .join(" | "),
-        cell(&state.objective.name)
-    );
-    out.push_str(if has_noise { " noise |\n" } else { "\n" });
-    out.push_str(&"|---".repeat(names.len() + 2 + usize::from(has_noise)));
-    out.push_str("|\n");
-    let best = state.best();
-    for (i, e) in state.experiments.iter().enumerate() {
-        let values: Vec<String> = names
-            .iter()
-            .map(|n| {
-                e.inputs
-                    .get(*n)
-                    .map_or(String::new(), |v| cell(&v.to_string()))
-            })
-            .collect();
-        let mark = if best.is_some_and(|b| std::ptr::eq(b, e)) {
-            " ★"
-        } else {
-            ""
-        };
-        let _ = write!(
-            out,
-            "| {}{mark} | {} | {} |",
-            i + 1,
-            values.join(" | "),
-            format_number(e.output)
-        );
-        if has_noise {
-            let _ = write!(out, " {} |", e.noise.map_or(String::new(), format_number));
-        }
-        out.push('\n');
+    let mut columns = vec!["#".to_string()];
+    columns.extend(names.iter().map(|n| n.to_string()));
+    columns.push(state.objective.name.clone());
+    if has_noise {
+        columns.push("noise".into());
     }
+    let best = state.best();
+    let rows = state
+        .experiments
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mark = if best.is_some_and(|b| std::ptr::eq(b, e)) {
+                " ★"
+            } else {
+                ""
+            };
+            let mut row = vec![format!("{}{mark}", i + 1)];
+            row.extend(
+                names
+                    .iter()
+                    .map(|n| e.inputs.get(*n).map_or(String::new(), |v| v.to_string())),
+            );
+            row.push(format_number(e.output));
+            if has_noise {
+                row.push(e.noise.map_or(String::new(), format_number));
+            }
+            row
+        })
+        .collect();
+    Table { columns, rows }
+}
+
+/// The experiments as a Markdown table; the best row is marked.
+pub fn data_table(state: &OptimizerState) -> String {
+    let mut out = data_rows(state).markdown();
     if state.experiments.is_empty() {
         out.push_str("\n_No experiments yet._\n");
     }
     out
 }
 
-fn points_table(space: &SearchSpace, points: &[SuggestedPoint]) -> String {
+/// Suggested points: number, one column per variable, posterior mean, std and acquisition.
+pub fn suggestion_rows(space: &SearchSpace, points: &[SuggestedPoint]) -> Table {
     let names: Vec<&str> = space.variables().iter().map(|v| v.name.as_str()).collect();
-    let mut out = format!(
-        "| # | {} | mean | std | acquisition |\n{}|\n",
-        names.join(" | "),
-        "|---".repeat(names.len() + 4)
-    );
-    for (i, p) in points.iter().enumerate() {
-        let values: Vec<String> = names
-            .iter()
-            .map(|n| {
-                p.inputs
-                    .get(*n)
-                    .map_or(String::new(), |v| cell(&v.to_string()))
-            })
-            .collect();
-        let f = |v: Option<f64>| v.map_or("–".to_string(), format_number);
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} |",
-            i + 1,
-            values.join(" | "),
-            f(p.mean),
-            f(p.std),
-            f(p.acquisition)
-        );
-    }
-    out
+    let mut columns = vec!["#".to_string()];
+    columns.extend(names.iter().map(|n| n.to_string()));
+    columns.extend(["mean", "std", "acquisition"].map(String::from));
+    let f = |v: Option<f64>| v.map_or("–".to_string(), format_number);
+    let rows = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut row = vec![(i + 1).to_string()];
+            row.extend(
+                names
+                    .iter()
+                    .map(|n| p.inputs.get(*n).map_or(String::new(), |v| v.to_string())),
+            );
+            row.extend([f(p.mean), f(p.std), f(p.acquisition)]);
+            row
+        })
+        .collect();
+    Table { columns, rows }
+}
+
+fn points_table(space: &SearchSpace, points: &[SuggestedPoint]) -> String {
+    suggestion_rows(space, points).markdown()
 }
 
 /// An iteration-by-iteration account of the locked decisions.

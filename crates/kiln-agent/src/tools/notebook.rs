@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, opt_str_arg, str_arg};
+use crate::tool::{
+    Tool, ToolContext, ToolError, ToolOutput, ToolView, ViewChart, ViewTable, opt_str_arg, str_arg,
+};
 
 /// The tool's name.
 pub const NAME: &str = "notebook";
@@ -304,6 +306,64 @@ impl Tool for Notebook {
         })
     }
 
+    fn view(&self, state: &Value) -> Option<ToolView> {
+        let nb: NotebookState = serde_json::from_value(state.clone()).ok()?;
+        let mut view = ToolView {
+            summary: format!(
+                "{} log line(s), {} parameter(s), {} metric track(s), {} attachment(s)",
+                nb.log.len(),
+                nb.params.len(),
+                nb.metrics.len(),
+                nb.attachments.len()
+            ),
+            ..Default::default()
+        };
+        if !nb.params.is_empty() {
+            view.tables.push(ViewTable {
+                caption: "Parameters".into(),
+                columns: vec!["Name".into(), "Value".into()],
+                rows: nb
+                    .params
+                    .iter()
+                    .map(|(k, v)| vec![k.clone(), v.to_string()])
+                    .collect(),
+            });
+        }
+        if !nb.log.is_empty() {
+            // The newest 50 lines, newest first.
+            view.tables.push(ViewTable {
+                caption: "Log (newest first)".into(),
+                columns: vec!["At".into(), "Level".into(), "Message".into()],
+                rows: nb
+                    .log
+                    .iter()
+                    .rev()
+                    .take(50)
+                    .map(|l| vec![l.at.clone(), l.level.clone(), l.message.clone()])
+                    .collect(),
+            });
+        }
+        if !nb.attachments.is_empty() {
+            view.tables.push(ViewTable {
+                caption: "Attachments".into(),
+                columns: vec!["Name".into(), "Bytes".into(), "Type".into()],
+                rows: nb
+                    .attachments
+                    .iter()
+                    .map(|a| vec![a.name.clone(), a.bytes.to_string(), a.media_type.clone()])
+                    .collect(),
+            });
+        }
+        for (name, points) in &nb.metrics {
+            let pts: Vec<(f64, f64)> = points.iter().map(|p| (p.step as f64, p.value)).collect();
+            view.charts.push(ViewChart {
+                title: name.clone(),
+                svg: kiln_bayesopt::plot::line_svg(name, "step", name, &pts),
+            });
+        }
+        Some(view)
+    }
+
     fn merge(
         &self,
         base: Option<&Value>,
@@ -386,6 +446,33 @@ mod tests {
             level: "info".into(),
             message: m.into(),
         }
+    }
+
+    #[test]
+    fn view_has_a_chart_per_metric_track_and_the_newest_log_line_first() {
+        let mut nb = NotebookState::default();
+        nb.log.push(line("1", "first"));
+        nb.log.push(line("2", "second"));
+        nb.params.insert("t".into(), json!(600));
+        let point = |step, value| MetricPoint { step, value };
+        nb.metrics
+            .insert("yield".into(), vec![point(0, 0.5), point(1, 0.7)]);
+        nb.metrics.insert("loss".into(), vec![point(0, 2.0)]);
+        let view = Notebook.view(&serde_json::to_value(&nb).unwrap()).unwrap();
+        let titles: Vec<&str> = view.charts.iter().map(|c| c.title.as_str()).collect();
+        assert_eq!(titles, ["loss", "yield"]);
+        assert_eq!(view.charts[1].svg.matches("<circle").count(), 2);
+        let log = view
+            .tables
+            .iter()
+            .find(|t| t.caption.starts_with("Log"))
+            .unwrap();
+        assert_eq!(log.rows[0][2], "second");
+        assert!(
+            view.summary
+                .starts_with("2 log line(s), 1 parameter(s), 2 metric track(s)")
+        );
+        assert!(Notebook.view(&json!("not a notebook")).is_none());
     }
 
     #[test]

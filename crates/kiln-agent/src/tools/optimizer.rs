@@ -8,7 +8,7 @@ use kiln_types::StateEvent;
 use kiln_types::state::Conflict;
 use serde_json::{Value, json};
 
-use crate::tool::{Tool, ToolContext, ToolError, ToolOutput};
+use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, ToolView, ViewChart, ViewTable};
 
 /// The tool's name.
 pub const NAME: &str = "bayesian_optimizer";
@@ -124,6 +124,52 @@ impl Tool for BayesianOptimizer {
             }
         }
         Some(out)
+    }
+
+    fn view(&self, state: &Value) -> Option<ToolView> {
+        let st: OptimizerState = serde_json::from_value(state.clone()).ok()?;
+        let table = |caption: String, t: kiln_bayesopt::report::Table| ViewTable {
+            caption,
+            columns: t.columns,
+            rows: t.rows,
+        };
+        let goal = match st.objective.goal {
+            kiln_bayesopt::model::Goal::Maximize => "maximize",
+            kiln_bayesopt::model::Goal::Minimize => "minimize",
+        };
+        let mut view = ToolView {
+            summary: format!(
+                "{goal} {} over {} variable(s); {} experiment(s), {} locked decision(s)",
+                st.objective.name,
+                st.space.variables().len(),
+                st.experiments.len(),
+                st.locks.len()
+            ),
+            tables: vec![
+                table(
+                    "Search space".into(),
+                    kiln_bayesopt::report::space_rows(&st.space),
+                ),
+                table(
+                    format!("Data ({} experiments, ★ best)", st.experiments.len()),
+                    kiln_bayesopt::report::data_rows(&st),
+                ),
+            ],
+            charts: Vec::new(),
+        };
+        if let Some(last) = &st.last_suggestions {
+            view.tables.push(table(
+                format!("Latest suggestions ({})", last.strategy),
+                kiln_bayesopt::report::suggestion_rows(&st.space, &last.points),
+            ));
+        }
+        if !st.experiments.is_empty() {
+            view.charts.push(ViewChart {
+                title: "Convergence".into(),
+                svg: kiln_bayesopt::plot::state_convergence_svg(&st),
+            });
+        }
+        Some(view)
     }
 
     fn merge(

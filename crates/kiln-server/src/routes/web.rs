@@ -5,7 +5,7 @@
 
 use axum::Router;
 use axum::extract::{Form, State};
-use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,14 +13,11 @@ use kiln_session::{Caller, Error, ListQuery};
 use kiln_types::SessionStatus;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::AppState;
+use crate::auth::{COOKIE_NAME, cookie_token, csrf_for, csrf_ok};
 use crate::extract::Path;
 use crate::html;
-
-const COOKIE_NAME: &str = "kiln_token";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -29,25 +26,6 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/web/sessions", post(new_session))
         .route("/web/sessions/{id}/status", post(set_status))
-}
-
-/// The API token in the sign-in cookie, if any.
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE_NAME)
-        .map(|(_, v)| v.to_string())
-}
-
-/// The CSRF token of a signed-in browser: derived from its API token, so it needs no storage
-/// and a page from another site cannot know it.
-fn csrf_for(token: &str) -> String {
-    let d = Sha256::digest(format!("kiln-csrf:{token}").as_bytes());
-    hex::encode(&d[..16])
 }
 
 /// The signed-in caller and their API token.
@@ -210,10 +188,6 @@ async fn sign_in(st: &AppState, token: &str) -> Response {
 #[derive(Debug, Deserialize)]
 struct CsrfForm {
     csrf: String,
-}
-
-fn csrf_ok(token: &str, given: &str) -> bool {
-    bool::from(csrf_for(token).as_bytes().ct_eq(given.as_bytes()))
 }
 
 /// The caller behind a form that writes: signed in (else back to sign-in) and sending the CSRF
