@@ -10,7 +10,7 @@ use kiln_session::Error;
 use minijinja::Environment;
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 6] = [
     (
         "base.html",
         include_str!("../../../templates/html/base.html"),
@@ -28,6 +28,10 @@ const TEMPLATES: [(&str, &str); 5] = [
         include_str!("../../../templates/html/login.html"),
     ),
     (
+        "session.html",
+        include_str!("../../../templates/html/session.html"),
+    ),
+    (
         "sessions.html",
         include_str!("../../../templates/html/sessions.html"),
     ),
@@ -37,6 +41,7 @@ fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
+        env.add_filter("truncate", truncate);
         for (name, src) in TEMPLATES {
             // The templates are part of the binary; a syntax error fails the tests, and a
             // template that failed to load renders as the plain-text fallback below.
@@ -46,6 +51,14 @@ fn env() -> &'static Environment<'static> {
         }
         env
     })
+}
+
+/// `text | truncate(n)`: the first `n` characters, with `…` when cut.
+fn truncate(text: String, n: usize) -> String {
+    match text.char_indices().nth(n) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
 }
 
 /// Keeps shared and error pages out of search engines.

@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::shares::routes())
         .merge(routes::search::routes())
         .merge(routes::web::routes())
+        .merge(routes::session_page::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())

@@ -6,7 +6,7 @@ use kiln_db::{
     MergeResult, NewNode, Node, Page, ReflogEntry, Restored,
 };
 use kiln_types::{MergeStrategy, ResearchState, Role, StateEvent};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Caller, Error, Result, SessionManager};
 
@@ -40,7 +40,55 @@ pub enum BranchFrom {
     Checkpoint(String),
 }
 
+/// A branch placed on the session's tree: where it forked from and what was merged into it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TreeBranch {
+    #[serde(flatten)]
+    pub branch: Branch,
+    /// The branch it forked from (none for the first branch).
+    pub parent: Option<String>,
+    /// Branches merged into this one, oldest first, with the merge time.
+    pub merged: Vec<(String, String)>,
+}
+
 impl SessionManager {
+    /// The open branches as a tree: each branch's parent is the oldest other branch whose
+    /// history reaches the node it forked at; merges come from the reflog.
+    pub async fn branch_tree(&self, caller: &Caller, session: &str) -> Result<Vec<TreeBranch>> {
+        self.readable(caller, session).await?;
+        let mut branches = self.db.branches(session, false).await?;
+        branches.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.name.cmp(&b.name)));
+        let bases: Vec<String> = branches.iter().map(|b| b.base.clone()).collect();
+        let reaching = self.db.branches_reaching(session, &bases).await?;
+        let reflog = self.db.reflog(session).await?;
+        Ok(branches
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let parent = reaching.get(&b.base).and_then(|names| {
+                    branches[..i]
+                        .iter()
+                        .find(|older| names.contains(&older.name))
+                        .map(|older| older.name.clone())
+                });
+                let mut merged: Vec<(String, String)> = reflog
+                    .iter()
+                    .filter(|r| r.branch == b.name)
+                    .filter_map(|r| {
+                        let from = r.reason.strip_prefix("merge ")?;
+                        Some((from.to_string(), r.at.clone()))
+                    })
+                    .collect();
+                merged.sort_by(|a, b| a.1.cmp(&b.1));
+                TreeBranch {
+                    branch: b.clone(),
+                    parent,
+                    merged,
+                }
+            })
+            .collect())
+    }
+
     /// Appends one message to a branch.
     pub async fn append_message(
         &self,

@@ -18,7 +18,7 @@ mod templates;
 pub use auth::{Caller, hash_token, new_token};
 pub use config::{AgentConfig, Config, LlmConfig, ServerConfig, StorageConfig};
 pub use context::{Cleared, ContextCleanup, ContextItemInput};
-pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput};
+pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput, TreeBranch};
 pub use error::{Error, Result};
 pub use jobs::{JobReport, JobsConfig};
 pub use kiln_db::{

@@ -561,3 +561,59 @@ async fn a_large_batch_appends_in_order_and_snapshots_its_events() {
         (42, Some(mid.id.as_str()))
     );
 }
+
+#[tokio::test]
+async fn branch_tree_places_each_branch_under_its_fork_and_lists_merges() {
+    let e = common::env().await;
+    let (m, a) = (&e.mgr, &e.alice);
+    let s = m
+        .create_session(
+            a,
+            kiln_session::CreateSession {
+                name: "tree".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let id = s.id.as_str();
+    let say = |text: &str| kiln_session::MessageInput {
+        role: kiln_types::Role::User,
+        content: text.into(),
+        expected_head: None,
+    };
+    m.append_message(a, id, "main", say("one")).await.unwrap();
+    m.create_branch(a, id, "alt", None).await.unwrap();
+    m.append_message(a, id, "alt", say("alt one"))
+        .await
+        .unwrap();
+    // Forked from alt beyond the point alt left main: its parent is alt, not main.
+    m.create_branch(
+        a,
+        id,
+        "deeper",
+        Some(kiln_session::BranchFrom::Branch("alt".into())),
+    )
+    .await
+    .unwrap();
+    m.append_message(a, id, "main", say("two")).await.unwrap();
+    m.merge(a, id, "alt", "main", kiln_types::MergeStrategy::Fail)
+        .await
+        .unwrap();
+    let tree = m.branch_tree(a, id).await.unwrap();
+    let parent = |name: &str| {
+        tree.iter()
+            .find(|b| b.branch.name == name)
+            .unwrap()
+            .parent
+            .clone()
+    };
+    assert_eq!(parent("main"), None);
+    assert_eq!(parent("alt").as_deref(), Some("main"));
+    assert_eq!(parent("deeper").as_deref(), Some("alt"));
+    let main = tree.iter().find(|b| b.branch.name == "main").unwrap();
+    assert_eq!(main.merged.len(), 1);
+    assert_eq!(main.merged[0].0, "alt");
+    // Another user without access gets the session's usual refusal.
+    assert!(m.branch_tree(&e.bob, id).await.is_err());
+}

@@ -3,6 +3,8 @@
 //! sessions page when signed in and the sign-in page otherwise; lifecycle buttons that offer only
 //! valid transitions. Every form that writes carries a CSRF token derived from the sign-in.
 
+use std::collections::BTreeMap;
+
 use axum::Router;
 use axum::extract::{Form, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
@@ -25,16 +27,18 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login_page).post(login_form))
         .route("/logout", post(logout))
         .route("/web/sessions", post(new_session))
+        .route("/web/sessions/from-template", post(from_template))
         .route("/web/sessions/{id}/status", post(set_status))
+        .route("/web/sessions/{id}/messages", post(send_message))
 }
 
 /// The signed-in caller and their API token.
-async fn signed_in(st: &AppState, headers: &HeaderMap) -> Option<(Caller, String)> {
+pub(crate) async fn signed_in(st: &AppState, headers: &HeaderMap) -> Option<(Caller, String)> {
     let token = cookie_token(headers)?;
     st.mgr.authenticate(&token).await.ok().map(|c| (c, token))
 }
 
-fn redirect(to: &str) -> Response {
+pub(crate) fn redirect(to: &str) -> Response {
     (
         StatusCode::SEE_OTHER,
         [(
@@ -119,6 +123,7 @@ async fn home(
     };
     let filter = json!({"status": q.status, "project": q.project, "type": q.session_type,
                         "tag": q.tag});
+    let templates = st.mgr.templates().await.unwrap_or_default();
     match st.mgr.list_sessions(&caller, q).await {
         Ok(page) => {
             let sessions: Vec<_> = page
@@ -139,7 +144,7 @@ async fn home(
                 StatusCode::OK,
                 "sessions.html",
                 json!({"user": caller.name, "sessions": sessions, "csrf": csrf_for(&token),
-                       "filter": filter, "search": search}),
+                       "filter": filter, "search": search, "templates": templates}),
             )
         }
         Err(e) => html::error_page(&e),
@@ -226,6 +231,15 @@ async fn logout(
 struct StatusForm {
     status: SessionStatus,
     csrf: String,
+    /// Where to go afterwards: a session page (default: the sessions page).
+    #[serde(default)]
+    back: Option<String>,
+}
+
+/// A same-site page to return to: only paths under `/web/sessions/`, never another origin.
+fn back_to(back: Option<&str>) -> &str {
+    back.filter(|b| b.starts_with("/web/sessions/") && !b.contains("//") && !b.contains('\\'))
+        .unwrap_or("/")
 }
 
 async fn set_status(
@@ -239,7 +253,7 @@ async fn set_status(
         Err(page) => return page,
     };
     match st.mgr.set_status(&caller, &id, f.status).await {
-        Ok(_) => redirect("/"),
+        Ok(_) => redirect(back_to(f.back.as_deref())),
         Err(e) => html::error_page(&e),
     }
 }
@@ -284,7 +298,106 @@ async fn new_session(
         ..Default::default()
     };
     match st.mgr.create_session(&caller, req).await {
-        Ok(_) => redirect("/"),
+        Ok(s) => redirect(&format!("/web/sessions/{}", s.id)),
         Err(e) => html::error_page(&e),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct TemplateForm {
+    csrf: String,
+    template: String,
+    /// `name = value`, one per line.
+    #[serde(default)]
+    params: String,
+}
+
+/// Parses `name = value` lines (blank lines skipped).
+fn template_params(text: &str) -> Result<BTreeMap<String, String>, Error> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => Err(Error::bad_request(format!(
+                "template parameters are `name = value` lines; `{l}` is not"
+            ))),
+        })
+        .collect()
+}
+
+async fn from_template(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<TemplateForm>,
+) -> Response {
+    let caller = match form_caller(&st, &headers, &f.csrf).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let created = match template_params(&f.params) {
+        Ok(params) => {
+            st.mgr
+                .create_from_template(&caller, &f.template, &params)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match created {
+        Ok(s) => redirect(&format!("/web/sessions/{}", s.id)),
+        Err(e) => html::error_page(&e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageForm {
+    csrf: String,
+    message: String,
+    #[serde(default)]
+    branch: Option<String>,
+}
+
+/// The composer without JavaScript: runs the turn to the end, then shows the page again.
+async fn send_message(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<MessageForm>,
+) -> Response {
+    let caller = match form_caller(&st, &headers, &f.csrf).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let branch = match f.branch.filter(|b| !b.is_empty()) {
+        Some(b) => b,
+        None => match st.mgr.session(&caller, &id).await {
+            Ok(s) => s.default_branch,
+            Err(e) => return html::error_page(&e),
+        },
+    };
+    match st
+        .agent
+        .run_turn(&caller, &id, &branch, &f.message, None)
+        .await
+    {
+        Ok(_) => {
+            let to = format!("/web/sessions/{id}?branch={}", url_component(&branch));
+            redirect(&to)
+        }
+        Err(e) => html::error_page(&e),
+    }
+}
+
+/// Percent-encodes a query component.
+fn url_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -1,0 +1,255 @@
+//! The session page: everything about one session on one branch, rendered on the server so it
+//! reads without JavaScript. Controls that write are shown only to callers allowed to use them;
+//! they call the JSON API through kiln.js (the sign-in cookie plus the CSRF header), and the
+//! conversation streams its answer over SSE.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use kiln_session::{Caller, Error, TreeBranch};
+use kiln_types::Permission;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::csrf_for;
+use crate::extract::Path;
+use crate::html;
+use crate::routes::web::{redirect, signed_in};
+
+/// How many messages the page shows before an "older" link.
+const PAGE_MESSAGES: u32 = 50;
+/// How many audit entries the page lists (newest first).
+const PAGE_AUDIT: usize = 50;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/web/sessions/{id}", get(session_page))
+        .route("/static/kiln.js", get(script))
+}
+
+/// The page's own script: progressive enhancement, no build step, no CDN.
+async fn script() -> Response {
+    (
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        include_str!("../../../../templates/html/static/kiln.js"),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PageQuery {
+    branch: Option<String>,
+    /// Cursor for older messages (`next_cursor` of the page before).
+    before: Option<String>,
+}
+
+async fn session_page(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let Some((caller, token)) = signed_in(&st, &headers).await else {
+        return redirect("/login");
+    };
+    match page_context(&st, &caller, &id, q).await {
+        Ok(mut ctx) => {
+            ctx["csrf"] = json!(csrf_for(&token));
+            ctx["user"] = json!(caller.name);
+            html::page(StatusCode::OK, "session.html", ctx)
+        }
+        Err(e) => html::error_page(&e),
+    }
+}
+
+/// Nests the branches under their parents for the tree view.
+fn tree_json(branches: &[TreeBranch], parent: Option<&str>) -> Vec<Value> {
+    branches
+        .iter()
+        .filter(|b| b.parent.as_deref() == parent)
+        .map(|b| {
+            json!({
+                "name": b.branch.name,
+                "status": b.branch.status,
+                "base": b.branch.base,
+                "head": b.branch.head,
+                "created_at": b.branch.created_at,
+                "merged": b.merged.iter().map(|(from, at)| json!({"from": from, "at": at})).collect::<Vec<_>>(),
+                "children": tree_json(branches, Some(&b.branch.name)),
+            })
+        })
+        .collect()
+}
+
+async fn page_context(
+    st: &AppState,
+    caller: &Caller,
+    id: &str,
+    q: PageQuery,
+) -> Result<Value, Error> {
+    let mgr = &st.mgr;
+    let session = mgr.session(caller, id).await?;
+    let perms = mgr.permissions(caller, id).await?;
+    let branch = q
+        .branch
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| session.default_branch.clone());
+    let tree = mgr.branch_tree(caller, id).await?;
+    if !tree.iter().any(|b| b.branch.name == branch) {
+        return Err(Error::not_found(format!(
+            "no open branch `{branch}` in this session"
+        )));
+    }
+    let mut page = mgr
+        .messages(
+            caller,
+            id,
+            &branch,
+            Some(PAGE_MESSAGES),
+            q.before.as_deref(),
+        )
+        .await?;
+    page.items.reverse();
+    // Authors by name, not id (a page has few distinct authors).
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    for a in page.items.iter().filter_map(|n| n.author.as_ref()) {
+        if !names.contains_key(a) {
+            let name = mgr
+                .db()
+                .user(a)
+                .await
+                .map_or_else(|_| a.clone(), |u| u.name);
+            names.insert(a.clone(), name);
+        }
+    }
+    let messages: Vec<Value> = page
+        .items
+        .iter()
+        .map(|n| {
+            let mut v = json!(n);
+            if let Some(name) = n.author.as_ref().and_then(|a| names.get(a)) {
+                v["author"] = json!(name);
+            }
+            v
+        })
+        .collect();
+    let state = mgr.state(caller, id, &branch, None).await?;
+    let checkpoints = mgr.checkpoints(caller, id).await?;
+    let context = st.agent.context(caller, id, Some(&branch)).await?;
+    let stats = mgr.statistics(caller, id).await?;
+    let mut audit = mgr.audit(caller, id).await?;
+    audit.reverse();
+    audit.truncate(PAGE_AUDIT);
+    let verification = mgr.verify_audit(caller, id).await?;
+    let manage = perms.has(Permission::Manage);
+    let (shares, collaborators) = if manage {
+        (
+            mgr.shares(caller, id).await?,
+            mgr.collaborators(caller, id).await?,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    // Each tool with state on this branch shows itself (optimizer tables and plots, notebook
+    // metric tracks …); a tool without a view shows its state as JSON.
+    let tools: Vec<Value> = state
+        .tools
+        .iter()
+        .map(|(name, value)| {
+            let view = st.agent.tools().get(name).and_then(|t| t.view(value));
+            json!({
+                "name": name,
+                "view": view,
+                "raw": serde_json::to_string_pretty(value).unwrap_or_default(),
+            })
+        })
+        .collect();
+    // Discoveries by id, for the links and the evidence anchors.
+    let discovery_names: BTreeMap<&str, &str> = state
+        .discoveries
+        .iter()
+        .map(|d| (d.id.as_str(), d.description.as_str()))
+        .collect();
+    let links: Vec<Value> = state
+        .links
+        .iter()
+        .map(|l| {
+            json!({
+                "from": l.from, "to": l.to, "relationship": l.relationship, "notes": l.notes,
+                "from_text": discovery_names.get(l.from.as_str()),
+                "to_text": discovery_names.get(l.to.as_str()),
+            })
+        })
+        .collect();
+    let materials: Vec<Value> = state
+        .materials
+        .iter()
+        .rev()
+        .map(|m| {
+            json!({
+                "formula": m.formula, "mentions": m.mentions,
+                "data": m.data.as_ref().map(|d| serde_json::to_string_pretty(d).unwrap_or_default()),
+            })
+        })
+        .collect();
+    let message_ids: Vec<&str> = page.items.iter().map(|n| n.id.as_str()).collect();
+    let checkpoint_here: Vec<&str> = checkpoints
+        .iter()
+        .filter(|c| message_ids.contains(&c.node.as_str()))
+        .map(|c| c.name.as_str())
+        .collect();
+    let actions: Vec<&str> = session
+        .status
+        .allowed_targets()
+        .iter()
+        .filter(|t| **t != kiln_types::SessionStatus::Active)
+        .map(|t| t.as_str())
+        .collect();
+    let open = matches!(
+        session.status,
+        kiln_types::SessionStatus::Created
+            | kiln_types::SessionStatus::Active
+            | kiln_types::SessionStatus::Resumed
+    );
+    Ok(json!({
+        "session": session,
+        "branch": branch,
+        "perms": {
+            "write": perms.has(Permission::Write),
+            "comment": perms.has(Permission::Comment),
+            "manage": manage,
+        },
+        "open": open,
+        "actions": actions,
+        "tree": tree_json(&tree, None),
+        "branches": tree.iter().map(|b| &b.branch.name).collect::<Vec<_>>(),
+        "messages": messages,
+        "older": page.next_cursor,
+        "newer": q.before.is_some(),
+        "state": state,
+        "links": links,
+        "materials": materials,
+        "checkpoints": checkpoints,
+        "checkpoints_in_view": checkpoint_here,
+        "context": context,
+        "stats": stats,
+        "audit": audit,
+        "verification": verification,
+        "shares": shares,
+        "collaborators": collaborators,
+        "tools": tools,
+        "public_url": st.public_url,
+    }))
+}
