@@ -375,6 +375,19 @@ async fn branch_switch_send_and_merge_back_with_the_conflict_dialog() {
             // Merge cobalt into main: a conflict dialog offers ours / theirs / union.
             click(b, "#merge-form button[type=submit]").await?;
             wait_text(b, "#conflict-dialog", "context.goal").await?;
+            // The dialog is modal and takes the keyboard focus.
+            let focused: Value = b
+                .execute(
+                    "const a = document.activeElement; \
+                     return a && a.closest('#conflict-dialog') ? a.dataset.strategy : null",
+                    vec![],
+                )
+                .await
+                .map_err(wd("focus"))?;
+            check(
+                focused == json!("ours"),
+                format!("focus in the dialog: {focused}"),
+            )?;
             click(b, "#conflict-dialog button[data-strategy=theirs]").await?;
             wait_text(b, "#current-branch", "main").await?;
             wait_text(b, "#conversation article.merge", "cobalt").await?;

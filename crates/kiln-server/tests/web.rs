@@ -1,6 +1,7 @@
-//! The first web pages over real HTTP: sign-in by form and by `/login?token=` into an HttpOnly,
-//! SameSite=Strict cookie, the sessions page with filters and only valid lifecycle buttons, and
-//! CSRF on every form that writes. (Browser tests come with the session page, issue 7.)
+//! The web pages over real HTTP: sign-in by form and by `/login?token=` into an HttpOnly,
+//! SameSite=Strict cookie, the sessions page with filters and only valid lifecycle buttons, the
+//! session page's panels and who sees which control, the cookie + CSRF header on the JSON API,
+//! and CSRF on every form that writes. In a real browser: tests/browser.rs.
 
 mod support;
 
@@ -227,4 +228,327 @@ async fn sign_in_list_and_move_sessions_with_csrf() {
             .contains("Max-Age=0")
     );
     assert!(a["id"].is_string());
+}
+
+/// Signs `token` in and returns the cookie pair and the CSRF token of its pages.
+async fn signed_in(srv: &support::Server, http: &Client, token: &str) -> (String, String) {
+    let r = http
+        .get(format!("{}/login?token={token}", srv.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = http
+        .get(format!("{}/", srv.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (cookie, csrf_of(&page))
+}
+
+#[tokio::test]
+async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed() {
+    let srv = start(1 << 20).await;
+    let http = client();
+    let api = |path: String, body: Value| {
+        let srv = &srv;
+        async move {
+            let (s, v) = srv
+                .request(reqwest::Method::POST, &path, Some(&srv.alice), Some(body))
+                .await;
+            assert!(s.is_success(), "{path}: {v}");
+            v
+        }
+    };
+    let s = api("/v1/sessions".into(), json!({"name": "Olivine study"})).await;
+    let id = s["id"].as_str().unwrap().to_owned();
+    let turn = api(
+        format!("/v1/sessions/{id}/query"),
+        json!({"message": "Analyse LiFePO4"}),
+    )
+    .await;
+    let user_node = turn["user_node"].as_str().unwrap().to_owned();
+    let tool = |name: &str, args: Value| {
+        api(
+            format!("/v1/sessions/{id}/tools/{name}"),
+            json!({"arguments": args}),
+        )
+    };
+    tool(
+        "bayesian_optimizer",
+        json!({"action": "define_space",
+        "variables": [{"name": "t", "type": "real", "bounds": [300, 900]}],
+        "objective": {"name": "capacity", "goal": "maximize"}}),
+    )
+    .await;
+    tool(
+        "bayesian_optimizer",
+        json!({"action": "add_experiments", "experiments": [
+        {"inputs": {"t": 400}, "output": 120.5}, {"inputs": {"t": 700}, "output": 151.25}]}),
+    )
+    .await;
+    tool("bayesian_optimizer", json!({"action": "suggest"})).await;
+    for v in [0.2, 0.4] {
+        tool(
+            "notebook",
+            json!({"action": "log_metric", "name": "coulombic_efficiency", "value": v}),
+        )
+        .await;
+    }
+    let event = |body: Value| api(format!("/v1/sessions/{id}/branches/main/events"), body);
+    let d1 = event(json!({"kind": "discovery", "type": "structure",
+        "description": "Olivine <script>alert(1)</script> stays stable", "evidence": [user_node]}))
+    .await;
+    let d2 = event(json!({"kind": "discovery", "type": "property", "description": "Fe-site doping raises rate"})).await;
+    let (d1, d2) = (
+        d1["head"].as_str().unwrap().to_owned(),
+        d2["head"].as_str().unwrap().to_owned(),
+    );
+    event(json!({"kind": "discovery_link", "from": d2, "to": d1, "relationship": "supports"}))
+        .await;
+    event(json!({"kind": "hypothesis", "statement": "Mn substitution lowers the voltage hysteresis", "status": "open"})).await;
+    event(json!({"kind": "task", "description": "Run the 1C cycling test", "status": "pending"}))
+        .await;
+    api(
+        format!("/v1/sessions/{id}/shares"),
+        json!({"expires_in_days": 3}),
+    )
+    .await;
+    api(
+        format!("/v1/sessions/{id}/collaborators"),
+        json!({"user": "reader", "permissions": ["read"]}),
+    )
+    .await;
+
+    // Signed out: to the sign-in page.
+    let r = http
+        .get(format!("{}/web/sessions/{id}", srv.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login");
+
+    let (cookie, csrf) = signed_in(&srv, &http, &srv.alice).await;
+    let get = |path: String, cookie: String| {
+        let (http, base) = (&http, &srv.base);
+        async move {
+            let r = http
+                .get(format!("{base}{path}"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let (status, page) = get(format!("/web/sessions/{id}"), cookie.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    for expected in [
+        "Analyse LiFePO4",                            // the conversation
+        "Tool call: <code>materials_analyzer</code>", // tool calls, compact
+        "<caption>Search space</caption>",            // the optimizer's tables
+        "151.25",
+        "Latest suggestions (EI)",
+        "Convergence",
+        "coulombic_efficiency",       // a notebook metric track
+        "Fe-site doping raises rate", // discoveries, links, evidence
+        "<em>supports</em>",
+        &format!("href=\"#n-{user_node}\""),
+        "Mn substitution lowers the voltage hysteresis",
+        "Run the 1C cycling test",
+        "Chain verified",
+        "id=\"context-tokens\"",
+        "Share links",
+        "Collaborators",
+        "id=\"composer\"",
+        "id=\"new-branch-form\"",
+        "/v1/sessions/",
+    ] {
+        assert!(page.contains(expected), "missing {expected:?}");
+    }
+    assert!(
+        page.matches("<svg").count() >= 2,
+        "convergence + metric charts"
+    );
+    // User text is escaped everywhere.
+    assert!(!page.contains("<script>alert(1)</script>"));
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;"));
+
+    // A reader sees the session but no control that writes.
+    let (reader_cookie, _) = signed_in(&srv, &http, &srv.users["reader"]).await;
+    let (status, page) = get(format!("/web/sessions/{id}"), reader_cookie.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Analyse LiFePO4"));
+    for absent in [
+        "id=\"composer\"",
+        "new-branch-form",
+        "Share links",
+        "Restore",
+        "Pause",
+    ] {
+        assert!(!page.contains(absent), "a reader sees {absent:?}");
+    }
+    // A stranger and an unknown branch get error pages; nothing leaks.
+    let (bob_cookie, _) = signed_in(&srv, &http, &srv.bob).await;
+    let (status, page) = get(format!("/web/sessions/{id}"), bob_cookie).await;
+    assert!(
+        status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN,
+        "{status}"
+    );
+    assert!(!page.contains("Olivine"));
+    let (status, _) = get(format!("/web/sessions/{id}?branch=nope"), cookie.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The JSON API takes the sign-in cookie: reads as is, writes only with the CSRF header.
+    let (status, body) = get(format!("/v1/sessions/{id}"), cookie.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let branch = |csrf: Option<&str>| {
+        let (http, base, cookie) = (&http, &srv.base, cookie.clone());
+        let csrf = csrf.map(str::to_owned);
+        let id = id.clone();
+        async move {
+            let mut req = http
+                .post(format!("{base}/v1/sessions/{id}/branches"))
+                .header("cookie", cookie)
+                .json(&json!({"name": format!("b{}", csrf.as_deref().map_or(0, str::len))}));
+            if let Some(c) = csrf {
+                req = req.header("x-csrf-token", c);
+            }
+            req.send().await.unwrap().status()
+        }
+    };
+    assert_eq!(branch(None).await, StatusCode::FORBIDDEN);
+    assert_eq!(branch(Some("0123")).await, StatusCode::FORBIDDEN);
+    assert_eq!(branch(Some(&csrf)).await, StatusCode::CREATED);
+    // A reader's cookie with a valid CSRF header still cannot write.
+    let (_, reader_csrf) = signed_in(&srv, &http, &srv.users["reader"]).await;
+    let r = http
+        .post(format!("{}/v1/sessions/{id}/branches", srv.base))
+        .header("cookie", &reader_cookie)
+        .header("x-csrf-token", &reader_csrf)
+        .json(&json!({"name": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // The composer without JavaScript: the turn runs, then the page again.
+    let r = http
+        .post(format!("{}/web/sessions/{id}/messages", srv.base))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("message", "Analyse LiCoO2"),
+            ("branch", "main"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/web/sessions/{id}?branch=main")
+    );
+    let (_, page) = get(format!("/web/sessions/{id}"), cookie.clone()).await;
+    assert!(page.contains("Analyse LiCoO2") && page.contains("97.871"));
+
+    // Lifecycle buttons return to a session page, never to another site.
+    let status_form = |back: &str| {
+        let (http, base, cookie, csrf) = (&http, &srv.base, cookie.clone(), csrf.clone());
+        let (id, back) = (id.clone(), back.to_owned());
+        async move {
+            let r = http
+                .post(format!("{base}/web/sessions/{id}/status"))
+                .header("cookie", cookie)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("status", "paused"),
+                    ("back", back.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            r.headers()["location"].to_str().unwrap().to_owned()
+        }
+    };
+    let back = format!("/web/sessions/{id}?branch=main");
+    assert_eq!(status_form(&back).await, back);
+    // (paused → paused is refused with an error page, which has no location; resume first.)
+    let r = http
+        .post(format!("{}/web/sessions/{id}/status", srv.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("status", "resumed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/");
+    assert_eq!(
+        http.post(format!("{}/web/sessions/{id}/status", srv.base))
+            .header("cookie", &cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("status", "paused"),
+                ("back", "//evil.example/x")
+            ])
+            .send()
+            .await
+            .unwrap()
+            .headers()["location"],
+        "/"
+    );
+
+    // A session from a template, parameters as `name = value` lines; a bad line is refused.
+    let from_template = |params: &str| {
+        let (http, base, cookie, csrf) = (&http, &srv.base, cookie.clone(), csrf.clone());
+        let params = params.to_owned();
+        async move {
+            http.post(format!("{base}/web/sessions/from-template"))
+                .header("cookie", cookie)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("template", "materials-discovery"),
+                    ("params", params.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = from_template("material = NaFePO4\nproperty = rate capability\n").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    let (status, page) = get(to, cookie.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("NaFePO4 discovery: rate capability"),
+        "{page}"
+    );
+    let r = from_template("material NaFePO4").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("name = value"));
+
+    // The page's script is served from the binary, no CDN.
+    let r = http
+        .get(format!("{}/static/kiln.js", srv.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(r.text().await.unwrap().contains("text/event-stream"));
 }
