@@ -435,6 +435,29 @@ async fn direct_tool_calls_record_like_the_agent_and_reject_bad_arguments() {
         .await
         .unwrap();
     assert!(rec.ok);
+    // A malformed call says what is wrong once, not "invalid arguments: invalid arguments: …".
+    let err = agent
+        .call_tool(
+            &e.alice,
+            &s,
+            Some("main"),
+            "bayesian_optimizer",
+            json!({"action": "suggest", "seed": 1}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "invalid_arguments");
+    assert_eq!(
+        err.message.matches("invalid arguments").count(),
+        1,
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("unknown field `seed`"),
+        "{}",
+        err.message
+    );
     assert_eq!(
         e.kinds(&s, "main").await,
         vec![

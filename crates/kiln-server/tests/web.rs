@@ -368,6 +368,7 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
         "Mn substitution lowers the voltage hysteresis",
         "Run the 1C cycling test",
         "Chain verified",
+        "<dt>bayesian_optimizer</dt><dd>3 call(s)</dd>", // statistics: tool usage
         "id=\"context-tokens\"",
         "Share links",
         "Collaborators",

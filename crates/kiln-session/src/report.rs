@@ -108,7 +108,10 @@ impl SessionManager {
             .collect();
         let mut tool_usage = BTreeMap::new();
         for d in self.db.node_data_of_kind(id, NodeKind::ToolCall).await? {
-            if let Some(t) = d.get("tool").and_then(Value::as_str) {
+            // The agent records `name` (the chat-completions field); `tool` is accepted for
+            // tool-call nodes appended by hand.
+            let name = d.get("name").or_else(|| d.get("tool"));
+            if let Some(t) = name.and_then(Value::as_str) {
                 *tool_usage.entry(t.to_string()).or_insert(0) += 1;
             }
         }

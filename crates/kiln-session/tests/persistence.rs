@@ -363,7 +363,7 @@ async fn statistics_count_queries_materials_discoveries_tools_and_contributors()
         "bayesian_optimizer",
         "materials_analyzer",
     ]
-    .map(|t| NewNode::message(NodeKind::ToolCall, None, "call").with_data(json!({"tool": t})))
+    .map(|t| NewNode::message(NodeKind::ToolCall, None, "call").with_data(json!({"name": t})))
     .to_vec();
     m.append_nodes(a, &id, "main", calls, None).await.unwrap();
     e.record(

@@ -28,6 +28,8 @@ fn to_tool_error(e: BoError) -> ToolError {
                 .collect::<Vec<_>>()
                 .join("; ")
         )),
+        // The tool error says "invalid arguments" itself: pass the inner text only.
+        BoError::InvalidArguments(m) => ToolError::InvalidArguments(m),
         other => ToolError::InvalidArguments(other.to_string()),
     }
 }
