@@ -245,6 +245,21 @@ async fn send(b: &Client, text: &str) -> Outcome {
     Ok(())
 }
 
+/// Fails when the page is wider than the window (a phone would scroll sideways).
+async fn no_sideways_scroll(b: &Client, page: &str) -> Outcome {
+    let overflow: Value = b
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1",
+            vec![],
+        )
+        .await
+        .map_err(wd("measure"))?;
+    check(
+        overflow == json!(false),
+        format!("{page} scrolls sideways at phone width"),
+    )
+}
+
 async fn page_text(b: &Client) -> Result<String, String> {
     find(b, "body").await?.text().await.map_err(wd("body text"))
 }
@@ -312,17 +327,12 @@ async fn sign_in_create_a_session_and_see_the_answer_stream_in() {
             )?;
             // A phone-width window still shows the composer without sideways scrolling.
             b.set_window_size(390, 844).await.map_err(wd("resize"))?;
-            let overflow: Value = b
-                .execute(
-                    "return document.documentElement.scrollWidth > window.innerWidth + 1",
-                    vec![],
-                )
+            no_sideways_scroll(b, "the session page").await?;
+            b.goto(&format!("{}/", s.base))
                 .await
-                .map_err(wd("measure"))?;
-            check(
-                overflow == json!(false),
-                "no horizontal scroll at phone width",
-            )?;
+                .map_err(wd("open /"))?;
+            wait_text(b, "h1", "Sessions").await?;
+            no_sideways_scroll(b, "the sessions page").await?;
             Ok(())
         })
     })
