@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""The SQL floor of one append, driver overhead aside: runs Kiln's append statements (the fast
+path's conditional INSERT + UPDATE … RETURNING in BEGIN IMMEDIATE … COMMIT) against a Kiln
+database, and the OpenAI Agents SDK SQLiteSession's statements (INSERT OR IGNORE session,
+INSERT message, UPDATE updated_at, COMMIT) against its schema, through the same driver
+(Python's sqlite3), with the same durability (WAL, synchronous=NORMAL), one message per
+transaction. It answers: how fast could each store append if its driver cost nothing?
+
+    kiln --data-dir /tmp/floor bench compare --turns 50 --reads 10 --read-limit 20 --fork-at 25
+    python3 scripts/store_sql_floor.py /tmp/floor/kiln.db --messages 20000
+"""
+
+import argparse
+import os
+import sqlite3
+import tempfile
+import time
+import uuid
+
+USER = "u" * 200
+ASSISTANT = "a" * 600
+
+
+def pragmas(conn):
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn.execute("PRAGMA journal_mode").fetchone()[0], conn.execute("PRAGMA synchronous").fetchone()[0]
+
+
+def kiln(path, n):
+    conn = sqlite3.connect(path, isolation_level=None)
+    mode = pragmas(conn)
+    conn.execute("PRAGMA foreign_keys=ON")
+    session, name, head, version = conn.execute(
+        "SELECT b.session_id, b.name, b.head_id, b.version FROM branches b "
+        "JOIN sessions s ON s.id = b.session_id WHERE s.status = 'active' AND b.name = 'main' LIMIT 1"
+    ).fetchone()
+    segment, seq, total = conn.execute(
+        "SELECT segment_id, seq, COALESCE(total_tokens, 0) FROM nodes WHERE session_id = ? AND id = ?",
+        (session, head),
+    ).fetchone()
+    insert = (
+        "INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, merge_parent_id, kind, "
+        "is_state, author, content, data, tokens, total_tokens, created_at) "
+        "SELECT v.column1, ?, ?, v.column2, v.column3, NULL, v.column4, 0, v.column5, "
+        "v.column6, v.column7, v.column8, v.column9, ? FROM (VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)) AS v "
+        "WHERE EXISTS (SELECT 1 FROM branches b JOIN sessions s ON s.id = b.session_id "
+        "WHERE b.session_id = ? AND b.name = ? AND b.version = ? AND b.head_id = ? "
+        "AND b.status <> 'discarded' AND s.status = 'active')"
+    )
+    update = (
+        "UPDATE branches SET head_id = ?, version = version + 1, updated_at = ?, "
+        "status = CASE status WHEN 'merged' THEN 'open' ELSE status END "
+        "WHERE session_id = ? AND name = ? AND version = ? AND head_id = ? AND status <> 'discarded' "
+        "AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = ? AND s.status = 'active') RETURNING version"
+    )
+    start = time.perf_counter()
+    for i in range(n):
+        node = str(uuid.uuid7()) if hasattr(uuid, "uuid7") else str(uuid.uuid1())
+        now = "2026-11-23T16:00:00.000000Z"
+        seq += 1
+        content = USER if i % 2 == 0 else ASSISTANT
+        total += 50
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(insert, (session, segment, now, node, seq, head, "user" if i % 2 == 0 else "assistant",
+                              "alice", content, None, 50, total, session, name, version, head))
+        version = conn.execute(update, (node, now, session, name, version, head, session)).fetchone()[0]
+        conn.execute("COMMIT")
+        head = node
+    return (time.perf_counter() - start) / n * 1e6, mode
+
+
+def sqlite_session(n):
+    path = os.path.join(tempfile.mkdtemp(), "agents.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    mode = pragmas(conn)
+    # The SDK's schema (agents/memory/sqlite_session.py, openai-agents 0.24).
+    conn.executescript(
+        "CREATE TABLE agent_sessions (session_id TEXT PRIMARY KEY, created_at TIMESTAMP DEFAULT "
+        "CURRENT_TIMESTAMP, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);"
+        "CREATE TABLE agent_messages (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, "
+        "message_data TEXT NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "
+        "FOREIGN KEY (session_id) REFERENCES agent_sessions (session_id) ON DELETE CASCADE);"
+        "CREATE INDEX idx_agent_messages_session_id ON agent_messages (session_id, id);"
+    )
+    start = time.perf_counter()
+    for i in range(n):
+        content = '{"role": "user", "content": "%s"}' % (USER if i % 2 == 0 else ASSISTANT)
+        conn.execute("BEGIN")
+        conn.execute("INSERT OR IGNORE INTO agent_sessions (session_id) VALUES (?)", ("s",))
+        conn.execute("INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)", ("s", content))
+        conn.execute("UPDATE agent_sessions SET updated_at = CURRENT_TIMESTAMP WHERE session_id = ?", ("s",))
+        conn.execute("COMMIT")
+    return (time.perf_counter() - start) / n * 1e6, mode
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kiln_db")
+    ap.add_argument("--messages", type=int, default=20000)
+    a = ap.parse_args()
+    print(f"sqlite {sqlite3.sqlite_version}, {a.messages} messages, one per transaction")
+    k, km = kiln(a.kiln_db, a.messages)
+    s, sm = sqlite_session(a.messages)
+    print(f"kiln statements           {k:7.1f} µs/message  ({km[0]}, synchronous={km[1]})")
+    print(f"SQLiteSession statements  {s:7.1f} µs/message  ({sm[0]}, synchronous={sm[1]})")
+    print(f"ratio kiln/SQLiteSession  {k / s:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
