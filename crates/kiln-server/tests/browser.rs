@@ -310,6 +310,17 @@ async fn sign_in_create_a_session_and_see_the_answer_stream_in() {
                 "tool results start collapsed",
             )?;
             call.click().await.map_err(wd("expand the tool call"))?;
+            // The side panels catch up without a reload.
+            wait_text(b, "#materials", "LiFePO4").await?;
+            // A hypothesis from its form.
+            fill(
+                b,
+                "#hypothesis-form input[name=statement]",
+                "Olivine survives 1000 cycles",
+            )
+            .await?;
+            click(b, "#hypothesis-form button[type=submit]").await?;
+            wait_text(b, "#hypotheses", "[open] Olivine survives 1000 cycles").await?;
             // After a reload the stored conversation and the panels show the same turn.
             b.refresh().await.map_err(wd("reload"))?;
             wait_text(b, "#conversation article.user", "Analyse LiFePO4").await?;

@@ -374,6 +374,12 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
         "Collaborators",
         "id=\"composer\"",
         "id=\"new-branch-form\"",
+        "id=\"note-form\"",
+        "id=\"material-form\"",
+        "id=\"hypothesis-form\"",
+        "id=\"task-form\"",
+        "id=\"discovery-form\"",
+        "id=\"link-form\"",
         "/v1/sessions/",
     ] {
         assert!(page.contains(expected), "missing {expected:?}");
@@ -400,6 +406,42 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
     ] {
         assert!(!page.contains(absent), "a reader sees {absent:?}");
     }
+    for absent in [
+        "note-form",
+        "material-form",
+        "hypothesis-form",
+        "discovery-form",
+    ] {
+        assert!(!page.contains(absent), "a reader sees {absent:?}");
+    }
+    // A commenter may add notes (not chat); a materials collaborator may add materials.
+    for (user, perm) in [("commenter", "comment"), ("materials", "add_materials")] {
+        api(
+            format!("/v1/sessions/{id}/collaborators"),
+            json!({"user": user, "permissions": [perm]}),
+        )
+        .await;
+    }
+    let (commenter_cookie, commenter_csrf) = signed_in(&srv, &http, &srv.users["commenter"]).await;
+    let (_, page) = get(format!("/web/sessions/{id}"), commenter_cookie.clone()).await;
+    assert!(page.contains("id=\"note-form\"") && !page.contains("id=\"composer\""));
+    assert!(!page.contains("material-form") && !page.contains("hypothesis-form"));
+    let r = http
+        .post(format!(
+            "{}/v1/sessions/{id}/branches/main/messages",
+            srv.base
+        ))
+        .header("cookie", &commenter_cookie)
+        .header("x-csrf-token", &commenter_csrf)
+        .json(&json!({"role": "note", "content": "Check the Fe-O distances"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let (materials_cookie, _) = signed_in(&srv, &http, &srv.users["materials"]).await;
+    let (_, page) = get(format!("/web/sessions/{id}"), materials_cookie).await;
+    assert!(page.contains("id=\"material-form\"") && !page.contains("hypothesis-form"));
+    assert!(page.contains("Check the Fe-O distances"));
     // A stranger and an unknown branch get error pages; nothing leaks.
     let (bob_cookie, _) = signed_in(&srv, &http, &srv.bob).await;
     let (status, page) = get(format!("/web/sessions/{id}"), bob_cookie).await;

@@ -115,6 +115,21 @@
     if (first) first.focus();
   }
 
+  // After a turn the research state, tools, context and statistics have moved on: fetch the
+  // page again and swap the side column in (forms keep working: listeners are delegated).
+  async function refreshPanels() {
+    try {
+      const res = await fetch(window.location.href, { credentials: "same-origin" });
+      if (!res.ok) return;
+      const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+      const fresh = doc.querySelector(".side-col");
+      const current = document.querySelector(".side-col");
+      if (fresh && current) current.replaceWith(document.importNode(fresh, true));
+    } catch (_) {
+      // The panels stay as they were; a reload shows the new state.
+    }
+  }
+
   // ---- the composer: the answer streams in over SSE ----
   function bubble(kind, text) {
     const article = el("article", { class: "msg " + kind });
@@ -191,7 +206,8 @@
         if (!answer.p.textContent && ev.answer) answer.p.textContent = ev.answer;
         answer.article.dataset.node = ev.answer_node || "";
         finished = true;
-        finish("Answered. Reload to update the panels.");
+        finish("Answered.");
+        refreshPanels();
       } else if (name === "error") {
         finished = true;
         finish("Error: " + (ev.message || ev.code));

@@ -229,6 +229,7 @@ async fn page_context(
         "perms": {
             "write": perms.has(Permission::Write),
             "comment": perms.has(Permission::Comment),
+            "add_materials": perms.has(Permission::AddMaterials),
             "manage": manage,
         },
         "open": open,
@@ -240,6 +241,7 @@ async fn page_context(
         "newer": q.before.is_some(),
         "state": state,
         "links": links,
+        "relationships": kiln_types::state::LINK_RELATIONSHIPS,
         "materials": materials,
         "checkpoints": checkpoints,
         "checkpoints_in_view": checkpoint_here,
