@@ -85,6 +85,18 @@ fn open(title: &str) -> String {
     )
 }
 
+/// Ends a chart that has nothing to draw with `note` in its middle.
+fn close_empty(mut out: String, note: &str) -> String {
+    let _ = writeln!(
+        out,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n</svg>",
+        W / 2.0,
+        H / 2.0,
+        esc(note)
+    );
+    out
+}
+
 fn axes(out: &mut String, f: &Frame, xlabel: &str, ylabel: &str, y_ticks: bool) {
     let (l, r, t, b) = (LEFT, W - RIGHT, TOP, H - BOTTOM);
     let _ = writeln!(
@@ -131,13 +143,7 @@ pub fn convergence_svg(outputs: &[f64], goal: Goal, objective: &str) -> String {
     let mut out = open(&format!("Convergence: best {objective} so far"));
     let finite: Vec<f64> = outputs.iter().copied().filter(|v| v.is_finite()).collect();
     if finite.is_empty() {
-        let _ = writeln!(
-            out,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no experiments yet</text>\n</svg>",
-            W / 2.0,
-            H / 2.0
-        );
-        return out;
+        return close_empty(out, "no experiments yet");
     }
     let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -184,13 +190,7 @@ pub fn line_svg(title: &str, xlabel: &str, ylabel: &str, points: &[(f64, f64)]) 
         .filter(|(x, y)| x.is_finite() && y.is_finite())
         .collect();
     if pts.is_empty() {
-        let _ = writeln!(
-            out,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no points yet</text>\n</svg>",
-            W / 2.0,
-            H / 2.0
-        );
-        return out;
+        return close_empty(out, "no points yet");
     }
     let (mut x0, mut x1, mut y0, mut y1) = (
         f64::INFINITY,

@@ -188,27 +188,7 @@ async fn sign_in_list_and_move_sessions_with_csrf() {
     assert!(page.contains("never closed"), "{page}");
 
     // Bob's page shows none of alice's sessions; signing out clears the cookie.
-    let r = http
-        .get(format!("{}/login?token={}", srv.base, srv.bob))
-        .send()
-        .await
-        .unwrap();
-    let bob_cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = http
-        .get(format!("{}/", srv.base))
-        .header("cookie", bob_cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, _, page) = signed_in(&srv, &http, &srv.bob).await;
     assert!(
         page.contains("No sessions match") && !page.contains("Olivine"),
         "{page}"
@@ -230,8 +210,9 @@ async fn sign_in_list_and_move_sessions_with_csrf() {
     assert!(a["id"].is_string());
 }
 
-/// Signs `token` in and returns the cookie pair and the CSRF token of its pages.
-async fn signed_in(srv: &support::Server, http: &Client, token: &str) -> (String, String) {
+/// Signs `token` in by the one-time link; returns the cookie pair, the CSRF token of its pages
+/// and the page `/` shows it.
+async fn signed_in(srv: &support::Server, http: &Client, token: &str) -> (String, String, String) {
     let r = http
         .get(format!("{}/login?token={token}", srv.base))
         .send()
@@ -253,7 +234,8 @@ async fn signed_in(srv: &support::Server, http: &Client, token: &str) -> (String
         .text()
         .await
         .unwrap();
-    (cookie, csrf_of(&page))
+    let csrf = csrf_of(&page);
+    (cookie, csrf, page)
 }
 
 #[tokio::test]
@@ -339,7 +321,7 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/login");
 
-    let (cookie, csrf) = signed_in(&srv, &http, &srv.alice).await;
+    let (cookie, csrf, _) = signed_in(&srv, &http, &srv.alice).await;
     let get = |path: String, cookie: String| {
         let (http, base) = (&http, &srv.base);
         async move {
@@ -393,7 +375,7 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
     assert!(page.contains("&lt;script&gt;alert(1)&lt;"));
 
     // A reader sees the session but no control that writes.
-    let (reader_cookie, _) = signed_in(&srv, &http, &srv.users["reader"]).await;
+    let (reader_cookie, _, _) = signed_in(&srv, &http, &srv.users["reader"]).await;
     let (status, page) = get(format!("/web/sessions/{id}"), reader_cookie.clone()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Analyse LiFePO4"));
@@ -422,7 +404,8 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
         )
         .await;
     }
-    let (commenter_cookie, commenter_csrf) = signed_in(&srv, &http, &srv.users["commenter"]).await;
+    let (commenter_cookie, commenter_csrf, _) =
+        signed_in(&srv, &http, &srv.users["commenter"]).await;
     let (_, page) = get(format!("/web/sessions/{id}"), commenter_cookie.clone()).await;
     assert!(page.contains("id=\"note-form\"") && !page.contains("id=\"composer\""));
     assert!(!page.contains("material-form") && !page.contains("hypothesis-form"));
@@ -438,12 +421,12 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let (materials_cookie, _) = signed_in(&srv, &http, &srv.users["materials"]).await;
+    let (materials_cookie, _, _) = signed_in(&srv, &http, &srv.users["materials"]).await;
     let (_, page) = get(format!("/web/sessions/{id}"), materials_cookie).await;
     assert!(page.contains("id=\"material-form\"") && !page.contains("hypothesis-form"));
     assert!(page.contains("Check the Fe-O distances"));
     // A stranger and an unknown branch get error pages; nothing leaks.
-    let (bob_cookie, _) = signed_in(&srv, &http, &srv.bob).await;
+    let (bob_cookie, _, _) = signed_in(&srv, &http, &srv.bob).await;
     let (status, page) = get(format!("/web/sessions/{id}"), bob_cookie).await;
     assert!(
         status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN,
@@ -475,7 +458,7 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
     assert_eq!(branch(Some("0123")).await, StatusCode::FORBIDDEN);
     assert_eq!(branch(Some(&csrf)).await, StatusCode::CREATED);
     // A reader's cookie with a valid CSRF header still cannot write.
-    let (_, reader_csrf) = signed_in(&srv, &http, &srv.users["reader"]).await;
+    let (_, reader_csrf, _) = signed_in(&srv, &http, &srv.users["reader"]).await;
     let r = http
         .post(format!("{}/v1/sessions/{id}/branches", srv.base))
         .header("cookie", &reader_cookie)
