@@ -67,6 +67,12 @@ pub const NOINDEX: (HeaderName, HeaderValue) = (
     HeaderValue::from_static("noindex"),
 );
 
+/// What a page may load: its own script and styles (the inline `<style>` of base.html), its own
+/// images and inline SVG; no framing, no plugins, forms only to itself.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+    base-uri 'none'";
+
 /// Renders `template` with `ctx` as an HTML response with `status`.
 pub fn page(status: StatusCode, template: &str, ctx: impl Serialize) -> Response {
     let body = env()
@@ -84,6 +90,18 @@ pub fn page(status: StatusCode, template: &str, ctx: impl Serialize) -> Response
                 HeaderValue::from_static("text/html; charset=utf-8"),
             ),
             NOINDEX,
+            (
+                HeaderName::from_static("content-security-policy"),
+                HeaderValue::from_static(CSP),
+            ),
+            (
+                HeaderName::from_static("x-content-type-options"),
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                HeaderName::from_static("referrer-policy"),
+                HeaderValue::from_static("same-origin"),
+            ),
         ],
         body,
     )

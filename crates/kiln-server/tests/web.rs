@@ -374,6 +374,27 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
     assert!(!page.contains("<script>alert(1)</script>"));
     assert!(page.contains("&lt;script&gt;alert(1)&lt;"));
 
+    // Defence in depth: only our own script runs, nothing frames the page.
+    let r = http
+        .get(format!("{}/web/sessions/{id}", srv.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    // A script-driven form posted without the script says so and changes nothing.
+    let r = http
+        .post(format!("{}/web/needs-script", srv.base))
+        .header("cookie", &cookie)
+        .form(&[("name", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("needs JavaScript"));
+
     // A reader sees the session but no control that writes.
     let (reader_cookie, _, _) = signed_in(&srv, &http, &srv.users["reader"]).await;
     let (status, page) = get(format!("/web/sessions/{id}"), reader_cookie.clone()).await;

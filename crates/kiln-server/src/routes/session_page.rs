@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/web/sessions/{id}", get(session_page))
         .route("/static/kiln.js", get(script))
+        .route("/web/needs-script", axum::routing::post(needs_script))
 }
 
 /// The page's own script: progressive enhancement, no build step, no CDN.
@@ -46,6 +47,14 @@ async fn script() -> Response {
         include_str!("../../../../templates/html/static/kiln.js"),
     )
         .into_response()
+}
+
+/// Where the script-driven forms post when the script did not run: says so instead of
+/// silently doing nothing (they carry no CSRF field, so nothing here could write anyway).
+async fn needs_script() -> Response {
+    html::error_page(&Error::bad_request(
+        "This control needs JavaScript. Reading a session and sending messages work without it.",
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
