@@ -85,18 +85,7 @@ async fn sign_in_list_and_move_sessions_with_csrf() {
     let cookie = cookie.split(';').next().unwrap().to_owned();
 
     // The sessions page: escaped names, only valid transitions, filters.
-    let get = |path: &str| {
-        let (http, base, cookie, path) = (&http, &srv.base, cookie.clone(), path.to_string());
-        async move {
-            let r = http
-                .get(format!("{base}{path}"))
-                .header("cookie", cookie)
-                .send()
-                .await
-                .unwrap();
-            (r.status(), r.text().await.unwrap())
-        }
-    };
+    let get = |path: &str| page_as(&http, format!("{}{path}", srv.base), cookie.clone());
     let (s, page) = get("/").await;
     assert_eq!(s, StatusCode::OK);
     assert!(
@@ -208,6 +197,12 @@ async fn sign_in_list_and_move_sessions_with_csrf() {
             .contains("Max-Age=0")
     );
     assert!(a["id"].is_string());
+}
+
+/// GETs `url` with the sign-in `cookie`; returns the status and the body.
+async fn page_as(http: &Client, url: String, cookie: String) -> (StatusCode, String) {
+    let r = http.get(url).header("cookie", cookie).send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
 }
 
 /// Signs `token` in by the one-time link; returns the cookie pair, the CSRF token of its pages
@@ -322,18 +317,7 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
     assert_eq!(r.headers()["location"], "/login");
 
     let (cookie, csrf, _) = signed_in(&srv, &http, &srv.alice).await;
-    let get = |path: String, cookie: String| {
-        let (http, base) = (&http, &srv.base);
-        async move {
-            let r = http
-                .get(format!("{base}{path}"))
-                .header("cookie", cookie)
-                .send()
-                .await
-                .unwrap();
-            (r.status(), r.text().await.unwrap())
-        }
-    };
+    let get = |path: String, cookie: String| page_as(&http, format!("{}{path}", srv.base), cookie);
     let (status, page) = get(format!("/web/sessions/{id}"), cookie.clone()).await;
     assert_eq!(status, StatusCode::OK);
     for expected in [

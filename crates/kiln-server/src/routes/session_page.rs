@@ -176,14 +176,15 @@ async fn page_context(
     let tools: Vec<Value> = state
         .tools
         .iter()
-        .map(|(name, value)| {
-            let view = st.agent.tools().get(name).and_then(|t| t.view(value));
-            json!({
-                "name": name,
-                "view": view,
-                "raw": serde_json::to_string_pretty(value).unwrap_or_default(),
-            })
-        })
+        .map(
+            |(name, value)| match st.agent.tools().get(name).and_then(|t| t.view(value)) {
+                Some(view) => json!({"name": name, "view": view}),
+                None => json!({
+                    "name": name,
+                    "raw": serde_json::to_string_pretty(value).unwrap_or_default(),
+                }),
+            },
+        )
         .collect();
     // Discoveries by id, for the links and the evidence anchors.
     let discovery_names: BTreeMap<&str, &str> = state

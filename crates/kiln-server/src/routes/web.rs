@@ -383,21 +383,12 @@ async fn send_message(
         .await
     {
         Ok(_) => {
-            let to = format!("/web/sessions/{id}?branch={}", url_component(&branch));
+            let to = format!(
+                "/web/sessions/{id}?branch={}",
+                percent_encoding::utf8_percent_encode(&branch, percent_encoding::NON_ALPHANUMERIC)
+            );
             redirect(&to)
         }
         Err(e) => html::error_page(&e),
     }
-}
-
-/// Percent-encodes a query component.
-fn url_component(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
