@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""The SQL floor of one append, driver overhead aside: runs Kiln's append statements (the fast
+"""The SQL floor of one append and one read of the last 20 messages, driver overhead aside: runs Kiln's append statements (the fast
 path's conditional INSERT + UPDATE … RETURNING in BEGIN IMMEDIATE … COMMIT) against a Kiln
 database, and the OpenAI Agents SDK SQLiteSession's statements (INSERT OR IGNORE session,
 INSERT message, UPDATE updated_at, COMMIT) against its schema, through the same driver
 (Python's sqlite3), with the same durability (WAL, synchronous=NORMAL), one message per
-transaction. It answers: how fast could each store append if its driver cost nothing?
+transaction; then each store's read of the last 20 messages (Kiln's one-row JSON page query,
+SQLiteSession's `ORDER BY id DESC LIMIT`), rows fetched, not parsed. It answers: how fast could
+each store append and read if its driver cost nothing?
 
     kiln --data-dir /tmp/floor bench compare --turns 50 --reads 10 --read-limit 20 --fork-at 25
     python3 scripts/store_sql_floor.py /tmp/floor/kiln.db --messages 20000
@@ -67,7 +69,27 @@ def kiln(path, n):
         version = conn.execute(update, (node, now, session, name, version, head, session)).fetchone()[0]
         conn.execute("COMMIT")
         head = node
-    return (time.perf_counter() - start) / n * 1e6, mode
+    append = (time.perf_counter() - start) / n * 1e6
+    # Kiln's read fast path (crates/kiln-db/src/tree.rs, last_messages), owner check left out.
+    cols = "n.id, n.seq, n.parent_id, n.merge_parent_id, n.kind, n.author, n.content, n.data, n.tokens, n.created_at"
+    read = (
+        "SELECT p.root_segment, json_group_array(json_array(p.id, p.seq, p.parent_id, p.merge_parent_id, "
+        "p.kind, p.author, p.content, json(p.data), p.tokens, p.created_at)) FROM "
+        f"(SELECT g.parent_segment IS NULL AS root_segment, {cols} "
+        "FROM branches b JOIN sessions s ON s.id = b.session_id "
+        "JOIN nodes h ON h.session_id = b.session_id AND h.id = b.head_id "
+        "JOIN segments g ON g.id = h.segment_id "
+        "JOIN nodes n ON n.segment_id = h.segment_id "
+        "AND n.seq >= COALESCE(g.fork_seq + 1, 0) AND n.seq <= MIN(h.seq, ?) "
+        "AND (n.is_state = 0 OR n.kind = 'merge') AND n.kind != 'root' "
+        "WHERE b.session_id = ? AND b.name = ? ORDER BY n.seq DESC LIMIT 21) AS p"
+    )
+    reads = max(1, n // 20)
+    start = time.perf_counter()
+    for _ in range(reads):
+        rows = conn.execute(read, (2**62, session, name)).fetchall()
+    assert rows and rows[0][1].count('"assistant"') + rows[0][1].count('"user"') >= 20
+    return append, (time.perf_counter() - start) / reads * 1e6, mode
 
 
 def sqlite_session(n):
@@ -91,7 +113,15 @@ def sqlite_session(n):
         conn.execute("INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)", ("s", content))
         conn.execute("UPDATE agent_sessions SET updated_at = CURRENT_TIMESTAMP WHERE session_id = ?", ("s",))
         conn.execute("COMMIT")
-    return (time.perf_counter() - start) / n * 1e6, mode
+    append = (time.perf_counter() - start) / n * 1e6
+    reads = max(1, n // 20)
+    start = time.perf_counter()
+    for _ in range(reads):
+        rows = conn.execute(
+            "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id DESC LIMIT ?", ("s", 20)
+        ).fetchall()
+    assert len(rows) == 20
+    return append, (time.perf_counter() - start) / reads * 1e6, mode
 
 
 def main():
@@ -100,11 +130,11 @@ def main():
     ap.add_argument("--messages", type=int, default=20000)
     a = ap.parse_args()
     print(f"sqlite {sqlite3.sqlite_version}, {a.messages} messages, one per transaction")
-    k, km = kiln(a.kiln_db, a.messages)
-    s, sm = sqlite_session(a.messages)
-    print(f"kiln statements           {k:7.1f} µs/message  ({km[0]}, synchronous={km[1]})")
-    print(f"SQLiteSession statements  {s:7.1f} µs/message  ({sm[0]}, synchronous={sm[1]})")
-    print(f"ratio kiln/SQLiteSession  {k / s:7.2f}")
+    k, kr, km = kiln(a.kiln_db, a.messages)
+    s, sr, sm = sqlite_session(a.messages)
+    print(f"kiln statements           append {k:7.1f} µs/message  read-20 {kr:6.1f} µs  ({km[0]}, synchronous={km[1]})")
+    print(f"SQLiteSession statements  append {s:7.1f} µs/message  read-20 {sr:6.1f} µs  ({sm[0]}, synchronous={sm[1]})")
+    print(f"ratio kiln/SQLiteSession  append {k / s:7.2f}             read-20 {kr / sr:6.2f}")
 
 
 if __name__ == "__main__":
