@@ -9,6 +9,7 @@ times GETs of the session page and the sessions page. Standard library only.
 """
 
 import argparse
+import http.client
 import json
 import random
 import time
@@ -45,9 +46,23 @@ def main():
     ap.add_argument("--turns", type=int, default=30)
     ap.add_argument("--experiments", type=int, default=40)
     ap.add_argument("--gets", type=int, default=200)
+    ap.add_argument("--messages", type=int, default=0,
+                    help="plain messages appended first, to make a long history")
     a = ap.parse_args()
     rng = random.Random(7)
     s = json.loads(call(a.base, a.token, "/v1/sessions", {"name": "Web page bench"}))["id"]
+    if a.messages:
+        # One keep-alive connection: the history is the point here, not HTTP set-up.
+        host = a.base.split("//", 1)[1]
+        conn = http.client.HTTPConnection(host)
+        headers = {"Authorization": f"Bearer {a.token}", "content-type": "application/json"}
+        for i in range(a.messages):
+            role = "user" if i % 2 == 0 else "assistant"
+            body = json.dumps({"role": role, "content": f"message {i} about LiFePO4 " + "x" * 200})
+            conn.request("POST", f"/v1/sessions/{s}/branches/main/messages", body, headers)
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 201, r.status
     for i in range(a.turns):
         call(a.base, a.token, f"/v1/sessions/{s}/query", {"message": f"Analyse LiFePO4 and LiCoO2, round {i}"})
     tool = lambda name, args: call(a.base, a.token, f"/v1/sessions/{s}/tools/{name}", {"arguments": args})
@@ -66,7 +81,7 @@ def main():
     for label, path in [("session page", f"/web/sessions/{s}"), ("sessions page", "/")]:
         size, p50, p95, p99 = timed(a.base, path, cookie, a.gets)
         print(f"{label:14s} {size:7d} bytes  p50 {p50:5.1f} ms  p95 {p95:5.1f} ms  p99 {p99:5.1f} ms"
-              f"  ({a.gets} GETs, {a.turns} turns, {a.experiments} experiments)")
+              f"  ({a.gets} GETs, {a.messages} messages + {a.turns} turns, {a.experiments} experiments)")
 
 
 if __name__ == "__main__":

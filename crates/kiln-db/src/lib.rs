@@ -30,6 +30,6 @@ pub use model::*;
 pub use pool::{Db, DbOptions, now, stamp};
 pub use refs::Restored;
 pub use search::{OutboxEntry, SearchNode};
-pub use sessions::{NewSession, SessionFilter, SessionPatch};
+pub use sessions::{NewSession, SessionFilter, SessionPatch, TallyRow};
 pub use shares::{NewShare, ShareLink, ShareRefusal};
 pub use tree::{AppendOutcome, NewNode, TurnView, check_access};

@@ -395,19 +395,40 @@ impl Db {
             .collect()
     }
 
-    /// Returns the `data` of every node of one kind in a session (statistics, tool usage).
-    pub async fn node_data_of_kind(&self, id: &str, kind: NodeKind) -> Result<Vec<Value>> {
-        let rows: Vec<Option<String>> =
-            sqlx::query_scalar("SELECT data FROM nodes WHERE session_id = ? AND kind = ?")
-                .bind(id)
-                .bind(kind.as_str())
-                .fetch_all(&mut *self.read().await?)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .flatten()
-            .filter_map(|d| serde_json::from_str(&d).ok())
-            .collect())
+    /// The statistics' view of a session's nodes added after the node rowid `after`: one row per
+    /// (kind, author) with its count, the newest rowid and the `data` of its material, discovery
+    /// and tool-call nodes, in one pass. With `after > 0` it walks the rowid range (the nodes
+    /// added since, in any session) instead of the session's whole index: a warm tally costs
+    /// what was added, not the history. Node rowids only grow (rows are never renumbered:
+    /// Kiln never VACUUMs in place), so a tally folded up to a rowid stays exact.
+    pub async fn node_tally(&self, id: &str, after: i64) -> Result<Vec<TallyRow>> {
+        let hint = if after > 0 { "NOT INDEXED" } else { "" };
+        let sql = format!(
+            "SELECT kind, author, COUNT(*), MAX(rowid), \
+               json_group_array(json(data)) FILTER (WHERE data IS NOT NULL \
+                 AND kind IN ('material', 'discovery', 'tool_call')) \
+             FROM nodes {hint} WHERE rowid > ? AND session_id = ? GROUP BY kind, author"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after)
+            .bind(id)
+            .fetch_all(&mut *self.read().await?)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let data: Option<String> = r.try_get(4)?;
+                Ok(TallyRow {
+                    kind: r.try_get(0)?,
+                    author: r.try_get(1)?,
+                    count: r.try_get(2)?,
+                    max_rowid: r.try_get(3)?,
+                    data: match data {
+                        Some(d) => serde_json::from_str(&d)?,
+                        None => Vec::new(),
+                    },
+                })
+            })
+            .collect()
     }
 
     /// Counts users; zero means a fresh install.
@@ -416,4 +437,15 @@ impl Db {
             .fetch_one(&mut *self.read().await?)
             .await?)
     }
+}
+
+/// One (kind, author) group of [`Db::node_tally`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TallyRow {
+    pub kind: String,
+    pub author: Option<String>,
+    pub count: i64,
+    pub max_rowid: i64,
+    /// The `data` of the group's material, discovery and tool-call nodes.
+    pub data: Vec<Value>,
 }

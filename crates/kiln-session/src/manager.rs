@@ -22,6 +22,9 @@ pub struct SessionManager {
     pub(crate) tool_merger: Arc<dyn ToolMerger + Send + Sync>,
     /// The full-text index, opened on first use (see `search.rs`).
     pub(crate) search: Arc<tokio::sync::OnceCell<Arc<kiln_search::SearchIndex>>>,
+    /// Statistics tallies by session, each folded up to a node rowid (see `report.rs`).
+    pub(crate) tallies:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, crate::report::Tally>>>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -59,6 +62,7 @@ impl SessionManager {
             data_dir: dir.clone(),
             tool_merger: Arc::new(()),
             search: Arc::default(),
+            tallies: Arc::default(),
         })
     }
 

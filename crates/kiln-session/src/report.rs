@@ -38,6 +38,46 @@ pub struct Statistics {
     pub checkpoints: i64,
 }
 
+/// The node-derived part of a session's statistics, folded up to a node rowid. The manager
+/// keeps one per session it has counted, so the next count reads only the nodes added since
+/// (see `Db::node_tally`): a page view of a 100k-node session costs what was added, not the
+/// history.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tally {
+    /// The newest node rowid folded in.
+    upto: i64,
+    /// Nodes by (kind, author id).
+    counts: BTreeMap<(String, Option<String>), i64>,
+    materials: HashSet<String>,
+    discoveries: HashSet<String>,
+    tool_usage: BTreeMap<String, i64>,
+}
+
+impl Tally {
+    fn fold(&mut self, rows: Vec<kiln_db::TallyRow>) {
+        for r in rows {
+            self.upto = self.upto.max(r.max_rowid);
+            let kind = r.kind.parse::<NodeKind>().ok();
+            for d in &r.data {
+                let text = |key: &str| d.get(key).and_then(Value::as_str).map(str::to_string);
+                match kind {
+                    Some(NodeKind::Material) => self.materials.extend(text("formula")),
+                    Some(NodeKind::Discovery) => self.discoveries.extend(text("id")),
+                    // The agent records `name` (the chat-completions field); `tool` is
+                    // accepted for tool-call nodes appended by hand.
+                    Some(NodeKind::ToolCall) => {
+                        if let Some(t) = text("name").or_else(|| text("tool")) {
+                            *self.tool_usage.entry(t).or_insert(0) += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            *self.counts.entry((r.kind, r.author)).or_insert(0) += r.count;
+        }
+    }
+}
+
 fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()
@@ -45,6 +85,17 @@ fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 impl SessionManager {
+    /// The session's node tally, brought up to date from the one kept since the last count.
+    async fn tally(&self, id: &str) -> Result<Tally> {
+        let kept = self.tallies.lock().ok().and_then(|t| t.get(id).cloned());
+        let mut tally = kept.unwrap_or_default();
+        tally.fold(self.db.node_tally(id, tally.upto).await?);
+        if let Ok(mut t) = self.tallies.lock() {
+            t.insert(id.to_string(), tally.clone());
+        }
+        Ok(tally)
+    }
+
     /// Computes a session's statistics.
     pub async fn statistics(&self, caller: &Caller, id: &str) -> Result<Statistics> {
         self.readable(caller, id).await?;
@@ -63,14 +114,16 @@ impl SessionManager {
         if let Some(start) = since {
             active_seconds += (chrono::Utc::now() - start).num_seconds();
         }
+        let tally = self.tally(id).await?;
         let mut contributions: BTreeMap<String, Contribution> = BTreeMap::new();
         let (mut queries, mut messages) = (0, 0);
-        for (kind, author, n) in self.db.node_counts(id).await? {
+        for ((kind, author), n) in &tally.counts {
+            let n = *n;
             let Ok(kind) = kind.parse::<NodeKind>() else {
                 continue;
             };
             let author = match author {
-                Some(a) => self.db.user(&a).await.map(|u| u.name).unwrap_or(a),
+                Some(a) => self.db.user(a).await.map_or_else(|_| a.clone(), |u| u.name),
                 None => "system".into(),
             };
             let c = contributions.entry(author).or_default();
@@ -92,35 +145,14 @@ impl SessionManager {
             }
         }
         contributions.retain(|_, c| *c != Contribution::default());
-        let materials: HashSet<String> = self
-            .db
-            .node_data_of_kind(id, NodeKind::Material)
-            .await?
-            .iter()
-            .filter_map(|d| d.get("formula").and_then(Value::as_str).map(str::to_string))
-            .collect();
-        let discoveries: HashSet<String> = self
-            .db
-            .node_data_of_kind(id, NodeKind::Discovery)
-            .await?
-            .iter()
-            .filter_map(|d| d.get("id").and_then(Value::as_str).map(str::to_string))
-            .collect();
-        let mut tool_usage = BTreeMap::new();
-        for d in self.db.node_data_of_kind(id, NodeKind::ToolCall).await? {
-            // The agent records `name` (the chat-completions field); `tool` is accepted for
-            // tool-call nodes appended by hand.
-            let name = d.get("name").or_else(|| d.get("tool"));
-            if let Some(t) = name.and_then(Value::as_str) {
-                *tool_usage.entry(t.to_string()).or_insert(0) += 1;
-            }
-        }
+        let (materials, discoveries) = (tally.materials.len(), tally.discoveries.len());
+        let tool_usage = tally.tool_usage;
         Ok(Statistics {
             active_seconds,
             queries,
             messages,
-            materials: materials.len() as i64,
-            discoveries: discoveries.len() as i64,
+            materials: materials as i64,
+            discoveries: discoveries as i64,
             tool_usage,
             contributions,
             branches: self.db.branches(id, true).await?.len() as i64,

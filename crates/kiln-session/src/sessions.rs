@@ -263,7 +263,11 @@ impl SessionManager {
 
     pub async fn delete_session(&self, caller: &Caller, id: &str) -> Result<()> {
         self.require(caller, id, Permission::Owner).await?;
-        Ok(self.db.delete_session(id).await?)
+        self.db.delete_session(id).await?;
+        if let Ok(mut t) = self.tallies.lock() {
+            t.remove(id);
+        }
+        Ok(())
     }
 
     /// Moves a session through its lifecycle.

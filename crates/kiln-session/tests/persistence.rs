@@ -497,3 +497,87 @@ async fn sessions_come_from_templates_and_save_as_templates() {
         "not_found",
     );
 }
+
+#[tokio::test]
+async fn statistics_counted_incrementally_match_a_fresh_count() {
+    let e = common::env().await;
+    let (m, a) = (&e.mgr, &e.alice);
+    let id = e.session("tally").await;
+    let other = e.session("other").await;
+    e.say(&id, "main", Role::User, "Analyse LiFePO4").await;
+    e.record(
+        &id,
+        "main",
+        json!({"kind": "material", "formula": "LiFePO4"}),
+    )
+    .await;
+    let first = m.statistics(a, &id).await.unwrap();
+    assert_eq!((first.queries, first.materials), (1, 1));
+    // More nodes: in this session through another manager on the same file (as another
+    // process would), on another branch, and in another session (newer rowids that the
+    // warm count must skip).
+    let second = SessionManager::open(&common::config(e.dir.path(), 4))
+        .await
+        .unwrap();
+    second
+        .append_nodes(
+            a,
+            &id,
+            "main",
+            vec![
+                NewNode::message(NodeKind::ToolCall, None, "call")
+                    .with_data(json!({"name": "notebook"})),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    m.create_branch(a, &id, "alt", None).await.unwrap();
+    e.say(&id, "alt", Role::User, "Analyse LiCoO2").await;
+    e.record(&id, "alt", json!({"kind": "material", "formula": "LiCoO2"}))
+        .await;
+    e.record(
+        &id,
+        "alt",
+        json!({"kind": "material", "formula": "LiFePO4"}),
+    )
+    .await;
+    e.say(&other, "main", Role::User, "not this session").await;
+    e.record(
+        &other,
+        "main",
+        json!({"kind": "material", "formula": "NaCl"}),
+    )
+    .await;
+    let warm = m.statistics(a, &id).await.unwrap();
+    let fresh = SessionManager::open(&common::config(e.dir.path(), 4))
+        .await
+        .unwrap()
+        .statistics(a, &id)
+        .await
+        .unwrap();
+    // Active time moves with the clock; everything counted from nodes must agree.
+    let counted = |s: &kiln_session::Statistics| {
+        (
+            s.queries,
+            s.messages,
+            s.materials,
+            s.discoveries,
+            s.tool_usage.clone(),
+            s.contributions.clone(),
+            s.branches,
+        )
+    };
+    assert_eq!(counted(&warm), counted(&fresh));
+    assert_eq!(
+        (warm.queries, warm.materials),
+        (2, 2),
+        "NaCl is the other session's"
+    );
+    assert_eq!(warm.tool_usage["notebook"], 1);
+    // A count with nothing new changes nothing.
+    assert_eq!(
+        counted(&m.statistics(a, &id).await.unwrap()),
+        counted(&warm)
+    );
+}
