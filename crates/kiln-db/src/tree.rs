@@ -651,10 +651,33 @@ impl Db {
         limit: u32,
         before: Option<i64>,
     ) -> Result<Page<Node>> {
+        self.path_page(session, node, limit, before, false).await
+    }
+
+    /// Returns the conversation messages on the path ending at a node, newest first, with a
+    /// cursor (a shared view's pages).
+    pub async fn path_messages(
+        &self,
+        session: &str,
+        node: &str,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Page<Node>> {
+        self.path_page(session, node, limit, before, true).await
+    }
+
+    async fn path_page(
+        &self,
+        session: &str,
+        node: &str,
+        limit: u32,
+        before: Option<i64>,
+        messages_only: bool,
+    ) -> Result<Page<Node>> {
         let mut conn = self.read().await?;
         let p = pos(&mut conn, session, node).await?;
         let links = chain(&mut conn, p.segment, p.seq).await?;
-        page_before(&mut conn, &links, p.seq, limit, before, false).await
+        page_before(&mut conn, &links, p.seq, limit, before, messages_only).await
     }
 
     /// Returns one node.

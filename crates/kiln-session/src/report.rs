@@ -85,6 +85,22 @@ fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 impl SessionManager {
+    /// The conversation messages on the path ending at `node`, oldest first.
+    async fn conversation_to(&self, session: &str, node: &str) -> Result<Vec<kiln_db::Node>> {
+        let mut out = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self.db.path(session, node, 1000, before).await?;
+            out.extend(page.items.into_iter().filter(|n| n.kind.is_message()));
+            match page.next_cursor.and_then(|c| c.parse().ok()) {
+                Some(c) => before = Some(c),
+                None => break,
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     /// The session's node tally, brought up to date from the one kept since the last count.
     async fn tally(&self, id: &str) -> Result<Tally> {
         let kept = self.tallies.lock().ok().and_then(|t| t.get(id).cloned());

@@ -1,9 +1,7 @@
 //! Read-only share links: created by managers with an expiry and an optional view limit,
 //! pinned to a branch head or a checkpoint, shown once, stored as a SHA-256 hash, revocable.
-//! Opening one yields the conversation up to the pinned node and the research state there,
-//! with author ids replaced by "Author 1", "Author 2", …
-
-use std::collections::HashMap;
+//! Opening one yields the conversation up to the pinned node (a page at a time) and the
+//! research state there, with author ids replaced by per-link labels ("Author 3f9a0c").
 
 use chrono::{Duration, Utc};
 use kiln_db::{NewShare, ShareLink, ShareRefusal, stamp};
@@ -11,9 +9,10 @@ use kiln_types::state::{Discovery, Hypothesis, Link, Material};
 use kiln_types::{ErrorKind, Permission, SessionType};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{Caller, Error, Node, Result, SessionManager, hash_token};
+use crate::{Caller, Error, Result, SessionManager, hash_token};
 
 /// Share tokens: this prefix and 64 hex digits (256 random bits).
 const TOKEN_PREFIX: &str = "ks_";
@@ -59,8 +58,11 @@ pub struct SharedView {
     pub expires_at: String,
     pub views: i64,
     pub max_views: Option<i64>,
-    /// Messages up to the pinned node, oldest first.
+    /// The newest messages up to the pinned node (or before the cursor asked for), oldest
+    /// first, at most [`SHARE_PAGE`].
     pub conversation: Vec<SharedNode>,
+    /// Cursor for the messages before these (`?before=`), if any.
+    pub older: Option<String>,
     pub discoveries: Vec<Discovery>,
     pub links: Vec<Link>,
     pub materials: Vec<Material>,
@@ -81,7 +83,8 @@ pub struct SharedSession {
 pub struct SharedNode {
     pub id: String,
     pub kind: kiln_types::NodeKind,
-    /// "Author 1", "Author 2", … in order of first appearance; none for the agent.
+    /// "Author 3f9a0c": a label derived from the link and the user, the same on every page
+    /// of one link and different across links; none for the agent.
     pub author: Option<String>,
     pub content: String,
     pub created_at: String,
@@ -100,6 +103,18 @@ pub fn is_share_token_shape(token: &str) -> bool {
         && token[TOKEN_PREFIX.len()..]
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Messages per page of a shared view.
+pub const SHARE_PAGE: u32 = 200;
+
+/// An author's label on a shared view: stable for one link (so pages agree), unlinkable across
+/// links, and no user id or name.
+fn anonymous_author(link_hash: &[u8], user: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(link_hash);
+    h.update(user.as_bytes());
+    format!("Author {}", hex::encode(&h.finalize()[..3]))
 }
 
 fn unknown() -> Error {
@@ -195,10 +210,16 @@ impl SessionManager {
         Ok(self.db.is_share_token(&hash_token(token)).await?)
     }
 
-    /// Opens a share link and counts the view: 404 `share_not_found` for a malformed,
-    /// unknown or revoked token, 410 `share_expired` from its expiry on, 410
-    /// `share_views_used` past its view limit.
-    pub async fn open_share(&self, token: &str) -> Result<SharedView> {
+    /// Opens a share link and counts the view (every page is a view): 404 `share_not_found`
+    /// for a malformed, unknown or revoked token, 410 `share_expired` from its expiry on, 410
+    /// `share_views_used` past its view limit. `before` pages back through the conversation.
+    pub async fn open_share(&self, token: &str, before: Option<&str>) -> Result<SharedView> {
+        let before = before
+            .map(|b| {
+                b.parse::<i64>()
+                    .map_err(|_| Error::bad_request("before must be a cursor from `older`"))
+            })
+            .transpose()?;
         if !is_share_token_shape(token) {
             return Err(unknown());
         }
@@ -230,20 +251,16 @@ impl SessionManager {
             .db
             .state_at_node(&link.session_id, &link.node_id)
             .await?;
-        let nodes = self
-            .conversation_to(&link.session_id, &link.node_id)
+        let mut page = self
+            .db
+            .path_messages(&link.session_id, &link.node_id, SHARE_PAGE, before)
             .await?;
-        let mut authors: HashMap<String, String> = HashMap::new();
-        let conversation = nodes
+        page.items.reverse();
+        let conversation = page
+            .items
             .into_iter()
             .map(|n| {
-                let author = n.author.map(|a| {
-                    let next = authors.len() + 1;
-                    authors
-                        .entry(a)
-                        .or_insert_with(|| format!("Author {next}"))
-                        .clone()
-                });
+                let author = n.author.map(|a| anonymous_author(&link.token_hash, &a));
                 SharedNode {
                     id: n.id,
                     kind: n.kind,
@@ -268,27 +285,12 @@ impl SessionManager {
             views: link.views,
             max_views: link.max_views,
             conversation,
+            older: page.next_cursor,
             discoveries: state.discoveries,
             links: state.links,
             materials: state.materials,
             hypotheses: state.hypotheses,
         })
-    }
-
-    /// The conversation messages on the path ending at `node`, oldest first.
-    pub(crate) async fn conversation_to(&self, session: &str, node: &str) -> Result<Vec<Node>> {
-        let mut out = Vec::new();
-        let mut before = None;
-        loop {
-            let page = self.db.path(session, node, 1000, before).await?;
-            out.extend(page.items.into_iter().filter(|n| n.kind.is_message()));
-            match page.next_cursor.and_then(|c| c.parse().ok()) {
-                Some(c) => before = Some(c),
-                None => break,
-            }
-        }
-        out.reverse();
-        Ok(out)
     }
 }
 

@@ -163,7 +163,7 @@ async fn leases_keep_two_processes_off_the_same_session_and_dead_links_are_purge
         .await;
     assert_eq!(r.shares_purged, 1);
     assert_eq!(
-        e.mgr.open_share(&share.token).await.unwrap_err().code,
+        e.mgr.open_share(&share.token, None).await.unwrap_err().code,
         "share_not_found"
     );
 }

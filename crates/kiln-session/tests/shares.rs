@@ -38,9 +38,9 @@ async fn a_link_is_dead_at_the_instant_it_expires() {
         Err(kiln_db::ShareRefusal::Expired)
     );
     // Still usable now, through the manager; a stranger's token shape is refused first.
-    assert!(e.mgr.open_share(&created.token).await.is_ok());
+    assert!(e.mgr.open_share(&created.token, None).await.is_ok());
     assert_eq!(
-        e.mgr.open_share("ks_short").await.unwrap_err().code,
+        e.mgr.open_share("ks_short", None).await.unwrap_err().code,
         "share_not_found"
     );
 }
@@ -66,7 +66,7 @@ async fn concurrent_views_stop_at_the_limit() {
         .map(|_| {
             let mgr = e.mgr.clone();
             let token = created.token.clone();
-            tokio::spawn(async move { mgr.open_share(&token).await })
+            tokio::spawn(async move { mgr.open_share(&token, None).await })
         })
         .collect();
     let mut ok = 0;

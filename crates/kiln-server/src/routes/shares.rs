@@ -55,16 +55,34 @@ async fn revoke(
     Ok(Json(st.mgr.revoke_share(&caller, &id, &share).await?))
 }
 
-async fn shared_json(State(st): State<AppState>, Path(token): Path<String>) -> Response {
-    match st.mgr.open_share(&token).await {
+/// A shared view's page: `?before=` takes the `older` cursor of the page after it.
+#[derive(Debug, Default, serde::Deserialize)]
+struct SharedPage {
+    before: Option<String>,
+}
+
+async fn shared_json(
+    State(st): State<AppState>,
+    Path(token): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SharedPage>,
+) -> Response {
+    match st.mgr.open_share(&token, q.before.as_deref()).await {
         Ok(view) => ([html::NOINDEX], Json(view)).into_response(),
         Err(e) => ([html::NOINDEX], ApiError::from(e)).into_response(),
     }
 }
 
-async fn shared_page(State(st): State<AppState>, Path(token): Path<String>) -> Response {
-    match st.mgr.open_share(&token).await {
-        Ok(view) => html::page(StatusCode::OK, "share.html", json!({ "view": view })),
+async fn shared_page(
+    State(st): State<AppState>,
+    Path(token): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SharedPage>,
+) -> Response {
+    match st.mgr.open_share(&token, q.before.as_deref()).await {
+        Ok(view) => html::page(
+            StatusCode::OK,
+            "share.html",
+            json!({ "view": view, "paged": q.before.is_some() }),
+        ),
         Err(e) => html::error_page(&e),
     }
 }
