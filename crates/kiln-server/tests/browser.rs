@@ -452,6 +452,54 @@ async fn checkpoint_then_restore_brings_the_branch_back() {
                 text.contains("Analyse LiFePO4"),
                 "the first message is still there",
             )?;
+            // Past twenty checkpoints the older ones are one select, restored the same way.
+            for i in 0..20 {
+                let (st, _) = s
+                    .request(
+                        Method::POST,
+                        &format!("/v1/sessions/{id}/checkpoints"),
+                        Some(&s.alice),
+                        Some(json!({"name": format!("cp-{i:02}")})),
+                    )
+                    .await;
+                check(st.is_success(), "checkpoint created")?;
+            }
+            b.refresh().await.map_err(wd("reload"))?;
+            let select = find(b, "#restore-older-form select").await?;
+            select
+                .select_by_value("before-cobalt")
+                .await
+                .map_err(wd("pick an older checkpoint"))?;
+            click(b, "#restore-older-form button[type=submit]").await?;
+            b.accept_alert().await.map_err(wd("confirm"))?;
+            // Restoring it adds a second before-restore checkpoint.
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let (_, cps) = s
+                    .request(
+                        Method::GET,
+                        &format!("/v1/sessions/{id}/checkpoints"),
+                        Some(&s.alice),
+                        None,
+                    )
+                    .await;
+                let n = cps["items"].as_array().map_or(0, |a| {
+                    a.iter()
+                        .filter(|c| {
+                            c["name"]
+                                .as_str()
+                                .is_some_and(|n| n.starts_with("before-restore"))
+                        })
+                        .count()
+                });
+                if n >= 2 {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(format!("the older checkpoint was not restored ({n})"));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             Ok(())
         })
     })

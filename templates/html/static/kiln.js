@@ -20,6 +20,7 @@
     const out = {};
     for (const input of form.querySelectorAll("input, select, textarea")) {
       if (!input.name || input.name === "csrf" || input.disabled) continue;
+      if (input.hasAttribute("data-path-param")) continue; // goes into the path, not the body
       if ((input.type === "checkbox" || input.type === "radio") && !input.checked) continue;
       let value = input.value;
       if (value === "") continue;
@@ -66,7 +67,12 @@
     const button = form.querySelector("button[type=submit]");
     if (button) button.disabled = true;
     try {
-      const r = await api(form.dataset.api, form.dataset.path, payload);
+      // `{name}` in data-path takes the value of the field `name` marked data-path-param.
+      const path = form.dataset.path.replace(/\{(\w+)\}/g, (_, k) => {
+        const field = form.querySelector(`[name="${k}"][data-path-param]`);
+        return encodeURIComponent(field ? field.value : "");
+      });
+      const r = await api(form.dataset.api, path, payload);
       if (r.ok) return done(form, payload, r.data);
       const err = (r.data && r.data.error) || { message: "request failed (" + r.status + ")" };
       if (err.code === "merge_conflict") return conflict(form, err);

@@ -24,6 +24,8 @@ use crate::routes::web::{redirect, signed_in};
 
 /// How many messages the page shows before an "older" link.
 const PAGE_MESSAGES: u32 = 50;
+/// How many checkpoints the page lists one per line (newest first).
+const PAGE_CHECKPOINTS: usize = 20;
 /// How many audit entries the page lists (newest first).
 const PAGE_AUDIT: usize = 50;
 
@@ -214,12 +216,20 @@ async fn page_context(
             })
         })
         .collect();
-    let message_ids: Vec<&str> = page.items.iter().map(|n| n.id.as_str()).collect();
-    let checkpoint_here: Vec<&str> = checkpoints
-        .iter()
-        .filter(|c| message_ids.contains(&c.node.as_str()))
-        .map(|c| c.name.as_str())
-        .collect();
+    // Checkpoint names by the shown node they mark.
+    let message_ids: std::collections::HashSet<&str> =
+        page.items.iter().map(|n| n.id.as_str()).collect();
+    let mut checkpoint_here: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for c in &checkpoints {
+        if message_ids.contains(c.node.as_str()) {
+            checkpoint_here.entry(&c.node).or_default().push(&c.name);
+        }
+    }
+    // The newest checkpoints get a line each; older ones (hourly automatic checkpoints add up)
+    // are one select.
+    let mut newest_first: Vec<&kiln_session::Checkpoint> = checkpoints.iter().collect();
+    newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    let (recent, older) = newest_first.split_at(newest_first.len().min(PAGE_CHECKPOINTS));
     let actions: Vec<&str> = session
         .status
         .allowed_targets()
@@ -253,7 +263,8 @@ async fn page_context(
         "links": links,
         "relationships": kiln_types::state::LINK_RELATIONSHIPS,
         "materials": materials,
-        "checkpoints": checkpoints,
+        "checkpoints": recent,
+        "older_checkpoints": older.iter().map(|c| &c.name).collect::<Vec<_>>(),
         "checkpoints_in_view": checkpoint_here,
         "context": context,
         "stats": stats,
