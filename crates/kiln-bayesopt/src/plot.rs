@@ -180,6 +180,9 @@ pub fn convergence_svg(outputs: &[f64], goal: Goal, objective: &str) -> String {
     out
 }
 
+/// Most points a line chart marks with dots.
+const MAX_DOTS: usize = 200;
+
 /// A line chart of `(x, y)` points in the order given (a notebook's metric track, say); points
 /// that are not finite are left out.
 pub fn line_svg(title: &str, xlabel: &str, ylabel: &str, points: &[(f64, f64)]) -> String {
@@ -215,12 +218,15 @@ pub fn line_svg(title: &str, xlabel: &str, ylabel: &str, points: &[(f64, f64)]) 
             f.px(*x),
             f.py(*y)
         );
-        let _ = writeln!(
-            out,
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#369\"/>",
-            f.px(*x),
-            f.py(*y)
-        );
+        // Dots only while they can be told apart; a long track is its line.
+        if pts.len() <= MAX_DOTS {
+            let _ = writeln!(
+                out,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#369\"/>",
+                f.px(*x),
+                f.py(*y)
+            );
+        }
     }
     let _ = writeln!(
         out,
@@ -461,6 +467,19 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 2);
         assert!(svg.contains("yield &lt;%&gt;"));
         assert!(super::line_svg("t", "x", "y", &[]).contains("no points yet"));
+        let long: Vec<(f64, f64)> = (0..5000).map(|i| (i as f64, (i as f64).sin())).collect();
+        let svg = super::line_svg("t", "x", "y", &long);
+        assert_eq!(
+            svg.matches("<circle").count(),
+            0,
+            "a long track is its line"
+        );
+        let line = svg.rsplit("<path d=\"").next().unwrap();
+        assert_eq!(
+            line.matches('L').count(),
+            4999,
+            "every point is on the line"
+        );
     }
 
     use super::*;
