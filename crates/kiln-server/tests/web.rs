@@ -339,6 +339,7 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
         "Share links",
         "Collaborators",
         "id=\"composer\"",
+        ">Pause<",
         "id=\"new-branch-form\"",
         "id=\"note-form\"",
         "id=\"material-form\"",
@@ -401,6 +402,18 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
     ] {
         assert!(!page.contains(absent), "a reader sees {absent:?}");
     }
+    // A writer chats and branches but moves no lifecycle (that needs manage), here and on the
+    // sessions page.
+    api(
+        format!("/v1/sessions/{id}/collaborators"),
+        json!({"user": "writer", "permissions": ["write"]}),
+    )
+    .await;
+    let (writer_cookie, _, writer_home) = signed_in(&srv, &http, &srv.users["writer"]).await;
+    let (_, page) = get(format!("/web/sessions/{id}"), writer_cookie).await;
+    assert!(page.contains("id=\"composer\"") && page.contains("new-branch-form"));
+    assert!(!page.contains(">Pause<") && !page.contains(">Archive<"));
+    assert!(writer_home.contains("Olivine study") && !writer_home.contains(">Pause<"));
     // A commenter may add notes (not chat); a materials collaborator may add materials.
     for (user, perm) in [("commenter", "comment"), ("materials", "add_materials")] {
         api(

@@ -230,13 +230,7 @@ async fn page_context(
     let mut newest_first: Vec<&kiln_session::Checkpoint> = checkpoints.iter().collect();
     newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     let (recent, older) = newest_first.split_at(newest_first.len().min(PAGE_CHECKPOINTS));
-    let actions: Vec<&str> = session
-        .status
-        .allowed_targets()
-        .iter()
-        .filter(|t| **t != kiln_types::SessionStatus::Active)
-        .map(|t| t.as_str())
-        .collect();
+    let actions = crate::routes::web::lifecycle_actions(session.status);
     let open = matches!(
         session.status,
         kiln_types::SessionStatus::Created

@@ -56,6 +56,17 @@ fn sign_in_cookie(token: &str) -> Option<HeaderValue> {
     .ok()
 }
 
+/// The lifecycle buttons a session in `status` offers (becoming active is not a button: a
+/// message does it).
+pub(crate) fn lifecycle_actions(status: SessionStatus) -> Vec<&'static str> {
+    status
+        .allowed_targets()
+        .iter()
+        .filter(|t| **t != SessionStatus::Active)
+        .map(|t| t.as_str())
+        .collect()
+}
+
 /// The sessions page's filters, as its GET form sends them (empty fields mean no filter).
 #[derive(Debug, Default, Deserialize)]
 struct HomeQuery {
@@ -126,20 +137,22 @@ async fn home(
     let templates = st.mgr.templates().await.unwrap_or_default();
     match st.mgr.list_sessions(&caller, q).await {
         Ok(page) => {
-            let sessions: Vec<_> = page
-                .items
-                .iter()
-                .map(|s| {
-                    let actions: Vec<&str> = s
-                        .status
-                        .allowed_targets()
-                        .iter()
-                        .filter(|t| **t != SessionStatus::Active)
-                        .map(|t| t.as_str())
-                        .collect();
-                    json!({"session": s, "actions": actions})
-                })
-                .collect();
+            let mut sessions = Vec::with_capacity(page.items.len());
+            for s in &page.items {
+                // Lifecycle buttons need manage: owners hold it; a collaborator's is looked up.
+                let manages = s.owner_id == caller.user_id
+                    || st
+                        .mgr
+                        .permissions(&caller, &s.id)
+                        .await
+                        .is_ok_and(|p| p.has(kiln_types::Permission::Manage));
+                let actions: Vec<&str> = if manages {
+                    lifecycle_actions(s.status)
+                } else {
+                    Vec::new()
+                };
+                sessions.push(json!({"session": s, "actions": actions}));
+            }
             html::page(
                 StatusCode::OK,
                 "sessions.html",
