@@ -312,6 +312,13 @@ async fn sign_in_create_a_session_and_see_the_answer_stream_in() {
             call.click().await.map_err(wd("expand the tool call"))?;
             // The side panels catch up without a reload.
             wait_text(b, "#materials", "LiFePO4").await?;
+            // Edit the details (PATCH with If-Match): the heading follows.
+            click(b, "#edit-session summary").await?;
+            fill(b, "#edit-form input[name=name]", "Cathode screen II").await?;
+            fill(b, "#edit-form input[name=tags]", "olivine, lfp").await?;
+            click(b, "#edit-form button[type=submit]").await?;
+            wait_text(b, "h1", "Cathode screen II").await?;
+            wait_text(b, "header", "olivine, lfp").await?;
             // A hypothesis from its form.
             fill(
                 b,

@@ -1,6 +1,8 @@
 // Kiln's session page script: progressive enhancement over server-rendered HTML. Reading needs
 // none of it. It sends the composer over SSE (the answer streams in), turns `data-api` forms
-// into JSON API calls (cookie + X-CSRF-Token), and opens the merge-conflict dialog.
+// into JSON API calls (cookie + X-CSRF-Token; `data-if-match` sends If-Match, `data-list`
+// fields become arrays, `data-path-param` fields fill `{name}` in the path), and opens the
+// merge-conflict dialog.
 "use strict";
 
 (function () {
@@ -25,6 +27,7 @@
       let value = input.value;
       if (value === "") continue;
       if (input.type === "number") value = Number(value);
+      if (input.hasAttribute("data-list")) value = value.split(",").map((v) => v.trim()).filter(Boolean);
       let name = input.name;
       const many = name.endsWith("[]");
       if (many) name = name.slice(0, -2);
@@ -38,11 +41,13 @@
     return out;
   }
 
-  async function api(method, path, payload) {
+  async function api(method, path, payload, ifMatch) {
+    const headers = { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrf };
+    if (ifMatch) headers["If-Match"] = ifMatch;
     const res = await fetch(path, {
       method,
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrf },
+      headers,
       body: method === "GET" || method === "DELETE" ? undefined : JSON.stringify(payload || {}),
     });
     let data = null;
@@ -72,7 +77,7 @@
         const field = form.querySelector(`[name="${k}"][data-path-param]`);
         return encodeURIComponent(field ? field.value : "");
       });
-      const r = await api(form.dataset.api, path, payload);
+      const r = await api(form.dataset.api, path, payload, form.dataset.ifMatch);
       if (r.ok) return done(form, payload, r.data);
       const err = (r.data && r.data.error) || { message: "request failed (" + r.status + ")" };
       if (err.code === "merge_conflict") return conflict(form, err);
