@@ -90,8 +90,8 @@ impl SessionManager {
         let mut out = Vec::new();
         let mut before = None;
         loop {
-            let page = self.db.path(session, node, 1000, before).await?;
-            out.extend(page.items.into_iter().filter(|n| n.kind.is_message()));
+            let page = self.db.path_messages(session, node, 1000, before).await?;
+            out.extend(page.items);
             match page.next_cursor.and_then(|c| c.parse().ok()) {
                 Some(c) => before = Some(c),
                 None => break,
@@ -133,13 +133,25 @@ impl SessionManager {
         let tally = self.tally(id).await?;
         let mut contributions: BTreeMap<String, Contribution> = BTreeMap::new();
         let (mut queries, mut messages) = (0, 0);
+        // One name lookup per author, not per (kind, author) group.
+        let mut names: BTreeMap<&str, String> = BTreeMap::new();
+        for a in tally.counts.keys().filter_map(|(_, a)| a.as_deref()) {
+            if !names.contains_key(a) {
+                let name = self
+                    .db
+                    .user(a)
+                    .await
+                    .map_or_else(|_| a.to_string(), |u| u.name);
+                names.insert(a, name);
+            }
+        }
         for ((kind, author), n) in &tally.counts {
             let n = *n;
             let Ok(kind) = kind.parse::<NodeKind>() else {
                 continue;
             };
             let author = match author {
-                Some(a) => self.db.user(a).await.map_or_else(|_| a.clone(), |u| u.name),
+                Some(a) => names[a.as_str()].clone(),
                 None => "system".into(),
             };
             let c = contributions.entry(author).or_default();
