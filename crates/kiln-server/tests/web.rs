@@ -119,25 +119,17 @@ async fn sign_in_list_and_move_sessions_with_csrf() {
     };
     let bad = post(vec![("status", "resumed".into()), ("csrf", "0".repeat(32))]).await;
     assert_eq!(bad, StatusCode::FORBIDDEN);
-    let status = |v: &Value| v["status"].as_str().unwrap().to_owned();
-    let (_, now) = srv
-        .send(
-            srv.http
-                .get(format!("{}/v1/sessions/{b_id}", srv.base))
-                .bearer_auth(&srv.alice),
-        )
-        .await;
-    assert_eq!(status(&now), "paused");
+    let status = || async {
+        let path = format!("/v1/sessions/{b_id}");
+        let (_, v) = srv
+            .request(reqwest::Method::GET, &path, Some(&srv.alice), None)
+            .await;
+        v["status"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(status().await, "paused");
     let ok = post(vec![("status", "resumed".into()), ("csrf", csrf.clone())]).await;
     assert_eq!(ok, StatusCode::SEE_OTHER);
-    let (_, now) = srv
-        .send(
-            srv.http
-                .get(format!("{}/v1/sessions/{b_id}", srv.base))
-                .bearer_auth(&srv.alice),
-        )
-        .await;
-    assert_eq!(status(&now), "resumed");
+    assert_eq!(status().await, "resumed");
 
     // A new session from the page's form (CSRF checked), and the search box.
     let create = |csrf: String| {

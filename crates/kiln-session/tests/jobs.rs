@@ -10,24 +10,33 @@ use kiln_session::{CreateSession, CreateShare, JobsConfig};
 use kiln_types::CheckpointFrequency;
 use kiln_types::{Role, SessionStatus, SessionType};
 
-#[tokio::test]
-async fn research_sessions_are_checkpointed_then_archived_with_a_final_summary() {
-    let e = env().await;
-    let cfg = JobsConfig::default();
-    let s = e
-        .mgr
+/// A research session owned by alice.
+async fn research(
+    e: &common::Env,
+    name: &str,
+    days: u32,
+    every: CheckpointFrequency,
+) -> kiln_session::Session {
+    e.mgr
         .create_session(
             &e.alice,
             CreateSession {
-                name: "long study".into(),
+                name: name.into(),
                 session_type: SessionType::Research,
-                duration_days: Some(2),
-                checkpoint_frequency: Some(CheckpointFrequency::Hourly),
+                duration_days: Some(days),
+                checkpoint_frequency: Some(every),
                 ..Default::default()
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn research_sessions_are_checkpointed_then_archived_with_a_final_summary() {
+    let e = env().await;
+    let cfg = JobsConfig::default();
+    let s = research(&e, "long study", 2, CheckpointFrequency::Hourly).await;
     e.mgr
         .append_event(
             &e.alice,
@@ -113,20 +122,7 @@ async fn idle_sessions_pause_and_long_paused_ones_archive() {
 async fn leases_keep_two_processes_off_the_same_session_and_dead_links_are_purged() {
     let e = env().await;
     let cfg = JobsConfig::default();
-    let s = e
-        .mgr
-        .create_session(
-            &e.alice,
-            CreateSession {
-                name: "shared job".into(),
-                session_type: SessionType::Research,
-                duration_days: Some(30),
-                checkpoint_frequency: Some(CheckpointFrequency::Daily),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let s = research(&e, "shared job", 30, CheckpointFrequency::Daily).await;
     let due = Utc::now() + Duration::days(1) + Duration::minutes(1);
     // Process B holds the checkpoint lease on this session (it is mid-run).
     let until = (due + Duration::minutes(5)).to_rfc3339();
@@ -214,20 +210,7 @@ async fn a_failing_job_on_one_session_spares_the_others_and_is_retried_next_tick
     let cfg = JobsConfig::default();
     let mut ids = Vec::new();
     for name in ["broken", "healthy"] {
-        let s = e
-            .mgr
-            .create_session(
-                &e.alice,
-                CreateSession {
-                    name: name.into(),
-                    session_type: SessionType::Research,
-                    duration_days: Some(30),
-                    checkpoint_frequency: Some(CheckpointFrequency::Hourly),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let s = research(&e, name, 30, CheckpointFrequency::Hourly).await;
         ids.push(s.id);
     }
     // Point one session's default branch at a branch that does not exist.
