@@ -20,7 +20,7 @@ pub use agent::{
 pub use context::{ContextInputs, ContextPart, ContextWindow, assemble};
 pub use overview::SessionSummary;
 pub use registry::{Registry, ToolInfo};
-pub use tool::{Tool, ToolContext, ToolError, ToolOutput, ToolView, ViewChart, ViewTable};
+pub use tool::{Tool, ToolContext, ToolError, ToolOutput, ToolView, ViewChart, ViewTable, clip};
 
 /// The system prompt (templates/prompts/system.md, embedded at build time).
 pub const SYSTEM_PROMPT: &str = include_str!("../../../templates/prompts/system.md");

@@ -184,7 +184,7 @@ pub struct ViewChart {
 }
 
 /// Returns `text` cut to `max` characters, with `…` when cut.
-pub(crate) fn clip(text: &str, max: usize) -> String {
+pub fn clip(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),

@@ -55,10 +55,7 @@ fn env() -> &'static Environment<'static> {
 
 /// `text | truncate(n)`: the first `n` characters, with `…` when cut.
 fn truncate(text: String, n: usize) -> String {
-    match text.char_indices().nth(n) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
+    kiln_agent::clip(&text, n)
 }
 
 /// Keeps shared and error pages out of search engines.

@@ -73,10 +73,9 @@
     if (button) button.disabled = true;
     try {
       // `{name}` in data-path takes the value of the field `name` marked data-path-param.
-      const path = form.dataset.path.replace(/\{(\w+)\}/g, (_, k) => {
-        const field = form.querySelector(`[name="${k}"][data-path-param]`);
-        return encodeURIComponent(field ? field.value : "");
-      });
+      const params = {};
+      for (const f of form.querySelectorAll("[data-path-param]")) params[f.name] = f.value;
+      const path = fill(form.dataset.path, params);
       const r = await api(form.dataset.api, path, payload, form.dataset.ifMatch);
       if (r.ok) return done(form, payload, r.data);
       const err = (r.data && r.data.error) || { message: "request failed (" + r.status + ")" };
