@@ -6,7 +6,9 @@ INSERT message, UPDATE updated_at, COMMIT) against its schema, through the same 
 (Python's sqlite3), with the same durability (WAL, synchronous=NORMAL), one message per
 transaction; then each store's read of the last 20 messages (Kiln's one-row JSON page query,
 SQLiteSession's `ORDER BY id DESC LIMIT`), rows fetched, not parsed. It answers: how fast could
-each store append and read if its driver cost nothing?
+each store append and read if its driver cost nothing? Last, the floor under any store: one
+INSERT + COMMIT per message into a single table clustered on (conversation, seq), and into a
+bare rowid table.
 
     kiln --data-dir /tmp/floor bench compare --turns 50 --reads 10 --read-limit 20 --fork-at 25
     python3 scripts/store_sql_floor.py /tmp/floor/kiln.db --messages 20000
@@ -124,6 +126,38 @@ def sqlite_session(n):
     return append, (time.perf_counter() - start) / reads * 1e6, mode
 
 
+def minimal(n):
+    """The least any SQLite store can do per durable message: one INSERT and COMMIT into a
+    single table clustered on (conversation, seq), which is also what a read of the last 20
+    needs, and (below any usable store) into a bare rowid table with no way to find a
+    conversation's messages but a scan."""
+    path = os.path.join(tempfile.mkdtemp(), "minimal.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    mode = pragmas(conn)
+    conn.executescript(
+        "CREATE TABLE m (conv INTEGER, seq INTEGER, body TEXT, PRIMARY KEY (conv, seq)) WITHOUT ROWID;"
+        "CREATE TABLE bare (body TEXT);"
+    )
+    start = time.perf_counter()
+    for i in range(n):
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO m VALUES (1, ?, ?)", (i, USER if i % 2 == 0 else ASSISTANT))
+        conn.execute("COMMIT")
+    clustered = (time.perf_counter() - start) / n * 1e6
+    start = time.perf_counter()
+    for i in range(n):
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO bare VALUES (?)", (USER if i % 2 == 0 else ASSISTANT,))
+        conn.execute("COMMIT")
+    bare = (time.perf_counter() - start) / n * 1e6
+    reads = max(1, n // 20)
+    start = time.perf_counter()
+    for _ in range(reads):
+        rows = conn.execute("SELECT seq, body FROM m WHERE conv = 1 ORDER BY seq DESC LIMIT 20").fetchall()
+    assert len(rows) == 20
+    return clustered, bare, (time.perf_counter() - start) / reads * 1e6, mode
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("kiln_db")
@@ -135,6 +169,9 @@ def main():
     print(f"kiln statements           append {k:7.1f} µs/message  read-20 {kr:6.1f} µs  ({km[0]}, synchronous={km[1]})")
     print(f"SQLiteSession statements  append {s:7.1f} µs/message  read-20 {sr:6.1f} µs  ({sm[0]}, synchronous={sm[1]})")
     print(f"ratio kiln/SQLiteSession  append {k / s:7.2f}             read-20 {kr / sr:6.2f}")
+    c, b, cr, cm = minimal(a.messages)
+    print(f"one clustered table       append {c:7.1f} µs/message  read-20 {cr:6.1f} µs  ({cm[0]}, synchronous={cm[1]})")
+    print(f"one bare rowid table      append {b:7.1f} µs/message  (no per-conversation read)")
 
 
 if __name__ == "__main__":
