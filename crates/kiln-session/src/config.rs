@@ -125,7 +125,12 @@ impl Config {
             }
             fig = fig.merge(Toml::file(f));
         }
-        fig = fig.merge(Env::prefixed("KILN_").split("__"));
+        // Only `KILN_SECTION__KEY` names configure: other `KILN_*` variables (KILN_LOG, the
+        // benchmarks' and tests' own) are not configuration and must not fail the load.
+        let sections = Env::prefixed("KILN_")
+            .filter(|key| key.as_str().contains("__"))
+            .split("__");
+        fig = fig.merge(sections);
         fig.extract()
             .map_err(|e| format!("invalid configuration: {e}"))
     }
@@ -175,6 +180,21 @@ mod tests {
             let c = Config::load(Some(Path::new("k.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(c.server.bind, "127.0.0.1:9000");
             assert_eq!(c.storage.snapshot_every, 7);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn other_kiln_variables_are_ignored_and_unknown_sections_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KILN_LOG", "debug");
+            jail.set_env("KILN_BENCH_SIZES", "1000");
+            jail.set_env("KILN_SERVER__MAX_BODY_BYTES", "1234");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.server.max_body_bytes, 1234);
+            jail.set_env("KILN_SERVR__BIND", "127.0.0.1:1");
+            let err = Config::load(None).expect_err("a misspelt section is an error");
+            assert!(err.contains("servr"), "{err}");
             Ok(())
         });
     }
