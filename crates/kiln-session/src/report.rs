@@ -204,6 +204,18 @@ impl SessionManager {
         let state = self.db.head_state(id, &session.default_branch).await?;
         let head = self.db.branch(id, &session.default_branch).await?.head;
         let conversation = self.conversation_to(id, &head).await?;
+        // Readers see who wrote each message by name; a deleted user keeps their id.
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        for a in conversation.iter().filter_map(|n| n.author.as_deref()) {
+            if !names.contains_key(a) {
+                let name = self
+                    .db
+                    .user(a)
+                    .await
+                    .map_or_else(|_| a.to_owned(), |u| u.name);
+                names.insert(a.to_owned(), name);
+            }
+        }
         // Each tool renders its own state (the optimizer: space, data, iterations).
         let tools: Vec<Value> = state
             .tools
@@ -222,7 +234,7 @@ impl SessionManager {
         tmpl.render(json!({
             "session": session, "stats": stats, "audit": audit, "branches": branches,
             "checkpoints": checkpoints, "state": state, "conversation": conversation,
-            "tools": tools,
+            "tools": tools, "names": names,
             "exported_at": kiln_db::now(),
         }))
         .map_err(|e| Error::internal(format!("report rendering failed: {e}")))

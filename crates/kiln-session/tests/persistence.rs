@@ -226,6 +226,9 @@ async fn export_then_import_round_trips_as_a_new_session() {
     );
     let md = m.export_markdown(a, &id).await.unwrap();
     assert!(md.contains("Analyse LiFePO4"));
+    // Messages are signed with their author's name, not the user id.
+    assert!(md.contains("**user** (alice) ·"), "{md}");
+    assert!(!md.contains(&format!("({})", a.user_id)), "{md}");
 }
 
 #[tokio::test]
