@@ -183,13 +183,7 @@ pub struct ViewChart {
     pub svg: String,
 }
 
-/// Returns `text` cut to `max` characters, with `…` when cut.
-pub fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
+pub use kiln_types::clip;
 
 /// Returns a required string argument.
 pub(crate) fn str_arg<'a>(args: &'a Value, key: &str) -> Result<&'a str, ToolError> {

@@ -19,6 +19,8 @@ use crate::tree::{
 };
 use crate::{Db, Error, Result, audit, now, refs, state};
 
+mod summary;
+
 /// A merge of branch `from` into branch `into`.
 pub struct MergeRequest<'a> {
     pub session: &'a str,
@@ -93,38 +95,6 @@ async fn last_merged(
     Ok(None)
 }
 
-/// Writes an extractive summary of what a branch explored.
-fn summarise(from: &str, nodes: &[Node]) -> String {
-    let count = |k: NodeKind| nodes.iter().filter(|n| n.kind == k).count();
-    let firsts: Vec<String> = nodes
-        .iter()
-        .filter(|n| n.kind == NodeKind::User)
-        .take(3)
-        .map(|n| {
-            let t: String = n.content.chars().take(160).collect();
-            format!("- {}", t.replace('\n', " "))
-        })
-        .collect();
-    let mut out = format!(
-        "Merged branch `{from}`: {} user messages, {} answers, {} tool calls, {} discoveries, \
-         {} materials.",
-        count(NodeKind::User),
-        count(NodeKind::Assistant),
-        count(NodeKind::ToolCall),
-        count(NodeKind::Discovery),
-        count(NodeKind::Material),
-    );
-    if !firsts.is_empty() {
-        out.push_str("\nIt explored:\n");
-        out.push_str(&firsts.join("\n"));
-    }
-    if let Some(last) = nodes.iter().rev().find(|n| n.kind == NodeKind::Assistant) {
-        let t: String = last.content.chars().take(300).collect();
-        out.push_str(&format!("\nLast answer: {}", t.replace('\n', " ")));
-    }
-    out
-}
-
 impl Db {
     /// Merges `from` into `into`; conflicts fail the merge unless a strategy settles them.
     pub async fn merge(&self, req: MergeRequest<'_>) -> Result<MergeResult> {
@@ -179,7 +149,7 @@ impl Db {
         let outcome = merge(&base_state, &ours, &theirs, req.strategy, from, req.tools)
             .map_err(Error::MergeConflict)?;
         let explored = nodes_after(&mut tx, &b_chain, base.seq).await?;
-        let summary = summarise(from, &explored);
+        let summary = summary::summarise(from, &explored, &base_state, &theirs);
         let now = now();
         let id = NodeId::new().to_string();
         let segment = slot_after(&mut tx, session, &a.pos).await?;

@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod node;
 pub mod session;
 pub mod state;
+pub mod text;
 
 pub use access::{Permission, Permissions};
 pub use error::ErrorKind;
@@ -18,3 +19,4 @@ pub use session::{CheckpointFrequency, ContextConfig, SessionType};
 pub use state::{
     Conflict, HypothesisStatus, MergeStrategy, ResearchState, StateDiff, StateEvent, TaskStatus,
 };
+pub use text::clip;
