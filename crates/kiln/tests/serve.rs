@@ -1,48 +1,9 @@
 //! `kiln serve` as a user starts it: first start creates the owner and prints its token once,
 //! the service answers on the bound address, and a second start prints no token.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
 
-struct Running {
-    child: Child,
-    addr: String,
-    token: Option<String>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &std::path::Path) -> Running {
-    let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut running = Running {
-        child,
-        addr: String::new(),
-        token: None,
-    };
-    let stdout = running.child.stdout.take().unwrap();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some(t) = line.trim().strip_prefix("kiln_") {
-            running.token = Some(format!("kiln_{t}"));
-        }
-        if let Some(addr) = line.strip_prefix("Kiln listening on http://") {
-            running.addr = addr.trim().to_string();
-            return running;
-        }
-    }
-    panic!("serve exited before listening")
-}
+use support::start;
 
 #[tokio::test]
 async fn first_start_prints_an_owner_token_that_works() {

@@ -1,0 +1,51 @@
+//! `kiln serve` started as a user starts it, on 127.0.0.1:0, with its first-start owner token.
+
+#![allow(dead_code)] // each test crate uses its own part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A running `kiln serve`, killed when dropped.
+pub struct Running {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// The owner token, printed on first start only.
+    pub token: Option<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `kiln serve` on `dir` and waits until it listens.
+pub fn start(dir: &Path) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running {
+        child,
+        addr: String::new(),
+        token: None,
+    };
+    let stdout = running.child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(t) = line.trim().strip_prefix("kiln_") {
+            running.token = Some(format!("kiln_{t}"));
+        }
+        if let Some(addr) = line.strip_prefix("Kiln listening on http://") {
+            running.addr = addr.trim().to_string();
+            return running;
+        }
+    }
+    panic!("serve exited before listening")
+}
