@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod html;
 pub mod jobs;
+pub mod openapi;
 mod router;
 mod routes;
 

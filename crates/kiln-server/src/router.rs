@@ -15,6 +15,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.max_body_bytes;
     Router::new()
         .route("/v1/health", get(routes::health::health))
+        .route("/v1/openapi.json", get(crate::openapi::serve))
         .merge(routes::sessions::routes())
         .merge(routes::tree::routes())
         .merge(routes::history::routes())

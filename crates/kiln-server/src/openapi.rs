@@ -1,0 +1,706 @@
+//! The OpenAPI 3.1 document of the `/v1` API, served at `GET /v1/openapi.json`.
+//!
+//! Written by hand from the routes and their bodies (see `tests/openapi.rs`, which checks that
+//! every route the router serves is documented and every documented operation is served, and
+//! that every `$ref` resolves).
+
+use std::sync::LazyLock;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::{Map, Value, json};
+
+mod schemas;
+
+use schemas::{array, doc, enumeration, int, nullable, obj, page, r, strict, string, text};
+
+/// One documented operation.
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    /// Query parameters: name, schema, required.
+    query: Vec<(&'static str, Value, bool)>,
+    /// Extra request headers: name, description.
+    headers: Vec<(&'static str, &'static str)>,
+    body: Option<Value>,
+    /// Whether the body may be left out.
+    body_optional: bool,
+    status: u16,
+    /// The success body, `None` for no content.
+    response: Option<Value>,
+    public: bool,
+}
+
+impl Op {
+    fn new(
+        method: &'static str,
+        path: &'static str,
+        tag: &'static str,
+        summary: &'static str,
+    ) -> Self {
+        Op {
+            method,
+            path,
+            tag,
+            summary,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            body_optional: false,
+            status: 200,
+            response: None,
+            public: false,
+        }
+    }
+
+    fn query(mut self, name: &'static str, schema: Value, required: bool) -> Self {
+        self.query.push((name, schema, required));
+        self
+    }
+
+    fn header(mut self, name: &'static str, description: &'static str) -> Self {
+        self.headers.push((name, description));
+        self
+    }
+
+    fn body(mut self, schema: Value) -> Self {
+        self.body = Some(schema);
+        self
+    }
+
+    fn optional_body(mut self, schema: Value) -> Self {
+        self.body = Some(schema);
+        self.body_optional = true;
+        self
+    }
+
+    fn ok(mut self, status: u16, schema: Value) -> Self {
+        self.status = status;
+        self.response = Some(schema);
+        self
+    }
+
+    fn no_content(mut self) -> Self {
+        self.status = 204;
+        self.response = None;
+        self
+    }
+
+    fn public(mut self) -> Self {
+        self.public = true;
+        self
+    }
+
+    /// The operation object.
+    fn render(&self) -> Value {
+        let mut params: Vec<Value> = self
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": string()}))
+            .collect();
+        params.extend(self.query.iter().map(|(name, schema, required)| {
+            json!({"name": name, "in": "query", "required": required, "schema": schema})
+        }));
+        params.extend(self.headers.iter().map(|(name, description)| {
+            json!({"name": name, "in": "header", "required": false,
+                   "description": description, "schema": string()})
+        }));
+        let ok = match &self.response {
+            None => json!({"description": "done, no content"}),
+            Some(schema) => json!({"description": "success",
+                                   "content": {"application/json": {"schema": schema}}}),
+        };
+        let mut responses = Map::new();
+        responses.insert(self.status.to_string(), ok);
+        responses.insert(
+            "default".into(),
+            json!({"$ref": "#/components/responses/Error"}),
+        );
+        let mut op = json!({
+            "tags": [self.tag],
+            "summary": self.summary,
+            "operationId": operation_id(self.method, self.path),
+            "parameters": params,
+            "responses": responses,
+        });
+        if let Some(body) = &self.body {
+            op["requestBody"] = json!({
+                "required": !self.body_optional,
+                "content": {"application/json": {"schema": body}},
+            });
+        }
+        if self.public {
+            op["security"] = json!([]);
+        }
+        op
+    }
+}
+
+/// `post_sessions_id_branches_b_merge` for `POST /v1/sessions/{id}/branches/{b}/merge`.
+fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_ascii_lowercase();
+    for seg in path
+        .trim_start_matches("/v1")
+        .split('/')
+        .filter(|s| !s.is_empty())
+    {
+        id.push('_');
+        id.push_str(&seg.replace(['{', '}'], "").replace(['-', '.'], "_"));
+    }
+    id
+}
+
+/// Every documented operation, in the order the document lists them.
+fn operations() -> Vec<Op> {
+    let limit = || doc("integer", "page size");
+    let branch_q = || nullable(text("branch name; default: the session's default branch"));
+    let sse = "text/event-stream in Accept streams the turn as server-sent events";
+    vec![
+        Op::new("GET", "/v1/health", "service", "Liveness and version")
+            .ok(
+                200,
+                obj(
+                    &["status", "version"],
+                    &[("status", string()), ("version", string())],
+                ),
+            )
+            .public(),
+        Op::new("GET", "/v1/openapi.json", "service", "This document")
+            .ok(200, doc("object", "OpenAPI 3.1"))
+            .public(),
+        // Sessions
+        Op::new(
+            "POST",
+            "/v1/sessions",
+            "sessions",
+            "Create a session (or from a template, with `template` and `parameters`)",
+        )
+        .body(json!({"oneOf": [r("NewSession"), r("FromTemplate")]}))
+        .ok(201, r("Session")),
+        Op::new(
+            "GET",
+            "/v1/sessions",
+            "sessions",
+            "List the sessions you own or collaborate on, newest first",
+        )
+        .query("status", r("SessionStatus"), false)
+        .query("project", string(), false)
+        .query("type", r("SessionType"), false)
+        .query("tag", string(), false)
+        .query("owner", text("user name"), false)
+        .query("cursor", string(), false)
+        .query("limit", limit(), false)
+        .ok(200, page("Session")),
+        Op::new("GET", "/v1/sessions/{id}", "sessions", "Show a session").ok(200, r("Session")),
+        Op::new(
+            "PATCH",
+            "/v1/sessions/{id}",
+            "sessions",
+            "Update a session's details",
+        )
+        .header(
+            "If-Match",
+            "the version you read; a stale one gets 409 version_conflict",
+        )
+        .body(r("SessionPatch"))
+        .ok(200, r("Session")),
+        Op::new(
+            "DELETE",
+            "/v1/sessions/{id}",
+            "sessions",
+            "Delete a session (owner)",
+        )
+        .no_content(),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/status",
+            "sessions",
+            "Move a session through its lifecycle",
+        )
+        .body(strict(&["status"], &[("status", r("SessionStatus"))]))
+        .ok(200, r("Session")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/events",
+            "sessions",
+            "Lifecycle transitions",
+        )
+        .ok(200, page("SessionEvent")),
+        // Tree
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/branches",
+            "branches",
+            "List branches",
+        )
+        .query("all", doc("boolean", "include discarded branches"), false)
+        .ok(200, page("Branch")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/branches",
+            "branches",
+            "Create a branch (O(1), copies nothing)",
+        )
+        .body(strict(
+            &["name"],
+            &[("name", string()), ("from", r("BranchFrom"))],
+        ))
+        .ok(201, r("Branch")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/branches/{b}/messages",
+            "branches",
+            "A branch's conversation, newest first",
+        )
+        .query("limit", limit(), false)
+        .query("before", text("`next_cursor` of the previous page"), false)
+        .ok(200, page("Node")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/branches/{b}/messages",
+            "branches",
+            "Append a message",
+        )
+        .body(strict(
+            &["role", "content"],
+            &[
+                ("role", r("Role")),
+                ("content", string()),
+                (
+                    "expected_head",
+                    nullable(text("409 head_moved if the head is elsewhere")),
+                ),
+            ],
+        ))
+        .ok(201, r("AppendOutcome")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/branches/{b}/events",
+            "branches",
+            "Record a research-state event",
+        )
+        .body(
+            json!({"allOf": [r("StateEvent"), obj(&[], &[("expected_head", nullable(string()))])]}),
+        )
+        .ok(201, r("AppendOutcome")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/branches/{b}/state",
+            "branches",
+            "The research state at the head or at a point",
+        )
+        .query("at", text("branch, checkpoint or node id"), false)
+        .ok(200, r("ResearchState")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/branches/{b}/merge",
+            "branches",
+            "Merge this branch into another",
+        )
+        .body(strict(
+            &["into"],
+            &[("into", string()), ("strategy", r("MergeStrategy"))],
+        ))
+        .ok(200, r("MergeResult")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/branches/{b}/discard",
+            "branches",
+            "Discard a branch (kept, hidden)",
+        )
+        .ok(200, r("Branch")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/branches/{b}/reopen",
+            "branches",
+            "Undo a discard",
+        )
+        .ok(200, r("Branch")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/checkpoints",
+            "checkpoints",
+            "List checkpoints",
+        )
+        .ok(200, page("Checkpoint")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/checkpoints",
+            "checkpoints",
+            "Name a node",
+        )
+        .body(strict(
+            &["name"],
+            &[
+                ("name", string()),
+                ("branch", nullable(string())),
+                ("node", nullable(string())),
+            ],
+        ))
+        .ok(201, r("Checkpoint")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/checkpoints/{name}/restore",
+            "checkpoints",
+            "Move a branch's head back to a checkpoint (the old head is kept)",
+        )
+        .optional_body(strict(&[], &[("branch", nullable(string()))]))
+        .ok(200, r("Restored")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/recover",
+            "checkpoints",
+            "Restore the newest checkpoint",
+        )
+        .optional_body(strict(&[], &[("branch", nullable(string()))]))
+        .ok(200, r("Restored")),
+        // History
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/reflog",
+            "history",
+            "Every head move that was not an append",
+        )
+        .ok(200, page("ReflogEntry")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/diff",
+            "history",
+            "Messages on each side and the state difference",
+        )
+        .query("from", text("branch, checkpoint or node id"), true)
+        .query("to", text("branch, checkpoint or node id"), true)
+        .ok(200, r("DiffResult")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/audit",
+            "history",
+            "The audit log, oldest first",
+        )
+        .ok(200, page("AuditEntry")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/audit/verify",
+            "history",
+            "Recompute the audit hash chain",
+        )
+        .ok(200, r("AuditVerification")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/statistics",
+            "history",
+            "Activity, counts, tool usage, contributions",
+        )
+        .ok(200, r("Statistics")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/export",
+            "history",
+            "Export as JSON (everything) or a Markdown report (text/markdown)",
+        )
+        .query("format", enumeration(&["json", "markdown", "md"]), false)
+        .ok(200, r("SessionExport")),
+        Op::new(
+            "POST",
+            "/v1/sessions/import",
+            "history",
+            "Import an export as a new session",
+        )
+        .body(r("SessionExport"))
+        .ok(201, r("Session")),
+        // Templates
+        Op::new(
+            "GET",
+            "/v1/templates",
+            "templates",
+            "Built-in and saved session templates",
+        )
+        .ok(200, page("SessionTemplate")),
+        Op::new(
+            "POST",
+            "/v1/templates",
+            "templates",
+            "Save a session as a template",
+        )
+        .body(strict(
+            &["name", "from_session"],
+            &[
+                ("name", string()),
+                ("description", string()),
+                ("from_session", string()),
+            ],
+        ))
+        .ok(201, r("SessionTemplate")),
+        // Agent
+        Op::new(
+            "GET",
+            "/v1/tools",
+            "agent",
+            "Every tool with its JSON schema",
+        )
+        .ok(200, page("ToolInfo")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/query",
+            "agent",
+            "One agent turn: JSON, or server-sent events",
+        )
+        .header("Accept", sse)
+        .body(strict(
+            &["message"],
+            &[("message", string()), ("branch", branch_q())],
+        ))
+        .ok(200, r("TurnOutcome")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/tools/{tool}",
+            "agent",
+            "Call one tool, recorded as the agent would",
+        )
+        .body(strict(
+            &[],
+            &[
+                ("arguments", doc("object", "the tool's arguments")),
+                ("branch", branch_q()),
+            ],
+        ))
+        .ok(200, r("ToolCallRecord")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/context",
+            "context",
+            "Exactly what the model sees, with tokens per part",
+        )
+        .query("branch", string(), false)
+        .ok(200, r("ContextWindow")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/context/compress",
+            "context",
+            "Summarise older turns now",
+        )
+        .optional_body(strict(
+            &[],
+            &[("branch", branch_q()), ("keep_recent", int())],
+        ))
+        .ok(200, r("Compressed")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/context/items",
+            "context",
+            "Pin a context item",
+        )
+        .body(strict(
+            &["kind", "content"],
+            &[
+                ("kind", text("e.g. goal, constraint")),
+                ("content", string()),
+                ("name", nullable(string())),
+                ("branch", branch_q()),
+            ],
+        ))
+        .ok(201, r("AppendOutcome")),
+        Op::new(
+            "DELETE",
+            "/v1/sessions/{id}/context/items",
+            "context",
+            "Clear pinned items of a kind (or `all`)",
+        )
+        .query("kind", string(), true)
+        .query("branch", string(), false)
+        .ok(200, r("Cleared")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/context/cleanup",
+            "context",
+            "Clear old pinned items",
+        )
+        .body(strict(
+            &[],
+            &[
+                ("older_than_days", int()),
+                ("keep_latest", int()),
+                ("kind", nullable(string())),
+                ("branch", branch_q()),
+            ],
+        ))
+        .ok(200, r("Cleared")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/summary",
+            "context",
+            "Key findings, materials, open hypotheses, next steps",
+        )
+        .query("branch", string(), false)
+        .ok(200, r("SessionSummary")),
+        // Collaboration
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/collaborators",
+            "collaborators",
+            "List collaborators",
+        )
+        .ok(200, page("Collaborator")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/collaborators",
+            "collaborators",
+            "Invite a user with permissions",
+        )
+        .body(strict(
+            &["user", "permissions"],
+            &[
+                ("user", text("name or id")),
+                ("permissions", array(r("Permission"))),
+            ],
+        ))
+        .ok(201, r("Collaborator")),
+        Op::new(
+            "PATCH",
+            "/v1/sessions/{id}/collaborators/{user}",
+            "collaborators",
+            "Replace a collaborator's permissions",
+        )
+        .body(strict(
+            &["permissions"],
+            &[("permissions", array(r("Permission")))],
+        ))
+        .ok(200, r("Collaborator")),
+        Op::new(
+            "DELETE",
+            "/v1/sessions/{id}/collaborators/{user}",
+            "collaborators",
+            "Remove a collaborator (or leave)",
+        )
+        .no_content(),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/contributions",
+            "collaborators",
+            "Per-user contributions",
+        )
+        .ok(200, page("Contribution")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/shares",
+            "shares",
+            "Create a read-only share link (the token is shown once)",
+        )
+        .body(strict(
+            &["expires_in_days"],
+            &[
+                ("expires_in_days", int()),
+                ("max_views", nullable(int())),
+                ("branch", nullable(string())),
+                ("checkpoint", nullable(string())),
+            ],
+        ))
+        .ok(201, r("CreatedShare")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/shares",
+            "shares",
+            "List share links",
+        )
+        .ok(200, page("ShareLink")),
+        Op::new(
+            "DELETE",
+            "/v1/sessions/{id}/shares/{share}",
+            "shares",
+            "Revoke a share link",
+        )
+        .ok(200, r("ShareLink")),
+        Op::new(
+            "GET",
+            "/v1/shared/{token}",
+            "shares",
+            "Read a shared session (no sign-in; each page counts as a view)",
+        )
+        .query("before", text("`older` of the previous page"), false)
+        .ok(200, r("SharedView"))
+        .public(),
+        // Search
+        Op::new(
+            "GET",
+            "/v1/search",
+            "search",
+            "Full-text search over the sessions you may read",
+        )
+        .query("q", text("words, \"phrases\", prefix*, field:value"), true)
+        .query("session", string(), false)
+        .query("project", string(), false)
+        .query("status", r("SessionStatus"), false)
+        .query("type", r("SessionType"), false)
+        .query("tag", string(), false)
+        .query("author", text("user name or id"), false)
+        .query("kind", text("node kind, or `session`"), false)
+        .query("material", text("formula"), false)
+        .query("element", text("element symbol"), false)
+        .query("from", text("RFC 3339"), false)
+        .query("to", text("RFC 3339"), false)
+        .query("cursor", string(), false)
+        .query("limit", doc("integer", "sessions per page"), false)
+        .query("per_session", doc("integer", "hits per session"), false)
+        .ok(200, r("SearchPage")),
+    ]
+}
+
+/// Builds the document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for op in operations() {
+        let entry = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
+        entry[op.method.to_ascii_lowercase()] = op.render();
+    }
+    let tags: Vec<Value> = [
+        "service",
+        "sessions",
+        "branches",
+        "checkpoints",
+        "history",
+        "templates",
+        "agent",
+        "context",
+        "collaborators",
+        "shares",
+        "search",
+    ]
+    .iter()
+    .map(|t| json!({"name": t}))
+    .collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Kiln",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A conversational research-agent service with persistent sessions: \
+                conversation trees with branches, checkpoints and merges, research state, tools, \
+                search, collaborators and share links. Errors are \
+                `{\"error\": {\"code\", \"message\", \"recoverable\"}}`.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "tags": tags,
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                "description": "an API token (`kiln user add NAME` prints one)"}},
+            "responses": {"Error": {"description": "an error", "content": {
+                "application/json": {"schema": r("Error")}}}},
+            "schemas": schemas::all(),
+        },
+    })
+}
+
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| document().to_string());
+
+/// `GET /v1/openapi.json`.
+pub async fn serve() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+}

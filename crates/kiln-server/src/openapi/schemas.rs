@@ -1,0 +1,1105 @@
+//! The document's shared schemas (`components.schemas`): every body the API takes or returns,
+//! as serde writes and reads it.
+
+use serde_json::{Map, Value, json};
+
+/// `{"$ref": "#/components/schemas/NAME"}`.
+pub(super) fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// An object schema: `props` as `(name, schema)`, `required` the names that must be present.
+pub(super) fn obj(required: &[&str], props: &[(&str, Value)]) -> Value {
+    let properties: Map<String, Value> = props
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let mut o = json!({"type": "object", "properties": properties});
+    if !required.is_empty() {
+        o["required"] = json!(required);
+    }
+    o
+}
+
+/// A closed object schema (the server refuses unknown fields).
+pub(super) fn strict(required: &[&str], props: &[(&str, Value)]) -> Value {
+    let mut o = obj(required, props);
+    o["additionalProperties"] = json!(false);
+    o
+}
+
+pub(super) fn string() -> Value {
+    json!({"type": "string"})
+}
+
+pub(super) fn text(description: &str) -> Value {
+    json!({"type": "string", "description": description})
+}
+
+/// A `ty` value with a description.
+pub(super) fn doc(ty: &str, description: &str) -> Value {
+    json!({"type": ty, "description": description})
+}
+
+pub(super) fn int() -> Value {
+    json!({"type": "integer"})
+}
+
+pub(super) fn number() -> Value {
+    json!({"type": "number"})
+}
+
+pub(super) fn boolean() -> Value {
+    json!({"type": "boolean"})
+}
+
+/// Any JSON value.
+pub(super) fn any() -> Value {
+    json!({})
+}
+
+pub(super) fn array(items: Value) -> Value {
+    json!({"type": "array", "items": items})
+}
+
+/// `schema` or `null`.
+pub(super) fn nullable(schema: Value) -> Value {
+    json!({"oneOf": [schema, {"type": "null"}]})
+}
+
+pub(super) fn enumeration(values: &[&str]) -> Value {
+    json!({"type": "string", "enum": values})
+}
+
+/// An object from string keys to `values`.
+pub(super) fn map(values: Value) -> Value {
+    json!({"type": "object", "additionalProperties": values})
+}
+
+/// `{"items": [ITEM], "next_cursor": string | null}`.
+pub(super) fn page(item: &str) -> Value {
+    obj(
+        &["items", "next_cursor"],
+        &[
+            ("items", array(r(item))),
+            (
+                "next_cursor",
+                nullable(text("pass as `cursor` / `before` for the next page")),
+            ),
+        ],
+    )
+}
+
+/// Every schema the paths refer to.
+pub(super) fn all() -> Value {
+    let mut s = Map::new();
+    let mut put = |name: &str, schema: Value| {
+        s.insert(name.to_owned(), schema);
+    };
+    let ts = || text("RFC 3339 time, UTC");
+    let id = || text("an id (UUIDv7)");
+
+    put(
+        "Error",
+        obj(
+            &["error"],
+            &[(
+                "error",
+                obj(
+                    &["code", "message", "recoverable"],
+                    &[
+                        (
+                            "code",
+                            text("stable machine-readable code, e.g. `invalid_transition`"),
+                        ),
+                        ("message", string()),
+                        ("recoverable", boolean()),
+                        (
+                            "details",
+                            json!({"type": "object", "description": "present where it helps: \
+                                    `allowed` targets, merge `conflicts`, your and the stored \
+                                    `version`, a query error's `position`"}),
+                        ),
+                    ],
+                ),
+            )],
+        ),
+    );
+    put(
+        "SessionStatus",
+        enumeration(&["created", "active", "paused", "archived", "resumed"]),
+    );
+    put(
+        "SessionType",
+        enumeration(&["interactive", "batch", "research", "collaborative"]),
+    );
+    put(
+        "NodeKind",
+        enumeration(&[
+            "root",
+            "user",
+            "assistant",
+            "system",
+            "tool_call",
+            "tool_result",
+            "summary",
+            "merge",
+            "note",
+            "material",
+            "discovery",
+            "discovery_link",
+            "hypothesis",
+            "task",
+            "context_pin",
+            "context_clear",
+            "focus",
+            "tool_state",
+        ]),
+    );
+    put(
+        "Role",
+        enumeration(&[
+            "user",
+            "assistant",
+            "system",
+            "note",
+            "tool_call",
+            "tool_result",
+            "summary",
+        ]),
+    );
+    put(
+        "Permission",
+        enumeration(&[
+            "read",
+            "comment",
+            "write",
+            "add_materials",
+            "manage",
+            "owner",
+        ]),
+    );
+    put(
+        "MergeStrategy",
+        enumeration(&["fail", "ours", "theirs", "union"]),
+    );
+    put(
+        "CheckpointFrequency",
+        text("`hourly`, `daily` or a cron expression (5 fields, or 6 with seconds)"),
+    );
+    put(
+        "ContextConfig",
+        strict(
+            &[],
+            &[
+                ("max_history", int()),
+                ("material_memory", int()),
+                ("auto_summarise", boolean()),
+                ("relevance_threshold", number()),
+                ("context_window", int()),
+            ],
+        ),
+    );
+    put(
+        "Session",
+        obj(
+            &[
+                "id",
+                "owner_id",
+                "name",
+                "description",
+                "session_type",
+                "status",
+                "project",
+                "tags",
+                "metadata",
+                "config",
+                "template",
+                "default_branch",
+                "version",
+                "created_at",
+                "updated_at",
+            ],
+            &[
+                ("id", id()),
+                ("owner_id", id()),
+                ("name", string()),
+                ("description", string()),
+                ("session_type", r("SessionType")),
+                ("status", r("SessionStatus")),
+                ("project", nullable(string())),
+                ("tags", array(string())),
+                ("metadata", json!({"type": "object"})),
+                (
+                    "config",
+                    obj(
+                        &["context"],
+                        &[
+                            ("context", r("ContextConfig")),
+                            ("duration_days", int()),
+                            ("checkpoint_frequency", r("CheckpointFrequency")),
+                        ],
+                    ),
+                ),
+                ("template", nullable(string())),
+                ("default_branch", string()),
+                ("version", doc("integer", "for `If-Match` on PATCH")),
+                ("created_at", ts()),
+                ("updated_at", ts()),
+            ],
+        ),
+    );
+    put(
+        "NewSession",
+        strict(
+            &["name"],
+            &[
+                ("name", string()),
+                ("description", string()),
+                ("session_type", r("SessionType")),
+                ("project", nullable(string())),
+                ("tags", array(string())),
+                ("metadata", json!({"type": "object"})),
+                ("context", r("ContextConfig")),
+                ("duration_days", doc("integer", "research sessions: 1–3650")),
+                ("checkpoint_frequency", r("CheckpointFrequency")),
+                ("template", nullable(string())),
+            ],
+        ),
+    );
+    put(
+        "FromTemplate",
+        strict(
+            &["template"],
+            &[("template", string()), ("parameters", map(string()))],
+        ),
+    );
+    put(
+        "SessionPatch",
+        strict(
+            &[],
+            &[
+                ("name", string()),
+                ("description", string()),
+                ("project", nullable(text("null clears it"))),
+                ("tags", array(string())),
+                ("metadata", json!({"type": "object"})),
+                ("context", r("ContextConfig")),
+            ],
+        ),
+    );
+    put(
+        "SessionEvent",
+        obj(
+            &["id", "from", "to", "actor", "reason", "at"],
+            &[
+                ("id", int()),
+                ("from", nullable(r("SessionStatus"))),
+                ("to", r("SessionStatus")),
+                ("actor", string()),
+                ("reason", string()),
+                ("at", ts()),
+            ],
+        ),
+    );
+    put(
+        "Node",
+        obj(
+            &[
+                "id",
+                "seq",
+                "parent_id",
+                "kind",
+                "role",
+                "author",
+                "content",
+                "created_at",
+            ],
+            &[
+                ("id", id()),
+                ("seq", doc("integer", "depth on the path; a page's cursor")),
+                ("parent_id", nullable(string())),
+                (
+                    "merge_parent_id",
+                    text("merge nodes: the merged branch's head"),
+                ),
+                ("kind", r("NodeKind")),
+                ("role", r("NodeKind")),
+                ("author", nullable(text("user id"))),
+                ("content", string()),
+                ("data", any()),
+                ("tokens", int()),
+                ("created_at", ts()),
+            ],
+        ),
+    );
+    put(
+        "AppendOutcome",
+        obj(
+            &["nodes", "head", "activated"],
+            &[
+                ("nodes", array(r("Node"))),
+                ("head", string()),
+                (
+                    "activated",
+                    doc("boolean", "this write moved the session to active"),
+                ),
+            ],
+        ),
+    );
+    put(
+        "Branch",
+        obj(
+            &[
+                "name",
+                "head",
+                "base",
+                "status",
+                "version",
+                "created_by",
+                "created_at",
+                "updated_at",
+            ],
+            &[
+                ("name", string()),
+                ("head", string()),
+                ("base", text("the node it forked at")),
+                ("status", enumeration(&["open", "merged", "discarded"])),
+                ("version", int()),
+                ("created_by", nullable(string())),
+                ("created_at", ts()),
+                ("updated_at", ts()),
+            ],
+        ),
+    );
+    put(
+        "BranchFrom",
+        json!({"description": "exactly one of these; default: the head of the default branch",
+        "oneOf": [
+            strict(&["branch"], &[("branch", string())]),
+            strict(&["node"], &[("node", string())]),
+            strict(&["checkpoint"], &[("checkpoint", string())]),
+        ]}),
+    );
+    put(
+        "Checkpoint",
+        obj(
+            &["name", "node", "branch", "auto", "created_by", "created_at"],
+            &[
+                ("name", string()),
+                ("node", string()),
+                ("branch", nullable(string())),
+                ("auto", boolean()),
+                ("created_by", nullable(string())),
+                ("created_at", ts()),
+            ],
+        ),
+    );
+    put(
+        "Restored",
+        obj(
+            &["branch", "old_head", "new_head", "saved_as"],
+            &[
+                ("branch", string()),
+                ("old_head", string()),
+                ("new_head", string()),
+                (
+                    "saved_as",
+                    text("the automatic `before-restore-…` checkpoint"),
+                ),
+            ],
+        ),
+    );
+    put(
+        "ReflogEntry",
+        obj(
+            &[
+                "id", "branch", "old_head", "new_head", "actor", "reason", "at",
+            ],
+            &[
+                ("id", int()),
+                ("branch", string()),
+                ("old_head", nullable(string())),
+                ("new_head", string()),
+                ("actor", string()),
+                ("reason", string()),
+                ("at", ts()),
+            ],
+        ),
+    );
+    put("StateEvent", state_event());
+    put(
+        "ResearchState",
+        obj(
+            &[
+                "materials",
+                "discoveries",
+                "links",
+                "hypotheses",
+                "tasks",
+                "context",
+                "focus",
+                "tools",
+            ],
+            &[
+                ("materials", array(r("Material"))),
+                ("discoveries", array(r("Discovery"))),
+                ("links", array(r("Link"))),
+                ("hypotheses", array(r("Hypothesis"))),
+                ("tasks", array(r("Task"))),
+                ("context", map(any())),
+                ("focus", r("Focus")),
+                ("tools", map(any())),
+            ],
+        ),
+    );
+    put(
+        "Material",
+        obj(
+            &["formula", "first_node", "last_node", "mentions"],
+            &[
+                ("formula", string()),
+                ("data", any()),
+                ("first_node", string()),
+                ("last_node", string()),
+                ("mentions", int()),
+            ],
+        ),
+    );
+    put(
+        "Discovery",
+        obj(
+            &[
+                "id",
+                "type",
+                "description",
+                "materials",
+                "evidence",
+                "source",
+                "node",
+            ],
+            &[
+                ("id", string()),
+                ("type", string()),
+                ("description", string()),
+                ("materials", array(string())),
+                ("evidence", array(text("node id"))),
+                ("confidence", number()),
+                ("source", enumeration(&["manual", "auto"])),
+                ("node", string()),
+            ],
+        ),
+    );
+    put(
+        "Link",
+        obj(
+            &["from", "to", "relationship", "node"],
+            &[
+                ("from", string()),
+                ("to", string()),
+                ("relationship", string()),
+                ("notes", string()),
+                ("node", string()),
+            ],
+        ),
+    );
+    put(
+        "Hypothesis",
+        obj(
+            &["id", "statement", "status", "node"],
+            &[
+                ("id", string()),
+                ("statement", string()),
+                ("status", enumeration(&["open", "supported", "refuted"])),
+                ("node", string()),
+            ],
+        ),
+    );
+    put(
+        "Task",
+        obj(
+            &["id", "description", "status", "node"],
+            &[
+                ("id", string()),
+                ("description", string()),
+                (
+                    "status",
+                    enumeration(&["pending", "in_progress", "done", "cancelled"]),
+                ),
+                ("node", string()),
+            ],
+        ),
+    );
+    put(
+        "Focus",
+        obj(
+            &["material", "topic"],
+            &[
+                ("material", nullable(string())),
+                ("topic", nullable(string())),
+            ],
+        ),
+    );
+    put(
+        "Conflict",
+        obj(
+            &["field", "base", "ours", "theirs"],
+            &[
+                ("field", string()),
+                ("base", any()),
+                ("ours", any()),
+                ("theirs", any()),
+            ],
+        ),
+    );
+    put(
+        "MergeResult",
+        obj(
+            &[
+                "merged",
+                "merge_node",
+                "base",
+                "head",
+                "summary",
+                "resolved",
+            ],
+            &[
+                ("merged", doc("boolean", "false: nothing new to merge")),
+                ("merge_node", nullable(string())),
+                ("base", string()),
+                ("head", string()),
+                ("summary", string()),
+                ("resolved", array(r("Conflict"))),
+            ],
+        ),
+    );
+    let keyed = obj(
+        &["added", "removed", "changed"],
+        &[
+            ("added", array(any())),
+            ("removed", array(any())),
+            (
+                "changed",
+                array(obj(
+                    &["key", "from", "to"],
+                    &[("key", string()), ("from", any()), ("to", any())],
+                )),
+            ),
+        ],
+    );
+    put(
+        "DiffResult",
+        obj(
+            &["from", "to", "base", "only_from", "only_to", "state"],
+            &[
+                ("from", string()),
+                ("to", string()),
+                ("base", text("the common ancestor")),
+                ("only_from", array(r("Node"))),
+                ("only_to", array(r("Node"))),
+                (
+                    "state",
+                    obj(
+                        &[
+                            "materials",
+                            "discoveries",
+                            "links",
+                            "hypotheses",
+                            "tasks",
+                            "context",
+                            "tools",
+                        ],
+                        &[
+                            ("materials", keyed.clone()),
+                            ("discoveries", keyed.clone()),
+                            ("links", keyed.clone()),
+                            ("hypotheses", keyed.clone()),
+                            ("tasks", keyed.clone()),
+                            ("context", keyed.clone()),
+                            ("tools", keyed),
+                            ("focus", array(r("Focus"))),
+                        ],
+                    ),
+                ),
+            ],
+        ),
+    );
+    put(
+        "AuditEntry",
+        obj(
+            &[
+                "seq",
+                "actor",
+                "action",
+                "payload",
+                "at",
+                "prev_hash",
+                "hash",
+            ],
+            &[
+                ("seq", int()),
+                ("actor", string()),
+                ("action", string()),
+                ("payload", any()),
+                ("at", ts()),
+                ("prev_hash", string()),
+                (
+                    "hash",
+                    text("SHA-256 over prev_hash and the entry's canonical JSON"),
+                ),
+            ],
+        ),
+    );
+    put(
+        "AuditVerification",
+        obj(
+            &["valid", "entries", "first_broken", "reason"],
+            &[
+                ("valid", boolean()),
+                ("entries", int()),
+                ("first_broken", nullable(int())),
+                ("reason", nullable(string())),
+            ],
+        ),
+    );
+    put(
+        "Statistics",
+        obj(
+            &[
+                "active_seconds",
+                "queries",
+                "messages",
+                "materials",
+                "discoveries",
+                "tool_usage",
+                "contributions",
+                "branches",
+                "checkpoints",
+            ],
+            &[
+                ("active_seconds", int()),
+                ("queries", int()),
+                ("messages", int()),
+                ("materials", int()),
+                ("discoveries", int()),
+                ("tool_usage", map(int())),
+                ("contributions", map(map(int()))),
+                ("branches", int()),
+                ("checkpoints", int()),
+            ],
+        ),
+    );
+    put(
+        "SessionExport",
+        obj(
+            &[
+                "format",
+                "version",
+                "exported_at",
+                "session",
+                "segments",
+                "nodes",
+                "branches",
+                "checkpoints",
+                "reflog",
+                "merges",
+                "snapshots",
+                "events",
+                "audit",
+            ],
+            &[
+                ("format", enumeration(&["kiln-session"])),
+                ("version", int()),
+                ("exported_at", ts()),
+                ("session", r("Session")),
+                ("segments", array(json!({"type": "object"}))),
+                ("nodes", array(json!({"type": "object"}))),
+                ("branches", array(json!({"type": "object"}))),
+                ("checkpoints", array(r("Checkpoint"))),
+                ("reflog", array(r("ReflogEntry"))),
+                ("merges", array(json!({"type": "object"}))),
+                ("snapshots", array(json!({"type": "object"}))),
+                ("events", array(r("SessionEvent"))),
+                ("audit", array(r("AuditEntry"))),
+            ],
+        ),
+    );
+    put(
+        "SessionTemplate",
+        obj(
+            &["name", "built_in", "parameters"],
+            &[
+                ("name", string()),
+                ("description", string()),
+                ("session_type", r("SessionType")),
+                ("tags", array(string())),
+                ("project", nullable(string())),
+                ("context", nullable(r("ContextConfig"))),
+                ("duration_days", nullable(int())),
+                ("checkpoint_frequency", nullable(r("CheckpointFrequency"))),
+                (
+                    "parameters",
+                    array(obj(
+                        &["name", "required"],
+                        &[
+                            ("name", string()),
+                            ("description", string()),
+                            ("default", nullable(string())),
+                            ("required", boolean()),
+                        ],
+                    )),
+                ),
+                (
+                    "session_name",
+                    text("a template: `{{ parameter }}` is filled in"),
+                ),
+                ("session_description", string()),
+                ("pins", map(string())),
+                ("focus", nullable(string())),
+                ("hypotheses", array(string())),
+                ("tasks", array(string())),
+                ("built_in", boolean()),
+            ],
+        ),
+    );
+    put(
+        "ToolInfo",
+        obj(
+            &["name", "description", "writes", "parameters"],
+            &[
+                ("name", string()),
+                ("description", string()),
+                ("writes", boolean()),
+                ("parameters", doc("object", "JSON Schema of the arguments")),
+            ],
+        ),
+    );
+    put(
+        "ToolCallRecord",
+        obj(
+            &[
+                "id",
+                "name",
+                "arguments",
+                "ok",
+                "text",
+                "result",
+                "call_node",
+                "result_node",
+            ],
+            &[
+                ("id", string()),
+                ("name", string()),
+                ("arguments", any()),
+                ("ok", boolean()),
+                ("text", string()),
+                ("result", any()),
+                ("call_node", string()),
+                ("result_node", string()),
+            ],
+        ),
+    );
+    put(
+        "TurnOutcome",
+        json!({"type": "object",
+        "required": ["session", "branch", "user_node", "answer_node", "answer",
+                     "tool_calls", "steps", "model", "head"],
+        "properties": {
+            "session": string(), "branch": string(), "user_node": string(),
+            "answer_node": string(), "answer": string(),
+            "tool_calls": array(json!({"type": "object"})),
+            "discoveries": array(json!({"type": "object"})),
+            "summary_node": nullable(string()), "steps": int(),
+            "usage": obj(&[], &[("prompt_tokens", int()), ("completion_tokens", int()),
+                                ("calls", int())]),
+            "model": string(), "interrupted": boolean(), "budget_exhausted": boolean(),
+            "head": string(), "context_tokens": int(),
+        }}),
+    );
+    put(
+        "ContextWindow",
+        json!({"type": "object",
+        "required": ["messages", "parts", "total_tokens", "budget", "over_budget"],
+        "properties": {
+            "messages": array(r("ChatMessage")),
+            "parts": array(obj(&["name", "tokens", "items", "dropped"], &[
+                ("name", string()), ("tokens", int()), ("items", int()),
+                ("dropped", int()),
+            ])),
+            "total_tokens": int(), "budget": int(), "over_budget": boolean(),
+            "focus": nullable(string()), "recent_materials": array(string()),
+            "findings": array(string()), "summary_node": nullable(string()),
+            "history_nodes": array(string()),
+        }}),
+    );
+    put(
+        "ChatMessage",
+        obj(
+            &["role"],
+            &[
+                (
+                    "role",
+                    enumeration(&["system", "user", "assistant", "tool"]),
+                ),
+                ("content", string()),
+                (
+                    "tool_calls",
+                    array(obj(
+                        &["id", "name", "arguments"],
+                        &[
+                            ("id", string()),
+                            ("name", string()),
+                            ("arguments", text("the arguments as JSON text")),
+                        ],
+                    )),
+                ),
+                ("tool_call_id", string()),
+            ],
+        ),
+    );
+    put(
+        "Cleared",
+        obj(
+            &["cleared", "head"],
+            &[
+                ("cleared", array(text("pin key"))),
+                ("head", nullable(string())),
+            ],
+        ),
+    );
+    put(
+        "Compressed",
+        obj(
+            &["summary", "tokens_before", "tokens_after"],
+            &[
+                ("summary", nullable(json!({"type": "object"}))),
+                ("tokens_before", int()),
+                ("tokens_after", int()),
+                ("usage", json!({"type": "object"})),
+            ],
+        ),
+    );
+    put(
+        "SessionSummary",
+        obj(
+            &[
+                "key_findings",
+                "materials_of_interest",
+                "open_hypotheses",
+                "next_steps",
+                "focus",
+                "counts",
+            ],
+            &[
+                ("key_findings", array(json!({"type": "object"}))),
+                ("materials_of_interest", array(json!({"type": "object"}))),
+                ("open_hypotheses", array(string())),
+                ("next_steps", array(string())),
+                ("focus", r("Focus")),
+                ("counts", map(int())),
+            ],
+        ),
+    );
+    put(
+        "Collaborator",
+        obj(
+            &[
+                "user_id",
+                "name",
+                "permissions",
+                "added_by",
+                "added_at",
+                "updated_at",
+            ],
+            &[
+                ("user_id", string()),
+                ("name", string()),
+                ("permissions", array(r("Permission"))),
+                ("added_by", nullable(string())),
+                ("added_at", ts()),
+                ("updated_at", ts()),
+            ],
+        ),
+    );
+    put(
+        "Contribution",
+        obj(
+            &[
+                "user_id",
+                "name",
+                "queries",
+                "messages",
+                "discoveries",
+                "materials",
+            ],
+            &[
+                ("user_id", string()),
+                ("name", string()),
+                ("queries", int()),
+                ("messages", int()),
+                ("discoveries", int()),
+                ("materials", int()),
+            ],
+        ),
+    );
+    let share_fields = [
+        ("id", string()),
+        ("session_id", string()),
+        ("node_id", text("the pinned node")),
+        ("branch", nullable(string())),
+        ("checkpoint", nullable(string())),
+        ("created_by", string()),
+        ("created_at", ts()),
+        ("expires_at", ts()),
+        ("max_views", nullable(int())),
+        ("views", int()),
+        ("revoked_at", nullable(string())),
+    ];
+    put(
+        "ShareLink",
+        obj(
+            &["id", "session_id", "node_id", "expires_at", "views"],
+            &share_fields,
+        ),
+    );
+    let mut created = share_fields.to_vec();
+    created.push(("token", text("`ks_…`, shown only in this response")));
+    created.push(("path", text("`/s/{token}`")));
+    created.push(("url", text("the read-only page")));
+    put(
+        "CreatedShare",
+        obj(&["id", "token", "path", "url", "expires_at"], &created),
+    );
+    put(
+        "SharedView",
+        obj(
+            &[
+                "session",
+                "pinned_node",
+                "expires_at",
+                "views",
+                "conversation",
+                "older",
+            ],
+            &[
+                (
+                    "session",
+                    obj(
+                        &["name", "description", "type", "project", "tags"],
+                        &[
+                            ("name", string()),
+                            ("description", string()),
+                            ("type", r("SessionType")),
+                            ("project", nullable(string())),
+                            ("tags", array(string())),
+                        ],
+                    ),
+                ),
+                ("pinned_node", string()),
+                ("branch", nullable(string())),
+                ("checkpoint", nullable(string())),
+                ("expires_at", ts()),
+                ("views", int()),
+                ("max_views", nullable(int())),
+                (
+                    "conversation",
+                    array(obj(
+                        &["id", "kind", "author", "content", "created_at"],
+                        &[
+                            ("id", string()),
+                            ("kind", r("NodeKind")),
+                            ("author", nullable(text("`Author xxxxxx`, stable per link"))),
+                            ("content", string()),
+                            ("created_at", ts()),
+                        ],
+                    )),
+                ),
+                (
+                    "older",
+                    nullable(text("pass as `before` for the page before")),
+                ),
+                ("discoveries", array(r("Discovery"))),
+                ("links", array(r("Link"))),
+                ("materials", array(r("Material"))),
+                ("hypotheses", array(r("Hypothesis"))),
+            ],
+        ),
+    );
+    put(
+        "SearchPage",
+        obj(
+            &["items", "next_cursor", "fuzzy"],
+            &[
+                (
+                    "items",
+                    array(obj(
+                        &["session_id", "session_name", "score", "hits"],
+                        &[
+                            ("session_id", string()),
+                            ("session_name", string()),
+                            ("score", number()),
+                            (
+                                "hits",
+                                array(obj(
+                                    &["node_id", "kind", "snippet", "score", "branches"],
+                                    &[
+                                        ("node_id", nullable(string())),
+                                        ("kind", string()),
+                                        ("snippet", text("HTML-escaped, matches in <b>")),
+                                        ("score", number()),
+                                        ("created_at", nullable(string())),
+                                        ("branches", array(string())),
+                                    ],
+                                )),
+                            ),
+                        ],
+                    )),
+                ),
+                ("next_cursor", nullable(string())),
+                (
+                    "fuzzy",
+                    doc("boolean", "no exact match: typo-tolerant results"),
+                ),
+            ],
+        ),
+    );
+    Value::Object(s)
+}
+
+/// The state events, tagged by `kind`.
+fn state_event() -> Value {
+    let kind = |k: &str| json!({"const": k});
+    let ev = |k: &str, required: &[&str], props: &[(&str, Value)]| {
+        let mut all = vec![("kind", kind(k))];
+        all.extend(props.iter().cloned());
+        let mut req = vec!["kind"];
+        req.extend(required);
+        obj(&req, &all)
+    };
+    json!({"oneOf": [
+        ev("material", &["formula"], &[("formula", string()), ("data", any())]),
+        ev("discovery", &["type", "description"], &[
+            ("id", string()), ("type", string()), ("description", string()),
+            ("materials", array(string())), ("evidence", array(text("node id"))),
+            ("confidence", json!({"type": "number", "minimum": 0, "maximum": 1})),
+            ("source", enumeration(&["manual", "auto"])),
+        ]),
+        ev("discovery_link", &["from", "to", "relationship"], &[
+            ("from", string()), ("to", string()),
+            ("relationship", text("supports, contradicts, refines, extends, derives_from, related_to")),
+            ("notes", string()),
+        ]),
+        ev("hypothesis", &["statement"], &[
+            ("id", string()), ("statement", string()),
+            ("status", enumeration(&["open", "supported", "refuted"])),
+        ]),
+        ev("task", &["description"], &[
+            ("id", string()), ("description", string()),
+            ("status", enumeration(&["pending", "in_progress", "done", "cancelled"])),
+        ]),
+        ev("context_pin", &["key", "value"], &[("key", string()), ("value", any())]),
+        ev("context_clear", &[], &[("key", text("absent: clear every pin"))]),
+        ev("focus", &[], &[("material", string()), ("topic", string())]),
+        ev("tool_state", &["tool", "state"], &[("tool", string()), ("state", any())]),
+    ], "discriminator": {"propertyName": "kind"}})
+}
