@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use kiln_types::NodeKind;
-use kiln_types::state::ResearchState;
+use kiln_types::state::{Hypothesis, ResearchState, Task};
 use serde::Serialize;
 
 use crate::model::Node;
@@ -100,32 +100,11 @@ pub(super) fn summarise(
         out.push_str(&format!("\nNew materials: {}.", materials.join(", ")));
     }
 
-    let hypotheses: Vec<String> = theirs
-        .hypotheses
-        .iter()
-        .filter_map(|h| {
-            let before = base.hypotheses.iter().find(|b| b.id == h.id);
-            status_line(
-                before.map(|b| label(&b.status)),
-                label(&h.status),
-                &h.statement,
-            )
-        })
-        .collect();
+    let hypothesis = |h: &Hypothesis| (h.id.clone(), label(&h.status), h.statement.clone());
+    let hypotheses = status_changes(&base.hypotheses, &theirs.hypotheses, hypothesis);
     section(&mut out, "Hypotheses", &hypotheses);
-
-    let tasks: Vec<String> = theirs
-        .tasks
-        .iter()
-        .filter_map(|t| {
-            let before = base.tasks.iter().find(|b| b.id == t.id);
-            status_line(
-                before.map(|b| label(&b.status)),
-                label(&t.status),
-                &t.description,
-            )
-        })
-        .collect();
+    let task = |t: &Task| (t.id.clone(), label(&t.status), t.description.clone());
+    let tasks = status_changes(&base.tasks, &theirs.tasks, task);
     section(&mut out, "Tasks", &tasks);
 
     let pins: Vec<String> = theirs
@@ -187,13 +166,31 @@ fn section(out: &mut String, heading: &str, items: &[String]) {
     }
 }
 
-/// A new item as `[status] text`, a changed status as `[old → new] text`, nothing when unchanged.
-fn status_line(before: Option<String>, now: String, text: &str) -> Option<String> {
-    match before {
-        None => Some(format!("[{now}] {}", quote(text))),
-        Some(b) if b != now => Some(format!("[{b} → {now}] {}", quote(text))),
-        Some(_) => None,
-    }
+/// The items of `theirs` that are new (`[status] text`) or changed status since `base`
+/// (`[old → new] text`); `view` gives an item's id, status and text.
+fn status_changes<T>(
+    base: &[T],
+    theirs: &[T],
+    view: impl Fn(&T) -> (String, String, String),
+) -> Vec<String> {
+    let before: HashMap<String, String> = base
+        .iter()
+        .map(|x| {
+            let (id, status, _) = view(x);
+            (id, status)
+        })
+        .collect();
+    theirs
+        .iter()
+        .filter_map(|x| {
+            let (id, now, text) = view(x);
+            match before.get(&id) {
+                None => Some(format!("[{now}] {}", quote(&text))),
+                Some(b) if *b != now => Some(format!("[{b} → {now}] {}", quote(&text))),
+                Some(_) => None,
+            }
+        })
+        .collect()
 }
 
 /// A status as it is serialised (`open`, `in_progress`, …).
