@@ -306,7 +306,42 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(r.headers()["location"], "/login");
+    let login = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(login, format!("/login?next=/web/sessions/{id}"));
+    // … whose form comes back to the page after signing in.
+    let r = http
+        .get(format!("{}{login}", srv.base))
+        .send()
+        .await
+        .unwrap();
+    // (minijinja escapes `/` in attributes as `&#x2f;`, which the browser reads as `/`.)
+    let form = r.text().await.unwrap().replace("&#x2f;", "/");
+    let hidden = format!("name=\"next\" value=\"/web/sessions/{id}\"");
+    assert!(form.contains(&hidden), "{form}");
+    let back = format!("/web/sessions/{id}");
+    let r = http
+        .post(format!("{}/login", srv.base))
+        .form(&[("token", srv.alice.as_str()), ("next", back.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], back.as_str());
+    // A sign-in link cannot send anyone to another site.
+    for evil in [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "x",
+    ] {
+        let r = http
+            .get(format!("{}/login", srv.base))
+            .query(&[("token", srv.alice.as_str()), ("next", evil)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["location"], "/", "next={evil}");
+    }
 
     let (cookie, csrf, _) = signed_in(&srv, &http, &srv.alice).await;
     let get = |path: String, cookie: String| page_as(&http, format!("{}{path}", srv.base), cookie);

@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::auth::csrf_for;
 use crate::extract::Path;
 use crate::html;
-use crate::routes::web::{redirect, signed_in};
+use crate::routes::web::{login_then, redirect, signed_in};
 
 /// How many messages the page shows before an "older" link.
 const PAGE_MESSAGES: u32 = 50;
@@ -71,9 +71,10 @@ async fn session_page(
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
+    uri: axum::http::Uri,
 ) -> Response {
     let Some((caller, token)) = signed_in(&st, &headers).await else {
-        return redirect("/login");
+        return redirect(&login_then(&uri));
     };
     match page_context(&st, &caller, &id, q).await {
         Ok(mut ctx) => {

@@ -167,36 +167,73 @@ async fn home(
 #[derive(Debug, Deserialize)]
 struct LoginQuery {
     token: Option<String>,
+    /// The page to return to after signing in.
+    next: Option<String>,
 }
 
 async fn login_page(
     State(st): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<LoginQuery>,
 ) -> Response {
+    let next = local_path(q.next.as_deref());
     match q.token {
-        Some(t) => sign_in(&st, &t).await,
-        None => html::page(StatusCode::OK, "login.html", json!({})),
+        Some(t) => sign_in(&st, &t, next).await,
+        None => html::page(StatusCode::OK, "login.html", json!({"next": next})),
     }
 }
 
 #[derive(Debug, Deserialize)]
 struct LoginForm {
     token: String,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 async fn login_form(State(st): State<AppState>, Form(f): Form<LoginForm>) -> Response {
-    sign_in(&st, f.token.trim()).await
+    sign_in(&st, f.token.trim(), local_path(f.next.as_deref())).await
 }
 
-async fn sign_in(st: &AppState, token: &str) -> Response {
+/// `next` when it is a path on this site (`/…`, printable ASCII, not `//host` or `/\host`),
+/// else `/`: a sign-in link cannot send anyone elsewhere.
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n
+        }
+        _ => "/",
+    }
+}
+
+/// The sign-in page's address that comes back to `uri` afterwards.
+pub(crate) fn login_then(uri: &axum::http::Uri) -> String {
+    // A query value keeps paths readable: only `?`, `&`, `=`, `#`, `%` and the like are escaped.
+    const NEXT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let back = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    format!(
+        "/login?next={}",
+        percent_encoding::utf8_percent_encode(back, NEXT)
+    )
+}
+
+async fn sign_in(st: &AppState, token: &str, next: &str) -> Response {
     if st.mgr.authenticate(token).await.is_err() {
         return html::page(
             StatusCode::UNAUTHORIZED,
             "login.html",
-            json!({"error": "That token is not valid."}),
+            json!({"error": "That token is not valid.", "next": next}),
         );
     }
-    let mut r = redirect("/");
+    let mut r = redirect(next);
     if let Some(c) = sign_in_cookie(token) {
         r.headers_mut().insert(SET_COOKIE, c);
     }
