@@ -378,6 +378,21 @@ mod tests {
         }
     }
 
+    /// The planner's own help text (said when it cannot help, and quoted in the README) must
+    /// not promise a request it does not understand.
+    #[test]
+    fn every_example_in_the_help_text_is_understood() {
+        let examples: Vec<&str> = CAPABILITIES.split('"').skip(1).step_by(2).collect();
+        assert!(examples.len() >= 10, "{examples:?}");
+        for example in examples {
+            let plan = plan(example, Some("LiFePO4"));
+            assert!(
+                matches!(plan, Plan::Calls(_)),
+                "the help text offers {example:?}, but the planner answers: {plan:?}"
+            );
+        }
+    }
+
     #[test]
     fn materials_requests() {
         let focus = Some("LiFePO4");

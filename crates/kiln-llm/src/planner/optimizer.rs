@@ -13,6 +13,8 @@ pub(crate) fn is_optimizer_request(lower: &str) -> bool {
         "search space",
         "design space",
         "parameter space",
+        "define the space",
+        "the space:",
         "bayesian",
         "suggest",
         "next point",
