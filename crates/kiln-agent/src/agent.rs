@@ -12,7 +12,7 @@ use futures::future::join_all;
 use kiln_db::{NewNode, Node};
 use kiln_llm::{
     ChatMessage, ChatModel, ChatRequest, ChatResponse, Purpose, ResponseFormat, StreamEvent,
-    ToolCall,
+    TOOL_CALL_PREFIX, TOOL_RESULT_PREFIX, ToolCall,
 };
 use kiln_session::{AgentConfig, Caller, Error, Result, SessionManager};
 use kiln_types::state::DiscoverySource;
@@ -693,9 +693,11 @@ impl Agent {
             let m = match n.kind {
                 NodeKind::User => ChatMessage::user(n.content.clone()),
                 NodeKind::Assistant => ChatMessage::assistant(n.content.clone()),
-                NodeKind::ToolCall => ChatMessage::assistant(format!("[tool call] {}", n.content)),
+                NodeKind::ToolCall => {
+                    ChatMessage::assistant(format!("{TOOL_CALL_PREFIX}{}", n.content))
+                }
                 NodeKind::ToolResult => ChatMessage::user(format!(
-                    "[tool result] {}",
+                    "{TOOL_RESULT_PREFIX}{}",
                     n.data
                         .as_ref()
                         .and_then(|d| d.get("text"))

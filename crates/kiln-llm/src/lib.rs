@@ -14,8 +14,9 @@ pub use assemble::StreamAssembler;
 pub use error::{Error, Result};
 pub use model::{ChatFuture, ChatModel, ChatStream, collect_stream, events_of};
 pub use planner::{
-    DetectedDiscovery, DiscoveryCategory, OFFLINE_PLANNER_NAME, OfflinePlanner, detect_discoveries,
-    find_formulas, looks_like_formula, parse_discoveries, summarise,
+    DetectedDiscovery, DiscoveryCategory, OFFLINE_PLANNER_NAME, OfflinePlanner, TOOL_CALL_PREFIX,
+    TOOL_RESULT_PREFIX, detect_discoveries, find_formulas, looks_like_formula, parse_discoveries,
+    summarise,
 };
 pub use provider::{API_KEY_ENV, ApiKey, OPENAI_BASE_URL, OpenAiProvider, ProviderConfig};
 pub use scripted::ScriptedModel;

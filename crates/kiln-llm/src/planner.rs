@@ -15,7 +15,7 @@ use serde_json::Value;
 
 pub use discovery::{DetectedDiscovery, DiscoveryCategory, detect_discoveries, parse_discoveries};
 pub use formula::{find_formulas, looks_like_formula};
-pub use summarise::summarise;
+pub use summarise::{TOOL_CALL_PREFIX, TOOL_RESULT_PREFIX, summarise};
 
 use futures::stream::{self, StreamExt};
 

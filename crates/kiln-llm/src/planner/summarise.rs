@@ -13,12 +13,21 @@ const MAX_POINTS: usize = 20;
 /// Longest quoted sentence, in characters.
 const MAX_QUOTE: usize = 200;
 
+/// How a transcript handed to a summariser as plain text marks a tool call (an assistant
+/// message `[tool call] name({…})`) and its result (a user message `[tool result] text`), so
+/// any model can read it without tool-call pairing.
+pub const TOOL_CALL_PREFIX: &str = "[tool call] ";
+/// See [`TOOL_CALL_PREFIX`].
+pub const TOOL_RESULT_PREFIX: &str = "[tool result] ";
+
 /// Returns an extractive summary of `messages` (system messages are skipped).
 ///
 /// Deterministic: the same messages always give the same summary, so a summary node can be
 /// compared and tested.
 pub fn summarise(messages: &[ChatMessage]) -> String {
     let mut call_names: HashMap<&str, &str> = HashMap::new();
+    // The tool named by the last plain-text tool call, for the plain-text result after it.
+    let mut last_call: Option<&str> = None;
     let mut points: Vec<String> = Vec::new();
     let mut materials: Vec<String> = Vec::new();
     for message in messages {
@@ -33,7 +42,12 @@ pub fn summarise(messages: &[ChatMessage]) -> String {
             ChatMessage::System { .. } => {}
             ChatMessage::User { content } => {
                 note_materials(content);
-                if let Some(quote) = first_sentence(content) {
+                if let Some(result) = content.strip_prefix(TOOL_RESULT_PREFIX) {
+                    if let Some(quote) = first_sentence(result) {
+                        let tool = last_call.take().unwrap_or("a tool");
+                        points.push(format!("{tool} reported: {quote}"));
+                    }
+                } else if let Some(quote) = first_sentence(content) {
                     points.push(format!("The researcher asked: {quote}"));
                 }
             }
@@ -44,7 +58,14 @@ pub fn summarise(messages: &[ChatMessage]) -> String {
                 for call in tool_calls {
                     call_names.insert(&call.id, &call.name);
                 }
-                if let Some(quote) = content.as_deref().and_then(first_sentence) {
+                if let Some(call) = content
+                    .as_deref()
+                    .and_then(|c| c.strip_prefix(TOOL_CALL_PREFIX))
+                {
+                    // The result says what came of it; the call itself is not a point.
+                    let name = call.split('(').next().unwrap_or(call).trim();
+                    last_call = (!name.is_empty()).then_some(name);
+                } else if let Some(quote) = content.as_deref().and_then(first_sentence) {
                     note_materials(content.as_deref().unwrap_or_default());
                     points.push(format!("The assistant answered: {quote}"));
                 }
@@ -122,6 +143,29 @@ mod tests {
             - The researcher asked: Analyse LiFePO4.\n\
             - materials_analyzer reported: LiFePO4: molar mass 157.76 g/mol.\n\
             - The assistant answered: LiFePO4 has a molar mass of 157.76 g/mol.\n\
+            Materials discussed: LiFePO4";
+        assert_eq!(summary, expected);
+    }
+
+    #[test]
+    fn plain_text_tool_calls_and_results_are_not_taken_for_the_researcher() {
+        let messages = vec![
+            ChatMessage::user("Analyse LiFePO4"),
+            ChatMessage::assistant(format!(
+                "{TOOL_CALL_PREFIX}materials_analyzer({{\"action\":\"analyze\",\"formula\":\"LiFePO4\"}})"
+            )),
+            ChatMessage::user(format!(
+                "{TOOL_RESULT_PREFIX}LiFePO4: molar mass 157.755 g/mol."
+            )),
+            ChatMessage::assistant("LiFePO4: molar mass 157.755 g/mol."),
+            ChatMessage::user(format!("{TOOL_RESULT_PREFIX}An orphan result.")),
+        ];
+        let summary = summarise(&messages);
+        let expected = "Summary of 5 messages:\n\
+            - The researcher asked: Analyse LiFePO4\n\
+            - materials_analyzer reported: LiFePO4: molar mass 157.755 g/mol.\n\
+            - The assistant answered: LiFePO4: molar mass 157.755 g/mol.\n\
+            - a tool reported: An orphan result.\n\
             Materials discussed: LiFePO4";
         assert_eq!(summary, expected);
     }
