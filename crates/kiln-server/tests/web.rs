@@ -383,7 +383,10 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
         "convergence + metric charts"
     );
     // A discovery without a confidence shows none (not an empty "confidence ·").
-    assert!(!page.contains("confidence  ·"), "an empty confidence is shown");
+    assert!(
+        !page.contains("confidence  ·"),
+        "an empty confidence is shown"
+    );
     // User text is escaped everywhere.
     assert!(!page.contains("<script>alert(1)</script>"));
     assert!(page.contains("&lt;script&gt;alert(1)&lt;"));

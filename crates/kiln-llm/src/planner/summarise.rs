@@ -43,7 +43,7 @@ pub fn summarise(messages: &[ChatMessage]) -> String {
             ChatMessage::User { content } => {
                 note_materials(content);
                 if let Some(result) = content.strip_prefix(TOOL_RESULT_PREFIX) {
-                    if let Some(quote) = first_sentence(result) {
+                    if let Some(quote) = first_sentence(&tool_text(result)) {
                         let tool = last_call.take().unwrap_or("a tool");
                         points.push(format!("{tool} reported: {quote}"));
                     }
@@ -158,14 +158,16 @@ mod tests {
                 "{TOOL_RESULT_PREFIX}LiFePO4: molar mass 157.755 g/mol."
             )),
             ChatMessage::assistant("LiFePO4: molar mass 157.755 g/mol."),
-            ChatMessage::user(format!("{TOOL_RESULT_PREFIX}An orphan result.")),
+            ChatMessage::user(format!(
+                "{TOOL_RESULT_PREFIX}{{\"error\":{{\"code\":\"invalid_arguments\",\"message\":\"no search space yet\"}},\"ok\":false}}"
+            )),
         ];
         let summary = summarise(&messages);
         let expected = "Summary of 5 messages:\n\
             - The researcher asked: Analyse LiFePO4\n\
             - materials_analyzer reported: LiFePO4: molar mass 157.755 g/mol.\n\
             - The assistant answered: LiFePO4: molar mass 157.755 g/mol.\n\
-            - a tool reported: An orphan result.\n\
+            - a tool reported: no search space yet\n\
             Materials discussed: LiFePO4";
         assert_eq!(summary, expected);
     }
