@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::model::Goal;
-use crate::space::{Domain, SearchSpace, format_number};
+use crate::space::{Domain, SearchSpace, Value, format_number};
 use crate::state::{LockDetails, OptimizerState, SuggestedPoint};
 
 /// Escapes a cell for a Markdown table.
@@ -144,22 +144,37 @@ pub fn suggestion_rows(space: &SearchSpace, points: &[SuggestedPoint]) -> Table 
     let mut columns = vec!["#".to_string()];
     columns.extend(names.iter().map(|n| n.to_string()));
     columns.extend(["mean", "std", "acquisition"].map(String::from));
-    let f = |v: Option<f64>| v.map_or("–".to_string(), format_number);
+    let f = |v: Option<f64>| v.map_or("–".to_string(), |x| significant(x, 4));
     let rows = points
         .iter()
         .enumerate()
         .map(|(i, p)| {
             let mut row = vec![(i + 1).to_string()];
-            row.extend(
-                names
-                    .iter()
-                    .map(|n| p.inputs.get(*n).map_or(String::new(), |v| v.to_string())),
-            );
+            row.extend(names.iter().map(|n| match p.inputs.get(*n) {
+                Some(Value::Number(x)) => significant(*x, 5),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            }));
             row.extend([f(p.mean), f(p.std), f(p.acquisition)]);
             row
         })
         .collect();
     Table { columns, rows }
+}
+
+/// `x` to `digits` significant digits for reading (744.605704 → 744.61 at 5), trailing zeros
+/// dropped; integers, very small and very large values as [`format_number`] writes them.
+fn significant(x: f64, digits: i32) -> String {
+    if !x.is_finite() || x == x.round() || x.abs() < 1e-3 || x.abs() >= 1e6 {
+        return format_number(x);
+    }
+    let decimals = (digits - 1 - x.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 fn points_table(space: &SearchSpace, points: &[SuggestedPoint]) -> String {
@@ -266,6 +281,24 @@ mod tests {
     use super::*;
     use crate::action::apply;
     use serde_json::json;
+
+    #[test]
+    fn table_numbers_read_at_a_few_significant_digits() {
+        let cases = [
+            (744.605704, 5, "744.61"),
+            (1.963047, 5, "1.963"),
+            (0.854065, 4, "0.8541"),
+            (0.067829, 4, "0.06783"),
+            (0.5, 4, "0.5"),
+            (12.0, 4, "12"),
+            (-3.14159, 4, "-3.142"),
+            (123456.7, 4, "123457"),
+            (0.0001234, 4, "1.2340e-4"),
+        ];
+        for (x, digits, expected) in cases {
+            assert_eq!(significant(x, digits), expected, "{x} at {digits}");
+        }
+    }
 
     fn state() -> OptimizerState {
         let s = apply(None, &json!({"action": "define_space", "variables": [
