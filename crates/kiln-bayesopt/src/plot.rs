@@ -48,6 +48,8 @@ struct Frame {
     x1: f64,
     y0: f64,
     y1: f64,
+    /// The x axis counts (experiments, steps): ticks only at whole numbers.
+    whole_x: bool,
 }
 
 impl Frame {
@@ -67,7 +69,21 @@ impl Frame {
             x1,
             y0: y0 - m,
             y1: y1 + m,
+            whole_x: false,
         }
+    }
+    fn whole_x(mut self, whole: bool) -> Self {
+        self.whole_x = whole;
+        self
+    }
+    /// Five evenly spaced x ticks, or the whole numbers nearest them.
+    fn x_ticks(&self) -> Vec<f64> {
+        let mut ticks: Vec<f64> = (0..=4)
+            .map(|i| self.x0 + (self.x1 - self.x0) * f64::from(i) / 4.0)
+            .map(|x| if self.whole_x { x.round() } else { x })
+            .collect();
+        ticks.dedup();
+        ticks
     }
     fn px(&self, x: f64) -> f64 {
         LEFT + (x - self.x0) / (self.x1 - self.x0) * (W - LEFT - RIGHT)
@@ -103,8 +119,7 @@ fn axes(out: &mut String, f: &Frame, xlabel: &str, ylabel: &str, y_ticks: bool) 
         out,
         "<path d=\"M{l} {t}V{b}H{r}\" fill=\"none\" stroke=\"black\"/>"
     );
-    for i in 0..=4 {
-        let x = f.x0 + (f.x1 - f.x0) * i as f64 / 4.0;
+    for x in f.x_ticks() {
         let _ = writeln!(
             out,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
@@ -112,6 +127,8 @@ fn axes(out: &mut String, f: &Frame, xlabel: &str, ylabel: &str, y_ticks: bool) 
             b + 14.0,
             esc(&tick(x))
         );
+    }
+    for i in 0..=4 {
         if y_ticks {
             let y = f.y0 + (f.y1 - f.y0) * i as f64 / 4.0;
             let _ = writeln!(
@@ -147,7 +164,7 @@ pub fn convergence_svg(outputs: &[f64], goal: Goal, objective: &str) -> String {
     }
     let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let f = Frame::new(1.0, outputs.len().max(2) as f64, lo, hi);
+    let f = Frame::new(1.0, outputs.len().max(2) as f64, lo, hi).whole_x(true);
     axes(&mut out, &f, "experiment", objective, true);
     let mut best: Option<f64> = None;
     let mut path = String::new();
@@ -207,7 +224,8 @@ pub fn line_svg(title: &str, xlabel: &str, ylabel: &str, points: &[(f64, f64)]) 
         y0 = y0.min(*y);
         y1 = y1.max(*y);
     }
-    let f = Frame::new(x0, x1, y0, y1);
+    let whole = pts.iter().all(|(x, _)| x.fract() == 0.0);
+    let f = Frame::new(x0, x1, y0, y1).whole_x(whole);
     axes(&mut out, &f, xlabel, ylabel, true);
     let mut path = String::new();
     for (i, (x, y)) in pts.iter().enumerate() {
@@ -384,6 +402,7 @@ pub fn posterior_slice_svg(
                 x1: ahi,
                 y0: blo,
                 y1: bhi,
+                whole_x: false,
             };
             let mut out = open(&format!(
                 "Posterior mean of {objective} ({} to {})",
@@ -533,6 +552,25 @@ mod tests {
         let path = svg.lines().find(|l| l.contains("stroke=\"#c33\"")).unwrap();
         assert_eq!(path.matches('V').count(), 3);
         assert!(convergence_svg(&[], Goal::Maximize, "y").contains("no experiments yet"));
+    }
+
+    /// The x tick labels of a chart, left to right.
+    fn x_labels(svg: &str) -> Vec<String> {
+        svg.lines()
+            .filter(|l| l.contains("text-anchor=\"middle\">") && !l.contains("rotate"))
+            .filter_map(|l| l.split('>').nth(1)?.split('<').next().map(str::to_owned))
+            .filter(|t| t.parse::<f64>().is_ok())
+            .collect()
+    }
+
+    #[test]
+    fn counted_axes_tick_only_at_whole_numbers() {
+        let svg = convergence_svg(&[0.8, 0.6, 0.7, 0.9], Goal::Maximize, "y");
+        assert_eq!(x_labels(&svg), ["1", "2", "3", "4"]);
+        let steps = line_svg("t", "step", "v", &[(1.0, 0.5), (2.0, 0.7), (3.0, 0.6)]);
+        assert_eq!(x_labels(&steps), ["1", "2", "3"]);
+        let real = line_svg("t", "time", "v", &[(0.0, 0.5), (0.5, 0.7), (1.0, 0.6)]);
+        assert_eq!(x_labels(&real), ["0", "0.25", "0.5", "0.75", "1"]);
     }
 
     #[test]
