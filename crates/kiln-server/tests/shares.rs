@@ -63,6 +63,11 @@ async fn a_share_link_shows_the_pinned_conversation_and_nothing_else() {
                "description": "Olivine helps Li+ mobility", "materials": ["LiFePO4"]}),
     )
     .await;
+    post(
+        format!("{base}/tools/materials_analyzer"),
+        json!({"arguments": {"action": "validate", "formula": "LiFePO4"}}),
+    )
+    .await;
     post(format!("{base}/checkpoints"), json!({"name": "early"})).await;
     post(
         format!("{base}/branches/main/messages"),
@@ -112,6 +117,21 @@ async fn a_share_link_shows_the_pinned_conversation_and_nothing_else() {
     );
     assert_eq!(view["session"]["name"], "Olivine cathodes");
     assert_eq!(view["views"], 1);
+    // A tool result carries its tool and its one-line text beside the raw content.
+    let result = view["conversation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "tool_result")
+        .expect("the tool result is shared");
+    assert_eq!(result["tool"], "materials_analyzer");
+    assert!(
+        result["brief"]
+            .as_str()
+            .unwrap()
+            .starts_with("LiFePO4: valid"),
+        "{result}"
+    );
 
     // The HTML page: read-only, escaped, not indexed.
     let resp = srv.anonymous(Method::GET, &format!("/s/{token}")).await;
@@ -125,6 +145,11 @@ async fn a_share_link_shows_the_pinned_conversation_and_nothing_else() {
     );
     let page = resp.text().await.unwrap();
     assert!(page.contains("Olivine cathodes") && page.contains("pinned answer"));
+    // Tool traffic is folded: the result's text in the summary, the raw JSON inside.
+    assert!(
+        page.contains("Result of <code>materials_analyzer</code>: LiFePO4: valid"),
+        "{page}"
+    );
     assert!(
         page.contains("&lt;b&gt;bold") && !page.contains("<b>bold"),
         "content is escaped"

@@ -382,6 +382,20 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
         page.matches("<svg").count() >= 2,
         "convergence + metric charts"
     );
+    // A folded tool result shows the result's text, not its JSON.
+    let summaries: Vec<&str> = page
+        .split("Result of <code>")
+        .skip(1)
+        .map(|s| s.split("</summary>").next().unwrap())
+        .collect();
+    assert!(!summaries.is_empty());
+    for s in summaries {
+        let text = s.split("</code>").nth(1).unwrap();
+        assert!(
+            !text.contains("{&quot;"),
+            "a result summary shows JSON: {text}"
+        );
+    }
     // A discovery without a confidence shows none (not an empty "confidence ·").
     assert!(
         !page.contains("confidence  ·"),

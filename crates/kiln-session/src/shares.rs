@@ -6,7 +6,7 @@
 use chrono::{Duration, Utc};
 use kiln_db::{NewShare, ShareLink, ShareRefusal, stamp};
 use kiln_types::state::{Discovery, Hypothesis, Link, Material};
-use kiln_types::{ErrorKind, Permission, SessionType};
+use kiln_types::{ErrorKind, NodeKind, Permission, SessionType};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -88,6 +88,24 @@ pub struct SharedNode {
     pub author: Option<String>,
     pub content: String,
     pub created_at: String,
+    /// Tool calls and results: the tool's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Tool results: the result's one-line text, or why the call failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brief: Option<String>,
+}
+
+/// A tool node's tool name and, for a result, its text or error (from what the agent recorded
+/// beside the content, which already holds all of it).
+fn tool_brief(data: Option<&serde_json::Value>) -> (Option<String>, Option<String>) {
+    let Some(d) = data else {
+        return (None, None);
+    };
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
+    let brief = text(d.get("text"))
+        .or_else(|| text(d.pointer("/error/message")).map(|m| format!("failed: {m}")));
+    (text(d.get("name")), brief)
 }
 
 fn new_share_token() -> String {
@@ -261,12 +279,18 @@ impl SessionManager {
             .into_iter()
             .map(|n| {
                 let author = n.author.map(|a| anonymous_author(&link.token_hash, &a));
+                let (tool, brief) = match n.kind {
+                    NodeKind::ToolCall | NodeKind::ToolResult => tool_brief(n.data.as_ref()),
+                    _ => (None, None),
+                };
                 SharedNode {
                     id: n.id,
                     kind: n.kind,
                     author,
                     content: n.content,
                     created_at: n.created_at,
+                    tool,
+                    brief: brief.filter(|_| n.kind == NodeKind::ToolResult),
                 }
             })
             .collect();

@@ -1011,6 +1011,8 @@ pub(super) fn all() -> Value {
                             ("author", nullable(text("`Author xxxxxx`, stable per link"))),
                             ("content", string()),
                             ("created_at", ts()),
+                            ("tool", text("tool calls and results: the tool")),
+                            ("brief", text("tool results: the text, or why it failed")),
                         ],
                     )),
                 ),
