@@ -530,6 +530,10 @@ fn search_finds_messages_and_reindex_rebuilds_with_progress() {
         "{text}"
     );
     assert!(
+        !text.contains('\x1b'),
+        "no terminal escapes when piped: {text:?}"
+    );
+    assert!(
         k.ok(&["search", "nothing-like-this"])
             .contains("no matches")
     );

@@ -1,6 +1,7 @@
 //! `kiln search QUERY`: full-text search over the sessions the local user may read, and
 //! `kiln search reindex`: rebuild the index from SQLite with a progress bar.
 
+use std::io::IsTerminal as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 
@@ -102,24 +103,66 @@ async fn dispatch(local: &Local, args: SearchArgs) -> anyhow::Result<()> {
     if page.fuzzy {
         println!("(no exact match; showing matches with one typo)");
     }
+    // Matches in bold on a terminal; plain text when piped or with NO_COLOR set.
+    let bold = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     for s in &page.items {
         println!("{}  {}", s.session_name, s.session_id);
         for h in &s.hits {
-            let text = kiln_session::snippet_text(&h.snippet, "\x1b[1m", "\x1b[0m");
             let branches = if h.branches.is_empty() {
                 String::new()
             } else {
                 format!(" [{}]", h.branches.join(", "))
             };
-            println!(
-                "  {:<12}{branches} {}",
-                h.kind,
-                clip(&text.replace('\n', " "), 160)
-            );
+            println!("  {:<12}{branches} {}", h.kind, hit_line(&h.snippet, bold));
         }
     }
     if page.next_cursor.is_some() {
         println!("(more sessions match: raise --limit)");
     }
     Ok(())
+}
+
+/// A hit's snippet on one line of at most 160 characters, matches in bold when `bold`; a cut
+/// inside a match still ends the bold.
+fn hit_line(snippet: &str, bold: bool) -> String {
+    const ON: char = '\u{1}';
+    const OFF: char = '\u{2}';
+    let marked = kiln_session::snippet_text(snippet, "\u{1}", "\u{2}").replace('\n', " ");
+    let cut = clip(&marked, 160);
+    let open = cut.matches(ON).count() > cut.matches(OFF).count();
+    let (on, off) = if bold {
+        ("\x1b[1m", "\x1b[0m")
+    } else {
+        ("", "")
+    };
+    let mut line = cut.replace(ON, on).replace(OFF, off);
+    if open {
+        line.push_str(off);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hit_line;
+
+    #[test]
+    fn hits_are_bold_only_when_asked_and_a_cut_match_is_closed() {
+        let snippet = "LiFePO4 keeps the <b>olivine</b> structure";
+        assert_eq!(
+            hit_line(snippet, false),
+            "LiFePO4 keeps the olivine structure"
+        );
+        assert_eq!(
+            hit_line(snippet, true),
+            "LiFePO4 keeps the \x1b[1molivine\x1b[0m structure"
+        );
+        let long = format!("{} <b>olivine</b>", "x".repeat(155));
+        let line = hit_line(&long, true);
+        assert!(line.ends_with("\x1b[0m"), "{line:?}");
+        assert_eq!(
+            line.matches("\x1b[1m").count(),
+            line.matches("\x1b[0m").count()
+        );
+    }
 }
