@@ -30,9 +30,22 @@ const EVENT_KEYS: [&str; 11] = [
     "discovery_type",
 ];
 
+/// What a tool result says in words: the tool's one-line text, or why it failed. Its content
+/// is the JSON handed to the model, whose keys would make every result match `formula`.
+fn result_text(n: &SearchNode) -> Option<String> {
+    let data = n.data.as_ref()?;
+    let text = data
+        .get("text")
+        .or_else(|| data.pointer("/error/message"))?;
+    text.as_str().map(str::to_owned)
+}
+
 /// The searchable text and materials of a node.
 pub fn node_doc(n: &SearchNode) -> NodeDoc {
-    let mut text = n.content.clone();
+    let mut text = match n.kind.as_str() {
+        "tool_result" => result_text(n).unwrap_or_else(|| n.content.clone()),
+        _ => n.content.clone(),
+    };
     let mut materials = Vec::new();
     if let Some(Value::Object(data)) = &n.data
         && n.kind != "tool_state"
@@ -142,6 +155,27 @@ mod tests {
             data,
             created_at: "2026-11-23T00:00:00Z".into(),
         }
+    }
+
+    #[test]
+    fn tool_results_are_searched_by_their_words_not_their_json() {
+        let content = r#"{"data":{"anonymized_formula":"ABCD4","molar_mass":157.755},"ok":true,"text":"LiFePO4: molar mass 157.755 g/mol"}"#;
+        let d = node_doc(&node(
+            "tool_result",
+            content,
+            Some(json!({"name": "materials_analyzer", "ok": true,
+                        "text": "LiFePO4: molar mass 157.755 g/mol"})),
+        ));
+        assert_eq!(d.text, "LiFePO4: molar mass 157.755 g/mol");
+        assert!(d.materials.contains(&"LiFePO4".to_owned()), "{d:?}");
+        let failed = node_doc(&node(
+            "tool_result",
+            r#"{"error":{"code":"x","message":"no search space yet"},"ok":false}"#,
+            Some(json!({"ok": false, "error": {"code": "x", "message": "no search space yet"}})),
+        ));
+        assert_eq!(failed.text, "no search space yet");
+        // A result recorded without data (imported, say) is still searchable by its content.
+        assert_eq!(node_doc(&node("tool_result", "plain", None)).text, "plain");
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use query::SyntaxError;
 
 /// Bumped whenever the schema or the document content changes; an index of another version is
 /// rebuilt at open.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Outbox entries applied per commit.
 const BATCH: u32 = 2000;
