@@ -141,6 +141,10 @@ impl Db {
     ) -> Result<Restored> {
         let mut tx = self.write().await?;
         let s = sessions::get_in(&mut tx, session).await?;
+        // A restore moves a head like an append does: not on a paused or archived session.
+        if !s.status.accepts_writes() {
+            return Err(Error::NotActive(s.status));
+        }
         let cp = checkpoint_in(&mut tx, session, checkpoint).await?;
         let branch = branch
             .map(str::to_string)

@@ -72,15 +72,21 @@ async fn every_transition_is_allowed_or_refused_by_the_table() {
 }
 
 #[tokio::test]
-async fn paused_and_archived_sessions_refuse_messages_and_events() {
+async fn paused_and_archived_sessions_refuse_messages_events_and_restores() {
     let e = common::env().await;
     let (m, a) = (&e.mgr, &e.alice);
     for status in [Paused, Archived] {
         let id = e.session("s").await;
+        m.create_checkpoint(a, &id, "start", None, None)
+            .await
+            .unwrap();
         for step in path_to(status) {
             m.set_status(a, &id, *step).await.unwrap();
         }
         let head = e.head(&id, "main").await;
+        // Restore and recover move the head as an append would: refused too.
+        code(m.restore(a, &id, "start", None).await, "session_not_active");
+        code(m.recover(a, &id, None).await, "session_not_active");
         let err = code(
             m.append_message(a, &id, "main", msg(Role::User, "hello"))
                 .await,
