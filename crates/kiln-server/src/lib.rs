@@ -61,8 +61,34 @@ pub async fn serve(
         .await
 }
 
-/// Runs the service until Ctrl-C: creates the owner on first start (printing its token once),
-/// binds `bind` and serves.
+/// Resolves on Ctrl-C or, on Unix, SIGTERM (what `systemctl stop` and `docker stop` send), so
+/// either stops the service cleanly: requests in flight finish, jobs stop, the WAL is folded
+/// into the database.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("stopping");
+}
+
+/// Runs the service until Ctrl-C or SIGTERM: creates the owner on first start (printing its
+/// token once), binds `bind` and serves.
 pub async fn run(
     agent: Agent,
     bind: &str,
@@ -120,10 +146,7 @@ pub async fn run(
         ),
         None => None,
     };
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let result = serve(listener, state, shutdown).await;
+    let result = serve(listener, state, stop_signal()).await;
     indexer.abort();
     if let Some(s) = scheduler.as_mut() {
         let _ = s.shutdown().await;

@@ -41,3 +41,29 @@ async fn first_start_prints_an_owner_token_that_works() {
         "the token is shown only on first start"
     );
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_stops_the_service_cleanly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    let pid = server.pid().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = server
+        .wait_for_exit(std::time::Duration::from_secs(20))
+        .await;
+    assert_eq!(
+        (status.code(), status.signal()),
+        (Some(0), None),
+        "SIGTERM ends `serve` with success, not by the signal"
+    );
+    // The clean stop folded the WAL into the database.
+    let wal = dir.path().join("kiln.db-wal");
+    let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert_eq!(wal_len, 0, "the WAL was checkpointed on the way out");
+}
