@@ -21,7 +21,7 @@ mod templates;
 mod tree;
 mod users;
 
-pub use audit::{AuditEntry, AuditVerification};
+pub use audit::{AuditEntry, AuditVerification, verify as verify_chain};
 pub use collaborators::{Collaborator, Contribution};
 pub use error::{Error, Result};
 pub use export::{EXPORT_FORMAT, SessionExport};

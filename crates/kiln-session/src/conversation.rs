@@ -418,4 +418,17 @@ impl SessionManager {
         self.readable(caller, session).await?;
         Ok(self.db.verify_audit(session).await?)
     }
+
+    /// The audit log and its verification from one read of the chain (the session page shows
+    /// both).
+    pub async fn audit_verified(
+        &self,
+        caller: &Caller,
+        session: &str,
+    ) -> Result<(Vec<AuditEntry>, AuditVerification)> {
+        self.readable(caller, session).await?;
+        let entries = self.db.audit(session).await?;
+        let verification = kiln_db::verify_chain(&entries);
+        Ok((entries, verification))
+    }
 }

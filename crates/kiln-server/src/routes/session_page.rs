@@ -161,10 +161,9 @@ async fn page_context(
     let checkpoints = mgr.checkpoints(caller, id).await?;
     let context = st.agent.context(caller, id, Some(&branch)).await?;
     let stats = mgr.statistics(caller, id).await?;
-    let mut audit = mgr.audit(caller, id).await?;
+    let (mut audit, verification) = mgr.audit_verified(caller, id).await?;
     audit.reverse();
     audit.truncate(PAGE_AUDIT);
-    let verification = mgr.verify_audit(caller, id).await?;
     let manage = perms.has(Permission::Manage);
     let (shares, collaborators) = if manage {
         (
