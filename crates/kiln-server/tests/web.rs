@@ -157,14 +157,36 @@ async fn sign_in_list_and_move_sessions_with_csrf() {
         page.contains("Garnet electrolytes") && page.contains("oxide, li-ion"),
         "{page}"
     );
-    api(
+    let hit = api(
         &format!("/v1/sessions/{b_id}/branches/main/messages"),
         json!({"role": "user", "content": "the olivine framework is stable"}),
     )
     .await;
+    let hit = hit["head"].as_str().unwrap().to_owned();
+    // Bury the hit under more than a page of newer messages.
+    for i in 0..60 {
+        api(
+            &format!("/v1/sessions/{b_id}/branches/main/messages"),
+            json!({"role": "user", "content": format!("later message {i}")}),
+        )
+        .await;
+    }
     let (s, page) = get("/?q=olivine").await;
     assert_eq!(s, StatusCode::OK);
     assert!(page.contains("<b>olivine</b>"), "highlighted hit: {page}");
+    // The hit links to the conversation around it, which the newest page no longer shows.
+    let link = format!("/web/sessions/{b_id}?branch=main&amp;around={hit}#n-{hit}");
+    assert!(page.contains(&link), "{page}");
+    assert!(page.contains(&format!("href=\"/web/sessions/{b_id}\"")));
+    let anchor = format!("id=\"n-{hit}\"");
+    let (_, newest) = get(&format!("/web/sessions/{b_id}")).await;
+    assert!(
+        !newest.contains(&anchor),
+        "the hit is older than the newest page"
+    );
+    let (s, around) = get(&format!("/web/sessions/{b_id}?branch=main&around={hit}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(around.contains(&anchor), "{around}");
     let (_, page) = get("/?q=%22olivine").await;
     assert!(page.contains("never closed"), "{page}");
 

@@ -239,6 +239,12 @@ impl SessionManager {
     }
 
     /// Returns the research state at a branch head, or at a checkpoint or node on request.
+    /// One node of a session the caller may read.
+    pub async fn node(&self, caller: &Caller, session: &str, node: &str) -> Result<Node> {
+        self.readable(caller, session).await?;
+        Ok(self.db.node(session, node).await?)
+    }
+
     pub async fn state(
         &self,
         caller: &Caller,

@@ -64,6 +64,8 @@ struct PageQuery {
     branch: Option<String>,
     /// Cursor for older messages (`next_cursor` of the page before).
     before: Option<String>,
+    /// A node to show (a search hit): the page of the conversation around it.
+    around: Option<String>,
 }
 
 async fn session_page(
@@ -124,14 +126,15 @@ async fn page_context(
             "no open branch `{branch}` in this session"
         )));
     }
+    // Around a node: the page ending half a page after it, so it sits mid-page.
+    let before = match (&q.before, q.around.as_deref().filter(|a| !a.is_empty())) {
+        (None, Some(node)) => Some(
+            (mgr.node(caller, id, node).await?.seq + i64::from(PAGE_MESSAGES / 2) + 1).to_string(),
+        ),
+        _ => q.before.clone(),
+    };
     let mut page = mgr
-        .messages(
-            caller,
-            id,
-            &branch,
-            Some(PAGE_MESSAGES),
-            q.before.as_deref(),
-        )
+        .messages(caller, id, &branch, Some(PAGE_MESSAGES), before.as_deref())
         .await?;
     page.items.reverse();
     // Authors by name, not id (a page has few distinct authors).
@@ -252,7 +255,7 @@ async fn page_context(
         "branches": tree.iter().map(|b| &b.branch.name).collect::<Vec<_>>(),
         "messages": messages,
         "older": page.next_cursor,
-        "newer": q.before.is_some(),
+        "newer": before.is_some(),
         "state": state,
         "links": links,
         "relationships": kiln_types::state::LINK_RELATIONSHIPS,
