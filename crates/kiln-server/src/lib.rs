@@ -61,30 +61,32 @@ pub async fn serve(
         .await
 }
 
-/// Resolves on Ctrl-C or, on Unix, SIGTERM (what `systemctl stop` and `docker stop` send), so
-/// either stops the service cleanly: requests in flight finish, jobs stop, the WAL is folded
-/// into the database.
-async fn stop_signal() {
+/// A future that resolves on Ctrl-C or, on Unix, SIGTERM (what `systemctl stop` and
+/// `docker stop` send), so either stops the service cleanly: requests in flight finish, jobs
+/// stop, the WAL is folded into the database. On Unix both handlers are installed when this is
+/// called, not when the future is first polled: a signal that comes right after the service
+/// says it is listening must not find the default action (death) still in place.
+fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+        signal(SignalKind::interrupt())
+            .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+            .ok()
+    };
+    async move {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = signals {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            tracing::info!("stopping");
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("stopping");
     }
-    tracing::info!("stopping");
 }
 
 /// Runs the service until Ctrl-C or SIGTERM: creates the owner on first start (printing its
@@ -99,6 +101,7 @@ pub async fn run(
     let mgr = agent.manager().clone();
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
+    let stop = stop_signal();
     match mgr.bootstrap_owner().await {
         Ok(Some((user, token))) => {
             println!(
@@ -146,7 +149,7 @@ pub async fn run(
         ),
         None => None,
     };
-    let result = serve(listener, state, stop_signal()).await;
+    let result = serve(listener, state, stop).await;
     indexer.abort();
     if let Some(s) = scheduler.as_mut() {
         let _ = s.shutdown().await;
