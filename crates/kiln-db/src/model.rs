@@ -100,6 +100,22 @@ pub(crate) const NODE_COLUMNS: &str = "n.id, n.seq, n.parent_id, n.merge_parent_
     n.author, n.content, n.data, n.tokens, n.created_at";
 
 impl Node {
+    /// What a person reads for this node: a tool result's text, or why the call failed, rather
+    /// than the JSON the model was handed; the content for every other node.
+    pub fn readable_text(&self) -> String {
+        if self.kind == NodeKind::ToolResult
+            && let Some(d) = &self.data
+        {
+            if let Some(text) = d.get("text").and_then(Value::as_str) {
+                return text.to_owned();
+            }
+            if let Some(m) = d.pointer("/error/message").and_then(Value::as_str) {
+                return format!("failed: {m}");
+            }
+        }
+        self.content.clone()
+    }
+
     pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
         let kind: NodeKind = parse(r.try_get::<&str, _>("kind")?)?;
         let data: Option<&str> = r.try_get("data")?;

@@ -96,18 +96,6 @@ pub struct SharedNode {
     pub brief: Option<String>,
 }
 
-/// A tool node's tool name and, for a result, its text or error (from what the agent recorded
-/// beside the content, which already holds all of it).
-fn tool_brief(data: Option<&serde_json::Value>) -> (Option<String>, Option<String>) {
-    let Some(d) = data else {
-        return (None, None);
-    };
-    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
-    let brief = text(d.get("text"))
-        .or_else(|| text(d.pointer("/error/message")).map(|m| format!("failed: {m}")));
-    (text(d.get("name")), brief)
-}
-
 fn new_share_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -278,11 +266,20 @@ impl SessionManager {
             .items
             .into_iter()
             .map(|n| {
-                let author = n.author.map(|a| anonymous_author(&link.token_hash, &a));
-                let (tool, brief) = match n.kind {
-                    NodeKind::ToolCall | NodeKind::ToolResult => tool_brief(n.data.as_ref()),
-                    _ => (None, None),
+                let author = n
+                    .author
+                    .as_deref()
+                    .map(|a| anonymous_author(&link.token_hash, a));
+                let tool = match n.kind {
+                    NodeKind::ToolCall | NodeKind::ToolResult => n
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("name"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned),
+                    _ => None,
                 };
+                let brief = (n.kind == NodeKind::ToolResult).then(|| n.readable_text());
                 SharedNode {
                     id: n.id,
                     kind: n.kind,
@@ -290,7 +287,7 @@ impl SessionManager {
                     content: n.content,
                     created_at: n.created_at,
                     tool,
-                    brief: brief.filter(|_| n.kind == NodeKind::ToolResult),
+                    brief,
                 }
             })
             .collect();

@@ -95,4 +95,29 @@ fn the_brief_conversation_with_a_branch_and_a_merge() {
     assert!(ok, "{out}");
     assert!(out.contains("olivine structure"), "{out}");
     assert!(out.contains("* main") && out.contains("  cobalt"), "{out}");
+
+    // `kiln message list` shows a tool result by what it says, not the model's JSON.
+    let list = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "message",
+            "list",
+            &id[..8],
+            "--branch",
+            "cobalt",
+            "--limit",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    let result = list
+        .lines()
+        .find(|l| l.contains("tool_result"))
+        .unwrap_or_else(|| panic!("a tool result row: {list}"));
+    assert!(
+        result.contains("LiCoO2: molar mass 97.871") && !result.contains("{\"data\""),
+        "{result}"
+    );
 }

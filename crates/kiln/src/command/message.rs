@@ -113,7 +113,7 @@ async fn dispatch(local: &Local, cmd: MessageCommand) -> anyhow::Result<()> {
                         n.id.clone(),
                         n.kind.to_string(),
                         n.created_at.clone(),
-                        clip(&n.content, 60),
+                        clip(&n.readable_text(), 60),
                     ]
                 })
                 .collect();
