@@ -100,6 +100,38 @@ async fn sign_in_list_and_move_sessions_with_csrf() {
     assert!(filtered.contains("Paused one") && !filtered.contains("Olivine"));
     let (_, by_project) = get("/?project=lfp").await;
     assert!(by_project.contains("Olivine") && !by_project.contains("Paused one"));
+    // More sessions than a page: the oldest ones are one "Older sessions" link away, and
+    // paging keeps the filters.
+    for i in 0..55 {
+        api(
+            "/v1/sessions",
+            json!({"name": format!("Filler {i}"), "project": "bulk"}),
+        )
+        .await;
+    }
+    let older_link = |page: &str| {
+        page.split("id=\"older-sessions\" href=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("an Older sessions link")
+            .replace("&amp;", "&")
+    };
+    let (_, first) = get("/").await;
+    assert!(
+        first.contains("Filler 54") && !first.contains("Olivine &lt;b&gt;study"),
+        "the first page holds the newest sessions"
+    );
+    let (_, second) = get(&older_link(&first)).await;
+    assert!(second.contains("Olivine &lt;b&gt;study"), "{second}");
+    assert!(second.contains(">First page<"));
+    let (_, bulk) = get("/?project=bulk").await;
+    let older = older_link(&bulk);
+    assert!(older.contains("&project=bulk"), "{older}");
+    let (_, bulk2) = get(&older).await;
+    assert!(
+        bulk2.contains("Filler 0") && !bulk2.contains("Olivine"),
+        "{bulk2}"
+    );
     let (s, _) = get("/?status=sleeping").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 

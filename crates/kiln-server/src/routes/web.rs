@@ -77,6 +77,8 @@ struct HomeQuery {
     tag: Option<String>,
     /// Full-text search over the sessions (the search box).
     q: Option<String>,
+    /// The page after this cursor (`next_cursor` of the page before).
+    cursor: Option<String>,
 }
 
 fn given(v: Option<String>) -> Option<String> {
@@ -100,6 +102,7 @@ fn list_query(h: HomeQuery) -> Result<ListQuery, Error> {
         session_type: parse_filter("session type", h.session_type)?,
         project: given(h.project),
         tag: given(h.tag),
+        cursor: given(h.cursor),
         ..Default::default()
     })
 }
@@ -132,8 +135,23 @@ async fn home(
         }
         None => serde_json::Value::Null,
     };
+    // The filters as a query string, so paging keeps them.
+    let keep = [
+        ("status", q.status.map(|s| s.as_str().to_owned())),
+        ("type", q.session_type.map(|t| t.as_str().to_owned())),
+        ("project", q.project.clone()),
+        ("tag", q.tag.clone()),
+    ]
+    .iter()
+    .filter_map(|(k, v)| {
+        let v = v.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
+        let v = percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC);
+        Some(format!("{k}={v}"))
+    })
+    .collect::<Vec<_>>()
+    .join("&");
     let filter = json!({"status": q.status, "project": q.project, "type": q.session_type,
-                        "tag": q.tag});
+                        "tag": q.tag, "cursor": q.cursor});
     let templates = st.mgr.templates().await.unwrap_or_default();
     match st.mgr.list_sessions(&caller, q).await {
         Ok(page) => {
@@ -157,7 +175,8 @@ async fn home(
                 StatusCode::OK,
                 "sessions.html",
                 json!({"user": caller.name, "sessions": sessions, "csrf": csrf_for(&token),
-                       "filter": filter, "search": search, "templates": templates}),
+                       "filter": filter, "search": search, "templates": templates,
+                       "next_cursor": page.next_cursor, "keep": keep}),
             )
         }
         Err(e) => html::error_page(&e),
