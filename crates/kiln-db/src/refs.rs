@@ -154,6 +154,16 @@ impl Db {
         if head.status == "discarded" {
             return Err(Error::BranchDiscarded(branch));
         }
+        if head.pos.id == cp.node {
+            // Already there: nothing moves, so nothing is saved, logged or audited; the head
+            // is kept by the very checkpoint asked for.
+            return Ok(Restored {
+                branch,
+                old_head: head.pos.id.clone(),
+                new_head: head.pos.id,
+                saved_as: checkpoint.to_owned(),
+            });
+        }
         // Microseconds: names stay unique without probing through many same-second restores
         // (a seconds stamp made the 1001st restore within one second fail).
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f").to_string();

@@ -459,7 +459,17 @@ async fn checkpoint_then_restore_brings_the_branch_back() {
                 text.contains("Analyse LiFePO4"),
                 "the first message is still there",
             )?;
-            // Past twenty checkpoints the older ones are one select, restored the same way.
+            // Past twenty checkpoints the older ones are one select, restored the same way
+            // (after a new message, so the restore has somewhere to move the head from).
+            let (st, _) = s
+                .request(
+                    Method::POST,
+                    &format!("/v1/sessions/{id}/branches/main/messages"),
+                    Some(&s.alice),
+                    Some(json!({"role": "user", "content": "one more"})),
+                )
+                .await;
+            check(st.is_success(), "message appended")?;
             for i in 0..20 {
                 let (st, _) = s
                     .request(

@@ -94,6 +94,19 @@ async fn fork_checkpoint_restore_and_merge_keep_everything() {
     );
     let st = m.state(a, id, "main", Some(&r.saved_as)).await.unwrap();
     assert_eq!(st.materials.len(), 1);
+    // Restoring the checkpoint the branch is already at moves nothing and saves nothing.
+    let (cps, log) = (
+        m.checkpoints(a, id).await.unwrap().len(),
+        m.reflog(a, id).await.unwrap().len(),
+    );
+    let again = m.restore(a, id, "cp1", Some("main")).await.unwrap();
+    assert_eq!(again.old_head, again.new_head);
+    assert_eq!(
+        again.saved_as, "cp1",
+        "the head is kept by the checkpoint itself"
+    );
+    assert_eq!(m.checkpoints(a, id).await.unwrap().len(), cps);
+    assert_eq!(m.reflog(a, id).await.unwrap().len(), log);
 
     let merged = m
         .merge(a, id, "alt", "main", MergeStrategy::Fail)

@@ -339,6 +339,9 @@ fn checkpoints_restore_without_losing_messages() {
     k.ok(&["checkpoint", "restore", &id, &saved]);
     let msgs = k.json(&["message", "list", &id]);
     assert_eq!(msgs["items"][0]["content"], "a wrong turn");
+    // Restoring where the branch already is says so and saves nothing.
+    let out = k.ok(&["checkpoint", "restore", &id, &saved]);
+    assert!(out.contains("already at"), "{out}");
 
     let table = k.ok(&["checkpoint", "list", &id]);
     assert!(table.contains("good") && table.contains("auto"), "{table}");

@@ -405,7 +405,10 @@ pub(super) fn all() -> Value {
                 ("new_head", string()),
                 (
                     "saved_as",
-                    text("the automatic `before-restore-…` checkpoint"),
+                    text(
+                        "the checkpoint keeping the old head: a new `before-restore-…` one, or \
+                         the one asked for when the branch was already there",
+                    ),
                 ),
             ],
         ),

@@ -227,10 +227,14 @@ impl Repl {
             }
             ("restore", Some(n)) => {
                 let r = mgr.restore(caller, s, n, Some(&self.branch)).await.cli()?;
-                println!(
-                    "restored {n} onto {}; the previous head is saved as {}",
-                    self.branch, r.saved_as
-                );
+                if r.old_head == r.new_head {
+                    println!("{} is already at {n}: nothing to restore", self.branch);
+                } else {
+                    println!(
+                        "restored {n} onto {}; the previous head is saved as {}",
+                        self.branch, r.saved_as
+                    );
+                }
             }
             ("merge", Some(from)) => {
                 let strategy = match words.next() {

@@ -98,10 +98,14 @@ async fn dispatch(local: &Local, cmd: CheckpointCommand) -> anyhow::Result<()> {
             if local.json {
                 return output::json(&r);
             }
-            println!(
-                "restored {name} onto {}: head {} (old head {} saved as {})",
-                r.branch, r.new_head, r.old_head, r.saved_as
-            );
+            if r.old_head == r.new_head {
+                println!("{} is already at {name}: nothing to restore", r.branch);
+            } else {
+                println!(
+                    "restored {name} onto {}: head {} (old head {} saved as {})",
+                    r.branch, r.new_head, r.old_head, r.saved_as
+                );
+            }
         }
     }
     Ok(())
