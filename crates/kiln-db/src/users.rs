@@ -89,6 +89,29 @@ impl Db {
         User::from_row(&row)
     }
 
+    /// The names of these user ids, in one query; an id with no user (deleted) names itself.
+    pub async fn user_names<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        let mut names: std::collections::BTreeMap<String, String> = ids
+            .into_iter()
+            .map(|id| (id.to_owned(), id.to_owned()))
+            .collect();
+        if names.is_empty() {
+            return Ok(names);
+        }
+        let list = serde_json::to_string(&names.keys().collect::<Vec<_>>())?;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, name FROM users WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(list)
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        names.extend(rows);
+        Ok(names)
+    }
+
     pub async fn count_users(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) FROM users")
             .fetch_one(&mut *self.read().await?)

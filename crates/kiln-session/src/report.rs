@@ -133,18 +133,10 @@ impl SessionManager {
         let tally = self.tally(id).await?;
         let mut contributions: BTreeMap<String, Contribution> = BTreeMap::new();
         let (mut queries, mut messages) = (0, 0);
-        // One name lookup per author, not per (kind, author) group.
-        let mut names: BTreeMap<&str, String> = BTreeMap::new();
-        for a in tally.counts.keys().filter_map(|(_, a)| a.as_deref()) {
-            if !names.contains_key(a) {
-                let name = self
-                    .db
-                    .user(a)
-                    .await
-                    .map_or_else(|_| a.to_string(), |u| u.name);
-                names.insert(a, name);
-            }
-        }
+        let names = self
+            .db
+            .user_names(tally.counts.keys().filter_map(|(_, a)| a.as_deref()))
+            .await?;
         for ((kind, author), n) in &tally.counts {
             let n = *n;
             let Ok(kind) = kind.parse::<NodeKind>() else {
@@ -205,17 +197,10 @@ impl SessionManager {
         let head = self.db.branch(id, &session.default_branch).await?.head;
         let conversation = self.conversation_to(id, &head).await?;
         // Readers see who wrote each message by name; a deleted user keeps their id.
-        let mut names: BTreeMap<String, String> = BTreeMap::new();
-        for a in conversation.iter().filter_map(|n| n.author.as_deref()) {
-            if !names.contains_key(a) {
-                let name = self
-                    .db
-                    .user(a)
-                    .await
-                    .map_or_else(|_| a.to_owned(), |u| u.name);
-                names.insert(a.to_owned(), name);
-            }
-        }
+        let names = self
+            .db
+            .user_names(conversation.iter().filter_map(|n| n.author.as_deref()))
+            .await?;
         // Each tool renders its own state (the optimizer: space, data, iterations).
         let tools: Vec<Value> = state
             .tools

@@ -137,18 +137,11 @@ async fn page_context(
         .messages(caller, id, &branch, Some(PAGE_MESSAGES), before.as_deref())
         .await?;
     page.items.reverse();
-    // Authors by name, not id (a page has few distinct authors).
-    let mut names: BTreeMap<String, String> = BTreeMap::new();
-    for a in page.items.iter().filter_map(|n| n.author.as_ref()) {
-        if !names.contains_key(a) {
-            let name = mgr
-                .db()
-                .user(a)
-                .await
-                .map_or_else(|_| a.clone(), |u| u.name);
-            names.insert(a.clone(), name);
-        }
-    }
+    // Authors by name, not id.
+    let names = mgr
+        .db()
+        .user_names(page.items.iter().filter_map(|n| n.author.as_deref()))
+        .await?;
     let messages: Vec<Value> = page
         .items
         .iter()
