@@ -232,11 +232,7 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
             .collect::<Vec<_>>()
             .join(", "),
         next.objective.name,
-        if next.objective.goal == Goal::Maximize {
-            "maximize"
-        } else {
-            "minimize"
-        },
+        next.objective.goal.as_str(),
         if kept > 0 {
             format!("; kept {kept} existing experiment(s)")
         } else {
@@ -550,11 +546,7 @@ fn status(state: OptimizerState) -> Result<ActionOutcome> {
         state.experiments.len(),
         state.space.len(),
         state.objective.name,
-        if state.objective.goal == Goal::Maximize {
-            "maximize"
-        } else {
-            "minimize"
-        }
+        state.objective.goal.as_str()
     );
     if let Some(b) = &best {
         text.push_str(&format!(

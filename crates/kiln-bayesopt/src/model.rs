@@ -27,6 +27,14 @@ impl Goal {
         }
     }
 
+    /// `maximize` or `minimize`, as the goal is written in arguments and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Goal::Maximize => "maximize",
+            Goal::Minimize => "minimize",
+        }
+    }
+
     /// Whether `a` is better than `b`.
     pub fn better(self, a: f64, b: f64) -> bool {
         self.sign() * a < self.sign() * b

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 
-use crate::model::Goal;
 use crate::space::{Domain, SearchSpace, Value, format_number};
 use crate::state::{LockDetails, OptimizerState, SuggestedPoint};
 
@@ -184,11 +183,7 @@ fn points_table(space: &SearchSpace, points: &[SuggestedPoint]) -> String {
 /// An iteration-by-iteration account of the locked decisions.
 pub fn iteration_account(state: &OptimizerState) -> String {
     let mut out = String::new();
-    let goal = if state.objective.goal == Goal::Maximize {
-        "maximize"
-    } else {
-        "minimize"
-    };
+    let goal = state.objective.goal.as_str();
     let _ = writeln!(
         out,
         "Objective: {goal} **{}**. {} experiment(s) recorded.\n",

@@ -135,10 +135,7 @@ impl Tool for BayesianOptimizer {
             columns: t.columns,
             rows: t.rows,
         };
-        let goal = match st.objective.goal {
-            kiln_bayesopt::model::Goal::Maximize => "maximize",
-            kiln_bayesopt::model::Goal::Minimize => "minimize",
-        };
+        let goal = st.objective.goal.as_str();
         let mut view = ToolView {
             summary: format!(
                 "{goal} {} over {} variable(s); {} experiment(s), {} locked decision(s)",
