@@ -159,9 +159,17 @@ impl SessionManager {
 
     /// The permissions the caller holds on a session.
     pub async fn permissions(&self, caller: &Caller, session: &str) -> Result<Permissions> {
-        Ok(self
-            .access(caller, session, Permissions::of([Permission::Read]))
-            .await?
-            .1)
+        Ok(self.session_and_permissions(caller, session).await?.1)
+    }
+
+    /// A session the caller may read and the permissions they hold on it, from one access
+    /// check.
+    pub async fn session_and_permissions(
+        &self,
+        caller: &Caller,
+        session: &str,
+    ) -> Result<(kiln_db::Session, Permissions)> {
+        self.access(caller, session, Permissions::of([Permission::Read]))
+            .await
     }
 }

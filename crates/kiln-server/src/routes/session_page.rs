@@ -114,8 +114,7 @@ async fn page_context(
     q: PageQuery,
 ) -> Result<Value, Error> {
     let mgr = &st.mgr;
-    let session = mgr.session(caller, id).await?;
-    let perms = mgr.permissions(caller, id).await?;
+    let (session, perms) = mgr.session_and_permissions(caller, id).await?;
     let branch = q
         .branch
         .filter(|b| !b.trim().is_empty())
@@ -227,12 +226,7 @@ async fn page_context(
     newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     let (recent, older) = newest_first.split_at(newest_first.len().min(PAGE_CHECKPOINTS));
     let actions = crate::routes::web::lifecycle_actions(session.status);
-    let open = matches!(
-        session.status,
-        kiln_types::SessionStatus::Created
-            | kiln_types::SessionStatus::Active
-            | kiln_types::SessionStatus::Resumed
-    );
+    let open = session.status.accepts_writes();
     Ok(json!({
         "session": session,
         "branch": branch,
