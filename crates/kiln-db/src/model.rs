@@ -99,21 +99,34 @@ pub struct Node {
 pub(crate) const NODE_COLUMNS: &str = "n.id, n.seq, n.parent_id, n.merge_parent_id, n.kind, \
     n.author, n.content, n.data, n.tokens, n.created_at";
 
+/// What a recorded tool result says, from the data the agent stores beside it: the tool's text,
+/// or the error message of a failed call (`true`).
+pub fn tool_result_words(data: &Value) -> Option<(&str, bool)> {
+    if let Some(text) = data.get("text").and_then(Value::as_str) {
+        return Some((text, false));
+    }
+    data.pointer("/error/message")
+        .and_then(Value::as_str)
+        .map(|m| (m, true))
+}
+
 impl Node {
     /// What a person reads for this node: a tool result's text, or why the call failed, rather
     /// than the JSON the model was handed; the content for every other node.
     pub fn readable_text(&self) -> String {
-        if self.kind == NodeKind::ToolResult
-            && let Some(d) = &self.data
-        {
-            if let Some(text) = d.get("text").and_then(Value::as_str) {
-                return text.to_owned();
-            }
-            if let Some(m) = d.pointer("/error/message").and_then(Value::as_str) {
-                return format!("failed: {m}");
-            }
+        match self.result_words() {
+            Some((text, false)) => text.to_owned(),
+            Some((message, true)) => format!("failed: {message}"),
+            None => self.content.clone(),
         }
-        self.content.clone()
+    }
+
+    /// For a tool result, [`tool_result_words`] of its data.
+    pub fn result_words(&self) -> Option<(&str, bool)> {
+        self.data
+            .as_ref()
+            .filter(|_| self.kind == NodeKind::ToolResult)
+            .and_then(tool_result_words)
     }
 
     pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {

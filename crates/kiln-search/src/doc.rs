@@ -33,11 +33,8 @@ const EVENT_KEYS: [&str; 11] = [
 /// What a tool result says in words: the tool's one-line text, or why it failed. Its content
 /// is the JSON handed to the model, whose keys would make every result match `formula`.
 fn result_text(n: &SearchNode) -> Option<String> {
-    let data = n.data.as_ref()?;
-    let text = data
-        .get("text")
-        .or_else(|| data.pointer("/error/message"))?;
-    text.as_str().map(str::to_owned)
+    let (words, _) = kiln_db::tool_result_words(n.data.as_ref()?)?;
+    Some(words.to_owned())
 }
 
 /// The searchable text and materials of a node.

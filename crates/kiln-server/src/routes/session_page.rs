@@ -149,6 +149,10 @@ async fn page_context(
             if let Some(name) = n.author.as_ref().and_then(|a| names.get(a)) {
                 v["author"] = json!(name);
             }
+            // A tool result's summary line: its text, or why it failed.
+            if let Some((words, _)) = n.result_words() {
+                v["brief"] = json!(words);
+            }
             v
         })
         .collect();
