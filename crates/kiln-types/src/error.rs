@@ -15,6 +15,8 @@ pub enum ErrorKind {
     PayloadTooLarge,
     TooManyRequests,
     Unavailable,
+    /// The server's disk is full (or over quota): retry once space is freed.
+    InsufficientStorage,
     Internal,
 }
 
