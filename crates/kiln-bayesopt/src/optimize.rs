@@ -424,11 +424,10 @@ pub fn suggest(model: &Surrogate, opts: &SuggestOptions) -> Vec<Suggestion> {
             BatchMethod::KrigingBeliever => gp.predict_standardised(&f).0,
             BatchMethod::ConstantLiar => lie,
         };
-        if out.len() < opts.q {
-            if let Some(next) = gp.condition_on(&f, fantasy) {
+        if out.len() < opts.q
+            && let Some(next) = gp.condition_on(&f, fantasy) {
                 gp = next;
             }
-        }
         avoid.push(f);
     }
     out

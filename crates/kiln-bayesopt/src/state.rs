@@ -244,8 +244,8 @@ impl OptimizerState {
         let goal = self.objective.goal;
         if let Some(m) = &self.model {
             let same_kernel = kernel.is_none_or(|k| k == m.hyperparameters.kernel);
-            if !refit && same_kernel && self.model_is_current() {
-                if let Ok(s) = Surrogate::restore(
+            if !refit && same_kernel && self.model_is_current()
+                && let Ok(s) = Surrogate::restore(
                     &self.space,
                     &raws,
                     &ys,
@@ -255,7 +255,6 @@ impl OptimizerState {
                 ) {
                     return Ok(s);
                 }
-            }
         }
         let previous = self.model.as_ref().map(|m| m.hyperparameters.clone());
         let kernel = kernel

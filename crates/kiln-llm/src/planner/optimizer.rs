@@ -181,11 +181,10 @@ fn tokenize(text: &str) -> Vec<String> {
 fn split_range(word: &str) -> Vec<String> {
     let word = word.trim_end_matches('.');
     for separator in ["..", "–", "-"] {
-        if let Some((low, high)) = word.split_once(separator) {
-            if !low.is_empty() && low.parse::<f64>().is_ok() && high.parse::<f64>().is_ok() {
+        if let Some((low, high)) = word.split_once(separator)
+            && !low.is_empty() && low.parse::<f64>().is_ok() && high.parse::<f64>().is_ok() {
                 return vec![low.to_owned(), "-".to_owned(), high.to_owned()];
             }
-        }
     }
     if word.is_empty() {
         Vec::new()
@@ -249,8 +248,8 @@ fn define_space(tokens: &[String], lower: &str) -> Plan {
                 .filter(|_| window(1) == "-")
                 .map(|b| (b, 3)),
         };
-        if let Some(((low, high), width)) = bounds {
-            if let Some(name) = name_before(tokens, i) {
+        if let Some(((low, high), width)) = bounds
+            && let Some(name) = name_before(tokens, i) {
                 let integer = i >= 2
                     && tokens[..i]
                         .iter()
@@ -270,7 +269,6 @@ fn define_space(tokens: &[String], lower: &str) -> Plan {
                 i += width;
                 continue;
             }
-        }
         i += 1;
     }
     if variables.is_empty() {

@@ -50,7 +50,7 @@ fn text(rng: &mut SplitMix64, words: &[&str], i: usize) -> String {
     let mut t: Vec<&str> = (0..n)
         .map(|_| words[(rng.next_u64() % words.len() as u64) as usize])
         .collect();
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         t.push(FORMULAS[(rng.next_u64() % FORMULAS.len() as u64) as usize]);
     }
     t.join(" ")

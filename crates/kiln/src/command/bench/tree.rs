@@ -320,7 +320,7 @@ fn event_input(i: usize) -> EventInput {
         "ZnO",
     ];
     let formula = FORMULAS[(i / 10) % FORMULAS.len()].to_string();
-    let event = if i % 7 == 0 {
+    let event = if i.is_multiple_of(7) {
         StateEvent::Discovery {
             id: Some(format!("finding-{}", i % 20)),
             discovery_type: "observation".into(),
