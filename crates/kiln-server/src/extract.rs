@@ -55,6 +55,33 @@ impl From<PathRejection> for ApiError {
     }
 }
 
+/// A web page's query string: a malformed one (a duplicate or mistyped parameter) renders the
+/// HTML error page with 400, as the page's other errors do.
+#[derive(Debug)]
+pub struct PageQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PageQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(q)) => Ok(PageQuery(q)),
+            Err(r) => Err(crate::html::error_page(&Error::new(
+                ErrorKind::BadRequest,
+                "invalid_query",
+                r.body_text(),
+            ))),
+        }
+    }
+}
+
 /// Parses an optional JSON body: empty means the defaults.
 pub fn optional_body<T: serde::de::DeserializeOwned + Default>(
     bytes: &[u8],

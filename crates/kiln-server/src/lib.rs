@@ -2,6 +2,7 @@
 //! authenticates the caller and calls the SessionManager, which holds every behaviour.
 
 mod auth;
+pub mod conn;
 mod error;
 mod extract;
 mod html;
@@ -10,10 +11,8 @@ pub mod openapi;
 mod router;
 mod routes;
 
-use std::net::SocketAddr;
-
 use kiln_agent::Agent;
-use kiln_session::SessionManager;
+use kiln_session::{ServerConfig, SessionManager};
 
 pub use error::ApiError;
 pub use router::router;
@@ -29,6 +28,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Where the service is reached (`http://127.0.0.1:8080`), for links it hands out.
     pub public_url: String,
+    /// Connection limits and timeouts.
+    pub conn: conn::Limits,
 }
 
 impl AppState {
@@ -39,7 +40,18 @@ impl AppState {
             agent,
             max_body_bytes,
             public_url: String::new(),
+            conn: conn::Limits::default(),
         }
+    }
+
+    /// Takes the body limit, connection limits and public URL from `[server]`.
+    pub fn with_server_config(mut self, c: &ServerConfig) -> Self {
+        self.max_body_bytes = c.max_body_bytes;
+        self.conn = conn::Limits::from(c);
+        if !c.public_url.is_empty() {
+            self = self.with_public_url(c.public_url.clone());
+        }
+        self
     }
 
     /// Sets the URL share links and other handed-out links start with.
@@ -49,16 +61,15 @@ impl AppState {
     }
 }
 
-/// Serves the router on a bound listener until `shutdown` resolves.
+/// Serves the router on a bound listener until `shutdown` resolves, with the state's connection
+/// limits (see [`conn`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.conn;
+    conn::serve(listener, router(state), limits, shutdown).await
 }
 
 /// A future that resolves on Ctrl-C or, on Unix, SIGTERM (what `systemctl stop` and
@@ -90,16 +101,15 @@ fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
 }
 
 /// Runs the service until Ctrl-C or SIGTERM: creates the owner on first start (printing its
-/// token once), binds `bind` and serves.
+/// token once), binds `server.bind` and serves.
 pub async fn run(
     agent: Agent,
-    bind: &str,
-    max_body_bytes: usize,
-    public_url: Option<&str>,
+    server: &ServerConfig,
     jobs: Option<kiln_session::JobsConfig>,
 ) -> std::io::Result<()> {
     let mgr = agent.manager().clone();
-    let listener = tokio::net::TcpListener::bind(bind).await?;
+    conn::raise_open_file_limit();
+    let listener = tokio::net::TcpListener::bind(&server.bind).await?;
     let addr = listener.local_addr()?;
     let stop = stop_signal();
     match mgr.bootstrap_owner().await {
@@ -124,10 +134,9 @@ pub async fn run(
     println!("Model: {}", agent.model_name());
     println!("Kiln listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    let public_url = public_url
-        .filter(|u| !u.is_empty())
-        .map_or_else(|| format!("http://{addr}"), str::to_owned);
-    let state = AppState::new(agent, max_body_bytes).with_public_url(public_url);
+    let state = AppState::new(agent, server.max_body_bytes)
+        .with_public_url(format!("http://{addr}"))
+        .with_server_config(server);
     // Keep the search index within half a second of SQLite (searches also catch up first).
     let indexer = {
         let mgr = mgr.clone();

@@ -3,7 +3,9 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
-use axum::http::Uri;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::response::Response;
 use axum::routing::get;
 use kiln_session::Error;
 use tower_http::trace::TraceLayer;
@@ -30,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::session_page::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(errors_as_json))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 tracing::debug_span!(
@@ -69,6 +72,59 @@ pub(crate) fn redacted(uri: &Uri) -> String {
 
 async fn not_found() -> ApiError {
     Error::not_found("no such route").into()
+}
+
+/// Gives every error response that has no body of its own (axum's 405, a bare rejection in
+/// text/plain) Kiln's JSON error body, keeping its status and headers (`Allow` on a 405).
+/// HTML error pages and JSON errors pass through untouched.
+async fn errors_as_json(req: Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let kind = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(kind.is_empty() || kind.starts_with("text/plain")) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            format!("this route does not accept {method}"),
+        ),
+        StatusCode::NOT_FOUND => ("not_found", "no such route".to_string()),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", text),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", text),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", text),
+        s if s.is_server_error() => ("internal", "internal error".to_string()),
+        _ => ("invalid_request", text),
+    };
+    let message = if message.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_lowercase()
+    } else {
+        message
+    };
+    parts.headers.remove(CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = serde_json::json!({"error": {
+        "code": code,
+        "message": message,
+        "recoverable": !status.is_server_error() || status == StatusCode::SERVICE_UNAVAILABLE,
+    }});
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 #[cfg(test)]

@@ -159,14 +159,25 @@ async fn a_share_link_shows_the_pinned_conversation_and_nothing_else() {
         assert!(!page.contains(control), "no edit controls: {control}");
     }
 
-    // Share tokens never write.
-    for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
-        let r = srv
-            .anonymous(method.clone(), &format!("/v1/shared/{token}"))
-            .await;
-        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method}");
-        let r = srv.anonymous(method.clone(), &format!("/s/{token}")).await;
-        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method}");
+    // Share tokens never write: any other method is 405 with the JSON error body.
+    for method in [
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::TRACE,
+    ] {
+        for path in [format!("/v1/shared/{token}"), format!("/s/{token}")] {
+            let r = srv.anonymous(method.clone(), &path).await;
+            assert_eq!(
+                r.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert_eq!(r.headers()["allow"], "GET, HEAD");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "method_not_allowed", "{method} {path}");
+        }
     }
     let (s, v) = srv
         .as_user(

@@ -56,6 +56,22 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The URL links handed out start with (share links); empty: `http://` + the bound address.
     pub public_url: String,
+    /// Most connections open at once; past it, new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's line and headers once it started.
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may sit with no request before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds a client has to send a whole request body.
+    pub body_timeout_secs: u64,
+    /// Seconds a response may wait on a client that does not read it.
+    pub write_timeout_secs: u64,
+    /// Longest request line (method, path and query) in bytes; longer ones get 414.
+    pub max_uri_bytes: usize,
+    /// Longest request head (request line and headers) in bytes; longer ones get 431.
+    pub max_header_bytes: usize,
+    /// Seconds a stop waits for requests in flight before it closes their connections.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +80,14 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:8080".into(),
             max_body_bytes: 2 * 1024 * 1024,
             public_url: String::new(),
+            max_connections: 512,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            body_timeout_secs: 60,
+            write_timeout_secs: 30,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 32 * 1024,
+            shutdown_grace_secs: 10,
         }
     }
 }

@@ -8,6 +8,7 @@ mod context;
 mod conversation;
 mod error;
 mod jobs;
+mod lock;
 mod manager;
 mod report;
 mod search;
@@ -27,6 +28,7 @@ pub use kiln_db::{
     TurnView, User,
 };
 pub use kiln_search::{Hit, SearchPage, SessionHits, snippet_text};
+pub use lock::{LOCK_FILE, ServeLock};
 pub use manager::SessionManager;
 pub use report::Statistics;
 pub use search::SearchParams;

@@ -12,6 +12,8 @@ pub enum ErrorKind {
     NotFound,
     Conflict,
     Gone,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
     PayloadTooLarge,
     TooManyRequests,
     Unavailable,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::csrf_for;
-use crate::extract::Path;
+use crate::extract::{PageQuery, Path};
 use crate::html;
 use crate::routes::web::{login_then, redirect, signed_in};
 
@@ -60,7 +60,7 @@ async fn needs_script() -> Response {
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct PageQuery {
+struct SessionPageQuery {
     branch: Option<String>,
     /// Cursor for older messages (`next_cursor` of the page before).
     before: Option<String>,
@@ -72,7 +72,7 @@ async fn session_page(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
+    PageQuery(q): PageQuery<SessionPageQuery>,
     uri: axum::http::Uri,
 ) -> Response {
     let Some((caller, token)) = signed_in(&st, &headers).await else {
@@ -111,7 +111,7 @@ async fn page_context(
     st: &AppState,
     caller: &Caller,
     id: &str,
-    q: PageQuery,
+    q: SessionPageQuery,
 ) -> Result<Value, Error> {
     let mgr = &st.mgr;
     let (session, perms) = mgr.session_and_permissions(caller, id).await?;

@@ -1,6 +1,6 @@
 //! Share links: managers create, list and revoke them under `/v1/sessions/{id}/shares`; anyone
 //! with a token reads `/v1/shared/{token}` (JSON) or `/s/{token}` (an HTML page). Share
-//! tokens only ever read: any other method is 403.
+//! tokens only ever read: any other method is 405.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Path};
+use crate::extract::{Body, PageQuery, Path, Query};
 use crate::html;
 
 pub fn routes() -> Router<AppState> {
@@ -64,7 +64,7 @@ struct SharedPage {
 async fn shared_json(
     State(st): State<AppState>,
     Path(token): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<SharedPage>,
+    Query(q): Query<SharedPage>,
 ) -> Response {
     match st.mgr.open_share(&token, q.before.as_deref()).await {
         Ok(view) => ([html::NOINDEX], Json(view)).into_response(),
@@ -75,7 +75,7 @@ async fn shared_json(
 async fn shared_page(
     State(st): State<AppState>,
     Path(token): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<SharedPage>,
+    PageQuery(q): PageQuery<SharedPage>,
 ) -> Response {
     match st.mgr.open_share(&token, q.before.as_deref()).await {
         Ok(view) => html::page(
@@ -87,6 +87,22 @@ async fn shared_page(
     }
 }
 
-async fn read_only() -> ApiError {
-    Error::forbidden("share links are read-only").into()
+/// Any method but GET and HEAD on a share: 405 naming the two it allows (TRACE included).
+async fn read_only() -> Response {
+    let e = Error::new(
+        kiln_types::ErrorKind::MethodNotAllowed,
+        "method_not_allowed",
+        "share links are read-only: only GET and HEAD are allowed",
+    );
+    (
+        [
+            (
+                axum::http::header::ALLOW,
+                axum::http::HeaderValue::from_static("GET, HEAD"),
+            ),
+            html::NOINDEX,
+        ],
+        ApiError::from(e),
+    )
+        .into_response()
 }

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::auth::{COOKIE_NAME, cookie_token, csrf_for, csrf_ok};
-use crate::extract::Path;
+use crate::extract::{PageQuery, Path};
 use crate::html;
 
 pub fn routes() -> Router<AppState> {
@@ -110,7 +110,7 @@ fn list_query(h: HomeQuery) -> Result<ListQuery, Error> {
 async fn home(
     State(st): State<AppState>,
     headers: HeaderMap,
-    axum::extract::Query(q): axum::extract::Query<HomeQuery>,
+    PageQuery(q): PageQuery<HomeQuery>,
 ) -> Response {
     let Some((caller, token)) = signed_in(&st, &headers).await else {
         return html::page(StatusCode::OK, "login.html", json!({}));
@@ -190,10 +190,7 @@ struct LoginQuery {
     next: Option<String>,
 }
 
-async fn login_page(
-    State(st): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<LoginQuery>,
-) -> Response {
+async fn login_page(State(st): State<AppState>, PageQuery(q): PageQuery<LoginQuery>) -> Response {
     let next = local_path(q.next.as_deref());
     match q.token {
         Some(t) => sign_in(&st, &t, next).await,

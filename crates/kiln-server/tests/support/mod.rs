@@ -30,6 +30,18 @@ pub async fn start(max_body_bytes: usize) -> Server {
 
 /// Starts a server whose agent talks to `model`.
 pub async fn start_with_model(max_body_bytes: usize, model: Arc<dyn ChatModel>) -> Server {
+    let server = kiln_session::ServerConfig {
+        max_body_bytes,
+        ..Default::default()
+    };
+    start_configured(&server, model).await
+}
+
+/// Starts a server with the given `[server]` settings (body limit, connection limits).
+pub async fn start_configured(
+    server: &kiln_session::ServerConfig,
+    model: Arc<dyn ChatModel>,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.storage.data_dir = dir.path().to_path_buf();
@@ -53,7 +65,9 @@ pub async fn start_with_model(max_body_bytes: usize, model: Arc<dyn ChatModel>) 
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve(
         listener,
-        AppState::new(agent, max_body_bytes).with_public_url(format!("http://{addr}")),
+        AppState::new(agent, server.max_body_bytes)
+            .with_server_config(server)
+            .with_public_url(format!("http://{addr}")),
         std::future::pending(),
     ));
     Server {

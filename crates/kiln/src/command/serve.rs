@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::context::{GlobalArgs, open};
+use super::context::{GlobalArgs, load_config, open};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -15,15 +15,20 @@ pub struct ServeArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (config, mgr) = open(global).await?;
-    let bind = args.bind.unwrap_or_else(|| config.server.bind.clone());
+    let config = load_config(global)?;
+    // One server per data directory: taken before anything is opened, held until exit.
+    let _lock = kiln_session::ServeLock::acquire(&config.storage.data_dir)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let (mut config, mgr) = open(global).await?;
+    if let Some(bind) = args.bind {
+        config.server.bind = bind;
+    }
+    let bind = config.server.bind.clone();
     let agent = kiln_agent::Agent::from_config(mgr, &config)
         .context("the [llm] configuration is not usable")?;
     kiln_server::run(
         agent,
-        &bind,
-        config.server.max_body_bytes,
-        Some(config.server.public_url.as_str()),
+        &config.server,
         config.jobs.enabled.then(|| config.jobs.clone()),
     )
     .await
