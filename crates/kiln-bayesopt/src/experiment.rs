@@ -51,12 +51,13 @@ fn validate_row(
         return Err((Some("output".into()), "output is infinite".into()));
     }
     if let Some(n) = row.noise
-        && (!n.is_finite() || n < 0.0) {
-            return Err((
-                Some("noise".into()),
-                format!("noise must be a finite non-negative standard deviation, got {n}"),
-            ));
-        }
+        && (!n.is_finite() || n < 0.0)
+    {
+        return Err((
+            Some("noise".into()),
+            format!("noise must be a finite non-negative standard deviation, got {n}"),
+        ));
+    }
     Ok(raw)
 }
 

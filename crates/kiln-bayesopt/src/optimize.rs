@@ -425,9 +425,10 @@ pub fn suggest(model: &Surrogate, opts: &SuggestOptions) -> Vec<Suggestion> {
             BatchMethod::ConstantLiar => lie,
         };
         if out.len() < opts.q
-            && let Some(next) = gp.condition_on(&f, fantasy) {
-                gp = next;
-            }
+            && let Some(next) = gp.condition_on(&f, fantasy)
+        {
+            gp = next;
+        }
         avoid.push(f);
     }
     out

@@ -244,7 +244,9 @@ impl OptimizerState {
         let goal = self.objective.goal;
         if let Some(m) = &self.model {
             let same_kernel = kernel.is_none_or(|k| k == m.hyperparameters.kernel);
-            if !refit && same_kernel && self.model_is_current()
+            if !refit
+                && same_kernel
+                && self.model_is_current()
                 && let Ok(s) = Surrogate::restore(
                     &self.space,
                     &raws,
@@ -252,9 +254,10 @@ impl OptimizerState {
                     &noise,
                     goal,
                     m.hyperparameters.clone(),
-                ) {
-                    return Ok(s);
-                }
+                )
+            {
+                return Ok(s);
+            }
         }
         let previous = self.model.as_ref().map(|m| m.hyperparameters.clone());
         let kernel = kernel

@@ -77,9 +77,10 @@ pub(crate) fn plan(text: &str, focus: Option<&str>) -> Plan {
     ) {
         let mut pair: Vec<String> = formulas.iter().take(2).cloned().collect();
         if pair.len() == 1
-            && let Some(focus) = focus.filter(|focus| *focus != pair[0]) {
-                pair.insert(0, focus.to_owned());
-            }
+            && let Some(focus) = focus.filter(|focus| *focus != pair[0])
+        {
+            pair.insert(0, focus.to_owned());
+        }
         if pair.len() < 2 {
             return Plan::Reply("Which two materials should I compare? For example: \"Compare LiFePO4 and LiCoO2\".".into());
         }

@@ -182,9 +182,12 @@ fn split_range(word: &str) -> Vec<String> {
     let word = word.trim_end_matches('.');
     for separator in ["..", "–", "-"] {
         if let Some((low, high)) = word.split_once(separator)
-            && !low.is_empty() && low.parse::<f64>().is_ok() && high.parse::<f64>().is_ok() {
-                return vec![low.to_owned(), "-".to_owned(), high.to_owned()];
-            }
+            && !low.is_empty()
+            && low.parse::<f64>().is_ok()
+            && high.parse::<f64>().is_ok()
+        {
+            return vec![low.to_owned(), "-".to_owned(), high.to_owned()];
+        }
     }
     if word.is_empty() {
         Vec::new()
@@ -249,26 +252,27 @@ fn define_space(tokens: &[String], lower: &str) -> Plan {
                 .map(|b| (b, 3)),
         };
         if let Some(((low, high), width)) = bounds
-            && let Some(name) = name_before(tokens, i) {
-                let integer = i >= 2
-                    && tokens[..i]
-                        .iter()
-                        .rev()
-                        .take(3)
-                        .any(|t| t.eq_ignore_ascii_case("integer"));
-                let (low, high) = if low <= high {
-                    (low, high)
-                } else {
-                    (high, low)
-                };
-                variables.push(json!({
-                    "name": name,
-                    "type": if integer { "integer" } else { "real" },
-                    "bounds": [json_number(low), json_number(high)],
-                }));
-                i += width;
-                continue;
-            }
+            && let Some(name) = name_before(tokens, i)
+        {
+            let integer = i >= 2
+                && tokens[..i]
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .any(|t| t.eq_ignore_ascii_case("integer"));
+            let (low, high) = if low <= high {
+                (low, high)
+            } else {
+                (high, low)
+            };
+            variables.push(json!({
+                "name": name,
+                "type": if integer { "integer" } else { "real" },
+                "bounds": [json_number(low), json_number(high)],
+            }));
+            i += width;
+            continue;
+        }
         i += 1;
     }
     if variables.is_empty() {

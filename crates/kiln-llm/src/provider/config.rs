@@ -160,11 +160,12 @@ impl ProviderConfig {
             return Err(Error::Config("the model name is empty".into()));
         }
         if let Some(temperature) = self.temperature
-            && !(0.0..=2.0).contains(&temperature) {
-                return Err(Error::Config(format!(
-                    "temperature {temperature} is outside 0..=2"
-                )));
-            }
+            && !(0.0..=2.0).contains(&temperature)
+        {
+            return Err(Error::Config(format!(
+                "temperature {temperature} is outside 0..=2"
+            )));
+        }
         Ok(())
     }
 }
