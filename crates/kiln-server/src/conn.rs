@@ -85,7 +85,7 @@ pub async fn serve(
     let mut conns = JoinSet::new();
     let mut shutdown = pin!(shutdown);
     let mut errors = AcceptErrors::default();
-    loop {
+    'accept: loop {
         // At the cap, stop accepting: new clients wait in the kernel's backlog until a
         // connection closes (the timeouts below make sure one does).
         let permit = match permits.clone().try_acquire_owned() {
@@ -103,12 +103,21 @@ pub async fn serve(
                     );
                     cap_logged = Some(tokio::time::Instant::now());
                 }
-                tokio::select! {
-                    () = &mut shutdown => break,
-                    p = permits.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    },
+                // Connections that were busy become idle (kept alive) while we wait: look
+                // again every quarter second rather than waiting out their idle timeout.
+                let mut again = tokio::time::interval(Duration::from_millis(250));
+                again.tick().await;
+                loop {
+                    tokio::select! {
+                        () = &mut shutdown => break 'accept,
+                        p = permits.clone().acquire_owned() => match p {
+                            Ok(p) => break p,
+                            Err(_) => break 'accept,
+                        },
+                        _ = again.tick() => {
+                            evict_waiting(&open);
+                        }
+                    }
                 }
             }
         };
@@ -131,7 +140,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let stop = stop_rx.clone();
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared::accepted());
         let id = next_id;
         next_id += 1;
         lock(&open).insert(id, shared.clone());

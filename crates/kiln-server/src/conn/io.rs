@@ -38,6 +38,14 @@ const IDLE: u8 = 1;
 const READING: u8 = 2;
 
 impl Shared {
+    /// A connection just accepted: waiting for its first request (so the accept loop may
+    /// close it to make room even before its task first runs).
+    pub(super) fn accepted() -> Self {
+        let shared = Shared::default();
+        shared.set_phase(IDLE);
+        shared
+    }
+
     /// Asks the connection to close if it is waiting for a request, or has been reading one
     /// head for longer than `slow`: at the connection cap such connections make room.
     /// Returns whether it was asked.
@@ -335,14 +343,16 @@ impl AsyncRead for Guarded {
         }
         this.sync();
         this.shared.reader.register(cx.waker());
-        if this.shared.evict.load(Ordering::Acquire) {
-            tracing::debug!("closing a waiting connection to make room");
-            return Poll::Ready(Err(timed_out("waiting connection")));
-        }
+        // Asked to make room: a client whose request has already arrived is not waiting, so
+        // it stays; one with nothing to say closes.
+        let evicting = this.shared.evict.load(Ordering::Acquire);
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let got = buf.filled().len() - before;
+                if evicting && got > 0 {
+                    this.shared.evict.store(false, Ordering::Release);
+                }
                 if got > 0
                     && let Some(bytes) = this.scan(&buf.filled()[before..])
                 {
@@ -359,6 +369,10 @@ impl AsyncRead for Guarded {
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending if evicting => {
+                tracing::debug!("closing a waiting connection to make room");
+                Poll::Ready(Err(timed_out("waiting connection")))
+            }
             Poll::Pending => {
                 if let Some(deadline) = this.read_deadline()
                     && expired(&mut this.read_timer, deadline, cx)
