@@ -23,6 +23,10 @@ pub const MIN_EXPERIMENTS_FOR_MODEL: usize = 2;
 /// Largest batch size accepted.
 pub const MAX_Q: usize = 50;
 
+/// Most points one `initial_design` returns (the design is a dense table: a larger `n` is a
+/// request to allocate without bound).
+pub const MAX_DESIGN_POINTS: usize = 1000;
+
 /// What one action produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionOutcome {
@@ -59,7 +63,7 @@ pub fn tool_schema() -> Json {
             "objective": {"type": "object", "required": ["name", "goal"], "additionalProperties": false, "description": "define_space: the measured output",
                 "properties": {"name": {"type": "string"}, "goal": {"type": "string", "enum": ["maximize", "minimize"]}}},
             "method": {"type": "string", "enum": ["lhs", "sobol", "random"], "description": "initial_design: how to fill the space (default lhs)"},
-            "n": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "initial_design: number of points"},
+            "n": {"type": "integer", "minimum": 1, "maximum": MAX_DESIGN_POINTS, "description": "initial_design: number of points"},
             "experiments": {"type": "array", "description": "add_experiments: measured results", "items": {
                 "type": "object", "required": ["inputs", "output"],
                 "properties": {
@@ -251,8 +255,10 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
 fn initial_design(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
     let method = DesignMethod::parse(args.method.as_deref().unwrap_or("lhs"))?;
     let n = args.n.unwrap_or(2 * state.space.len() + 1);
-    if n == 0 {
-        return Err(Error::InvalidArguments("n must be at least 1".into()));
+    if n == 0 || n > MAX_DESIGN_POINTS {
+        return Err(Error::InvalidArguments(format!(
+            "n must be between 1 and {MAX_DESIGN_POINTS}, got {n}"
+        )));
     }
     let (observed, _, _) = state.training_data()?;
     let raws = design(&state.space, method, n, seed, &observed)?;

@@ -221,3 +221,23 @@ fn schema_lists_every_action() {
         assert!(actions.contains(&json!(a)));
     }
 }
+
+#[test]
+fn design_sizes_past_the_limit_are_refused_not_allocated() {
+    let state = define();
+    for n in [
+        0u64,
+        MAX_DESIGN_POINTS as u64 + 1,
+        u64::from(u32::MAX),
+        u64::MAX,
+    ] {
+        let args = json!({"action": "initial_design", "n": n});
+        match apply(Some(state.clone()), &args, 0) {
+            Err(Error::InvalidArguments(m)) => assert!(m.contains("n must be"), "{m}"),
+            other => panic!("n = {n}: {:?}", other.map(|o| o.text)),
+        }
+    }
+    let args = json!({"action": "initial_design", "n": MAX_DESIGN_POINTS});
+    let out = apply(Some(state), &args, 0).unwrap();
+    assert!(out.text.starts_with("1000 initial design point(s)") || out.text.contains("only"));
+}
