@@ -631,3 +631,31 @@ fn admin_backup_then_restore_brings_back_the_old_state_and_keeps_the_new() {
         "before the backup"
     );
 }
+
+/// Terminal control characters in what people wrote never reach the reader's terminal: a
+/// message that would retitle the window, clear the screen and hide text prints as its words.
+#[test]
+fn printed_names_and_content_carry_no_terminal_controls() {
+    let k = Kiln::new();
+    let id = k.new_session("escapes");
+    let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[8mhidden\u{1b}[0m\r\u{9b}31m olivine visible";
+    k.ok(&["message", "add", &id, hostile]);
+    for args in [
+        vec!["message", "list", id.as_str()],
+        vec!["sessions", "show", id.as_str()],
+        vec!["search", "olivine"],
+    ] {
+        let out = k.ok(&args);
+        if args[0] != "sessions" {
+            assert!(out.contains("visible"), "{args:?}: {out}");
+        }
+        assert!(
+            !out.chars()
+                .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{9b}'),
+            "{args:?} printed a control character: {out:?}"
+        );
+    }
+    // JSON keeps the exact text (escaped by JSON itself) for programs.
+    let list = k.json(&["message", "list", &id]);
+    assert!(list.to_string().contains("\\u001b]0;pwned"), "{list}");
+}

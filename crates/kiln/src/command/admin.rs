@@ -8,6 +8,7 @@ use clap::Subcommand;
 use kiln_session::SessionManager;
 
 use super::context::{self, Cli as _, GlobalArgs};
+use crate::command::output::{errln, outln};
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
@@ -44,7 +45,7 @@ pub async fn run(global: &GlobalArgs, cmd: AdminCommand) -> anyhow::Result<ExitC
                 }
             };
             mgr.close().await;
-            println!("{}", file.display());
+            outln!("{}", file.display());
         }
         AdminCommand::Restore { file } => {
             if !file.is_file() {
@@ -87,12 +88,12 @@ pub async fn run(global: &GlobalArgs, cmd: AdminCommand) -> anyhow::Result<ExitC
                     side.push(suffix);
                     let _ = std::fs::remove_file(PathBuf::from(side));
                 }
-                eprintln!("the previous database is kept as {}", kept.display());
+                errln!("the previous database is kept as {}", kept.display());
             }
             std::fs::rename(check.db_path(), &db)?;
             let _ = std::fs::remove_dir_all(&check.storage.data_dir);
             let _ = std::fs::remove_dir_all(dir.join("search"));
-            println!("restored {} ({users} users)", file.display());
+            outln!("restored {} ({users} users)", file.display());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ use kiln_types::MergeStrategy;
 
 use super::context::{Cli as _, GlobalArgs, Local, parse_enum};
 use super::output::{self, clip, short, table};
+use crate::command::output::{errln, out, outln};
 
 #[derive(Debug, Subcommand)]
 pub enum BranchCommand {
@@ -89,7 +90,7 @@ async fn dispatch(local: &Local, cmd: BranchCommand) -> anyhow::Result<()> {
             if local.json {
                 return output::json(&b);
             }
-            println!("created branch {} at {}", b.name, b.head);
+            outln!("created branch {} at {}", b.name, b.head);
         }
         BranchCommand::List { session, all } => {
             let id = local.session_id(&session).await?;
@@ -109,7 +110,7 @@ async fn dispatch(local: &Local, cmd: BranchCommand) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            print!(
+            out!(
                 "{}",
                 table(&["NAME", "STATUS", "HEAD", "BASE", "UPDATED"], &rows)
             );
@@ -134,18 +135,18 @@ async fn dispatch(local: &Local, cmd: BranchCommand) -> anyhow::Result<()> {
                 return output::json(&r);
             }
             if r.merged {
-                println!(
+                outln!(
                     "merged {from} into {into}: merge node {}",
                     r.merge_node.as_deref().unwrap_or("-")
                 );
                 if !r.summary.is_empty() {
-                    println!("{}", r.summary);
+                    outln!("{}", r.summary);
                 }
                 for c in &r.resolved {
-                    eprintln!("resolved conflict on {} ({strategy:?})", c.field);
+                    errln!("resolved conflict on {} ({strategy:?})", c.field);
                 }
             } else {
-                println!("nothing to merge: {into} already contains {from}");
+                outln!("nothing to merge: {into} already contains {from}");
             }
         }
         BranchCommand::Discard {
@@ -162,7 +163,7 @@ async fn dispatch(local: &Local, cmd: BranchCommand) -> anyhow::Result<()> {
             if local.json {
                 return output::json(&b);
             }
-            println!("branch {} is now {}", b.name, b.status);
+            outln!("branch {} is now {}", b.name, b.status);
         }
         BranchCommand::Diff { session, from, to } => {
             let id = local.session_id(&session).await?;
@@ -170,11 +171,11 @@ async fn dispatch(local: &Local, cmd: BranchCommand) -> anyhow::Result<()> {
             if local.json {
                 return output::json(&d);
             }
-            println!("common ancestor {}", d.base);
+            outln!("common ancestor {}", d.base);
             for (label, nodes) in [(&from, &d.only_from), (&to, &d.only_to)] {
-                println!("\nonly on {label} ({} messages):", nodes.len());
+                outln!("\nonly on {label} ({} messages):", nodes.len());
                 for n in nodes {
-                    println!("  {} {:<9} {}", short(&n.id), n.kind, clip(&n.content, 70));
+                    outln!("  {} {:<9} {}", short(&n.id), n.kind, clip(&n.content, 70));
                 }
             }
             print_state_diff(&serde_json::to_value(&d.state)?);
@@ -187,10 +188,10 @@ async fn dispatch(local: &Local, cmd: BranchCommand) -> anyhow::Result<()> {
 /// changed entry.
 fn print_state_diff(state: &serde_json::Value) {
     let mut any = false;
-    println!("\nstate difference:");
+    outln!("\nstate difference:");
     for (part, diff) in state.as_object().into_iter().flatten() {
         if part == "focus" {
-            println!("  focus: {diff}");
+            outln!("  focus: {diff}");
             any = true;
             continue;
         }
@@ -201,12 +202,12 @@ fn print_state_diff(state: &serde_json::Value) {
                 .into_iter()
                 .flatten()
             {
-                println!("  {part} {sign} {}", clip(&item.to_string(), 100));
+                outln!("  {part} {sign} {}", clip(&item.to_string(), 100));
                 any = true;
             }
         }
     }
     if !any {
-        println!("  none");
+        outln!("  none");
     }
 }

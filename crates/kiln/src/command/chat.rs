@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::context::{Cli as _, GlobalArgs, Local, load_config};
 use super::output::clip;
+use crate::command::output::{out, outln};
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {
@@ -83,7 +84,7 @@ pub async fn run(global: &GlobalArgs, args: ChatArgs) -> anyhow::Result<ExitCode
         session,
         branch,
     };
-    println!(
+    outln!(
         "Kiln chat — session {} on branch {} (model: {}). /help for commands.",
         repl.session,
         repl.branch,
@@ -117,10 +118,10 @@ impl Repl {
                 match self.command(cmd).await {
                     Ok(true) => break,
                     Ok(false) => {}
-                    Err(e) => println!("error: {e:#}"),
+                    Err(e) => outln!("error: {e:#}"),
                 }
             } else if let Err(e) = self.turn(&line).await {
-                println!("error: {e:#}");
+                outln!("error: {e:#}");
             }
         }
         let _ = editor.save_history(&history);
@@ -146,36 +147,39 @@ impl Repl {
         while let Some(ev) = rx.recv().await {
             match ev {
                 TurnEvent::Token { text } => {
-                    print!("{text}");
+                    out!("{text}");
                     at_line_start = text.ends_with('\n');
                 }
                 TurnEvent::ToolCall {
                     name, arguments, ..
                 } => {
                     if !at_line_start {
-                        println!();
+                        outln!();
                     }
-                    println!("  → {name} {}", clip(&arguments, 160));
+                    outln!("  → {name} {}", clip(&arguments, 160));
                     at_line_start = true;
                 }
                 TurnEvent::ToolResult { ok, text, .. } => {
                     let mark = if ok { "←" } else { "✗" };
-                    println!("  {mark} {}", clip(&text, 200));
+                    outln!("  {mark} {}", clip(&text, 200));
                 }
-                TurnEvent::Summarised { node } => println!("  (older turns summarised: {node})"),
+                TurnEvent::Summarised { node } => outln!("  (older turns summarised: {node})"),
+                TurnEvent::Queued { ahead } => {
+                    outln!("  (waiting for {ahead} earlier turn(s) on this branch)");
+                }
                 TurnEvent::Discovery(d) => {
                     if !at_line_start {
-                        println!();
+                        outln!();
                         at_line_start = true;
                     }
-                    println!("  ★ discovery [{}] {}", d.category, d.description);
+                    outln!("  ★ discovery [{}] {}", d.category, d.description);
                 }
                 TurnEvent::Started { .. } | TurnEvent::Done(_) | TurnEvent::Error { .. } => {}
             }
             out.flush().ok();
         }
         if !at_line_start {
-            println!();
+            outln!();
         }
         task.await?.cli()?;
         Ok(())
@@ -191,7 +195,7 @@ impl Repl {
         let s = self.session.as_str();
         match (name, arg) {
             ("quit" | "exit" | "q", _) => return Ok(true),
-            ("help", _) => println!("{HELP}"),
+            ("help", _) => outln!("{HELP}"),
             ("branch", Some(new)) => {
                 mgr.create_branch(
                     caller,
@@ -202,7 +206,7 @@ impl Repl {
                 .await
                 .cli()?;
                 self.branch = new.to_owned();
-                println!("created branch {new} and switched to it");
+                outln!("created branch {new} and switched to it");
             }
             ("switch", Some(b)) => {
                 let branches = mgr.branches(caller, s, false).await.cli()?;
@@ -210,12 +214,12 @@ impl Repl {
                     bail!("no branch {b}");
                 }
                 self.branch = b.to_owned();
-                println!("on branch {b}");
+                outln!("on branch {b}");
             }
             ("branches", _) => {
                 for b in mgr.branches(caller, s, false).await.cli()? {
                     let mark = if b.name == self.branch { "*" } else { " " };
-                    println!("{mark} {} ({})", b.name, b.status);
+                    outln!("{mark} {} ({})", b.name, b.status);
                 }
             }
             ("checkpoint", Some(n)) => {
@@ -223,16 +227,17 @@ impl Repl {
                     .create_checkpoint(caller, s, n, Some(&self.branch), None)
                     .await
                     .cli()?;
-                println!("checkpoint {} at {}", cp.name, cp.node);
+                outln!("checkpoint {} at {}", cp.name, cp.node);
             }
             ("restore", Some(n)) => {
                 let r = mgr.restore(caller, s, n, Some(&self.branch)).await.cli()?;
                 if r.old_head == r.new_head {
-                    println!("{} is already at {n}: nothing to restore", self.branch);
+                    outln!("{} is already at {n}: nothing to restore", self.branch);
                 } else {
-                    println!(
+                    outln!(
                         "restored {n} onto {}; the previous head is saved as {}",
-                        self.branch, r.saved_as
+                        self.branch,
+                        r.saved_as
                     );
                 }
             }
@@ -249,9 +254,9 @@ impl Repl {
                     .await
                     .cli()?;
                 if m.merged {
-                    println!("merged {from} into {}: {}", self.branch, m.summary);
+                    outln!("merged {from} into {}: {}", self.branch, m.summary);
                 } else {
-                    println!("nothing to merge from {from}");
+                    outln!("nothing to merge from {from}");
                 }
             }
             ("context", _) => {
@@ -260,9 +265,9 @@ impl Repl {
                     .context(caller, s, Some(&self.branch))
                     .await
                     .cli()?;
-                println!("context: {} of {} tokens", w.total_tokens, w.budget);
+                outln!("context: {} of {} tokens", w.total_tokens, w.budget);
                 for p in &w.parts {
-                    println!(
+                    outln!(
                         "  {:<9} {:>6} tokens  {} item(s){}",
                         p.name,
                         p.tokens,
@@ -275,10 +280,10 @@ impl Repl {
                     );
                 }
                 if let Some(f) = &w.focus {
-                    println!("  focus: {f}");
+                    outln!("  focus: {f}");
                 }
                 if !w.recent_materials.is_empty() {
-                    println!("  materials: {}", w.recent_materials.join(", "));
+                    outln!("  materials: {}", w.recent_materials.join(", "));
                 }
             }
             ("summary", _) => {
@@ -287,7 +292,7 @@ impl Repl {
                     .session_summary(caller, s, Some(&self.branch))
                     .await
                     .cli()?;
-                print!("{}", sum.to_markdown());
+                out!("{}", sum.to_markdown());
             }
             ("compress", keep) => {
                 let keep = match keep {
@@ -304,17 +309,20 @@ impl Repl {
                     .await
                     .cli()?;
                 match c.summary {
-                    Some(done) => println!(
+                    Some(done) => outln!(
                         "summarised {} messages into {}; context {} -> {} tokens",
-                        done.messages, done.node, c.tokens_before, c.tokens_after
+                        done.messages,
+                        done.node,
+                        c.tokens_before,
+                        c.tokens_after
                     ),
-                    None => println!("nothing to compress"),
+                    None => outln!("nothing to compress"),
                 }
             }
             ("discoveries", _) => {
                 let st = mgr.state(caller, s, &self.branch, None).await.cli()?;
                 if st.discoveries.is_empty() {
-                    println!("no discoveries on {}", self.branch);
+                    outln!("no discoveries on {}", self.branch);
                 }
                 for d in &st.discoveries {
                     let m = if d.materials.is_empty() {
@@ -322,7 +330,7 @@ impl Repl {
                     } else {
                         format!(" ({})", d.materials.join(", "))
                     };
-                    println!("- [{}] {}{m}  id {}", d.discovery_type, d.description, d.id);
+                    outln!("- [{}] {}{m}  id {}", d.discovery_type, d.description, d.id);
                 }
             }
             ("branch" | "switch" | "checkpoint" | "restore" | "merge", None) => {

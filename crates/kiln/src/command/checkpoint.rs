@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use super::context::{Cli as _, GlobalArgs, Local};
 use super::output::{self, table};
+use crate::command::output::{out, outln};
 
 #[derive(Debug, Subcommand)]
 pub enum CheckpointCommand {
@@ -59,7 +60,7 @@ async fn dispatch(local: &Local, cmd: CheckpointCommand) -> anyhow::Result<()> {
             if local.json {
                 return output::json(&cp);
             }
-            println!("created checkpoint {} at {}", cp.name, cp.node);
+            outln!("created checkpoint {} at {}", cp.name, cp.node);
         }
         CheckpointCommand::List { session } => {
             let id = local.session_id(&session).await?;
@@ -79,7 +80,7 @@ async fn dispatch(local: &Local, cmd: CheckpointCommand) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            print!(
+            out!(
                 "{}",
                 table(&["NAME", "NODE", "BRANCH", "AUTO", "CREATED"], &rows)
             );
@@ -99,11 +100,14 @@ async fn dispatch(local: &Local, cmd: CheckpointCommand) -> anyhow::Result<()> {
                 return output::json(&r);
             }
             if r.old_head == r.new_head {
-                println!("{} is already at {name}: nothing to restore", r.branch);
+                outln!("{} is already at {name}: nothing to restore", r.branch);
             } else {
-                println!(
+                outln!(
                     "restored {name} onto {}: head {} (old head {} saved as {})",
-                    r.branch, r.new_head, r.old_head, r.saved_as
+                    r.branch,
+                    r.new_head,
+                    r.old_head,
+                    r.saved_as
                 );
             }
         }

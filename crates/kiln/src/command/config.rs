@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use crate::command::output::out;
 use clap::Subcommand;
 
 /// The commented reference of every configuration key, embedded at build time.
@@ -15,7 +16,7 @@ pub enum ConfigCommand {
 
 pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ConfigCommand::Default => print!("{DEFAULT_CONFIG}"),
+        ConfigCommand::Default => out!("{DEFAULT_CONFIG}"),
     }
     Ok(ExitCode::SUCCESS)
 }

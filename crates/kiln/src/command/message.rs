@@ -9,6 +9,7 @@ use kiln_types::Role;
 
 use super::context::{Cli as _, GlobalArgs, Local, parse_enum};
 use super::output::{self, clip, table};
+use crate::command::output::{errln, out, outln};
 
 #[derive(Debug, Subcommand)]
 pub enum MessageCommand {
@@ -88,7 +89,7 @@ async fn dispatch(local: &Local, cmd: MessageCommand) -> anyhow::Result<()> {
             if local.json {
                 return output::json(&out);
             }
-            println!("{}", out.head);
+            outln!("{}", out.head);
         }
         MessageCommand::List {
             session,
@@ -117,9 +118,9 @@ async fn dispatch(local: &Local, cmd: MessageCommand) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            print!("{}", table(&["ID", "ROLE", "AT", "CONTENT"], &rows));
+            out!("{}", table(&["ID", "ROLE", "AT", "CONTENT"], &rows));
             if let Some(c) = page.next_cursor {
-                eprintln!("more: --before {c}");
+                errln!("more: --before {c}");
             }
         }
     }

@@ -10,6 +10,7 @@ use kiln_session::SearchParams;
 
 use super::context::{Cli as _, GlobalArgs, Local};
 use super::output::clip;
+use crate::command::output::{errln, outln, plain};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -74,8 +75,8 @@ async fn dispatch(local: &Local, args: SearchArgs) -> anyhow::Result<()> {
     let m = &local.manager;
     if let Some(SearchCommand::Reindex) = args.command {
         let n = m.reindex(bar).await.cli()?;
-        eprintln!();
-        println!("indexed {n} nodes");
+        errln!();
+        outln!("indexed {n} nodes");
         return Ok(());
     }
     let Some(q) = args.query else {
@@ -94,30 +95,36 @@ async fn dispatch(local: &Local, args: SearchArgs) -> anyhow::Result<()> {
     };
     let page = m.search_sessions(&local.caller, params).await.cli()?;
     if local.json {
-        println!("{}", serde_json::to_string(&page)?);
+        outln!("{}", serde_json::to_string(&page)?);
         return Ok(());
     }
     if page.items.is_empty() {
-        println!("no matches");
+        outln!("no matches");
     }
     if page.fuzzy {
-        println!("(no exact match; showing matches with one typo)");
+        outln!("(no exact match; showing matches with one typo)");
     }
     // Matches in bold on a terminal; plain text when piped or with NO_COLOR set.
     let bold = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     for s in &page.items {
-        println!("{}  {}", s.session_name, s.session_id);
+        outln!("{}  {}", s.session_name, s.session_id);
         for h in &s.hits {
             let branches = if h.branches.is_empty() {
                 String::new()
             } else {
                 format!(" [{}]", h.branches.join(", "))
             };
-            println!("  {:<12}{branches} {}", h.kind, hit_line(&h.snippet, bold));
+            // Raw: the line is `clip`ped (controls removed) plus our own bold escapes.
+            println!(
+                "  {:<12}{} {}",
+                plain(&h.kind),
+                plain(&branches),
+                hit_line(&h.snippet, bold)
+            );
         }
     }
     if page.next_cursor.is_some() {
-        println!("(more sessions match: raise --limit)");
+        outln!("(more sessions match: raise --limit)");
     }
     Ok(())
 }
@@ -125,9 +132,10 @@ async fn dispatch(local: &Local, args: SearchArgs) -> anyhow::Result<()> {
 /// A hit's snippet on one line of at most 160 characters, matches in bold when `bold`; a cut
 /// inside a match still ends the bold.
 fn hit_line(snippet: &str, bold: bool) -> String {
-    const ON: char = '\u{1}';
-    const OFF: char = '\u{2}';
-    let marked = kiln_session::snippet_text(snippet, "\u{1}", "\u{2}").replace('\n', " ");
+    // Private-use marks (not controls: `clip` strips controls from the user's text).
+    const ON: char = '\u{e000}';
+    const OFF: char = '\u{e001}';
+    let marked = kiln_session::snippet_text(snippet, "\u{e000}", "\u{e001}").replace('\n', " ");
     let cut = clip(&marked, 160);
     let open = cut.matches(ON).count() > cut.matches(OFF).count();
     let (on, off) = if bold {

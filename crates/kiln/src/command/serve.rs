@@ -26,12 +26,8 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
     let bind = config.server.bind.clone();
     let agent = kiln_agent::Agent::from_config(mgr, &config)
         .context("the [llm] configuration is not usable")?;
-    kiln_server::run(
-        agent,
-        &config.server,
-        config.jobs.enabled.then(|| config.jobs.clone()),
-    )
-    .await
-    .with_context(|| format!("could not serve on {bind}"))?;
+    kiln_server::run(agent, &config)
+        .await
+        .with_context(|| format!("could not serve on {bind}"))?;
     Ok(ExitCode::SUCCESS)
 }

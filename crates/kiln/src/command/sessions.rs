@@ -11,6 +11,7 @@ use kiln_types::{CheckpointFrequency, ContextConfig, SessionStatus, SessionType}
 
 use super::context::{Cli as _, GlobalArgs, Local, parse_enum};
 use super::output::{self, table};
+use crate::command::output::{errln, out, outln};
 
 #[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
@@ -28,6 +29,8 @@ pub enum SessionsCommand {
     Resume { session: String },
     /// Archive an active or paused session.
     Archive { session: String },
+    /// Leave a session someone else added you to (with --as USER).
+    Leave { session: String },
     /// Export a session as JSON (everything) or as a Markdown report.
     Export(ExportArgs),
     /// Import an exported JSON file as a new session and print its id.
@@ -130,6 +133,16 @@ async fn dispatch(local: &Local, cmd: SessionsCommand) -> anyhow::Result<()> {
         SessionsCommand::Archive { session } => {
             transition(local, &session, SessionStatus::Archived).await
         }
+        SessionsCommand::Leave { session } => {
+            let id = local.session_id(&session).await?;
+            local
+                .manager
+                .leave_session(&local.caller, &id)
+                .await
+                .cli()?;
+            errln!("left session {id}");
+            Ok(())
+        }
         SessionsCommand::Export(args) => export(local, args).await,
         SessionsCommand::Import { file } => import(local, &file).await,
     }
@@ -173,13 +186,34 @@ async fn list(local: &Local, args: ListArgs) -> anyhow::Result<()> {
         limit: Some(args.limit),
     };
     let page = local.manager.list_sessions(&local.caller, q).await.cli()?;
+    let shared = local
+        .manager
+        .shared_with_caller(&local.caller, &page.items)
+        .await
+        .cli()?;
     if local.json {
-        return output::json(&page);
+        let items: Vec<serde_json::Value> = page
+            .items
+            .iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                v["shared_with_you"] = serde_json::to_value(shared.get(&s.id)).unwrap_or_default();
+                v
+            })
+            .collect();
+        return output::json(&serde_json::json!({"items": items, "next_cursor": page.next_cursor}));
     }
     let rows: Vec<Vec<String>> = page
         .items
         .iter()
         .map(|s| {
+            let access = match shared.get(&s.id) {
+                None => "owner".to_string(),
+                Some(m) => match &m.added_by {
+                    Some(by) => format!("shared by {by}"),
+                    None => "shared".to_string(),
+                },
+            };
             vec![
                 s.id.clone(),
                 output::clip(&s.name, 40),
@@ -187,19 +221,22 @@ async fn list(local: &Local, args: ListArgs) -> anyhow::Result<()> {
                 s.status.to_string(),
                 s.project.clone().unwrap_or_default(),
                 s.tags.join(","),
+                access,
                 s.updated_at.clone(),
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table(
-            &["ID", "NAME", "TYPE", "STATUS", "PROJECT", "TAGS", "UPDATED"],
+            &[
+                "ID", "NAME", "TYPE", "STATUS", "PROJECT", "TAGS", "ACCESS", "UPDATED"
+            ],
             &rows
         )
     );
     if let Some(c) = page.next_cursor {
-        eprintln!("more: --cursor {c}");
+        errln!("more: --cursor {c}");
     }
     Ok(())
 }
@@ -220,11 +257,11 @@ async fn show(local: &Local, spec: &str) -> anyhow::Result<()> {
         .iter()
         .map(|b| vec![b.name.clone(), b.status.clone(), b.head.clone()])
         .collect();
-    println!(
+    outln!(
         "\n{}",
         table(&["BRANCH", "STATUS", "HEAD"], &rows).trim_end()
     );
-    println!(
+    outln!(
         "\nmessages {}  queries {}  materials {}  discoveries {}  checkpoints {}  active {}s",
         stats.messages,
         stats.queries,
@@ -247,7 +284,7 @@ async fn transition(local: &Local, spec: &str, to: SessionStatus) -> anyhow::Res
     if local.json {
         return output::json(&s);
     }
-    println!("session {} is now {}", s.id, s.status);
+    outln!("session {} is now {}", s.id, s.status);
     Ok(())
 }
 
@@ -268,8 +305,10 @@ async fn export(local: &Local, args: ExportArgs) -> anyhow::Result<()> {
         Some(path) => {
             std::fs::write(&path, text)
                 .with_context(|| format!("could not write {}", path.display()))?;
-            eprintln!("exported session {id} to {}", path.display());
+            errln!("exported session {id} to {}", path.display());
         }
+        // A file format: exact when piped or redirected, cleaned only for a terminal.
+        None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => out!("{text}"),
         None => print!("{text}"),
     }
     Ok(())
@@ -300,8 +339,8 @@ async fn import(local: &Local, file: &PathBuf) -> anyhow::Result<()> {
     if local.json {
         return output::json(&s);
     }
-    println!("{}", s.id);
-    eprintln!("imported as session {} ({})", s.id, s.name);
+    outln!("{}", s.id);
+    errln!("imported as session {} ({})", s.id, s.name);
     Ok(())
 }
 
@@ -328,6 +367,6 @@ fn print_fields(s: &Session) {
         ("updated", s.updated_at.clone()),
     ];
     for (k, v) in rows {
-        println!("{k:<15} {v}");
+        outln!("{k:<15} {v}");
     }
 }

@@ -8,6 +8,7 @@ use clap::Subcommand;
 use kiln_session::{SessionManager, User, hash_token, new_token};
 
 use super::context::{self, Cli as _, GlobalArgs};
+use crate::command::output::{errln, outln};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -28,10 +29,11 @@ pub async fn run(global: &GlobalArgs, cmd: UserCommand) -> anyhow::Result<ExitCo
     let result = dispatch(&manager, cmd).await;
     manager.close().await;
     let (user, token) = result?;
-    println!("{token}");
-    eprintln!(
+    outln!("{token}");
+    errln!(
         "token for user {} ({}); it is shown once",
-        user.name, user.id
+        user.name,
+        user.id
     );
     Ok(ExitCode::SUCCESS)
 }
