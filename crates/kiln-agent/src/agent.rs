@@ -16,7 +16,7 @@ use kiln_llm::{
 };
 use kiln_session::{AgentConfig, Caller, Error, Result, SessionManager};
 use kiln_types::state::DiscoverySource;
-use kiln_types::{ContextConfig, ErrorKind, NodeKind, ResearchState, StateEvent};
+use kiln_types::{ContextConfig, ErrorKind, NodeKind, Permission, ResearchState, StateEvent};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -26,6 +26,7 @@ use crate::context::{ContextInputs, ContextWindow, assemble};
 use crate::overview::{self, SessionSummary};
 use crate::registry::Registry;
 use crate::tool::{ToolContext, ToolError, ToolOutput, clip};
+use crate::turns::{QueuedTurn, TurnSlot};
 use crate::{DISCOVERIES_PROMPT, SUMMARISE_PROMPT, SYSTEM_PROMPT, relevance, tokens};
 
 /// Largest tool result text sent back to the model, in bytes (the full result is stored).
@@ -153,6 +154,11 @@ pub struct Compressed {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TurnEvent {
+    /// Other turns on the branch run first; this one starts when they are done.
+    Queued {
+        /// Turns running or waiting ahead of this one.
+        ahead: usize,
+    },
     /// The user's message is stored.
     Started {
         /// Its node.
@@ -235,6 +241,7 @@ pub struct Agent {
     model: Arc<dyn ChatModel>,
     tools: Arc<Registry>,
     config: AgentConfig,
+    turns: Arc<crate::turns::TurnQueues>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -298,11 +305,13 @@ impl Agent {
     ) -> Self {
         let tools = Arc::new(tools);
         let manager = manager.with_tool_merger(tools.clone());
+        let turns = Arc::new(crate::turns::TurnQueues::new(config.turn_queue as usize));
         Agent {
             manager,
             model,
             tools,
             config,
+            turns,
         }
     }
 
@@ -810,6 +819,45 @@ impl Agent {
         message: &str,
         events: Option<&mpsc::Sender<TurnEvent>>,
     ) -> Result<TurnOutcome> {
+        let slot = self
+            .reserve_turn(caller, session, branch)
+            .await?
+            .ready()
+            .await?;
+        self.run_reserved_turn(slot, caller, session, branch, message, events)
+            .await
+    }
+
+    /// Joins the branch's line for a turn (turns run one at a time per branch; wait for the
+    /// slot with [`QueuedTurn::ready`]); refuses with 429 `turn_queue_full` when `turn_queue`
+    /// turns already wait. Only a caller who may write the session can queue, so nobody can
+    /// fill another's line.
+    pub async fn reserve_turn(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+    ) -> Result<QueuedTurn> {
+        let perms = self.manager.permissions(caller, session).await?;
+        if !perms.has(Permission::Write) {
+            return Err(Error::forbidden(
+                "asking the agent needs the write permission on this session",
+            ));
+        }
+        self.turns.join(session, branch)
+    }
+
+    /// Runs a turn in a slot from [`Agent::reserve_turn`] (held until the turn ends).
+    pub async fn run_reserved_turn(
+        &self,
+        slot: TurnSlot,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        message: &str,
+        events: Option<&mpsc::Sender<TurnEvent>>,
+    ) -> Result<TurnOutcome> {
+        let _slot = slot;
         let ev = Events { tx: events };
         let result = self.turn(caller, session, branch, message, &ev).await;
         match &result {

@@ -13,6 +13,7 @@ pub mod setup;
 pub mod tokens;
 mod tool;
 pub mod tools;
+mod turns;
 
 pub use agent::{
     Agent, Compressed, DetectedRecord, Summarised, ToolCallRecord, TurnEvent, TurnOutcome, Usage,
@@ -21,6 +22,7 @@ pub use context::{ContextInputs, ContextPart, ContextWindow, assemble};
 pub use overview::SessionSummary;
 pub use registry::{Registry, ToolInfo};
 pub use tool::{Tool, ToolContext, ToolError, ToolOutput, ToolView, ViewChart, ViewTable, clip};
+pub use turns::{QueuedTurn, TurnSlot};
 
 /// The system prompt (templates/prompts/system.md, embedded at build time).
 pub const SYSTEM_PROMPT: &str = include_str!("../../../templates/prompts/system.md");

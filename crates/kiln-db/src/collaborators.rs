@@ -19,6 +19,15 @@ pub struct Collaborator {
     pub updated_at: String,
 }
 
+/// How a user came to a session someone else owns: added as a collaborator, by whom, when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Membership {
+    pub permissions: Permissions,
+    /// The name of who added them (none if that user is gone).
+    pub added_by: Option<String>,
+    pub added_at: String,
+}
+
 /// What one user contributed to a session, across all its branches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Contribution {
@@ -53,6 +62,38 @@ impl Db {
         let s = Session::from_row(&row)?;
         let perms = held(&s.owner_id, row.try_get("collab")?, user);
         Ok((s, perms))
+    }
+
+    /// `user`'s collaborator rows on `sessions` (sessions they only own are absent).
+    pub async fn memberships(
+        &self,
+        user: &str,
+        sessions: &[String],
+    ) -> Result<std::collections::HashMap<String, Membership>> {
+        if sessions.is_empty() {
+            return Ok(Default::default());
+        }
+        let rows = sqlx::query(
+            "SELECT c.session_id, c.perms, u.name, c.added_at FROM collaborators c \
+             LEFT JOIN users u ON u.id = c.added_by \
+             WHERE c.user_id = ? AND c.session_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(user)
+        .bind(serde_json::to_string(sessions)?)
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    Membership {
+                        permissions: Permissions::from_bits(r.try_get(1)?),
+                        added_by: r.try_get(2)?,
+                        added_at: r.try_get(3)?,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Adds a collaborator or changes their permissions.

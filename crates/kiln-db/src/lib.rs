@@ -22,7 +22,7 @@ mod tree;
 mod users;
 
 pub use audit::{AuditEntry, AuditVerification, verify as verify_chain};
-pub use collaborators::{Collaborator, Contribution};
+pub use collaborators::{Collaborator, Contribution, Membership};
 pub use error::{Error, Result};
 pub use export::{EXPORT_FORMAT, SessionExport};
 pub use merge::{DiffResult, MergeRequest, MergeResult};

@@ -197,15 +197,18 @@ impl Db {
         }))
     }
 
-    /// Whether any share link has this token hash (so a share token used as an API token is
-    /// told it is read-only rather than unknown).
-    pub async fn is_share_token(&self, token_hash: &[u8]) -> Result<bool> {
-        Ok(
-            sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM share_links WHERE token_hash = ?)")
-                .bind(token_hash)
-                .fetch_one(&mut *self.read().await?)
-                .await?,
+    /// Whether a live share link (not revoked, not expired at `now`, views left) has this token
+    /// hash, so a share token used as an API token is told it is read-only. A dead link's token
+    /// is answered like any unknown token.
+    pub async fn is_live_share_token(&self, token_hash: &[u8], now: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS(SELECT 1 FROM share_links WHERE token_hash = ? AND revoked_at IS NULL \
+             AND expires_at > ? AND (max_views IS NULL OR views < max_views))",
         )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_one(&mut *self.read().await?)
+        .await?)
     }
 
     /// Deletes links that expired before `cutoff` or were revoked before it; returns how many.

@@ -118,4 +118,19 @@ impl Db {
             .await?;
         Ok(row.try_get(0)?)
     }
+
+    /// Bytes of text and JSON each author has written, over every node (one grouped scan;
+    /// the storage quota's starting totals).
+    pub async fn bytes_by_author(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT author, SUM(length(CAST(content AS BLOB)) + \
+             COALESCE(length(CAST(data AS BLOB)), 0)) FROM nodes \
+             WHERE author IS NOT NULL GROUP BY author",
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<Option<i64>, _>(1)?.unwrap_or(0))))
+            .collect()
+    }
 }

@@ -47,10 +47,19 @@ impl IntoResponse for ApiError {
         };
         let mut body =
             json!({"code": e.code, "message": message, "recoverable": e.kind.recoverable()});
+        let retry_after = e
+            .details
+            .as_ref()
+            .and_then(|d| d.get("retry_after_secs"))
+            .and_then(serde_json::Value::as_u64);
         if let Some(d) = e.details {
             body["details"] = d;
         }
         let mut resp = (status, Json(json!({"error": body}))).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod html;
 pub mod jobs;
+pub mod limits;
 pub mod openapi;
 mod router;
 mod routes;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub public_url: String,
     /// Connection limits and timeouts.
     pub conn: conn::Limits,
+    /// Per-user budgets for the expensive routes.
+    pub limiter: std::sync::Arc<limits::RateLimiter>,
 }
 
 impl AppState {
@@ -41,7 +44,18 @@ impl AppState {
             max_body_bytes,
             public_url: String::new(),
             conn: conn::Limits::default(),
+            // Unlimited until `with_limits` (embedders and tests); `run` applies `[limits]`.
+            limiter: std::sync::Arc::new(limits::RateLimiter::new(&kiln_session::LimitsConfig {
+                expensive_per_minute: 0,
+                ..Default::default()
+            })),
         }
+    }
+
+    /// Takes the per-user budgets from `[limits]`.
+    pub fn with_limits(mut self, c: &kiln_session::LimitsConfig) -> Self {
+        self.limiter = std::sync::Arc::new(limits::RateLimiter::new(c));
+        self
     }
 
     /// Takes the body limit, connection limits and public URL from `[server]`.
@@ -102,11 +116,9 @@ fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
 
 /// Runs the service until Ctrl-C or SIGTERM: creates the owner on first start (printing its
 /// token once), binds `server.bind` and serves.
-pub async fn run(
-    agent: Agent,
-    server: &ServerConfig,
-    jobs: Option<kiln_session::JobsConfig>,
-) -> std::io::Result<()> {
+pub async fn run(agent: Agent, config: &kiln_session::Config) -> std::io::Result<()> {
+    let server = &config.server;
+    let jobs = config.jobs.enabled.then(|| config.jobs.clone());
     let mgr = agent.manager().clone();
     conn::raise_open_file_limit();
     let listener = tokio::net::TcpListener::bind(&server.bind).await?;
@@ -136,7 +148,8 @@ pub async fn run(
     tracing::info!(%addr, "listening");
     let state = AppState::new(agent, server.max_body_bytes)
         .with_public_url(format!("http://{addr}"))
-        .with_server_config(server);
+        .with_server_config(server)
+        .with_limits(&config.limits);
     // Keep the search index within half a second of SQLite (searches also catch up first).
     let indexer = {
         let mgr = mgr.clone();

@@ -193,8 +193,15 @@ fn operations() -> Vec<Op> {
         .query("owner", text("user name"), false)
         .query("cursor", string(), false)
         .query("limit", limit(), false)
-        .ok(200, page("Session")),
+        .ok(200, page("ListedSession")),
         Op::new("GET", "/v1/sessions/{id}", "sessions", "Show a session").ok(200, r("Session")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/leave",
+            "collaborators",
+            "Leave a session someone else added you to (the owner cannot leave)",
+        )
+        .no_content(),
         Op::new(
             "PATCH",
             "/v1/sessions/{id}",

@@ -33,6 +33,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(errors_as_json))
+        .layer(axum::middleware::map_response(no_store_by_default))
+        // A bug must not drop the connection: a panicking handler answers 500 `internal`.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 tracing::debug_span!(
@@ -72,6 +75,28 @@ pub(crate) fn redacted(uri: &Uri) -> String {
 
 async fn not_found() -> ApiError {
     Error::not_found("no such route").into()
+}
+
+/// Nothing Kiln serves is for a shared cache: signed-in pages, share pages and API answers
+/// carry someone's research. Responses say `Cache-Control: no-store` unless they chose a
+/// policy of their own (the page script's `no-cache`).
+async fn no_store_by_default(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The answer to a request whose handler panicked: logged with its message, answered as
+/// `internal` without it.
+fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(panic = message, "request handler panicked");
+    axum::response::IntoResponse::into_response(ApiError(Error::internal(message)))
 }
 
 /// Gives every error response that has no body of its own (axum's 405, a bare rejection in

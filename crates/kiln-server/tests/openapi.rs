@@ -536,6 +536,37 @@ async fn real_responses_match_the_documented_schemas() {
     .await;
     call("DELETE", "/v1/sessions/{id}", &b, None).await;
 
+    // Leaving is the collaborator's call, not the owner's.
+    let (_, v) = srv
+        .request(
+            Method::POST,
+            "/v1/sessions",
+            Some(&srv.alice),
+            Some(json!({"name": "shared"})),
+        )
+        .await;
+    let shared = v["id"].as_str().unwrap().to_owned();
+    let (status, v) = srv
+        .request(
+            Method::POST,
+            &format!("/v1/sessions/{shared}/collaborators"),
+            Some(&srv.alice),
+            Some(json!({"user": "bob", "permissions": ["read"]})),
+        )
+        .await;
+    assert!(status.is_success(), "{v}");
+    let (status, v) = srv
+        .request(
+            Method::POST,
+            &format!("/v1/sessions/{shared}/leave"),
+            Some(&srv.bob),
+            None,
+        )
+        .await;
+    let (expected, _) = success(&doc, "POST", "/v1/sessions/{id}/leave");
+    assert_eq!(status.as_str(), expected, "leave: {v}");
+    checked.insert(("POST".to_owned(), "/v1/sessions/{id}/leave".to_owned()));
+
     // Every documented operation but the document itself was exercised.
     let untested: Vec<_> = documented(&doc)
         .into_iter()

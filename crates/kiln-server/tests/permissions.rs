@@ -527,3 +527,88 @@ async fn sharing_rules_and_contributions() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// Being added to someone else's session is visible and reversible: the list marks the
+/// session as shared with you (by whom, with what), and you can leave it; the owner cannot.
+#[tokio::test]
+async fn a_session_someone_added_you_to_is_marked_and_you_can_leave_it() {
+    let srv = start(64 * 1024).await;
+    let (alice, bob) = (srv.alice.clone(), srv.bob.clone());
+    let (s, v) = srv
+        .request(
+            Method::POST,
+            "/v1/sessions",
+            Some(&alice),
+            Some(json!({"name": "joint"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let (s, v) = srv
+        .request(
+            Method::POST,
+            &format!("/v1/sessions/{id}/collaborators"),
+            Some(&alice),
+            Some(json!({"user": "bob", "permissions": ["write"]})),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+
+    let listed = |token: String| {
+        let srv = &srv;
+        async move {
+            let (s, v) = srv
+                .request(Method::GET, "/v1/sessions", Some(&token), None)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v["items"].as_array().unwrap().clone()
+        }
+    };
+    let mine = listed(alice.clone()).await;
+    assert_eq!(mine[0]["id"], id.as_str());
+    assert!(mine[0]["shared_with_you"].is_null(), "{}", mine[0]);
+    let theirs = listed(bob.clone()).await;
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0]["shared_with_you"]["added_by"], "alice");
+    assert!(
+        theirs[0]["shared_with_you"]["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("write"))
+    );
+
+    // The owner cannot leave; a stranger has nothing to leave.
+    let leave = format!("/v1/sessions/{id}/leave");
+    let (s, v) = srv.request(Method::POST, &leave, Some(&alice), None).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("owner_cannot_leave"))
+    );
+    let stranger = srv.users["spare"].clone();
+    let (s, _) = srv
+        .request(Method::POST, &leave, Some(&stranger), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Bob leaves: the session is gone from his list and closed to him, and the owner's audit
+    // log says he left.
+    let (s, v) = srv.request(Method::POST, &leave, Some(&bob), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    assert!(listed(bob.clone()).await.is_empty());
+    let (s, _) = srv
+        .request(Method::GET, &format!("/v1/sessions/{id}"), Some(&bob), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, audit) = srv
+        .request(
+            Method::GET,
+            &format!("/v1/sessions/{id}/audit"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert!(
+        audit.to_string().contains("collaborator_removed"),
+        "{audit}"
+    );
+}

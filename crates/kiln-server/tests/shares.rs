@@ -251,15 +251,8 @@ async fn a_share_link_shows_the_pinned_conversation_and_nothing_else() {
             .await;
         assert_eq!(r.status(), StatusCode::OK);
     }
-    let r = srv
-        .anonymous(Method::GET, &format!("/v1/shared/{lt}"))
-        .await;
-    assert_eq!(r.status(), StatusCode::GONE);
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "share_views_used");
-    let r = srv.anonymous(Method::GET, &format!("/s/{lt}")).await;
-    assert_eq!(r.status(), StatusCode::GONE);
-    assert!(r.text().await.unwrap().contains("No longer available"));
+    // Used up: it answers exactly like a token that never existed, everywhere.
+    assert_answers_like_a_random_token(&srv, lt).await;
 
     let share_id = created["id"].as_str().unwrap();
     let (s, v) = srv
@@ -279,6 +272,8 @@ async fn a_share_link_shows_the_pinned_conversation_and_nothing_else() {
     let r = srv.anonymous(Method::GET, &format!("/s/{token}")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(r.text().await.unwrap().contains("Not found"));
+    // Revoked: exactly like a random token, as a share and as an API token.
+    assert_answers_like_a_random_token(&srv, &token).await;
 
     // Malformed and tampered tokens: the same 404, no 5xx.
     let mut tampered = token.clone().into_bytes();
@@ -430,4 +425,42 @@ async fn a_long_shared_conversation_comes_in_pages_with_stable_author_labels() {
         .anonymous(Method::GET, &format!("/v1/shared/{token}?before=abc"))
         .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
+/// What a server says to `token` on the share routes and as an API token, as (status, content
+/// type, body) per route: the body with the token replaced, so two tokens can be compared.
+async fn answers(srv: &Server, token: &str) -> Vec<(u16, String, String)> {
+    let mut out = Vec::new();
+    for path in [format!("/v1/shared/{token}"), format!("/s/{token}")] {
+        let r = srv.anonymous(Method::GET, &path).await;
+        out.push((
+            r.status().as_u16(),
+            r.headers()["content-type"].to_str().unwrap().to_owned(),
+            r.text().await.unwrap().replace(token, "TOKEN"),
+        ));
+    }
+    let r = srv
+        .http
+        .get(format!("{}/v1/sessions", srv.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    out.push((
+        r.status().as_u16(),
+        r.headers()["content-type"].to_str().unwrap().to_owned(),
+        r.text().await.unwrap().replace(token, "TOKEN"),
+    ));
+    out
+}
+
+async fn assert_answers_like_a_random_token(srv: &Server, dead: &str) {
+    let random = format!("ks_{}", "7".repeat(64));
+    let (theirs, random_answers) = (answers(srv, dead).await, answers(srv, &random).await);
+    assert_eq!(
+        theirs, random_answers,
+        "a dead share token must not be told apart"
+    );
+    assert_eq!(theirs[0].0, 404);
+    assert_eq!(theirs[2].0, 401);
 }

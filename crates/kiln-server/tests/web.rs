@@ -70,8 +70,41 @@ async fn sign_in_list_and_move_sessions_with_csrf() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.headers().get("set-cookie").is_none());
+    // The link alone signs nobody in (login CSRF): it names the account and offers a button
+    // that posts the token; the page is never cached.
     let r = http
         .get(format!("{}/login?token={}", srv.base, srv.alice))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("set-cookie").is_none());
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let confirm = r.text().await.unwrap();
+    assert!(confirm.contains("Sign in as alice"), "{confirm}");
+    assert!(confirm.contains(&format!("value=\"{}\"", srv.alice)));
+    // A form posted from another site is refused, whichever way the browser says so.
+    for (name, value) in [
+        ("origin", "http://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "null"),
+    ] {
+        let r = http
+            .post(format!("{}/login", srv.base))
+            .header(name, value)
+            .form(&[("token", srv.alice.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}: {value}");
+        assert!(r.headers().get("set-cookie").is_none());
+    }
+    // Our own page's button: signed in with a strict cookie, Secure only over HTTPS.
+    let r = http
+        .post(format!("{}/login", srv.base))
+        .header("origin", &srv.base)
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("token", srv.alice.as_str())])
         .send()
         .await
         .unwrap();
@@ -82,10 +115,35 @@ async fn sign_in_list_and_move_sessions_with_csrf() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP on loopback: {cookie}"
+    );
+    for (name, value) in [
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "for=10.0.0.1;proto=https"),
+    ] {
+        let r = http
+            .post(format!("{}/login", srv.base))
+            .header(name, value)
+            .form(&[("token", srv.alice.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let secure = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(secure.contains("; Secure"), "behind {name}: {secure}");
+    }
     let cookie = cookie.split(';').next().unwrap().to_owned();
 
     // The sessions page: escaped names, only valid transitions, filters.
     let get = |path: &str| page_as(&http, format!("{}{path}", srv.base), cookie.clone());
+    let r = http
+        .get(format!("{}/", srv.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store", "signed-in pages");
     let (s, page) = get("/").await;
     assert_eq!(s, StatusCode::OK);
     assert!(
@@ -255,7 +313,8 @@ async fn page_as(http: &Client, url: String, cookie: String) -> (StatusCode, Str
 /// and the page `/` shows it.
 async fn signed_in(srv: &support::Server, http: &Client, token: &str) -> (String, String, String) {
     let r = http
-        .get(format!("{}/login?token={token}", srv.base))
+        .post(format!("{}/login", srv.base))
+        .form(&[("token", token)])
         .send()
         .await
         .unwrap();
@@ -389,8 +448,8 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
         "x",
     ] {
         let r = http
-            .get(format!("{}/login", srv.base))
-            .query(&[("token", srv.alice.as_str()), ("next", evil)])
+            .post(format!("{}/login", srv.base))
+            .form(&[("token", srv.alice.as_str()), ("next", evil)])
             .send()
             .await
             .unwrap();

@@ -2,10 +2,10 @@
 //! user contributed. Managers invite, change and remove collaborators; only owners grant or
 //! take away manage and owner.
 
-use kiln_db::{Collaborator, Contribution, User};
+use kiln_db::{Collaborator, Contribution, Membership, User};
 use kiln_types::{Permission, Permissions};
 
-use crate::{Caller, Error, Result, SessionManager};
+use crate::{Caller, Error, Result, Session, SessionManager};
 
 impl SessionManager {
     /// Finds a user by name, or by id.
@@ -143,6 +143,46 @@ impl SessionManager {
             .remove_collaborator(session, &target.id, &caller.user_id)
             .await?;
         Ok(())
+    }
+
+    /// Leaves a session someone else added the caller to (their collaborator row goes; the
+    /// audit log records it). The owner cannot leave their own session.
+    pub async fn leave_session(&self, caller: &Caller, session: &str) -> Result<()> {
+        let (s, _) = self
+            .access(caller, session, Permissions::of([Permission::Read]))
+            .await?;
+        if s.owner_id == caller.user_id {
+            return Err(Error::new(
+                kiln_types::ErrorKind::Conflict,
+                "owner_cannot_leave",
+                "you own this session: delete it, or archive it, instead of leaving it",
+            ));
+        }
+        if !self
+            .db
+            .remove_collaborator(session, &caller.user_id, &caller.user_id)
+            .await?
+        {
+            return Err(Error::not_found(
+                "you are not a collaborator on this session",
+            ));
+        }
+        Ok(())
+    }
+
+    /// For each of `sessions` that someone else owns, how the caller came to it (who added
+    /// them, when, with which permissions): the sessions list marks these.
+    pub async fn shared_with_caller(
+        &self,
+        caller: &Caller,
+        sessions: &[Session],
+    ) -> Result<std::collections::HashMap<String, Membership>> {
+        let others: Vec<String> = sessions
+            .iter()
+            .filter(|s| s.owner_id != caller.user_id)
+            .map(|s| s.id.clone())
+            .collect();
+        Ok(self.db.memberships(&caller.user_id, &others).await?)
     }
 
     /// Lists the session's collaborators.

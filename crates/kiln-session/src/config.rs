@@ -14,6 +14,31 @@ pub struct Config {
     pub llm: LlmConfig,
     pub agent: AgentConfig,
     pub jobs: crate::JobsConfig,
+    pub limits: LimitsConfig,
+}
+
+/// What one user may take from a shared server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Expensive requests (agent turns, tool calls, searches, merges, exports, imports) per
+    /// user per minute; 0: no limit.
+    pub expensive_per_minute: u32,
+    /// How many of them may come at once after a quiet spell.
+    pub expensive_burst: u32,
+    /// Megabytes of messages and events each user may write (their own and their imports);
+    /// 0: no quota.
+    pub storage_quota_mb: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            expensive_per_minute: 120,
+            expensive_burst: 30,
+            storage_quota_mb: 1024,
+        }
+    }
 }
 
 /// The agent loop: step budget and discovery detection.
@@ -30,6 +55,8 @@ pub struct AgentConfig {
     pub discovery_categories: Vec<String>,
     /// Older messages are summarised once at least this many fall out of the window.
     pub summary_batch: u32,
+    /// Turns that may wait on one branch behind the one running (more get 429).
+    pub turn_queue: u32,
 }
 
 impl Default for AgentConfig {
@@ -45,6 +72,7 @@ impl Default for AgentConfig {
                 "phase_relationship".into(),
             ],
             summary_batch: 8,
+            turn_queue: 32,
         }
     }
 }

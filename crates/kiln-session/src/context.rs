@@ -12,6 +12,9 @@ use crate::{AppendOutcome, Caller, Error, NewNode, Result, SessionManager};
 /// Longest item text, in bytes.
 const MAX_ITEM_BYTES: usize = 4096;
 
+/// Oldest age a cleanup names, in days (a hundred years: anything older is nothing).
+pub const MAX_AGE_DAYS: u32 = 36_500;
+
 /// A context item to pin.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,6 +158,8 @@ impl SessionManager {
         branch: Option<&str>,
         req: ContextCleanup,
     ) -> Result<Cleared> {
+        // Who may touch the session comes first: a stranger learns nothing from our checks.
+        let s = self.active_session(caller, session).await?;
         if req.older_than_days.is_none() && req.keep_latest.is_none() {
             return Err(Error::bad_request(
                 "give older_than_days, keep_latest or both",
@@ -163,10 +168,18 @@ impl SessionManager {
         if let Some(k) = &req.kind {
             check_kind(k)?;
         }
-        let cutoff = req
-            .older_than_days
-            .map(|d| Utc::now() - Duration::days(i64::from(d)));
-        let s = self.active_session(caller, session).await?;
+        let cutoff = match req.older_than_days {
+            None => None,
+            Some(d) if d <= MAX_AGE_DAYS => {
+                Duration::try_days(i64::from(d)).and_then(|age| Utc::now().checked_sub_signed(age))
+            }
+            Some(_) => None,
+        };
+        if req.older_than_days.is_some() && cutoff.is_none() {
+            return Err(Error::bad_request(format!(
+                "older_than_days must be at most {MAX_AGE_DAYS}"
+            )));
+        }
         let branch = branch.unwrap_or(&s.default_branch).to_string();
         let state = self.state(caller, session, &branch, None).await?;
         let mut items: Vec<(String, DateTime<Utc>)> = state

@@ -127,8 +127,10 @@ impl SessionManager {
         nodes: Vec<NewNode>,
         expected_head: Option<&str>,
     ) -> Result<AppendOutcome> {
+        let bytes: u64 = nodes.iter().map(crate::quota::node_bytes).sum();
+        self.check_quota(caller, bytes)?;
         // The access check rides on the append's first query: the hot path.
-        Ok(self
+        let out = self
             .db
             .append_as(
                 &caller.user_id,
@@ -138,7 +140,9 @@ impl SessionManager {
                 expected_head,
                 &caller.user_id,
             )
-            .await?)
+            .await?;
+        self.count_written(caller, bytes);
+        Ok(out)
     }
 
     /// Records a state event on a branch.

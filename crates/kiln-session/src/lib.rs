@@ -10,6 +10,7 @@ mod error;
 mod jobs;
 mod lock;
 mod manager;
+mod quota;
 mod report;
 mod search;
 mod sessions;
@@ -17,15 +18,15 @@ mod shares;
 mod templates;
 
 pub use auth::{Caller, hash_token, new_token};
-pub use config::{AgentConfig, Config, LlmConfig, ServerConfig, StorageConfig};
+pub use config::{AgentConfig, Config, LimitsConfig, LlmConfig, ServerConfig, StorageConfig};
 pub use context::{Cleared, ContextCleanup, ContextItemInput};
 pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput, TreeBranch};
 pub use error::{Error, Result};
 pub use jobs::{JobReport, JobsConfig};
 pub use kiln_db::{
     AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, Collaborator, Contribution,
-    MergeResult, NewNode, Node, Page, ReflogEntry, Session, SessionEvent, SessionExport, ShareLink,
-    TurnView, User,
+    Membership, MergeResult, NewNode, Node, Page, ReflogEntry, Session, SessionEvent,
+    SessionExport, ShareLink, TurnView, User,
 };
 pub use kiln_search::{Hit, SearchPage, SessionHits, snippet_text};
 pub use lock::{LOCK_FILE, ServeLock};

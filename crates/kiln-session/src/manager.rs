@@ -25,6 +25,8 @@ pub struct SessionManager {
     /// Statistics tallies by session, each folded up to a node rowid (see `report.rs`).
     pub(crate) tallies:
         Arc<std::sync::Mutex<std::collections::HashMap<String, crate::report::Tally>>>,
+    /// Bytes each user has written, against `[limits] storage_quota_mb` (see `quota.rs`).
+    pub(crate) usage: Arc<crate::quota::Usage>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -63,6 +65,7 @@ impl SessionManager {
             tool_merger: Arc::new(()),
             search: Arc::default(),
             tallies: Arc::default(),
+            usage: Arc::new(crate::quota::Usage::new(config.limits.storage_quota_mb)),
         })
     }
 

@@ -127,7 +127,7 @@ fn unknown() -> Error {
     Error::new(
         ErrorKind::NotFound,
         "share_not_found",
-        "no such share link (it may have been revoked)",
+        "no such share link, or it is no longer valid",
     )
 }
 
@@ -139,6 +139,7 @@ impl SessionManager {
         session: &str,
         req: CreateShare,
     ) -> Result<CreatedShare> {
+        let s = self.require(caller, session, Permission::Manage).await?;
         if !(1..=MAX_DAYS).contains(&req.expires_in_days) {
             return Err(Error::bad_request(format!(
                 "expires_in_days must be between 1 and {MAX_DAYS}"
@@ -152,7 +153,6 @@ impl SessionManager {
                 "pin the link to a branch or to a checkpoint, not both",
             ));
         }
-        let s = self.require(caller, session, Permission::Manage).await?;
         let (node, branch) = match &req.checkpoint {
             Some(cp) => (self.db.checkpoint(session, cp).await?.node, None),
             None => {
@@ -213,12 +213,16 @@ impl SessionManager {
         if !is_share_token_shape(token) {
             return Ok(false);
         }
-        Ok(self.db.is_share_token(&hash_token(token)).await?)
+        Ok(self
+            .db
+            .is_live_share_token(&hash_token(token), &stamp(Utc::now()))
+            .await?)
     }
 
-    /// Opens a share link and counts the view (every page is a view): 404 `share_not_found`
-    /// for a malformed, unknown or revoked token, 410 `share_expired` from its expiry on, 410
-    /// `share_views_used` past its view limit. `before` pages back through the conversation.
+    /// Opens a share link and counts the view (every page is a view). A malformed, unknown,
+    /// revoked or expired token, or one past its view limit, gets the same 404
+    /// `share_not_found`: a dead link tells its holder nothing a guessed one would not.
+    /// `before` pages back through the conversation.
     pub async fn open_share(&self, token: &str, before: Option<&str>) -> Result<SharedView> {
         let before = before
             .map(|b| {
@@ -232,20 +236,8 @@ impl SessionManager {
         let hash = hash_token(token);
         let link = match self.db.use_share(&hash, &stamp(Utc::now())).await? {
             Ok(link) => link,
-            Err(ShareRefusal::Unknown) => return Err(unknown()),
-            Err(ShareRefusal::Expired) => {
-                return Err(Error::new(
-                    ErrorKind::Gone,
-                    "share_expired",
-                    "this share link has expired",
-                ));
-            }
-            Err(ShareRefusal::ViewsUsedUp) => {
-                return Err(Error::new(
-                    ErrorKind::Gone,
-                    "share_views_used",
-                    "this share link has been viewed as many times as it allows",
-                ));
+            Err(ShareRefusal::Unknown | ShareRefusal::Expired | ShareRefusal::ViewsUsedUp) => {
+                return Err(unknown());
             }
         };
         // The row was found by its hash; compare it again without a data-dependent early exit.

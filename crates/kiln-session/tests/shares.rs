@@ -73,10 +73,66 @@ async fn concurrent_views_stop_at_the_limit() {
     for t in tasks {
         match t.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(err) => assert_eq!(err.code, "share_views_used"),
+            // A used-up link answers like one that never existed.
+            Err(err) => assert_eq!(err.code, "share_not_found"),
         }
     }
     assert_eq!(ok, 5);
     let links = e.mgr.shares(&e.alice, &s).await.unwrap();
     assert_eq!(links[0].views, 5);
+}
+
+/// An expired, revoked or used-up link answers exactly like a token that never existed: the
+/// same error when opened, and not recognised as a share when used as an API token.
+#[tokio::test]
+async fn a_dead_link_is_indistinguishable_from_a_random_token() {
+    use sqlx::Connection;
+    let e = env().await;
+    let s = e.session("dead links").await;
+    let make = |max_views: Option<u32>| {
+        let mgr = e.mgr.clone();
+        let alice = e.alice.clone();
+        let s = s.clone();
+        async move {
+            mgr.create_share(
+                &alice,
+                &s,
+                CreateShare {
+                    expires_in_days: 1,
+                    max_views,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let expired = make(None).await;
+    let revoked = make(None).await;
+    let used_up = make(Some(1)).await;
+    let live = make(None).await;
+    let url = format!("sqlite://{}", e.dir.path().join("kiln.db").display());
+    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE share_links SET expires_at = '2020-01-01T00:00:00.000000Z' WHERE id = ?")
+        .bind(&expired.id)
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    e.mgr.revoke_share(&e.alice, &s, &revoked.id).await.unwrap();
+    e.mgr.open_share(&used_up.token, None).await.unwrap();
+
+    let random = format!("ks_{}", "5".repeat(64));
+    let said = |r: kiln_session::Result<kiln_session::SharedView>| {
+        let Err(err) = r else {
+            panic!("a dead or made-up link was opened")
+        };
+        (err.kind, err.code, err.message)
+    };
+    let baseline = said(e.mgr.open_share(&random, None).await);
+    assert!(!e.mgr.is_share_token(&random).await.unwrap());
+    for dead in [&expired.token, &revoked.token, &used_up.token] {
+        assert_eq!(said(e.mgr.open_share(dead, None).await), baseline);
+        assert!(!e.mgr.is_share_token(dead).await.unwrap());
+    }
+    assert!(e.mgr.is_share_token(&live.token).await.unwrap());
 }

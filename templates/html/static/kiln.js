@@ -203,7 +203,11 @@
     const handle = (name, data) => {
       let ev;
       try { ev = JSON.parse(data); } catch (_) { return; }
-      if (name === "token") {
+      if (name === "queued") {
+        status.textContent = "Waiting for " + ev.ahead + " earlier question" + (ev.ahead === 1 ? "" : "s") + " on this branch…";
+      } else if (name === "started") {
+        status.textContent = "Thinking…";
+      } else if (name === "token") {
         answer.p.textContent += ev.text;
       } else if (name === "tool_call") {
         list.insertBefore(toolBox("Tool call: " + ev.name, ev.arguments, "call"), answer.article);

@@ -200,55 +200,67 @@ pub(super) fn all() -> Value {
             ],
         ),
     );
-    put(
-        "Session",
-        obj(
-            &[
-                "id",
-                "owner_id",
-                "name",
-                "description",
-                "session_type",
-                "status",
-                "project",
-                "tags",
-                "metadata",
+    let session = obj(
+        &[
+            "id",
+            "owner_id",
+            "name",
+            "description",
+            "session_type",
+            "status",
+            "project",
+            "tags",
+            "metadata",
+            "config",
+            "template",
+            "default_branch",
+            "version",
+            "created_at",
+            "updated_at",
+        ],
+        &[
+            ("id", id()),
+            ("owner_id", id()),
+            ("name", string()),
+            ("description", string()),
+            ("session_type", r("SessionType")),
+            ("status", r("SessionStatus")),
+            ("project", nullable(string())),
+            ("tags", array(string())),
+            ("metadata", json!({"type": "object"})),
+            (
                 "config",
-                "template",
-                "default_branch",
-                "version",
-                "created_at",
-                "updated_at",
-            ],
-            &[
-                ("id", id()),
-                ("owner_id", id()),
-                ("name", string()),
-                ("description", string()),
-                ("session_type", r("SessionType")),
-                ("status", r("SessionStatus")),
-                ("project", nullable(string())),
-                ("tags", array(string())),
-                ("metadata", json!({"type": "object"})),
-                (
-                    "config",
-                    obj(
-                        &["context"],
-                        &[
-                            ("context", r("ContextConfig")),
-                            ("duration_days", int()),
-                            ("checkpoint_frequency", r("CheckpointFrequency")),
-                        ],
-                    ),
+                obj(
+                    &["context"],
+                    &[
+                        ("context", r("ContextConfig")),
+                        ("duration_days", int()),
+                        ("checkpoint_frequency", r("CheckpointFrequency")),
+                    ],
                 ),
-                ("template", nullable(string())),
-                ("default_branch", string()),
-                ("version", doc("integer", "for `If-Match` on PATCH")),
-                ("created_at", ts()),
-                ("updated_at", ts()),
-            ],
-        ),
+            ),
+            ("template", nullable(string())),
+            ("default_branch", string()),
+            ("version", doc("integer", "for `If-Match` on PATCH")),
+            ("created_at", ts()),
+            ("updated_at", ts()),
+        ],
     );
+    put("Session", session.clone());
+    // The list marks sessions someone else owns and added you to.
+    let mut listed = session;
+    listed["properties"]["shared_with_you"] = nullable(obj(
+        &["permissions", "added_by", "added_at"],
+        &[
+            ("permissions", array(r("Permission"))),
+            ("added_by", nullable(text("who added you (their name)"))),
+            ("added_at", ts()),
+        ],
+    ));
+    if let Some(req) = listed["required"].as_array_mut() {
+        req.push(json!("shared_with_you"));
+    }
+    put("ListedSession", listed);
     put(
         "NewSession",
         strict(

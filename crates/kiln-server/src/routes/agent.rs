@@ -77,6 +77,7 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 fn sse_event(ev: &TurnEvent) -> Event {
     let name = match ev {
         TurnEvent::Started { .. } => "started",
+        TurnEvent::Queued { .. } => "queued",
         TurnEvent::Summarised { .. } => "summarised",
         TurnEvent::Token { .. } => "token",
         TurnEvent::ToolCall { .. } => "tool_call",
@@ -96,6 +97,7 @@ async fn query(
     headers: HeaderMap,
     Body(body): Body<QueryBody>,
 ) -> ApiResult<Response> {
+    st.limiter.charge(&caller, 1.0)?;
     let branch = target(&st, &caller, &id, body.branch).await?;
     if !wants_stream(&headers) {
         let out = st
@@ -107,14 +109,40 @@ async fn query(
     if body.message.trim().is_empty() {
         return Err(Error::bad_request("message must not be empty").into());
     }
+    // A full line is refused before the stream starts, as a plain 429.
+    let queued = st.agent.reserve_turn(&caller, &id, &branch).await?;
     let (tx, rx) = mpsc::channel::<TurnEvent>(64);
     // The turn runs on its own task: a client that disconnects drops the receiver, which the
     // turn notices; it then stores the partial answer marked interrupted and ends cleanly.
     let agent = st.agent.clone();
     tokio::spawn(async move {
-        let _ = agent
-            .run_turn(&caller, &id, &branch, &body.message, Some(&tx))
-            .await;
+        if queued.ahead() > 0 {
+            let _ = tx
+                .send(TurnEvent::Queued {
+                    ahead: queued.ahead(),
+                })
+                .await;
+        }
+        let slot = tokio::select! {
+            slot = queued.ready() => slot,
+            // A client that leaves while waiting gives up its place.
+            () = tx.closed() => return,
+        };
+        match slot {
+            Ok(slot) => {
+                let _ = agent
+                    .run_reserved_turn(slot, &caller, &id, &branch, &body.message, Some(&tx))
+                    .await;
+            }
+            Err(e) => {
+                let _ = tx
+                    .send(TurnEvent::Error {
+                        code: e.code.to_owned(),
+                        message: e.message,
+                    })
+                    .await;
+            }
+        }
     });
     let events = stream::unfold(rx, |mut rx| async move {
         let ev = rx.recv().await?;
@@ -140,6 +168,7 @@ async fn run_tool(
     Path((id, tool)): Path<(String, String)>,
     Body(body): Body<ToolBody>,
 ) -> ApiResult<Json<ToolCallRecord>> {
+    st.limiter.charge(&caller, 1.0)?;
     let args = body.arguments.unwrap_or(Value::Object(Default::default()));
     if !args.is_object() {
         return Err(Error::bad_request("arguments must be a JSON object").into());
@@ -185,6 +214,7 @@ async fn compress(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<Compressed>> {
+    st.limiter.charge(&caller, 1.0)?;
     let body = optional_body::<CompressBody>(&body)?;
     let keep = body.keep_recent.unwrap_or(4);
     if keep > 1000 {
@@ -203,6 +233,7 @@ async fn summary(
     Path(id): Path<String>,
     Query(q): Query<ContextQuery>,
 ) -> ApiResult<Json<SessionSummary>> {
+    st.limiter.charge(&caller, 1.0)?;
     Ok(Json(
         st.agent
             .session_summary(&caller, &id, q.branch.as_deref())

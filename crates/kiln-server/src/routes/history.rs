@@ -95,6 +95,7 @@ async fn export(
     Path(id): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> ApiResult<Response> {
+    st.limiter.charge(&caller, 1.0)?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(st.mgr.export_json(&caller, &id).await?).into_response()),
         "markdown" | "md" => {
@@ -112,6 +113,7 @@ async fn import(
     Auth(caller): Auth,
     Body(doc): Body<Value>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
+    st.limiter.charge(&caller, crate::limits::IMPORT_COST)?;
     Ok((
         StatusCode::CREATED,
         Json(st.mgr.import(&caller, &doc).await?),

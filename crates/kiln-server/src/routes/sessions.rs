@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sessions", post(create).get(list))
         .route("/v1/sessions/{id}", get(show).patch(update).delete(remove))
         .route("/v1/sessions/{id}/status", post(set_status))
+        .route("/v1/sessions/{id}/leave", post(leave))
         .route("/v1/sessions/{id}/events", get(events))
 }
 
@@ -58,8 +59,32 @@ async fn list(
     State(st): State<AppState>,
     Auth(caller): Auth,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Page<Session>>> {
-    Ok(Json(st.mgr.list_sessions(&caller, q).await?))
+) -> ApiResult<Json<Page<Value>>> {
+    let page = st.mgr.list_sessions(&caller, q).await?;
+    let mut shared = st.mgr.shared_with_caller(&caller, &page.items).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|s| {
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            v["shared_with_you"] = serde_json::to_value(shared.remove(&s.id)).unwrap_or_default();
+            v
+        })
+        .collect();
+    Ok(Json(Page {
+        items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// `POST /v1/sessions/{id}/leave`: stop collaborating on a session someone else added you to.
+async fn leave(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.mgr.leave_session(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn show(

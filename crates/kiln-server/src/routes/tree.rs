@@ -158,6 +158,7 @@ async fn merge(
     Path((id, b)): Path<(String, String)>,
     Body(m): Body<MergeBody>,
 ) -> ApiResult<Json<MergeResult>> {
+    st.limiter.charge(&caller, 1.0)?;
     let strategy = m.strategy.unwrap_or_default();
     Ok(Json(
         st.mgr.merge(&caller, &id, &b, &m.into, strategy).await?,

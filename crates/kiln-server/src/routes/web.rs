@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/web/sessions", post(new_session))
         .route("/web/sessions/from-template", post(from_template))
         .route("/web/sessions/{id}/status", post(set_status))
+        .route("/web/sessions/{id}/leave", post(leave))
         .route("/web/sessions/{id}/messages", post(send_message))
 }
 
@@ -49,11 +50,50 @@ pub(crate) fn redirect(to: &str) -> Response {
         .into_response()
 }
 
-fn sign_in_cookie(token: &str) -> Option<HeaderValue> {
+fn sign_in_cookie(token: &str, secure: bool) -> Option<HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{COOKIE_NAME}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000"
+        "{COOKIE_NAME}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000{secure}"
     ))
     .ok()
+}
+
+/// Whether the browser reached us over HTTPS: the public URL says so, or a proxy in front says
+/// so (`X-Forwarded-Proto: https`, `Forwarded: proto=https`). Kiln itself speaks plain HTTP on
+/// loopback; trusting the header can only make the cookie stricter.
+fn over_https(st: &AppState, headers: &HeaderMap) -> bool {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    st.public_url.starts_with("https://")
+        || values("x-forwarded-proto")
+            .iter()
+            .any(|v| v.split(',').next().is_some_and(|p| p.trim() == "https"))
+        || values("forwarded")
+            .iter()
+            .any(|v| v.split([';', ',']).any(|p| p.trim() == "proto=https"))
+}
+
+/// Whether a form post comes from another site (login CSRF): the browser says so in
+/// `Sec-Fetch-Site`, or its `Origin` is not this host. Clients that send neither (curl,
+/// scripts) are not browsers carrying someone else's form.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = get("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (get("origin"), get("host")) {
+        (None, _) => false,
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_none_or(|(_, rest)| !rest.eq_ignore_ascii_case(host)),
+        (Some(_), None) => true,
+    }
 }
 
 /// The lifecycle buttons a session in `status` offers (becoming active is not a button: a
@@ -123,7 +163,7 @@ async fn home(
     // The search box: hits grouped per session, with the matched words highlighted (the
     // snippets are escaped text with `<b>` around matches, so the template shows them as is).
     let search = match &search_text {
-        Some(text) => {
+        Some(text) if st.limiter.charge(&caller, 1.0).is_ok() => {
             let params = kiln_session::SearchParams {
                 q: text.clone(),
                 ..Default::default()
@@ -133,6 +173,7 @@ async fn home(
                 Err(e) => json!({"q": text, "error": e.message}),
             }
         }
+        Some(text) => json!({"q": text, "error": "too many searches; retry in a minute"}),
         None => serde_json::Value::Null,
     };
     // The filters as a query string, so paging keeps them.
@@ -156,20 +197,24 @@ async fn home(
     match st.mgr.list_sessions(&caller, q).await {
         Ok(page) => {
             let mut sessions = Vec::with_capacity(page.items.len());
+            // Sessions others added the caller to: marked, leavable, and their permissions
+            // (one query for the page) decide the lifecycle buttons.
+            let shared = st
+                .mgr
+                .shared_with_caller(&caller, &page.items)
+                .await
+                .unwrap_or_default();
             for s in &page.items {
-                // Lifecycle buttons need manage: owners hold it; a collaborator's is looked up.
+                let membership = shared.get(&s.id);
                 let manages = s.owner_id == caller.user_id
-                    || st
-                        .mgr
-                        .permissions(&caller, &s.id)
-                        .await
-                        .is_ok_and(|p| p.has(kiln_types::Permission::Manage));
+                    || membership
+                        .is_some_and(|m| m.permissions.has(kiln_types::Permission::Manage));
                 let actions: Vec<&str> = if manages {
                     lifecycle_actions(s.status)
                 } else {
                     Vec::new()
                 };
-                sessions.push(json!({"session": s, "actions": actions}));
+                sessions.push(json!({"session": s, "actions": actions, "shared": membership}));
             }
             html::page(
                 StatusCode::OK,
@@ -190,11 +235,26 @@ struct LoginQuery {
     next: Option<String>,
 }
 
+/// The sign-in page. With `?token=` (the link `serve` prints) it does not sign in by itself:
+/// it names the account and offers a button that posts the token, so a link planted by
+/// someone else cannot sign a browser into their account (login CSRF).
 async fn login_page(State(st): State<AppState>, PageQuery(q): PageQuery<LoginQuery>) -> Response {
     let next = local_path(q.next.as_deref());
-    match q.token {
-        Some(t) => sign_in(&st, &t, next).await,
-        None => html::page(StatusCode::OK, "login.html", json!({"next": next})),
+    let Some(token) = q.token else {
+        return html::page(StatusCode::OK, "login.html", json!({"next": next}));
+    };
+    let token = token.trim();
+    match st.mgr.authenticate(token).await {
+        Ok(caller) => html::page(
+            StatusCode::OK,
+            "login.html",
+            json!({"confirm": {"token": token, "user": caller.name}, "next": next}),
+        ),
+        Err(_) => html::page(
+            StatusCode::UNAUTHORIZED,
+            "login.html",
+            json!({"error": "That sign-in link is not valid.", "next": next}),
+        ),
     }
 }
 
@@ -205,8 +265,18 @@ struct LoginForm {
     next: Option<String>,
 }
 
-async fn login_form(State(st): State<AppState>, Form(f): Form<LoginForm>) -> Response {
-    sign_in(&st, f.token.trim(), local_path(f.next.as_deref())).await
+async fn login_form(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if cross_site(&headers) {
+        return html::error_page(&Error::forbidden(
+            "signing in must start from this site's own sign-in page",
+        ));
+    }
+    let secure = over_https(&st, &headers);
+    sign_in(&st, f.token.trim(), local_path(f.next.as_deref()), secure).await
 }
 
 /// `next` when it is a path on this site (`/…`, printable ASCII, not `//host` or `/\host`),
@@ -241,7 +311,7 @@ pub(crate) fn login_then(uri: &axum::http::Uri) -> String {
     )
 }
 
-async fn sign_in(st: &AppState, token: &str, next: &str) -> Response {
+async fn sign_in(st: &AppState, token: &str, next: &str, secure: bool) -> Response {
     if st.mgr.authenticate(token).await.is_err() {
         return html::page(
             StatusCode::UNAUTHORIZED,
@@ -250,7 +320,7 @@ async fn sign_in(st: &AppState, token: &str, next: &str) -> Response {
         );
     }
     let mut r = redirect(next);
-    if let Some(c) = sign_in_cookie(token) {
+    if let Some(c) = sign_in_cookie(token, secure) {
         r.headers_mut().insert(SET_COOKIE, c);
     }
     r
@@ -306,6 +376,23 @@ struct StatusForm {
 fn back_to(back: Option<&str>) -> &str {
     back.filter(|b| b.starts_with("/web/sessions/") && !b.contains("//") && !b.contains('\\'))
         .unwrap_or("/")
+}
+
+/// The sessions page's "Leave" button on a session someone else added you to.
+async fn leave(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let caller = match form_caller(&st, &headers, &f.csrf).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    match st.mgr.leave_session(&caller, &id).await {
+        Ok(()) => redirect("/"),
+        Err(e) => html::error_page(&e),
+    }
 }
 
 async fn set_status(
@@ -436,6 +523,9 @@ async fn send_message(
         Ok(c) => c,
         Err(page) => return page,
     };
+    if let Err(e) = st.limiter.charge(&caller, 1.0) {
+        return html::error_page(&e);
+    }
     let branch = match f.branch.filter(|b| !b.is_empty()) {
         Some(b) => b,
         None => match st.mgr.session(&caller, &id).await {

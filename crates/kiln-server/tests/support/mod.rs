@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kiln_agent::{Agent, Registry};
 use kiln_llm::{ChatModel, OfflinePlanner};
 use kiln_server::{AppState, serve};
-use kiln_session::{AgentConfig, Config, SessionManager};
+use kiln_session::{Config, SessionManager};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 
@@ -42,9 +42,21 @@ pub async fn start_configured(
     server: &kiln_session::ServerConfig,
     model: Arc<dyn ChatModel>,
 ) -> Server {
+    let mut config = Config {
+        server: server.clone(),
+        ..Config::default()
+    };
+    // The per-user rate limit is tests/limits.rs's; here many requests come fast.
+    config.limits.expensive_per_minute = 0;
+    start_with_config(config, model).await
+}
+
+/// Starts a server with `config` (its data directory replaced by a temp dir): `[server]`,
+/// `[limits]`, `[agent]` and the rest.
+pub async fn start_with_config(mut config: Config, model: Arc<dyn ChatModel>) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
     config.storage.data_dir = dir.path().to_path_buf();
+    let server = &config.server;
     let mgr = SessionManager::open(&config).await.unwrap();
     let (_, alice) = mgr.add_user("alice", true).await.unwrap();
     let (_, bob) = mgr.add_user("bob", false).await.unwrap();
@@ -60,13 +72,14 @@ pub async fn start_configured(
     ] {
         users.insert(name, mgr.add_user(name, false).await.unwrap().1);
     }
-    let agent = Agent::new(mgr, model, Registry::builtin(), AgentConfig::default());
+    let agent = Agent::new(mgr, model, Registry::builtin(), config.agent.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve(
         listener,
         AppState::new(agent, server.max_body_bytes)
             .with_server_config(server)
+            .with_limits(&config.limits)
             .with_public_url(format!("http://{addr}")),
         std::future::pending(),
     ));
