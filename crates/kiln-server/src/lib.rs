@@ -129,6 +129,8 @@ pub async fn run(
         .map_or_else(|| format!("http://{addr}"), str::to_owned);
     let state = AppState::new(agent, max_body_bytes).with_public_url(public_url);
     // Keep the search index within half a second of SQLite (searches also catch up first).
+    // A failing sync is retried at every tick, which is also how the index mends after a
+    // storage fault; the manager logs a fault once when it begins and once when it ends.
     let indexer = {
         let mgr = mgr.clone();
         tokio::spawn(async move {
@@ -136,7 +138,7 @@ pub async fn run(
             loop {
                 tick.tick().await;
                 if let Err(e) = mgr.sync_search().await {
-                    tracing::warn!(code = e.code, "search sync failed: {}", e.message);
+                    tracing::debug!(code = e.code, "search sync failed: {}", e.message);
                 }
             }
         })
