@@ -7,34 +7,46 @@
 //! Access control is not the index's business: callers pass the sessions the user may read,
 //! and every query is restricted to them, so hits (and counts) from other sessions never leave.
 
+pub mod directory;
 pub mod doc;
+mod group;
 pub mod query;
 
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use kiln_db::{Db, OutboxEntry, SearchNode, Session};
 use serde::{Deserialize, Serialize};
-use tantivy::collector::TopDocs;
 use tantivy::query::{
     BooleanQuery, Occur, Query, QueryParser, RangeQuery, RegexQuery, TermQuery, TermSetQuery,
 };
 use tantivy::schema::{
-    DateOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value,
+    DateOptions, FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value,
 };
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
-use tokio::sync::Mutex;
+use tantivy::{
+    DateTime, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument, Term,
+};
 
-pub use query::SyntaxError;
+use directory::GuardedDirectory;
+pub use directory::{FaultSwitch, StorageFault};
+pub use query::{Limits, SyntaxError};
 
 /// Bumped whenever the schema or the document content changes; an index of another version is
 /// rebuilt at open.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Outbox entries applied per commit.
 const BATCH: u32 = 2000;
+
+/// Index operations handed to the writer per blocking call.
+const CHUNK: usize = 2000;
+
+/// The writer's memory budget (tantivy flushes a segment when it is used up).
+const WRITER_HEAP: usize = 32_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -42,6 +54,12 @@ pub enum Error {
     Syntax(SyntaxError),
     #[error("{0}")]
     Invalid(String),
+    /// The search (or the catching up before it) ran past its deadline and was stopped.
+    #[error("the search ran past its deadline")]
+    Timeout,
+    /// The index's storage failed under it; the writer is re-opened at the next sync.
+    #[error("search index storage: {}", .0.reason())]
+    Storage(StorageFault),
     #[error("search index error: {0}")]
     Index(#[from] tantivy::TantivyError),
     #[error(transparent)]
@@ -56,6 +74,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 struct Fields {
     /// `n<rowid>` for nodes, `s<session id>` for sessions: the unit of replacement.
     key: Field,
+    /// Also a fast field: hits are grouped per session by its ordinal, not the doc store.
     session: Field,
     node: Field,
     kind: Field,
@@ -73,11 +92,14 @@ struct Fields {
     text: Field,
 }
 
+/// The session field's name, for the grouping collector's fast-field lookup.
+const SESSION: &str = "session";
+
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let f = Fields {
         key: b.add_text_field("key", STRING),
-        session: b.add_text_field("session", STRING | STORED),
+        session: b.add_text_field(SESSION, STRING | STORED | FAST),
         node: b.add_text_field("node", STRING | STORED),
         kind: b.add_text_field("kind", STRING | STORED),
         author: b.add_text_field("author", STRING),
@@ -101,20 +123,45 @@ struct Payload {
     outbox: i64,
 }
 
+impl Payload {
+    fn of(index: &Index) -> Option<Payload> {
+        serde_json::from_str(index.load_metas().ok()?.payload.as_deref()?).ok()
+    }
+}
+
+/// One change handed to the writer.
+enum Op {
+    Delete(Term),
+    Add(TantivyDocument),
+}
+
+/// The writer, shared with the blocking threads that use it; `None` after a write failed,
+/// until the next sync opens a new one.
+type SharedWriter = Arc<std::sync::Mutex<Option<IndexWriter>>>;
+
 /// The search index over one data directory.
+///
+/// Every tantivy write (and the open) runs on tokio's blocking threads, never on the async
+/// workers; searches are synchronous and the caller runs them there too.
 pub struct SearchIndex {
     dir: PathBuf,
     index: Index,
     reader: IndexReader,
     f: Fields,
-    writer: Mutex<Writer>,
+    faults: FaultSwitch,
+    writer: SharedWriter,
+    /// Held for the whole of a sync or rebuild, so they apply the outbox in order.
+    state: tokio::sync::Mutex<SyncState>,
 }
 
-struct Writer {
-    /// `None` when another process holds the index's writer lock: this one only reads what
-    /// that process commits.
-    w: Option<IndexWriter>,
+struct SyncState {
+    /// Another process holds the index's writer lock: this one only reads what it commits.
+    read_only: bool,
+    /// The outbox id the index has committed up to.
     applied: i64,
+    /// When the last sync that succeeded began: a sync requested before then has nothing left
+    /// to do (every write made before the request was in the outbox when it read it).
+    synced_from: Option<Instant>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -163,6 +210,10 @@ pub struct SearchRequest {
     pub hits_per_session: usize,
     /// From a previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Bounds on `q`.
+    pub limits: Limits,
+    /// When the search must stop (`Error::Timeout`) rather than run on.
+    pub deadline: Option<Instant>,
 }
 
 /// One hit.
@@ -208,17 +259,45 @@ fn to_date(t: chrono::DateTime<chrono::Utc>) -> DateTime {
     DateTime::from_timestamp_micros(t.timestamp_micros().clamp(-LIMIT, LIMIT))
 }
 
+/// Returns `Error::Timeout` once `deadline` has passed.
+fn check(deadline: Option<Instant>) -> Result<()> {
+    match deadline {
+        Some(d) if Instant::now() >= d => Err(Error::Timeout),
+        _ => Ok(()),
+    }
+}
+
+/// Runs blocking index work on tokio's blocking threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Index(tantivy::TantivyError::ErrorInThread(e.to_string())))?
+}
+
 impl SearchIndex {
     /// Opens the index in `dir` (creating or rebuilding it from `db` when needed) and applies
-    /// outstanding outbox entries. `progress(done, total)` is called while rebuilding.
-    pub async fn open(dir: &Path, db: &Db, progress: impl Fn(u64, u64)) -> Result<(Self, Opened)> {
-        match Self::open_existing(dir) {
+    /// outstanding outbox entries. `progress(done, total)` is called while rebuilding. Every
+    /// write goes through `faults` (see `directory`).
+    pub async fn open(
+        dir: &Path,
+        db: &Db,
+        progress: impl Fn(u64, u64),
+        faults: FaultSwitch,
+    ) -> Result<(Self, Opened)> {
+        let (path, sw) = (dir.to_path_buf(), faults.clone());
+        let existing = blocking(move || Ok(Self::open_existing(&path, sw))).await?;
+        match existing {
             Some(idx) => {
-                let applied = idx.sync(db).await?;
+                let applied = idx.sync(db, None).await?;
                 Ok((idx, Opened::Current { applied }))
             }
             None => {
-                let idx = Self::create(dir)?;
+                let (path, sw) = (dir.to_path_buf(), faults.clone());
+                let idx = blocking(move || Self::create(&path, sw))
+                    .await
+                    .map_err(|e| classify(e, &faults))?;
                 let nodes = idx.rebuild(db, progress).await?;
                 Ok((idx, Opened::Rebuilt { nodes }))
             }
@@ -226,10 +305,9 @@ impl SearchIndex {
     }
 
     /// Opens an index of the current schema, or `None` (missing, unreadable, stale).
-    fn open_existing(dir: &Path) -> Option<Self> {
-        let index = Index::open_in_dir(dir).ok()?;
-        let payload: Payload =
-            serde_json::from_str(index.load_metas().ok()?.payload.as_deref()?).ok()?;
+    fn open_existing(dir: &Path, faults: FaultSwitch) -> Option<Self> {
+        let index = Index::open(GuardedDirectory::open(dir, faults.clone()).ok()?).ok()?;
+        let payload = Payload::of(&index)?;
         if payload.schema != SCHEMA_VERSION {
             tracing::info!(
                 found = payload.schema,
@@ -242,29 +320,37 @@ impl SearchIndex {
         if index.schema() != schema {
             return None;
         }
-        Self::with_index(dir, index, f, payload.outbox).ok()
+        Self::with_index(dir, index, f, payload.outbox, faults).ok()
     }
 
-    fn create(dir: &Path) -> Result<Self> {
+    fn create(dir: &Path, faults: FaultSwitch) -> Result<Self> {
         if dir.exists() {
             std::fs::remove_dir_all(dir)?;
         }
         std::fs::create_dir_all(dir)?;
         let (schema, f) = schema();
-        let index = Index::create_in_dir(dir, schema)?;
-        Self::with_index(dir, index, f, 0)
+        let directory =
+            GuardedDirectory::open(dir, faults.clone()).map_err(|e| Error::Index(e.into()))?;
+        let index = Index::create(directory, schema, IndexSettings::default())?;
+        Self::with_index(dir, index, f, 0, faults)
     }
 
-    fn with_index(dir: &Path, index: Index, f: Fields, applied: i64) -> Result<Self> {
+    fn with_index(
+        dir: &Path,
+        index: Index,
+        f: Fields,
+        applied: i64,
+        faults: FaultSwitch,
+    ) -> Result<Self> {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let w = match index.writer_with_num_threads(1, 32_000_000) {
-            Ok(w) => Some(w),
+        let (w, read_only) = match index.writer_with_num_threads(1, WRITER_HEAP) {
+            Ok(w) => (Some(w), false),
             Err(tantivy::TantivyError::LockFailure(..)) => {
                 tracing::info!(dir = %dir.display(), "search index is written by another process");
-                None
+                (None, true)
             }
             Err(e) => return Err(e.into()),
         };
@@ -273,37 +359,176 @@ impl SearchIndex {
             index,
             reader,
             f,
-            writer: Mutex::new(Writer { w, applied }),
+            faults,
+            writer: Arc::new(std::sync::Mutex::new(w)),
+            state: tokio::sync::Mutex::new(SyncState {
+                read_only,
+                applied,
+                synced_from: None,
+            }),
         })
     }
 
-    /// Applies outbox entries written since the last commit; returns how many.
-    pub async fn sync(&self, db: &Db) -> Result<usize> {
-        let mut guard = self.writer.lock().await;
-        let w = &mut *guard;
-        let Some(iw) = w.w.as_mut() else {
+    /// The switch the index's writes go through (a test seam; see `FaultSwitch`).
+    pub fn faults(&self) -> &FaultSwitch {
+        &self.faults
+    }
+
+    /// Applies outbox entries written since the last commit; returns how many. Stops with
+    /// `Error::Timeout` at `deadline` (what was committed by then stays). After a storage
+    /// failure (`Error::Storage`) the writer is dropped, and the next sync opens a new one
+    /// and starts again from the last commit: the outbox in SQLite is the source of truth.
+    pub async fn sync(&self, db: &Db, deadline: Option<Instant>) -> Result<usize> {
+        let asked = Instant::now();
+        let mut st = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), self.state.lock())
+                .await
+                .map_err(|_| Error::Timeout)?,
+            None => self.state.lock().await,
+        };
+        if st.synced_from.is_some_and(|t| t >= asked) {
+            return Ok(0);
+        }
+        let began = Instant::now();
+        self.faults.take_seen();
+        match self.sync_locked(&mut st, db, deadline).await {
+            Ok(n) => {
+                st.synced_from = Some(began);
+                Ok(n)
+            }
+            Err(e) => Err(self.failed(e).await),
+        }
+    }
+
+    async fn sync_locked(
+        &self,
+        st: &mut SyncState,
+        db: &Db,
+        deadline: Option<Instant>,
+    ) -> Result<usize> {
+        if st.read_only {
             self.reader.reload()?;
             return Ok(0);
-        };
+        }
+        self.ensure_writer(st).await?;
         let mut total = 0;
         loop {
-            let entries = db.outbox_after(w.applied, BATCH).await?;
+            check(deadline)?;
+            let entries = db.outbox_after(st.applied, BATCH).await?;
             let Some(last) = entries.last().map(|e| e.id) else {
                 break;
             };
-            self.apply(iw, db, &entries).await?;
-            self.commit(iw, last)?;
-            w.applied = last;
+            let mut ops = Vec::new();
+            self.apply(db, &entries, &mut ops, deadline).await?;
+            self.write(ops, Some(last)).await?;
+            st.applied = last;
             total += entries.len();
         }
         if total > 0 {
-            self.reader.reload()?;
-            db.trim_outbox(w.applied).await?;
+            db.trim_outbox(st.applied).await?;
         }
         Ok(total)
     }
 
-    async fn apply(&self, w: &IndexWriter, db: &Db, entries: &[OutboxEntry]) -> Result<()> {
+    /// Opens a writer when the last one was dropped after a failure, and takes up from what
+    /// the index last committed.
+    async fn ensure_writer(&self, st: &mut SyncState) -> Result<()> {
+        if self.writer_slot().is_some() {
+            return Ok(());
+        }
+        let (index, slot) = (self.index.clone(), self.writer.clone());
+        let applied = blocking(move || {
+            let w = index.writer_with_num_threads(1, WRITER_HEAP)?;
+            let applied = Payload::of(&index).map(|p| p.outbox);
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(w);
+            Ok(applied)
+        })
+        .await;
+        match applied {
+            Ok(applied) => {
+                st.applied = applied.unwrap_or(0);
+                tracing::info!(applied = st.applied, "search index writer re-opened");
+                Ok(())
+            }
+            Err(Error::Index(tantivy::TantivyError::LockFailure(..))) => {
+                tracing::info!("search index is now written by another process");
+                st.read_only = true;
+                self.reader.reload()?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn writer_slot(&self) -> std::sync::MutexGuard<'_, Option<IndexWriter>> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After a failed sync or rebuild: a failure of the index's own storage drops the writer
+    /// (tantivy's writer does not survive a failed write), so the next sync opens a fresh one.
+    async fn failed(&self, e: Error) -> Error {
+        let e = classify(e, &self.faults);
+        if matches!(e, Error::Storage(_) | Error::Index(_) | Error::Io(_)) {
+            let old = self.writer_slot().take();
+            // Dropping a writer joins its threads.
+            let _ = tokio::task::spawn_blocking(move || drop(old)).await;
+        }
+        e
+    }
+
+    /// Hands `ops` to the writer on a blocking thread, then commits up to `commit` (an outbox
+    /// id) when given, and shows the commit to searches.
+    async fn write(&self, ops: Vec<Op>, commit: Option<i64>) -> Result<()> {
+        let (slot, reader) = (self.writer.clone(), self.reader.clone());
+        blocking(move || {
+            let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+            let w = guard.as_mut().ok_or_else(|| {
+                Error::Index(tantivy::TantivyError::InternalError(
+                    "the search index writer is closed".into(),
+                ))
+            })?;
+            for op in ops {
+                match op {
+                    Op::Delete(t) => {
+                        w.delete_term(t);
+                    }
+                    Op::Add(d) => {
+                        w.add_document(d)?;
+                    }
+                }
+            }
+            if let Some(outbox) = commit {
+                let payload = serde_json::to_string(&Payload {
+                    schema: SCHEMA_VERSION,
+                    outbox,
+                })
+                .unwrap_or_default();
+                let mut prepared = w.prepare_commit()?;
+                prepared.set_payload(&payload);
+                prepared.commit()?;
+                reader.reload()?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Writes `ops` once they fill a chunk, so a large re-index streams to the writer.
+    async fn flush_full(&self, ops: &mut Vec<Op>, deadline: Option<Instant>) -> Result<()> {
+        if ops.len() >= CHUNK {
+            check(deadline)?;
+            self.write(std::mem::take(ops), None).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        db: &Db,
+        entries: &[OutboxEntry],
+        ops: &mut Vec<Op>,
+        deadline: Option<Instant>,
+    ) -> Result<()> {
         let rowids: Vec<i64> = entries.iter().filter_map(|e| e.node_rowid).collect();
         let nodes = db.search_nodes(&rowids).await?;
         let mut by_rowid: HashMap<i64, SearchNode> =
@@ -324,17 +549,17 @@ impl SearchIndex {
                         sessions.insert(n.session_id.clone(), s);
                     }
                     if let Some(Some(s)) = sessions.get(&n.session_id) {
-                        self.put_node(w, &n, s)?;
+                        self.put_node(ops, &n, s);
                     }
                 }
                 ("session", _) => match db.session(&e.session_id).await {
-                    Ok(s) => self.put_session(w, &s)?,
+                    Ok(s) => self.put_session(ops, &s),
                     Err(kiln_db::Error::NotFound(_)) => {}
                     Err(err) => return Err(err.into()),
                 },
                 ("meta", _) => match db.session(&e.session_id).await {
                     Ok(s) => {
-                        self.put_session(w, &s)?;
+                        self.put_session(ops, &s);
                         let mut after = 0;
                         loop {
                             let nodes = db.session_nodes_after(&s.id, after, BATCH).await?;
@@ -342,8 +567,9 @@ impl SearchIndex {
                                 break;
                             };
                             for n in &nodes {
-                                self.put_node(w, n, &s)?;
+                                self.put_node(ops, n, &s);
                             }
+                            self.flush_full(ops, deadline).await?;
                             after = last;
                         }
                         sessions.insert(s.id.clone(), Some(s));
@@ -352,10 +578,14 @@ impl SearchIndex {
                     Err(err) => return Err(err.into()),
                 },
                 ("delete", _) => {
-                    w.delete_term(Term::from_field_text(self.f.session, &e.session_id));
+                    ops.push(Op::Delete(Term::from_field_text(
+                        self.f.session,
+                        &e.session_id,
+                    )));
                 }
                 _ => {}
             }
+            self.flush_full(ops, deadline).await?;
         }
         Ok(())
     }
@@ -372,12 +602,12 @@ impl SearchIndex {
         }
     }
 
-    fn put_node(&self, w: &IndexWriter, n: &SearchNode, s: &Session) -> Result<()> {
+    fn put_node(&self, ops: &mut Vec<Op>, n: &SearchNode, s: &Session) {
         let key = format!("n{}", n.rowid);
-        w.delete_term(Term::from_field_text(self.f.key, &key));
+        ops.push(Op::Delete(Term::from_field_text(self.f.key, &key)));
         let d = doc::node_doc(n);
         if d.text.trim().is_empty() && d.materials.is_empty() {
-            return Ok(());
+            return;
         }
         let mut td = TantivyDocument::default();
         td.add_text(self.f.key, &key);
@@ -399,13 +629,12 @@ impl SearchIndex {
         }
         td.add_text(self.f.created_text, &n.created_at);
         td.add_text(self.f.text, &d.text);
-        w.add_document(td)?;
-        Ok(())
+        ops.push(Op::Add(td));
     }
 
-    fn put_session(&self, w: &IndexWriter, s: &Session) -> Result<()> {
+    fn put_session(&self, ops: &mut Vec<Op>, s: &Session) {
         let key = format!("s{}", s.id);
-        w.delete_term(Term::from_field_text(self.f.key, &key));
+        ops.push(Op::Delete(Term::from_field_text(self.f.key, &key)));
         let mut td = TantivyDocument::default();
         td.add_text(self.f.key, &key);
         td.add_text(self.f.session, &s.id);
@@ -417,38 +646,49 @@ impl SearchIndex {
         }
         td.add_text(self.f.created_text, &s.created_at);
         td.add_text(self.f.text, doc::session_text(s));
-        w.add_document(td)?;
-        Ok(())
-    }
-
-    fn commit(&self, w: &mut IndexWriter, outbox: i64) -> Result<()> {
-        let payload = serde_json::to_string(&Payload {
-            schema: SCHEMA_VERSION,
-            outbox,
-        })
-        .unwrap_or_default();
-        let mut prepared = w.prepare_commit()?;
-        prepared.set_payload(&payload);
-        prepared.commit()?;
-        Ok(())
+        ops.push(Op::Add(td));
     }
 
     /// Rebuilds the whole index from SQLite; returns the nodes indexed.
     pub async fn rebuild(&self, db: &Db, progress: impl Fn(u64, u64)) -> Result<u64> {
-        let mut guard = self.writer.lock().await;
-        let w = &mut *guard;
-        let Some(iw) = w.w.as_mut() else {
+        let mut st = self.state.lock().await;
+        if st.read_only {
             return Err(Error::Invalid(
                 "the search index is being written by another Kiln process; stop it first".into(),
             ));
-        };
+        }
+        self.faults.take_seen();
+        match self.rebuild_locked(&mut st, db, progress).await {
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.failed(e).await),
+        }
+    }
+
+    async fn rebuild_locked(
+        &self,
+        st: &mut SyncState,
+        db: &Db,
+        progress: impl Fn(u64, u64),
+    ) -> Result<u64> {
+        self.ensure_writer(st).await?;
         // Entries written from here on are applied by the next sync (re-adding is idempotent).
         let upto = db.outbox_max().await?;
-        iw.delete_all_documents()?;
+        {
+            let slot = self.writer.clone();
+            blocking(move || {
+                if let Some(w) = slot.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                    w.delete_all_documents()?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        let mut ops = Vec::new();
         let mut sessions: HashMap<String, Session> = HashMap::new();
         for s in db.all_sessions().await? {
-            self.put_session(iw, &s)?;
+            self.put_session(&mut ops, &s);
             sessions.insert(s.id.clone(), s);
+            self.flush_full(&mut ops, None).await?;
         }
         let total = u64::try_from(db.node_count().await?).unwrap_or(0);
         let (mut after, mut done) = (0i64, 0u64);
@@ -459,28 +699,30 @@ impl SearchIndex {
             };
             for n in &nodes {
                 if let Some(s) = sessions.get(&n.session_id) {
-                    self.put_node(iw, n, s)?;
+                    self.put_node(&mut ops, n, s);
                 }
             }
+            self.flush_full(&mut ops, None).await?;
             done += nodes.len() as u64;
             after = last;
             progress(done, total);
         }
-        self.commit(iw, upto)?;
-        w.applied = upto;
-        self.reader.reload()?;
+        self.write(ops, Some(upto)).await?;
+        st.applied = upto;
+        st.synced_from = None;
         db.trim_outbox(upto).await?;
         Ok(done)
     }
 
     /// The outbox id the index has applied up to.
     pub async fn applied(&self) -> i64 {
-        self.writer.lock().await.applied
+        self.state.lock().await.applied
     }
 
-    /// Searches the sessions `access` allows; session names are left for the caller.
+    /// Searches the sessions `access` allows; session names are left for the caller. Blocks
+    /// (run it on a blocking thread); stops with `Error::Timeout` at `req.deadline`.
     pub fn search(&self, req: &SearchRequest, access: &Access) -> Result<SearchPage> {
-        let prepared = query::prepare(&req.q).map_err(Error::Syntax)?;
+        let prepared = query::prepare(&req.q, &req.limits).map_err(Error::Syntax)?;
         let offset: usize = match &req.cursor {
             Some(c) => c
                 .parse()
@@ -503,32 +745,30 @@ impl SearchIndex {
         let filters = self.filters(req, access)?;
         let mut user = self.user_query(&parser, &prepared)?;
         let mut fuzzy = false;
-        let mut grouped = self.grouped(
+        let mut groups = self.grouped(
             &searcher,
             &*self.and(user.box_clone(), &filters),
-            offset,
-            limit,
             per,
+            req.deadline,
         )?;
-        if grouped.0.is_empty() && offset == 0 {
+        if groups.is_empty() && offset == 0 {
             // Nothing matched exactly: allow one typo per word.
             parser.set_field_fuzzy(self.f.text, false, 1, true);
             if let Ok(q) = self.user_query(&parser, &prepared) {
                 let g = self.grouped(
                     &searcher,
                     &*self.and(q.box_clone(), &filters),
-                    offset,
-                    limit,
                     per,
+                    req.deadline,
                 )?;
-                if !g.0.is_empty() {
+                if !g.is_empty() {
                     user = q;
-                    grouped = g;
+                    groups = g;
                     fuzzy = true;
                 }
             }
         }
-        let (order, mut groups) = grouped;
+        let order = group::order(&groups);
         if order.is_empty() {
             return Ok(SearchPage { fuzzy, ..empty });
         }
@@ -536,6 +776,7 @@ impl SearchIndex {
         snippets.set_max_num_chars(200);
         let mut items = Vec::new();
         for sid in order.iter().skip(offset).take(limit) {
+            check(req.deadline)?;
             let mut hits = Vec::new();
             for (score, addr) in groups.remove(sid).unwrap_or_default() {
                 let d: TantivyDocument = searcher.doc(addr)?;
@@ -569,46 +810,21 @@ impl SearchIndex {
         })
     }
 
-    /// The best documents grouped per session, sessions in order of their best document:
-    /// enough to fill the page plus one (to know whether another page follows). The top-docs
-    /// limit widens until the page fills or the matches run out, so pages have no fixed cap.
-    #[allow(clippy::type_complexity)]
+    /// The best `per` documents of every matching session, in one pass that reads sessions
+    /// from the fast field, so a session repeating a word a hundred thousand times costs a
+    /// scoring pass over its postings, not a doc-store read per hit.
     fn grouped(
         &self,
         searcher: &tantivy::Searcher,
         q: &dyn Query,
-        offset: usize,
-        limit: usize,
         per: usize,
-    ) -> Result<(
-        Vec<String>,
-        HashMap<String, Vec<(f32, tantivy::DocAddress)>>,
-    )> {
-        let want = offset + limit + 1;
-        let mut k = (want * per * 2).max(64);
-        loop {
-            let top = searcher.search(q, &TopDocs::with_limit(k))?;
-            let mut order: Vec<String> = Vec::new();
-            let mut groups: HashMap<String, Vec<(f32, tantivy::DocAddress)>> = HashMap::new();
-            for (score, addr) in &top {
-                let d: TantivyDocument = searcher.doc(*addr)?;
-                let sid = d
-                    .get_first(self.f.session)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string();
-                let g = groups.entry(sid.clone()).or_default();
-                if g.is_empty() {
-                    order.push(sid);
-                }
-                if g.len() < per {
-                    g.push((*score, *addr));
-                }
-            }
-            if order.len() >= want || top.len() < k {
-                return Ok((order, groups));
-            }
-            k *= 4;
+        deadline: Option<Instant>,
+    ) -> Result<group::Groups> {
+        let collector = group::GroupTop::new(SESSION, per, deadline);
+        match searcher.search(q, &collector) {
+            Ok(g) => Ok(g),
+            Err(_) if collector.timed_out() => Err(Error::Timeout),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -723,4 +939,36 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// Names the storage fault behind a failed index write: what the directory saw, or the I/O
+/// error tantivy passed up. Other errors are left as they are.
+fn classify(e: Error, faults: &FaultSwitch) -> Error {
+    let seen = faults.take_seen();
+    let direct = match &e {
+        Error::Io(io) => StorageFault::of(io),
+        Error::Index(t) => tantivy_fault(t),
+        _ => return e,
+    };
+    match direct.or(seen) {
+        Some(f) => Error::Storage(f),
+        None => e,
+    }
+}
+
+fn tantivy_fault(e: &tantivy::TantivyError) -> Option<StorageFault> {
+    use tantivy::directory::error::{OpenDirectoryError, OpenReadError, OpenWriteError};
+    match e {
+        tantivy::TantivyError::IoError(io) => StorageFault::of(io),
+        tantivy::TantivyError::OpenWriteError(OpenWriteError::IoError { io_error, .. }) => {
+            StorageFault::of(io_error)
+        }
+        tantivy::TantivyError::OpenReadError(OpenReadError::IoError { io_error, .. }) => {
+            StorageFault::of(io_error)
+        }
+        tantivy::TantivyError::OpenDirectoryError(OpenDirectoryError::IoError {
+            io_error, ..
+        }) => StorageFault::of(io_error),
+        _ => None,
+    }
 }

@@ -1,10 +1,33 @@
-//! The user's query text: checked first (so syntax errors come back with a position), then
-//! rewritten for tantivy's parser (prefix words, colons as text).
+//! The user's query text: checked first (so syntax errors come back with a position) and
+//! bounded (length, nesting, words), then rewritten for tantivy's parser (prefix words, colons
+//! as text).
 
 use std::fmt;
 
-/// Longest accepted query, in bytes.
+/// Longest accepted query, in bytes (the default of `Limits::max_bytes`).
 pub const MAX_QUERY_BYTES: usize = 1000;
+
+/// Bounds on a query, checked before it reaches tantivy's parser: a parser's time may grow
+/// with nesting (tantivy 0.25's doubled per level), and every word is a posting list to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest query, in bytes.
+    pub max_bytes: usize,
+    /// Deepest nesting of parentheses.
+    pub max_depth: usize,
+    /// Most words (each word of a phrase and each `word*` counts; AND, OR, NOT do not).
+    pub max_terms: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_bytes: MAX_QUERY_BYTES,
+            max_depth: 8,
+            max_terms: 32,
+        }
+    }
+}
 
 /// A query the user must fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,17 +62,18 @@ pub struct Prepared {
 }
 
 /// Checks a query and rewrites it for tantivy's query parser:
+/// - it must fit `limits` (the error points at the first byte, `(` or word past a limit);
 /// - quotes and parentheses must balance (the error names the unmatched one);
 /// - `word*` is taken out as a prefix (lower-cased, as the index is);
 /// - a colon is text, not a field name (filters are separate parameters).
-pub fn prepare(q: &str) -> Result<Prepared, SyntaxError> {
+pub fn prepare(q: &str, limits: &Limits) -> Result<Prepared, SyntaxError> {
     if q.trim().is_empty() {
         return Err(err("the query is empty", None));
     }
-    if q.len() > MAX_QUERY_BYTES {
+    if q.len() > limits.max_bytes {
         return Err(err(
-            format!("the query is longer than {MAX_QUERY_BYTES} bytes"),
-            Some(MAX_QUERY_BYTES),
+            format!("the query is longer than {} bytes", limits.max_bytes),
+            Some(limits.max_bytes),
         ));
     }
     let mut open_quote: Option<usize> = None;
@@ -57,12 +81,26 @@ pub fn prepare(q: &str) -> Result<Prepared, SyntaxError> {
     for (i, c) in q.char_indices() {
         match c {
             '"' => open_quote = if open_quote.is_some() { None } else { Some(i) },
-            '(' if open_quote.is_none() => parens.push(i),
+            '(' if open_quote.is_none() => {
+                parens.push(i);
+                if parens.len() > limits.max_depth {
+                    return Err(err(
+                        format!("parentheses nest deeper than {} levels", limits.max_depth),
+                        Some(i),
+                    ));
+                }
+            }
             ')' if open_quote.is_none() && parens.pop().is_none() => {
                 return Err(err("`)` closes nothing", Some(i)));
             }
             _ => {}
         }
+    }
+    if let Some(i) = nth_word(q, limits.max_terms) {
+        return Err(err(
+            format!("the query has more than {} words", limits.max_terms),
+            Some(i),
+        ));
     }
     if let Some(i) = open_quote {
         return Err(err("this quote is never closed", Some(i)));
@@ -92,6 +130,35 @@ pub fn prepare(q: &str) -> Result<Prepared, SyntaxError> {
     })
 }
 
+/// Returns where the word after the first `n` starts, if there is one. Words are runs of
+/// letters and digits, as the index's tokenizer cuts them; the operators AND, OR and NOT
+/// outside quotes are not words.
+fn nth_word(q: &str, n: usize) -> Option<usize> {
+    let mut count = 0;
+    let mut in_quote = false;
+    let mut start: Option<usize> = None;
+    for item in q.char_indices().map(Some).chain([None]) {
+        let (i, c) = item.unwrap_or((q.len(), ' '));
+        if c.is_alphanumeric() {
+            start.get_or_insert(i);
+            continue;
+        }
+        if let Some(s) = start.take() {
+            let operator = !in_quote && matches!(&q[s..i], "AND" | "OR" | "NOT");
+            if !operator {
+                count += 1;
+                if count > n {
+                    return Some(s);
+                }
+            }
+        }
+        if c == '"' {
+            in_quote = !in_quote;
+        }
+    }
+    None
+}
+
 /// Splits on whitespace, keeping the whitespace as its own pieces.
 fn split_keep(q: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -114,6 +181,10 @@ fn split_keep(q: &str) -> Vec<&str> {
 mod tests {
     use super::*;
 
+    fn prepare(q: &str) -> Result<Prepared, SyntaxError> {
+        super::prepare(q, &Limits::default())
+    }
+
     #[test]
     fn unbalanced_quotes_and_parentheses_are_located() {
         assert_eq!(
@@ -126,6 +197,34 @@ mod tests {
         assert!(prepare(&"x".repeat(MAX_QUERY_BYTES + 1)).is_err());
         // Parentheses inside quotes are text.
         assert!(prepare(r#""Ca10(PO4" x"#).is_ok());
+    }
+
+    #[test]
+    fn deep_nesting_and_many_words_are_refused_where_they_pass_the_limit() {
+        let limits = Limits {
+            max_bytes: 1000,
+            max_depth: 3,
+            max_terms: 4,
+        };
+        let p = |q: &str| super::prepare(q, &limits);
+        assert!(p("(((a)))").is_ok());
+        let e = p("a (b ((((c))))) d").unwrap_err();
+        assert_eq!(e.position, Some(7), "the fourth `(`: {e}");
+        assert!(e.message.contains("deeper than 3"), "{e}");
+        // Inside quotes parentheses are text and do not nest.
+        assert!(p(r#""((((x))))""#).is_ok());
+        // Operators are not words; phrase words and prefixes are.
+        assert!(p("a AND b OR c NOT d").is_ok());
+        let e = p(r#"a b "c d" e*"#).unwrap_err();
+        assert_eq!(e.position, Some(10), "`e` is the fifth word: {e}");
+        assert_eq!(p("a b c d-e").unwrap_err().position, Some(8));
+        // The default limits let ordinary queries through and stop the attacks of issue 13.
+        let nested = |d: usize| format!("{}x{}", "(".repeat(d), ")".repeat(d));
+        assert!(prepare(&nested(8)).is_ok());
+        assert_eq!(prepare(&nested(31)).unwrap_err().position, Some(8));
+        let words: Vec<String> = (0..40).map(|i| format!("w{i}")).collect();
+        assert!(prepare(&words[..32].join(" ")).is_ok());
+        assert!(prepare(&words.join(" ")).is_err());
     }
 
     #[test]

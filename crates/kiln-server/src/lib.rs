@@ -151,6 +151,8 @@ pub async fn run(agent: Agent, config: &kiln_session::Config) -> std::io::Result
         .with_server_config(server)
         .with_limits(&config.limits);
     // Keep the search index within half a second of SQLite (searches also catch up first).
+    // A failing sync is retried at every tick, which is also how the index mends after a
+    // storage fault; the manager logs a fault once when it begins and once when it ends.
     let indexer = {
         let mgr = mgr.clone();
         tokio::spawn(async move {
@@ -158,7 +160,7 @@ pub async fn run(agent: Agent, config: &kiln_session::Config) -> std::io::Result
             loop {
                 tick.tick().await;
                 if let Err(e) = mgr.sync_search().await {
-                    tracing::warn!(code = e.code, "search sync failed: {}", e.message);
+                    tracing::debug!(code = e.code, "search sync failed: {}", e.message);
                 }
             }
         })

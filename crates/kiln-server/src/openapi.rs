@@ -159,15 +159,25 @@ fn operations() -> Vec<Op> {
     let branch_q = || nullable(text("branch name; default: the session's default branch"));
     let sse = "text/event-stream in Accept streams the turn as server-sent events";
     vec![
-        Op::new("GET", "/v1/health", "service", "Liveness and version")
-            .ok(
-                200,
-                obj(
-                    &["status", "version"],
-                    &[("status", string()), ("version", string())],
-                ),
-            )
-            .public(),
+        Op::new(
+            "GET",
+            "/v1/health",
+            "service",
+            "Liveness and version; `degraded`, with a short reason, while search cannot keep up \
+             (a storage fault of its index or the database)",
+        )
+        .ok(
+            200,
+            obj(
+                &["status", "version"],
+                &[
+                    ("status", enumeration(&["ok", "degraded"])),
+                    ("version", string()),
+                    ("reason", text("what is failing, in a few words")),
+                ],
+            ),
+        )
+        .public(),
         Op::new("GET", "/v1/openapi.json", "service", "This document")
             .ok(200, doc("object", "OpenAPI 3.1"))
             .public(),
@@ -636,7 +646,17 @@ fn operations() -> Vec<Op> {
             "search",
             "Full-text search over the sessions you may read",
         )
-        .query("q", text("words, \"phrases\", prefix*, field:value"), true)
+        .query(
+            "q",
+            text(
+                "words, \"phrases\", prefix*, (groups) with AND/OR/NOT; at most 1000 bytes, 8 \
+                 levels of parentheses and 32 words ([search] in the configuration): past a bound \
+                 400 invalid_query with details.position. A search stopped at its deadline is 503 \
+                 search_timeout; a storage fault is 507 insufficient_storage or 503 \
+                 storage_unavailable (all recoverable)",
+            ),
+            true,
+        )
         .query("session", string(), false)
         .query("project", string(), false)
         .query("status", r("SessionStatus"), false)

@@ -264,3 +264,137 @@ async fn pages_cover_every_matching_session_once() {
         (0..5).map(|i| format!("zeolite {i}")).collect::<Vec<_>>()
     );
 }
+
+/// Issue 13, item 2: tantivy 0.25's parser took time doubling per level of nested
+/// parentheses, on the async workers, so a few deep queries froze every other request. Deep,
+/// long and many-term queries are now refused with a 400 before any parsing, and the health
+/// route keeps answering while they arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_queries_are_refused_fast_and_health_keeps_answering() {
+    use std::time::Duration;
+    let srv = std::sync::Arc::new(start(1 << 20).await);
+    let alice = srv.alice.clone();
+    let id = srv
+        .req(
+            &alice,
+            Method::POST,
+            "/v1/sessions",
+            Some(json!({"name": "olivine"})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    srv.req(
+        &alice,
+        Method::POST,
+        &format!("/v1/sessions/{id}/branches/main/messages"),
+        Some(json!({"role": "user", "content": "olivine cathodes"})),
+    )
+    .await;
+    let nested = |depth: usize| format!("{}olivine{}", "(".repeat(depth), ")".repeat(depth));
+    let many_terms = (0..120)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let hostile = [nested(24), nested(31), nested(26), many_terms];
+    let mut pending = Vec::new();
+    for q in hostile.clone() {
+        let srv = srv.clone();
+        let token = alice.clone();
+        pending.push(tokio::spawn(async move {
+            srv.search(&token, &[("q", &q)]).await
+        }));
+    }
+    // The service stays responsive while they are in flight.
+    for _ in 0..10 {
+        let (s, v) = tokio::time::timeout(
+            Duration::from_secs(2),
+            srv.request(Method::GET, "/v1/health", None, None),
+        )
+        .await
+        .expect("/v1/health answers within 2 s while hostile queries run");
+        assert_eq!(s, StatusCode::OK, "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (q, p) in hostile.iter().zip(pending) {
+        let (s, v) = tokio::time::timeout(Duration::from_secs(5), p)
+            .await
+            .unwrap_or_else(|_| panic!("{} bytes of query answered within 5 s", q.len()))
+            .unwrap();
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["error"]["code"], "invalid_query", "{v}");
+        assert!(
+            v["error"]["details"]["position"].is_u64(),
+            "one place is at fault: {v}"
+        );
+    }
+    // An ordinary query still works.
+    let (s, v) = srv.search(&alice, &[("q", "(olivine OR spinel)")]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(hits(&v).len(), 2, "{v}");
+}
+
+/// Issue 13, item 7 over HTTP: a full disk under the index is 507 insufficient_storage (an
+/// unwritable one 503 storage_unavailable), `/v1/health` says `degraded` with a short reason
+/// while it lasts, and search answers again once space returns, with no restart.
+#[tokio::test]
+async fn storage_faults_are_507_or_503_and_health_reports_them_until_mended() {
+    use kiln_session::StorageFault;
+    let srv = start(1 << 20).await;
+    let alice = srv.alice.clone();
+    let id = srv
+        .req(
+            &alice,
+            Method::POST,
+            "/v1/sessions",
+            Some(json!({"name": "garnet"})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let msgs = format!("/v1/sessions/{id}/branches/main/messages");
+    let say = |text: &'static str| {
+        srv.req(
+            &alice,
+            Method::POST,
+            &msgs,
+            Some(json!({"role": "user", "content": text})),
+        )
+    };
+    say("garnet electrolytes").await;
+    let (s, _) = srv.search(&alice, &[("q", "garnet")]).await;
+    assert_eq!(s, StatusCode::OK);
+    let health = || srv.request(Method::GET, "/v1/health", None, None);
+    assert_eq!(health().await.1["status"], "ok");
+
+    srv.mgr
+        .search_faults()
+        .fail_writes(Some(StorageFault::NoSpace));
+    say("garnet sintering").await;
+    let (s, v) = srv.search(&alice, &[("q", "garnet")]).await;
+    assert_eq!(s, StatusCode::INSUFFICIENT_STORAGE, "{v}");
+    assert_eq!(v["error"]["code"], "insufficient_storage");
+    assert_eq!(v["error"]["recoverable"], true);
+    let (s, h) = health().await;
+    assert_eq!(s, StatusCode::OK, "a degraded service still answers");
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert_eq!(h["reason"], "search index: no space left on the device");
+    assert!(!h.to_string().contains('/'), "no paths: {h}");
+
+    srv.mgr
+        .search_faults()
+        .fail_writes(Some(StorageFault::Unavailable));
+    let (s, v) = srv.search(&alice, &[("q", "garnet")]).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "storage_unavailable");
+
+    srv.mgr.search_faults().fail_writes(None);
+    let (s, v) = srv.search(&alice, &[("q", "garnet")]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(hits(&v).len(), 3, "both messages and the name: {v}");
+    let (_, h) = health().await;
+    assert_eq!(h["status"], "ok", "{h}");
+    assert!(h.get("reason").is_none(), "{h}");
+}

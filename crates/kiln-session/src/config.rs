@@ -15,6 +15,45 @@ pub struct Config {
     pub agent: AgentConfig,
     pub jobs: crate::JobsConfig,
     pub limits: LimitsConfig,
+    pub search: SearchConfig,
+}
+
+/// Full-text search: bounds on a query and how long one may run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Longest query, in bytes.
+    pub max_query_bytes: usize,
+    /// Deepest nesting of parentheses in a query.
+    pub max_depth: usize,
+    /// Most words in a query (phrase words and prefixes count; AND, OR, NOT do not).
+    pub max_terms: usize,
+    /// Milliseconds a search (catching the index up, parsing, matching, snippets) may take
+    /// before it is stopped and answered 503 `search_timeout`.
+    pub deadline_ms: u64,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        let limits = kiln_search::Limits::default();
+        Self {
+            max_query_bytes: limits.max_bytes,
+            max_depth: limits.max_depth,
+            max_terms: limits.max_terms,
+            deadline_ms: 3000,
+        }
+    }
+}
+
+impl SearchConfig {
+    /// The query bounds as kiln-search takes them.
+    pub fn limits(&self) -> kiln_search::Limits {
+        kiln_search::Limits {
+            max_bytes: self.max_query_bytes,
+            max_depth: self.max_depth,
+            max_terms: self.max_terms,
+        }
+    }
 }
 
 /// What one user may take from a shared server.
@@ -210,6 +249,8 @@ mod tests {
             assert_eq!(c.storage.data_dir, d.storage.data_dir);
             assert_eq!(c.storage.snapshot_every, d.storage.snapshot_every);
             assert_eq!(c.server.max_body_bytes, d.server.max_body_bytes);
+            assert_eq!(c.search.limits(), d.search.limits());
+            assert_eq!(c.search.deadline_ms, d.search.deadline_ms);
             Ok(())
         });
     }

@@ -45,6 +45,20 @@ impl Error {
         Self::new(ErrorKind::Internal, "internal", message)
     }
 
+    /// The disk (or a quota) is full: 507, recoverable once space is freed.
+    pub fn insufficient_storage(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorKind::InsufficientStorage,
+            "insufficient_storage",
+            message,
+        )
+    }
+
+    /// Storage cannot be written for now (an I/O error, an unwritable directory): 503.
+    pub fn storage_unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, "storage_unavailable", message)
+    }
+
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
@@ -94,10 +108,46 @@ impl From<kiln_db::Error> for Error {
                     .with_details(json!({"conflicts": conflicts}))
             }
             D::Corrupt(_) => Error::new(ErrorKind::Internal, "corrupt", message),
+            // Storage faults are the operator's to mend, then the caller's to retry: logged
+            // here (without detail in the answer), answered 507 or 503, never 500.
+            D::StorageFull(_) => {
+                tracing::warn!(error = %message, "database disk full");
+                Error::insufficient_storage("the server's disk is full; retry once space is freed")
+            }
+            D::StorageFailed(_) => {
+                tracing::warn!(error = %message, "database storage failed");
+                Error::storage_unavailable("the server's storage is failing; retry later")
+            }
             D::Database(_) | D::Migrate(_) | D::Json(_) => {
                 tracing::error!(error = %message, "store failure");
                 Error::internal("internal error")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full disk and a failing one are the operator's to mend and the caller's to retry,
+    /// not internal errors (issue 13, item 7).
+    #[test]
+    fn storage_faults_of_the_store_are_507_and_503() {
+        let full = Error::from(kiln_db::Error::StorageFull(
+            "database or disk is full".into(),
+        ));
+        assert_eq!(
+            (full.kind, full.code),
+            (ErrorKind::InsufficientStorage, "insufficient_storage")
+        );
+        let failed = Error::from(kiln_db::Error::StorageFailed("disk I/O error".into()));
+        assert_eq!(
+            (failed.kind, failed.code),
+            (ErrorKind::Unavailable, "storage_unavailable")
+        );
+        assert!(full.kind.recoverable() && failed.kind.recoverable());
+        // The answer names no internals.
+        assert!(!full.message.contains("database or disk") && !failed.message.contains("I/O"));
     }
 }

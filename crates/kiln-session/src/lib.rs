@@ -18,7 +18,9 @@ mod shares;
 mod templates;
 
 pub use auth::{Caller, hash_token, new_token};
-pub use config::{AgentConfig, Config, LimitsConfig, LlmConfig, ServerConfig, StorageConfig};
+pub use config::{
+    AgentConfig, Config, LimitsConfig, LlmConfig, SearchConfig, ServerConfig, StorageConfig,
+};
 pub use context::{Cleared, ContextCleanup, ContextItemInput};
 pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput, TreeBranch};
 pub use error::{Error, Result};
@@ -28,11 +30,11 @@ pub use kiln_db::{
     Membership, MergeResult, NewNode, Node, Page, ReflogEntry, Session, SessionEvent,
     SessionExport, ShareLink, TurnView, User,
 };
-pub use kiln_search::{Hit, SearchPage, SessionHits, snippet_text};
+pub use kiln_search::{FaultSwitch, Hit, SearchPage, SessionHits, StorageFault, snippet_text};
 pub use lock::{LOCK_FILE, ServeLock};
 pub use manager::SessionManager;
 pub use report::Statistics;
-pub use search::SearchParams;
+pub use search::{Health, SearchParams};
 pub use sessions::{CreateSession, ListQuery, UpdateSession};
 pub use shares::{
     CreateShare, CreatedShare, SharedNode, SharedSession, SharedView, is_share_token_shape,

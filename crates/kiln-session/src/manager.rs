@@ -22,6 +22,12 @@ pub struct SessionManager {
     pub(crate) tool_merger: Arc<dyn ToolMerger + Send + Sync>,
     /// The full-text index, opened on first use (see `search.rs`).
     pub(crate) search: Arc<tokio::sync::OnceCell<Arc<kiln_search::SearchIndex>>>,
+    /// Query bounds and the search deadline.
+    pub(crate) search_config: crate::config::SearchConfig,
+    /// Every write to the index goes through it (and tests switch it to fail writes).
+    pub(crate) search_faults: kiln_search::FaultSwitch,
+    /// Whether the index kept up at its last sync, and why not (see `search.rs`).
+    pub(crate) search_health: Arc<crate::search::SearchHealth>,
     /// Statistics tallies by session, each folded up to a node rowid (see `report.rs`).
     pub(crate) tallies:
         Arc<std::sync::Mutex<std::collections::HashMap<String, crate::report::Tally>>>,
@@ -64,6 +70,9 @@ impl SessionManager {
             data_dir: dir.clone(),
             tool_merger: Arc::new(()),
             search: Arc::default(),
+            search_config: config.search.clone(),
+            search_faults: kiln_search::FaultSwitch::default(),
+            search_health: Arc::default(),
             tallies: Arc::default(),
             usage: Arc::new(crate::quota::Usage::new(config.limits.storage_quota_mb)),
         })

@@ -20,6 +20,8 @@ pub struct Server {
     /// boss.
     pub users: std::collections::BTreeMap<&'static str, String>,
     pub http: Client,
+    /// The server's manager (for fault injection; requests go over HTTP).
+    pub mgr: SessionManager,
     _dir: tempfile::TempDir,
 }
 
@@ -72,6 +74,7 @@ pub async fn start_with_config(mut config: Config, model: Arc<dyn ChatModel>) ->
     ] {
         users.insert(name, mgr.add_user(name, false).await.unwrap().1);
     }
+    let handle = mgr.clone();
     let agent = Agent::new(mgr, model, Registry::builtin(), config.agent.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -89,6 +92,7 @@ pub async fn start_with_config(mut config: Config, model: Arc<dyn ChatModel>) ->
         bob,
         users,
         http: Client::new(),
+        mgr: handle,
         _dir: dir,
     }
 }

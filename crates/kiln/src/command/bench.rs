@@ -23,7 +23,8 @@ pub enum BenchCommand {
     /// checkpoint, restore, state at head, state at an old checkpoint).
     Tree(tree::TreeArgs),
     /// Search at scale (issue 5): index throughput, query latency p50/p99 for single-term,
-    /// phrase, filtered and fuzzy queries, SQLite FTS5 on the same corpus in the same run.
+    /// phrase, filtered and fuzzy queries (and, with `--hot N`, one session holding N matches:
+    /// issue 13), SQLite FTS5 on the same corpus in the same run.
     Search(search::SearchArgs),
 }
 

@@ -4,6 +4,10 @@
 //! filtered and fuzzy queries through `SessionManager::search_sessions` (the whole path a
 //! user's request takes: permissions, filters, index, branches per hit) and the FTS5
 //! equivalents, and how long a new message takes to become searchable. One JSON object.
+//!
+//! `--hot N` adds the skewed case of issue 13 (item 11): one session holding N of the nodes,
+//! every one mentioning the same word, searched for that word (`skewed`) while the rest stay
+//! spread thinly (`single_term`).
 
 use std::time::Instant;
 
@@ -30,7 +34,13 @@ pub struct SearchArgs {
     pub queries: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Nodes (of `--nodes`) in one extra session, each mentioning the word `kimberlite`.
+    #[arg(long, default_value_t = 0)]
+    pub hot: usize,
 }
+
+/// The word every node of the hot session mentions (not in the generated vocabulary).
+const HOT_WORD: &str = "kimberlite";
 
 /// A query kind: its name, the Kiln search, and the FTS5 query with its project and kind.
 type QueryCase = (
@@ -64,8 +74,8 @@ fn percentiles(mut v: Vec<f64>) -> serde_json::Value {
 
 pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
     ensure!(
-        args.sessions >= 1 && args.nodes >= args.sessions,
-        "need nodes >= sessions >= 1"
+        args.sessions >= 1 && args.nodes >= args.sessions + args.hot,
+        "need nodes >= sessions + hot, sessions >= 1"
     );
     ensure!(args.queries >= 1, "--queries must be at least 1");
     let config = context::load_config(global)?;
@@ -85,7 +95,8 @@ pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
         args.nodes, args.sessions
     ));
     let start = Instant::now();
-    let per = args.nodes / args.sessions;
+    let spread = args.nodes - args.hot;
+    let per = spread / args.sessions;
     let mut written = 0usize;
     for s in 0..args.sessions {
         let session = mgr
@@ -100,7 +111,7 @@ pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
             .await
             .cli()?;
         let count = if s + 1 == args.sessions {
-            args.nodes - written
+            spread - written
         } else {
             per
         };
@@ -130,6 +141,39 @@ pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
             log(&format!("{written} nodes"));
         }
     }
+    if args.hot > 0 {
+        log(&format!(
+            "one session of {} nodes mentioning {HOT_WORD}",
+            args.hot
+        ));
+        let hot = mgr
+            .create_session(
+                &caller,
+                CreateSession {
+                    name: "hot".into(),
+                    project: Some("p0".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .cli()?;
+        let mut i = 0;
+        while i < args.hot {
+            let batch: Vec<NewNode> = (i..(i + 32).min(args.hot))
+                .map(|j| {
+                    NewNode::message(
+                        NodeKind::User,
+                        Some(caller.user_id.clone()),
+                        format!("{HOT_WORD} {}", text(&mut rng, &words, j)),
+                    )
+                })
+                .collect();
+            i += batch.len();
+            mgr.append_nodes(&caller, &hot.id, "main", batch, None)
+                .await
+                .cli()?;
+        }
+    }
     let write_s = start.elapsed().as_secs_f64();
 
     log("building the tantivy index");
@@ -139,7 +183,7 @@ pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
     log("building SQLite FTS5 over the same texts");
     let fts_build_s = mgr.db().fts5_build().await?.as_secs_f64();
 
-    let kinds: [QueryCase; 4] = [
+    let mut kinds: Vec<QueryCase> = vec![
         (
             "single_term",
             params("perovskite", None),
@@ -173,6 +217,16 @@ pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
             None,
         ),
     ];
+    if args.hot > 0 {
+        // One session holds every match.
+        kinds.push((
+            "skewed",
+            params(HOT_WORD, None),
+            HOT_WORD.into(),
+            None,
+            None,
+        ));
+    }
     let mut results = serde_json::Map::new();
     for (name, p, fts_q, project, kind) in kinds {
         log(&format!("{name}: {} runs each", args.queries));
@@ -233,7 +287,7 @@ pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
 
     let out = json!({
         "system": "kiln search (tantivy) vs SQLite FTS5, same corpus, same run",
-        "nodes": args.nodes, "sessions": args.sessions, "seed": args.seed,
+        "nodes": args.nodes, "sessions": args.sessions, "seed": args.seed, "hot": args.hot,
         "write_s": write_s,
         "index_s": index_s, "index_nodes_per_s": indexed as f64 / index_s,
         "fts5_build_s": fts_build_s, "fts5_nodes_per_s": args.nodes as f64 / fts_build_s,
