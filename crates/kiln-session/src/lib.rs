@@ -7,6 +7,7 @@ mod config;
 mod context;
 mod conversation;
 mod error;
+mod integrity;
 mod jobs;
 mod manager;
 mod report;
@@ -16,19 +17,20 @@ mod shares;
 mod templates;
 
 pub use auth::{Caller, hash_token, new_token};
-pub use config::{AgentConfig, Config, LlmConfig, ServerConfig, StorageConfig};
+pub use config::{AgentConfig, Config, IntegrityConfig, LlmConfig, ServerConfig, StorageConfig};
 pub use context::{Cleared, ContextCleanup, ContextItemInput};
 pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput, TreeBranch};
 pub use error::{Error, Result};
+pub use integrity::InstanceKeyInfo;
 pub use jobs::{JobReport, JobsConfig};
 pub use kiln_db::{
     AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, Collaborator, Contribution,
-    MergeResult, NewNode, Node, Page, ReflogEntry, Session, SessionEvent, SessionExport, ShareLink,
-    TurnView, User,
+    MergeResult, NewNode, Node, NodeVerification, Page, ReflogEntry, Session, SessionEvent,
+    SessionExport, ShareLink, TurnView, User,
 };
 pub use kiln_search::{Hit, SearchPage, SessionHits, snippet_text};
 pub use manager::SessionManager;
-pub use report::Statistics;
+pub use report::{Statistics, import_too_large};
 pub use search::SearchParams;
 pub use sessions::{CreateSession, ListQuery, UpdateSession};
 pub use shares::{

@@ -25,6 +25,8 @@ pub struct SessionManager {
     /// Statistics tallies by session, each folded up to a node rowid (see `report.rs`).
     pub(crate) tallies:
         Arc<std::sync::Mutex<std::collections::HashMap<String, crate::report::Tally>>>,
+    /// The signing key and the trusted keys (see `integrity.rs`).
+    pub(crate) integrity: Arc<crate::integrity::Integrity>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -57,12 +59,16 @@ impl SessionManager {
                 config.db_path().display()
             ))
         })?;
+        let integrity = Arc::new(crate::integrity::Integrity::load(config)?);
+        // Imports a killed process left half-written (their lease ran out) go now.
+        db.purge_stale_imports(&kiln_db::now()).await?;
         Ok(Self {
             db,
             data_dir: dir.clone(),
             tool_merger: Arc::new(()),
             search: Arc::default(),
             tallies: Arc::default(),
+            integrity,
         })
     }
 
@@ -79,6 +85,16 @@ impl SessionManager {
 
     pub fn data_dir(&self) -> &PathBuf {
         &self.data_dir
+    }
+
+    /// The instance's public signing key and the keys it trusts (public, like /v1/health).
+    pub fn instance_key(&self) -> crate::InstanceKeyInfo {
+        self.integrity.info()
+    }
+
+    /// The largest export an import accepts, in bytes.
+    pub fn max_import_bytes(&self) -> usize {
+        self.integrity.max_import_bytes
     }
 
     /// Creates a user and returns it with its new API token (shown once, stored hashed).
