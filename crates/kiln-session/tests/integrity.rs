@@ -32,9 +32,14 @@ async fn shared(e: &Env) -> String {
     let write = kiln_types::Permissions::of([kiln_types::Permission::Write]);
     m.share_with_user(a, &id, "bob", write).await.unwrap();
     e.say(&id, "main", Role::User, "Analyse LiFePO4").await;
-    m.append_message(&e.bob, &id, "main", msg(Role::User, "I think it is an olivine"))
-        .await
-        .unwrap();
+    m.append_message(
+        &e.bob,
+        &id,
+        "main",
+        msg(Role::User, "I think it is an olivine"),
+    )
+    .await
+    .unwrap();
     e.record(
         &id,
         "main",
@@ -62,7 +67,10 @@ fn authors(m: &[kiln_session::Node]) -> Vec<Option<String>> {
 }
 
 async fn main_messages(m: &SessionManager, c: &Caller, id: &str) -> Vec<kiln_session::Node> {
-    m.messages(c, id, "main", Some(50), None).await.unwrap().items
+    m.messages(c, id, "main", Some(50), None)
+        .await
+        .unwrap()
+        .items
 }
 
 #[tokio::test]
@@ -112,9 +120,7 @@ async fn imports_refuse_what_create_rename_and_checkpoint_refuse_and_store_nothi
         ),
         (
             "context_window",
-            Box::new(|d| {
-                d["session"]["config"]["context"]["context_window"] = json!(u32::MAX)
-            }),
+            Box::new(|d| d["session"]["config"]["context"]["context_window"] = json!(u32::MAX)),
         ),
         (
             "tag",
@@ -151,7 +157,10 @@ async fn imports_refuse_what_create_rename_and_checkpoint_refuse_and_store_nothi
         duration_days: Some(u32::MAX),
         ..Default::default()
     };
-    code(e.mgr.create_session(&e.alice, forever).await, "invalid_input");
+    code(
+        e.mgr.create_session(&e.alice, forever).await,
+        "invalid_input",
+    );
     let rename = kiln_session::UpdateSession {
         name: Some("bad\u{1b}[31m".into()),
         ..Default::default()
@@ -175,22 +184,42 @@ async fn one_session_with_hostile_stored_values_does_not_stop_the_others_jobs() 
         ..Default::default()
     };
     // Sessions are visited in id order: the hostile ones come first.
-    let huge = e.mgr.create_session(&e.alice, research("huge")).await.unwrap();
-    let broken = e.mgr.create_session(&e.alice, research("broken")).await.unwrap();
-    let late = e.mgr.create_session(&e.alice, research("late")).await.unwrap();
-    let fine = e.mgr.create_session(&e.alice, research("fine")).await.unwrap();
+    let huge = e
+        .mgr
+        .create_session(&e.alice, research("huge"))
+        .await
+        .unwrap();
+    let broken = e
+        .mgr
+        .create_session(&e.alice, research("broken"))
+        .await
+        .unwrap();
+    let late = e
+        .mgr
+        .create_session(&e.alice, research("late"))
+        .await
+        .unwrap();
+    let fine = e
+        .mgr
+        .create_session(&e.alice, research("fine"))
+        .await
+        .unwrap();
     let mut c = raw(&e).await;
     // Written straight into the file, as no API would accept them.
-    sqlx::query("UPDATE sessions SET config = json_set(config, '$.duration_days', 4294967295) WHERE id = ?")
-        .bind(&huge.id)
-        .execute(&mut c)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE sessions SET config = '{\"context\": {\"context_window\": -1}}' WHERE id = ?")
-        .bind(&broken.id)
-        .execute(&mut c)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE sessions SET config = json_set(config, '$.duration_days', 4294967295) WHERE id = ?",
+    )
+    .bind(&huge.id)
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE sessions SET config = '{\"context\": {\"context_window\": -1}}' WHERE id = ?",
+    )
+    .bind(&broken.id)
+    .execute(&mut c)
+    .await
+    .unwrap();
     sqlx::query("UPDATE sessions SET created_at = '9999-12-31T23:59:59Z' WHERE id = ?")
         .bind(&late.id)
         .execute(&mut c)
@@ -209,10 +238,7 @@ async fn one_session_with_hostile_stored_values_does_not_stop_the_others_jobs() 
         let a = e.alice.clone();
         async move { m.checkpoints(&a, &id).await.unwrap() }
     };
-    assert!(
-        cps(fine.id.clone()).await.iter().any(|c| c.auto),
-        "{r:?}"
-    );
+    assert!(cps(fine.id.clone()).await.iter().any(|c| c.auto), "{r:?}");
     assert!(cps(huge.id.clone()).await.iter().any(|c| c.auto), "{r:?}");
     assert_eq!(r.research_archived, 0, "{r:?}");
     assert!(
@@ -263,7 +289,8 @@ async fn assert_unverified(e: &Env, doc: &Value, why: &str) -> String {
     assert_eq!(new.provenance.as_deref(), Some("unverified"), "{why}");
     let got = authors(&main_messages(&e.mgr, &e.alice, &new.id).await);
     assert!(
-        got.iter().all(|a| a.is_none() || a.as_deref() == Some(&e.alice.user_id)),
+        got.iter()
+            .all(|a| a.is_none() || a.as_deref() == Some(&e.alice.user_id)),
         "{why}: every author is the importer: {got:?}"
     );
     let entry = e.mgr.audit(&e.alice, &new.id).await.unwrap().pop().unwrap();
@@ -334,7 +361,10 @@ async fn each_tampering_attack_is_detected() {
     let swapped = serde_json::from_value::<kiln_session::SessionExport>(doc).unwrap();
     let new = assert_unverified(&e, &rehash(swapped), "does not match the document").await;
     let got = authors(&main_messages(&e.mgr, &e.alice, &new).await);
-    assert!(!got.contains(&Some(b.clone())), "bob is credited with nothing");
+    assert!(
+        !got.contains(&Some(b.clone())),
+        "bob is credited with nothing"
+    );
 
     // ... and signed by a key this instance does not trust, with the authors intact.
     let other = common::env().await;
@@ -355,7 +385,11 @@ async fn each_tampering_attack_is_detected() {
         .push(forged.clone());
     let before = count(&e).await;
     let err = code(e.mgr.import(&e.alice, &doc).await, "invalid_input");
-    assert!(err.message.contains("does not match a replay"), "{}", err.message);
+    assert!(
+        err.message.contains("does not match a replay"),
+        "{}",
+        err.message
+    );
     // The same forgery in a branch's head state.
     let mut doc = good.clone();
     doc["branches"][0]["state"]["discoveries"]
@@ -363,7 +397,11 @@ async fn each_tampering_attack_is_detected() {
         .unwrap()
         .push(forged);
     let err = code(e.mgr.import(&e.alice, &doc).await, "invalid_input");
-    assert!(err.message.contains("does not match a replay"), "{}", err.message);
+    assert!(
+        err.message.contains("does not match a replay"),
+        "{}",
+        err.message
+    );
     assert_eq!(count(&e).await, before);
 }
 
@@ -383,8 +421,14 @@ async fn sign_elsewhere(other: &Env, doc: kiln_session::SessionExport) -> Value 
         .import(&other.alice, &serde_json::to_value(doc).unwrap())
         .await
         .unwrap();
-    serde_json::to_value(other.mgr.export_json(&other.alice, &imported.id).await.unwrap())
-        .unwrap()
+    serde_json::to_value(
+        other
+            .mgr
+            .export_json(&other.alice, &imported.id)
+            .await
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -429,12 +473,14 @@ async fn an_edited_message_in_the_database_breaks_the_node_chain() {
         .find(|n| n.content == "I think it is an olivine")
         .unwrap();
     let mut c = raw(&e).await;
-    sqlx::query("UPDATE nodes SET content = 'I think it is a spinel' WHERE session_id = ? AND id = ?")
-        .bind(&id)
-        .bind(&target.id)
-        .execute(&mut c)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE nodes SET content = 'I think it is a spinel' WHERE session_id = ? AND id = ?",
+    )
+    .bind(&id)
+    .bind(&target.id)
+    .execute(&mut c)
+    .await
+    .unwrap();
     let v = e.mgr.verify_nodes(&e.alice, &id).await.unwrap();
     assert!(!v.valid);
     assert_eq!(v.first_broken.as_deref(), Some(target.id.as_str()));
@@ -442,7 +488,11 @@ async fn an_edited_message_in_the_database_breaks_the_node_chain() {
     // An export of the edited store carries the stale hash: it does not import.
     let doc = export(&e, &id).await;
     let err = code(e.mgr.import(&e.alice, &doc).await, "invalid_input");
-    assert!(err.message.contains("does not match its hash"), "{}", err.message);
+    assert!(
+        err.message.contains("does not match its hash"),
+        "{}",
+        err.message
+    );
 }
 
 #[tokio::test]

@@ -456,3 +456,143 @@ async fn insert_nodes(
     q.execute(&mut **tx).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use kiln_types::{NodeKind, SessionType};
+    use serde_json::json;
+
+    use super::*;
+    use crate::{DbOptions, NewNode, NewSession, SessionFilter};
+
+    async fn db_with_session(dir: &std::path::Path) -> (Db, String, String) {
+        let db = Db::open(&dir.join("kiln.db"), &DbOptions::default())
+            .await
+            .unwrap();
+        let alice = db.create_user("alice", true, b"h").await.unwrap().id;
+        let s = db
+            .create_session(
+                NewSession {
+                    owner_id: alice.clone(),
+                    name: "big".into(),
+                    description: String::new(),
+                    session_type: SessionType::Interactive,
+                    project: None,
+                    tags: vec![],
+                    metadata: json!({}),
+                    config: Default::default(),
+                    template: None,
+                },
+                &alice,
+            )
+            .await
+            .unwrap();
+        for i in 0..40 {
+            let n = NewNode::message(NodeKind::User, Some(alice.clone()), format!("message {i}"));
+            db.append(&s.id, "main", vec![n], None, &alice)
+                .await
+                .unwrap();
+        }
+        (db, alice, s.id)
+    }
+
+    /// Sessions visible to `owner` and all session rows, counted.
+    async fn counts(db: &Db, owner: &str) -> (usize, i64, i64) {
+        let listed = db
+            .sessions(&SessionFilter {
+                visible_to: Some(owner.to_string()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .items
+            .len();
+        let mut c = db.read().await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        let nodes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nodes")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        (listed, rows, nodes)
+    }
+
+    #[tokio::test]
+    async fn a_half_written_import_is_invisible_then_deleted_when_its_lease_runs_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, alice, id) = db_with_session(dir.path()).await;
+        let doc = db.export(&id).await.unwrap().checked().unwrap();
+        let (_, _, nodes_before) = counts(&db, &alice).await;
+        let mut opts = ImportOptions::new(&alice, Provenance::Verified, json!({}));
+        opts.chunk_bytes = 1; // one statement per transaction
+        // The import stops (its process dies) once some of its chunks are in.
+        let watch = async {
+            loop {
+                let mut c = db.read().await.unwrap();
+                let pending: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT s.id, (SELECT COUNT(*) FROM nodes n WHERE n.session_id = s.id) \
+                     FROM sessions s WHERE s.import_until IS NOT NULL",
+                )
+                .fetch_all(&mut *c)
+                .await
+                .unwrap();
+                drop(c);
+                if let Some((pending, n)) = pending.into_iter().next()
+                    && n >= 10
+                {
+                    // Committed chunks, yet nobody sees the session.
+                    assert!(matches!(
+                        db.session(&pending).await,
+                        Err(Error::NotFound(_))
+                    ));
+                    assert_eq!(
+                        counts(&db, &alice).await.0,
+                        1,
+                        "only the original is listed"
+                    );
+                    return pending;
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        let pending = tokio::select! {
+            done = db.import(&doc, &opts) => panic!("the import finished first: {done:?}"),
+            pending = watch => pending,
+        };
+        let (listed, rows, nodes) = counts(&db, &alice).await;
+        assert_eq!((listed, rows), (1, 2));
+        assert!(nodes > nodes_before);
+        // Not yet: its lease still runs.
+        assert_eq!(db.purge_stale_imports(&now()).await.unwrap(), 0);
+        let later = stamp(Utc::now() + chrono::TimeDelta::minutes(10));
+        assert_eq!(db.purge_stale_imports(&later).await.unwrap(), 1);
+        assert_eq!(counts(&db, &alice).await, (1, 1, nodes_before));
+        assert!(matches!(
+            db.session(&pending).await,
+            Err(Error::NotFound(_))
+        ));
+
+        // Written to the end in the same small chunks, it appears whole.
+        let s = db.import(&doc, &opts).await.unwrap();
+        assert_eq!(counts(&db, &alice).await, (2, 2, 2 * nodes_before));
+        assert_eq!(
+            db.head_state(&s.id, "main").await.unwrap(),
+            db.head_state(&id, "main").await.unwrap()
+        );
+        let (old, new) = (
+            db.export(&id).await.unwrap(),
+            db.export(&s.id).await.unwrap(),
+        );
+        let hashes =
+            |d: &crate::SessionExport| d.nodes.iter().map(|n| n.hash.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            hashes(&old),
+            hashes(&new),
+            "a verified import keeps every node hash"
+        );
+        assert!(db.verify_nodes(&s.id).await.unwrap().valid);
+    }
+}
