@@ -51,7 +51,7 @@ impl Db {
         let sql = format!(
             "SELECT {SESSION_COLUMNS}, (SELECT c.perms FROM collaborators c \
              WHERE c.session_id = sessions.id AND c.user_id = ?) AS collab \
-             FROM sessions WHERE id = ?"
+             FROM sessions WHERE id = ? AND import_until IS NULL"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user)

@@ -1,20 +1,33 @@
-//! Export of a whole session as one JSON document, and import as a new session.
-//!
-//! Import checks the document's structure (tree shape, references, state events, audit chain)
-//! before writing, and writes everything in one transaction: a bad file writes nothing.
+//! Export of a whole session as one JSON document, its signature, and the checks an import
+//! runs before writing anything: structure, names and text (the same rules as creating them),
+//! and a replay of the events against every snapshot and branch state (`replay.rs`). Writing
+//! an import is `import.rs`.
+
+mod import;
+mod replay;
 
 use std::collections::{HashMap, HashSet};
 
-use kiln_types::{NodeKind, ResearchState, SessionId, StateEvent};
+use kiln_types::{NodeKind, ResearchState, StateEvent};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Row;
 
 use crate::audit::{self, AuditEntry};
+use crate::integrity::{self, ExportSignature, InstanceKey, PublicKey, Trust};
 use crate::model::{Branch, Checkpoint, ReflogEntry, Session, SessionEvent};
 use crate::{Db, Error, Result, now, sessions};
 
+pub(crate) use import::delete_rows;
+pub use import::{ImportOptions, Provenance};
+
 pub const EXPORT_FORMAT: &str = "kiln-session";
+
+/// The largest node content an import stores: the largest message an append takes.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// The longest free text (reasons, actions, actor ids) in the records around the tree.
+const MAX_LABEL_BYTES: usize = 1000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExportSegment {
@@ -41,13 +54,16 @@ pub struct ExportNode {
     #[serde(default)]
     pub total_tokens: Option<i64>,
     pub created_at: String,
+    /// The node's hash in the exporting store's chain (64 hex digits); import recomputes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExportBranch {
     #[serde(flatten)]
     pub branch: Branch,
-    /// The state at the head (informative: import recomputes it).
+    /// The state at the head: import checks it against a replay of the events.
     #[serde(default)]
     pub state: ResearchState,
 }
@@ -83,19 +99,98 @@ pub struct SessionExport {
     pub snapshots: Vec<ExportSnapshot>,
     pub events: Vec<SessionEvent>,
     pub audit: Vec<AuditEntry>,
+    /// The exporting instance's signature over everything else (see [`SessionExport::digest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ExportSignature>,
+}
+
+/// A document that passed [`SessionExport::check`]: the only thing [`Db::import`] writes.
+#[derive(Debug, Clone)]
+pub struct CheckedExport(SessionExport);
+
+impl CheckedExport {
+    pub fn doc(&self) -> &SessionExport {
+        &self.0
+    }
 }
 
 fn bad(msg: impl Into<String>) -> Error {
     Error::Invalid(format!("import: {}", msg.into()))
 }
 
+/// An RFC 3339 time (what the store writes), so date arithmetic on it is defined.
+fn check_time(what: &str, t: &str) -> Result<()> {
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(_) if t.len() <= 64 => Ok(()),
+        _ => Err(bad(format!("{what} `{}` is not an RFC 3339 time", clip(t)))),
+    }
+}
+
+/// A short label (actor, reason, action): at most 1000 bytes, no control characters.
+fn check_label(what: &str, v: &str) -> Result<()> {
+    if v.len() > MAX_LABEL_BYTES || v.chars().any(char::is_control) {
+        return Err(bad(format!(
+            "{what} must be at most {MAX_LABEL_BYTES} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The start of a value for an error message.
+fn clip(v: &str) -> String {
+    let mut out: String = v.chars().take(40).filter(|c| !c.is_control()).collect();
+    if v.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}
+
 impl SessionExport {
-    /// Checks the document's internal consistency; names the first problem found.
+    /// Checks the document's internal consistency and content, and replays its events against
+    /// every snapshot and branch state; names the first problem found.
     pub fn check(&self) -> Result<()> {
+        self.check_structure()?;
+        self.check_records()?;
+        replay::check(self)
+    }
+
+    /// Runs [`SessionExport::check`] and keeps the proof that it passed.
+    pub fn checked(self) -> Result<CheckedExport> {
+        self.check()?;
+        Ok(CheckedExport(self))
+    }
+
+    /// SHA-256 of the document's canonical JSON without its `signature` field.
+    pub fn digest(&self) -> Result<[u8; 32]> {
+        let mut v = serde_json::to_value(self)?;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("signature");
+        }
+        Ok(integrity::canonical_digest(&v))
+    }
+
+    /// Signs the document with this instance's key.
+    pub fn sign(&mut self, key: &InstanceKey) -> Result<()> {
+        self.signature = None;
+        self.signature = Some(key.sign(&self.digest()?));
+        Ok(())
+    }
+
+    /// Whether the document is signed, unchanged since, by one of the `trusted` keys.
+    pub fn trust(&self, trusted: &[PublicKey]) -> Result<Trust> {
+        Ok(match &self.signature {
+            None => Trust::Unverified {
+                reason: "the export is not signed".into(),
+            },
+            Some(sig) => sig.trust(&self.digest()?, trusted),
+        })
+    }
+
+    fn check_structure(&self) -> Result<()> {
         if self.format != EXPORT_FORMAT {
             return Err(bad(format!(
                 "format is `{}`, expected `{EXPORT_FORMAT}`",
-                self.format
+                clip(&self.format)
             )));
         }
         if self.version != 1 {
@@ -111,7 +206,7 @@ impl SessionExport {
         for s in &self.segments {
             match (s.parent, s.fork_seq) {
                 (None, None) => {}
-                (Some(p), Some(_)) if segs.contains_key(&p) && p != s.id => {}
+                (Some(p), Some(f)) if segs.contains_key(&p) && p != s.id && f >= 0 => {}
                 _ => {
                     return Err(bad(format!(
                         "segment {} has a missing or inconsistent parent",
@@ -128,6 +223,10 @@ impl SessionExport {
         let mut slots = HashSet::new();
         let mut roots = 0;
         for n in &self.nodes {
+            check_label("a node id", &n.id)?;
+            if n.id.is_empty() || n.id.len() > 64 {
+                return Err(bad(format!("node id `{}` must be 1-64 bytes", clip(&n.id))));
+            }
             let seg = segs
                 .get(&n.segment)
                 .ok_or_else(|| bad(format!("node {} is in unknown segment {}", n.id, n.segment)))?;
@@ -148,32 +247,55 @@ impl SessionExport {
                     roots += 1;
                 }
                 Some(p) => {
-                    let parent = nodes
-                        .get(p.as_str())
-                        .ok_or_else(|| bad(format!("node {} has unknown parent {p}", n.id)))?;
+                    let parent = nodes.get(p.as_str()).ok_or_else(|| {
+                        bad(format!("node {} has unknown parent {}", n.id, clip(p)))
+                    })?;
                     let same_segment = parent.segment == n.segment;
                     let fork_point =
                         seg.parent == Some(parent.segment) && seg.fork_seq == Some(parent.seq);
-                    if parent.seq + 1 != n.seq || !(same_segment || fork_point) {
+                    if parent.seq.checked_add(1) != Some(n.seq) || !(same_segment || fork_point) {
                         return Err(bad(format!("node {} does not follow its parent {p}", n.id)));
                     }
                 }
             }
-            if let Some(m) = &n.merge_parent_id
-                && !nodes.contains_key(m.as_str())
-            {
-                return Err(bad(format!(
-                    "merge node {} has unknown second parent {m}",
-                    n.id
-                )));
+            if n.kind == NodeKind::Root && n.parent_id.is_some() {
+                return Err(bad(format!("root node {} has a parent", n.id)));
+            }
+            match (&n.merge_parent_id, n.kind) {
+                (Some(m), NodeKind::Merge) if nodes.contains_key(m.as_str()) => {}
+                (Some(m), NodeKind::Merge) => {
+                    return Err(bad(format!(
+                        "merge node {} has unknown second parent {}",
+                        n.id,
+                        clip(m)
+                    )));
+                }
+                (None, NodeKind::Merge) => {
+                    return Err(bad(format!("merge node {} has no second parent", n.id)));
+                }
+                (Some(_), _) => {
+                    return Err(bad(format!(
+                        "node {} has a second parent but is not a merge",
+                        n.id
+                    )));
+                }
+                (None, _) => {}
             }
             if n.kind.is_state() && n.kind != NodeKind::Merge {
                 let data = n
                     .data
                     .clone()
                     .ok_or_else(|| bad(format!("state node {} has no data", n.id)))?;
-                serde_json::from_value::<StateEvent>(data)
+                let event = serde_json::from_value::<StateEvent>(data)
                     .map_err(|e| bad(format!("state node {} is not a valid event: {e}", n.id)))?;
+                if event.node_kind() != n.kind {
+                    return Err(bad(format!(
+                        "state node {} records a `{}` event as `{}`",
+                        n.id,
+                        event.node_kind(),
+                        n.kind
+                    )));
+                }
             }
         }
         if roots != 1 {
@@ -181,10 +303,13 @@ impl SessionExport {
                 "expected exactly one root node, found {roots}"
             )));
         }
-        let snaps: HashSet<&str> = self.snapshots.iter().map(|s| s.node.as_str()).collect();
+        let mut snaps = HashSet::new();
         for s in &self.snapshots {
             if !nodes.contains_key(s.node.as_str()) {
-                return Err(bad(format!("snapshot of unknown node {}", s.node)));
+                return Err(bad(format!("snapshot of unknown node {}", clip(&s.node))));
+            }
+            if !snaps.insert(s.node.as_str()) {
+                return Err(bad(format!("two snapshots of node {}", s.node)));
             }
         }
         for n in self.nodes.iter().filter(|n| n.kind == NodeKind::Merge) {
@@ -201,8 +326,9 @@ impl SessionExport {
             for id in [&b.branch.head, &b.branch.base] {
                 if !nodes.contains_key(id.as_str()) {
                     return Err(bad(format!(
-                        "branch `{}` points at unknown node {id}",
-                        b.branch.name
+                        "branch `{}` points at unknown node {}",
+                        b.branch.name,
+                        clip(id)
                     )));
                 }
             }
@@ -216,15 +342,23 @@ impl SessionExport {
         if !names.contains(self.session.default_branch.as_str()) {
             return Err(bad(format!(
                 "default branch `{}` is missing",
-                self.session.default_branch
+                clip(&self.session.default_branch)
             )));
         }
+        let mut checkpoints = HashSet::new();
         for c in &self.checkpoints {
+            crate::tree::check_name("checkpoint", &c.name)?;
+            if !checkpoints.insert(c.name.as_str()) {
+                return Err(bad(format!("checkpoint `{}` appears twice", c.name)));
+            }
             if !nodes.contains_key(c.node.as_str()) {
                 return Err(bad(format!(
                     "checkpoint `{}` points at unknown node",
                     c.name
                 )));
+            }
+            if let Some(b) = &c.branch {
+                crate::tree::check_name("branch", b)?;
             }
         }
         for m in &self.merges {
@@ -233,6 +367,8 @@ impl SessionExport {
             {
                 return Err(bad("a merge record points at unknown nodes"));
             }
+            crate::tree::check_name("branch", &m.from_branch)?;
+            crate::tree::check_name("branch", &m.into_branch)?;
         }
         let v = audit::verify(&self.audit);
         if !v.valid {
@@ -244,10 +380,70 @@ impl SessionExport {
         }
         Ok(())
     }
+
+    /// Sizes, labels and times of everything stored beside the tree. (The session's own
+    /// fields are checked by the session manager with the rules that create and update use.)
+    fn check_records(&self) -> Result<()> {
+        let s = &self.session;
+        check_time("session created_at", &s.created_at)?;
+        check_time("session updated_at", &s.updated_at)?;
+        if let Some(t) = &s.template {
+            crate::tree::check_name("template", t)?;
+        }
+        for n in &self.nodes {
+            if n.content.len() > MAX_MESSAGE_BYTES {
+                return Err(bad(format!(
+                    "node {} is larger than {MAX_MESSAGE_BYTES} bytes",
+                    n.id
+                )));
+            }
+            if let Some(a) = &n.author {
+                check_label("an author", a)?;
+            }
+            if n.tokens.is_some_and(|t| t < 0) || n.total_tokens.is_some_and(|t| t < 0) {
+                return Err(bad(format!("node {} has a negative token count", n.id)));
+            }
+            check_time("a node's created_at", &n.created_at)?;
+        }
+        for b in &self.branches {
+            let b = &b.branch;
+            check_time("a branch's created_at", &b.created_at)?;
+            check_time("a branch's updated_at", &b.updated_at)?;
+            if let Some(by) = &b.created_by {
+                check_label("created_by", by)?;
+            }
+        }
+        for c in &self.checkpoints {
+            check_time("a checkpoint's created_at", &c.created_at)?;
+            if let Some(by) = &c.created_by {
+                check_label("created_by", by)?;
+            }
+        }
+        for r in &self.reflog {
+            crate::tree::check_name("branch", &r.branch)?;
+            check_label("a reflog actor", &r.actor)?;
+            check_label("a reflog reason", &r.reason)?;
+            check_time("a reflog time", &r.at)?;
+        }
+        for m in &self.merges {
+            check_time("a merge time", &m.at)?;
+        }
+        for e in &self.events {
+            check_label("an event actor", &e.actor)?;
+            check_label("an event reason", &e.reason)?;
+            check_time("an event time", &e.at)?;
+        }
+        for a in &self.audit {
+            check_label("an audit actor", &a.actor)?;
+            check_label("an audit action", &a.action)?;
+            check_time("an audit time", &a.at)?;
+        }
+        Ok(())
+    }
 }
 
 impl Db {
-    /// Reads everything in a session.
+    /// Reads everything in a session (unsigned: see [`SessionExport::sign`]).
     pub async fn export(&self, id: &str) -> Result<SessionExport> {
         let mut conn = self.read().await?;
         let session = sessions::get_in(&mut conn, id).await?;
@@ -268,7 +464,7 @@ impl Db {
         .collect::<Result<Vec<_>>>()?;
         let nodes = sqlx::query(
             "SELECT id, segment_id, seq, parent_id, merge_parent_id, kind, author, content, data, \
-             tokens, total_tokens, created_at FROM nodes WHERE session_id = ? ORDER BY segment_id, seq",
+             tokens, total_tokens, created_at, hash FROM nodes WHERE session_id = ? ORDER BY segment_id, seq",
         )
         .bind(id)
         .fetch_all(&mut *conn)
@@ -290,6 +486,7 @@ impl Db {
                 tokens: r.try_get(9)?,
                 total_tokens: r.try_get(10)?,
                 created_at: r.try_get(11)?,
+                hash: r.try_get::<Option<Vec<u8>>, _>(12)?.map(hex::encode),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -343,194 +540,7 @@ impl Db {
             snapshots,
             events: self.session_events(id).await?,
             audit,
+            signature: None,
         })
-    }
-
-    /// Imports an export as a new session owned by `owner`; writes nothing if the file is bad.
-    pub async fn import(&self, doc: &SessionExport, owner: &str, actor: &str) -> Result<Session> {
-        doc.check()?;
-        let id = SessionId::new().to_string();
-        let s = &doc.session;
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, owner_id, name, description, session_type, status, project, \
-             tags, metadata, config, template, default_branch, version, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
-        )
-        .bind(&id)
-        .bind(owner)
-        .bind(&s.name)
-        .bind(&s.description)
-        .bind(s.session_type.as_str())
-        .bind(s.status.as_str())
-        .bind(&s.project)
-        .bind(serde_json::to_string(&s.tags)?)
-        .bind(s.metadata.to_string())
-        .bind(serde_json::to_string(&s.config)?)
-        .bind(&s.template)
-        .bind(&s.default_branch)
-        .bind(&s.created_at)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        // Segments get new ids, parents first.
-        let mut map: HashMap<i64, i64> = HashMap::new();
-        let mut left: Vec<&ExportSegment> = doc.segments.iter().collect();
-        while !left.is_empty() {
-            let before = left.len();
-            let mut rest = Vec::new();
-            for seg in left {
-                let parent = match seg.parent {
-                    None => None,
-                    Some(p) => match map.get(&p) {
-                        Some(&np) => Some(np),
-                        None => {
-                            rest.push(seg);
-                            continue;
-                        }
-                    },
-                };
-                let new_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO segments (session_id, parent_segment, fork_seq) VALUES (?, ?, ?) RETURNING id",
-                )
-                .bind(&id)
-                .bind(parent)
-                .bind(seg.fork_seq)
-                .fetch_one(&mut *tx)
-                .await?;
-                map.insert(seg.id, new_id);
-            }
-            if rest.len() == before {
-                return Err(bad("segments form a cycle"));
-            }
-            left = rest;
-        }
-        for n in &doc.nodes {
-            sqlx::query(
-                "INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, merge_parent_id, kind, \
-                 is_state, author, content, data, tokens, total_tokens, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&n.id)
-            .bind(&id)
-            .bind(map[&n.segment])
-            .bind(n.seq)
-            .bind(&n.parent_id)
-            .bind(&n.merge_parent_id)
-            .bind(n.kind.as_str())
-            .bind(n.kind.is_state())
-            .bind(&n.author)
-            .bind(&n.content)
-            .bind(n.data.as_ref().map(|d| d.to_string()))
-            .bind(n.tokens)
-            .bind(n.total_tokens)
-            .bind(&n.created_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for snap in &doc.snapshots {
-            crate::tree::insert_snapshot(
-                &mut tx,
-                &id,
-                &snap.node,
-                &serde_json::to_string(&snap.state)?,
-            )
-            .await?;
-        }
-        for b in &doc.branches {
-            let b = &b.branch;
-            let head = crate::tree::pos(&mut tx, &id, &b.head).await?;
-            let (st, pending) = crate::state::state_at(&mut tx, &head, self.snapshot_every).await?;
-            sqlx::query(
-                "INSERT INTO branches (session_id, name, head_id, base_id, status, version, state, \
-                 state_pending, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
-            )
-            .bind(&id)
-            .bind(&b.name)
-            .bind(&b.head)
-            .bind(&b.base)
-            .bind(&b.status)
-            .bind(serde_json::to_string(&st)?)
-            .bind(pending)
-            .bind(&b.created_by)
-            .bind(&b.created_at)
-            .bind(&b.updated_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for c in &doc.checkpoints {
-            sqlx::query(
-                "INSERT INTO refs (session_id, name, node_id, branch, auto, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&id)
-            .bind(&c.name)
-            .bind(&c.node)
-            .bind(&c.branch)
-            .bind(c.auto)
-            .bind(&c.created_by)
-            .bind(&c.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|_| bad(format!("checkpoint `{}` appears twice", c.name)))?;
-        }
-        for r in doc.reflog.iter().rev() {
-            crate::tree::reflog(
-                &mut tx,
-                &id,
-                &r.branch,
-                r.old_head.as_deref(),
-                &r.new_head,
-                &r.actor,
-                &r.reason,
-                &r.at,
-            )
-            .await?;
-        }
-        for m in &doc.merges {
-            sqlx::query("INSERT INTO merges (session_id, from_branch, into_branch, from_head, merge_node, at) VALUES (?, ?, ?, ?, ?, ?)")
-                .bind(&id)
-                .bind(&m.from_branch)
-                .bind(&m.into_branch)
-                .bind(&m.from_head)
-                .bind(&m.merge_node)
-                .bind(&m.at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for e in &doc.events {
-            sqlx::query("INSERT INTO session_events (session_id, from_status, to_status, actor, reason, at) VALUES (?, ?, ?, ?, ?, ?)")
-                .bind(&id)
-                .bind(e.from.map(|s| s.as_str()))
-                .bind(e.to.as_str())
-                .bind(&e.actor)
-                .bind(&e.reason)
-                .bind(&e.at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for a in &doc.audit {
-            sqlx::query("INSERT INTO audit_log (session_id, seq, actor, action, payload, at, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-                .bind(&id)
-                .bind(a.seq)
-                .bind(&a.actor)
-                .bind(&a.action)
-                .bind(a.payload.to_string())
-                .bind(&a.at)
-                .bind(&a.prev_hash)
-                .bind(&a.hash)
-                .execute(&mut *tx)
-                .await?;
-        }
-        audit::append(
-            &mut tx,
-            &id,
-            actor,
-            "session.import",
-            &json!({"source": s.id}),
-        )
-        .await?;
-        let out = sessions::get_in(&mut tx, &id).await?;
-        tx.commit().await?;
-        Ok(out)
     }
 }

@@ -46,25 +46,29 @@ impl Db {
         Ok(())
     }
 
-    /// Sessions of these statuses (any type when `session_type` is `None`).
+    /// Sessions of these statuses (any type when `session_type` is `None`), each with its id
+    /// and the result of reading its row: one unreadable row (a hostile or damaged value) is
+    /// that session's error, not the list's.
     pub async fn sessions_with_status(
         &self,
         statuses: &[&str],
         session_type: Option<&str>,
-    ) -> Result<Vec<Session>> {
+    ) -> Result<Vec<(String, Result<Session>)>> {
         let list = statuses
             .iter()
             .map(|s| format!("'{}'", s.replace('\'', "")))
             .collect::<Vec<_>>()
             .join(",");
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE status IN ({list}) \
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE status IN ({list}) AND import_until IS NULL \
              AND (?1 IS NULL OR session_type = ?1) ORDER BY id"
         )))
         .bind(session_type)
         .fetch_all(&mut *self.read().await?)
         .await?;
-        rows.iter().map(Session::from_row).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>("id")?, Session::from_row(r))))
+            .collect()
     }
 
     /// The newest of the session's own update time and its branches' head moves.

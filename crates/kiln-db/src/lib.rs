@@ -4,10 +4,12 @@
 //! open. Repositories are grouped per aggregate.
 
 mod audit;
+mod chain;
 mod collaborators;
 mod error;
 mod export;
 mod fts;
+pub mod integrity;
 mod jobs;
 mod merge;
 mod model;
@@ -22,9 +24,13 @@ mod tree;
 mod users;
 
 pub use audit::{AuditEntry, AuditVerification, verify as verify_chain};
+pub use chain::NodeVerification;
 pub use collaborators::{Collaborator, Contribution, Membership};
 pub use error::{Error, Result};
-pub use export::{EXPORT_FORMAT, SessionExport};
+pub use export::{
+    CheckedExport, EXPORT_FORMAT, ImportOptions, MAX_MESSAGE_BYTES, Provenance, SessionExport,
+};
+pub use integrity::{ExportSignature, InstanceKey, PublicKey, Trust};
 pub use merge::{DiffResult, MergeRequest, MergeResult};
 pub use model::*;
 pub use pool::{Db, DbOptions, now, stamp};

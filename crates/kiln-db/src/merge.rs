@@ -174,6 +174,8 @@ impl Db {
                 tokens: None,
                 total_tokens: a.pos.total_tokens,
                 created_at: &now,
+                parent_hash: a.pos.hash.as_deref(),
+                merge_parent_hash: b.pos.hash.as_deref(),
             },
         )
         .await?;

@@ -49,10 +49,16 @@ pub struct Session {
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// How an imported session's history was verified: `verified` (signed by a trusted key,
+    /// original authors kept) or `unverified` (nodes credited to the importer); absent for a
+    /// session created here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
 }
 
 pub(crate) const SESSION_COLUMNS: &str = "id, owner_id, name, description, session_type, status, \
-    project, tags, metadata, config, template, default_branch, version, created_at, updated_at";
+    project, tags, metadata, config, template, default_branch, version, created_at, updated_at, \
+    provenance";
 
 impl Session {
     pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
@@ -72,6 +78,7 @@ impl Session {
             version: r.try_get("version")?,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
+            provenance: r.try_get("provenance")?,
         })
     }
 }

@@ -77,6 +77,8 @@ pub(crate) struct CachedHead {
     pub seq: i64,
     pub total_tokens: i64,
     pub version: i64,
+    /// The head node's hash, which the next node's hash chains to.
+    pub hash: Option<Vec<u8>>,
 }
 
 /// At most this many cached heads; the cache is cleared when it would grow past it.
@@ -191,6 +193,7 @@ impl Db {
             .statement_cache_capacity(256);
         let mut conn = base.connect().await?;
         sqlx::migrate!("../../migrations").run(&mut conn).await?;
+        crate::chain::backfill(&mut conn).await?;
         let slots = (0..opts.max_readers.max(1))
             .map(|_| Mutex::new(None))
             .collect();

@@ -178,7 +178,7 @@ impl Db {
     /// Every session (for rebuilding the index).
     pub async fn all_sessions(&self) -> Result<Vec<Session>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions ORDER BY id"
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE import_until IS NULL ORDER BY id"
         )))
         .fetch_all(&mut *self.read().await?)
         .await?;
@@ -193,7 +193,7 @@ impl Db {
         f: &SessionFilter,
     ) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(
-            "SELECT id, name FROM sessions WHERE (owner_id = ?1 OR EXISTS (SELECT 1 FROM \
+            "SELECT id, name FROM sessions WHERE import_until IS NULL AND (owner_id = ?1 OR EXISTS (SELECT 1 FROM \
                collaborators c WHERE c.session_id = sessions.id AND c.user_id = ?1 \
                AND (c.perms & 1) = 1)) \
              AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR status = ?3) \

@@ -56,10 +56,12 @@ pub struct SessionPatch {
 }
 
 pub(crate) async fn exists(conn: &mut SqliteConnection, session: &str) -> Result<()> {
-    let found: bool = sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM sessions WHERE id = ?)")
-        .bind(session)
-        .fetch_one(&mut *conn)
-        .await?;
+    let found: bool = sqlx::query_scalar(
+        "SELECT EXISTS(SELECT 1 FROM sessions WHERE id = ? AND import_until IS NULL)",
+    )
+    .bind(session)
+    .fetch_one(&mut *conn)
+    .await?;
     if found {
         Ok(())
     } else {
@@ -68,7 +70,8 @@ pub(crate) async fn exists(conn: &mut SqliteConnection, session: &str) -> Result
 }
 
 pub(crate) async fn get_in(conn: &mut SqliteConnection, session: &str) -> Result<Session> {
-    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?");
+    let sql =
+        format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ? AND import_until IS NULL");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(session)
         .fetch_optional(&mut *conn)
@@ -162,6 +165,8 @@ impl Db {
                 tokens: Some(0),
                 total_tokens: 0,
                 created_at: &now,
+                parent_hash: None,
+                merge_parent_hash: None,
             },
         )
         .await?;
@@ -210,7 +215,7 @@ impl Db {
     pub async fn sessions(&self, f: &SessionFilter) -> Result<Page<Session>> {
         let limit = i64::from(f.limit.clamp(1, 500));
         let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE (?1 IS NULL OR owner_id = ?1 \
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE import_until IS NULL AND (?1 IS NULL OR owner_id = ?1 \
                OR EXISTS (SELECT 1 FROM collaborators c \
                           WHERE c.session_id = sessions.id AND c.user_id = ?1)) \
              AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR status = ?3) \
@@ -320,27 +325,7 @@ impl Db {
     pub async fn delete_session(&self, id: &str) -> Result<()> {
         let mut tx = self.write().await?;
         exists(&mut tx, id).await?;
-        for table in [
-            "state_snapshots",
-            "nodes",
-            "refs",
-            "reflog",
-            "merges",
-            "branches",
-            "segments",
-            "session_events",
-            "audit_log",
-        ] {
-            let sql = format!("DELETE FROM {table} WHERE session_id = ?");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("DELETE FROM sessions WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        crate::export::delete_rows(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::{Row, SqliteConnection};
 
+use crate::integrity::{NodeFields, node_hash};
 use crate::model::{
     BRANCH_COLUMNS, Branch, NODE_COLUMNS, NODES_AS_JSON, Node, Page, nodes_from_json,
 };
@@ -23,6 +24,9 @@ pub(crate) struct Pos {
     pub segment: i64,
     pub seq: i64,
     pub total_tokens: i64,
+    /// The node's hash (see `integrity::node_hash`); `None` only for a node written before
+    /// migration 0009 that the backfill at open has not reached.
+    pub hash: Option<Vec<u8>>,
 }
 
 /// One segment of a path: nodes `start..=upto` of `segment`.
@@ -99,7 +103,7 @@ pub struct AppendOutcome {
 
 pub(crate) async fn pos(conn: &mut SqliteConnection, session: &str, node: &str) -> Result<Pos> {
     let row = sqlx::query(
-        "SELECT segment_id, seq, COALESCE(total_tokens, 0) AS t FROM nodes \
+        "SELECT segment_id, seq, COALESCE(total_tokens, 0) AS t, hash FROM nodes \
          WHERE session_id = ? AND id = ?",
     )
     .bind(session)
@@ -112,6 +116,7 @@ pub(crate) async fn pos(conn: &mut SqliteConnection, session: &str, node: &str) 
         segment: row.try_get(0)?,
         seq: row.try_get(1)?,
         total_tokens: row.try_get(2)?,
+        hash: row.try_get(3)?,
     })
 }
 
@@ -263,7 +268,7 @@ async fn head_state_for(
                            AND t.seq = n.seq + 1), \
                 g.parent_segment IS NULL, \
                 (SELECT c.perms FROM collaborators c \
-                 WHERE c.session_id = b.session_id AND c.user_id = ?) \
+                 WHERE c.session_id = b.session_id AND c.user_id = ?), n.hash \
          FROM branches b JOIN sessions s ON s.id = b.session_id \
          JOIN nodes n ON n.session_id = b.session_id AND n.id = b.head_id \
          JOIN segments g ON g.id = n.segment_id \
@@ -285,6 +290,7 @@ async fn head_state_for(
             segment: row.try_get(1)?,
             seq: row.try_get(2)?,
             total_tokens: row.try_get(3)?,
+            hash: row.try_get(13)?,
         },
         status: row.try_get(4)?,
         version: row.try_get(5)?,
@@ -424,13 +430,38 @@ pub(crate) struct NodeInsert<'a> {
     pub tokens: Option<i64>,
     pub total_tokens: i64,
     pub created_at: &'a str,
+    /// The parents' hashes (see `integrity::node_hash`).
+    pub parent_hash: Option<&'a [u8]>,
+    pub merge_parent_hash: Option<&'a [u8]>,
+}
+
+impl NodeInsert<'_> {
+    /// The node's hash in the chain.
+    pub fn hash(&self) -> [u8; 32] {
+        node_hash(
+            self.parent_hash,
+            self.merge_parent_hash,
+            &NodeFields {
+                id: &self.id,
+                seq: self.seq,
+                parent_id: self.parent,
+                merge_parent_id: self.merge_parent,
+                kind: self.kind.as_str(),
+                author: self.author,
+                content: self.content,
+                data: self.data.as_deref(),
+                tokens: self.tokens,
+                created_at: self.created_at,
+            },
+        )
+    }
 }
 
 pub(crate) async fn insert_node(conn: &mut SqliteConnection, n: &NodeInsert<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, merge_parent_id, kind, \
-         is_state, author, content, data, tokens, total_tokens, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         is_state, author, content, data, tokens, total_tokens, created_at, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&n.id)
     .bind(n.session)
@@ -446,6 +477,7 @@ pub(crate) async fn insert_node(conn: &mut SqliteConnection, n: &NodeInsert<'_>)
     .bind(n.tokens)
     .bind(n.total_tokens)
     .bind(n.created_at)
+    .bind(&n.hash()[..])
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -557,8 +589,10 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
+        let shown: String = name.chars().take(64).filter(|c| !c.is_control()).collect();
+        let more = if name.chars().count() > 64 { "…" } else { "" };
         Err(Error::Invalid(format!(
-            "{what} name `{name}` must be 1-64 letters, digits, `.`, `_`, `-` or `/`, \
+            "{what} name `{shown}{more}` must be 1-64 letters, digits, `.`, `_`, `-` or `/`, \
              not starting with a punctuation mark"
         )))
     }

@@ -181,6 +181,14 @@ fn operations() -> Vec<Op> {
         Op::new("GET", "/v1/openapi.json", "service", "This document")
             .ok(200, doc("object", "OpenAPI 3.1"))
             .public(),
+        Op::new(
+            "GET",
+            "/v1/instance/key",
+            "service",
+            "The ed25519 public key that signs this instance's exports, and the keys it trusts",
+        )
+        .ok(200, r("InstanceKey"))
+        .public(),
         // Sessions
         Op::new(
             "POST",
@@ -424,7 +432,9 @@ fn operations() -> Vec<Op> {
             "POST",
             "/v1/sessions/import",
             "history",
-            "Import an export as a new session",
+            "Import an export as a new session: `verified` (signed by a trusted key, authors \
+             kept) or `unverified` (nodes credited to the importer); larger than \
+             `integrity.max_import_bytes` is 413 `payload_too_large`",
         )
         .body(r("SessionExport"))
         .ok(201, r("Session")),

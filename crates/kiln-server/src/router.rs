@@ -20,6 +20,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/health", get(routes::health::health))
         .route("/v1/openapi.json", get(crate::openapi::serve))
+        .route("/v1/instance/key", get(routes::instance::key))
         .merge(routes::sessions::routes())
         .merge(routes::tree::routes())
         .merge(routes::history::routes())

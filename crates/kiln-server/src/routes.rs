@@ -4,6 +4,7 @@ pub mod agent;
 pub mod collaborators;
 pub mod health;
 pub mod history;
+pub mod instance;
 pub mod search;
 pub mod session_page;
 pub mod sessions;

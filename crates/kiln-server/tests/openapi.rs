@@ -267,6 +267,7 @@ async fn real_responses_match_the_documented_schemas() {
     };
 
     call("GET", "/v1/health", "/v1/health", None).await;
+    call("GET", "/v1/instance/key", "/v1/instance/key", None).await;
     let s = call(
         "POST",
         "/v1/sessions",

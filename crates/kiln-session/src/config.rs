@@ -16,6 +16,7 @@ pub struct Config {
     pub jobs: crate::JobsConfig,
     pub limits: LimitsConfig,
     pub search: SearchConfig,
+    pub integrity: IntegrityConfig,
 }
 
 /// Full-text search: bounds on a query and how long one may run.
@@ -76,6 +77,31 @@ impl Default for LimitsConfig {
             expensive_per_minute: 120,
             expensive_burst: 30,
             storage_quota_mb: 1024,
+        }
+    }
+}
+
+/// Export signatures and imports (see ARCHITECTURE.md, "Integrity").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntegrityConfig {
+    /// The instance's signing key (the ed25519 secret as 64 hex digits). Empty:
+    /// `<data_dir>/instance.key`, generated at first start. Point several instances at one
+    /// file to have them sign as one.
+    pub key_file: PathBuf,
+    /// Public keys (64 hex digits) of other instances whose signed exports import with their
+    /// original authors; the instance's own key is always trusted.
+    pub trusted_keys: Vec<String>,
+    /// Largest session export an import accepts, in bytes (413 `payload_too_large` beyond).
+    pub max_import_bytes: usize,
+}
+
+impl Default for IntegrityConfig {
+    fn default() -> Self {
+        Self {
+            key_file: PathBuf::new(),
+            trusted_keys: Vec::new(),
+            max_import_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -224,6 +250,16 @@ impl Config {
         fig = fig.merge(sections);
         fig.extract()
             .map_err(|e| format!("invalid configuration: {e}"))
+    }
+
+    /// Returns the instance's key file: `integrity.key_file`, or `instance.key` in the data
+    /// directory.
+    pub fn key_path(&self) -> PathBuf {
+        if self.integrity.key_file.as_os_str().is_empty() {
+            self.storage.data_dir.join("instance.key")
+        } else {
+            self.integrity.key_file.clone()
+        }
     }
 
     /// Returns the database file inside the data directory.

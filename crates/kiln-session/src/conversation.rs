@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Caller, Error, Result, SessionManager};
 
 /// Largest message accepted, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+pub use kiln_db::MAX_MESSAGE_BYTES;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,7 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::FutureExt as _;
 use kiln_db::{NewNode, Session, stamp};
 use kiln_types::{CheckpointFrequency, NodeKind, SessionStatus};
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,8 @@ pub struct JobReport {
     pub idle_paused: usize,
     pub paused_archived: usize,
     pub shares_purged: u64,
+    /// Imports deleted because their process stopped before the last chunk.
+    pub imports_purged: usize,
     /// Sessions another process held the lease on.
     pub skipped: usize,
     /// Failures (logged; retried next tick).
@@ -75,11 +78,23 @@ fn parse(t: &str) -> Option<DateTime<Utc>> {
     t.parse().ok()
 }
 
+/// `t + d`, or `None` past the calendar's end: stored values are never trusted to be sane.
+fn add(t: DateTime<Utc>, d: Option<TimeDelta>) -> Option<DateTime<Utc>> {
+    t.checked_add_signed(d?)
+}
+
+/// `t - d`, or `None` past the calendar's start.
+fn sub(t: DateTime<Utc>, d: Option<TimeDelta>) -> Option<DateTime<Utc>> {
+    t.checked_sub_signed(d?)
+}
+
 /// Whether a checkpoint is due at `now`, the last one (or the session's start) being `since`.
 fn checkpoint_due(freq: &CheckpointFrequency, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     match freq {
-        CheckpointFrequency::Hourly => now - since >= Duration::hours(1),
-        CheckpointFrequency::Daily => now - since >= Duration::days(1),
+        CheckpointFrequency::Hourly => {
+            add(since, TimeDelta::try_hours(1)).is_some_and(|t| t <= now)
+        }
+        CheckpointFrequency::Daily => add(since, TimeDelta::try_days(1)).is_some_and(|t| t <= now),
         CheckpointFrequency::Cron(expr) => {
             use croner::parser::{CronParser, Seconds};
             CronParser::builder()
@@ -93,13 +108,37 @@ fn checkpoint_due(freq: &CheckpointFrequency, since: DateTime<Utc>, now: DateTim
     }
 }
 
+/// Runs one session's step so that even a panic (a bug meeting a value nobody foresaw) is that
+/// session's error: the other sessions' jobs still run.
+async fn isolated<T>(step: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    match std::panic::AssertUnwindSafe(step).catch_unwind().await {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::internal(format!("the job panicked: {what}")))
+        }
+    }
+}
+
 impl SessionManager {
     /// Runs the lifecycle jobs once, as of `now`, as process `holder`.
     pub async fn run_jobs(&self, cfg: &JobsConfig, now: DateTime<Utc>, holder: &str) -> JobReport {
         let mut r = JobReport::default();
         self.research_jobs(cfg, now, holder, &mut r).await;
-        if cfg.idle_pause_minutes > 0 {
-            let cutoff = now - Duration::minutes(i64::from(cfg.idle_pause_minutes));
+        match self.db.purge_stale_imports(&stamp(now)).await {
+            Ok(n) => r.imports_purged = n,
+            Err(e) => r.errors.push(format!("purge_stale_imports: {e}")),
+        }
+        if cfg.idle_pause_minutes > 0
+            && let Some(cutoff) = sub(
+                now,
+                TimeDelta::try_minutes(i64::from(cfg.idle_pause_minutes)),
+            )
+        {
             self.lifecycle_job(
                 cfg,
                 now,
@@ -116,8 +155,9 @@ impl SessionManager {
             )
             .await;
         }
-        if cfg.paused_archive_days > 0 {
-            let cutoff = now - Duration::days(i64::from(cfg.paused_archive_days));
+        if cfg.paused_archive_days > 0
+            && let Some(cutoff) = sub(now, TimeDelta::try_days(i64::from(cfg.paused_archive_days)))
+        {
             self.lifecycle_job(
                 cfg,
                 now,
@@ -153,7 +193,11 @@ impl SessionManager {
         holder: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let until = now + Duration::seconds(i64::from(cfg.lease_seconds.max(1)));
+        let until = add(
+            now,
+            TimeDelta::try_seconds(i64::from(cfg.lease_seconds.max(1))),
+        )
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
         Ok(self
             .db
             .try_lease(job, s, holder, &stamp(now), &stamp(until))
@@ -186,7 +230,15 @@ impl SessionManager {
                 return;
             }
         };
-        for s in sessions {
+        for (id, s) in sessions {
+            let s = match s {
+                Ok(s) => s,
+                Err(e) => {
+                    r.errors
+                        .push(format!("{job} {id}: unreadable session: {e}"));
+                    continue;
+                }
+            };
             let step = async {
                 if !due(self, &s).await? {
                     return Ok(false);
@@ -202,7 +254,7 @@ impl SessionManager {
                 self.db.set_status(&s.id, to, ACTOR, reason).await?;
                 Ok(true)
             };
-            match step.await {
+            match isolated(step).await {
                 Ok(true) if to == SessionStatus::Paused => r.idle_paused += 1,
                 Ok(true) => r.paused_archived += 1,
                 Ok(false) => {}
@@ -233,13 +285,21 @@ impl SessionManager {
                 return;
             }
         };
-        for s in sessions {
+        for (id, s) in sessions {
+            let s = match s {
+                Ok(s) => s,
+                Err(e) => {
+                    r.errors
+                        .push(format!("research {id}: unreadable session: {e}"));
+                    continue;
+                }
+            };
             let outcome = async {
                 let created = parse(&s.created_at).unwrap_or(now);
-                let over = s
-                    .config
-                    .duration_days
-                    .is_some_and(|d| created + Duration::days(i64::from(d)) <= now);
+                // A duration past the calendar's end never falls due.
+                let over = s.config.duration_days.is_some_and(|d| {
+                    add(created, TimeDelta::try_days(i64::from(d))).is_some_and(|end| end <= now)
+                });
                 if over {
                     if !self
                         .lease(cfg, "archive_research", &s.id, holder, now)
@@ -286,7 +346,7 @@ impl SessionManager {
                     Err(e) => Err(e.into()),
                 }
             };
-            match outcome.await {
+            match isolated(outcome).await {
                 Ok((cp, archived, skipped)) => {
                     r.checkpoints += usize::from(cp);
                     r.research_archived += usize::from(archived);
@@ -370,7 +430,7 @@ mod tests {
     #[test]
     fn checkpoints_fall_due_by_frequency() {
         let t0: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
-        let h = |m: i64| t0 + Duration::minutes(m);
+        let h = |m: i64| t0 + TimeDelta::minutes(m);
         assert!(!checkpoint_due(&CheckpointFrequency::Hourly, t0, h(59)));
         assert!(checkpoint_due(&CheckpointFrequency::Hourly, t0, h(60)));
         assert!(!checkpoint_due(&CheckpointFrequency::Daily, t0, h(23 * 60)));

@@ -7,6 +7,7 @@ mod config;
 mod context;
 mod conversation;
 mod error;
+mod integrity;
 mod jobs;
 mod lock;
 mod manager;
@@ -19,21 +20,24 @@ mod templates;
 
 pub use auth::{Caller, hash_token, new_token};
 pub use config::{
-    AgentConfig, Config, LimitsConfig, LlmConfig, SearchConfig, ServerConfig, StorageConfig,
+    AgentConfig, Config, IntegrityConfig, LimitsConfig, LlmConfig, SearchConfig, ServerConfig,
+    StorageConfig,
 };
 pub use context::{Cleared, ContextCleanup, ContextItemInput};
 pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput, TreeBranch};
 pub use error::{Error, Result};
+pub use integrity::InstanceKeyInfo;
 pub use jobs::{JobReport, JobsConfig};
 pub use kiln_db::{
     AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, Collaborator, Contribution,
-    Membership, MergeResult, NewNode, Node, Page, ReflogEntry, Session, SessionEvent,
+    Membership, MergeResult, NewNode, Node, NodeVerification, Page, ReflogEntry, Session,
+    SessionEvent,
     SessionExport, ShareLink, TurnView, User,
 };
 pub use kiln_search::{FaultSwitch, Hit, SearchPage, SessionHits, StorageFault, snippet_text};
 pub use lock::{LOCK_FILE, ServeLock};
 pub use manager::SessionManager;
-pub use report::Statistics;
+pub use report::{Statistics, import_too_large};
 pub use search::{Health, SearchParams};
 pub use sessions::{CreateSession, ListQuery, UpdateSession};
 pub use shares::{

@@ -33,6 +33,8 @@ pub struct SessionManager {
         Arc<std::sync::Mutex<std::collections::HashMap<String, crate::report::Tally>>>,
     /// Bytes each user has written, against `[limits] storage_quota_mb` (see `quota.rs`).
     pub(crate) usage: Arc<crate::quota::Usage>,
+    /// The signing key and the trusted keys (see `integrity.rs`).
+    pub(crate) integrity: Arc<crate::integrity::Integrity>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -65,6 +67,9 @@ impl SessionManager {
                 config.db_path().display()
             ))
         })?;
+        let integrity = Arc::new(crate::integrity::Integrity::load(config)?);
+        // Imports a killed process left half-written (their lease ran out) go now.
+        db.purge_stale_imports(&kiln_db::now()).await?;
         Ok(Self {
             db,
             data_dir: dir.clone(),
@@ -75,6 +80,7 @@ impl SessionManager {
             search_health: Arc::default(),
             tallies: Arc::default(),
             usage: Arc::new(crate::quota::Usage::new(config.limits.storage_quota_mb)),
+            integrity,
         })
     }
 
@@ -91,6 +97,16 @@ impl SessionManager {
 
     pub fn data_dir(&self) -> &PathBuf {
         &self.data_dir
+    }
+
+    /// The instance's public signing key and the keys it trusts (public, like /v1/health).
+    pub fn instance_key(&self) -> crate::InstanceKeyInfo {
+        self.integrity.info()
+    }
+
+    /// The largest export an import accepts, in bytes.
+    pub fn max_import_bytes(&self) -> usize {
+        self.integrity.max_import_bytes
     }
 
     /// Creates a user and returns it with its new API token (shown once, stored hashed).

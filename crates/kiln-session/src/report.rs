@@ -2,7 +2,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use kiln_db::SessionExport;
+use std::sync::Arc;
+
+use kiln_db::{ImportOptions, NodeVerification, Provenance, SessionExport, Trust};
+use kiln_types::ErrorKind;
 use kiln_types::{NodeKind, SessionStatus};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -76,6 +79,15 @@ impl Tally {
             *self.counts.entry((r.kind, r.author)).or_insert(0) += r.count;
         }
     }
+}
+
+/// The error for an export past the import limit (413 `payload_too_large`, recoverable).
+pub fn import_too_large(limit: usize) -> Error {
+    Error::new(
+        ErrorKind::PayloadTooLarge,
+        "payload_too_large",
+        format!("the export is larger than the import limit of {limit} bytes"),
+    )
 }
 
 fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -180,10 +192,25 @@ impl SessionManager {
         })
     }
 
-    /// Exports everything in a session as one JSON document.
+    /// Exports everything in a session as one JSON document, signed with the instance's key.
     pub async fn export_json(&self, caller: &Caller, id: &str) -> Result<SessionExport> {
         self.readable(caller, id).await?;
-        Ok(self.db.export(id).await?)
+        let mut doc = self.db.export(id).await?;
+        let integrity = Arc::clone(&self.integrity);
+        // Signing serialises the whole document: CPU work, off the async threads.
+        tokio::task::spawn_blocking(move || {
+            doc.sign(&integrity.key)?;
+            Ok::<_, kiln_db::Error>(doc)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("export signing failed: {e}")))?
+        .map_err(Error::from)
+    }
+
+    /// Recomputes the hash chain over a session's nodes (the per-append audit trail).
+    pub async fn verify_nodes(&self, caller: &Caller, id: &str) -> Result<NodeVerification> {
+        self.readable(caller, id).await?;
+        Ok(self.db.verify_nodes(id).await?)
     }
 
     /// Renders a session as a Markdown report (templates/reports/session.md.j2).
@@ -225,13 +252,68 @@ impl SessionManager {
         .map_err(|e| Error::internal(format!("report rendering failed: {e}")))
     }
 
-    /// Imports an exported session as a new session owned by the caller.
+    /// Imports an exported session (a JSON value) as a new session owned by the caller.
     pub async fn import(&self, caller: &Caller, doc: &Value) -> Result<Session> {
         let doc: SessionExport = serde_json::from_value(doc.clone())
             .map_err(|e| Error::bad_request(format!("import: not a Kiln session export: {e}")))?;
-        Ok(self
-            .db
-            .import(&doc, &caller.user_id, &caller.user_id)
-            .await?)
+        self.import_doc(caller, doc).await
+    }
+
+    /// Imports an export as sent (JSON bytes): refused with 413 `payload_too_large` past
+    /// `integrity.max_import_bytes` (`body.len()` is the import's size, for quotas).
+    pub async fn import_bytes(&self, caller: &Caller, body: Vec<u8>) -> Result<Session> {
+        let limit = self.integrity.max_import_bytes;
+        if body.len() > limit {
+            return Err(import_too_large(limit));
+        }
+        let doc =
+            tokio::task::spawn_blocking(move || serde_json::from_slice::<SessionExport>(&body))
+                .await
+                .map_err(|e| Error::internal(format!("import parsing failed: {e}")))?
+                .map_err(|e| {
+                    Error::bad_request(format!("import: not a Kiln session export: {e}"))
+                })?;
+        self.import_doc(caller, doc).await
+    }
+
+    /// Checks a document (session fields with the create rules, structure, replay), decides
+    /// its provenance from its signature, and writes it.
+    async fn import_doc(&self, caller: &Caller, doc: SessionExport) -> Result<Session> {
+        let integrity = Arc::clone(&self.integrity);
+        // Checking replays every event and hashes the document: CPU work, off the async threads.
+        let (checked, trust) = tokio::task::spawn_blocking(move || {
+            crate::sessions::check_imported(&doc.session)?;
+            let trust = doc.trust(&integrity.trusted)?;
+            Ok::<_, Error>((doc.checked()?, trust))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("import check failed: {e}")))??;
+        let doc = checked.doc();
+        // A session imported unverified stays so: a later signature vouches for what the
+        // signing instance held, whose authors were already the importer.
+        let was_unverified = doc.session.provenance.as_deref() == Some("unverified");
+        let (provenance, reason, key) = match &trust {
+            Trust::Verified { key } if !was_unverified => (Provenance::Verified, None, Some(key)),
+            Trust::Verified { key } => (
+                Provenance::Unverified,
+                Some("the exporting instance had imported it unverified".to_string()),
+                Some(key),
+            ),
+            Trust::Unverified { reason } => (Provenance::Unverified, Some(reason.clone()), None),
+        };
+        let mut payload = json!({
+            "source": doc.session.id,
+            "provenance": provenance.as_str(),
+            "nodes": doc.nodes.len(),
+        });
+        if let Some(k) = key {
+            payload["key"] = json!(k);
+        }
+        if let Some(r) = &reason {
+            payload["reason"] = json!(r);
+            payload["authors"] = json!("credited to the importer");
+        }
+        let opts = ImportOptions::new(&caller.user_id, provenance, payload);
+        Ok(self.db.import(&checked, &opts).await?)
     }
 }

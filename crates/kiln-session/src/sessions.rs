@@ -70,6 +70,8 @@ mod double_option {
     }
 }
 
+/// Checks a text field: not blank when `required`, at most `max` bytes, and no control
+/// characters (a multi-line field may hold line breaks and tabs; nothing may hold NUL).
 fn check_text(field: &str, v: &str, max: usize, required: bool) -> Result<()> {
     if required && v.trim().is_empty() {
         return Err(Error::bad_request(format!("{field} must not be empty")));
@@ -77,6 +79,14 @@ fn check_text(field: &str, v: &str, max: usize, required: bool) -> Result<()> {
     if v.len() > max {
         return Err(Error::bad_request(format!(
             "{field} is longer than {max} bytes"
+        )));
+    }
+    let multi_line = field == "description";
+    if v.chars()
+        .any(|c| c.is_control() && !(multi_line && matches!(c, '\n' | '\r' | '\t')))
+    {
+        return Err(Error::bad_request(format!(
+            "{field} must not contain control characters"
         )));
     }
     Ok(())
@@ -88,8 +98,12 @@ fn check_tags(tags: &[String]) -> Result<()> {
     }
     for t in tags {
         if t.trim().is_empty() || t.len() > 64 {
-            return Err(Error::bad_request(format!("tag `{t}` must be 1-64 bytes")));
+            let shown: String = t.chars().take(64).filter(|c| !c.is_control()).collect();
+            return Err(Error::bad_request(format!(
+                "tag `{shown}` must be 1-64 bytes"
+            )));
         }
+        check_text("tag", t, 64, true)?;
     }
     Ok(())
 }
@@ -131,30 +145,31 @@ impl CreateSession {
         if let Some(m) = &self.metadata {
             check_metadata(m)?;
         }
+        if let Some(t) = &self.template {
+            check_text("template", t, 200, true)?;
+        }
         let context = self.context.clone().unwrap_or_default();
         context.validate().map_err(Error::bad_request)?;
-        if self.session_type == SessionType::Research {
-            match self.duration_days {
-                None => {
-                    return Err(Error::bad_request(
-                        "research sessions require duration_days",
-                    ));
-                }
-                Some(0) => return Err(Error::bad_request("duration_days must be at least 1")),
-                Some(d) if d > 3650 => {
-                    return Err(Error::bad_request("duration_days must be at most 3650"));
-                }
-                _ => {}
+        match self.duration_days {
+            None if self.session_type == SessionType::Research => {
+                return Err(Error::bad_request(
+                    "research sessions require duration_days",
+                ));
             }
-            match &self.checkpoint_frequency {
-                None => {
-                    return Err(Error::bad_request(
-                        "research sessions require checkpoint_frequency (hourly, daily or a cron expression)",
-                    ));
-                }
-                Some(CheckpointFrequency::Cron(c)) => check_cron(c)?,
-                Some(_) => {}
+            Some(0) => return Err(Error::bad_request("duration_days must be at least 1")),
+            Some(d) if d > 3650 => {
+                return Err(Error::bad_request("duration_days must be at most 3650"));
             }
+            _ => {}
+        }
+        match &self.checkpoint_frequency {
+            None if self.session_type == SessionType::Research => {
+                return Err(Error::bad_request(
+                    "research sessions require checkpoint_frequency (hourly, daily or a cron expression)",
+                ));
+            }
+            Some(CheckpointFrequency::Cron(c)) => check_cron(c)?,
+            _ => {}
         }
         Ok(SessionConfig {
             context,
@@ -162,6 +177,26 @@ impl CreateSession {
             checkpoint_frequency: self.checkpoint_frequency.clone(),
         })
     }
+}
+
+/// Checks an imported session's fields with exactly the rules creating it would apply: the
+/// same function ([`CreateSession::validate`]), on the same fields.
+pub(crate) fn check_imported(s: &Session) -> Result<()> {
+    let req = CreateSession {
+        name: s.name.clone(),
+        description: s.description.clone(),
+        session_type: s.session_type,
+        project: s.project.clone(),
+        tags: s.tags.clone(),
+        metadata: Some(s.metadata.clone()),
+        context: Some(s.config.context.clone()),
+        duration_days: s.config.duration_days,
+        checkpoint_frequency: s.config.checkpoint_frequency.clone(),
+        template: s.template.clone(),
+    };
+    req.validate()
+        .map(|_| ())
+        .map_err(|e| Error::bad_request(format!("import: session {}", e.message)))
 }
 
 impl SessionManager {

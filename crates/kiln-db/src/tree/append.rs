@@ -4,6 +4,7 @@ use kiln_types::{NodeKind, Permission, Permissions, ResearchState, SessionStatus
 use serde_json::Value;
 
 use super::{Access, AppendOutcome, MAY, NewNode, insert_snapshot, new_segment, owned_head};
+use crate::integrity::{NodeFields, node_hash};
 use crate::model::Node;
 use crate::pool::{CachedHead, Tx, Writer};
 use crate::{Db, Error, Result, now, sessions};
@@ -138,6 +139,7 @@ async fn fast_append(
     let now = now();
     let mut rows = Vec::with_capacity(nodes.len());
     let (mut prev_id, mut seq, mut total) = (head.id.clone(), head.seq, head.total_tokens);
+    let mut prev_hash = head.hash.clone();
     for n in &nodes {
         let id = kiln_types::NodeId::new().to_string();
         let Ok(data_text) = n.data.as_ref().map(serde_json::to_string).transpose() else {
@@ -145,15 +147,25 @@ async fn fast_append(
         };
         seq += 1;
         total += n.tokens.unwrap_or(0);
+        let hash = chain_hash(
+            prev_hash.as_deref(),
+            &id,
+            seq,
+            &prev_id,
+            n,
+            data_text.as_deref(),
+            &now,
+        );
+        prev_hash = Some(hash.to_vec());
         let parent = std::mem::replace(&mut prev_id, id.clone());
-        rows.push((id, seq, parent, data_text, total));
+        rows.push((id, seq, parent, data_text, total, hash));
     }
     let sql = fast_sql(nodes.len(), access.is_some());
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(session)
         .bind(head.segment)
         .bind(&now);
-    for ((id, seq, parent, data_text, total), n) in rows.iter().zip(&nodes) {
+    for ((id, seq, parent, data_text, total, hash), n) in rows.iter().zip(&nodes) {
         q = q
             .bind(id)
             .bind(seq)
@@ -163,7 +175,8 @@ async fn fast_append(
             .bind(&n.content)
             .bind(data_text.as_deref())
             .bind(n.tokens)
-            .bind(total);
+            .bind(total)
+            .bind(&hash[..]);
     }
     q = q
         .bind(session)
@@ -205,12 +218,13 @@ async fn fast_append(
             seq,
             total_tokens: total,
             version: head.version + 1,
+            hash: prev_hash,
         },
     );
     let written = rows
         .into_iter()
         .zip(nodes)
-        .map(|((id, seq, parent, _, _), n)| Node {
+        .map(|((id, seq, parent, _, _, _), n)| Node {
             id,
             seq,
             parent_id: Some(parent),
@@ -263,13 +277,13 @@ fn fast_sql(rows: usize, checked: bool) -> String {
     } else {
         String::new()
     };
-    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
     format!(
         "BEGIN IMMEDIATE; \
          INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, merge_parent_id, kind, \
-           is_state, author, content, data, tokens, total_tokens, created_at) \
+           is_state, author, content, data, tokens, total_tokens, created_at, hash) \
          SELECT v.column1, ?, ?, v.column2, v.column3, NULL, v.column4, 0, v.column5, \
-           v.column6, v.column7, v.column8, v.column9, ? \
+           v.column6, v.column7, v.column8, v.column9, ?, v.column10 \
          FROM (VALUES {values}) AS v \
          WHERE EXISTS (SELECT 1 FROM branches b JOIN sessions s ON s.id = b.session_id \
            WHERE b.session_id = ? AND b.name = ? AND b.version = ? AND b.head_id = ? \
@@ -284,7 +298,35 @@ fn fast_sql(rows: usize, checked: bool) -> String {
     )
 }
 
-/// Rows per INSERT statement when appending (14 parameters each).
+/// Returns the hash of an appended node (no merge parent) chained to its parent's.
+fn chain_hash(
+    parent_hash: Option<&[u8]>,
+    id: &str,
+    seq: i64,
+    parent: &str,
+    n: &NewNode,
+    data: Option<&str>,
+    created_at: &str,
+) -> [u8; 32] {
+    node_hash(
+        parent_hash,
+        None,
+        &NodeFields {
+            id,
+            seq,
+            parent_id: Some(parent),
+            merge_parent_id: None,
+            kind: n.kind.as_str(),
+            author: n.author.as_deref(),
+            content: &n.content,
+            data,
+            tokens: n.tokens,
+            created_at,
+        },
+    )
+}
+
+/// Rows per INSERT statement when appending (15 parameters each).
 const INSERT_CHUNK: usize = 32;
 
 const SET_HEAD: &str = "UPDATE branches SET head_id = ?, version = version + 1, updated_at = ?, \
@@ -300,9 +342,9 @@ const SET_HEAD_AND_STATE: &str = "UPDATE branches SET head_id = ?, version = ver
 /// the last rows and the head move reach SQLite in one round trip.
 fn insert_sql(rows: usize, then: Option<&str>) -> String {
     const HEAD: &str = "INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, \
-        merge_parent_id, kind, is_state, author, content, data, tokens, total_tokens, created_at) \
-        VALUES ";
-    const ROW: &str = "(?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)";
+        merge_parent_id, kind, is_state, author, content, data, tokens, total_tokens, created_at, \
+        hash) VALUES ";
+    const ROW: &str = "(?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     let mut sql = String::with_capacity(HEAD.len() + rows * (ROW.len() + 1) + 300);
     sql.push_str(HEAD);
     for i in 0..rows {
@@ -330,6 +372,7 @@ struct Prepared {
     data_text: Option<String>,
     tokens: Option<i64>,
     total: i64,
+    hash: [u8; 32],
 }
 
 /// Appends inside the caller's transaction. With `access`, the user must hold the permissions
@@ -391,6 +434,7 @@ async fn append_in(
     let mut rows: Vec<Prepared> = Vec::with_capacity(nodes.len());
     let (mut prev_id, mut prev_seq, mut prev_total) =
         (head.pos.id.clone(), head.pos.seq, head.pos.total_tokens);
+    let mut prev_hash = head.pos.hash.clone();
     for n in nodes {
         let id = kiln_types::NodeId::new().to_string();
         let event = n.event.map(|e| e.with_ids(&id));
@@ -415,6 +459,23 @@ async fn append_in(
         let data_text = data.as_ref().map(serde_json::to_string).transpose()?;
         prev_seq += 1;
         prev_total = total;
+        let hash = node_hash(
+            prev_hash.as_deref(),
+            None,
+            &NodeFields {
+                id: &id,
+                seq: prev_seq,
+                parent_id: Some(&prev_id),
+                merge_parent_id: None,
+                kind: n.kind.as_str(),
+                author: n.author.as_deref(),
+                content: &n.content,
+                data: data_text.as_deref(),
+                tokens: n.tokens,
+                created_at: &now,
+            },
+        );
+        prev_hash = Some(hash.to_vec());
         let parent = std::mem::replace(&mut prev_id, id.clone());
         rows.push(Prepared {
             id,
@@ -427,6 +488,7 @@ async fn append_in(
             data_text,
             tokens: n.tokens,
             total,
+            hash,
         });
     }
     let state_text = state.as_ref().map(serde_json::to_string).transpose()?;
@@ -454,7 +516,8 @@ async fn append_in(
                 .bind(r.data_text.as_deref())
                 .bind(r.tokens)
                 .bind(r.total)
-                .bind(&now);
+                .bind(&now)
+                .bind(&r.hash[..]);
         }
         if last {
             q = q.bind(&prev_id).bind(&now);
@@ -497,6 +560,7 @@ async fn append_in(
         seq: prev_seq,
         total_tokens: prev_total,
         version: head.version + 1,
+        hash: prev_hash,
     };
     let out = AppendOutcome {
         nodes: written,

@@ -244,6 +244,13 @@ pub(super) fn all() -> Value {
             ("version", doc("integer", "for `If-Match` on PATCH")),
             ("created_at", ts()),
             ("updated_at", ts()),
+            (
+                "provenance",
+                json!({"type": "string", "enum": ["verified", "unverified"],
+                       "description": "imported sessions only: `verified` (signed by a \
+                        trusted key, original authors) or `unverified` (nodes credited to \
+                        the importer)"}),
+            ),
         ],
     );
     put("Session", session.clone());
@@ -736,6 +743,45 @@ pub(super) fn all() -> Value {
                 ("snapshots", array(json!({"type": "object"}))),
                 ("events", array(r("SessionEvent"))),
                 ("audit", array(r("AuditEntry"))),
+                (
+                    "signature",
+                    obj(
+                        &["algorithm", "key", "digest", "signature"],
+                        &[
+                            ("algorithm", enumeration(&["ed25519"])),
+                            (
+                                "key",
+                                doc("string", "the signer's public key, 64 hex digits"),
+                            ),
+                            (
+                                "digest",
+                                doc(
+                                    "string",
+                                    "SHA-256 of the canonical JSON (sorted keys, no \
+                                     whitespace) of the document without `signature`",
+                                ),
+                            ),
+                            (
+                                "signature",
+                                doc("string", "ed25519 over the digest, 128 hex digits"),
+                            ),
+                        ],
+                    ),
+                ),
+            ],
+        ),
+    );
+    put(
+        "InstanceKey",
+        obj(
+            &["algorithm", "public_key", "trusted_keys"],
+            &[
+                ("algorithm", enumeration(&["ed25519"])),
+                ("public_key", doc("string", "64 hex digits")),
+                (
+                    "trusted_keys",
+                    array(doc("string", "another instance's public key")),
+                ),
             ],
         ),
     );

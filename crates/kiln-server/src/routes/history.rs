@@ -1,19 +1,20 @@
 //! Looking back at a session: reflog, diff, audit log and its verification, statistics,
 //! export (JSON, Markdown) and import.
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kiln_session::{AuditEntry, AuditVerification, Error, Page, ReflogEntry, Session, Statistics};
+use kiln_types::ErrorKind;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiResult;
-use crate::extract::{Body, Path, Query};
+use crate::extract::{Path, Query};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -23,7 +24,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sessions/{id}/audit/verify", get(verify))
         .route("/v1/sessions/{id}/statistics", get(statistics))
         .route("/v1/sessions/{id}/export", get(export))
-        .route("/v1/sessions/import", post(import))
+        // The import reads its own body up to `integrity.max_import_bytes`.
+        .route(
+            "/v1/sessions/import",
+            post(import).layer(DefaultBodyLimit::disable()),
+        )
 }
 
 async fn reflog(
@@ -111,11 +116,24 @@ async fn export(
 async fn import(
     State(st): State<AppState>,
     Auth(caller): Auth,
-    Body(doc): Body<Value>,
+    body: axum::body::Body,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
     st.limiter.charge(&caller, crate::limits::IMPORT_COST)?;
+    let limit = st.mgr.max_import_bytes();
+    // Over the limit: refused before (Content-Length) or while reading, never buffered whole.
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if e.to_string().contains("length limit") {
+            kiln_session::import_too_large(limit)
+        } else {
+            Error::new(
+                ErrorKind::BadRequest,
+                "invalid_body",
+                format!("could not read the body: {e}"),
+            )
+        }
+    })?;
     Ok((
         StatusCode::CREATED,
-        Json(st.mgr.import(&caller, &doc).await?),
+        Json(st.mgr.import_bytes(&caller, bytes.to_vec()).await?),
     ))
 }

@@ -1,0 +1,12 @@
+//! `GET /v1/instance/key`: the public key that signs this instance's session exports, and the
+//! other instances' keys it trusts; without authentication, like `/v1/health`.
+
+use axum::Json;
+use axum::extract::State;
+use kiln_session::InstanceKeyInfo;
+
+use crate::AppState;
+
+pub async fn key(State(st): State<AppState>) -> Json<InstanceKeyInfo> {
+    Json(st.mgr.instance_key())
+}
