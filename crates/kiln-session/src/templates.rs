@@ -1,5 +1,8 @@
 //! Session templates: built-in ones from templates/sessions (embedded), saved ones in the store.
-//! A template's strings are minijinja templates over its parameters.
+//! A template's texts take plain `{parameter}` placeholders (`placeholders.rs`): nothing in a
+//! template is ever evaluated.
+
+mod placeholders;
 
 use std::collections::BTreeMap;
 
@@ -82,7 +85,10 @@ fn built_in() -> Vec<SessionTemplate> {
 }
 
 impl SessionTemplate {
-    fn render(&self, params: &BTreeMap<String, String>) -> Result<impl Fn(&str) -> Result<String>> {
+    fn render(
+        &self,
+        params: &BTreeMap<String, String>,
+    ) -> Result<impl Fn(&str) -> Result<String> + '_> {
         let mut values = BTreeMap::new();
         for p in &self.parameters {
             match params.get(&p.name).cloned().or_else(|| p.default.clone()) {
@@ -95,7 +101,10 @@ impl SessionTemplate {
                         self.name, p.name, p.description
                     )));
                 }
-                None => {}
+                // An optional parameter without a value fills in as nothing.
+                None => {
+                    values.insert(p.name.clone(), String::new());
+                }
             }
         }
         if let Some(unknown) = params
@@ -107,11 +116,9 @@ impl SessionTemplate {
                 self.name
             )));
         }
-        let env = minijinja::Environment::new();
         Ok(move |s: &str| {
-            env.render_str(s, &values).map_err(|e| {
-                Error::bad_request(format!("template text `{s}` does not render: {e}"))
-            })
+            placeholders::fill(s, &values)
+                .map_err(|e| Error::bad_request(format!("template `{}`: {e}", self.name)))
         })
     }
 }
@@ -152,20 +159,7 @@ impl SessionManager {
     ) -> Result<Session> {
         let t = self.template(name).await?;
         let r = t.render(params)?;
-        let req = CreateSession {
-            name: r(&t.session_name)?,
-            description: r(&t.session_description)?,
-            session_type: t.session_type,
-            project: t.project.clone(),
-            tags: t.tags.clone(),
-            metadata: Some(serde_json::json!({"template_parameters": params})),
-            context: t.context.clone(),
-            duration_days: t.duration_days,
-            checkpoint_frequency: t.checkpoint_frequency.clone(),
-            template: Some(t.name.clone()),
-        };
-        let session = self.create_session(caller, req).await?;
-        let author = Some(caller.user_id.clone());
+        // Everything is filled first, so a template that does not fill creates nothing.
         let mut nodes = Vec::new();
         for (k, v) in &t.pins {
             nodes.push(StateEvent::ContextPin {
@@ -193,6 +187,20 @@ impl SessionManager {
                 status: TaskStatus::Pending,
             });
         }
+        let req = CreateSession {
+            name: r(&t.session_name)?,
+            description: r(&t.session_description)?,
+            session_type: t.session_type,
+            project: t.project.clone(),
+            tags: t.tags.clone(),
+            metadata: Some(serde_json::json!({"template_parameters": params})),
+            context: t.context.clone(),
+            duration_days: t.duration_days,
+            checkpoint_frequency: t.checkpoint_frequency.clone(),
+            template: Some(t.name.clone()),
+        };
+        let session = self.create_session(caller, req).await?;
+        let author = Some(caller.user_id.clone());
         if !nodes.is_empty() {
             let nodes = nodes
                 .into_iter()
@@ -211,7 +219,8 @@ impl SessionManager {
         self.readable(caller, &session.id).await
     }
 
-    /// Saves a session's settings and open research state as a new template.
+    /// Saves a session's settings and open research state as a new template. Its texts are the
+    /// session's, escaped so they fill to themselves.
     pub async fn save_as_template(
         &self,
         caller: &Caller,
@@ -228,6 +237,7 @@ impl SessionManager {
             ));
         }
         let state = self.db.head_state(session, &s.default_branch).await?;
+        let esc = placeholders::escape;
         let t = SessionTemplate {
             name: name.to_string(),
             description: description.to_string(),
@@ -238,30 +248,25 @@ impl SessionManager {
             duration_days: s.config.duration_days,
             checkpoint_frequency: s.config.checkpoint_frequency.clone(),
             parameters: vec![],
-            session_name: s.name.replace("{{", "{ {"),
-            session_description: s.description.replace("{{", "{ {"),
+            session_name: esc(&s.name),
+            session_description: esc(&s.description),
             pins: state
                 .context
                 .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                    )
-                })
+                .map(|(k, v)| (k.clone(), esc(v.as_str().unwrap_or(&v.to_string()))))
                 .collect(),
-            focus: state.focus.material.clone(),
+            focus: state.focus.material.as_deref().map(esc),
             hypotheses: state
                 .hypotheses
                 .iter()
                 .filter(|h| h.status == HypothesisStatus::Open)
-                .map(|h| h.statement.clone())
+                .map(|h| esc(&h.statement))
                 .collect(),
             tasks: state
                 .tasks
                 .iter()
                 .filter(|t| t.status == TaskStatus::Pending)
-                .map(|t| t.description.clone())
+                .map(|t| esc(&t.description))
                 .collect(),
             built_in: false,
         };
@@ -288,7 +293,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn built_in_templates_parse_and_render() {
+    fn built_in_templates_parse_and_fill() {
         let all = built_in();
         assert_eq!(all.len(), BUILT_IN.len());
         let t = all
@@ -310,5 +315,14 @@ mod tests {
         );
         let bad = BTreeMap::from([("colour".to_string(), "red".to_string())]);
         assert!(t.render(&bad).err().is_some());
+        // A value with template syntax in it goes in as it is.
+        let odd = BTreeMap::from([("material".to_string(), "{{ 7*7 }} {property}".to_string())]);
+        let r = t.render(&odd).unwrap();
+        assert_eq!(
+            r(&t.session_name).unwrap(),
+            "{{ 7*7 }} {property} discovery: ionic conductivity"
+        );
+        assert!(r("{unknown}").is_err());
+        assert!(r("{ material }").is_err());
     }
 }

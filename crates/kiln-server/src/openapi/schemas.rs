@@ -754,7 +754,7 @@ pub(super) fn all() -> Value {
                 ),
                 (
                     "session_name",
-                    text("a template: `{{ parameter }}` is filled in"),
+                    text("`{parameter}` is filled in as plain text; `{{` is a literal `{`"),
                 ),
                 ("session_description", string()),
                 ("pins", map(string())),
