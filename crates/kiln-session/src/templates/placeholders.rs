@@ -58,6 +58,17 @@ fn pieces(text: &str) -> Result<Vec<Piece<'_>>, String> {
     Ok(out)
 }
 
+/// The parameter names a text uses, in order (checking its syntax).
+pub(crate) fn names(text: &str) -> Result<Vec<&str>, String> {
+    Ok(pieces(text)?
+        .into_iter()
+        .filter_map(|p| match p {
+            Piece::Param(name) => Some(name),
+            Piece::Text(_) => None,
+        })
+        .collect())
+}
+
 /// Fills a text's placeholders from `values`; a name without a value is an error.
 pub(crate) fn fill(text: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
@@ -144,7 +155,13 @@ mod tests {
             "{% for %}{{ a }}",
         ] {
             let escaped = escape(text);
+            assert_eq!(names(&escaped), Ok(vec![]), "{text}");
             assert_eq!(fill(&escaped, &BTreeMap::new()).as_deref(), Ok(text));
         }
+    }
+
+    #[test]
+    fn names_lists_placeholders_in_order() {
+        assert_eq!(names("{b} {{a} {a} {_c9}"), Ok(vec!["b", "a", "_c9"]));
     }
 }
