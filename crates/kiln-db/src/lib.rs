@@ -38,4 +38,5 @@ pub use refs::Restored;
 pub use search::{OutboxEntry, SearchNode};
 pub use sessions::{NewSession, SessionFilter, SessionPatch, TallyRow};
 pub use shares::{NewShare, ShareLink, ShareRefusal};
+pub use templates::{NewTemplate, SavedTemplate, TemplateChange, Visibility};
 pub use tree::{AppendOutcome, NewNode, TurnView, check_access};

@@ -1,48 +1,239 @@
-//! Saved session templates (built-in ones live in templates/sessions and are not stored).
+//! Saved session templates: each owned by a user and private, shared with named users or
+//! instance-wide (built-in ones live in templates/sessions and are not stored). Reads take the
+//! reader and return only what that user may see.
 
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 
 use crate::{Db, Error, Result, now};
 
-impl Db {
-    /// Saves a template; names are unique.
-    pub async fn save_template(
-        &self,
-        name: &str,
-        description: &str,
-        body: &Value,
-        actor: &str,
-    ) -> Result<()> {
-        crate::tree::check_name("template", name)?;
-        let res = sqlx::query(
-            "INSERT INTO session_templates (name, description, body, created_by, created_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(name)
-        .bind(description)
-        .bind(body.to_string())
-        .bind(actor)
-        .bind(now())
-        .execute(&mut self.writer().await.conn)
-        .await?;
-        if res.rows_affected() == 0 {
-            return Err(Error::AlreadyExists(format!("template `{name}`")));
+/// Who sees a saved template besides its owner.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Its owner only.
+    #[default]
+    Private,
+    /// Its owner and the users it is shared with.
+    Shared,
+    /// Every user of the instance (set only by an administrator).
+    Instance,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Private => "private",
+            Visibility::Shared => "shared",
+            Visibility::Instance => "instance",
         }
-        Ok(())
+    }
+}
+
+impl FromStr for Visibility {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "private" => Ok(Visibility::Private),
+            "shared" => Ok(Visibility::Shared),
+            "instance" => Ok(Visibility::Instance),
+            other => Err(format!("unknown template visibility `{other}`")),
+        }
+    }
+}
+
+/// A saved template as stored, with its owner's name and the names it is shared with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedTemplate {
+    pub id: i64,
+    pub owner_id: String,
+    /// The owner's user name.
+    pub owner: String,
+    pub name: String,
+    pub description: String,
+    pub visibility: Visibility,
+    /// User names, sorted (meaningful while `visibility` is `Shared`).
+    pub shared_with: Vec<String>,
+    /// The template's content (kiln-session's `TemplateBody`).
+    pub body: Value,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A template to save.
+#[derive(Debug, Clone)]
+pub struct NewTemplate<'a> {
+    pub owner_id: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub visibility: Visibility,
+    pub body: &'a Value,
+    /// User ids.
+    pub shared_with: &'a [String],
+}
+
+/// What to change on a saved template; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateChange {
+    pub description: Option<String>,
+    pub visibility: Option<Visibility>,
+    pub body: Option<Value>,
+    /// User ids: replaces the whole list.
+    pub shared_with: Option<Vec<String>>,
+}
+
+const SELECT: &str = "SELECT t.id, t.owner_id, u.name AS owner, t.name, t.description, \
+    t.visibility, t.body, t.created_at, t.updated_at, \
+    (SELECT json_group_array(name) FROM (SELECT su.name FROM template_shares s \
+     JOIN users su ON su.id = s.user_id WHERE s.template_id = t.id ORDER BY su.name)) \
+     AS shared_with \
+    FROM session_templates t JOIN users u ON u.id = t.owner_id";
+
+/// The templates user `?1` may see: their own, those shared with them, instance-wide ones.
+const VISIBLE: &str = "(t.owner_id = ?1 OR t.visibility = 'instance' OR (t.visibility = 'shared' \
+    AND EXISTS (SELECT 1 FROM template_shares s WHERE s.template_id = t.id AND s.user_id = ?1)))";
+
+fn from_row(r: &SqliteRow) -> Result<SavedTemplate> {
+    Ok(SavedTemplate {
+        id: r.try_get("id")?,
+        owner_id: r.try_get("owner_id")?,
+        owner: r.try_get("owner")?,
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+        visibility: r
+            .try_get::<&str, _>("visibility")?
+            .parse()
+            .map_err(Error::Invalid)?,
+        shared_with: serde_json::from_str(r.try_get::<&str, _>("shared_with")?)?,
+        body: serde_json::from_str(r.try_get::<&str, _>("body")?)?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+impl Db {
+    /// Saves a template; names are unique per owner, so the only clash is with the owner's own.
+    pub async fn insert_template(&self, t: &NewTemplate<'_>) -> Result<SavedTemplate> {
+        crate::tree::check_name("template", t.name)?;
+        let at = now();
+        let mut tx = self.write().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO session_templates \
+             (owner_id, name, description, visibility, body, created_by, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?1, ?6, ?6) ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(t.owner_id)
+        .bind(t.name)
+        .bind(t.description)
+        .bind(t.visibility.as_str())
+        .bind(t.body.to_string())
+        .bind(&at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            return Err(Error::AlreadyExists(format!("your template `{}`", t.name)));
+        };
+        for user in t.shared_with {
+            sqlx::query(
+                "INSERT OR IGNORE INTO template_shares (template_id, user_id) VALUES (?, ?)",
+            )
+            .bind(id)
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE t.id = ?")))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let saved = from_row(&row)?;
+        tx.commit().await?;
+        Ok(saved)
     }
 
-    /// Lists saved templates as (name, description, body).
-    pub async fn templates(&self) -> Result<Vec<(String, String, Value)>> {
-        let rows =
-            sqlx::query("SELECT name, description, body FROM session_templates ORDER BY name")
-                .fetch_all(&mut *self.read().await?)
+    /// The saved templates `user` may see, by name then owner name; `name` and `owner` (a user
+    /// name) narrow the list.
+    pub async fn visible_templates(
+        &self,
+        user: &str,
+        name: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<Vec<SavedTemplate>> {
+        let sql = format!(
+            "{SELECT} WHERE {VISIBLE} AND (?2 IS NULL OR t.name = ?2) \
+             AND (?3 IS NULL OR u.name = ?3) ORDER BY t.name, u.name"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user)
+            .bind(name)
+            .bind(owner)
+            .fetch_all(&mut *self.read().await?)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Changes a template `owner` owns; one transaction.
+    pub async fn update_template(
+        &self,
+        id: i64,
+        owner: &str,
+        change: &TemplateChange,
+    ) -> Result<SavedTemplate> {
+        let mut tx = self.write().await?;
+        let res = sqlx::query(
+            "UPDATE session_templates SET description = COALESCE(?1, description), \
+             visibility = COALESCE(?2, visibility), body = COALESCE(?3, body), updated_at = ?4 \
+             WHERE id = ?5 AND owner_id = ?6",
+        )
+        .bind(change.description.as_deref())
+        .bind(change.visibility.map(Visibility::as_str))
+        .bind(change.body.as_ref().map(Value::to_string))
+        .bind(now())
+        .bind(id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if res.rows_affected() == 0 {
+            return Err(Error::not_found("template"));
+        }
+        if let Some(users) = &change.shared_with {
+            sqlx::query("DELETE FROM template_shares WHERE template_id = ?")
+                .bind(id)
+                .execute(&mut *tx)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                let body: &str = r.try_get(2)?;
-                Ok((r.try_get(0)?, r.try_get(1)?, serde_json::from_str(body)?))
-            })
-            .collect()
+            for user in users {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO template_shares (template_id, user_id) VALUES (?, ?)",
+                )
+                .bind(id)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE t.id = ?")))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let saved = from_row(&row)?;
+        tx.commit().await?;
+        Ok(saved)
+    }
+
+    /// Deletes a template `owner` owns (its shares go with it).
+    pub async fn delete_template(&self, id: i64, owner: &str) -> Result<()> {
+        let res = sqlx::query("DELETE FROM session_templates WHERE id = ? AND owner_id = ?")
+            .bind(id)
+            .bind(owner)
+            .execute(&mut self.writer().await.conn)
+            .await?;
+        if res.rows_affected() == 0 {
+            return Err(Error::not_found("template"));
+        }
+        Ok(())
     }
 }

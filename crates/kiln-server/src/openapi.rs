@@ -443,24 +443,42 @@ fn operations() -> Vec<Op> {
             "GET",
             "/v1/templates",
             "templates",
-            "Built-in and saved session templates",
+            "The templates you see: built-in ones, your own, those shared with you and \
+             instance-wide ones",
         )
         .ok(200, page("SessionTemplate")),
         Op::new(
             "POST",
             "/v1/templates",
             "templates",
-            "Save a session as a template",
+            "Save a session you manage as a template you own (names are unique per owner)",
         )
-        .body(strict(
-            &["name", "from_session"],
-            &[
-                ("name", string()),
-                ("description", string()),
-                ("from_session", string()),
-            ],
-        ))
+        .body(r("SaveTemplate"))
         .ok(201, r("SessionTemplate")),
+        Op::new(
+            "GET",
+            "/v1/templates/{name}",
+            "templates",
+            "Show a template by name or `name@owner` (yours, then shared with you, then \
+             instance-wide, then built-in; a `/` in a name as `%2F`); one you do not see is 404",
+        )
+        .ok(200, r("SessionTemplate")),
+        Op::new(
+            "PATCH",
+            "/v1/templates/{name}",
+            "templates",
+            "Change a template you own: description, visibility, who it is shared with, \
+             parameters and texts (instance-wide needs an administrator)",
+        )
+        .body(r("TemplatePatch"))
+        .ok(200, r("SessionTemplate")),
+        Op::new(
+            "DELETE",
+            "/v1/templates/{name}",
+            "templates",
+            "Delete a template you own",
+        )
+        .no_content(),
         // Agent
         Op::new(
             "GET",

@@ -507,6 +507,30 @@ async fn real_responses_match_the_documented_schemas() {
         Some(json!({"name": "lfp-study", "from_session": id})),
     )
     .await;
+    let t = "/v1/templates/{name}";
+    call("GET", t, "/v1/templates/lfp-study", None).await;
+    call(
+        "PATCH",
+        t,
+        "/v1/templates/lfp-study@alice",
+        Some(json!({"visibility": "shared", "shared_with": ["bob"],
+                    "parameters": [{"name": "material", "default": "LiFePO4"}],
+                    "session_name": "{material} study"})),
+    )
+    .await;
+    // The owner sees whom it is shared with; the shared user sees the rest.
+    let (status, shared) = srv
+        .request(Method::GET, "/v1/templates/lfp-study", Some(&srv.bob), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shared}");
+    check(
+        &doc,
+        &json!({"$ref": "#/components/schemas/SessionTemplate"}),
+        &shared,
+        "template as shared",
+    )
+    .unwrap();
+    call("DELETE", t, "/v1/templates/lfp-study", None).await;
     let export = call(
         "GET",
         "/v1/sessions/{id}/export",

@@ -28,6 +28,7 @@ pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput, 
 pub use error::{Error, Result};
 pub use integrity::InstanceKeyInfo;
 pub use jobs::{JobReport, JobsConfig};
+pub use kiln_db::Visibility;
 pub use kiln_db::{
     AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, Collaborator, Contribution,
     Membership, MergeResult, NewNode, Node, NodeVerification, Page, ReflogEntry, Session,
@@ -43,4 +44,4 @@ pub use sessions::{CreateSession, ListQuery, UpdateSession};
 pub use shares::{
     CreateShare, CreatedShare, SharedNode, SharedSession, SharedView, is_share_token_shape,
 };
-pub use templates::{SessionTemplate, TemplateParam};
+pub use templates::{SaveTemplate, SessionTemplate, TemplateBody, TemplateParam, TemplatePatch};

@@ -13,6 +13,10 @@ use serde_json::{Value, json};
 use crate::{Caller, Error, Result, Session, SessionManager};
 
 const REPORT_TEMPLATE: &str = include_str!("../../../templates/reports/session.md.j2");
+/// The Markdown report's fuel (minijinja instructions): a base plus an allowance per listed item
+/// (a message, branch, checkpoint, state entry or tool), several times what each costs.
+const REPORT_FUEL_BASE: u64 = 100_000;
+const REPORT_FUEL_PER_ITEM: u64 = 500;
 
 /// Per-user contributions to a session.
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
@@ -238,6 +242,21 @@ impl SessionManager {
             })
             .collect();
         let mut env = minijinja::Environment::new();
+        // The report lists everything, so its fuel grows with what it lists: a session of any
+        // length exports, and a template that ran away over its data would still stop.
+        let items = conversation.len()
+            + branches.len()
+            + checkpoints.len()
+            + state.materials.len()
+            + state.discoveries.len()
+            + state.links.len()
+            + state.hypotheses.len()
+            + state.tasks.len()
+            + tools.len()
+            + stats.tool_usage.len();
+        let allowance =
+            REPORT_FUEL_PER_ITEM.saturating_mul(u64::try_from(items).unwrap_or(u64::MAX));
+        env.set_fuel(Some(REPORT_FUEL_BASE.saturating_add(allowance)));
         env.add_template("session.md", REPORT_TEMPLATE)
             .map_err(|e| Error::internal(format!("report template: {e}")))?;
         let tmpl = env

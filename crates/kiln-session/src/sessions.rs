@@ -61,7 +61,7 @@ pub struct UpdateSession {
     pub context: Option<ContextConfig>,
 }
 
-mod double_option {
+pub(crate) mod double_option {
     use serde::{Deserialize, Deserializer};
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,

@@ -1,9 +1,7 @@
 //! Around the session: the audit chain (and tampering with the database file), JSON export and
-//! import, statistics, templates.
+//! import, statistics.
 
 mod common;
-
-use std::collections::BTreeMap;
 
 use common::{Env, code};
 use kiln_db::NewNode;
@@ -403,102 +401,6 @@ async fn statistics_count_queries_materials_discoveries_tools_and_contributors()
         "five conversation messages plus three tool calls"
     );
     code(m.statistics(&e.bob, &id).await, "not_found");
-}
-
-#[tokio::test]
-async fn sessions_come_from_templates_and_save_as_templates() {
-    let e = common::env().await;
-    let (m, a) = (&e.mgr, &e.alice);
-    let names: Vec<_> = m
-        .templates()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    assert!(names.contains(&"materials-discovery".to_string()));
-    let params = BTreeMap::from([
-        ("material".to_string(), "LiFePO4".to_string()),
-        ("property".to_string(), "capacity".to_string()),
-    ]);
-    let s = m
-        .create_from_template(a, "materials-discovery", &params)
-        .await
-        .unwrap();
-    assert_eq!(s.name, "LiFePO4 discovery: capacity");
-    assert_eq!(s.session_type, kiln_types::SessionType::Research);
-    assert_eq!(s.template.as_deref(), Some("materials-discovery"));
-    assert!(s.config.duration_days.is_some() && s.config.checkpoint_frequency.is_some());
-    let st = m.state(a, &s.id, "main", None).await.unwrap();
-    assert_eq!(st.context["target_material"], json!("LiFePO4"));
-    assert_eq!(
-        st.context["application"],
-        json!("battery cathodes"),
-        "defaults fill in"
-    );
-    assert_eq!(st.focus.material.as_deref(), Some("LiFePO4"));
-    assert_eq!(st.hypotheses.len(), 1);
-    assert!(st.hypotheses[0].statement.contains("capacity"));
-    assert_eq!(st.tasks.len(), 4);
-
-    let err = code(
-        m.create_from_template(a, "materials-discovery", &BTreeMap::new())
-            .await,
-        "invalid_input",
-    );
-    assert!(err.message.contains("material"));
-    let bad = BTreeMap::from([
-        ("material".to_string(), "X".to_string()),
-        ("colour".to_string(), "red".to_string()),
-    ]);
-    let err = code(
-        m.create_from_template(a, "materials-discovery", &bad).await,
-        "invalid_input",
-    );
-    assert!(err.message.contains("colour"));
-    code(
-        m.create_from_template(a, "nope", &BTreeMap::new()).await,
-        "not_found",
-    );
-    let sessions = m
-        .list_sessions(a, Default::default())
-        .await
-        .unwrap()
-        .items
-        .len();
-    assert_eq!(sessions, 1, "refused templates create nothing");
-
-    let t = m
-        .save_as_template(a, &s.id, "my-lfp", "mine")
-        .await
-        .unwrap();
-    assert!(!t.built_in);
-    assert_eq!(t.tasks.len(), 4);
-    let s2 = m
-        .create_from_template(a, "my-lfp", &BTreeMap::new())
-        .await
-        .unwrap();
-    assert_eq!(s2.name, s.name);
-    let st2 = m.state(a, &s2.id, "main", None).await.unwrap();
-    assert_eq!(st2.context, st.context);
-    assert_eq!(st2.tasks.len(), 4);
-    code(
-        m.save_as_template(a, &s.id, "my-lfp", "again").await,
-        "already_exists",
-    );
-    code(
-        m.save_as_template(a, &s.id, "materials-discovery", "x")
-            .await,
-        "already_exists",
-    );
-    code(
-        m.save_as_template(a, &s.id, "bad name", "x").await,
-        "invalid_input",
-    );
-    code(
-        m.save_as_template(&e.bob, &s.id, "bobs", "x").await,
-        "not_found",
-    );
 }
 
 #[tokio::test]

@@ -290,7 +290,13 @@ pub(super) fn all() -> Value {
         "FromTemplate",
         strict(
             &["template"],
-            &[("template", string()), ("parameters", map(string()))],
+            &[
+                ("template", text("a template name or `name@owner`")),
+                (
+                    "parameters",
+                    map(text("inserted where the texts say `{name}`, as plain text")),
+                ),
+            ],
         ),
     );
     put(
@@ -785,12 +791,57 @@ pub(super) fn all() -> Value {
             ],
         ),
     );
+    let param = obj(
+        &["name", "required"],
+        &[
+            (
+                "name",
+                text("letters, digits or `_`, not starting with a digit"),
+            ),
+            ("description", string()),
+            ("default", nullable(string())),
+            ("required", boolean()),
+        ],
+    );
+    let placeholders = "`{parameter}` is replaced by the parameter's value as plain text; \
+        `{{` is a literal `{`; a `}` is always literal; nothing else is evaluated";
+    put(
+        "TemplateVisibility",
+        json!({"type": "string", "enum": ["private", "shared", "instance"],
+               "description": "private: its owner only; shared: its owner and `shared_with`; \
+                instance: everyone (set by an administrator)"}),
+    );
     put(
         "SessionTemplate",
         obj(
-            &["name", "built_in", "parameters"],
+            &[
+                "name",
+                "ref",
+                "built_in",
+                "owner",
+                "visibility",
+                "parameters",
+                "session_name",
+            ],
             &[
                 ("name", string()),
+                (
+                    "ref",
+                    text("names this template unambiguously: `name` (built-in) or `name@owner`"),
+                ),
+                ("built_in", boolean()),
+                (
+                    "owner",
+                    nullable(text("the owner's user name; null when built in")),
+                ),
+                ("visibility", nullable(r("TemplateVisibility"))),
+                (
+                    "shared_with",
+                    json!({"type": "array", "items": string(),
+                           "description": "user names; shown to the template's owner only"}),
+                ),
+                ("created_at", nullable(ts())),
+                ("updated_at", nullable(ts())),
                 ("description", string()),
                 ("session_type", r("SessionType")),
                 ("tags", array(string())),
@@ -798,28 +849,55 @@ pub(super) fn all() -> Value {
                 ("context", nullable(r("ContextConfig"))),
                 ("duration_days", nullable(int())),
                 ("checkpoint_frequency", nullable(r("CheckpointFrequency"))),
+                ("parameters", array(param.clone())),
+                ("session_name", text(placeholders)),
+                ("session_description", text(placeholders)),
+                ("pins", map(text(placeholders))),
+                ("focus", nullable(text(placeholders))),
+                ("hypotheses", array(text(placeholders))),
+                ("tasks", array(text(placeholders))),
+            ],
+        ),
+    );
+    put(
+        "SaveTemplate",
+        strict(
+            &["name", "from_session"],
+            &[
+                ("name", text("1-64 letters, digits, `.`, `_`, `-` or `/`")),
+                ("description", string()),
                 (
-                    "parameters",
-                    array(obj(
-                        &["name", "required"],
-                        &[
-                            ("name", string()),
-                            ("description", string()),
-                            ("default", nullable(string())),
-                            ("required", boolean()),
-                        ],
-                    )),
+                    "from_session",
+                    text("a session id; you need `manage` on it"),
                 ),
+                ("visibility", r("TemplateVisibility")),
                 (
-                    "session_name",
-                    text("a template: `{{ parameter }}` is filled in"),
+                    "shared_with",
+                    json!({"type": "array", "items": string(),
+                           "description": "user names or ids; only with visibility `shared`"}),
                 ),
-                ("session_description", string()),
+            ],
+        ),
+    );
+    put(
+        "TemplatePatch",
+        strict(
+            &[],
+            &[
+                ("description", string()),
+                ("visibility", r("TemplateVisibility")),
+                (
+                    "shared_with",
+                    json!({"type": "array", "items": string(), "description":
+                           "user names or ids, replacing the list; only with visibility `shared`"}),
+                ),
+                ("parameters", array(param)),
+                ("session_name", text(placeholders)),
+                ("session_description", text(placeholders)),
                 ("pins", map(string())),
-                ("focus", nullable(string())),
+                ("focus", nullable(text("null removes the focus"))),
                 ("hypotheses", array(string())),
                 ("tasks", array(string())),
-                ("built_in", boolean()),
             ],
         ),
     );

@@ -60,7 +60,7 @@ async fn needs_script() -> Response {
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct SessionPageQuery {
+pub(crate) struct SessionPageQuery {
     branch: Option<String>,
     /// Cursor for older messages (`next_cursor` of the page before).
     before: Option<String>,
@@ -107,7 +107,7 @@ fn tree_json(branches: &[TreeBranch], parent: Option<&str>) -> Vec<Value> {
         .collect()
 }
 
-async fn page_context(
+pub(crate) async fn page_context(
     st: &AppState,
     caller: &Caller,
     id: &str,

@@ -193,7 +193,7 @@ async fn home(
     .join("&");
     let filter = json!({"status": q.status, "project": q.project, "type": q.session_type,
                         "tag": q.tag, "cursor": q.cursor});
-    let templates = st.mgr.templates().await.unwrap_or_default();
+    let templates = st.mgr.templates(&caller).await.unwrap_or_default();
     match st.mgr.list_sessions(&caller, q).await {
         Ok(page) => {
             let mut sessions = Vec::with_capacity(page.items.len());
