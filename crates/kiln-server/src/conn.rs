@@ -93,7 +93,7 @@ pub async fn serve(
             Err(_) => {
                 // Make room: connections waiting for a request (or stuck in a head for over a
                 // second) are the cheapest to close; a client reconnects in one round trip.
-                let evicted = evict_waiting(&open);
+                let evicted = evict_waiting(&open, limits.max_connections);
                 // Once per burst: a flood reaches the cap over and over.
                 if cap_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
                     tracing::warn!(
@@ -104,8 +104,8 @@ pub async fn serve(
                     cap_logged = Some(tokio::time::Instant::now());
                 }
                 // Connections that were busy become idle (kept alive) while we wait: look
-                // again every quarter second rather than waiting out their idle timeout.
-                let mut again = tokio::time::interval(Duration::from_millis(250));
+                // again every tenth of a second rather than waiting out their idle timeout.
+                let mut again = tokio::time::interval(Duration::from_millis(100));
                 again.tick().await;
                 loop {
                     tokio::select! {
@@ -115,7 +115,7 @@ pub async fn serve(
                             Err(_) => break 'accept,
                         },
                         _ = again.tick() => {
-                            evict_waiting(&open);
+                            evict_waiting(&open, limits.max_connections);
                         }
                     }
                 }
@@ -129,7 +129,7 @@ pub async fn serve(
                     errors.failed(&e);
                     if matches!(e.raw_os_error(), Some(23 | 24)) {
                         // Out of descriptors (EMFILE, ENFILE): make room as at the cap.
-                        evict_waiting(&open);
+                        evict_waiting(&open, limits.max_connections);
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
@@ -218,13 +218,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Asks every connection that waits for a request, or has spent over a second on one request
-/// head, to close; returns how many were asked.
-fn evict_waiting(open: &Mutex<HashMap<u64, Arc<Shared>>>) -> usize {
-    lock(open)
+/// Asks the connections that have waited longest for a request (or spent over a second on one
+/// request head) to close, at most a quarter of the cap at a time: the oldest first, so a client
+/// just accepted (whose request is on its way) is the last to go. Returns how many were asked.
+fn evict_waiting(open: &Mutex<HashMap<u64, Arc<Shared>>>, cap: usize) -> usize {
+    let mut waiting: Vec<_> = lock(open)
         .values()
-        .filter(|s| s.evict_if_waiting(Duration::from_secs(1)))
-        .count()
+        .filter_map(|s| Some((s.waiting_since(Duration::from_secs(1))?, s.clone())))
+        .collect();
+    let n = (cap / 4).max(1).min(waiting.len());
+    if n < waiting.len() {
+        waiting.select_nth_unstable_by_key(n, |(since, _)| *since);
+    }
+    for (_, s) in &waiting[..n] {
+        s.evict();
+    }
+    n
 }
 
 /// Logs failed accepts once per burst (when they start and when they stop), not per attempt:

@@ -54,7 +54,8 @@ async fn the_instance_key_signs_exports_and_imports_say_how_far_they_are_trusted
         .build()
         .unwrap();
     let r = web
-        .get(format!("{}/login?token={}", s.base, s.alice))
+        .post(format!("{}/login", s.base))
+        .form(&[("token", s.alice.as_str())])
         .send()
         .await
         .unwrap();

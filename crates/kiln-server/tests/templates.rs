@@ -718,7 +718,8 @@ async fn the_web_form_offers_and_reaches_only_visible_templates() {
         let (http, base) = (&http, srv.base.clone());
         async move {
             let r = http
-                .get(format!("{base}/login?token={token}"))
+                .post(format!("{base}/login"))
+                .form(&[("token", token.as_str())])
                 .send()
                 .await
                 .unwrap();

@@ -32,8 +32,7 @@ pub use kiln_db::Visibility;
 pub use kiln_db::{
     AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, Collaborator, Contribution,
     Membership, MergeResult, NewNode, Node, NodeVerification, Page, ReflogEntry, Session,
-    SessionEvent,
-    SessionExport, ShareLink, TurnView, User,
+    SessionEvent, SessionExport, ShareLink, TurnView, User,
 };
 pub use kiln_search::{FaultSwitch, Hit, SearchPage, SessionHits, StorageFault, snippet_text};
 pub use lock::{LOCK_FILE, ServeLock};

@@ -275,7 +275,8 @@ impl SessionManager {
     pub async fn import(&self, caller: &Caller, doc: &Value) -> Result<Session> {
         let doc: SessionExport = serde_json::from_value(doc.clone())
             .map_err(|e| Error::bad_request(format!("import: not a Kiln session export: {e}")))?;
-        self.import_doc(caller, doc).await
+        let size = serde_json::to_vec(&doc).map_or(0, |v| v.len() as u64);
+        self.import_doc(caller, doc, size).await
     }
 
     /// Imports an export as sent (JSON bytes): refused with 413 `payload_too_large` past
@@ -285,6 +286,7 @@ impl SessionManager {
         if body.len() > limit {
             return Err(import_too_large(limit));
         }
+        let size = body.len() as u64;
         let doc =
             tokio::task::spawn_blocking(move || serde_json::from_slice::<SessionExport>(&body))
                 .await
@@ -292,12 +294,14 @@ impl SessionManager {
                 .map_err(|e| {
                     Error::bad_request(format!("import: not a Kiln session export: {e}"))
                 })?;
-        self.import_doc(caller, doc).await
+        self.import_doc(caller, doc, size).await
     }
 
     /// Checks a document (session fields with the create rules, structure, replay), decides
     /// its provenance from its signature, and writes it.
-    async fn import_doc(&self, caller: &Caller, doc: SessionExport) -> Result<Session> {
+    /// `size` (the export's bytes) counts against the caller's storage quota.
+    async fn import_doc(&self, caller: &Caller, doc: SessionExport, size: u64) -> Result<Session> {
+        self.check_quota(caller, size)?;
         let integrity = Arc::clone(&self.integrity);
         // Checking replays every event and hashes the document: CPU work, off the async threads.
         let (checked, trust) = tokio::task::spawn_blocking(move || {
@@ -333,6 +337,8 @@ impl SessionManager {
             payload["authors"] = json!("credited to the importer");
         }
         let opts = ImportOptions::new(&caller.user_id, provenance, payload);
-        Ok(self.db.import(&checked, &opts).await?)
+        let session = self.db.import(&checked, &opts).await?;
+        self.count_written(caller, size);
+        Ok(session)
     }
 }

@@ -46,24 +46,25 @@ impl Shared {
         shared
     }
 
-    /// Asks the connection to close if it is waiting for a request, or has been reading one
-    /// head for longer than `slow`: at the connection cap such connections make room.
-    /// Returns whether it was asked.
-    pub(super) fn evict_if_waiting(&self, slow: std::time::Duration) -> bool {
-        let waiting = match self.phase.load(Ordering::Acquire) {
-            IDLE => true,
-            READING => self
-                .phase_since
-                .get()
-                .is_some_and(|since| since.elapsed() > slow),
-            _ => false,
-        };
-        if waiting && self.in_flight.load(Ordering::Acquire) == 0 {
-            self.evict.store(true, Ordering::Release);
-            self.reader.wake();
-            return true;
+    /// Since when the connection has been waiting for a request, or reading one head for
+    /// longer than `slow` (such connections may be closed at the cap to make room); `None`
+    /// when it is working, already asked to close, or reading a head briskly.
+    pub(super) fn waiting_since(&self, slow: std::time::Duration) -> Option<Instant> {
+        if self.evict.load(Ordering::Acquire) || self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
         }
-        false
+        let since = self.phase_since.get()?;
+        match self.phase.load(Ordering::Acquire) {
+            IDLE => Some(since),
+            READING if since.elapsed() > slow => Some(since),
+            _ => None,
+        }
+    }
+
+    /// Asks the connection to close at its next read (unless its request has arrived).
+    pub(super) fn evict(&self) {
+        self.evict.store(true, Ordering::Release);
+        self.reader.wake();
     }
 
     fn set_phase(&self, phase: u8) {
