@@ -8,10 +8,40 @@ use kiln_types::ErrorKind;
 
 use crate::error::ApiError;
 
-/// JSON body; malformed JSON is 400, a body over the limit is 413.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON body; malformed JSON is 400, a body over the limit is 413, and a body that is not the
+/// documented shape (an array for an object, `null` for an integer) is 400 `invalid_json`
+/// naming the place, before serde would quietly take it.
+#[derive(Debug)]
 pub struct Body<T>(pub T);
+
+impl<T, S> FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let schema = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .and_then(|p| crate::openapi::validate::request_schema(req.method(), p.as_str()));
+        let axum::Json(v) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        let shape = match schema {
+            Some(schema) => crate::openapi::validate::check(schema, &v, "body"),
+            None if v.is_object() => Ok(()),
+            None => Err("body: expected an object".to_owned()),
+        };
+        shape.map_err(|e| invalid_json(format!("the body is not the documented shape: {e}")))?;
+        serde_json::from_value(v)
+            .map(Body)
+            .map_err(|e| invalid_json(format!("invalid JSON body: {e}")))
+    }
+}
+
+fn invalid_json(message: String) -> ApiError {
+    ApiError(Error::new(ErrorKind::BadRequest, "invalid_json", message))
+}
 
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
@@ -89,11 +119,12 @@ pub fn optional_body<T: serde::de::DeserializeOwned + Default>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError(Error::new(
-            ErrorKind::BadRequest,
-            "invalid_json",
-            format!("invalid JSON body: {e}"),
-        ))
-    })
+    let v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| invalid_json(format!("invalid JSON body: {e}")))?;
+    if !v.is_object() {
+        return Err(invalid_json(
+            "the body is not the documented shape: body: expected an object".to_owned(),
+        ));
+    }
+    serde_json::from_value(v).map_err(|e| invalid_json(format!("invalid JSON body: {e}")))
 }

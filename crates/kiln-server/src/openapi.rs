@@ -11,8 +11,9 @@ use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 
 mod schemas;
+pub(crate) mod validate;
 
-use schemas::{array, doc, enumeration, int, nullable, obj, page, r, strict, string, text};
+use schemas::{array, doc, enumeration, int_in, nullable, obj, page, r, strict, string, text};
 
 /// One documented operation.
 struct Op {
@@ -31,6 +32,7 @@ struct Op {
     /// The success body, `None` for no content.
     response: Option<Value>,
     public: bool,
+    markdown: bool,
 }
 
 impl Op {
@@ -52,6 +54,7 @@ impl Op {
             status: 200,
             response: None,
             public: false,
+            markdown: false,
         }
     }
 
@@ -88,6 +91,12 @@ impl Op {
         self
     }
 
+    /// The success response may also be `text/markdown` (`?format=md`).
+    fn also_markdown(mut self) -> Self {
+        self.markdown = true;
+        self
+    }
+
     fn public(mut self) -> Self {
         self.public = true;
         self
@@ -108,11 +117,14 @@ impl Op {
             json!({"name": name, "in": "header", "required": false,
                    "description": description, "schema": string()})
         }));
-        let ok = match &self.response {
+        let mut ok = match &self.response {
             None => json!({"description": "done, no content"}),
             Some(schema) => json!({"description": "success",
                                    "content": {"application/json": {"schema": schema}}}),
         };
+        if self.markdown {
+            ok["content"]["text/markdown"] = json!({"schema": text("the Markdown report")});
+        }
         let mut responses = Map::new();
         responses.insert(self.status.to_string(), ok);
         responses.insert(
@@ -155,7 +167,7 @@ fn operation_id(method: &str, path: &str) -> String {
 
 /// Every documented operation, in the order the document lists them.
 fn operations() -> Vec<Op> {
-    let limit = || doc("integer", "page size");
+    let limit = || int_in(1, 1000, "page size (larger asks get 1000)");
     let branch_q = || nullable(text("branch name; default: the session's default branch"));
     let sse = "text/event-stream in Accept streams the turn as server-sent events";
     vec![
@@ -427,7 +439,8 @@ fn operations() -> Vec<Op> {
             "Export as JSON (everything) or a Markdown report (text/markdown)",
         )
         .query("format", enumeration(&["json", "markdown", "md"]), false)
-        .ok(200, r("SessionExport")),
+        .ok(200, r("SessionExport"))
+        .also_markdown(),
         Op::new(
             "POST",
             "/v1/sessions/import",
@@ -529,7 +542,13 @@ fn operations() -> Vec<Op> {
         )
         .optional_body(strict(
             &[],
-            &[("branch", branch_q()), ("keep_recent", int())],
+            &[
+                ("branch", branch_q()),
+                (
+                    "keep_recent",
+                    int_in(0, i64::from(u32::MAX), "messages kept verbatim"),
+                ),
+            ],
         ))
         .ok(200, r("Compressed")),
         Op::new(
@@ -566,8 +585,11 @@ fn operations() -> Vec<Op> {
         .body(strict(
             &[],
             &[
-                ("older_than_days", int()),
-                ("keep_latest", int()),
+                ("older_than_days", int_in(0, 36_500, "days")),
+                (
+                    "keep_latest",
+                    int_in(0, i64::from(u32::MAX), "items of each kind kept"),
+                ),
                 ("kind", nullable(string())),
                 ("branch", branch_q()),
             ],
@@ -637,8 +659,14 @@ fn operations() -> Vec<Op> {
         .body(strict(
             &["expires_in_days"],
             &[
-                ("expires_in_days", int()),
-                ("max_views", nullable(int())),
+                (
+                    "expires_in_days",
+                    int_in(1, 365, "days until the link stops working"),
+                ),
+                (
+                    "max_views",
+                    nullable(int_in(1, i64::from(u32::MAX), "opens allowed")),
+                ),
                 ("branch", nullable(string())),
                 ("checkpoint", nullable(string())),
             ],
@@ -697,8 +725,16 @@ fn operations() -> Vec<Op> {
         .query("from", text("RFC 3339"), false)
         .query("to", text("RFC 3339"), false)
         .query("cursor", string(), false)
-        .query("limit", doc("integer", "sessions per page"), false)
-        .query("per_session", doc("integer", "hits per session"), false)
+        .query(
+            "limit",
+            int_in(1, 100, "sessions per page (larger asks get 100)"),
+            false,
+        )
+        .query(
+            "per_session",
+            int_in(1, 20, "hits per session (larger asks get 20)"),
+            false,
+        )
         .ok(200, r("SearchPage")),
     ]
 }

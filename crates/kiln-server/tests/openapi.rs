@@ -617,3 +617,106 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// The document states the limits the server enforces, and the server holds bodies to the
+/// documented shape: an array where an object is documented and `null` for an integer are 400
+/// (serde alone took both), a value past a documented bound is refused, one at it is taken.
+#[tokio::test]
+async fn documented_limits_and_shapes_are_what_the_server_enforces() {
+    let srv = start(1 << 20).await;
+    let (_, doc) = srv
+        .request(Method::GET, "/v1/openapi.json", None, None)
+        .await;
+    let share = &doc["paths"]["/v1/sessions/{id}/shares"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["properties"];
+    assert_eq!(share["expires_in_days"]["maximum"], 365, "{share}");
+    assert_eq!(share["expires_in_days"]["minimum"], 1);
+    let new_session = &doc["components"]["schemas"]["NewSession"]["properties"];
+    assert_eq!(new_session["name"]["maxLength"], 200, "{new_session}");
+    assert_eq!(new_session["tags"]["maxItems"], 50);
+    let context = &doc["components"]["schemas"]["ContextConfig"]["properties"];
+    assert_eq!(context["context_window"]["minimum"], 256, "{context}");
+    let export = &doc["paths"]["/v1/sessions/{id}/export"]["get"]["responses"]["200"]["content"];
+    assert!(export.get("text/markdown").is_some(), "{export}");
+
+    let (_, s) = srv
+        .request(
+            Method::POST,
+            "/v1/sessions",
+            Some(&srv.alice),
+            Some(json!({"name": "limits"})),
+        )
+        .await;
+    let shares = format!("/v1/sessions/{}/shares", s["id"].as_str().unwrap());
+    let post = |body: Value| srv.request(Method::POST, &shares, Some(&srv.alice), Some(body));
+    for (body, why) in [
+        (json!([7]), "an array for an object"),
+        (json!({"expires_in_days": null}), "null for an integer"),
+        (json!({"expires_in_days": "7"}), "a string for an integer"),
+        (json!({"expires_in_days": 7.5}), "a fraction for an integer"),
+        (
+            json!({"expires_in_days": 366}),
+            "past the documented maximum",
+        ),
+        (
+            json!({"expires_in_days": 0}),
+            "under the documented minimum",
+        ),
+        (
+            json!({"expires_in_days": 7, "max_views": 0}),
+            "max_views under 1",
+        ),
+        (
+            json!({"expires_in_days": 7, "extra": 1}),
+            "an undocumented field",
+        ),
+    ] {
+        let (status, v) = post(body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{why}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert_eq!(v["error"]["recoverable"], true);
+    }
+    // Serde took these two (every field optional): an empty array as an object, and null
+    // for an integer the document does not call nullable.
+    let cleanup = shares.replace("/shares", "/context/cleanup");
+    for (body, why) in [
+        (json!([]), "an array for an object"),
+        (json!({"older_than_days": null}), "null for an integer"),
+    ] {
+        let (status, v) = srv
+            .request(Method::POST, &cleanup, Some(&srv.alice), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{why}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_json", "{v}");
+    }
+    let (status, v) = srv
+        .request(
+            Method::POST,
+            &cleanup,
+            Some(&srv.alice),
+            Some(json!({"older_than_days": 36_500})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "at the documented bound: {v}");
+    let (status, v) = post(json!({"expires_in_days": 365, "max_views": null})).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "at the bound, nullable null: {v}"
+    );
+    // An array for a whole session is refused, not read as a tuple.
+    let (status, v) = srv
+        .request(
+            Method::POST,
+            "/v1/sessions",
+            Some(&srv.alice),
+            Some(json!(["tuple", "", "interactive"])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_json");
+}

@@ -28,6 +28,11 @@ pub(super) fn strict(required: &[&str], props: &[(&str, Value)]) -> Value {
     o
 }
 
+/// At most 50 tags of 1-64 bytes.
+pub(super) fn tags() -> Value {
+    json!({"type": "array", "maxItems": 50, "items": bounded(1, 64, false)})
+}
+
 pub(super) fn string() -> Value {
     json!({"type": "string"})
 }
@@ -43,6 +48,23 @@ pub(super) fn doc(ty: &str, description: &str) -> Value {
 
 pub(super) fn int() -> Value {
     json!({"type": "integer"})
+}
+
+/// An integer the server takes only within `min..=max`.
+pub(super) fn int_in(min: i64, max: i64, description: &str) -> Value {
+    json!({"type": "integer", "minimum": min, "maximum": max, "description": description})
+}
+
+/// A string of `min..=max` bytes (UTF-8; JSON Schema counts characters, so `maxLength` is an
+/// upper bound) without control characters (`multi_line`: line breaks and tabs allowed).
+pub(super) fn bounded(min: usize, max: usize, multi_line: bool) -> Value {
+    let what = if multi_line {
+        "no control characters but line breaks and tabs"
+    } else {
+        "no control characters"
+    };
+    json!({"type": "string", "minLength": min, "maxLength": max,
+           "description": format!("at most {max} bytes (UTF-8), {what}")})
 }
 
 pub(super) fn number() -> Value {
@@ -192,11 +214,17 @@ pub(super) fn all() -> Value {
         strict(
             &[],
             &[
-                ("max_history", int()),
-                ("material_memory", int()),
+                (
+                    "max_history",
+                    int_in(1, 10_000, "messages kept in the window"),
+                ),
+                ("material_memory", int_in(0, 1000, "materials remembered")),
                 ("auto_summarise", boolean()),
-                ("relevance_threshold", number()),
-                ("context_window", int()),
+                (
+                    "relevance_threshold",
+                    json!({"type": "number", "minimum": 0, "maximum": 1}),
+                ),
+                ("context_window", int_in(256, 2_000_000, "tokens")),
             ],
         ),
     );
@@ -273,16 +301,16 @@ pub(super) fn all() -> Value {
         strict(
             &["name"],
             &[
-                ("name", string()),
-                ("description", string()),
+                ("name", bounded(1, 200, false)),
+                ("description", bounded(0, 10_000, true)),
                 ("session_type", r("SessionType")),
-                ("project", nullable(string())),
-                ("tags", array(string())),
+                ("project", nullable(bounded(1, 200, false))),
+                ("tags", tags()),
                 ("metadata", json!({"type": "object"})),
                 ("context", r("ContextConfig")),
-                ("duration_days", doc("integer", "research sessions: 1–3650")),
+                ("duration_days", int_in(1, 3650, "research sessions only")),
                 ("checkpoint_frequency", r("CheckpointFrequency")),
-                ("template", nullable(string())),
+                ("template", nullable(bounded(1, 200, false))),
             ],
         ),
     );
@@ -304,10 +332,10 @@ pub(super) fn all() -> Value {
         strict(
             &[],
             &[
-                ("name", string()),
-                ("description", string()),
-                ("project", nullable(text("null clears it"))),
-                ("tags", array(string())),
+                ("name", bounded(1, 200, false)),
+                ("description", bounded(0, 10_000, true)),
+                ("project", nullable(bounded(1, 200, false))),
+                ("tags", tags()),
                 ("metadata", json!({"type": "object"})),
                 ("context", r("ContextConfig")),
             ],
@@ -792,7 +820,7 @@ pub(super) fn all() -> Value {
         ),
     );
     let param = obj(
-        &["name", "required"],
+        &["name"],
         &[
             (
                 "name",
@@ -800,7 +828,7 @@ pub(super) fn all() -> Value {
             ),
             ("description", string()),
             ("default", nullable(string())),
-            ("required", boolean()),
+            ("required", doc("boolean", "default false")),
         ],
     );
     let placeholders = "`{parameter}` is replaced by the parameter's value as plain text; \
