@@ -886,11 +886,9 @@ impl Agent {
             return Err(Error::bad_request("message must not be empty"));
         }
         if message.len() > MAX_MESSAGE {
-            return Err(Error::new(
-                ErrorKind::PayloadTooLarge,
-                "too_large",
-                format!("message is larger than {MAX_MESSAGE} bytes"),
-            ));
+            return Err(Error::bad_request(format!(
+                "message is larger than {MAX_MESSAGE} bytes"
+            )));
         }
         let cfg = self.manager.session(caller, session).await?.config.context;
         let mut usage = Usage::default();

@@ -22,21 +22,31 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let schema = req
-            .extensions()
-            .get::<axum::extract::MatchedPath>()
-            .and_then(|p| crate::openapi::validate::request_schema(req.method(), p.as_str()));
+        let schema = documented_body(&req);
         let axum::Json(v) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
-        let shape = match schema {
-            Some(schema) => crate::openapi::validate::check(schema, &v, "body"),
-            None if v.is_object() => Ok(()),
-            None => Err("body: expected an object".to_owned()),
-        };
-        shape.map_err(|e| invalid_json(format!("the body is not the documented shape: {e}")))?;
-        serde_json::from_value(v)
-            .map(Body)
-            .map_err(|e| invalid_json(format!("invalid JSON body: {e}")))
+        shaped(schema, v).map(Body)
     }
+}
+
+/// The documented body schema of the request's route, if any.
+fn documented_body(req: &axum::extract::Request) -> Option<&'static serde_json::Value> {
+    req.extensions()
+        .get::<axum::extract::MatchedPath>()
+        .and_then(|p| crate::openapi::validate::request_schema(req.method(), p.as_str()))
+}
+
+/// Holds `v` to `schema` (an object when undocumented), then hands it to serde.
+fn shaped<T: serde::de::DeserializeOwned>(
+    schema: Option<&serde_json::Value>,
+    mut v: serde_json::Value,
+) -> Result<T, ApiError> {
+    let shape = match schema {
+        Some(schema) => crate::openapi::validate::check(schema, &mut v, "body"),
+        None if v.is_object() => Ok(()),
+        None => Err("body: expected an object".to_owned()),
+    };
+    shape.map_err(|e| invalid_json(format!("the body is not the documented shape: {e}")))?;
+    serde_json::from_value(v).map_err(|e| invalid_json(format!("invalid JSON body: {e}")))
 }
 
 fn invalid_json(message: String) -> ApiError {
@@ -112,19 +122,37 @@ where
     }
 }
 
-/// Parses an optional JSON body: empty means the defaults.
-pub fn optional_body<T: serde::de::DeserializeOwned + Default>(
-    bytes: &[u8],
-) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+/// An optional JSON body: empty means the defaults; otherwise as [`Body`].
+#[derive(Debug)]
+pub struct OptionalBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalBody<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let schema = documented_body(&req);
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| {
+                let kind = match r.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::PayloadTooLarge,
+                    _ => ErrorKind::BadRequest,
+                };
+                let code = match kind {
+                    ErrorKind::PayloadTooLarge => "payload_too_large",
+                    _ => "invalid_body",
+                };
+                ApiError(Error::new(kind, code, r.body_text()))
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalBody(T::default()));
+        }
+        let v = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid_json(format!("invalid JSON body: {e}")))?;
+        shaped(schema, v).map(OptionalBody)
     }
-    let v: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| invalid_json(format!("invalid JSON body: {e}")))?;
-    if !v.is_object() {
-        return Err(invalid_json(
-            "the body is not the documented shape: body: expected an object".to_owned(),
-        ));
-    }
-    serde_json::from_value(v).map_err(|e| invalid_json(format!("invalid JSON body: {e}")))
 }

@@ -13,7 +13,10 @@ use serde_json::{Map, Value, json};
 mod schemas;
 pub(crate) mod validate;
 
-use schemas::{array, doc, enumeration, int_in, nullable, obj, page, r, strict, string, text};
+use schemas::{
+    doc, enumeration, int_in, item_kind, nonblank, nullable, obj, page, r, strict, string, text,
+    tree_name,
+};
 
 /// One documented operation.
 struct Op {
@@ -24,7 +27,7 @@ struct Op {
     /// Query parameters: name, schema, required.
     query: Vec<(&'static str, Value, bool)>,
     /// Extra request headers: name, description.
-    headers: Vec<(&'static str, &'static str)>,
+    headers: Vec<(&'static str, &'static str, Value)>,
     body: Option<Value>,
     /// Whether the body may be left out.
     body_optional: bool,
@@ -63,8 +66,8 @@ impl Op {
         self
     }
 
-    fn header(mut self, name: &'static str, description: &'static str) -> Self {
-        self.headers.push((name, description));
+    fn header(mut self, name: &'static str, description: &'static str, schema: Value) -> Self {
+        self.headers.push((name, description, schema));
         self
     }
 
@@ -113,9 +116,9 @@ impl Op {
         params.extend(self.query.iter().map(|(name, schema, required)| {
             json!({"name": name, "in": "query", "required": required, "schema": schema})
         }));
-        params.extend(self.headers.iter().map(|(name, description)| {
+        params.extend(self.headers.iter().map(|(name, description, schema)| {
             json!({"name": name, "in": "header", "required": false,
-                   "description": description, "schema": string()})
+                   "description": description, "schema": schema})
         }));
         let mut ok = match &self.response {
             None => json!({"description": "done, no content"}),
@@ -167,7 +170,19 @@ fn operation_id(method: &str, path: &str) -> String {
 
 /// Every documented operation, in the order the document lists them.
 fn operations() -> Vec<Op> {
-    let limit = || int_in(1, 1000, "page size (larger asks get 1000)");
+    let limit = || {
+        int_in(
+            0,
+            i64::from(u32::MAX),
+            "page size: 0 is taken as 1, past 1000 as 1000",
+        )
+    };
+    let permissions = || {
+        json!({"type": "array", "minItems": 1, "items": r("Permission"),
+               "description": "at least one (remove the collaborator to take all away)"})
+    };
+    let cursor =
+        |of: &str| json!({"type": "string", "pattern": "^[0-9]{1,18}$", "description": of});
     let branch_q = || nullable(text("branch name; default: the session's default branch"));
     let sse = "text/event-stream in Accept streams the turn as server-sent events";
     vec![
@@ -241,6 +256,7 @@ fn operations() -> Vec<Op> {
         .header(
             "If-Match",
             "the version you read; a stale one gets 409 version_conflict",
+            json!({"type": "string", "pattern": "^[0-9]{1,18}$"}),
         )
         .body(r("SessionPatch"))
         .ok(200, r("Session")),
@@ -283,7 +299,7 @@ fn operations() -> Vec<Op> {
         )
         .body(strict(
             &["name"],
-            &[("name", string()), ("from", r("BranchFrom"))],
+            &[("name", tree_name()), ("from", r("BranchFrom"))],
         ))
         .ok(201, r("Branch")),
         Op::new(
@@ -293,7 +309,11 @@ fn operations() -> Vec<Op> {
             "A branch's conversation, newest first",
         )
         .query("limit", limit(), false)
-        .query("before", text("`next_cursor` of the previous page"), false)
+        .query(
+            "before",
+            cursor("`next_cursor` of the previous page"),
+            false,
+        )
         .ok(200, page("Node")),
         Op::new(
             "POST",
@@ -305,7 +325,7 @@ fn operations() -> Vec<Op> {
             &["role", "content"],
             &[
                 ("role", r("Role")),
-                ("content", string()),
+                ("content", nonblank(1024 * 1024, "the message")),
                 (
                     "expected_head",
                     nullable(text("409 head_moved if the head is elsewhere")),
@@ -372,7 +392,7 @@ fn operations() -> Vec<Op> {
         .body(strict(
             &["name"],
             &[
-                ("name", string()),
+                ("name", tree_name()),
                 ("branch", nullable(string())),
                 ("node", nullable(string())),
             ],
@@ -506,10 +526,13 @@ fn operations() -> Vec<Op> {
             "agent",
             "One agent turn: JSON, or server-sent events",
         )
-        .header("Accept", sse)
+        .header("Accept", sse, string())
         .body(strict(
             &["message"],
-            &[("message", string()), ("branch", branch_q())],
+            &[
+                ("message", nonblank(64 * 1024, "the question")),
+                ("branch", branch_q()),
+            ],
         ))
         .ok(200, r("TurnOutcome")),
         Op::new(
@@ -544,10 +567,7 @@ fn operations() -> Vec<Op> {
             &[],
             &[
                 ("branch", branch_q()),
-                (
-                    "keep_recent",
-                    int_in(0, i64::from(u32::MAX), "messages kept verbatim"),
-                ),
+                ("keep_recent", int_in(0, 1000, "messages kept verbatim")),
             ],
         ))
         .ok(200, r("Compressed")),
@@ -560,9 +580,14 @@ fn operations() -> Vec<Op> {
         .body(strict(
             &["kind", "content"],
             &[
-                ("kind", text("e.g. goal, constraint")),
-                ("content", string()),
-                ("name", nullable(string())),
+                ("kind", item_kind()),
+                ("content", nonblank(4096, "the pinned text")),
+                (
+                    "name",
+                    nullable(json!({"type": "string", "pattern": "[^\\W_]",
+                                    "description": "holds a letter or digit; default: from the \
+                                                    content"})),
+                ),
                 ("branch", branch_q()),
             ],
         ))
@@ -573,7 +598,7 @@ fn operations() -> Vec<Op> {
             "context",
             "Clear pinned items of a kind (or `all`)",
         )
-        .query("kind", string(), true)
+        .query("kind", item_kind(), true)
         .query("branch", string(), false)
         .ok(200, r("Cleared")),
         Op::new(
@@ -582,18 +607,24 @@ fn operations() -> Vec<Op> {
             "context",
             "Clear old pinned items",
         )
-        .body(strict(
-            &[],
-            &[
-                ("older_than_days", int_in(0, 36_500, "days")),
-                (
-                    "keep_latest",
-                    int_in(0, i64::from(u32::MAX), "items of each kind kept"),
-                ),
-                ("kind", nullable(string())),
-                ("branch", branch_q()),
-            ],
-        ))
+        .body({
+            let mut body = strict(
+                &[],
+                &[
+                    ("older_than_days", int_in(0, 36_500, "days")),
+                    (
+                        "keep_latest",
+                        int_in(0, i64::from(u32::MAX), "items of each kind kept"),
+                    ),
+                    ("kind", nullable(item_kind())),
+                    ("branch", branch_q()),
+                ],
+            );
+            // One of the two, or both.
+            body["anyOf"] =
+                json!([{"required": ["older_than_days"]}, {"required": ["keep_latest"]}]);
+            body
+        })
         .ok(200, r("Cleared")),
         Op::new(
             "GET",
@@ -619,10 +650,7 @@ fn operations() -> Vec<Op> {
         )
         .body(strict(
             &["user", "permissions"],
-            &[
-                ("user", text("name or id")),
-                ("permissions", array(r("Permission"))),
-            ],
+            &[("user", text("name or id")), ("permissions", permissions())],
         ))
         .ok(201, r("Collaborator")),
         Op::new(
@@ -631,10 +659,7 @@ fn operations() -> Vec<Op> {
             "collaborators",
             "Replace a collaborator's permissions",
         )
-        .body(strict(
-            &["permissions"],
-            &[("permissions", array(r("Permission")))],
-        ))
+        .body(strict(&["permissions"], &[("permissions", permissions())]))
         .ok(200, r("Collaborator")),
         Op::new(
             "DELETE",
@@ -692,7 +717,7 @@ fn operations() -> Vec<Op> {
             "shares",
             "Read a shared session (no sign-in; each page counts as a view)",
         )
-        .query("before", text("`older` of the previous page"), false)
+        .query("before", cursor("`older` of the previous page"), false)
         .ok(200, r("SharedView"))
         .public(),
         // Search
@@ -704,7 +729,8 @@ fn operations() -> Vec<Op> {
         )
         .query(
             "q",
-            text(
+            nonblank(
+                1000,
                 "words, \"phrases\", prefix*, (groups) with AND/OR/NOT; at most 1000 bytes, 8 \
                  levels of parentheses and 32 words ([search] in the configuration): past a bound \
                  400 invalid_query with details.position. A search stopped at its deadline is 503 \
@@ -722,17 +748,33 @@ fn operations() -> Vec<Op> {
         .query("kind", text("node kind, or `session`"), false)
         .query("material", text("formula"), false)
         .query("element", text("element symbol"), false)
-        .query("from", text("RFC 3339"), false)
-        .query("to", text("RFC 3339"), false)
+        .query(
+            "from",
+            json!({"type": "string", "format": "date-time"}),
+            false,
+        )
+        .query(
+            "to",
+            json!({"type": "string", "format": "date-time"}),
+            false,
+        )
         .query("cursor", string(), false)
         .query(
             "limit",
-            int_in(1, 100, "sessions per page (larger asks get 100)"),
+            int_in(
+                0,
+                i64::from(u32::MAX),
+                "sessions per page: 0 is taken as 1, past 100 as 100",
+            ),
             false,
         )
         .query(
             "per_session",
-            int_in(1, 20, "hits per session (larger asks get 20)"),
+            int_in(
+                0,
+                i64::from(u32::MAX),
+                "hits per session: 0 is taken as 1, past 20 as 20",
+            ),
             false,
         )
         .ok(200, r("SearchPage")),

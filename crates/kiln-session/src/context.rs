@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use kiln_types::StateEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sha2::Digest as _;
 
 use crate::{AppendOutcome, Caller, Error, NewNode, Result, SessionManager};
 
@@ -79,6 +80,21 @@ fn slug(text: &str) -> String {
         }
         out.push_str(&word);
     }
+    if out.is_empty() {
+        // One word longer than the whole slug: its start.
+        let first = text
+            .split(|c: char| !c.is_alphanumeric())
+            .find(|w| !w.is_empty());
+        out = first
+            .unwrap_or_default()
+            .to_lowercase()
+            .chars()
+            .scan(0, |len, c| {
+                *len += c.len_utf8();
+                (*len <= 40).then_some(c)
+            })
+            .collect();
+    }
     out
 }
 
@@ -111,7 +127,19 @@ impl SessionManager {
                 "content is longer than {MAX_ITEM_BYTES} bytes"
             )));
         }
-        let name = slug(item.name.as_deref().unwrap_or(content));
+        let name = match &item.name {
+            Some(name) => slug(name),
+            // Content with no letter or digit (`→ 42 %`, `…`) is named by its digest.
+            None => Some(slug(content))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| {
+                    let digest = sha2::Sha256::digest(content.as_bytes());
+                    format!(
+                        "item-{:02x}{:02x}{:02x}{:02x}",
+                        digest[0], digest[1], digest[2], digest[3]
+                    )
+                }),
+        };
         if name.is_empty() {
             return Err(Error::bad_request(
                 "the item needs a name with at least one letter or digit",
@@ -266,6 +294,11 @@ mod tests {
     fn slugs_are_short_lower_case_words() {
         assert_eq!(slug("Keep Li+ mobility HIGH!"), "keep-li-mobility-high");
         assert!(slug(&"word ".repeat(40)).len() <= 40);
+        assert_eq!(
+            slug(&"ä".repeat(30)),
+            "ä".repeat(20),
+            "one long word keeps its start"
+        );
         assert_eq!(slug("!!!"), "");
     }
 

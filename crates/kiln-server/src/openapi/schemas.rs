@@ -28,6 +28,25 @@ pub(super) fn strict(required: &[&str], props: &[(&str, Value)]) -> Value {
     o
 }
 
+/// Text that must hold something besides white space, at most `max` bytes.
+pub(super) fn nonblank(max: usize, description: &str) -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S",
+           "description": format!("{description}; not blank, at most {max} bytes (UTF-8)")})
+}
+
+/// A branch or checkpoint name.
+pub(super) fn tree_name() -> Value {
+    json!({"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9._/-]{0,63}$",
+           "description": "1-64 ASCII letters, digits, `.`, `_`, `-` or `/`, not starting with \
+                           `.`, `-` or `/`"})
+}
+
+/// A context item kind: 1-32 lower-case letters, digits or `_`, starting with a letter.
+pub(super) fn item_kind() -> Value {
+    json!({"type": "string", "pattern": "^[a-z][a-z0-9_]{0,31}$",
+           "description": "e.g. goal, constraint: 1-32 lower-case letters, digits or `_`"})
+}
+
 /// At most 50 tags of 1-64 bytes.
 pub(super) fn tags() -> Value {
     json!({"type": "array", "maxItems": 50, "items": bounded(1, 64, false)})
@@ -63,7 +82,13 @@ pub(super) fn bounded(min: usize, max: usize, multi_line: bool) -> Value {
     } else {
         "no control characters"
     };
-    json!({"type": "string", "minLength": min, "maxLength": max,
+    // Rust's `char::is_control`: C0, DEL and C1.
+    let pattern = if multi_line {
+        "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+    } else {
+        "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    };
+    json!({"type": "string", "minLength": min, "maxLength": max, "pattern": pattern,
            "description": format!("at most {max} bytes (UTF-8), {what}")})
 }
 
@@ -319,7 +344,11 @@ pub(super) fn all() -> Value {
         strict(
             &["template"],
             &[
-                ("template", text("a template name or `name@owner`")),
+                (
+                    "template",
+                    json!({"type": "string", "minLength": 1,
+                           "description": "a template name or `name@owner`"}),
+                ),
                 (
                     "parameters",
                     map(text("inserted where the texts say `{name}`, as plain text")),
@@ -819,7 +848,7 @@ pub(super) fn all() -> Value {
             ],
         ),
     );
-    let param = obj(
+    let param = strict(
         &["name"],
         &[
             (

@@ -22,14 +22,22 @@ pub(crate) fn request_schema(method: &Method, path: &str) -> Option<&'static Val
 }
 
 /// Checks `v` against `schema`; the error names the first offending place (`body.tags[2]`).
-pub(crate) fn check(schema: &Value, v: &Value, at: &str) -> Result<(), String> {
+/// A whole number written with a fraction (`7.0`) is an integer to JSON Schema; it is rewritten
+/// as one so serde takes it too.
+pub(crate) fn check(schema: &Value, v: &mut Value, at: &str) -> Result<(), String> {
     check_in(document(), schema, v, at, 0)
 }
 
 /// Deeper than this, a body is refused rather than walked (serde stops at 128 anyway).
 const MAX_DEPTH: usize = 64;
 
-fn check_in(doc: &Value, schema: &Value, v: &Value, at: &str, depth: usize) -> Result<(), String> {
+fn check_in(
+    doc: &Value,
+    schema: &Value,
+    v: &mut Value,
+    at: &str,
+    depth: usize,
+) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err(format!("{at}: nested too deeply"));
     }
@@ -45,22 +53,33 @@ fn check_in(doc: &Value, schema: &Value, v: &Value, at: &str, depth: usize) -> R
     }
     if let Some(one) = schema.get("oneOf").and_then(Value::as_array) {
         let mut first = None;
-        let matched = one.iter().any(|s| match check_in(doc, s, v, at, depth) {
-            Ok(()) => true,
-            Err(e) => {
-                first.get_or_insert(e);
-                false
-            }
-        });
+        let matched = one
+            .iter()
+            .any(|s| match check_in(doc, s, &mut *v, at, depth) {
+                Ok(()) => true,
+                Err(e) => {
+                    first.get_or_insert(e);
+                    false
+                }
+            });
         if !matched {
             return Err(first.unwrap_or_else(|| format!("{at}: matches no alternative")));
         }
     }
     if let Some(e) = schema.get("enum").and_then(Value::as_array)
-        && !e.contains(v)
+        && !e.contains(&*v)
     {
         let allowed: Vec<String> = e.iter().map(Value::to_string).collect();
         return Err(format!("{at}: must be one of {}", allowed.join(", ")));
+    }
+    if schema.get("type").and_then(Value::as_str) == Some("integer")
+        && let Some(f) = v.as_f64()
+        && !(v.is_i64() || v.is_u64())
+        && f.fract() == 0.0
+        && f.abs() < 9.0e15
+    {
+        // Exact below 2^53.
+        *v = Value::from(f as i64);
     }
     let ok = match schema.get("type").and_then(Value::as_str) {
         Some("string") => v.is_string(),
@@ -80,12 +99,12 @@ fn check_in(doc: &Value, schema: &Value, v: &Value, at: &str, depth: usize) -> R
             kind(v)
         ));
     }
-    if let (Some(items), Some(a)) = (schema.get("items"), v.as_array()) {
-        for (i, x) in a.iter().enumerate() {
+    if let (Some(items), Some(a)) = (schema.get("items"), v.as_array_mut()) {
+        for (i, x) in a.iter_mut().enumerate() {
             check_in(doc, items, x, &format!("{at}[{i}]"), depth)?;
         }
     }
-    if let Some(o) = v.as_object() {
+    if let Some(o) = v.as_object_mut() {
         for name in schema
             .get("required")
             .and_then(Value::as_array)
@@ -98,7 +117,7 @@ fn check_in(doc: &Value, schema: &Value, v: &Value, at: &str, depth: usize) -> R
             }
         }
         let props = schema.get("properties").and_then(Value::as_object);
-        for (k, x) in o {
+        for (k, x) in o.iter_mut() {
             match (
                 props.and_then(|p| p.get(k)),
                 schema.get("additionalProperties"),
@@ -153,7 +172,7 @@ mod tests {
         assert!(
             check(
                 share,
-                &json!({"expires_in_days": 7, "max_views": 3}),
+                &mut json!({"expires_in_days": 7, "max_views": 3}),
                 "body"
             )
             .is_ok()
@@ -161,25 +180,32 @@ mod tests {
         assert!(
             check(
                 share,
-                &json!({"expires_in_days": 7, "max_views": null}),
+                &mut json!({"expires_in_days": 7, "max_views": null}),
                 "body"
             )
             .is_ok(),
             "documented nullable"
         );
-        let e = check(share, &json!([7, 3]), "body").unwrap_err();
+        let e = check(share, &mut json!([7, 3]), "body").unwrap_err();
         assert!(e.contains("expected an object, got an array"), "{e}");
-        let e = check(share, &json!({"expires_in_days": null}), "body").unwrap_err();
+        let e = check(share, &mut json!({"expires_in_days": null}), "body").unwrap_err();
         assert!(
             e.contains("body.expires_in_days: expected an integer, got null"),
             "{e}"
         );
-        let e = check(share, &json!({"expires_in_days": 1.5}), "body").unwrap_err();
+        let e = check(share, &mut json!({"expires_in_days": 1.5}), "body").unwrap_err();
         assert!(e.contains("got a number"), "{e}");
+        let mut whole = json!({"expires_in_days": 7.0});
+        assert!(check(share, &mut whole, "body").is_ok());
+        assert_eq!(
+            whole,
+            json!({"expires_in_days": 7}),
+            "taken as the integer it is"
+        );
         let create = request_schema(&Method::POST, "/v1/sessions").expect("documented");
         let e = check(
             create,
-            &json!({"name": "x", "session_type": "nope"}),
+            &mut json!({"name": "x", "session_type": "nope"}),
             "body",
         )
         .unwrap_err();

@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
@@ -23,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiResult;
-use crate::extract::{Body, Path, Query, optional_body};
+use crate::extract::{Body, OptionalBody, Path, Query};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -212,10 +211,9 @@ async fn compress(
     State(st): State<AppState>,
     Auth(caller): Auth,
     Path(id): Path<String>,
-    body: Bytes,
+    OptionalBody(body): OptionalBody<CompressBody>,
 ) -> ApiResult<Json<Compressed>> {
     st.limiter.charge(&caller, 1.0)?;
-    let body = optional_body::<CompressBody>(&body)?;
     let keep = body.keep_recent.unwrap_or(4);
     if keep > 1000 {
         return Err(Error::bad_request("keep_recent must be at most 1000").into());

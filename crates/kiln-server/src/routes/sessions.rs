@@ -37,13 +37,16 @@ fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Error> {
     serde_json::from_value(v).map_err(|e| Error::bad_request(format!("invalid request: {e}")))
 }
 
-/// `POST /v1/sessions`: a session, or one made from a template when `parameters` is given.
+/// `POST /v1/sessions`: a session, or one made from a template when `parameters` is given
+/// (or a `template` without a `name`).
 async fn create(
     State(st): State<AppState>,
     Auth(caller): Auth,
     Body(body): Body<Value>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
-    let s = if body.get("parameters").is_some() {
+    let from_template = body.get("parameters").is_some()
+        || (body.get("name").is_none() && body.get("template").is_some_and(Value::is_string));
+    let s = if from_template {
         let t: FromTemplate = parse(body)?;
         st.mgr
             .create_from_template(&caller, &t.template, &t.parameters)

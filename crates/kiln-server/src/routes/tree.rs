@@ -16,8 +16,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiResult;
-use crate::extract::{Body, Path, Query, optional_body};
-use axum::body::Bytes;
+use crate::extract::{Body, OptionalBody, Path, Query};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -233,9 +232,9 @@ async fn restore(
     State(st): State<AppState>,
     Auth(caller): Auth,
     Path((id, name)): Path<(String, String)>,
-    body: Bytes,
+    OptionalBody(body): OptionalBody<RestoreBody>,
 ) -> ApiResult<Json<Value>> {
-    let branch = optional_body::<RestoreBody>(&body)?.branch;
+    let branch = body.branch;
     let r = st
         .mgr
         .restore(&caller, &id, &name, branch.as_deref())
@@ -247,9 +246,9 @@ async fn recover(
     State(st): State<AppState>,
     Auth(caller): Auth,
     Path(id): Path<String>,
-    body: Bytes,
+    OptionalBody(body): OptionalBody<RestoreBody>,
 ) -> ApiResult<Json<Value>> {
-    let branch = optional_body::<RestoreBody>(&body)?.branch;
+    let branch = body.branch;
     let r = st.mgr.recover(&caller, &id, branch.as_deref()).await?;
     Ok(Json(serde_json::to_value(r).unwrap_or_default()))
 }
