@@ -122,7 +122,7 @@ where
     }
 }
 
-/// An optional JSON body: empty means the defaults; otherwise as [`Body`].
+/// An optional JSON body: none (zero bytes) means the defaults; otherwise as [`Body`].
 #[derive(Debug)]
 pub struct OptionalBody<T>(pub T);
 
@@ -148,7 +148,7 @@ where
                 };
                 ApiError(Error::new(kind, code, r.body_text()))
             })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.is_empty() {
             return Ok(OptionalBody(T::default()));
         }
         let v = serde_json::from_slice(&bytes)

@@ -181,8 +181,9 @@ fn operations() -> Vec<Op> {
         json!({"type": "array", "minItems": 1, "items": r("Permission"),
                "description": "at least one (remove the collaborator to take all away)"})
     };
+    // Empty is no cursor.
     let cursor =
-        |of: &str| json!({"type": "string", "pattern": "^[0-9]{1,18}$", "description": of});
+        |of: &str| json!({"type": "string", "pattern": "^[0-9]{0,18}$", "description": of});
     let branch_q = || nullable(text("branch name; default: the session's default branch"));
     let sse = "text/event-stream in Accept streams the turn as server-sent events";
     vec![
@@ -582,12 +583,7 @@ fn operations() -> Vec<Op> {
             &[
                 ("kind", item_kind()),
                 ("content", nonblank(4096, "the pinned text")),
-                (
-                    "name",
-                    nullable(json!({"type": "string", "pattern": "[^\\W_]",
-                                    "description": "holds a letter or digit; default: from the \
-                                                    content"})),
-                ),
+                ("name", nullable(nonblank(200, "default: from the content"))),
                 ("branch", branch_q()),
             ],
         ))
@@ -681,21 +677,27 @@ fn operations() -> Vec<Op> {
             "shares",
             "Create a read-only share link (the token is shown once)",
         )
-        .body(strict(
-            &["expires_in_days"],
-            &[
-                (
-                    "expires_in_days",
-                    int_in(1, 365, "days until the link stops working"),
-                ),
-                (
-                    "max_views",
-                    nullable(int_in(1, i64::from(u32::MAX), "opens allowed")),
-                ),
-                ("branch", nullable(string())),
-                ("checkpoint", nullable(string())),
-            ],
-        ))
+        .body({
+            let mut body = strict(
+                &["expires_in_days"],
+                &[
+                    (
+                        "expires_in_days",
+                        int_in(1, 365, "days until the link stops working"),
+                    ),
+                    (
+                        "max_views",
+                        nullable(int_in(1, i64::from(u32::MAX), "opens allowed")),
+                    ),
+                    ("branch", nullable(string())),
+                    ("checkpoint", nullable(string())),
+                ],
+            );
+            // A branch or a checkpoint, not both.
+            body["not"] = json!({"required": ["branch", "checkpoint"],
+                                 "properties": {"branch": string(), "checkpoint": string()}});
+            body
+        })
         .ok(201, r("CreatedShare")),
         Op::new(
             "GET",

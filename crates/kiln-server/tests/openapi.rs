@@ -719,4 +719,18 @@ async fn documented_limits_and_shapes_are_what_the_server_enforces() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["error"]["code"], "invalid_json");
+    // Renaming holds to create's rules (schemathesis found a project of one control character
+    // accepted by PATCH).
+    let id = s["id"].as_str().unwrap();
+    for project in ["\u{1a}", "", " "] {
+        let (status, v) = srv
+            .request(
+                Method::PATCH,
+                &format!("/v1/sessions/{id}"),
+                Some(&srv.alice),
+                Some(json!({"project": project})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{project:?}: {v}");
+    }
 }

@@ -127,24 +127,25 @@ impl SessionManager {
                 "content is longer than {MAX_ITEM_BYTES} bytes"
             )));
         }
-        let name = match &item.name {
-            Some(name) => slug(name),
-            // Content with no letter or digit (`→ 42 %`, `…`) is named by its digest.
-            None => Some(slug(content))
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| {
-                    let digest = sha2::Sha256::digest(content.as_bytes());
-                    format!(
-                        "item-{:02x}{:02x}{:02x}{:02x}",
-                        digest[0], digest[1], digest[2], digest[3]
-                    )
-                }),
-        };
-        if name.is_empty() {
+        if let Some(name) = &item.name
+            && (name.trim().is_empty() || name.len() > 200)
+        {
             return Err(Error::bad_request(
-                "the item needs a name with at least one letter or digit",
+                "name must not be blank, and at most 200 bytes",
             ));
         }
+        // A name (or, without one, the content) with no letter or digit (`→ 42 %`, `…`) is
+        // named by its digest.
+        let named = item.name.as_deref().map(str::trim).unwrap_or(content);
+        let name = Some(slug(named))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| {
+                let digest = sha2::Sha256::digest(named.as_bytes());
+                format!(
+                    "item-{:02x}{:02x}{:02x}{:02x}",
+                    digest[0], digest[1], digest[2], digest[3]
+                )
+            });
         let s = self.active_session(caller, session).await?;
         let branch = branch.unwrap_or(&s.default_branch);
         let event = StateEvent::ContextPin {

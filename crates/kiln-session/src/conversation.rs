@@ -224,7 +224,9 @@ impl SessionManager {
         limit: Option<u32>,
         before: Option<&str>,
     ) -> Result<Page<Node>> {
+        // `?before=` is no cursor.
         let before = before
+            .filter(|b| !b.is_empty())
             .map(|b| {
                 b.parse::<i64>()
                     .map_err(|_| Error::bad_request("before must be a cursor from next_cursor"))

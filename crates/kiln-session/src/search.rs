@@ -298,7 +298,8 @@ impl SessionManager {
             to,
             limit: p.limit.unwrap_or(10),
             hits_per_session: p.per_session.unwrap_or(5),
-            cursor: p.cursor,
+            // `?cursor=` is no cursor.
+            cursor: p.cursor.filter(|c| !c.is_empty()),
             limits,
             deadline: Some(deadline),
             ..Default::default()

@@ -266,6 +266,9 @@ impl SessionManager {
         if let Some(d) = &req.description {
             check_text("description", d, 10_000, false)?;
         }
+        if let Some(Some(p)) = &req.project {
+            check_text("project", p, 200, true)?;
+        }
         if let Some(t) = &req.tags {
             check_tags(t)?;
         }

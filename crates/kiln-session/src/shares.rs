@@ -224,7 +224,9 @@ impl SessionManager {
     /// `share_not_found`: a dead link tells its holder nothing a guessed one would not.
     /// `before` pages back through the conversation.
     pub async fn open_share(&self, token: &str, before: Option<&str>) -> Result<SharedView> {
+        // `?before=` is no cursor.
         let before = before
+            .filter(|b| !b.is_empty())
             .map(|b| {
                 b.parse::<i64>()
                     .map_err(|_| Error::bad_request("before must be a cursor from `older`"))

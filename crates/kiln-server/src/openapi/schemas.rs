@@ -232,7 +232,9 @@ pub(super) fn all() -> Value {
     );
     put(
         "CheckpointFrequency",
-        text("`hourly`, `daily` or a cron expression (5 fields, or 6 with seconds)"),
+        json!({"type": "string", "minLength": 1, "pattern": "\\S",
+               "description": "`hourly`, `daily` or a cron expression (5 fields, or 6 with \
+                               seconds)"}),
     );
     put(
         "ContextConfig",
