@@ -43,9 +43,9 @@ pub struct SearchParams {
     pub to: Option<String>,
     pub cursor: Option<String>,
     /// Sessions per page (default 10, at most 100).
-    pub limit: Option<usize>,
+    pub limit: Option<u32>,
     /// Hits shown per session (default 5, at most 20).
-    pub per_session: Option<usize>,
+    pub per_session: Option<u32>,
 }
 
 impl From<kiln_search::Error> for Error {
@@ -296,8 +296,8 @@ impl SessionManager {
             element: p.element,
             from,
             to,
-            limit: p.limit.unwrap_or(10),
-            hits_per_session: p.per_session.unwrap_or(5),
+            limit: p.limit.map_or(10, |n| n as usize),
+            hits_per_session: p.per_session.map_or(5, |n| n as usize),
             // `?cursor=` is no cursor.
             cursor: p.cursor.filter(|c| !c.is_empty()),
             limits,

@@ -66,6 +66,11 @@ fn check_in(
             return Err(first.unwrap_or_else(|| format!("{at}: matches no alternative")));
         }
     }
+    if let Some(c) = schema.get("const")
+        && c != &*v
+    {
+        return Err(format!("{at}: must be {c}"));
+    }
     if let Some(e) = schema.get("enum").and_then(Value::as_array)
         && !e.contains(&*v)
     {
@@ -211,5 +216,18 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("body.session_type: must be one of"), "{e}");
         assert!(request_schema(&Method::GET, "/v1/sessions").is_none());
+        // A state event is one of several shapes told apart by `kind`.
+        let event = request_schema(&Method::POST, "/v1/sessions/{id}/branches/{b}/events")
+            .expect("documented");
+        assert!(
+            check(
+                event,
+                &mut json!({"kind": "focus", "material": "LiFePO4"}),
+                "body"
+            )
+            .is_ok()
+        );
+        let e = check(event, &mut json!({"kind": "focus", "topic": null}), "body").unwrap_err();
+        assert!(e.contains("body"), "{e}");
     }
 }

@@ -37,7 +37,7 @@ pub struct SearchArgs {
     pub tag: Option<String>,
     /// Sessions to show.
     #[arg(long, default_value_t = 10)]
-    pub limit: usize,
+    pub limit: u32,
 }
 
 #[derive(Debug, Subcommand)]
