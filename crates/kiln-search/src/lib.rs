@@ -9,6 +9,7 @@
 
 pub mod directory;
 pub mod doc;
+mod exclude;
 mod group;
 pub mod query;
 
@@ -848,7 +849,7 @@ impl SearchIndex {
                     position: None,
                 })
             })?;
-            clauses.push((Occur::Must, q));
+            clauses.push((Occur::Must, exclude::plain_exclusions(q)));
         }
         for prefix in &p.prefixes {
             // Prefixes are letters and digits only (query::prepare), so need no escaping.
