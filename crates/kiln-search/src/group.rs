@@ -68,9 +68,10 @@ struct SegmentSessions {
     best: Vec<(Score, u64)>,
     /// Session ordinal → index in `best`.
     index: HashMap<u64, usize>,
-    /// The `k`-th best score once `k` sessions were seen: a document scoring below it cannot
-    /// change the `k` best (its session is either already above it or cannot climb past).
-    bar: Score,
+    /// The `k`-th best (score, session) once `k` sessions were seen: a document ranking
+    /// below it cannot change the `k` best (its session is either already above it or cannot
+    /// climb past).
+    bar: (Score, u64),
     /// The last session seen: neighbouring documents mostly share one.
     last: Option<(u64, usize)>,
 }
@@ -81,7 +82,7 @@ impl SegmentSessions {
             k,
             best: Vec::new(),
             index: HashMap::new(),
-            bar: Score::NEG_INFINITY,
+            bar: (Score::NEG_INFINITY, u64::MAX),
             last: None,
         }
     }
@@ -116,12 +117,10 @@ impl SegmentSessions {
             self.best.select_nth_unstable_by(self.k - 1, ranked);
             self.best.truncate(self.k);
         }
-        if self.best.len() == self.k {
-            self.bar = self
-                .best
-                .iter()
-                .map(|b| b.0)
-                .fold(Score::INFINITY, Score::min);
+        if self.best.len() == self.k
+            && let Some(kth) = self.best.iter().copied().max_by(ranked)
+        {
+            self.bar = kth;
         }
         self.index = self
             .best
@@ -160,9 +159,12 @@ pub(crate) fn top_sessions(
         let mut doc = scorer.doc();
         while doc != TERMINATED {
             let score = scorer.score();
-            if score >= seg.bar
+            // Below the bar, or tied with it by a later session (constant-score queries such
+            // as prefixes tie everywhere): nothing to do.
+            if score >= seg.bar.0
                 && alive.is_none_or(|a| a.is_alive(doc))
                 && let Some(ord) = ords.first(doc)
+                && (score > seg.bar.0 || ord < seg.bar.1)
             {
                 seg.collect(ord, score);
             }

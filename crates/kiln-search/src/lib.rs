@@ -22,8 +22,8 @@ use std::time::Instant;
 use kiln_db::{Db, OutboxEntry, SearchNode, Session};
 use serde::{Deserialize, Serialize};
 use tantivy::query::{
-    BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, RegexQuery, TermQuery,
-    TermSetQuery, Weight,
+    BooleanQuery, ConstScoreQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery,
+    RegexQuery, TermQuery, TermSetQuery, Weight,
 };
 use tantivy::schema::{
     DateOptions, FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value,
@@ -927,9 +927,15 @@ impl SearchIndex {
         Ok(out)
     }
 
+    /// The user's query restricted by `filters`, which narrow but do not score: a hit's score
+    /// is its words' alone, and the filter terms (the owner's matches every document of a
+    /// single-user instance) are not scored for every match.
     fn and(&self, q: Box<dyn Query>, filters: &[Box<dyn Query>]) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, q)];
-        clauses.extend(filters.iter().map(|f| (Occur::Must, f.box_clone())));
+        clauses.extend(filters.iter().map(|f| {
+            let unscored: Box<dyn Query> = Box::new(ConstScoreQuery::new(f.box_clone(), 0.0));
+            (Occur::Must, unscored)
+        }));
         Box::new(BooleanQuery::new(clauses))
     }
 }
