@@ -9,6 +9,7 @@
 
 pub mod directory;
 pub mod doc;
+mod exclude;
 mod group;
 pub mod query;
 
@@ -21,7 +22,8 @@ use std::time::Instant;
 use kiln_db::{Db, OutboxEntry, SearchNode, Session};
 use serde::{Deserialize, Serialize};
 use tantivy::query::{
-    BooleanQuery, Occur, Query, QueryParser, RangeQuery, RegexQuery, TermQuery, TermSetQuery,
+    BooleanQuery, ConstScoreQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery,
+    RegexQuery, TermQuery, TermSetQuery, Weight,
 };
 use tantivy::schema::{
     DateOptions, FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value,
@@ -744,41 +746,50 @@ impl SearchIndex {
         parser.set_conjunction_by_default();
         let filters = self.filters(req, access)?;
         let mut user = self.user_query(&parser, &prepared)?;
+        // The sessions of this page and one more, to know whether another page follows.
+        let want = offset.saturating_add(limit).saturating_add(1);
         let mut fuzzy = false;
-        let mut groups = self.grouped(
-            &searcher,
-            &*self.and(user.box_clone(), &filters),
-            per,
-            req.deadline,
-        )?;
-        if groups.is_empty() && offset == 0 {
+        let mut weight = self.weight(&searcher, &*self.and(user.box_clone(), &filters))?;
+        let mut ranked = self.top_sessions(&searcher, &*weight, want, req.deadline)?;
+        if ranked.is_empty() && offset == 0 {
             // Nothing matched exactly: allow one typo per word.
             parser.set_field_fuzzy(self.f.text, false, 1, true);
             if let Ok(q) = self.user_query(&parser, &prepared) {
-                let g = self.grouped(
-                    &searcher,
-                    &*self.and(q.box_clone(), &filters),
-                    per,
-                    req.deadline,
-                )?;
-                if !g.is_empty() {
+                let w = self.weight(&searcher, &*self.and(q.box_clone(), &filters))?;
+                let r = self.top_sessions(&searcher, &*w, want, req.deadline)?;
+                if !r.is_empty() {
                     user = q;
-                    groups = g;
+                    weight = w;
+                    ranked = r;
                     fuzzy = true;
                 }
             }
         }
-        let order = group::order(&groups);
-        if order.is_empty() {
+        let page: Vec<String> = ranked
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(s, _)| s.clone())
+            .collect();
+        if page.is_empty() {
             return Ok(SearchPage { fuzzy, ..empty });
         }
+        let groups = group::best_hits(
+            &searcher,
+            &*weight,
+            self.f.session,
+            &page,
+            per,
+            req.deadline,
+        )
+        .map_err(stopped)?;
         let mut snippets = SnippetGenerator::create(&searcher, &*user, self.f.text)?;
         snippets.set_max_num_chars(200);
         let mut items = Vec::new();
-        for sid in order.iter().skip(offset).take(limit) {
+        for (sid, docs) in page.into_iter().zip(groups) {
             check(req.deadline)?;
             let mut hits = Vec::new();
-            for (score, addr) in groups.remove(sid).unwrap_or_default() {
+            for (score, addr) in docs {
                 let d: TantivyDocument = searcher.doc(addr)?;
                 let get = |f: Field| d.get_first(f).and_then(|v| v.as_str()).map(str::to_string);
                 let mut snippet = snippets.snippet_from_doc(&d).to_html();
@@ -796,13 +807,13 @@ impl SearchIndex {
                 });
             }
             items.push(SessionHits {
-                session_id: sid.clone(),
+                session_id: sid,
                 session_name: String::new(),
                 score: hits.first().map_or(0.0, |h| h.score),
                 hits,
             });
         }
-        let next_cursor = (order.len() > offset + limit).then(|| (offset + limit).to_string());
+        let next_cursor = (ranked.len() > offset + limit).then(|| (offset + limit).to_string());
         Ok(SearchPage {
             items,
             next_cursor,
@@ -810,22 +821,22 @@ impl SearchIndex {
         })
     }
 
-    /// The best `per` documents of every matching session, in one pass that reads sessions
-    /// from the fast field, so a session repeating a word a hundred thousand times costs a
-    /// scoring pass over its postings, not a doc-store read per hit.
-    fn grouped(
+    /// The query's weight, scored against the whole index (both passes share it, so they
+    /// score every document alike).
+    fn weight(&self, searcher: &tantivy::Searcher, q: &dyn Query) -> Result<Box<dyn Weight>> {
+        Ok(q.weight(EnableScoring::enabled_from_searcher(searcher))?)
+    }
+
+    /// The best `k` sessions by their best document: the pass that ranks sessions without
+    /// naming every matching one (see `group`).
+    fn top_sessions(
         &self,
         searcher: &tantivy::Searcher,
-        q: &dyn Query,
-        per: usize,
+        weight: &dyn Weight,
+        k: usize,
         deadline: Option<Instant>,
-    ) -> Result<group::Groups> {
-        let collector = group::GroupTop::new(SESSION, per, deadline);
-        match searcher.search(q, &collector) {
-            Ok(g) => Ok(g),
-            Err(_) if collector.timed_out() => Err(Error::Timeout),
-            Err(e) => Err(e.into()),
-        }
+    ) -> Result<Vec<(String, tantivy::Score)>> {
+        group::top_sessions(searcher, weight, SESSION, k, deadline).map_err(stopped)
     }
 
     /// The user's words: the parsed text and a prefix query per `word*`, all required.
@@ -838,7 +849,7 @@ impl SearchIndex {
                     position: None,
                 })
             })?;
-            clauses.push((Occur::Must, q));
+            clauses.push((Occur::Must, exclude::plain_exclusions(q)));
         }
         for prefix in &p.prefixes {
             // Prefixes are letters and digits only (query::prepare), so need no escaping.
@@ -916,10 +927,23 @@ impl SearchIndex {
         Ok(out)
     }
 
+    /// The user's query restricted by `filters`, which narrow but do not score: a hit's score
+    /// is its words' alone, and the filter terms (the owner's matches every document of a
+    /// single-user instance) are not scored for every match.
     fn and(&self, q: Box<dyn Query>, filters: &[Box<dyn Query>]) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, q)];
-        clauses.extend(filters.iter().map(|f| (Occur::Must, f.box_clone())));
+        clauses.extend(filters.iter().map(|f| {
+            let unscored: Box<dyn Query> = Box::new(ConstScoreQuery::new(f.box_clone(), 0.0));
+            (Occur::Must, unscored)
+        }));
         Box::new(BooleanQuery::new(clauses))
+    }
+}
+
+fn stopped(s: group::Stop) -> Error {
+    match s {
+        group::Stop::Late => Error::Timeout,
+        group::Stop::Index(e) => e.into(),
     }
 }
 

@@ -1,9 +1,11 @@
 //! `kiln bench search`: issue 5's search measurements. Generates a corpus (nodes spread over
 //! sessions, in ten projects, one formula in every fifth message), builds the tantivy index
 //! and, in the same run, SQLite FTS5 over the same texts; then times single-term, phrase,
-//! filtered and fuzzy queries through `SessionManager::search_sessions` (the whole path a
+//! prefix, filtered and fuzzy queries through `SessionManager::search_sessions` (the whole path a
 //! user's request takes: permissions, filters, index, branches per hit) and the FTS5
 //! equivalents, and how long a new message takes to become searchable. One JSON object.
+//!
+//! `--no-fts5` times Kiln alone (FTS5's queries take about a second each at 1M nodes).
 //!
 //! `--hot N` adds the skewed case of issue 13 (item 11): one session holding N of the nodes,
 //! every one mentioning the same word, searched for that word (`skewed`) while the rest stay
@@ -37,6 +39,9 @@ pub struct SearchArgs {
     /// Nodes (of `--nodes`) in one extra session, each mentioning the word `kimberlite`.
     #[arg(long, default_value_t = 0)]
     pub hot: usize,
+    /// Skip SQLite FTS5 (its build and queries): time Kiln's search alone.
+    #[arg(long)]
+    pub no_fts5: bool,
 }
 
 /// The word every node of the hot session mentions (not in the generated vocabulary).
@@ -180,8 +185,12 @@ pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let indexed = mgr.reindex(|_, _| {}).await.cli()?;
     let index_s = start.elapsed().as_secs_f64();
-    log("building SQLite FTS5 over the same texts");
-    let fts_build_s = mgr.db().fts5_build().await?.as_secs_f64();
+    let fts_build_s = if args.no_fts5 {
+        None
+    } else {
+        log("building SQLite FTS5 over the same texts");
+        Some(mgr.db().fts5_build().await?.as_secs_f64())
+    };
 
     let mut kinds: Vec<QueryCase> = vec![
         (
@@ -207,6 +216,13 @@ pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
             "anneal".into(),
             Some("p3"),
             Some("user"),
+        ),
+        (
+            "prefix",
+            params("perov*", None),
+            "perov*".into(),
+            None,
+            None,
         ),
         // FTS5 has no typo tolerance; its nearest is a prefix query.
         (
@@ -240,7 +256,7 @@ pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
         }
         let mut fts_ms = Vec::new();
         let mut fts_rows = 0;
-        for _ in 0..args.queries {
+        for _ in 0..if args.no_fts5 { 0 } else { args.queries } {
             let t = Instant::now();
             fts_rows = mgr
                 .db()
@@ -251,7 +267,8 @@ pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
         results.insert(
             name.into(),
             json!({"kiln": percentiles(kiln_ms), "kiln_sessions_on_page": sessions_found,
-                   "fts5": percentiles(fts_ms), "fts5_rows": fts_rows, "fts5_query": fts_q}),
+                   "fts5": (!fts_ms.is_empty()).then(|| percentiles(fts_ms)),
+                   "fts5_rows": fts_rows, "fts5_query": fts_q}),
         );
     }
 
@@ -282,7 +299,9 @@ pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
         .cli()?;
     let visible_ms = t.elapsed().as_secs_f64() * 1e3;
     ensure!(found.items.len() == 1, "the new message was not found");
-    mgr.db().fts5_drop().await?;
+    if fts_build_s.is_some() {
+        mgr.db().fts5_drop().await?;
+    }
     mgr.close().await;
 
     let out = json!({
@@ -290,7 +309,8 @@ pub async fn run(global: &GlobalArgs, args: SearchArgs) -> anyhow::Result<()> {
         "nodes": args.nodes, "sessions": args.sessions, "seed": args.seed, "hot": args.hot,
         "write_s": write_s,
         "index_s": index_s, "index_nodes_per_s": indexed as f64 / index_s,
-        "fts5_build_s": fts_build_s, "fts5_nodes_per_s": args.nodes as f64 / fts_build_s,
+        "fts5_build_s": fts_build_s,
+        "fts5_nodes_per_s": fts_build_s.map(|s| args.nodes as f64 / s),
         "queries": results,
         "visible_after_write_ms": visible_ms,
         "how": "kiln = SessionManager::search_sessions (readable sessions in SQL, tantivy, \
