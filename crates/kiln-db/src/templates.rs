@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row;
+use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
 
 use crate::{Db, Error, Result, now};
@@ -115,6 +116,31 @@ fn from_row(r: &SqliteRow) -> Result<SavedTemplate> {
     })
 }
 
+/// Shares template `id` with `users` (again sharing is a no-op).
+async fn share_with<S: AsRef<str>>(
+    conn: &mut SqliteConnection,
+    id: i64,
+    users: impl IntoIterator<Item = S>,
+) -> Result<()> {
+    for user in users {
+        sqlx::query("INSERT OR IGNORE INTO template_shares (template_id, user_id) VALUES (?, ?)")
+            .bind(id)
+            .bind(user.as_ref())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Template `id` as stored, read inside the transaction that wrote it.
+async fn read_back(conn: &mut SqliteConnection, id: i64) -> Result<SavedTemplate> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE t.id = ?")))
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    from_row(&row)
+}
+
 impl Db {
     /// Saves a template; names are unique per owner, so the only clash is with the owner's own.
     pub async fn insert_template(&self, t: &NewTemplate<'_>) -> Result<SavedTemplate> {
@@ -137,20 +163,8 @@ impl Db {
         let Some(id) = id else {
             return Err(Error::AlreadyExists(format!("your template `{}`", t.name)));
         };
-        for user in t.shared_with {
-            sqlx::query(
-                "INSERT OR IGNORE INTO template_shares (template_id, user_id) VALUES (?, ?)",
-            )
-            .bind(id)
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE t.id = ?")))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let saved = from_row(&row)?;
+        share_with(&mut tx, id, t.shared_with).await?;
+        let saved = read_back(&mut tx, id).await?;
         tx.commit().await?;
         Ok(saved)
     }
@@ -205,21 +219,9 @@ impl Db {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            for user in users {
-                sqlx::query(
-                    "INSERT OR IGNORE INTO template_shares (template_id, user_id) VALUES (?, ?)",
-                )
-                .bind(id)
-                .bind(user)
-                .execute(&mut *tx)
-                .await?;
-            }
+            share_with(&mut tx, id, users).await?;
         }
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE t.id = ?")))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let saved = from_row(&row)?;
+        let saved = read_back(&mut tx, id).await?;
         tx.commit().await?;
         Ok(saved)
     }
