@@ -63,15 +63,20 @@ pub struct Path<T>(pub T);
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
-        let kind = match r.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::PayloadTooLarge,
-            _ => ErrorKind::BadRequest,
-        };
-        let code = match kind {
-            ErrorKind::PayloadTooLarge => "payload_too_large",
-            _ => "invalid_json",
-        };
-        ApiError(Error::new(kind, code, r.body_text()))
+        unreadable(r.status(), r.body_text(), "invalid_json")
+    }
+}
+
+/// A body that could not be taken: over the limit is 413, anything else 400 `code`.
+fn unreadable(status: StatusCode, message: String, code: &'static str) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError(Error::new(
+            ErrorKind::PayloadTooLarge,
+            "payload_too_large",
+            message,
+        ))
+    } else {
+        ApiError(Error::new(ErrorKind::BadRequest, code, message))
     }
 }
 
@@ -137,17 +142,7 @@ where
         let schema = documented_body(&req);
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|r| {
-                let kind = match r.status() {
-                    StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::PayloadTooLarge,
-                    _ => ErrorKind::BadRequest,
-                };
-                let code = match kind {
-                    ErrorKind::PayloadTooLarge => "payload_too_large",
-                    _ => "invalid_body",
-                };
-                ApiError(Error::new(kind, code, r.body_text()))
-            })?;
+            .map_err(|r| unreadable(r.status(), r.body_text(), "invalid_body"))?;
         if bytes.is_empty() {
             return Ok(OptionalBody(T::default()));
         }
