@@ -127,7 +127,7 @@ impl SessionManager {
         nodes: Vec<NewNode>,
         expected_head: Option<&str>,
     ) -> Result<AppendOutcome> {
-        let bytes: u64 = nodes.iter().map(crate::quota::node_bytes).sum();
+        let bytes = self.incoming_bytes(&nodes);
         self.check_quota(caller, bytes)?;
         // The access check rides on the append's first query: the hot path.
         let out = self

@@ -41,17 +41,38 @@ impl Usage {
 }
 
 /// The bytes a node takes in the store: its text and its JSON.
-pub(crate) fn node_bytes(n: &NewNode) -> u64 {
-    let data = n.data.as_ref().map_or(0, |d| d.to_string().len());
-    let event = n
-        .event
-        .as_ref()
-        .and_then(|e| serde_json::to_string(e).ok())
-        .map_or(0, |e| e.len());
+fn node_bytes(n: &NewNode) -> u64 {
+    let data = n.data.as_ref().map_or(0, json_len);
+    let event = n.event.as_ref().map_or(0, json_len);
     (n.content.len() + data + event) as u64
 }
 
+/// The length of `v` as JSON, counted as it is written rather than built as a string.
+fn json_len<T: serde::Serialize>(v: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, v);
+    count.0
+}
+
 impl SessionManager {
+    /// The bytes `nodes` will take against the caller's quota (0, uncounted, without one).
+    pub(crate) fn incoming_bytes(&self, nodes: &[NewNode]) -> u64 {
+        if self.usage.quota == 0 {
+            return 0;
+        }
+        nodes.iter().map(node_bytes).sum()
+    }
+
     /// Refuses, with 413 `storage_quota_exceeded` (recoverable: delete or export something),
     /// a write of `incoming` bytes that would take the caller past their quota.
     pub(crate) fn check_quota(&self, caller: &Caller, incoming: u64) -> Result<()> {
