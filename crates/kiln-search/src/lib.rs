@@ -326,10 +326,7 @@ impl SearchIndex {
     }
 
     fn create(dir: &Path, faults: FaultSwitch) -> Result<Self> {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir)?;
-        }
-        std::fs::create_dir_all(dir)?;
+        empty_dir(dir)?;
         let (schema, f) = schema();
         let directory =
             GuardedDirectory::open(dir, faults.clone()).map_err(|e| Error::Index(e.into()))?;
@@ -967,6 +964,21 @@ fn escape(s: &str) -> String {
 
 /// Names the storage fault behind a failed index write: what the directory saw, or the I/O
 /// error tantivy passed up. Other errors are left as they are.
+/// Empties `dir` (creating it when missing) but keeps the directory itself, so the index may
+/// live on a volume of its own: `dir` may be a mount point or a symlink to one.
+fn empty_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 fn classify(e: Error, faults: &FaultSwitch) -> Error {
     let seen = faults.take_seen();
     let direct = match &e {

@@ -330,6 +330,7 @@ async fn handle(
     let resp = app.oneshot(req).await.unwrap_or_else(|e| match e {});
     let (mut parts, body) = resp.into_parts();
     if !finished.load(Ordering::Relaxed) {
+        shared.close_after_response();
         parts
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -12,7 +12,7 @@ use kiln_llm::OfflinePlanner;
 use kiln_session::ServerConfig;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{Server, start_configured};
+use support::{Server, start_configured, start_with_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -291,4 +291,56 @@ async fn a_request_refused_before_its_body_is_read_says_connection_close() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     assert!(!r.headers().contains_key("connection"));
+}
+
+/// The rest of a body the server never read is not a request of its own, whatever it looks
+/// like: one long line (once answered a second time, 414, by the connection layer after a
+/// 429), or requests smuggled inside the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_of_an_unread_body_is_never_taken_for_a_request() {
+    let mut config = kiln_session::Config::default();
+    config.limits.expensive_per_minute = 1;
+    config.limits.expensive_burst = 1;
+    let s = start_with_config(config, Arc::new(OfflinePlanner::new())).await;
+    // Spend the one expensive request: every import after it is refused unread, 429.
+    let r = s
+        .http
+        .get(format!("{}/v1/search?q=x", s.base))
+        .bearer_auth(&s.alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for auth in ["", "Authorization: Bearer ALICE\r\n"] {
+        let auth = auth.replace("ALICE", &s.alice);
+        let want = if auth.is_empty() { "401" } else { "429" };
+        for (rest, pause) in [
+            (vec![b'x'; 1_900_000], 0),
+            (vec![b'x'; 64 << 10], 100),
+            (b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100), 0),
+            (
+                b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100),
+                100,
+            ),
+        ] {
+            let mut c = connect(&s).await;
+            let head = format!(
+                "POST /v1/sessions/import HTTP/1.1\r\nHost: x\r\n{auth}\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                rest.len()
+            );
+            // The body with the head, or once the refusal is written.
+            if pause == 0 {
+                let _ = c.write_all(&[head.as_bytes(), &rest].concat()).await;
+            } else {
+                c.write_all(head.as_bytes()).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                let _ = c.write_all(&rest).await;
+            }
+            let r = String::from_utf8_lossy(&closed_within(&mut c, Duration::from_secs(5)).await)
+                .to_lowercase();
+            assert_eq!(r.matches("http/1.1 ").count(), 1, "one answer only: {r}");
+            assert!(r.starts_with(&format!("http/1.1 {want} ")), "{r}");
+        }
+    }
 }

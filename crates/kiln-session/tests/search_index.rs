@@ -307,3 +307,37 @@ async fn one_busy_session_does_not_crowd_out_the_others() {
     all.sort();
     assert_eq!(seen, all);
 }
+
+/// The index directory may be a volume of its own (a mount point, or a symlink to one): a
+/// rebuild empties it and keeps it, where it once replaced it with a plain directory (or, on a
+/// mount point, failed and left search unavailable).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_rebuild_keeps_an_index_directory_that_is_a_symlink() {
+    let e = env().await;
+    let s = e.session("garnets").await;
+    let volume = tempfile::tempdir().unwrap();
+    std::fs::write(volume.path().join("stale"), b"not an index").unwrap();
+    let link = e.dir.path().join("search");
+    std::os::unix::fs::symlink(volume.path(), &link).unwrap();
+    e.mgr
+        .append_message(&e.alice, &s, "main", msg(Role::User, "garnet electrolyte"))
+        .await
+        .unwrap();
+    assert_eq!(count(&e.mgr, &e.alice, "garnet").await, 1);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the symlink was replaced"
+    );
+    assert!(
+        !volume.path().join("stale").exists(),
+        "the old contents are gone"
+    );
+    assert!(
+        std::fs::read_dir(volume.path()).unwrap().count() > 1,
+        "the index lives on the volume"
+    );
+}

@@ -30,6 +30,9 @@ pub(super) struct Shared {
     phase_since: SharedDeadline,
     /// Set by the accept loop at the connection cap: close at the next read.
     evict: AtomicBool,
+    /// A response went out with `Connection: close` because its request body was not read:
+    /// every byte that follows is the rest of that body, never a new request head.
+    closing: AtomicBool,
     reader: AtomicWaker,
 }
 
@@ -76,6 +79,12 @@ impl Shared {
     pub(super) fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(self.clone())
+    }
+
+    /// The connection ends after the response in flight; what the client still sends is the
+    /// rest of a body nobody reads.
+    pub(super) fn close_after_response(&self) {
+        self.closing.store(true, Ordering::Release);
     }
 
     pub(super) fn set_body_deadline(&self, at: Option<Instant>) {
@@ -186,7 +195,10 @@ impl Guarded {
     /// After a response is done, the next bytes start a new head.
     fn sync(&mut self) {
         let done = self.shared.done.load(Ordering::Acquire);
-        if done != self.seen_done && self.shared.in_flight.load(Ordering::Acquire) == 0 {
+        if done != self.seen_done
+            && self.shared.in_flight.load(Ordering::Acquire) == 0
+            && !self.shared.closing.load(Ordering::Acquire)
+        {
             self.seen_done = done;
             self.head = Head::Idle {
                 since: Instant::now(),

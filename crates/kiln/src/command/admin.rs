@@ -92,7 +92,14 @@ pub async fn run(global: &GlobalArgs, cmd: AdminCommand) -> anyhow::Result<ExitC
             }
             std::fs::rename(check.db_path(), &db)?;
             let _ = std::fs::remove_dir_all(&check.storage.data_dir);
-            let _ = std::fs::remove_dir_all(dir.join("search"));
+            // The index is rebuilt from the restored database at next start. Its directory
+            // is emptied, not removed: it may be a mount point or a symlink to a volume.
+            if let Ok(entries) = std::fs::read_dir(dir.join("search")) {
+                for entry in entries.flatten() {
+                    let p = entry.path();
+                    let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+                }
+            }
             outln!("restored {} ({users} users)", file.display());
         }
     }
