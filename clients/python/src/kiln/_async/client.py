@@ -68,7 +68,7 @@ def _retry_after(resp: httpx.Response) -> float | None:
 def _body(model: type[m.Request], **fields: Any) -> dict[str, Any]:
     """A request body checked against its documented model; None means "not sent"."""
     obj = model(**{k: v for k, v in fields.items() if v is not None})
-    return obj.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    return obj.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def _path(op: str, **params: str) -> str:
