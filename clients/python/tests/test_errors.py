@@ -52,9 +52,11 @@ def test_503_retried_with_backoff() -> None:
 
 def test_503_gives_up_after_max_retries() -> None:
     transport, seen = scripted([503], {"Retry-After": "0"})
-    with kiln.Client("http://kiln.test", "t", transport=transport, max_retries=2) as c:
-        with pytest.raises(kiln.Unavailable) as e:
-            c.health()
+    with (
+        kiln.Client("http://kiln.test", "t", transport=transport, max_retries=2) as c,
+        pytest.raises(kiln.Unavailable) as e,
+    ):
+        c.health()
     assert len(seen) == 3
     assert e.value.code == "storage_unavailable" and isinstance(e.value, kiln.ServerError)
 
@@ -70,9 +72,11 @@ def test_retry_after_is_honoured() -> None:
 
 
 def test_transport_error() -> None:
-    with kiln.Client("http://127.0.0.1:9", "t", max_retries=0, timeout=5) as c:
-        with pytest.raises(kiln.TransportError):
-            c.health()
+    with (
+        kiln.Client("http://127.0.0.1:9", "t", max_retries=0, timeout=5) as c,
+        pytest.raises(kiln.TransportError),
+    ):
+        c.health()
 
 
 @pytest.mark.parametrize(

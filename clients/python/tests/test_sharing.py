@@ -34,7 +34,7 @@ def test_collaborators_and_permissions(s: kiln.Session, bob: kiln.Client) -> Non
     assert "write" in s.collaborators.update("bob", ["write"]).permissions
     as_bob.add_message("hello from bob")
     assert [x.name for x in s.collaborators.list()] == ["bob"]
-    assert {x.name for x in s.contributions()} == {"bob"}
+    assert "bob" in {x.name for x in s.contributions()}
     as_bob.leave()
     with pytest.raises(kiln.NotFound):
         bob.get_session(s.id)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 from kiln._async.client import AsyncClient
 from kiln._sync.client import Client
 
-F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 
 def session(
@@ -20,13 +20,13 @@ def session(
     folder: str | None = None,
     client: Client | AsyncClient | None = None,
     **create: Any,
-) -> Callable[[F], F]:
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Decorates a function (sync or `async def`) so each call runs inside the session named
     `name` (got or created, activated; an exception is recorded in its log), passed as the
-    keyword argument `session`. Without `client`, one is made from `KILN_URL`/`KILN_TOKEN`
-    for the call and closed after it."""
+    keyword argument `session` (the wrapper takes the other arguments). Without `client`, one
+    is made from `KILN_URL`/`KILN_TOKEN` for the call and closed after it."""
 
-    def wrap(fn: F) -> F:
+    def wrap(fn: Callable[..., R]) -> Callable[..., R]:
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
@@ -43,10 +43,10 @@ def session(
                     if client is None:
                         await c.aclose()
 
-            return cast(F, arun)
+            return cast(Callable[..., R], arun)
 
         @functools.wraps(fn)
-        def run(*args: Any, **kw: Any) -> Any:
+        def run(*args: Any, **kw: Any) -> R:
             if client is not None and not isinstance(client, Client):
                 raise TypeError("a plain function needs a kiln.Client")
             c = client or Client()
@@ -57,6 +57,6 @@ def session(
                 if client is None:
                     c.close()
 
-        return cast(F, run)
+        return run
 
     return wrap
