@@ -5,7 +5,9 @@ made with a bare `httpx.Client`, interleaved in rounds so load on the machine hi
 
     python bench.py --url http://127.0.0.1:8080 --token TOKEN [--calls 300] [--rounds 5]
 
-Prints the median per-call time of each and the overhead in per cent.
+Prints the median per-call time of each and the overhead in per cent; then the same calls
+answered by a canned response in-process (httpx.MockTransport, no server, no socket), which
+isolates the client's own cost per call (models, validation, parsing) from server noise.
 """
 
 from __future__ import annotations
@@ -75,6 +77,30 @@ def main() -> None:
         r, k = statistics.median(rs), statistics.median(ks)
         print(f"{name:14} httpx {r * 1e6:9.1f} µs/call   kiln {k * 1e6:9.1f} µs/call   "
               f"overhead {(k - r) / r * 100:+5.1f} %   ({a.rounds} rounds x {n} calls)")
+    # In-process: the server's real answers replayed, so only client code runs.
+    canned = {"tool": raw_append(0), "query": raw_ask(0)}
+
+    def handle(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=canned["query" if req.url.path.endswith("query")
+                                               else "tool"])
+
+    mock = httpx.MockTransport(handle)
+    mraw = httpx.Client(base_url=a.url, transport=mock)
+    mclient = kiln.Client(a.url, a.token, transport=mock)
+    ms = kiln.Session(mclient, s.data)
+    mtrack = ms.track("loss")
+    for name, rawf, kf in [
+        ("track.append", lambda i: mraw.post(tool, json={"arguments": {
+            "action": "log_metric", "name": "raw", "value": i * 0.5}}).json(),
+         lambda i: mtrack.append(i * 0.5)),
+        ("ask (offline)", lambda i: mraw.post(query, json={"message": "Analyse LiFePO4"}).json(),
+         lambda i: ms.ask("Analyse LiFePO4")),
+    ]:
+        n = 2000
+        r = statistics.median(per_call(rawf, n) for _ in range(a.rounds))
+        k = statistics.median(per_call(kf, n) for _ in range(a.rounds))
+        print(f"{name:14} in-process: httpx {r * 1e6:7.1f} µs/call   kiln {k * 1e6:7.1f} µs/call"
+              f"   client's own cost {(k - r) * 1e6:6.1f} µs/call")
     s.archive()
     raw.close()
     client.close()
