@@ -1,0 +1,606 @@
+"""Pydantic models of the server's documented shapes, and the operations the client calls.
+
+Response models allow extra fields (a newer server may add some); request models forbid them,
+and `tests/test_openapi.py` holds both to `/v1/openapi.json`: every documented response field is
+a field here, every request field here is documented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kiln import _html
+
+SessionStatus = Literal["created", "active", "paused", "archived", "resumed"]
+SessionType = Literal["interactive", "batch", "research", "collaborative"]
+Permission = Literal["read", "comment", "write", "add_materials", "manage", "owner"]
+Strategy = Literal["fail", "ours", "theirs", "union"]
+
+
+class Model(BaseModel):
+    """A response shape: unknown fields are kept, not refused."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Request(BaseModel):
+    """A request body: only documented fields, sent by their wire names."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# ---------------------------------------------------------------- responses
+
+
+class Health(Model):
+    status: str
+    version: str
+    reason: str | None = None
+
+
+class InstanceKey(Model):
+    algorithm: str
+    public_key: str
+    trusted_keys: list[str] = []
+
+
+class Session(Model):
+    id: str
+    owner_id: str
+    name: str
+    description: str = ""
+    session_type: SessionType = "interactive"
+    status: SessionStatus
+    project: str | None = None
+    tags: list[str] = []
+    metadata: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    template: str | None = None
+    default_branch: str = "main"
+    version: int
+    provenance: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class ListedSession(Session):
+    shared_with_you: dict[str, Any] | None = None
+
+
+class Node(Model):
+    id: str
+    seq: int
+    parent_id: str | None = None
+    kind: str
+    role: str
+    author: str | None = None
+    content: str
+    data: Any = None
+    tokens: int | None = None
+    merge_parent_id: str | None = None
+    created_at: str
+
+
+class AppendOutcome(Model):
+    nodes: list[Node]
+    head: str
+    activated: bool
+
+
+class Branch(Model):
+    name: str
+    head: str
+    base: str
+    status: Literal["open", "merged", "discarded"]
+    version: int
+    created_by: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class Checkpoint(Model):
+    name: str
+    node: str
+    branch: str | None = None
+    auto: bool
+    created_by: str | None = None
+    created_at: str
+
+
+class Restored(Model):
+    branch: str
+    old_head: str
+    new_head: str
+    saved_as: str
+
+
+class MergeConflictItem(Model):
+    """One field both branches changed since their base (schema `Conflict`)."""
+
+    field: str
+    base: Any = None
+    ours: Any = None
+    theirs: Any = None
+
+
+class MergeResult(Model):
+    merged: bool
+    merge_node: str | None = None
+    base: str
+    head: str
+    summary: str
+    resolved: list[MergeConflictItem] = []
+
+
+class Focus(Model):
+    material: str | None = None
+    topic: str | None = None
+
+
+class Material(Model):
+    formula: str
+    data: Any = None
+    first_node: str
+    last_node: str
+    mentions: int
+
+
+class Discovery(Model):
+    id: str
+    type: str
+    description: str
+    materials: list[str] = []
+    evidence: list[str] = []
+    confidence: float | None = None
+    source: str
+    node: str
+
+
+class Hypothesis(Model):
+    id: str
+    statement: str
+    status: str
+    node: str
+
+
+class Task(Model):
+    id: str
+    description: str
+    status: str
+    node: str
+
+
+class Link(Model):
+    from_: str = Field(alias="from")
+    to: str
+    relationship: str
+    notes: str | None = None
+    node: str
+
+
+class ResearchState(Model):
+    materials: list[Material] = []
+    discoveries: list[Discovery] = []
+    links: list[Link] = []
+    hypotheses: list[Hypothesis] = []
+    tasks: list[Task] = []
+    context: dict[str, Any] = {}
+    focus: Focus = Focus()
+    tools: dict[str, Any] = {}
+
+    def _repr_html_(self) -> str:
+        return _html.state_html(self)
+
+
+class DiffResult(Model):
+    from_: str = Field(alias="from")
+    to: str
+    base: str
+    only_from: list[Node] = []
+    only_to: list[Node] = []
+    state: dict[str, Any] = {}
+
+
+class SessionEvent(Model):
+    id: int
+    from_: SessionStatus | None = Field(default=None, alias="from")
+    to: SessionStatus
+    actor: str
+    reason: str
+    at: str
+
+
+class AuditEntry(Model):
+    seq: int
+    actor: str
+    action: str
+    payload: Any = None
+    at: str
+    prev_hash: str
+    hash: str
+
+
+class AuditVerification(Model):
+    valid: bool
+    entries: int
+    first_broken: int | None = None
+    reason: str | None = None
+
+
+class ReflogEntry(Model):
+    id: int
+    branch: str
+    old_head: str | None = None
+    new_head: str
+    actor: str
+    reason: str
+    at: str
+
+
+class Collaborator(Model):
+    user_id: str
+    name: str
+    permissions: list[Permission]
+    added_by: str | None = None
+    added_at: str
+    updated_at: str
+
+
+class Contribution(Model):
+    user_id: str
+    name: str
+    queries: int
+    messages: int
+    discoveries: int
+    materials: int
+
+
+class ShareLink(Model):
+    id: str
+    session_id: str
+    node_id: str
+    branch: str | None = None
+    checkpoint: str | None = None
+    created_by: str | None = None
+    created_at: str | None = None
+    expires_at: str
+    max_views: int | None = None
+    views: int = 0
+    revoked_at: str | None = None
+
+
+class CreatedShare(Model):
+    id: str
+    token: str
+    path: str
+    url: str
+    expires_at: str
+    session_id: str | None = None
+    node_id: str | None = None
+    branch: str | None = None
+    checkpoint: str | None = None
+    created_by: str | None = None
+    created_at: str | None = None
+    max_views: int | None = None
+    views: int = 0
+    revoked_at: str | None = None
+
+
+class SearchHit(Model):
+    node_id: str | None = None
+    kind: str
+    snippet: str
+    score: float
+    created_at: str | None = None
+    branches: list[str] = []
+
+
+class SearchSession(Model):
+    session_id: str
+    session_name: str
+    score: float
+    hits: list[SearchHit] = []
+
+
+class SearchPage(Model):
+    items: list[SearchSession]
+    next_cursor: str | None = None
+    fuzzy: bool
+
+
+class Statistics(Model):
+    active_seconds: int
+    queries: int
+    messages: int
+    materials: int
+    discoveries: int
+    tool_usage: dict[str, int] = {}
+    contributions: dict[str, dict[str, int]] = {}
+    branches: int
+    checkpoints: int
+
+
+class SessionSummary(Model):
+    key_findings: list[dict[str, Any]] = []
+    materials_of_interest: list[dict[str, Any]] = []
+    open_hypotheses: list[str] = []
+    next_steps: list[str] = []
+    focus: Focus = Focus()
+    counts: dict[str, int] = {}
+
+
+class ContextWindow(Model):
+    messages: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    total_tokens: int
+    budget: int
+    over_budget: bool
+    findings: list[str] = []
+    focus: str | None = None
+    history_nodes: list[str] = []
+    recent_materials: list[str] = []
+    summary_node: str | None = None
+
+
+class Cleared(Model):
+    cleared: list[str]
+    head: str | None = None
+
+
+class Compressed(Model):
+    summary: dict[str, Any] | None = None
+    tokens_before: int
+    tokens_after: int
+    usage: dict[str, Any] = {}
+
+
+class ToolCallRecord(Model):
+    id: str
+    name: str
+    arguments: Any = None
+    ok: bool
+    text: str
+    result: Any = None
+    call_node: str
+    result_node: str
+
+
+class ToolInfo(Model):
+    name: str
+    description: str
+    writes: bool
+    parameters: dict[str, Any]
+
+
+class TurnOutcome(Model):
+    session: str
+    branch: str
+    user_node: str
+    answer_node: str
+    answer: str
+    tool_calls: list[dict[str, Any]] = []
+    discoveries: list[dict[str, Any]] = []
+    steps: int
+    model: str
+    head: str
+    budget_exhausted: bool = False
+    interrupted: bool = False
+    context_tokens: int | None = None
+    summary_node: str | None = None
+    usage: dict[str, Any] = {}
+
+
+# ---------------------------------------------------------------- requests
+
+
+class NewSession(Request):
+    name: str
+    description: str | None = None
+    session_type: SessionType | None = None
+    project: str | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    checkpoint_frequency: str | None = None
+    duration_days: int | None = None
+    template: str | None = None
+
+
+class SessionPatch(Request):
+    name: str | None = None
+    description: str | None = None
+    project: str | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+
+
+class StatusChange(Request):
+    status: SessionStatus
+
+
+class NewBranch(Request):
+    name: str
+    from_: dict[str, str] | None = Field(default=None, alias="from")
+
+
+class NewCheckpoint(Request):
+    name: str
+    branch: str | None = None
+    node: str | None = None
+
+
+class BranchOnly(Request):
+    """Restore and recover: which branch (default: the session's default branch)."""
+
+    branch: str | None = None
+
+
+class MergeRequest(Request):
+    into: str
+    strategy: Strategy | None = None
+
+
+class NewMessage(Request):
+    role: str
+    content: str
+    expected_head: str | None = None
+
+
+class MaterialEvent(Request):
+    kind: Literal["material"] = "material"
+    formula: str
+    data: Any = None
+    expected_head: str | None = None
+
+
+class DiscoveryEvent(Request):
+    kind: Literal["discovery"] = "discovery"
+    type: str
+    description: str
+    id: str | None = None
+    materials: list[str] | None = None
+    evidence: list[str] | None = None
+    confidence: float | None = None
+    source: Literal["manual", "auto"] | None = None
+    expected_head: str | None = None
+
+
+class HypothesisEvent(Request):
+    kind: Literal["hypothesis"] = "hypothesis"
+    statement: str
+    id: str | None = None
+    status: Literal["open", "supported", "refuted"] | None = None
+    expected_head: str | None = None
+
+
+class TaskEvent(Request):
+    kind: Literal["task"] = "task"
+    description: str
+    id: str | None = None
+    status: Literal["pending", "in_progress", "done", "cancelled"] | None = None
+    expected_head: str | None = None
+
+
+class Query(Request):
+    message: str
+    branch: str | None = None
+
+
+class ToolCall(Request):
+    arguments: dict[str, Any]
+    branch: str | None = None
+
+
+class NewCollaborator(Request):
+    user: str
+    permissions: list[Permission]
+
+
+class CollaboratorPatch(Request):
+    permissions: list[Permission]
+
+
+class NewShare(Request):
+    expires_in_days: int
+    max_views: int | None = None
+    branch: str | None = None
+    checkpoint: str | None = None
+
+
+class PinItem(Request):
+    kind: str
+    content: str
+    name: str | None = None
+    branch: str | None = None
+
+
+class Compress(Request):
+    keep_recent: int | None = None
+    branch: str | None = None
+
+
+# ---------------------------------------------------------------- operations
+
+
+@dataclass(frozen=True)
+class Op:
+    """One documented operation: its OpenAPI id, method, path, body and answer models."""
+
+    method: str
+    path: str
+    request: type[Request] | tuple[type[Request], ...] | None = None
+    response: type[Model] | None = None
+    paged: bool = False
+
+
+S = "/v1/sessions/{id}"
+B = S + "/branches/{b}"
+
+OPS: dict[str, Op] = {
+    "get_health": Op("GET", "/v1/health", None, Health),
+    "get_instance_key": Op("GET", "/v1/instance/key", None, InstanceKey),
+    "get_tools": Op("GET", "/v1/tools", None, ToolInfo, paged=True),
+    "get_search": Op("GET", "/v1/search", None, SearchPage),
+    "get_sessions": Op("GET", "/v1/sessions", None, ListedSession, paged=True),
+    "post_sessions": Op("POST", "/v1/sessions", NewSession, Session),
+    "post_sessions_import": Op("POST", "/v1/sessions/import", None, Session),
+    "get_sessions_id": Op("GET", S, None, Session),
+    "patch_sessions_id": Op("PATCH", S, SessionPatch, Session),
+    "delete_sessions_id": Op("DELETE", S),
+    "post_sessions_id_status": Op("POST", S + "/status", StatusChange, Session),
+    "get_sessions_id_events": Op("GET", S + "/events", None, SessionEvent, paged=True),
+    "get_sessions_id_audit": Op("GET", S + "/audit", None, AuditEntry, paged=True),
+    "get_sessions_id_audit_verify": Op("GET", S + "/audit/verify", None, AuditVerification),
+    "get_sessions_id_reflog": Op("GET", S + "/reflog", None, ReflogEntry, paged=True),
+    "get_sessions_id_branches": Op("GET", S + "/branches", None, Branch, paged=True),
+    "post_sessions_id_branches": Op("POST", S + "/branches", NewBranch, Branch),
+    "post_sessions_id_branches_b_discard": Op("POST", B + "/discard", None, Branch),
+    "post_sessions_id_branches_b_reopen": Op("POST", B + "/reopen", None, Branch),
+    "post_sessions_id_branches_b_merge": Op("POST", B + "/merge", MergeRequest, MergeResult),
+    "get_sessions_id_branches_b_messages": Op("GET", B + "/messages", None, Node, paged=True),
+    "post_sessions_id_branches_b_messages": Op("POST", B + "/messages", NewMessage, AppendOutcome),
+    "post_sessions_id_branches_b_events": Op(
+        "POST",
+        B + "/events",
+        (MaterialEvent, DiscoveryEvent, HypothesisEvent, TaskEvent),
+        AppendOutcome,
+    ),
+    "get_sessions_id_branches_b_state": Op("GET", B + "/state", None, ResearchState),
+    "get_sessions_id_checkpoints": Op("GET", S + "/checkpoints", None, Checkpoint, paged=True),
+    "post_sessions_id_checkpoints": Op("POST", S + "/checkpoints", NewCheckpoint, Checkpoint),
+    "post_sessions_id_checkpoints_name_restore": Op(
+        "POST", S + "/checkpoints/{name}/restore", BranchOnly, Restored
+    ),
+    "post_sessions_id_recover": Op("POST", S + "/recover", BranchOnly, Restored),
+    "get_sessions_id_diff": Op("GET", S + "/diff", None, DiffResult),
+    "post_sessions_id_query": Op("POST", S + "/query", Query, TurnOutcome),
+    "post_sessions_id_tools_tool": Op("POST", S + "/tools/{tool}", ToolCall, ToolCallRecord),
+    "get_sessions_id_context": Op("GET", S + "/context", None, ContextWindow),
+    "post_sessions_id_context_items": Op("POST", S + "/context/items", PinItem, AppendOutcome),
+    "delete_sessions_id_context_items": Op("DELETE", S + "/context/items", None, Cleared),
+    "post_sessions_id_context_compress": Op("POST", S + "/context/compress", Compress, Compressed),
+    "get_sessions_id_summary": Op("GET", S + "/summary", None, SessionSummary),
+    "get_sessions_id_statistics": Op("GET", S + "/statistics", None, Statistics),
+    "get_sessions_id_contributions": Op(
+        "GET", S + "/contributions", None, Contribution, paged=True
+    ),
+    "get_sessions_id_collaborators": Op(
+        "GET", S + "/collaborators", None, Collaborator, paged=True
+    ),
+    "post_sessions_id_collaborators": Op(
+        "POST", S + "/collaborators", NewCollaborator, Collaborator
+    ),
+    "patch_sessions_id_collaborators_user": Op(
+        "PATCH", S + "/collaborators/{user}", CollaboratorPatch, Collaborator
+    ),
+    "delete_sessions_id_collaborators_user": Op("DELETE", S + "/collaborators/{user}"),
+    "post_sessions_id_leave": Op("POST", S + "/leave"),
+    "get_sessions_id_shares": Op("GET", S + "/shares", None, ShareLink, paged=True),
+    "post_sessions_id_shares": Op("POST", S + "/shares", NewShare, CreatedShare),
+    "delete_sessions_id_shares_share": Op("DELETE", S + "/shares/{share}", None, ShareLink),
+    "get_sessions_id_export": Op("GET", S + "/export"),
+}

@@ -1,0 +1,138 @@
+"""Tools: materials, tracking in Dreamlake's words, files, and a Branin campaign."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+import kiln
+
+
+def test_materials(s: kiln.Session) -> None:
+    a = s.materials.analyze("LiFePO4")
+    assert a.formula == "LiFePO4" and a.valid is True
+    assert "157.755" in a.text
+    v = s.materials.validate("Fe3O4")
+    assert v.valid is False and any("mixed valence" in r for r in v.reasons or [])
+    sim = s.materials.similar("LiFePO4", limit=3)
+    assert sim.candidates is not None and len(sim.candidates) == 3
+    cmp = s.materials.compare("LiFePO4", "LiCoO2")
+    assert "LiCoO2" in cmp.text
+    with pytest.raises(kiln.InvalidInput) as e:
+        s.materials.analyze("Xx2")
+    assert e.value.code == "invalid_arguments"
+    # Recorded as the agent would: the state knows the material.
+    assert "LiFePO4" in {m.formula for m in s.state().materials}
+
+
+def test_log_params_track(s: kiln.Session) -> None:
+    s.log("started", level="info", run=3)
+    s.log("hot", level="warn")
+    assert s.params.set(model={"lr": 1e-3, "layers": 2}, seed=7) == {
+        "model": {"lr": 1e-3, "layers": 2}, "seed": 7
+    }
+    assert s.params.get() == {"model": {"lr": 1e-3, "layers": 2}, "seed": 7}
+    assert s.params.get(flatten=True) == {"model.lr": 1e-3, "model.layers": 2, "seed": 7}
+    cap = s.track("capacity")
+    assert cap.append(value=151, step=3)["step"] == 3
+    cap.append_batch([149.5, {"value": 150.0, "step": 10}])
+    pts = cap.read()
+    assert [(p["step"], p["value"]) for p in pts] == [(3, 151.0), (4, 149.5), (10, 150.0)]
+    st = cap.stats()
+    assert st == {"count": 3, "min": 149.5, "max": 151.0, "mean": pytest.approx(150.1666, 1e-4),
+                  "last": 150.0, "last_step": 10}
+    with pytest.raises(kiln.InvalidInput, match="no metric `empty`"):
+        s.track("empty").stats()
+    df = pts.to_pandas()
+    assert list(df["value"]) == [151.0, 149.5, 150.0]
+    log = s.notebook()["log"]
+    assert log[0]["message"] == 'started {"run": 3}'
+    assert log[1]["level"] == "warn"
+
+
+def test_files(s: kiln.Session, tmp_path: Path) -> None:
+    f = tmp_path / "xrd.csv"
+    f.write_text("two_theta,intensity\n20.1,330\n")
+    meta = s.files.upload(f)
+    assert meta["name"] == "xrd.csv" and meta["bytes"] == f.stat().st_size
+    assert [x["name"] for x in s.files.list()] == ["xrd.csv"]
+    png = tmp_path / "xrd.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    with pytest.raises(kiln.NotSupported) as e:
+        s.files.upload(png)
+    assert "binary attachments" in str(e.value)
+    with pytest.raises(kiln.NotSupported) as e2:
+        s.files.download("xrd.csv")
+    assert "attachment's content" in e2.value.needs
+
+
+def branin(x1: float, x2: float) -> float:
+    a, b, c = 1.0, 5.1 / (4 * math.pi**2), 5 / math.pi
+    r, s_, t = 6.0, 10.0, 1 / (8 * math.pi)
+    return a * (x2 - b * x1**2 + c * x1 - r) ** 2 + s_ * (1 - t) * math.cos(x1) + s_
+
+
+def test_branin_campaign(client: kiln.Client, tmp_path: Path) -> None:
+    s = client.create_session("Branin campaign", project="optimizer")
+    opt = s.optimizer
+    opt.add_variable("x1", "real", bounds=(-5, 10), unit="mm")
+    opt.add_variable("x2", "real", bounds=(0, 15))
+    opt.set_objective("y", "minimize")
+    assert [v["name"] for v in opt.variables()] == ["x1", "x2"]
+    assert opt.objective() == {"name": "y", "goal": "minimize"}
+
+    initial = opt.initial_design(10)
+    assert len(initial) == 10
+    # The first five by CSV (ALchemist's load_data), the rest one by one.
+    rows = ["x1,x2,y"] + [
+        f"{p['inputs']['x1']},{p['inputs']['x2']},{branin(p['inputs']['x1'], p['inputs']['x2'])}"
+        for p in initial[:5]
+    ]
+    (tmp_path / "runs.csv").write_text("\n".join(rows) + "\n")
+    assert opt.load_data(tmp_path / "runs.csv")["added"] == 5
+    for p in initial[5:]:
+        x = p["inputs"]
+        opt.add_experiment(x, branin(x["x1"], x["x2"]))
+    opt.lock_data("10 initial points by LHS")
+    opt.lock_model("GP, Matérn 5/2")
+
+    best0 = min(e["output"] for e in opt.experiments())
+    for i in range(20):
+        (sug,) = opt.suggest_next(strategy="EI", n=1)
+        x = sug["inputs"]
+        assert -5 <= x["x1"] <= 10 and 0 <= x["x2"] <= 15
+        assert isinstance(x["x1"], float)
+        opt.add_experiment(x, branin(x["x1"], x["x2"]))
+        if i == 9:
+            opt.lock_acquisition("EI, half way")
+    exps = opt.experiments()
+    assert len(exps) == 30
+    assert all(isinstance(e["inputs"]["x1"], float) for e in exps)
+    best = min(e["output"] for e in exps)
+    assert best <= best0
+    assert best < 1.0  # the minimum is 0.3979; 20 EI steps get close
+
+    pred = opt.predict([{"x1": math.pi, "x2": 2.275}])
+    assert pred[0]["mean"] == pytest.approx(0.3979, abs=1.0)
+    st = opt.status()
+    assert st["n_experiments"] == 30 and st["best"]["output"] == best
+
+    audit = opt.export_audit_markdown()
+    assert audit.startswith("### Tool `bayesian_optimizer`")
+    assert "Data locked" in audit and "10 initial points by LHS" in audit
+    assert "EI, half way" in audit
+    svg = opt.convergence_svg()
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    html = opt._repr_html_()
+    assert "<svg" in html and "<table>" in html
+    assert "x1" in exps._repr_html_()
+    df = exps.to_pandas()
+    assert list(df.columns) == ["x1", "x2", "output"] and len(df) == 30
+    assert s.verify_audit().valid
+
+    with pytest.raises(kiln.NotSupported):
+        opt.queue([{"x1": 1, "x2": 2}])
+    with pytest.raises(kiln.NotSupported):
+        opt.lock_controller()
