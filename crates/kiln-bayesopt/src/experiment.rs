@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, RowError};
-use crate::space::{Inputs, SearchSpace, Value};
+use crate::space::{Domain, Inputs, SearchSpace, Value};
 
 /// One measured experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +179,18 @@ fn finish_row(
     for (k, v) in inputs_obj {
         inputs.insert(k.clone(), json_value(v, k)?);
     }
+    // A number written as text (every CSV cell, a quoted JSON value) is stored as the number
+    // for a real or integer variable, as it would be sent as JSON.
+    for var in space.variables() {
+        if matches!(var.domain, Domain::Categorical { .. }) {
+            continue;
+        }
+        if let Some(Value::Text(t)) = inputs.get(&var.name)
+            && let Ok(x) = t.trim().parse::<f64>()
+        {
+            inputs.insert(var.name.clone(), Value::Number(x));
+        }
+    }
     let output = json_number(
         output.ok_or((Some("output".into()), "missing value".to_string()))?,
         "output",
@@ -336,6 +348,10 @@ mod tests {
         let rows = parse_csv(text, &space(), "yield").unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].noise, Some(0.01));
+        // Numbers are stored as numbers, as JSON rows store them; labels stay text.
+        assert_eq!(rows[1].inputs["temp"], Value::Number(300.5));
+        assert_eq!(rows[0].inputs["time"], Value::Number(3.0));
+        assert_eq!(rows[0].inputs["solvent"], Value::Text("water".into()));
         assert_eq!(rows[1].noise, None);
         assert_eq!(
             rows[1].inputs["solvent"],
