@@ -88,6 +88,28 @@ fn error_message(value: &Value) -> Option<String> {
     }
 }
 
+/// A tool's error as the researcher would want to read it: what is needed and how to say it,
+/// not the tool's own vocabulary ("call define_space first").
+pub(crate) fn in_plain_words(message: &str) -> String {
+    let message = message
+        .strip_prefix("invalid arguments: ")
+        .unwrap_or(message)
+        .trim();
+    if message.contains("search space first") || message.contains("no search space") {
+        return "I need a search space first: tell me the variables and their ranges, for \
+                example \"Define the space: temperature 300-900 °C, time 1-10 h; maximise \
+                capacity\"."
+            .to_owned();
+    }
+    if let Some(rest) = message.strip_prefix("unknown element `") {
+        let symbol = rest.split('`').next().unwrap_or_default();
+        return format!(
+            "`{symbol}` is not an element symbol, so I cannot read that formula ({message})."
+        );
+    }
+    message.to_owned()
+}
+
 fn compact(value: &Value) -> String {
     const LIMIT: usize = 2_000;
     let text = value.to_string();
@@ -144,7 +166,7 @@ pub(crate) fn compose(user_text: &str, calls: &[ToolCall], results: &[(String, S
         match tool_error(content) {
             Some(message) => {
                 failures += 1;
-                blocks.push(format!("{heading} failed: {message}"));
+                blocks.push(format!("{heading} failed: {}", in_plain_words(&message)));
             }
             None => {
                 let mut text = tool_text(content);
@@ -248,6 +270,17 @@ mod tests {
             both,
             "**materials_analyzer analyze LiFePO4**\nMolar mass 157.76 g/mol.\n\n\
              materials_analyzer analyze Xx2 failed: unknown element Xx"
+        );
+        assert_eq!(
+            in_plain_words(
+                "invalid arguments: I need a search space first: tell me the variables and their ranges (define_space)"
+            ),
+            "I need a search space first: tell me the variables and their ranges, for example \
+             \"Define the space: temperature 300-900 °C, time 1-10 h; maximise capacity\"."
+        );
+        assert!(
+            in_plain_words("unknown element `Qq` at byte 0")
+                .starts_with("`Qq` is not an element symbol")
         );
         let failed = compose("", &[], &[("z".into(), r#"{"error": "boom"}"#.into())]);
         assert!(failed.starts_with("a tool failed: boom"));
