@@ -67,6 +67,10 @@ pub struct ContextWindow {
     pub summary_node: Option<String>,
     /// Ids of the history nodes in the window, oldest first.
     pub history_nodes: Vec<String>,
+    /// The optimiser's space and objective (`{space, objective}` from its tool state), for
+    /// the offline planner, which reads results written with units against it.
+    #[serde(skip)]
+    pub optimizer_space: Option<Value>,
 }
 
 impl ContextWindow {
@@ -77,6 +81,7 @@ impl ContextWindow {
             branch: Some(branch.to_owned()),
             focus: self.focus.clone(),
             recent_materials: self.recent_materials.clone(),
+            optimizer_space: self.optimizer_space.clone(),
         }
     }
 }
@@ -516,6 +521,9 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
         findings,
         summary_node,
         history_nodes,
+        optimizer_space: inp.state.tools.get("bayesian_optimizer").map(|state| {
+            serde_json::json!({"space": state.get("space"), "objective": state.get("objective")})
+        }),
     }
 }
 

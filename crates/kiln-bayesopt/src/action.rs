@@ -134,7 +134,12 @@ struct ObjectiveArg {
 }
 
 fn require_state(state: Option<OptimizerState>) -> Result<OptimizerState> {
-    state.ok_or_else(|| Error::MissingState("no search space yet: call define_space first".into()))
+    state.ok_or_else(|| {
+        Error::MissingState(
+            "I need a search space first: tell me the variables and their ranges (define_space)"
+                .into(),
+        )
+    })
 }
 
 fn parse_kernel(k: Option<&str>) -> Result<Option<Kernel>> {
@@ -155,14 +160,6 @@ fn design_points(space: &SearchSpace, raws: &[Vec<f64>]) -> Vec<SuggestedPoint> 
             acquisition: None,
         })
         .collect()
-}
-
-fn inputs_text(inputs: &Inputs) -> String {
-    inputs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Applies one tool action. Pure: the same state, arguments and seed give the same outcome.
@@ -232,7 +229,7 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
         next.space
             .variables()
             .iter()
-            .map(|v| v.name.as_str())
+            .map(text::variable_text)
             .collect::<Vec<_>>()
             .join(", "),
         next.objective.name,
@@ -271,7 +268,7 @@ fn initial_design(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
             .unwrap_or_default()
     );
     let text = format!(
-        "{} initial design point(s) by {label}{}",
+        "{} initial design point(s) by {label}{}; measure them and send the results:\n\n{}",
         points.len(),
         if points.len() < n {
             format!(
@@ -280,7 +277,8 @@ fn initial_design(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
             )
         } else {
             String::new()
-        }
+        },
+        text::points_table(&state.space, &points, &state.objective.name)
     );
     state.last_suggestions = Some(SuggestionRecord {
         strategy: label,
@@ -342,7 +340,7 @@ fn add_experiments(mut state: OptimizerState, args: Args) -> Result<ActionOutcom
             "; best {} = {} at {}",
             name,
             format_number(b.output),
-            inputs_text(&b.inputs)
+            text::inputs_text(&state.space, &b.inputs)
         ));
     }
     let result = json!({"added": added, "skipped_duplicates": skipped, "replicates": replicates, "n_experiments": state.experiments.len()});
@@ -408,9 +406,10 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
         let raws = design(&state.space, DesignMethod::Lhs, n, seed, &observed)?;
         let points = design_points(&state.space, &raws);
         let text = format!(
-            "only {} experiment(s): too few for a model, so these are {} points of an initial Latin hypercube design instead of {strategy} suggestions; measure them and call add_experiments",
+            "Only {} experiment(s) so far: too few for a model (it needs {MIN_EXPERIMENTS_FOR_MODEL}), so these are {} points of an initial Latin hypercube design, not {strategy} suggestions. Measure them and send the results:\n\n{}",
             state.experiments.len(),
-            points.len()
+            points.len(),
+            text::points_table(&state.space, &points, &state.objective.name)
         );
         state.last_suggestions = Some(SuggestionRecord {
             strategy: "design:lhs".into(),
@@ -446,16 +445,22 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
         .experiments
         .iter()
         .all(|e| e.output == state.experiments[0].output);
-    let mut text = format!("{} suggestion(s) by {}", points.len(), acquisition.label());
-    for (i, p) in points.iter().enumerate() {
-        text.push_str(&format!(
-            "\n{}. {} (predicted {} ± {})",
-            i + 1,
-            inputs_text(&p.inputs),
-            format_number(p.mean.unwrap_or(f64::NAN)),
-            format_number(p.std.unwrap_or(f64::NAN))
-        ));
-    }
+    // The strategy that ran: a batch of EI is qEI (kriging believer or constant liar).
+    let ran = match (&acquisition, q > 1) {
+        (Acquisition::Ei { .. }, true) => format!(
+            "qEI (batch expected improvement, {})",
+            match batch {
+                BatchMethod::KrigingBeliever => "kriging believer",
+                BatchMethod::ConstantLiar => "constant liar",
+            }
+        ),
+        _ => acquisition.label(),
+    };
+    let mut text = format!(
+        "{} suggestion(s) by {ran}:\n\n{}",
+        points.len(),
+        text::points_table(&state.space, &points, &state.objective.name)
+    );
     if points.len() < q {
         text.push_str(&format!(
             "\nonly {} unobserved point(s) remain in this discrete space",
@@ -467,10 +472,17 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
     }
     if let Some(m) = &state.model {
         text.push_str(&format!(
-            "\nmodel LOO: RMSE {}, R² {}",
-            format_number(m.cv.rmse),
-            m.cv.r2.map_or("n/a".into(), format_number)
+            "\n\nModel check (leave-one-out): RMSE {}, R² {}",
+            text::sig(m.cv.rmse),
+            m.cv.r2.map_or("n/a".into(), text::sig)
         ));
+        if m.cv.r2.is_some_and(|r2| r2 <= 0.0) {
+            text.push_str(
+                ". The model predicts worse than the mean of the data (R² ≤ 0), so treat these \
+                 points as exploration, not predictions: measure them, add a few experiments \
+                 spread over the space, and check the fit again before trusting its predictions.",
+            );
+        }
     }
     let params = json!({"q": q, "acquisition": acquisition, "batch": batch, "kernel": model.hyperparameters().kernel, "seed": seed});
     state.last_suggestions = Some(SuggestionRecord {
@@ -517,10 +529,11 @@ fn predict(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOut
         .zip(&points)
         .map(|(p, inputs)| {
             format!(
-                "{}: {} ± {}",
-                inputs_text(inputs),
-                format_number(p["mean"].as_f64().unwrap_or(f64::NAN)),
-                format_number(p["std"].as_f64().unwrap_or(f64::NAN))
+                "{}: {} {} ± {}",
+                text::inputs_text(&state.space, inputs),
+                state.objective.name,
+                text::sig(p["mean"].as_f64().unwrap_or(f64::NAN)),
+                text::sig(p["std"].as_f64().unwrap_or(f64::NAN))
             )
         })
         .collect::<Vec<_>>()
@@ -558,7 +571,7 @@ fn status(state: OptimizerState) -> Result<ActionOutcome> {
         text.push_str(&format!(
             "; best {} at {}",
             format_number(b.output),
-            inputs_text(&b.inputs)
+            text::inputs_text(&state.space, &b.inputs)
         ));
     }
     match &state.model {
@@ -652,3 +665,4 @@ fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcom
 
 #[cfg(test)]
 mod tests;
+mod text;

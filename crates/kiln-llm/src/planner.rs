@@ -6,8 +6,14 @@ mod answer;
 mod discovery;
 mod formula;
 mod intent;
+mod materials;
+mod notebook;
+mod offers;
 mod optimizer;
+mod quantity;
+mod search;
 mod summarise;
+mod words;
 
 use std::time::Instant;
 
@@ -24,7 +30,8 @@ use crate::types::{
     ChatMessage, ChatRequest, ChatResponse, FinishReason, Purpose, Role, StreamEvent, ToolCall,
     Usage,
 };
-use intent::{CAPABILITIES, Plan};
+use intent::{CAPABILITIES, Context, Plan};
+use optimizer::Space;
 
 /// The model name recorded on nodes the planner writes.
 pub const OFFLINE_PLANNER_NAME: &str = "offline-planner";
@@ -155,19 +162,21 @@ fn turn(request: &ChatRequest) -> (Option<String>, Vec<ToolCall>) {
                 _ => None,
             })
             .collect();
-        return (Some(answer::compose(&calls, &results)), Vec::new());
+        let text = messages
+            .get(last_user)
+            .and_then(ChatMessage::text)
+            .unwrap_or_default();
+        if let Some(call) = goal_step(text, &calls, &results, request, last_user) {
+            return (None, vec![call]);
+        }
+        return (Some(answer::compose(text, &calls, &results)), Vec::new());
     }
     let text = messages
         .get(last_user)
         .and_then(ChatMessage::text)
         .unwrap_or_default();
-    let focus = request
-        .context
-        .focus
-        .clone()
-        .or_else(|| request.context.recent_materials.first().cloned())
-        .or_else(|| history_focus(messages.get(..last_user).unwrap_or_default()));
-    match intent::plan(text, focus.as_deref()) {
+    let context = context(request, messages.get(..last_user).unwrap_or_default());
+    match intent::plan(text, &context) {
         Plan::Reply(reply) => (Some(reply), Vec::new()),
         Plan::Calls(planned) => {
             let (available, missing): (Vec<_>, Vec<_>) = planned
@@ -195,28 +204,109 @@ fn turn(request: &ChatRequest) -> (Option<String>, Vec<ToolCall>) {
     }
 }
 
-/// The most recent material of earlier turns: a formula in tool-call arguments or in what
-/// the researcher wrote. Used when the request carries no focus.
-fn history_focus(messages: &[ChatMessage]) -> Option<String> {
-    messages.iter().rev().find_map(|message| match message {
-        ChatMessage::Assistant { tool_calls, .. } => tool_calls.iter().rev().find_map(|call| {
-            let arguments = call.parse_arguments().ok()?;
-            arguments
-                .get("formula")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .or_else(|| {
-                    arguments
-                        .get("formulas")?
-                        .as_array()?
-                        .last()?
-                        .as_str()
-                        .map(str::to_owned)
-                })
-        }),
-        ChatMessage::User { content } => find_formulas(content).pop(),
-        _ => None,
-    })
+/// For a goal ("a cathode with higher voltage than LiFePO4"), after the similar materials
+/// came back: the comparison of the material with the first candidate.
+fn goal_step(
+    text: &str,
+    calls: &[ToolCall],
+    results: &[(String, String)],
+    request: &ChatRequest,
+    last_user: usize,
+) -> Option<ToolCall> {
+    let [call] = calls else { return None };
+    let arguments = call.parse_arguments().ok()?;
+    if call.name != "materials_analyzer"
+        || arguments.get("action").and_then(Value::as_str) != Some("similar")
+        || !answer::is_goal(text)
+    {
+        return None;
+    }
+    let original = materials::subject(&arguments)?;
+    let (_, content) = results.iter().find(|(id, _)| *id == call.id)?;
+    if answer::tool_error(content).is_some() {
+        return None;
+    }
+    let candidate = materials::goal_candidate(&original, &answer::tool_text(content))?;
+    let turn_number = request
+        .messages
+        .iter()
+        .take(last_user + 1)
+        .filter(|m| m.role() == Role::User)
+        .count();
+    Some(ToolCall::new(
+        format!("plan_{turn_number}_goal"),
+        "materials_analyzer",
+        &serde_json::json!({"action": "compare", "formulas": [original, candidate]}),
+    ))
+}
+
+/// What the request is resolved against: the focus (the session's, else the last material
+/// of the conversation), the last materials action and its materials, and the optimiser's
+/// space (the session's, else the last one defined in the conversation).
+fn context(request: &ChatRequest, history: &[ChatMessage]) -> Context {
+    let mut context = Context {
+        focus: request
+            .context
+            .focus
+            .clone()
+            .or_else(|| request.context.recent_materials.first().cloned()),
+        space: request
+            .context
+            .optimizer_space
+            .as_ref()
+            .and_then(Space::from_arguments),
+        ..Context::default()
+    };
+    for message in history.iter().rev() {
+        let ChatMessage::Assistant { tool_calls, .. } = message else {
+            continue;
+        };
+        for call in tool_calls.iter().rev() {
+            let Ok(arguments) = call.parse_arguments() else {
+                continue;
+            };
+            match call.name.as_str() {
+                "materials_analyzer" if context.previous_action.is_none() => {
+                    context.previous_action = arguments
+                        .get("action")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    let mut materials: Vec<String> = Vec::new();
+                    for call in tool_calls.iter().filter(|c| c.name == call.name) {
+                        let Ok(arguments) = call.parse_arguments() else {
+                            continue;
+                        };
+                        let named = arguments
+                            .get("formulas")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .chain(materials::subject(&arguments));
+                        for formula in named {
+                            if !materials.contains(&formula) {
+                                materials.push(formula);
+                            }
+                        }
+                    }
+                    if context.focus.is_none() {
+                        context.focus = materials.first().cloned();
+                    }
+                    context.previous_materials = materials;
+                }
+                "bayesian_optimizer"
+                    if context.space.is_none()
+                        && arguments.get("action").and_then(Value::as_str)
+                            == Some("define_space") =>
+                {
+                    context.space = Space::from_arguments(&arguments);
+                }
+                _ => {}
+            }
+        }
+    }
+    context
 }
 
 #[cfg(test)]

@@ -199,6 +199,11 @@ pub struct PlannerContext {
     pub focus: Option<String>,
     /// The most recent materials, newest first (the session's `material_memory`).
     pub recent_materials: Vec<String>,
+    /// The optimiser's space as `define_space` arguments (`variables` with names, units and
+    /// levels; `objective`), when the session has one: results and points written with
+    /// units are read against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizer_space: Option<serde_json::Value>,
 }
 
 /// One call to a chat model.

@@ -103,6 +103,18 @@ pub fn compare_analyses(a: Analysis, b: Analysis) -> Comparison {
     }
 }
 
+/// `+1.23`, `−0.91` (a true minus sign), `0.00`.
+fn signed(x: f64) -> String {
+    let text = format!("{:.2}", x.abs());
+    if text == "0.00" {
+        text
+    } else if x < 0.0 {
+        format!("−{text}")
+    } else {
+        format!("+{text}")
+    }
+}
+
 impl Comparison {
     /// Returns a one-line summary of the differences.
     pub fn summary(&self) -> String {
@@ -114,7 +126,7 @@ impl Comparison {
             }
         };
         format!(
-            "{} vs {}: shared {}; only in {}: {}; only in {}: {}; molar mass {:+.2} g/mol{}",
+            "{} vs {}: shared {}; only in {}: {}; only in {}: {}; molar mass difference ({} − {}) {} g/mol{}",
             self.a.reduced_formula,
             self.b.reduced_formula,
             list(&self.shared_elements),
@@ -122,7 +134,9 @@ impl Comparison {
             list(&self.only_in_a),
             self.b.reduced_formula,
             list(&self.only_in_b),
-            self.deltas.molar_mass,
+            self.b.reduced_formula,
+            self.a.reduced_formula,
+            signed(self.deltas.molar_mass),
             if self.same_anonymized_formula {
                 "; same prototype formula"
             } else {
@@ -152,6 +166,13 @@ mod tests {
         assert!(fe.is_some_and(|d| (d.delta + 1.0 / 7.0).abs() < 1e-12));
         assert!(
             c.summary().contains("only in LiMnPO4: Mn"),
+            "{}",
+            c.summary()
+        );
+        // The number says what it is a difference of, and which way.
+        assert!(
+            c.summary()
+                .contains("molar mass difference (LiMnPO4 − LiFePO4) −0.91 g/mol"),
             "{}",
             c.summary()
         );

@@ -276,6 +276,25 @@ async fn messages_branches_checkpoints_restore_merge_and_diff() {
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
+    // A formula the materials tool cannot read never becomes a material or the focus.
+    for bad in [
+        json!({"kind": "material", "formula": "Qq2O3"}),
+        json!({"kind": "focus", "material": "LiCo3Xx2O9"}),
+    ] {
+        let (st, v) = s.post(&format!("{base}/branches/main/events"), bad).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_formula"),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown element"),
+            "{v}"
+        );
+    }
     let (st, v) = s
         .post(
             &format!("{base}/branches/main/events"),

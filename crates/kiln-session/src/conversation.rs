@@ -153,6 +153,7 @@ impl SessionManager {
         branch: &str,
         input: EventInput,
     ) -> Result<AppendOutcome> {
+        check_material(&input.event)?;
         let node = NewNode::event(input.event, Some(caller.user_id.clone()));
         self.append_nodes(
             caller,
@@ -442,5 +443,35 @@ impl SessionManager {
         let entries = self.db.audit(session).await?;
         let verification = kiln_db::verify_chain(&entries);
         Ok((entries, verification))
+    }
+}
+
+/// A material (or a focus on one) must be a formula the materials tool can read: a typo such
+/// as `Qq2O3` would otherwise become a material of interest, or the focus, that every later
+/// "it" resolves to. The error is the tool's own parse error, as a 400.
+fn check_material(event: &kiln_types::StateEvent) -> Result<()> {
+    let formula = match event {
+        kiln_types::StateEvent::Material { formula, .. } => formula,
+        kiln_types::StateEvent::Focus {
+            material: Some(formula),
+            ..
+        } => formula,
+        _ => return Ok(()),
+    };
+    match kiln_materials::parse(formula) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let report = e.report();
+            Err(Error::new(
+                kiln_types::ErrorKind::BadRequest,
+                "invalid_formula",
+                format!("`{formula}` is not a formula: {}", report.message),
+            )
+            .with_details(serde_json::json!({
+                "formula": formula,
+                "code": report.code,
+                "position": report.position,
+            })))
+        }
     }
 }

@@ -110,6 +110,60 @@ fn suggest_without_data_falls_back_to_a_design_and_says_so() {
     assert_eq!(out.result["fallback"], "initial_design");
     assert_eq!(out.result["suggestions"].as_array().unwrap().len(), 7);
     assert!(out.text.contains("initial Latin hypercube design"));
+    // The points themselves are listed, one table row each, with the unit in the header.
+    assert!(
+        out.text.contains("| # | temp (°C) | time | solvent |"),
+        "{}",
+        out.text
+    );
+    assert_eq!(
+        out.text.lines().filter(|l| l.starts_with("| ")).count(),
+        1 + 7
+    );
+}
+
+#[test]
+fn suggestions_name_the_strategy_that_ran_and_a_model_worse_than_the_mean() {
+    let s = define();
+    // Neighbours with opposite outputs: leaving one out, the model cannot beat the mean.
+    let rows: Vec<Json> = [
+        (100, 1, "water", 5.0),
+        (104, 1, "water", -5.0),
+        (200, 4, "ethanol", 5.0),
+        (204, 4, "ethanol", -5.0),
+        (300, 8, "water", 5.0),
+        (296, 8, "water", -5.0),
+        (150, 6, "water", 5.0),
+        (154, 6, "water", -5.0),
+    ]
+    .iter()
+    .map(|(t, h, s, y)| json!({"inputs": {"temp": t, "time": h, "solvent": s}, "output": y}))
+    .collect();
+    let added = apply(
+        Some(s),
+        &json!({"action": "add_experiments", "experiments": rows}),
+        0,
+    )
+    .unwrap();
+    let out = apply(
+        Some(added.state),
+        &json!({"action": "suggest", "strategy": "EI", "q": 3}),
+        1,
+    )
+    .unwrap();
+    assert!(
+        out.text.starts_with("3 suggestion(s) by qEI"),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text.contains("predicted yield (mean ± std)"),
+        "{}",
+        out.text
+    );
+    let r2 = out.state.model.as_ref().and_then(|m| m.cv.r2);
+    assert!(r2.is_some_and(|r2| r2 <= 0.0), "{r2:?}");
+    assert!(out.text.contains("worse than the mean"), "{}", out.text);
 }
 
 #[test]

@@ -3,7 +3,38 @@
 
 use serde_json::Value;
 
+use super::materials::UNKNOWN_PROPERTIES;
+use super::materials::{self, Action};
+use super::words::correct_typos;
 use crate::types::ToolCall;
+
+/// True when the request states a goal (similar materials, then a comparison).
+pub(crate) fn is_goal(text: &str) -> bool {
+    let cues = correct_typos(&text.to_lowercase());
+    let named = super::formula::Mentions::scan(text).compounds.len();
+    materials::action(&cues, named) == Some(Action::Goal)
+}
+
+/// For a goal: what the tools can and cannot judge about it.
+fn goal_caveat(text: &str) -> String {
+    let cues = correct_typos(&text.to_lowercase());
+    let property = UNKNOWN_PROPERTIES.iter().find(|p| cues.contains(**p));
+    let cannot = match property {
+        Some(property) => format!(
+            "I cannot judge {property}: none of my tools computes it, so the candidates above are \
+             not ranked by it."
+        ),
+        None => "I cannot judge the property you asked about: my tools do not compute it, so the \
+                 candidates above are not ranked by it."
+            .to_owned(),
+    };
+    format!(
+        "\n\n**What this does and does not tell you.** The candidates are charge-balanced ionic \
+         substitutes of the material, ranked by how likely the substitution is (Hautier 2011); the \
+         comparison shows composition and mass. {cannot} Check the candidates against data or a \
+         model for that."
+    )
+}
 
 /// Returns the readable text of a tool result: the `text` field of a JSON object, an error's
 /// message, other JSON compacted, or the content itself.
@@ -57,6 +88,28 @@ fn error_message(value: &Value) -> Option<String> {
     }
 }
 
+/// A tool's error as the researcher would want to read it: what is needed and how to say it,
+/// not the tool's own vocabulary ("call define_space first").
+pub(crate) fn in_plain_words(message: &str) -> String {
+    let message = message
+        .strip_prefix("invalid arguments: ")
+        .unwrap_or(message)
+        .trim();
+    if message.contains("search space first") || message.contains("no search space") {
+        return "I need a search space first: tell me the variables and their ranges, for \
+                example \"Define the space: temperature 300-900 °C, time 1-10 h; maximise \
+                capacity\"."
+            .to_owned();
+    }
+    if let Some(rest) = message.strip_prefix("unknown element `") {
+        let symbol = rest.split('`').next().unwrap_or_default();
+        return format!(
+            "`{symbol}` is not an element symbol, so I cannot read that formula ({message})."
+        );
+    }
+    message.to_owned()
+}
+
 fn compact(value: &Value) -> String {
     const LIMIT: usize = 2_000;
     let text = value.to_string();
@@ -101,7 +154,7 @@ fn label(call: &ToolCall) -> String {
 }
 
 /// Composes the final answer from the calls made and their results (`(tool_call_id, content)`).
-pub(crate) fn compose(calls: &[ToolCall], results: &[(String, String)]) -> String {
+pub(crate) fn compose(user_text: &str, calls: &[ToolCall], results: &[(String, String)]) -> String {
     if results.is_empty() {
         return "I asked for tool results, but none came back, so I have nothing to report.".into();
     }
@@ -113,10 +166,22 @@ pub(crate) fn compose(calls: &[ToolCall], results: &[(String, String)]) -> Strin
         match tool_error(content) {
             Some(message) => {
                 failures += 1;
-                blocks.push(format!("{heading} failed: {message}"));
+                blocks.push(format!("{heading} failed: {}", in_plain_words(&message)));
             }
             None => {
-                let text = tool_text(content);
+                let mut text = tool_text(content);
+                // A material the researcher did not name came from the focus: say so.
+                if let Some(call) = call
+                    && call.name == "materials_analyzer"
+                    && let Some(formula) = call
+                        .parse_arguments()
+                        .ok()
+                        .as_ref()
+                        .and_then(materials::subject)
+                    && !materials::named_in(user_text, &formula)
+                {
+                    text = format!("{formula}, the material in focus: {text}");
+                }
                 if results.len() == 1 {
                     blocks.push(text);
                 } else {
@@ -126,6 +191,9 @@ pub(crate) fn compose(calls: &[ToolCall], results: &[(String, String)]) -> Strin
         }
     }
     let mut answer = blocks.join("\n\n");
+    if failures == 0 && is_goal(user_text) {
+        answer.push_str(&goal_caveat(user_text));
+    }
     if failures > 0 && failures == results.len() {
         answer.push_str(
             "\n\nI could not get a result, so I have no values to report for this request.",
@@ -182,11 +250,13 @@ mod tests {
             &json!({"action": "analyze", "formula": "Xx2"}),
         );
         let single = compose(
+            "Analyse LiFePO4",
             std::slice::from_ref(&a),
             &[("a".into(), r#"{"text": "Molar mass 157.76 g/mol."}"#.into())],
         );
         assert_eq!(single, "Molar mass 157.76 g/mol.");
         let both = compose(
+            "Analyse LiFePO4 and Xx2",
             &[a, b],
             &[
                 ("a".into(), r#"{"text": "Molar mass 157.76 g/mol."}"#.into()),
@@ -201,7 +271,18 @@ mod tests {
             "**materials_analyzer analyze LiFePO4**\nMolar mass 157.76 g/mol.\n\n\
              materials_analyzer analyze Xx2 failed: unknown element Xx"
         );
-        let failed = compose(&[], &[("z".into(), r#"{"error": "boom"}"#.into())]);
+        assert_eq!(
+            in_plain_words(
+                "invalid arguments: I need a search space first: tell me the variables and their ranges (define_space)"
+            ),
+            "I need a search space first: tell me the variables and their ranges, for example \
+             \"Define the space: temperature 300-900 °C, time 1-10 h; maximise capacity\"."
+        );
+        assert!(
+            in_plain_words("unknown element `Qq` at byte 0")
+                .starts_with("`Qq` is not an element symbol")
+        );
+        let failed = compose("", &[], &[("z".into(), r#"{"error": "boom"}"#.into())]);
         assert!(failed.starts_with("a tool failed: boom"));
         assert!(failed.contains("no values to report"));
     }

@@ -110,6 +110,115 @@ pub fn find_formulas(text: &str) -> Vec<String> {
     found
 }
 
+/// The materials a sentence names, sorted by what they can be.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Mentions {
+    /// Formulas of compounds (or counted elements, `O2`), in order.
+    pub compounds: Vec<String>,
+    /// Lone element symbols (`Co` in "the oxidation state of Co"), in order.
+    pub elements: Vec<String>,
+    /// Words written like formulas that use a symbol no element has.
+    pub unknown: Vec<UnknownFormula>,
+}
+
+/// A formula-shaped word with unknown element symbols (`LiCo3Xx2O9`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct UnknownFormula {
+    /// The word as written.
+    pub word: String,
+    /// The symbols that are not elements (`Xx`).
+    pub symbols: Vec<String>,
+}
+
+impl Mentions {
+    /// Returns the words of `text` that are formulas, elements or broken formulas.
+    pub(crate) fn scan(text: &str) -> Mentions {
+        let mut mentions = Mentions::default();
+        for word in words(text) {
+            if word.ends_with(['+', '-']) {
+                continue;
+            }
+            if looks_like_formula(word) {
+                let list = if is_lone_element(word) {
+                    &mut mentions.elements
+                } else {
+                    &mut mentions.compounds
+                };
+                if !list.iter().any(|known| known == word) {
+                    list.push(word.to_owned());
+                }
+            } else if let Some(symbols) = unknown_symbols(word)
+                && !mentions.unknown.iter().any(|known| known.word == word)
+            {
+                mentions.unknown.push(UnknownFormula {
+                    word: word.to_owned(),
+                    symbols,
+                });
+            }
+        }
+        mentions
+    }
+}
+
+/// The words of a sentence with sentence punctuation, possessives and quotes removed.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '/' | '"' | '`'))
+        .map(|raw| {
+            let word = raw
+                .strip_suffix("'s")
+                .or_else(|| raw.strip_suffix("’s"))
+                .unwrap_or(raw);
+            let word = word.trim_end_matches(['.', '?', '!', ':', '\'', '’']);
+            trim_unbalanced(word)
+        })
+}
+
+/// A single element symbol with no count or group: `Co`, `Fe`.
+fn is_lone_element(word: &str) -> bool {
+    is_element(word)
+}
+
+/// The unknown symbols of a word written like a formula (symbols of one capital and at most
+/// one small letter, counts, brackets) with at least one count, or `None` when the word is
+/// not formula-shaped or all its symbols are elements. All-capital words (`NMC811`,
+/// `CR2032`) are abbreviations, not formulas.
+fn unknown_symbols(word: &str) -> Option<Vec<String>> {
+    let chars: Vec<char> = word.chars().collect();
+    if chars.len() > 64
+        || !chars.iter().any(char::is_ascii_digit)
+        || !chars.iter().any(char::is_ascii_lowercase)
+        || !chars
+            .first()
+            .is_some_and(|c| c.is_ascii_uppercase() || *c == '(')
+    {
+        return None;
+    }
+    let mut unknown = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        match c {
+            'A'..='Z' => {
+                let symbol: String = match chars.get(i + 1) {
+                    Some(small) if small.is_ascii_lowercase() => {
+                        if chars.get(i + 2).is_some_and(char::is_ascii_lowercase) {
+                            return None;
+                        }
+                        [c, *small].iter().collect()
+                    }
+                    _ => c.to_string(),
+                };
+                i += symbol.len();
+                if !is_element(&symbol) && !unknown.contains(&symbol) {
+                    unknown.push(symbol);
+                }
+            }
+            '0'..='9' | '.' | '(' | ')' | '[' | ']' | '·' | '*' => i += 1,
+            _ => return None,
+        }
+    }
+    (!unknown.is_empty()).then_some(unknown)
+}
+
 /// Strips a leading `(` or trailing `)` that belongs to the sentence, not the formula.
 fn trim_unbalanced(word: &str) -> &str {
     let mut word = word;
@@ -203,10 +312,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn sorts_compounds_elements_and_unknown_symbols() {
+        let m = Mentions::scan("the oxidation state of Co in LiCoO2, not LiCo3Xx2O9 or NMC811");
+        assert_eq!(m.compounds, vec!["LiCoO2"]);
+        assert_eq!(m.elements, vec!["Co"]);
+        assert_eq!(
+            m.unknown,
+            vec![UnknownFormula {
+                word: "LiCo3Xx2O9".into(),
+                symbols: vec!["Xx".into()]
+            }]
+        );
+        assert_eq!(Mentions::scan("Qq2O3").unknown[0].symbols, vec!["Qq"]);
+        assert!(
+            Mentions::scan("Run3 at CR2032 with Mg2+")
+                .unknown
+                .is_empty()
+        );
+    }
+
     proptest! {
         #[test]
         fn never_panics(text in "\\PC{0,80}") {
             let _ = find_formulas(&text);
+            let _ = Mentions::scan(&text);
         }
     }
 }

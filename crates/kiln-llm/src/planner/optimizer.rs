@@ -1,411 +1,416 @@
-//! Bayesian-optimisation requests in plain words, to `bayesian_optimizer` tool arguments:
-//! define the space, initial design, add experiments, suggest, predict, status.
+//! Bayesian-optimisation requests in the researcher's words, to `bayesian_optimizer` tool
+//! arguments: a space from prose (dash ranges, units, categorical levels, the objective),
+//! results in lab shorthand or pasted tables, suggestions, predictions, status and locks.
+
+pub(crate) mod space;
 
 use serde_json::{Map, Value, json};
 
 use super::intent::Plan;
+use super::quantity::{Token, lex};
+use super::words::{has_any, starts_with_any};
+pub(crate) use space::Space;
 
-/// Returns true when the sentence is about the optimiser.
-pub(crate) fn is_optimizer_request(lower: &str) -> bool {
-    [
-        "optimi",
-        "experiment",
-        "search space",
-        "design space",
-        "parameter space",
-        "define the space",
-        "the space:",
-        "bayesian",
-        "suggest",
-        "next point",
-        "acquisition",
-        "initial design",
-        "sobol",
-        "latin hypercube",
-    ]
-    .iter()
-    .any(|cue| lower.contains(cue))
+const SUGGEST_CUES: [&str; 22] = [
+    "suggest",
+    "recommend",
+    "next experiment",
+    "next point",
+    "next run",
+    "next sample",
+    "measure next",
+    "test next",
+    "try next",
+    "run next",
+    "next round",
+    "next batch",
+    "next condition",
+    "next two",
+    "next three",
+    "what should i try",
+    "what should we try",
+    "where should",
+    "which conditions",
+    "points to run",
+    "more points",
+    "best next",
+];
+const STATUS_CUES: [&str; 13] = [
+    "status",
+    "how is it going",
+    "how's it going",
+    "how is the optimi",
+    "how's the optimi",
+    "how is the model",
+    "how good is the model",
+    "model any good",
+    "progress",
+    "best result",
+    "so far",
+    "best experiment",
+    "convergence",
+];
+const PREDICT_CUES: [&str; 8] = [
+    "predict",
+    "model say",
+    "expected ",
+    "what would we get",
+    "what would i get",
+    "what would the",
+    "estimate at",
+    "would it give",
+];
+const DESIGN_CUES: [&str; 9] = [
+    "initial design",
+    "space-filling",
+    "space filling",
+    "sobol",
+    "latin hypercube",
+    "lhs",
+    "random points",
+    "random design",
+    "start with",
+];
+const RESULT_CUES: [&str; 11] = [
+    "got ", "measured", "gave", "obtained", "yielded", "result", "->", "→", "=>", "run", "sample",
+];
+
+/// What a sentence tells the optimiser matcher before planning.
+pub(crate) struct Reading<'a> {
+    pub text: &'a str,
+    /// Lowercase with typos of keywords corrected.
+    pub cues: &'a str,
+    pub tokens: Vec<Token>,
+    pub space: Option<&'a Space>,
 }
 
-/// Plans the optimiser call for the sentence.
-pub(crate) fn plan(text: &str, lower: &str) -> Plan {
-    let tokens = tokenize(text);
-    if ["define", "space", "variables"]
-        .iter()
-        .any(|cue| lower.contains(cue))
-    {
-        return define_space(&tokens, lower);
-    }
-    if [
-        "initial design",
-        "sobol",
-        "latin hypercube",
-        "lhs",
-        "random design",
-    ]
-    .iter()
-    .any(|cue| lower.contains(cue))
-    {
-        let method = if lower.contains("sobol") {
-            "sobol"
-        } else if lower.contains("random") {
-            "random"
-        } else {
-            "lhs"
-        };
-        let mut arguments = json!({"action": "initial_design", "method": method});
-        if let Some(n) = first_count(&tokens) {
-            arguments["n"] = json!(n);
+impl<'a> Reading<'a> {
+    pub(crate) fn new(text: &'a str, cues: &'a str, space: Option<&'a Space>) -> Self {
+        Reading {
+            text,
+            cues,
+            tokens: lex(text),
+            space,
         }
-        return call(arguments);
     }
-    if text.contains('=')
-        && [
-            "add",
-            "record",
-            "result",
-            "measured",
-            "observed",
-            "experiment",
-        ]
-        .iter()
-        .any(|cue| lower.contains(cue))
-        && !lower.contains("predict")
-    {
-        return add_experiments(text);
-    }
-    if lower.contains("predict") {
-        let points: Vec<Value> = segments(text)
+
+    fn has_units(&self) -> bool {
+        self.tokens
             .iter()
-            .filter_map(|segment| {
-                let (inputs, _) = assignments(segment);
-                (!inputs.is_empty()).then_some(Value::Object(inputs))
-            })
-            .collect();
-        if points.is_empty() {
-            return Plan::Reply(
-                "Which point should I predict? For example: \"Predict temperature=650, time=3\"."
-                    .into(),
-            );
-        }
-        return call(json!({"action": "predict", "points": points}));
+            .any(|t| matches!(t, Token::Num { unit: Some(_), .. }))
     }
-    if [
-        "suggest",
-        "next experiment",
-        "next point",
-        "what should i try",
-        "what should we try",
-        "recommend",
-    ]
-    .iter()
-    .any(|cue| lower.contains(cue))
+}
+
+/// Returns the plan when the sentence is about the optimiser, `None` otherwise.
+pub(crate) fn plan(reading: &Reading<'_>, names_compounds: bool) -> Option<Plan> {
+    let cues = reading.cues;
+    if let Some(csv) = table(reading.text) {
+        if reading.space.is_none() {
+            return Some(need_space());
+        }
+        return Some(call(json!({"action": "add_experiments", "csv": csv})));
+    }
+    let ranges = space::ranges(&reading.tokens);
+    let objective = space::objective(&reading.tokens);
+    let defines = !ranges.is_empty()
+        && (objective.is_some()
+            || has_any(
+                cues,
+                &[
+                    "define",
+                    "space",
+                    "variable",
+                    "vary",
+                    "varying",
+                    "parameter",
+                    "set up",
+                    "optimi",
+                    "range",
+                    "bayesian",
+                ],
+            ));
+    if defines {
+        return Some(space::define(reading, ranges, objective));
+    }
+    let explicit = has_any(
+        cues,
+        &[
+            "optimi",
+            "experiment",
+            "bayesian",
+            "acquisition",
+            "the model",
+        ],
+    );
+    if names_compounds && !explicit && !reading.has_units() {
+        return None;
+    }
+    if starts_with_any(cues, &["lock", "freeze"])
+        || has_any(cues, &[" lock ", " freeze ", "lock the", "lock in"])
     {
-        let explicit = if lower.contains("qei") || lower.contains("q-ei") {
-            Some("qEI")
-        } else if lower.contains("ucb") || lower.contains("upper confidence") {
-            Some("UCB")
-        } else if lower.contains("probability of improvement") || tokens.iter().any(|t| t == "PI") {
-            Some("PI")
-        } else if lower.contains("expected improvement") || tokens.iter().any(|t| t == "EI") {
-            Some("EI")
-        } else {
-            None
-        };
-        let q = first_count(&tokens).filter(|q| *q > 1);
-        let strategy = explicit.unwrap_or(if q.is_some() { "qEI" } else { "EI" });
-        let mut arguments = json!({"action": "suggest", "strategy": strategy});
-        if let Some(q) = q {
-            arguments["q"] = json!(q);
-        }
-        return call(arguments);
+        return Some(lock(reading));
     }
-    call(json!({"action": "status"}))
+    if has_any(cues, &DESIGN_CUES) {
+        return Some(initial_design(reading));
+    }
+    if has_any(cues, &PREDICT_CUES) {
+        return Some(predict(reading));
+    }
+    if let Some(plan) = results(reading) {
+        return Some(plan);
+    }
+    if has_any(cues, &SUGGEST_CUES) {
+        return Some(suggest(reading));
+    }
+    if has_any(cues, &STATUS_CUES) || cues.contains("optimi") || cues.contains("bayesian") {
+        return Some(call(json!({"action": "status"})));
+    }
+    None
 }
 
 fn call(arguments: Value) -> Plan {
     Plan::Calls(vec![("bayesian_optimizer".to_owned(), arguments)])
 }
 
-const NAME_STOPWORDS: [&str; 24] = [
-    "define",
-    "the",
-    "a",
-    "an",
-    "space",
-    "search",
-    "design",
-    "parameter",
-    "parameters",
-    "with",
-    "variables",
-    "variable",
-    "and",
-    "over",
-    "for",
-    "optimise",
-    "optimize",
-    "set",
-    "up",
-    "is",
-    "of",
-    "to",
-    "let",
-    "real",
-];
+/// The answer when results or a table arrive before any space is defined.
+pub(crate) fn need_space() -> Plan {
+    Plan::Reply(
+        "I need a search space first: tell me the variables and their ranges, for example \
+         \"Define the space: temperature 300-900 °C, time 1-10 h; maximise capacity\". Then \
+         send the results again and I will record them."
+            .into(),
+    )
+}
 
-/// Splits text into words, numbers and punctuation; `300-900` and `1..10` become three tokens.
-fn tokenize(text: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
-    let mut current = String::new();
-    let flush = |current: &mut String, tokens: &mut Vec<String>| {
-        if !current.is_empty() {
-            tokens.extend(split_range(current));
-            current.clear();
-        }
+fn lock(reading: &Reading<'_>) -> Plan {
+    let cues = reading.cues;
+    let what = if has_any(cues, &["data", "experiments", "results"]) {
+        "data"
+    } else if has_any(cues, &["acquisition", "strategy", "suggestion"]) {
+        "acquisition"
+    } else {
+        "model"
     };
-    for c in text.chars() {
-        if c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '+') {
-            current.push(c);
-        } else {
-            flush(&mut current, &mut tokens);
-            if !c.is_whitespace() {
-                tokens.push(c.to_string());
-            }
+    let mut arguments = json!({"action": "lock", "what": what});
+    if let Some((_, notes)) = reading.text.split_once(':') {
+        let notes = super::words::clean_clause(notes);
+        if !notes.is_empty() {
+            arguments["notes"] = json!(notes);
         }
-    }
-    flush(&mut current, &mut tokens);
-    tokens
-}
-
-fn split_range(word: &str) -> Vec<String> {
-    let word = word.trim_end_matches('.');
-    for separator in ["..", "–", "-"] {
-        if let Some((low, high)) = word.split_once(separator)
-            && !low.is_empty()
-            && low.parse::<f64>().is_ok()
-            && high.parse::<f64>().is_ok()
-        {
-            return vec![low.to_owned(), "-".to_owned(), high.to_owned()];
-        }
-    }
-    if word.is_empty() {
-        Vec::new()
-    } else {
-        vec![word.to_owned()]
-    }
-}
-
-fn number(token: &str) -> Option<f64> {
-    token.parse::<f64>().ok().filter(|value| value.is_finite())
-}
-
-fn json_number(value: f64) -> Value {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        json!(value as i64)
-    } else {
-        json!(value)
-    }
-}
-
-/// The variable name made of up to two words before `index`.
-fn name_before(tokens: &[String], index: usize) -> Option<String> {
-    let mut words: Vec<&str> = Vec::new();
-    let mut i = index;
-    while i > 0 && words.len() < 2 {
-        i -= 1;
-        let token = tokens[i].as_str();
-        let lower = token.to_lowercase();
-        if token == ":" && words.is_empty() {
-            continue;
-        }
-        if !token.chars().next().is_some_and(char::is_alphabetic)
-            || NAME_STOPWORDS.contains(&lower.as_str())
-            || lower == "integer"
-        {
-            break;
-        }
-        words.push(token);
-    }
-    words.reverse();
-    (!words.is_empty()).then(|| words.join("_").to_lowercase())
-}
-
-fn define_space(tokens: &[String], lower: &str) -> Plan {
-    let mut variables: Vec<Value> = Vec::new();
-    let mut i = 0;
-    while i < tokens.len() {
-        let window = |k: usize| tokens.get(i + k).map(String::as_str).unwrap_or_default();
-        // NAME from A to B | NAME between A and B | NAME A - B | NAME in [A, B]
-        let bounds = match window(0).to_lowercase().as_str() {
-            "from" | "between" => number(window(1))
-                .zip(number(window(3)))
-                .filter(|_| matches!(window(2).to_lowercase().as_str(), "to" | "and" | "-"))
-                .map(|b| (b, 4)),
-            "in" | "within" if window(1) == "[" || window(1) == "(" => number(window(2))
-                .zip(number(window(4)))
-                .filter(|_| window(3) == ",")
-                .map(|b| (b, 6)),
-            _ => number(window(0))
-                .zip(number(window(2)))
-                .filter(|_| window(1) == "-")
-                .map(|b| (b, 3)),
-        };
-        if let Some(((low, high), width)) = bounds
-            && let Some(name) = name_before(tokens, i)
-        {
-            let integer = i >= 2
-                && tokens[..i]
-                    .iter()
-                    .rev()
-                    .take(3)
-                    .any(|t| t.eq_ignore_ascii_case("integer"));
-            let (low, high) = if low <= high {
-                (low, high)
-            } else {
-                (high, low)
-            };
-            variables.push(json!({
-                "name": name,
-                "type": if integer { "integer" } else { "real" },
-                "bounds": [json_number(low), json_number(high)],
-            }));
-            i += width;
-            continue;
-        }
-        i += 1;
-    }
-    if variables.is_empty() {
-        return Plan::Reply(
-            "I could not read any variable ranges. Write them like \"Define the space: \
-             temperature from 300 to 900, time from 1 to 10; maximize conductivity\"."
-                .into(),
-        );
-    }
-    let mut arguments = json!({"action": "define_space", "variables": variables});
-    if let Some(objective) = objective(tokens, lower) {
-        arguments["objective"] = objective;
     }
     call(arguments)
 }
 
-fn objective(tokens: &[String], _lower: &str) -> Option<Value> {
-    let position = tokens.iter().position(|token| {
-        let lower = token.to_lowercase();
-        lower.starts_with("maximi") || lower.starts_with("minimi")
-    })?;
-    let goal = if tokens[position].to_lowercase().starts_with("maxi") {
-        "maximize"
+fn initial_design(reading: &Reading<'_>) -> Plan {
+    let cues = reading.cues;
+    let method = if cues.contains("sobol") {
+        "sobol"
+    } else if cues.contains("random") {
+        "random"
     } else {
-        "minimize"
+        "lhs"
     };
-    let words: Vec<String> = tokens[position + 1..]
-        .iter()
-        .skip_while(|token| token.eq_ignore_ascii_case("the"))
-        .take_while(|token| token.chars().next().is_some_and(char::is_alphabetic))
-        .take_while(|token| {
-            !["with", "over", "by", "using", "and", "subject"]
-                .contains(&token.to_lowercase().as_str())
-        })
-        .take(2)
-        .map(|token| token.to_lowercase())
-        .collect();
-    let name = if words.is_empty() {
-        "objective".to_owned()
-    } else {
-        words.join("_")
-    };
-    Some(json!({"name": name, "goal": goal}))
-}
-
-/// Experiments are separated by `;` or new lines.
-fn segments(text: &str) -> Vec<&str> {
-    text.split([';', '\n'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// Reads `name=value` pairs; `output`/`result`/`yield`/`y`, or a value after `->`, is the output.
-fn assignments(segment: &str) -> (Map<String, Value>, Option<f64>) {
-    let (left, arrow_output) = match segment.split_once("->").or_else(|| segment.split_once('→'))
-    {
-        Some((left, right)) => (
-            left,
-            right
-                .split_whitespace()
-                .next()
-                .and_then(|v| number(v.trim_end_matches([',', '.']))),
-        ),
-        None => (segment, None),
-    };
-    let mut inputs = Map::new();
-    let mut output = arrow_output;
-    for part in left.split([',', ' ']).filter(|part| part.contains('=')) {
-        let Some((name, value)) = part.split_once('=') else {
-            continue;
-        };
-        let name = name.trim().to_lowercase();
-        let value = value.trim();
-        if name.is_empty() || value.is_empty() {
-            continue;
-        }
-        if ["output", "result", "yield", "y", "objective", "value"].contains(&name.as_str()) {
-            output = output.or_else(|| number(value));
-            continue;
-        }
-        inputs.insert(
-            name,
-            number(value).map_or_else(|| json!(value), json_number),
-        );
+    let mut arguments = json!({"action": "initial_design", "method": method});
+    if let Some(n) = count(&reading.tokens) {
+        arguments["n"] = json!(n);
     }
-    (inputs, output)
+    call(arguments)
 }
 
-fn add_experiments(text: &str) -> Plan {
-    let mut experiments = Vec::new();
-    for segment in segments(text) {
-        // "Add experiment:" prefixes and the like carry no assignments.
-        let body = segment.split_once(':').map_or(segment, |(head, rest)| {
-            if head.contains('=') { segment } else { rest }
-        });
-        let (inputs, output) = assignments(body);
-        if inputs.is_empty() {
-            continue;
+fn suggest(reading: &Reading<'_>) -> Plan {
+    let cues = reading.cues;
+    let words: Vec<String> = reading.tokens.iter().filter_map(Token::word).collect();
+    let explicit = if cues.contains("qei") || cues.contains("q-ei") {
+        Some("qEI")
+    } else if cues.contains("ucb") || cues.contains("upper confidence") {
+        Some("UCB")
+    } else if cues.contains("probability of improvement") || words.iter().any(|w| w == "pi") {
+        Some("PI")
+    } else if cues.contains("expected improvement") || words.iter().any(|w| w == "ei") {
+        Some("EI")
+    } else {
+        None
+    };
+    let q = count(&reading.tokens).filter(|q| *q > 1);
+    let strategy = explicit.unwrap_or(if q.is_some() { "qEI" } else { "EI" });
+    let mut arguments = json!({"action": "suggest", "strategy": strategy});
+    if let Some(q) = q {
+        arguments["q"] = json!(q);
+    }
+    call(arguments)
+}
+
+fn predict(reading: &Reading<'_>) -> Plan {
+    let points: Vec<Value> = space::runs(&reading.tokens, reading.space)
+        .into_iter()
+        .filter(|run| !run.inputs.is_empty())
+        .map(|run| Value::Object(run.inputs))
+        .collect();
+    if points.is_empty() {
+        let example = reading.space.map_or_else(
+            || "\"Predict temperature=650, time=3\"".to_owned(),
+            |space| format!("\"What does the model predict at {}?\"", space.example()),
+        );
+        return Plan::Reply(format!(
+            "Which point should I predict? For example: {example}."
+        ));
+    }
+    call(json!({"action": "predict", "points": points}))
+}
+
+/// Experiments in the message, when it reports results; a question back when it reports a
+/// result with a variable missing.
+fn results(reading: &Reading<'_>) -> Option<Plan> {
+    let cues = reading.cues;
+    let assigned = reading.text.contains('=');
+    let reported = has_any(cues, &RESULT_CUES) || assigned;
+    let Some(space) = reading.space else {
+        if !assigned && reported && reading.has_units() {
+            return Some(need_space());
         }
-        let Some(output) = output else {
-            return Plan::Reply(format!(
-                "I read the inputs of \"{}\" but no measured output. Write it like \
-                 \"temperature=600, time=2 -> 0.83\" or add \"output=0.83\".",
-                segment.trim()
-            ));
+        if !assigned {
+            return None;
+        }
+        return assigned_experiments(reading);
+    };
+    let runs = space::runs(&reading.tokens, Some(space));
+    let runs: Vec<space::Run> = runs
+        .into_iter()
+        .filter(|run| !run.inputs.is_empty())
+        .collect();
+    if runs.is_empty() || !runs.iter().any(|run| run.output.is_some()) {
+        return (assigned && reported)
+            .then(|| assigned_experiments(reading))
+            .flatten();
+    }
+    let mut experiments = Vec::new();
+    for run in runs {
+        let missing: Vec<String> = space
+            .variables
+            .iter()
+            .filter(|var| !run.inputs.contains_key(&var.name))
+            .map(space::Variable::described)
+            .collect();
+        let Some(output) = run.output else {
+            return Some(Plan::Reply(format!(
+                "I read {}, but no measured {}. Write the result with it, for example \"{} -> 151\".",
+                run.described(space),
+                space.objective_name(),
+                run.described(space)
+            )));
         };
-        experiments.push(json!({"inputs": inputs, "output": json_number(output)}));
+        if !missing.is_empty() {
+            return Some(Plan::Reply(format!(
+                "I read {} with {} = {}, but not {}: every run needs all the variables of the \
+                 space. Send it again with {}, for example \"got 151 mAh/g at {}\".",
+                run.described(space),
+                space.objective_name(),
+                space::number_text(output),
+                missing.join(" or "),
+                if missing.len() == 1 { "it" } else { "them" },
+                space.example()
+            )));
+        }
+        experiments.push(json!({"inputs": run.inputs, "output": space::json_number(output)}));
+    }
+    Some(call(
+        json!({"action": "add_experiments", "experiments": experiments}),
+    ))
+}
+
+/// `name=value` experiments (no space known): one per segment, the output after `->` or
+/// named `output`/`result`/`yield`/`y`.
+fn assigned_experiments(reading: &Reading<'_>) -> Option<Plan> {
+    let runs = space::runs(&reading.tokens, None);
+    let mut experiments = Vec::new();
+    for run in runs.into_iter().filter(|run| !run.inputs.is_empty()) {
+        let Some(output) = run.output else {
+            return Some(Plan::Reply(format!(
+                "I read the inputs {} but no measured output. Write it like \
+                 \"temperature=600, time=2 -> 0.83\" or add \"output=0.83\".",
+                inputs_text(&run.inputs)
+            )));
+        };
+        experiments.push(json!({"inputs": run.inputs, "output": space::json_number(output)}));
     }
     if experiments.is_empty() {
-        return Plan::Reply("I could not read any experiment. Write it like \"Add experiment temperature=600, time=2 -> 0.83\".".into());
+        return None;
     }
-    call(json!({"action": "add_experiments", "experiments": experiments}))
+    Some(call(
+        json!({"action": "add_experiments", "experiments": experiments}),
+    ))
 }
 
-/// The first small positive integer in the text (a count of points or suggestions).
-fn first_count(tokens: &[String]) -> Option<u64> {
+fn inputs_text(inputs: &Map<String, Value>) -> String {
+    inputs
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The first small count in the message (`4`, `four`): a number of points, not a quantity
+/// with a unit.
+fn count(tokens: &[Token]) -> Option<u64> {
     const WORDS: [&str; 10] = [
         "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
     ];
-    tokens.iter().find_map(|token| {
-        let lower = token.to_lowercase();
-        token
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .or_else(|| {
-                WORDS
-                    .iter()
-                    .position(|word| *word == lower)
-                    .map(|i| i as u64 + 1)
-            })
+    tokens.iter().find_map(|token| match token {
+        Token::Num { value, unit: None }
+            if value.fract() == 0.0 && (1.0..=1000.0).contains(value) =>
+        {
+            Some(*value as u64)
+        }
+        Token::Word(word) => WORDS
+            .iter()
+            .position(|w| w.eq_ignore_ascii_case(word))
+            .map(|i| i as u64 + 1),
+        _ => None,
     })
+}
+
+/// A pasted table (comma, tab or semicolon separated; a header of names, then rows) as CSV
+/// with plain column names: units in brackets are dropped, spaces become `_`.
+fn table(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let separator = [',', '\t', ';']
+        .into_iter()
+        .find(|sep| lines.iter().filter(|l| l.contains(*sep)).count() >= 2)?;
+    let header_at = lines.iter().position(|line| {
+        let cells: Vec<&str> = line.split(separator).map(str::trim).collect();
+        cells.len() >= 2 && cells.iter().all(|c| c.starts_with(char::is_alphabetic))
+    })?;
+    let header: Vec<String> = lines[header_at]
+        .split(separator)
+        .map(|cell| {
+            let name = cell.split(['(', '[']).next().unwrap_or(cell).trim();
+            name.to_lowercase()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join("_")
+        })
+        .collect();
+    let rows: Vec<String> = lines[header_at + 1..]
+        .iter()
+        .map(|line| {
+            line.split(separator)
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .take_while(|row| row.split(',').count() == header.len())
+        .collect();
+    let numeric_row = rows
+        .iter()
+        .any(|row| row.split(',').any(|cell| cell.parse::<f64>().is_ok()));
+    if rows.is_empty() || !numeric_row {
+        return None;
+    }
+    Some(format!("{}\n{}", header.join(","), rows.join("\n")))
 }
 
 #[cfg(test)]
@@ -413,44 +418,15 @@ mod tests {
     use super::*;
 
     fn arguments(text: &str) -> Value {
-        match plan(text, &text.to_lowercase()) {
-            Plan::Calls(calls) => {
+        let cues = super::super::words::correct_typos(&text.to_lowercase());
+        match plan(&Reading::new(text, &cues, None), false) {
+            Some(Plan::Calls(calls)) => {
                 assert_eq!(calls.len(), 1);
                 assert_eq!(calls[0].0, "bayesian_optimizer");
                 calls[0].1.clone()
             }
-            Plan::Reply(reply) => panic!("{text}: {reply}"),
+            other => panic!("{text}: {other:?}"),
         }
-    }
-
-    #[test]
-    fn define_space_reads_ranges_and_objective() {
-        let got = arguments(
-            "Define the search space: temperature from 300 to 900, time 1-10, integer cycles between 1 and 5; maximize ionic conductivity",
-        );
-        assert_eq!(
-            got,
-            json!({
-                "action": "define_space",
-                "variables": [
-                    {"name": "temperature", "type": "real", "bounds": [300, 900]},
-                    {"name": "time", "type": "real", "bounds": [1, 10]},
-                    {"name": "cycles", "type": "integer", "bounds": [1, 5]},
-                ],
-                "objective": {"name": "ionic_conductivity", "goal": "maximize"}
-            })
-        );
-        let got = arguments(
-            "Set up the optimisation space with dopant fraction in [0.01, 0.2], minimise the cost",
-        );
-        assert_eq!(
-            got["variables"][0],
-            json!({"name": "dopant_fraction", "type": "real", "bounds": [0.01, 0.2]})
-        );
-        assert_eq!(
-            got["objective"],
-            json!({"name": "cost", "goal": "minimize"})
-        );
     }
 
     #[test]
@@ -465,38 +441,35 @@ mod tests {
             ]})
         );
         assert_eq!(
-            arguments("Suggest the next experiment"),
-            json!({"action": "suggest", "strategy": "EI"})
-        );
-        assert_eq!(
-            arguments("Suggest 3 experiments"),
-            json!({"action": "suggest", "strategy": "qEI", "q": 3})
-        );
-        assert_eq!(
             arguments("suggest two points with UCB"),
             json!({"action": "suggest", "strategy": "UCB", "q": 2})
         );
         assert_eq!(
-            arguments("Sobol initial design with 8 points"),
-            json!({"action": "initial_design", "method": "sobol", "n": 8})
-        );
-        assert_eq!(
             arguments("How is the optimizer doing?"),
             json!({"action": "status"})
-        );
-        assert_eq!(
-            arguments("Predict the experiment at temperature=650, time=3"),
-            json!({"action": "predict", "points": [{"temperature": 650, "time": 3}]})
         );
     }
 
     #[test]
     fn missing_pieces_are_asked_for() {
         for text in ["Define the search space", "Add experiment temperature=600"] {
+            let cues = text.to_lowercase();
             assert!(
-                matches!(plan(text, &text.to_lowercase()), Plan::Reply(_)),
+                matches!(
+                    plan(&Reading::new(text, &cues, None), false),
+                    Some(Plan::Reply(_)) | None
+                ),
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn tables_become_csv_with_plain_names() {
+        assert_eq!(
+            table("runs:\nTemperature (°C);time [h];capacity\n600;2;120\n700;5;151").as_deref(),
+            Some("temperature,time,capacity\n600,2,120\n700,5,151")
+        );
+        assert_eq!(table("a, b and c\nd, e"), None);
     }
 }

@@ -317,3 +317,116 @@ mod properties {
         }
     }
 }
+
+/// The "never wrong, silently" rules of issue 14: each request is answered about the material
+/// it names, or says plainly why not.
+mod never_wrong {
+    use super::*;
+
+    fn respond(text: &str, focus: Option<&str>) -> ChatResponse {
+        let request = ChatRequest::new(vec![ChatMessage::user(text)])
+            .with_tools(tools())
+            .with_context(PlannerContext {
+                focus: focus.map(str::to_owned),
+                recent_materials: focus.map(str::to_owned).into_iter().collect(),
+                ..Default::default()
+            });
+        OfflinePlanner::new().respond(&request)
+    }
+
+    fn reply(text: &str, focus: Option<&str>) -> String {
+        let response = respond(text, focus);
+        assert!(
+            response.tool_calls.is_empty(),
+            "{text}: expected a reply, got calls {:?}",
+            response.tool_calls
+        );
+        response.content.unwrap_or_default()
+    }
+
+    fn formulas_called(text: &str, focus: Option<&str>) -> Vec<Value> {
+        respond(text, focus)
+            .tool_calls
+            .iter()
+            .map(|call| call.parse_arguments().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn an_unknown_symbol_is_named_never_replaced_by_the_focus() {
+        for (text, bad) in [
+            ("Is LiCo3Xx2O9 valid?", "Xx"),
+            ("LiCo3Xx2O9", "Xx"),
+            ("analyse Qq2O3 please", "Qq"),
+            ("what are the oxidation states in NaXzO2", "Xz"),
+        ] {
+            let answer = reply(text, Some("LiFePO4"));
+            assert!(answer.contains(bad), "{text}: {answer}");
+            assert!(!answer.contains("LiFePO4"), "{text}: {answer}");
+        }
+        // One good and one bad formula: nothing is run on a guess, the bad one is named.
+        let answer = reply("compare LiCoO2 with LiQq2", Some("LiFePO4"));
+        assert!(answer.contains("Qq"), "{answer}");
+    }
+
+    #[test]
+    fn an_element_inside_a_question_is_not_the_subject() {
+        let calls = formulas_called("What is the oxidation state of Co in LiCoO2?", None);
+        assert_eq!(
+            calls,
+            vec![json!({"action": "validate", "formula": "LiCoO2"})]
+        );
+        let calls = formulas_called("what could replace Co in LiCoO2", None);
+        assert_eq!(
+            calls,
+            vec![json!({"action": "similar", "formula": "LiCoO2"})]
+        );
+        // With no compound named, the element question is about the focus.
+        let calls = formulas_called("what's the oxidation state of Fe?", Some("LiFePO4"));
+        assert_eq!(
+            calls,
+            vec![json!({"action": "validate", "formula": "LiFePO4"})]
+        );
+    }
+
+    #[test]
+    fn the_focus_is_used_only_when_no_material_is_named_and_the_answer_says_so() {
+        let call = ToolCall::new(
+            "plan_1_0",
+            "materials_analyzer",
+            &json!({"action": "validate", "formula": "LiFePO4"}),
+        );
+        let request = ChatRequest::new(vec![
+            ChatMessage::user("is it charge balanced?"),
+            ChatMessage::assistant_tool_calls(None, vec![call.clone()]),
+            ChatMessage::tool("plan_1_0", r#"{"ok": true, "text": "LiFePO4: valid (x)"}"#),
+        ])
+        .with_tools(tools());
+        let answer = OfflinePlanner::new().respond(&request).content.unwrap();
+        assert!(
+            answer.starts_with("LiFePO4, the material in focus:"),
+            "{answer}"
+        );
+        // Named explicitly, no such preamble.
+        let request = ChatRequest::new(vec![
+            ChatMessage::user("is LiFePO4 charge balanced?"),
+            ChatMessage::assistant_tool_calls(None, vec![call]),
+            ChatMessage::tool("plan_1_0", r#"{"ok": true, "text": "LiFePO4: valid (x)"}"#),
+        ])
+        .with_tools(tools());
+        let answer = OfflinePlanner::new().respond(&request).content.unwrap();
+        assert!(!answer.contains("in focus"), "{answer}");
+    }
+
+    #[test]
+    fn a_request_it_cannot_map_gets_what_was_understood_and_close_offers() {
+        let answer = reply("what is the band gap of LiFePO4?", Some("LiFePO4"));
+        assert!(answer.contains("LiFePO4"), "{answer}");
+        let offers = answer.matches("\n- ").count();
+        assert!((2..=3).contains(&offers), "{answer}");
+        assert!(answer.contains("\"Analyse LiFePO4\""), "{answer}");
+        let answer = reply("Write me a poem about the sea", None);
+        let offers = answer.matches("\n- ").count();
+        assert!((2..=3).contains(&offers), "{answer}");
+    }
+}
