@@ -29,8 +29,6 @@ use crate::tool::{ToolContext, ToolError, ToolOutput, clip};
 use crate::turns::{QueuedTurn, TurnSlot};
 use crate::{DISCOVERIES_PROMPT, SUMMARISE_PROMPT, SYSTEM_PROMPT, relevance, tokens};
 
-/// Largest tool result text sent back to the model, in bytes (the full result is stored).
-const MAX_RESULT_FOR_MODEL: usize = 6_000;
 /// Largest user message, in bytes.
 const MAX_MESSAGE: usize = 64 * 1024;
 /// Most older messages folded into one summary.
@@ -275,17 +273,12 @@ fn seed_for(session: &str, head: &str, call: &str) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// The text of a result for the model: `{"ok", "text", "data"}` (data left out when large).
+/// A result as the model sees it: `{"ok": true, "text"}` or `{"ok": false, "error"}`. The
+/// readable text only: the full JSON stays on the result node (`data.result`) for pages,
+/// exports and tools, and would otherwise fill the window in a few turns.
 fn result_for_model(outcome: &std::result::Result<ToolOutput, ToolError>) -> String {
     match outcome {
-        Ok(out) => {
-            let full = json!({"ok": true, "text": out.text, "data": out.data}).to_string();
-            if full.len() <= MAX_RESULT_FOR_MODEL {
-                full
-            } else {
-                json!({"ok": true, "text": out.text, "data_omitted": "too large; the full result is stored on the session"}).to_string()
-            }
-        }
+        Ok(out) => json!({"ok": true, "text": out.text}).to_string(),
         Err(e) => {
             json!({"ok": false, "error": {"code": e.code(), "message": e.to_string()}}).to_string()
         }
@@ -607,22 +600,45 @@ impl Agent {
         Ok((records, appended.head))
     }
 
-    /// Summarises messages that left the window, once at least `summary_batch` have.
+    /// Summarises the messages the context window no longer holds (the token budget or
+    /// `max_history` left them out), once at least `summary_batch` of them no summary covers.
     /// Returns the summary node and the new head, or `None` when nothing was due.
     async fn maybe_summarise(
         &self,
         caller: &Caller,
         session: &str,
         branch: &str,
-        head: &str,
         cfg: &ContextConfig,
         usage: &mut Usage,
     ) -> Result<Option<Summarised>> {
         if !cfg.auto_summarise {
             return Ok(None);
         }
-        let (keep, batch) = (cfg.max_history.clamp(1, 1000), self.config.summary_batch);
-        self.summarise(caller, session, branch, Some(head), keep, batch, usage)
+        let limit = cfg.max_history.clamp(1, 1000);
+        let view = self
+            .manager
+            .turn_view(caller, session, branch, limit)
+            .await?;
+        let window = assemble(ContextInputs {
+            system_prompt: SYSTEM_PROMPT,
+            config: cfg,
+            state: &view.state,
+            summary: view.summary.as_ref(),
+            history: &view.messages.items,
+        });
+        let dropped = window
+            .parts
+            .iter()
+            .find(|p| p.name == "history")
+            .is_some_and(|p| p.dropped > 0);
+        // Older messages than the page `max_history` fetched have left the window too.
+        let left = dropped || view.messages.next_cursor.is_some();
+        let Some(oldest) = window.history_from.filter(|_| left) else {
+            return Ok(None);
+        };
+        let before = oldest.to_string();
+        let batch = self.config.summary_batch;
+        self.summarise_before(caller, session, branch, None, Some(&before), batch, usage)
             .await
     }
 
@@ -652,6 +668,31 @@ impl Agent {
                 None => return Ok(None),
             }
         };
+        self.summarise_before(
+            caller,
+            session,
+            branch,
+            head,
+            cursor.as_deref(),
+            batch,
+            usage,
+        )
+        .await
+    }
+
+    /// Summarises the messages on the path before `cursor` (a message cursor; `None`: all)
+    /// that no summary covers yet, if there are at least `batch` of them.
+    #[allow(clippy::too_many_arguments)]
+    async fn summarise_before(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        head: Option<&str>,
+        cursor: Option<&str>,
+        batch: u32,
+        usage: &mut Usage,
+    ) -> Result<Option<Summarised>> {
         let previous = self.manager.latest_summary(caller, session, branch).await?;
         let covered = previous
             .as_ref()
@@ -662,7 +703,7 @@ impl Agent {
         let probe = self
             .manager
             // +2: summary nodes sit among the messages and do not count.
-            .messages(caller, session, branch, Some(batch + 2), cursor.as_deref())
+            .messages(caller, session, branch, Some(batch + 2), cursor)
             .await?;
         let fresh = probe
             .items
@@ -674,13 +715,7 @@ impl Agent {
         }
         let gap_page = self
             .manager
-            .messages(
-                caller,
-                session,
-                branch,
-                Some(MAX_SUMMARY_GAP),
-                cursor.as_deref(),
-            )
+            .messages(caller, session, branch, Some(MAX_SUMMARY_GAP), cursor)
             .await?;
         let mut gap: Vec<Node> = gap_page
             .items
@@ -892,26 +927,13 @@ impl Agent {
         }
         let cfg = self.manager.session(caller, session).await?.config.context;
         let mut usage = Usage::default();
-        // The user's words first: whatever happens next, they are kept.
-        let user = NewNode::message(NodeKind::User, Some(caller.user_id.clone()), message)
-            .with_tokens(i64::from(tokens::count(message)));
-        let appended = self
-            .manager
-            .append_nodes(caller, session, branch, vec![user], None)
-            .await?;
-        let user_node = appended.nodes[0].id.clone();
-        let mut head = appended.head;
-        ev.send(TurnEvent::Started {
-            user_node: user_node.clone(),
-        })
-        .await;
-
+        // Older turns the window no longer holds are summarised first, so the summary sits
+        // between turns, never between this question and what answers it.
         let summary_node = match self
-            .maybe_summarise(caller, session, branch, &head, &cfg, &mut usage)
+            .maybe_summarise(caller, session, branch, &cfg, &mut usage)
             .await
         {
             Ok(Some(done)) => {
-                head = done.head;
                 ev.send(TurnEvent::Summarised {
                     node: done.node.clone(),
                 })
@@ -928,6 +950,20 @@ impl Agent {
                 None
             }
         };
+
+        // Then the user's words: whatever happens next, they are kept.
+        let user = NewNode::message(NodeKind::User, Some(caller.user_id.clone()), message)
+            .with_tokens(i64::from(tokens::count(message)));
+        let appended = self
+            .manager
+            .append_nodes(caller, session, branch, vec![user], None)
+            .await?;
+        let user_node = appended.nodes[0].id.clone();
+        let mut head = appended.head;
+        ev.send(TurnEvent::Started {
+            user_node: user_node.clone(),
+        })
+        .await;
 
         let specs = self.tools.specs();
         let mut records: Vec<ToolCallRecord> = Vec::new();

@@ -67,6 +67,9 @@ pub struct ContextWindow {
     pub summary_node: Option<String>,
     /// Ids of the history nodes in the window, oldest first.
     pub history_nodes: Vec<String>,
+    /// The seq of the oldest history node in the window: what is older has left it.
+    #[serde(skip)]
+    pub history_from: Option<i64>,
     /// The optimiser's space and objective (`{space, objective}` from its tool state), for
     /// the offline planner, which reads results written with units against it.
     #[serde(skip)]
@@ -91,6 +94,8 @@ impl ContextWindow {
 struct Unit {
     messages: Vec<ChatMessage>,
     nodes: Vec<String>,
+    /// The seq of the unit's first node.
+    seq: i64,
     tokens: u32,
     /// Part of the current turn (at or after the last user message): never dropped.
     current: bool,
@@ -173,6 +178,7 @@ fn units(history: &[Node], covered: i64) -> Vec<Unit> {
                     answered.iter().map(|(c, _)| c.clone()).collect(),
                 );
                 let mut unit = Unit {
+                    seq: answered[0].1.seq,
                     tokens: tokens::message(&call_msg),
                     nodes: answered.iter().map(|(_, n)| n.id.clone()).collect(),
                     messages: vec![call_msg],
@@ -210,6 +216,7 @@ fn units(history: &[Node], covered: i64) -> Vec<Unit> {
         };
         if let Some(m) = m {
             out.push(Unit {
+                seq: n.seq,
                 tokens: node_tokens(n, &m),
                 nodes: vec![n.id.clone()],
                 messages: vec![m],
@@ -521,6 +528,7 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
         findings,
         summary_node,
         history_nodes,
+        history_from: units.get(keep_from).map(|u| u.seq),
         optimizer_space: inp.state.tools.get("bayesian_optimizer").map(|state| {
             serde_json::json!({"space": state.get("space"), "objective": state.get("objective")})
         }),

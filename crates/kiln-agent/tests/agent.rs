@@ -598,3 +598,95 @@ async fn the_optimizer_restores_exactly_without_refitting_and_reports_in_the_mar
         "{md}"
     );
 }
+
+/// A researcher's 30-turn conversation with the offline planner at the default settings:
+/// analyses, checks, comparisons, an optimisation campaign in lab shorthand, notes, metrics and
+/// findings. Tool results enter the context as their text (the JSON stays on the node), so the
+/// default 8,000-token window holds the conversation well past turn 20 before anything must be
+/// summarised; and a summary, when one comes, sits between two turns.
+#[tokio::test]
+async fn a_realistic_conversation_is_not_summarised_before_turn_20() {
+    let e = env().await;
+    let s = e.session(None).await;
+    let agent = e.agent(Arc::new(OfflinePlanner::new()), AgentConfig::default());
+    let turns = [
+        "Analyse LiFePO4",
+        "what are the possible oxidation states for Mn3O4",
+        "is Li3PO4 plausible",
+        "LiFePO4 vs LiMn2O4",
+        "what could replace Co in LiCoO2?",
+        "what is the composition by weight of LiFePO4",
+        "temperature 300-900 °C, time 1-10 h, atmosphere air or argon, maximise capacity",
+        "got 151 mAh/g at 700 °C for 5 h in air",
+        "got 138 mAh/g at 600 °C for 3 h in argon",
+        "got 160 mAh/g at 800 °C for 6 h in air",
+        "suggest 4 experiments",
+        "note: the furnace drifted by 5 °C during run 3",
+        "got 155 mAh/g at 750 °C for 4 h in argon",
+        "where should I measure next?",
+        "Optimizer status",
+        "track coulombic efficiency 99.2 %",
+        "We found that Mn doping reduces capacity fade",
+        "analyze LiFePO4, LiCoO2, LiMn2O4",
+        "difference between Fe2O3 and Fe3O4",
+        "parameters: furnace=tube, crucible=alumina",
+        "got 149 mAh/g at 650 °C for 8 h in air",
+        "suggest 2 experiments",
+        "Does Fe3O4 balance?",
+        "any substitutions for LiNiO2?",
+        "lab note - ball milled for 4 h at 300 rpm",
+        "log metric rmse 0.12 at step 4",
+        "discovery: annealing above 800 °C destroys the layered phase",
+        "Search the session for olivine",
+        "mass fractions for CuSO4·5H2O",
+        "how has the capacity metric evolved?",
+    ];
+    let mut first_summary = None;
+    let mut summaries = 0;
+    let mut peak = 0;
+    for (i, text) in turns.iter().enumerate() {
+        let out = agent
+            .run_turn(&e.alice, &s, "main", text, None)
+            .await
+            .unwrap_or_else(|err| panic!("turn {} ({text}): {err:?}", i + 1));
+        peak = peak.max(out.context_tokens);
+        if out.summary_node.is_some() {
+            summaries += 1;
+            first_summary.get_or_insert(i + 1);
+        }
+    }
+    println!(
+        "30 turns: first summary at turn {first_summary:?}, {summaries} summaries, peak context \
+         {peak} tokens"
+    );
+    assert!(
+        first_summary.is_none_or(|t| t >= 20),
+        "summarised at turn {first_summary:?}"
+    );
+    // Summaries sit between turns: right before a question, never between a question and
+    // what answers it.
+    let path = e.path(&s, "main").await;
+    let messages: Vec<_> = path
+        .iter()
+        .filter(|n| {
+            matches!(
+                n.kind,
+                NodeKind::User
+                    | NodeKind::Assistant
+                    | NodeKind::ToolCall
+                    | NodeKind::ToolResult
+                    | NodeKind::Summary
+            )
+        })
+        .collect();
+    for (i, n) in messages.iter().enumerate() {
+        if n.kind == NodeKind::Summary {
+            assert_eq!(
+                messages[i + 1].kind,
+                NodeKind::User,
+                "a summary before a question"
+            );
+            assert_ne!(messages[i - 1].kind, NodeKind::User, "not after a question");
+        }
+    }
+}

@@ -69,7 +69,7 @@ pub struct ContextConfig {
 impl Default for ContextConfig {
     fn default() -> Self {
         Self {
-            max_history: 20,
+            max_history: 100,
             material_memory: 10,
             auto_summarise: true,
             relevance_threshold: 0.5,
