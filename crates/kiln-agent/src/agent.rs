@@ -35,6 +35,9 @@ const MAX_RESULT_FOR_MODEL: usize = 6_000;
 const MAX_MESSAGE: usize = 64 * 1024;
 /// Most older messages folded into one summary.
 const MAX_SUMMARY_GAP: u32 = 400;
+/// A model asking for the same call (same tool, same arguments) this many times in one turn is
+/// going round in circles: the turn stops instead of running it again.
+const MAX_REPEATED_CALLS: u32 = 3;
 
 /// Tokens spent by the model calls of a turn.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -257,6 +260,13 @@ impl std::fmt::Debug for Agent {
 struct Ran {
     call: ToolCall,
     outcome: std::result::Result<ToolOutput, ToolError>,
+    /// The arguments as read (after any repair), when they could be read.
+    arguments: Option<Value>,
+    /// Repairs that made the arguments readable (`trailing_comma`, …), recorded on the call.
+    repaired: Vec<&'static str>,
+    /// What the model is told besides a failure's message (the tools that exist, how to send
+    /// arguments), so its next try can succeed.
+    hint: Option<String>,
 }
 
 fn tool_error(e: &ToolError) -> Error {
@@ -275,9 +285,10 @@ fn seed_for(session: &str, head: &str, call: &str) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// The text of a result for the model: `{"ok", "text", "data"}` (data left out when large).
-fn result_for_model(outcome: &std::result::Result<ToolOutput, ToolError>) -> String {
-    match outcome {
+/// The text of a result for the model: `{"ok", "text", "data"}` (data left out when large), or
+/// `{"ok": false, "error": {code, message, hint?}}`.
+fn result_for_model(ran: &Ran) -> String {
+    match &ran.outcome {
         Ok(out) => {
             let full = json!({"ok": true, "text": out.text, "data": out.data}).to_string();
             if full.len() <= MAX_RESULT_FOR_MODEL {
@@ -287,7 +298,11 @@ fn result_for_model(outcome: &std::result::Result<ToolOutput, ToolError>) -> Str
             }
         }
         Err(e) => {
-            json!({"ok": false, "error": {"code": e.code(), "message": e.to_string()}}).to_string()
+            let mut error = json!({"code": e.code(), "message": e.to_string()});
+            if let Some(hint) = &ran.hint {
+                error["hint"] = json!(hint);
+            }
+            json!({"ok": false, "error": error}).to_string()
         }
     }
 }
@@ -406,6 +421,9 @@ impl Agent {
         let ran = vec![Ran {
             call,
             outcome: Ok(out),
+            arguments: Some(arguments),
+            repaired: Vec::new(),
+            hint: None,
         }];
         let (records, _) = self
             .record_step(caller, session, branch, Some(&head.head), &ran, None, true)
@@ -455,12 +473,36 @@ impl Agent {
             let mut local = state.clone();
             let mut out = Vec::with_capacity(group.len());
             for (i, call) in group {
-                let outcome = match (self.tools.get(&call.name), call.parse_arguments()) {
-                    (None, _) => Err(ToolError::UnknownTool(call.name.clone())),
-                    (Some(_), Err(e)) => Err(ToolError::InvalidArguments(format!(
-                        "the arguments are not valid JSON: {e}"
-                    ))),
-                    (Some(tool), Ok(args)) => {
+                let parsed = kiln_llm::parse_arguments(&call.arguments);
+                let (arguments, repaired) = match &parsed {
+                    Ok((value, repairs)) => (
+                        Some(value.clone()),
+                        repairs.iter().map(|r| r.as_str()).collect(),
+                    ),
+                    Err(_) => (None, Vec::new()),
+                };
+                let mut hint = None;
+                let outcome = match (self.tools.get(&call.name), parsed) {
+                    (None, _) => {
+                        // A model that invents a tool is told which ones exist.
+                        hint = Some(format!(
+                            "There is no tool `{}`. The tools are: {}.",
+                            call.name,
+                            self.tools.names().join(", ")
+                        ));
+                        Err(ToolError::UnknownTool(call.name.clone()))
+                    }
+                    (Some(_), Err(e)) => {
+                        hint = Some(
+                            "Send the arguments again as one JSON object matching the tool's \
+                             parameters, with double-quoted keys and strings."
+                                .to_owned(),
+                        );
+                        Err(ToolError::InvalidArguments(format!(
+                            "the arguments are not valid JSON: {e}"
+                        )))
+                    }
+                    (Some(tool), Ok((args, _))) => {
                         let ctx = self.tool_context(
                             caller,
                             session,
@@ -482,6 +524,9 @@ impl Agent {
                     Ran {
                         call: call.clone(),
                         outcome,
+                        arguments,
+                        repaired,
+                        hint,
                     },
                 ));
             }
@@ -514,6 +559,9 @@ impl Agent {
             if direct {
                 data["direct"] = json!(true);
             }
+            if !r.repaired.is_empty() {
+                data["repaired"] = json!(r.repaired);
+            }
             if let (0, Some(resp)) = (i, response) {
                 data["model"] = json!(resp.model);
                 data["usage"] = json!(resp.usage);
@@ -532,7 +580,7 @@ impl Agent {
             );
         }
         for r in ran {
-            let text = result_for_model(&r.outcome);
+            let text = result_for_model(r);
             let data = match &r.outcome {
                 Ok(o) => {
                     json!({"call_id": r.call.id, "name": r.call.name, "ok": true, "text": o.text, "result": o.data})
@@ -576,9 +624,9 @@ impl Agent {
                     id: r.call.id.clone(),
                     name: r.call.name.clone(),
                     arguments: r
-                        .call
-                        .parse_arguments()
-                        .unwrap_or_else(|_| Value::String(r.call.arguments.clone())),
+                        .arguments
+                        .clone()
+                        .unwrap_or_else(|| Value::String(r.call.arguments.clone())),
                     ok,
                     text,
                     result,
@@ -906,7 +954,7 @@ impl Agent {
         })
         .await;
 
-        let summary_node = match self
+        let mut summary_node = match self
             .maybe_summarise(caller, session, branch, &head, &cfg, &mut usage)
             .await
         {
@@ -940,6 +988,10 @@ impl Agent {
         let budget = self.config.step_budget.max(1);
         // The state the last step saw; the answer adds no events, so detection reuses it.
         let mut last_state: Option<ResearchState> = None;
+        // Identical calls asked for so far this turn, and the one that was asked for too often.
+        let mut asked: std::collections::HashMap<(String, String), u32> = Default::default();
+        let mut looped: Option<String> = None;
+        let mut overflow_retried = false;
         loop {
             if ev.gone() {
                 interrupted = true;
@@ -960,6 +1012,32 @@ impl Agent {
             let (response, partial, cut) = self.call_model(request, ev).await;
             let response = match response {
                 Ok(r) => r,
+                // Too long for the model: summarise what came before this turn and try once more.
+                Err(kiln_llm::Error::ContextOverflow(_)) if !cut && !overflow_retried => {
+                    overflow_retried = true;
+                    steps -= 1;
+                    let keep = 1 + 2 * records.len() as u32;
+                    match self
+                        .summarise(caller, session, branch, Some(&head), keep, 1, &mut usage)
+                        .await
+                    {
+                        Ok(Some(done)) => {
+                            head = done.head;
+                            ev.send(TurnEvent::Summarised {
+                                node: done.node.clone(),
+                            })
+                            .await;
+                            summary_node = Some(done.node);
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(
+                            code = e.code,
+                            "summarising after a context overflow failed: {}",
+                            e.message
+                        ),
+                    }
+                    continue;
+                }
                 Err(e) => {
                     if cut {
                         interrupted = true;
@@ -981,6 +1059,11 @@ impl Agent {
             usage.add(&response);
             if response.tool_calls.is_empty() {
                 answer = response.content.clone().unwrap_or_default();
+                last = Some(response);
+                break;
+            }
+            if let Some(name) = repeated_call(&mut asked, &response.tool_calls) {
+                looped = Some(name);
                 last = Some(response);
                 break;
             }
@@ -1021,7 +1104,15 @@ impl Agent {
             last = Some(response);
         }
 
-        if budget_exhausted {
+        if let Some(name) = &looped {
+            answer = format!(
+                "I stopped: the model asked for `{name}` with the same arguments \
+                 {MAX_REPEATED_CALLS} times in this turn without getting anywhere new. The \
+                 {} tool result(s) above are recorded on the branch; try asking for one step \
+                 at a time, or rephrase the request.",
+                records.len()
+            );
+        } else if budget_exhausted {
             answer = format!(
                 "I stopped after {budget} model calls (the step budget) before reaching a final \
                  answer. The {} tool result(s) above are recorded on the branch.",
@@ -1046,6 +1137,9 @@ impl Agent {
         if budget_exhausted {
             data["budget_exhausted"] = json!(true);
         }
+        if let Some(name) = &looped {
+            data["repeated_call"] = json!(name);
+        }
         let content = if answer.is_empty() {
             "(interrupted before any answer text)".to_owned()
         } else {
@@ -1062,7 +1156,10 @@ impl Agent {
         head = out.head;
 
         let mut discoveries = Vec::new();
-        let detect_on = self.config.auto_detect_discoveries && !interrupted && !budget_exhausted;
+        let detect_on = self.config.auto_detect_discoveries
+            && !interrupted
+            && !budget_exhausted
+            && looped.is_none();
         if let (true, Some(state)) = (detect_on, &last_state) {
             match self
                 .detect(
@@ -1256,7 +1353,37 @@ impl Agent {
     }
 }
 
+/// Counts this step's calls among those asked for earlier in the turn; returns the name of a
+/// call asked for [`MAX_REPEATED_CALLS`] times (same tool, same arguments once read).
+fn repeated_call(
+    asked: &mut std::collections::HashMap<(String, String), u32>,
+    calls: &[ToolCall],
+) -> Option<String> {
+    let mut repeated = None;
+    for call in calls {
+        let arguments = kiln_llm::parse_arguments(&call.arguments)
+            .map_or_else(|_| call.arguments.trim().to_owned(), |(v, _)| v.to_string());
+        let count = asked.entry((call.name.clone(), arguments)).or_default();
+        *count += 1;
+        if *count >= MAX_REPEATED_CALLS {
+            repeated.get_or_insert_with(|| call.name.clone());
+        }
+    }
+    repeated
+}
+
 fn model_error(e: &kiln_llm::Error) -> Error {
+    if let kiln_llm::Error::ContextOverflow(said) = e {
+        return Error::new(
+            ErrorKind::BadRequest,
+            "context_overflow",
+            format!(
+                "the conversation does not fit the model's context window, even after \
+                 summarising the earlier turns (the model server said: {said}); lower the \
+                 session's context_window to what the model takes, or continue on a new branch"
+            ),
+        );
+    }
     let kind = match e {
         kiln_llm::Error::RateLimited { .. } => ErrorKind::TooManyRequests,
         kiln_llm::Error::Config(_) => ErrorKind::Internal,

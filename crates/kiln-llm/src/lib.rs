@@ -6,6 +6,7 @@ mod error;
 mod model;
 mod planner;
 mod provider;
+mod repair;
 mod scripted;
 mod select;
 mod types;
@@ -19,6 +20,7 @@ pub use planner::{
     summarise,
 };
 pub use provider::{API_KEY_ENV, ApiKey, OPENAI_BASE_URL, OpenAiProvider, ProviderConfig};
+pub use repair::{Repair, parse_arguments};
 pub use scripted::ScriptedModel;
 pub use select::model_from_config;
 pub use types::{
