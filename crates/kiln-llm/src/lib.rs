@@ -2,6 +2,7 @@
 //! planner and the scripted model. The only crate that knows a provider's wire format.
 
 mod assemble;
+mod check;
 mod error;
 mod model;
 mod planner;
@@ -12,6 +13,7 @@ mod select;
 mod types;
 
 pub use assemble::StreamAssembler;
+pub use check::{CheckStep, ConnectionReport, check_connection, probe_ollama};
 pub use error::{Error, Result};
 pub use model::{ChatFuture, ChatModel, ChatStream, collect_stream, events_of};
 pub use planner::{
