@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use crate::context::{ContextInputs, ContextWindow, assemble};
 use crate::overview::{self, SessionSummary};
 use crate::registry::Registry;
+use crate::settings::{ModelSettings, ModelSettingsUpdate, ModelSlot};
 use crate::tool::{ToolContext, ToolError, ToolOutput, clip};
 use crate::turns::{QueuedTurn, TurnSlot};
 use crate::{DISCOVERIES_PROMPT, SUMMARISE_PROMPT, SYSTEM_PROMPT, relevance, tokens};
@@ -241,7 +242,8 @@ impl Events<'_> {
 #[derive(Clone)]
 pub struct Agent {
     manager: SessionManager,
-    model: Arc<dyn ChatModel>,
+    /// The model, replaceable while the service runs (the settings page).
+    model: Arc<ModelSlot>,
     tools: Arc<Registry>,
     config: AgentConfig,
     turns: Arc<crate::turns::TurnQueues>,
@@ -250,7 +252,7 @@ pub struct Agent {
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Agent")
-            .field("model", &self.model.name())
+            .field("model", &self.model)
             .field("tools", &self.tools)
             .finish_non_exhaustive()
     }
@@ -318,6 +320,17 @@ impl Agent {
         tools: Registry,
         config: AgentConfig,
     ) -> Self {
+        Agent::with_model_slot(manager, ModelSlot::fixed(model), tools, config)
+    }
+
+    /// Returns an agent whose model is `slot`'s (settings saved on it apply at the next call).
+    pub fn with_model_slot(
+        manager: SessionManager,
+        slot: ModelSlot,
+        tools: Registry,
+        config: AgentConfig,
+    ) -> Self {
+        let model = Arc::new(slot);
         let tools = Arc::new(tools);
         let manager = manager.with_tool_merger(tools.clone());
         let turns = Arc::new(crate::turns::TurnQueues::new(config.turn_queue as usize));
@@ -341,8 +354,53 @@ impl Agent {
     }
 
     /// The model's name.
-    pub fn model_name(&self) -> &str {
-        self.model.name()
+    pub fn model_name(&self) -> String {
+        self.model.model().name().to_owned()
+    }
+
+    /// The model and its settings (no access check: for the process that runs the agent).
+    pub fn model_slot(&self) -> &ModelSlot {
+        &self.model
+    }
+
+    /// The model answering now (a turn takes it once per model call).
+    fn model(&self) -> Arc<dyn ChatModel> {
+        self.model.model()
+    }
+
+    /// The model settings in force (administrators only; never the key).
+    pub fn model_settings(&self, caller: &Caller) -> Result<ModelSettings> {
+        crate::settings::require_admin(caller)?;
+        Ok(self.model.view())
+    }
+
+    /// Saves model settings and answers with the new model from the next call on
+    /// (administrators only). A setting that cannot make a model changes nothing.
+    pub async fn save_model_settings(
+        &self,
+        caller: &Caller,
+        update: ModelSettingsUpdate,
+    ) -> Result<ModelSettings> {
+        crate::settings::require_admin(caller)?;
+        let saved = self.model.save(update).await?;
+        tracing::info!(model = %saved.active_model, user = %caller.name, "model settings saved");
+        Ok(saved)
+    }
+
+    /// Forgets the saved model settings; the configuration's apply again (administrators only).
+    pub async fn reset_model_settings(&self, caller: &Caller) -> Result<ModelSettings> {
+        crate::settings::require_admin(caller)?;
+        self.model.reset().await
+    }
+
+    /// Runs one tool-calling round trip against the model server in force (administrators
+    /// only).
+    pub async fn test_model_connection(
+        &self,
+        caller: &Caller,
+    ) -> Result<kiln_llm::ConnectionReport> {
+        crate::settings::require_admin(caller)?;
+        self.model.test().await
     }
 
     /// Returns the context window the model would see now on `branch` (default: the
@@ -766,7 +824,7 @@ impl Agent {
             messages.push(m);
         }
         let response = self
-            .model
+            .model()
             .complete(ChatRequest::new(messages).with_purpose(Purpose::Summarise))
             .await
             .map_err(|e| model_error(&e))?;
@@ -1047,7 +1105,7 @@ impl Agent {
                     let err = model_error(&e);
                     let note = format!("The model could not answer: {e}");
                     let node = NewNode::message(NodeKind::Assistant, None, note).with_data(
-                        json!({"model": self.model.name(), "error": {"code": err.code, "message": err.message}}),
+                        json!({"model": self.model_name(), "error": {"code": err.code, "message": err.message}}),
                     );
                     let _ = self
                         .manager
@@ -1122,7 +1180,7 @@ impl Agent {
             answer = "(the model returned an empty answer)".to_owned();
         }
         let mut data = json!({
-            "model": self.model.name(),
+            "model": self.model_name(),
             "steps": steps,
             "turn_usage": usage,
         });
@@ -1201,7 +1259,7 @@ impl Agent {
             summary_node,
             steps,
             usage,
-            model: self.model.name().to_owned(),
+            model: self.model_name(),
             interrupted,
             budget_exhausted,
             head,
@@ -1216,7 +1274,8 @@ impl Agent {
         request: ChatRequest,
         ev: &Events<'_>,
     ) -> (kiln_llm::Result<ChatResponse>, String, bool) {
-        let mut stream = self.model.complete_stream(request);
+        let model = self.model();
+        let mut stream = model.complete_stream(request);
         let mut partial = String::new();
         loop {
             // A client that leaves while the model is silent (a slow or stalled stream) is
@@ -1283,7 +1342,7 @@ impl Agent {
             .with_purpose(Purpose::DetectDiscoveries)
         };
         let response = self
-            .model
+            .model()
             .complete(request)
             .await
             .map_err(|e| model_error(&e))?;
