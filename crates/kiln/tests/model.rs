@@ -80,7 +80,7 @@ fn chat_reply(request: &str) -> String {
 
 /// `kiln serve` with extra arguments and environment; returns the child and its stdout lines up
 /// to "Kiln listening", reading on in the background.
-fn serve(
+async fn serve(
     dir: &std::path::Path,
     args: &[&str],
     env: &[(&str, &str)],
@@ -120,9 +120,10 @@ fn serve(
         if let Some(addr) = found {
             return (child, lines, addr);
         }
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("serve did not start: {:?}", lines.lock().unwrap());
 }
 
@@ -151,7 +152,8 @@ async fn serve_answers_with_the_model_its_flags_name_and_never_shows_the_key() {
             key_file.to_str().unwrap(),
         ],
         &[],
-    );
+    )
+    .await;
     let token = token_of(&lines.lock().unwrap());
     assert!(
         lines
@@ -198,7 +200,7 @@ async fn serve_answers_with_the_model_its_flags_name_and_never_shows_the_key() {
     // The key is in no output of the process (stdout, and stderr at DEBUG).
     let _ = child.kill();
     let _ = child.wait();
-    std::thread::sleep(Duration::from_millis(100));
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let output = lines.lock().unwrap().join("\n");
     assert!(!output.contains(KEY), "{output}");
 }
@@ -213,7 +215,8 @@ async fn serve_says_when_an_ollama_server_answers_and_does_not_switch() {
     }
     let (ollama, _) = fake_server(tags);
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, lines, _) = serve(dir.path(), &[], &[("KILN_LLM__OLLAMA_PROBE", &ollama)]);
+    let (mut child, lines, _) =
+        serve(dir.path(), &[], &[("KILN_LLM__OLLAMA_PROBE", &ollama)]).await;
     let mut said = None;
     for _ in 0..100 {
         said = lines
@@ -225,7 +228,7 @@ async fn serve_says_when_an_ollama_server_answers_and_does_not_switch() {
         if said.is_some() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let output = lines.lock().unwrap().join("\n");
     let _ = child.kill();
@@ -251,8 +254,9 @@ async fn serve_says_when_an_ollama_server_answers_and_does_not_switch() {
     let closed_addr = closed.local_addr().unwrap().to_string();
     drop(closed);
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, lines, _) = serve(dir.path(), &[], &[("KILN_LLM__OLLAMA_PROBE", &closed_addr)]);
-    std::thread::sleep(Duration::from_millis(500));
+    let (mut child, lines, _) =
+        serve(dir.path(), &[], &[("KILN_LLM__OLLAMA_PROBE", &closed_addr)]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = child.kill();
     let _ = child.wait();
     let output = lines.lock().unwrap().join("\n");
