@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use crate::context::{ContextInputs, ContextWindow, assemble};
 use crate::overview::{self, SessionSummary};
 use crate::registry::Registry;
+use crate::settings::{ModelSettings, ModelSettingsUpdate, ModelSlot};
 use crate::tool::{ToolContext, ToolError, ToolOutput, clip};
 use crate::turns::{QueuedTurn, TurnSlot};
 use crate::{DISCOVERIES_PROMPT, SUMMARISE_PROMPT, SYSTEM_PROMPT, relevance, tokens};
@@ -33,6 +34,9 @@ use crate::{DISCOVERIES_PROMPT, SUMMARISE_PROMPT, SYSTEM_PROMPT, relevance, toke
 const MAX_MESSAGE: usize = 64 * 1024;
 /// Most older messages folded into one summary.
 const MAX_SUMMARY_GAP: u32 = 400;
+/// A model asking for the same call (same tool, same arguments) this many times in one turn is
+/// going round in circles: the turn stops instead of running it again.
+const MAX_REPEATED_CALLS: u32 = 3;
 
 /// Tokens spent by the model calls of a turn.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -236,7 +240,8 @@ impl Events<'_> {
 #[derive(Clone)]
 pub struct Agent {
     manager: SessionManager,
-    model: Arc<dyn ChatModel>,
+    /// The model, replaceable while the service runs (the settings page).
+    model: Arc<ModelSlot>,
     tools: Arc<Registry>,
     config: AgentConfig,
     turns: Arc<crate::turns::TurnQueues>,
@@ -245,7 +250,7 @@ pub struct Agent {
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Agent")
-            .field("model", &self.model.name())
+            .field("model", &self.model)
             .field("tools", &self.tools)
             .finish_non_exhaustive()
     }
@@ -255,6 +260,13 @@ impl std::fmt::Debug for Agent {
 struct Ran {
     call: ToolCall,
     outcome: std::result::Result<ToolOutput, ToolError>,
+    /// The arguments as read (after any repair), when they could be read.
+    arguments: Option<Value>,
+    /// Repairs that made the arguments readable (`trailing_comma`, …), recorded on the call.
+    repaired: Vec<&'static str>,
+    /// What the model is told besides a failure's message (the tools that exist, how to send
+    /// arguments), so its next try can succeed.
+    hint: Option<String>,
 }
 
 fn tool_error(e: &ToolError) -> Error {
@@ -273,14 +285,19 @@ fn seed_for(session: &str, head: &str, call: &str) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// A result as the model sees it: `{"ok": true, "text"}` or `{"ok": false, "error"}`. The
-/// readable text only: the full JSON stays on the result node (`data.result`) for pages,
-/// exports and tools, and would otherwise fill the window in a few turns.
-fn result_for_model(outcome: &std::result::Result<ToolOutput, ToolError>) -> String {
-    match outcome {
+/// A result as the model sees it: `{"ok": true, "text"}` or `{"ok": false, "error": {code,
+/// message, hint?}}`. The readable text only: the full JSON stays on the result node
+/// (`data.result`) for pages, exports and tools, and would otherwise fill the window in a few
+/// turns.
+fn result_for_model(ran: &Ran) -> String {
+    match &ran.outcome {
         Ok(out) => json!({"ok": true, "text": out.text}).to_string(),
         Err(e) => {
-            json!({"ok": false, "error": {"code": e.code(), "message": e.to_string()}}).to_string()
+            let mut error = json!({"code": e.code(), "message": e.to_string()});
+            if let Some(hint) = &ran.hint {
+                error["hint"] = json!(hint);
+            }
+            json!({"ok": false, "error": error}).to_string()
         }
     }
 }
@@ -296,6 +313,17 @@ impl Agent {
         tools: Registry,
         config: AgentConfig,
     ) -> Self {
+        Agent::with_model_slot(manager, ModelSlot::fixed(model), tools, config)
+    }
+
+    /// Returns an agent whose model is `slot`'s (settings saved on it apply at the next call).
+    pub fn with_model_slot(
+        manager: SessionManager,
+        slot: ModelSlot,
+        tools: Registry,
+        config: AgentConfig,
+    ) -> Self {
+        let model = Arc::new(slot);
         let tools = Arc::new(tools);
         let manager = manager.with_tool_merger(tools.clone());
         let turns = Arc::new(crate::turns::TurnQueues::new(config.turn_queue as usize));
@@ -319,8 +347,53 @@ impl Agent {
     }
 
     /// The model's name.
-    pub fn model_name(&self) -> &str {
-        self.model.name()
+    pub fn model_name(&self) -> String {
+        self.model.model().name().to_owned()
+    }
+
+    /// The model and its settings (no access check: for the process that runs the agent).
+    pub fn model_slot(&self) -> &ModelSlot {
+        &self.model
+    }
+
+    /// The model answering now (a turn takes it once per model call).
+    fn model(&self) -> Arc<dyn ChatModel> {
+        self.model.model()
+    }
+
+    /// The model settings in force (administrators only; never the key).
+    pub fn model_settings(&self, caller: &Caller) -> Result<ModelSettings> {
+        crate::settings::require_admin(caller)?;
+        Ok(self.model.view())
+    }
+
+    /// Saves model settings and answers with the new model from the next call on
+    /// (administrators only). A setting that cannot make a model changes nothing.
+    pub async fn save_model_settings(
+        &self,
+        caller: &Caller,
+        update: ModelSettingsUpdate,
+    ) -> Result<ModelSettings> {
+        crate::settings::require_admin(caller)?;
+        let saved = self.model.save(update).await?;
+        tracing::info!(model = %saved.active_model, user = %caller.name, "model settings saved");
+        Ok(saved)
+    }
+
+    /// Forgets the saved model settings; the configuration's apply again (administrators only).
+    pub async fn reset_model_settings(&self, caller: &Caller) -> Result<ModelSettings> {
+        crate::settings::require_admin(caller)?;
+        self.model.reset().await
+    }
+
+    /// Runs one tool-calling round trip against the model server in force (administrators
+    /// only).
+    pub async fn test_model_connection(
+        &self,
+        caller: &Caller,
+    ) -> Result<kiln_llm::ConnectionReport> {
+        crate::settings::require_admin(caller)?;
+        self.model.test().await
     }
 
     /// Returns the context window the model would see now on `branch` (default: the
@@ -399,6 +472,9 @@ impl Agent {
         let ran = vec![Ran {
             call,
             outcome: Ok(out),
+            arguments: Some(arguments),
+            repaired: Vec::new(),
+            hint: None,
         }];
         let (records, _) = self
             .record_step(caller, session, branch, Some(&head.head), &ran, None, true)
@@ -448,12 +524,36 @@ impl Agent {
             let mut local = state.clone();
             let mut out = Vec::with_capacity(group.len());
             for (i, call) in group {
-                let outcome = match (self.tools.get(&call.name), call.parse_arguments()) {
-                    (None, _) => Err(ToolError::UnknownTool(call.name.clone())),
-                    (Some(_), Err(e)) => Err(ToolError::InvalidArguments(format!(
-                        "the arguments are not valid JSON: {e}"
-                    ))),
-                    (Some(tool), Ok(args)) => {
+                let parsed = kiln_llm::parse_arguments(&call.arguments);
+                let (arguments, repaired) = match &parsed {
+                    Ok((value, repairs)) => (
+                        Some(value.clone()),
+                        repairs.iter().map(|r| r.as_str()).collect(),
+                    ),
+                    Err(_) => (None, Vec::new()),
+                };
+                let mut hint = None;
+                let outcome = match (self.tools.get(&call.name), parsed) {
+                    (None, _) => {
+                        // A model that invents a tool is told which ones exist.
+                        hint = Some(format!(
+                            "There is no tool `{}`. The tools are: {}.",
+                            call.name,
+                            self.tools.names().join(", ")
+                        ));
+                        Err(ToolError::UnknownTool(call.name.clone()))
+                    }
+                    (Some(_), Err(e)) => {
+                        hint = Some(
+                            "Send the arguments again as one JSON object matching the tool's \
+                             parameters, with double-quoted keys and strings."
+                                .to_owned(),
+                        );
+                        Err(ToolError::InvalidArguments(format!(
+                            "the arguments are not valid JSON: {e}"
+                        )))
+                    }
+                    (Some(tool), Ok((args, _))) => {
                         let ctx = self.tool_context(
                             caller,
                             session,
@@ -475,6 +575,9 @@ impl Agent {
                     Ran {
                         call: call.clone(),
                         outcome,
+                        arguments,
+                        repaired,
+                        hint,
                     },
                 ));
             }
@@ -507,6 +610,9 @@ impl Agent {
             if direct {
                 data["direct"] = json!(true);
             }
+            if !r.repaired.is_empty() {
+                data["repaired"] = json!(r.repaired);
+            }
             if let (0, Some(resp)) = (i, response) {
                 data["model"] = json!(resp.model);
                 data["usage"] = json!(resp.usage);
@@ -525,7 +631,7 @@ impl Agent {
             );
         }
         for r in ran {
-            let text = result_for_model(&r.outcome);
+            let text = result_for_model(r);
             let data = match &r.outcome {
                 Ok(o) => {
                     json!({"call_id": r.call.id, "name": r.call.name, "ok": true, "text": o.text, "result": o.data})
@@ -569,9 +675,9 @@ impl Agent {
                     id: r.call.id.clone(),
                     name: r.call.name.clone(),
                     arguments: r
-                        .call
-                        .parse_arguments()
-                        .unwrap_or_else(|_| Value::String(r.call.arguments.clone())),
+                        .arguments
+                        .clone()
+                        .unwrap_or_else(|| Value::String(r.call.arguments.clone())),
                     ok,
                     text,
                     result,
@@ -753,7 +859,7 @@ impl Agent {
             messages.push(m);
         }
         let response = self
-            .model
+            .model()
             .complete(ChatRequest::new(messages).with_purpose(Purpose::Summarise))
             .await
             .map_err(|e| model_error(&e))?;
@@ -929,7 +1035,7 @@ impl Agent {
         let mut usage = Usage::default();
         // Older turns the window no longer holds are summarised first, so the summary sits
         // between turns, never between this question and what answers it.
-        let summary_node = match self
+        let mut summary_node = match self
             .maybe_summarise(caller, session, branch, &cfg, &mut usage)
             .await
         {
@@ -976,6 +1082,10 @@ impl Agent {
         let budget = self.config.step_budget.max(1);
         // The state the last step saw; the answer adds no events, so detection reuses it.
         let mut last_state: Option<ResearchState> = None;
+        // Identical calls asked for so far this turn, and the one that was asked for too often.
+        let mut asked: std::collections::HashMap<(String, String), u32> = Default::default();
+        let mut looped: Option<String> = None;
+        let mut overflow_retried = false;
         loop {
             if ev.gone() {
                 interrupted = true;
@@ -996,6 +1106,32 @@ impl Agent {
             let (response, partial, cut) = self.call_model(request, ev).await;
             let response = match response {
                 Ok(r) => r,
+                // Too long for the model: summarise what came before this turn and try once more.
+                Err(kiln_llm::Error::ContextOverflow(_)) if !cut && !overflow_retried => {
+                    overflow_retried = true;
+                    steps -= 1;
+                    let keep = 1 + 2 * records.len() as u32;
+                    match self
+                        .summarise(caller, session, branch, Some(&head), keep, 1, &mut usage)
+                        .await
+                    {
+                        Ok(Some(done)) => {
+                            head = done.head;
+                            ev.send(TurnEvent::Summarised {
+                                node: done.node.clone(),
+                            })
+                            .await;
+                            summary_node = Some(done.node);
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(
+                            code = e.code,
+                            "summarising after a context overflow failed: {}",
+                            e.message
+                        ),
+                    }
+                    continue;
+                }
                 Err(e) => {
                     if cut {
                         interrupted = true;
@@ -1005,7 +1141,7 @@ impl Agent {
                     let err = model_error(&e);
                     let note = format!("The model could not answer: {e}");
                     let node = NewNode::message(NodeKind::Assistant, None, note).with_data(
-                        json!({"model": self.model.name(), "error": {"code": err.code, "message": err.message}}),
+                        json!({"model": self.model_name(), "error": {"code": err.code, "message": err.message}}),
                     );
                     let _ = self
                         .manager
@@ -1017,6 +1153,11 @@ impl Agent {
             usage.add(&response);
             if response.tool_calls.is_empty() {
                 answer = response.content.clone().unwrap_or_default();
+                last = Some(response);
+                break;
+            }
+            if let Some(name) = repeated_call(&mut asked, &response.tool_calls) {
+                looped = Some(name);
                 last = Some(response);
                 break;
             }
@@ -1057,7 +1198,15 @@ impl Agent {
             last = Some(response);
         }
 
-        if budget_exhausted {
+        if let Some(name) = &looped {
+            answer = format!(
+                "I stopped: the model asked for `{name}` with the same arguments \
+                 {MAX_REPEATED_CALLS} times in this turn without getting anywhere new. The \
+                 {} tool result(s) above are recorded on the branch; try asking for one step \
+                 at a time, or rephrase the request.",
+                records.len()
+            );
+        } else if budget_exhausted {
             answer = format!(
                 "I stopped after {budget} model calls (the step budget) before reaching a final \
                  answer. The {} tool result(s) above are recorded on the branch.",
@@ -1067,7 +1216,7 @@ impl Agent {
             answer = "(the model returned an empty answer)".to_owned();
         }
         let mut data = json!({
-            "model": self.model.name(),
+            "model": self.model_name(),
             "steps": steps,
             "turn_usage": usage,
         });
@@ -1081,6 +1230,9 @@ impl Agent {
         }
         if budget_exhausted {
             data["budget_exhausted"] = json!(true);
+        }
+        if let Some(name) = &looped {
+            data["repeated_call"] = json!(name);
         }
         let content = if answer.is_empty() {
             "(interrupted before any answer text)".to_owned()
@@ -1098,7 +1250,10 @@ impl Agent {
         head = out.head;
 
         let mut discoveries = Vec::new();
-        let detect_on = self.config.auto_detect_discoveries && !interrupted && !budget_exhausted;
+        let detect_on = self.config.auto_detect_discoveries
+            && !interrupted
+            && !budget_exhausted
+            && looped.is_none();
         if let (true, Some(state)) = (detect_on, &last_state) {
             match self
                 .detect(
@@ -1140,7 +1295,7 @@ impl Agent {
             summary_node,
             steps,
             usage,
-            model: self.model.name().to_owned(),
+            model: self.model_name(),
             interrupted,
             budget_exhausted,
             head,
@@ -1155,7 +1310,8 @@ impl Agent {
         request: ChatRequest,
         ev: &Events<'_>,
     ) -> (kiln_llm::Result<ChatResponse>, String, bool) {
-        let mut stream = self.model.complete_stream(request);
+        let model = self.model();
+        let mut stream = model.complete_stream(request);
         let mut partial = String::new();
         loop {
             // A client that leaves while the model is silent (a slow or stalled stream) is
@@ -1222,7 +1378,7 @@ impl Agent {
             .with_purpose(Purpose::DetectDiscoveries)
         };
         let response = self
-            .model
+            .model()
             .complete(request)
             .await
             .map_err(|e| model_error(&e))?;
@@ -1292,7 +1448,37 @@ impl Agent {
     }
 }
 
+/// Counts this step's calls among those asked for earlier in the turn; returns the name of a
+/// call asked for [`MAX_REPEATED_CALLS`] times (same tool, same arguments once read).
+fn repeated_call(
+    asked: &mut std::collections::HashMap<(String, String), u32>,
+    calls: &[ToolCall],
+) -> Option<String> {
+    let mut repeated = None;
+    for call in calls {
+        let arguments = kiln_llm::parse_arguments(&call.arguments)
+            .map_or_else(|_| call.arguments.trim().to_owned(), |(v, _)| v.to_string());
+        let count = asked.entry((call.name.clone(), arguments)).or_default();
+        *count += 1;
+        if *count >= MAX_REPEATED_CALLS {
+            repeated.get_or_insert_with(|| call.name.clone());
+        }
+    }
+    repeated
+}
+
 fn model_error(e: &kiln_llm::Error) -> Error {
+    if let kiln_llm::Error::ContextOverflow(said) = e {
+        return Error::new(
+            ErrorKind::BadRequest,
+            "context_overflow",
+            format!(
+                "the conversation does not fit the model's context window, even after \
+                 summarising the earlier turns (the model server said: {said}); lower the \
+                 session's context_window to what the model takes, or continue on a new branch"
+            ),
+        );
+    }
     let kind = match e {
         kiln_llm::Error::RateLimited { .. } => ErrorKind::TooManyRequests,
         kiln_llm::Error::Config(_) => ErrorKind::Internal,

@@ -9,6 +9,7 @@ pub mod context;
 pub mod overview;
 mod registry;
 pub mod relevance;
+pub mod settings;
 pub mod setup;
 pub mod tokens;
 mod tool;
@@ -21,6 +22,7 @@ pub use agent::{
 pub use context::{ContextInputs, ContextPart, ContextWindow, assemble};
 pub use overview::SessionSummary;
 pub use registry::{Registry, ToolInfo};
+pub use settings::{KeySource, ModelSettings, ModelSettingsUpdate, ModelSlot};
 pub use tool::{Tool, ToolContext, ToolError, ToolOutput, ToolView, ViewChart, ViewTable, clip};
 pub use turns::{QueuedTurn, TurnSlot};
 

@@ -33,6 +33,10 @@ pub enum Error {
         /// The provider's message, as sent.
         message: String,
     },
+    /// The request did not fit the model's context window (OpenAI's
+    /// `context_length_exceeded`, or vLLM's, llama.cpp's or Ollama's wording of it).
+    #[error("the conversation is longer than the model's context window: {0}")]
+    ContextOverflow(String),
     /// The provider could not be reached (connection refused, reset, TLS failure).
     #[error("could not reach the model provider: {0}")]
     Transport(String),
@@ -54,14 +58,91 @@ impl Error {
         match self {
             Error::RateLimited { .. } | Error::Timeout(_) | Error::Transport(_) => true,
             Error::Provider { status, .. } => *status >= 500,
-            Error::Malformed(_) | Error::Config(_) | Error::ScriptExhausted(_) => false,
+            Error::Malformed(_)
+            | Error::Config(_)
+            | Error::ScriptExhausted(_)
+            | Error::ContextOverflow(_) => false,
         }
     }
+}
+
+/// Returns true when a provider's error (status, `code`, message) says the request was longer
+/// than the model's context window. OpenAI sends `code: context_length_exceeded`; the servers
+/// people run locally say it in words, matched here by the phrases they use.
+pub(crate) fn is_context_overflow(status: u16, code: Option<&str>, message: &str) -> bool {
+    if !matches!(status, 400 | 413 | 422 | 500) {
+        return false;
+    }
+    if matches!(
+        code,
+        Some("context_length_exceeded" | "exceed_context_size_error")
+    ) {
+        return true;
+    }
+    let message = message.to_ascii_lowercase();
+    const PHRASES: [&str; 8] = [
+        // OpenAI and older vLLM: "This model's maximum context length is 4096 tokens. However…"
+        "maximum context length",
+        // vLLM: "… is too long to fit into the model (context length 4096)", "… exceeds the
+        // maximum model length of 4096"
+        "too long to fit into the model",
+        "maximum model length",
+        // llama.cpp server (and Ollama through it): "the request exceeds the available context
+        // size, try increasing it"
+        "exceeds the available context size",
+        // Ollama: "input length exceeds maximum context length", "prompt is too long"
+        "exceeds maximum context length",
+        "exceeds the context window",
+        "context window exceeded",
+        "context_length_exceeded",
+    ];
+    PHRASES.iter().any(|phrase| message.contains(phrase))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_overflow_wordings() {
+        let cases = [
+            (400, Some("context_length_exceeded"), "too many", true),
+            (
+                400,
+                None,
+                "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4900 in the messages, 100 in the completion).",
+                true,
+            ),
+            (
+                400,
+                None,
+                "The prompt (total length 5000) is too long to fit into the model (context length 4096).",
+                true,
+            ),
+            (
+                400,
+                None,
+                "the request exceeds the available context size, try increasing it",
+                true,
+            ),
+            (
+                500,
+                None,
+                "input length exceeds maximum context length",
+                true,
+            ),
+            (400, None, "bad tool schema", false),
+            (429, Some("context_length_exceeded"), "x", false),
+            (401, None, "maximum context length", false),
+        ];
+        for (status, code, message, expected) in cases {
+            assert_eq!(
+                is_context_overflow(status, code, message),
+                expected,
+                "{status} {code:?} {message}"
+            );
+        }
+    }
 
     #[test]
     fn transient_classification() {

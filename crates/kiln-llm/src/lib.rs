@@ -2,15 +2,18 @@
 //! planner and the scripted model. The only crate that knows a provider's wire format.
 
 mod assemble;
+mod check;
 mod error;
 mod model;
 mod planner;
 mod provider;
+mod repair;
 mod scripted;
 mod select;
 mod types;
 
 pub use assemble::StreamAssembler;
+pub use check::{CheckStep, ConnectionReport, check_connection, probe_ollama};
 pub use error::{Error, Result};
 pub use model::{ChatFuture, ChatModel, ChatStream, collect_stream, events_of};
 pub use planner::{
@@ -19,6 +22,7 @@ pub use planner::{
     summarise,
 };
 pub use provider::{API_KEY_ENV, ApiKey, OPENAI_BASE_URL, OpenAiProvider, ProviderConfig};
+pub use repair::{Repair, parse_arguments};
 pub use scripted::ScriptedModel;
 pub use select::model_from_config;
 pub use types::{

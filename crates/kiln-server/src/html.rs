@@ -10,7 +10,7 @@ use kiln_session::Error;
 use minijinja::Environment;
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
     (
         "base.html",
         include_str!("../../../templates/html/base.html"),
@@ -34,6 +34,10 @@ const TEMPLATES: [(&str, &str); 6] = [
     (
         "sessions.html",
         include_str!("../../../templates/html/sessions.html"),
+    ),
+    (
+        "settings.html",
+        include_str!("../../../templates/html/settings.html"),
     ),
 ];
 

@@ -143,7 +143,13 @@ pub async fn run(agent: Agent, config: &kiln_session::Config) -> std::io::Result
             )));
         }
     }
-    println!("Model: {}", agent.model_name());
+    match agent.model_slot().view().base_url {
+        Some(url) => println!("Model: {} at {url}", agent.model_name()),
+        None => println!(
+            "Model: {} (no model server configured; see `kiln serve --help`, --llm-base-url)",
+            agent.model_name()
+        ),
+    }
     println!("Kiln listening on http://{addr}");
     tracing::info!(%addr, "listening");
     let state = AppState::new(agent, server.max_body_bytes)

@@ -8,6 +8,7 @@ pub mod instance;
 pub mod search;
 pub mod session_page;
 pub mod sessions;
+pub mod settings_page;
 pub mod shares;
 pub mod templates;
 pub mod tree;

@@ -4,7 +4,6 @@
 mod support;
 
 #[path = "../../kiln-llm/tests/support/server.rs"]
-#[allow(dead_code)]
 mod llm;
 
 use std::sync::Arc;

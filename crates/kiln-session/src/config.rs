@@ -206,17 +206,40 @@ impl Default for StorageConfig {
 }
 
 /// The language model. With no `base_url` and no API key, the offline planner answers.
-#[derive(Clone, Serialize, Deserialize, Default)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmConfig {
     pub base_url: Option<String>,
     pub api_key: Option<String>,
+    /// A file holding the API key (used when `api_key` is unset), so the key stays out of
+    /// configuration files and process listings.
+    pub api_key_file: Option<PathBuf>,
     pub model: Option<String>,
     pub temperature: Option<f32>,
     pub timeout_secs: Option<u64>,
     pub max_retries: Option<u32>,
     pub retry_base_ms: Option<u64>,
     pub retry_max_ms: Option<u64>,
+    /// `host:port` where `serve` looks for an Ollama server when no model is configured, to
+    /// say how to use it; empty: do not look.
+    pub ollama_probe: String,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            api_key: None,
+            api_key_file: None,
+            model: None,
+            temperature: None,
+            timeout_secs: None,
+            max_retries: None,
+            retry_base_ms: None,
+            retry_max_ms: None,
+            ollama_probe: "127.0.0.1:11434".into(),
+        }
+    }
 }
 
 impl std::fmt::Debug for LlmConfig {
@@ -224,10 +247,12 @@ impl std::fmt::Debug for LlmConfig {
         f.debug_struct("LlmConfig")
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_key_file", &self.api_key_file)
             .field("model", &self.model)
             .field("temperature", &self.temperature)
             .field("timeout_secs", &self.timeout_secs)
             .field("max_retries", &self.max_retries)
+            .field("ollama_probe", &self.ollama_probe)
             .finish_non_exhaustive()
     }
 }

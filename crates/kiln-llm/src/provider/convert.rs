@@ -14,7 +14,7 @@ use async_openai::types::chat::{
 };
 
 use super::transport::{AttemptTimeout, CallRecord, INSUFFICIENT_QUOTA};
-use crate::error::Error;
+use crate::error::{Error, is_context_overflow};
 use crate::types::{
     ChatMessage, ChatRequest, ChatResponse, FinishReason, ResponseFormat, ToolCall, Usage,
 };
@@ -180,7 +180,13 @@ pub(crate) fn error_from_wire(error: OpenAIError, record: &CallRecord) -> Error 
             let quota = [&api.api_error.r#type, &api.api_error.code]
                 .iter()
                 .any(|field| field.as_deref() == Some(INSUFFICIENT_QUOTA));
-            if status == 429 && !quota {
+            if is_context_overflow(
+                status,
+                api.api_error.code.as_deref(),
+                &api.api_error.message,
+            ) {
+                Error::ContextOverflow(api.api_error.message)
+            } else if status == 429 && !quota {
                 Error::RateLimited {
                     attempts: record.attempts,
                     retry_after: record.last_retry_after,
@@ -200,6 +206,9 @@ pub(crate) fn error_from_wire(error: OpenAIError, record: &CallRecord) -> Error 
                 retry_after: record.last_retry_after,
                 message: truncate(&body),
             },
+            Some(status) if is_context_overflow(status, None, &body) => {
+                Error::ContextOverflow(truncate(&body))
+            }
             Some(status) if !(200..300).contains(&status) => Error::Provider {
                 status,
                 message: truncate(&body),

@@ -1,17 +1,20 @@
 //! A scripted OpenAI-compatible server on loopback: queued JSON or SSE replies, recorded requests.
 
+// Each test binary that includes this module uses a different part of it.
+#![allow(dead_code)]
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use futures::StreamExt;
 use kiln_llm::ProviderConfig;
 use serde_json::{Value, json};
@@ -38,12 +41,16 @@ pub enum Reply {
 pub struct Seen {
     pub body: Value,
     pub authorization: Option<String>,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 #[derive(Default)]
 struct Script {
     replies: Mutex<VecDeque<Reply>>,
     seen: Mutex<Vec<Seen>>,
+    /// What `GET /v1/models` lists; `None` answers 404.
+    models: Mutex<Option<Vec<String>>>,
 }
 
 /// The running server.
@@ -60,6 +67,7 @@ impl MockServer {
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(handle))
+            .route("/v1/models", get(models))
             .with_state(script.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -88,6 +96,25 @@ impl MockServer {
     pub fn seen(&self) -> Vec<Seen> {
         self.script.seen.lock().unwrap().clone()
     }
+
+    /// Makes `GET /v1/models` list these model ids.
+    pub fn set_models(&self, ids: &[&str]) {
+        *self.script.models.lock().unwrap() = Some(ids.iter().map(|s| s.to_string()).collect());
+    }
+}
+
+async fn models(State(script): State<Arc<Script>>) -> Response {
+    let models = script.models.lock().unwrap().clone();
+    match models {
+        Some(ids) => {
+            let data: Vec<Value> = ids
+                .iter()
+                .map(|id| json!({"id": id, "object": "model", "created": 1, "owned_by": "test"}))
+                .collect();
+            json_response(200, &json!({"object": "list", "data": data}), &[])
+        }
+        None => json_response(404, &json!({"error": {"message": "no such route"}}), &[]),
+    }
 }
 
 async fn handle(State(script): State<Arc<Script>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -99,6 +126,7 @@ async fn handle(State(script): State<Arc<Script>>, headers: HeaderMap, body: Byt
     script.seen.lock().unwrap().push(Seen {
         body,
         authorization,
+        at: Instant::now(),
     });
     let reply = script.replies.lock().unwrap().pop_front();
     match reply {

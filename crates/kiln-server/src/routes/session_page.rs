@@ -82,6 +82,8 @@ async fn session_page(
         Ok(mut ctx) => {
             ctx["csrf"] = json!(csrf_for(&token));
             ctx["user"] = json!(caller.name);
+            ctx["model"] = json!(st.agent.model_name());
+            ctx["admin"] = json!(caller.is_owner);
             html::page(StatusCode::OK, "session.html", ctx)
         }
         Err(e) => html::error_page(&e),

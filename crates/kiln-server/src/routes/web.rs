@@ -220,6 +220,7 @@ async fn home(
                 StatusCode::OK,
                 "sessions.html",
                 json!({"user": caller.name, "sessions": sessions, "csrf": csrf_for(&token),
+                       "model": st.agent.model_name(), "admin": caller.is_owner,
                        "filter": filter, "search": search, "templates": templates,
                        "next_cursor": page.next_cursor, "keep": keep}),
             )
@@ -333,7 +334,11 @@ struct CsrfForm {
 
 /// The caller behind a form that writes: signed in (else back to sign-in) and sending the CSRF
 /// token of their sign-in (else 403).
-async fn form_caller(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Caller, Response> {
+pub(crate) async fn form_caller(
+    st: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Caller, Response> {
     let Some((caller, token)) = signed_in(st, headers).await else {
         return Err(redirect("/login"));
     };

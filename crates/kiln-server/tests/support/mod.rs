@@ -55,7 +55,18 @@ pub async fn start_configured(
 
 /// Starts a server with `config` (its data directory replaced by a temp dir): `[server]`,
 /// `[limits]`, `[agent]` and the rest.
-pub async fn start_with_config(mut config: Config, model: Arc<dyn ChatModel>) -> Server {
+pub async fn start_with_config(config: Config, model: Arc<dyn ChatModel>) -> Server {
+    start_inner(config, Some(model)).await
+}
+
+/// Starts a server whose agent is built as `kiln serve` builds it: the `[llm]` model overlaid
+/// by the settings page's file in the data directory (so the settings page can change it).
+pub async fn start_from_config(mut config: Config) -> Server {
+    config.limits.expensive_per_minute = 0;
+    start_inner(config, None).await
+}
+
+async fn start_inner(mut config: Config, model: Option<Arc<dyn ChatModel>>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     config.storage.data_dir = dir.path().to_path_buf();
     let server = &config.server;
@@ -75,7 +86,10 @@ pub async fn start_with_config(mut config: Config, model: Arc<dyn ChatModel>) ->
         users.insert(name, mgr.add_user(name, false).await.unwrap().1);
     }
     let handle = mgr.clone();
-    let agent = Agent::new(mgr, model, Registry::builtin(), config.agent.clone());
+    let agent = match model {
+        Some(model) => Agent::new(mgr, model, Registry::builtin(), config.agent.clone()),
+        None => Agent::from_config(mgr, &config).unwrap(),
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve(
@@ -98,6 +112,11 @@ pub async fn start_with_config(mut config: Config, model: Arc<dyn ChatModel>) ->
 }
 
 impl Server {
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Sends `method path` with an optional bearer token and JSON body; returns the status and
     /// the body as JSON.
     pub async fn request(
