@@ -7,6 +7,7 @@ mod chat;
 mod checkpoint;
 mod config;
 pub mod context;
+mod markdown;
 mod materials;
 mod message;
 mod output;

@@ -121,3 +121,37 @@ fn the_brief_conversation_with_a_branch_and_a_merge() {
         "{result}"
     );
 }
+
+/// Answers are Markdown; the terminal gets them rendered: a suggestion table as aligned
+/// columns under a rule, with no pipes, alignment rows or emphasis markers left.
+#[test]
+fn answers_render_their_markdown_tables_in_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let input = "temperature 300-900 °C, time 1-10 h, maximise capacity\n\
+                 suggest 4 experiments\n\
+                 compare LiFePO4, LiCoO2 and LiMn2O4\n\
+                 /quit\n";
+    let (ok, out) = chat(&data, input, &[]);
+    assert!(ok, "{out}");
+    assert!(!out.contains("|---") && !out.contains("---|"), "{out}");
+    assert!(!out.contains(" | "), "no table pipes: {out}");
+    assert!(!out.contains("**"), "no emphasis markers: {out}");
+    let lines: Vec<&str> = out.lines().collect();
+    let rule = lines
+        .iter()
+        .position(|l| l.starts_with("───"))
+        .unwrap_or_else(|| panic!("a rule under a table header: {out}"));
+    let header = lines[rule - 1];
+    assert!(header.contains("temperature"), "{header}");
+    // Four suggested points follow, each as wide as the rule or narrower.
+    let rows = &lines[rule + 1..rule + 5];
+    let width = lines[rule].chars().count();
+    for r in rows {
+        assert!(
+            r.chars().count() <= width,
+            "{r:?} wider than the rule in:\n{out}"
+        );
+        assert!(r.chars().any(|c| c.is_ascii_digit()), "{r:?}");
+    }
+}

@@ -119,11 +119,10 @@ fn compact(value: &Value) -> String {
     }
 }
 
-/// A short label for a call: the tool and its main argument.
-fn label(call: &ToolCall) -> String {
+/// What a call is about: its formula, formulas (`A vs B`) or query.
+fn subject(call: &ToolCall) -> Option<String> {
     let arguments: Value = call.parse_arguments().unwrap_or(Value::Null);
-    let action = arguments.get("action").and_then(Value::as_str);
-    let subject = arguments
+    arguments
         .get("formula")
         .and_then(Value::as_str)
         .map(str::to_owned)
@@ -144,13 +143,41 @@ fn label(call: &ToolCall) -> String {
                 .get("query")
                 .and_then(Value::as_str)
                 .map(|q| format!("\"{q}\""))
-        });
-    match (action, subject) {
+        })
+}
+
+/// A short label for a call: the tool and its main argument.
+fn label(call: &ToolCall) -> String {
+    let arguments: Value = call.parse_arguments().unwrap_or(Value::Null);
+    let action = arguments.get("action").and_then(Value::as_str);
+    match (action, subject(call)) {
         (Some(action), Some(subject)) => format!("{} {action} {subject}", call.name),
         (Some(action), None) => format!("{} {action}", call.name),
         (None, Some(subject)) => format!("{} {subject}", call.name),
         (None, None) => call.name.clone(),
     }
+}
+
+/// Several one-line results about named subjects, as a list: `- **LiFePO4**: molar mass …`.
+/// `None` when a result is longer than a line or a call names no subject.
+fn as_list(calls: &[ToolCall], results: &[(String, Result<String, String>)]) -> Option<String> {
+    let mut items = Vec::with_capacity(results.len());
+    for (id, result) in results {
+        let call = calls.iter().find(|call| call.id == *id)?;
+        let subject = subject(call)?;
+        let line = match result {
+            Ok(text) if !text.contains('\n') => match text.strip_prefix(&format!("{subject}:")) {
+                Some(rest) => format!("- **{subject}**:{rest}"),
+                None => format!("- **{subject}**: {text}"),
+            },
+            Err(message) if !message.contains('\n') => {
+                format!("- **{subject}**: could not be done: {message}")
+            }
+            _ => return None,
+        };
+        items.push(line);
+    }
+    Some(items.join("\n"))
 }
 
 /// Composes the final answer from the calls made and their results (`(tool_call_id, content)`).
@@ -159,6 +186,7 @@ pub(crate) fn compose(user_text: &str, calls: &[ToolCall], results: &[(String, S
         return "I asked for tool results, but none came back, so I have nothing to report.".into();
     }
     let mut blocks = Vec::with_capacity(results.len());
+    let mut outcomes = Vec::with_capacity(results.len());
     let mut failures = 0;
     for (id, content) in results {
         let call = calls.iter().find(|call| call.id == *id);
@@ -166,7 +194,9 @@ pub(crate) fn compose(user_text: &str, calls: &[ToolCall], results: &[(String, S
         match tool_error(content) {
             Some(message) => {
                 failures += 1;
-                blocks.push(format!("{heading} failed: {}", in_plain_words(&message)));
+                let message = in_plain_words(&message);
+                blocks.push(format!("{heading} failed: {message}"));
+                outcomes.push((id.clone(), Err(message)));
             }
             None => {
                 let mut text = tool_text(content);
@@ -183,14 +213,18 @@ pub(crate) fn compose(user_text: &str, calls: &[ToolCall], results: &[(String, S
                     text = format!("{formula}, the material in focus: {text}");
                 }
                 if results.len() == 1 {
-                    blocks.push(text);
+                    blocks.push(text.clone());
                 } else {
                     blocks.push(format!("**{heading}**\n{text}"));
                 }
+                outcomes.push((id.clone(), Ok(text)));
             }
         }
     }
-    let mut answer = blocks.join("\n\n");
+    let mut answer = match results.len() {
+        1 => blocks.join(""),
+        _ => as_list(calls, &outcomes).unwrap_or_else(|| blocks.join("\n\n")),
+    };
     if failures == 0 && is_goal(user_text) {
         answer.push_str(&goal_caveat(user_text));
     }
@@ -268,8 +302,36 @@ mod tests {
         );
         assert_eq!(
             both,
-            "**materials_analyzer analyze LiFePO4**\nMolar mass 157.76 g/mol.\n\n\
-             materials_analyzer analyze Xx2 failed: unknown element Xx"
+            "- **LiFePO4**: Molar mass 157.76 g/mol.\n\
+             - **Xx2**: could not be done: unknown element Xx"
+        );
+        // Results longer than a line keep a block each.
+        let (c, d) = (
+            ToolCall::new(
+                "c",
+                "materials_analyzer",
+                &json!({"action": "analyze", "formula": "LiCoO2"}),
+            ),
+            ToolCall::new(
+                "d",
+                "materials_analyzer",
+                &json!({"action": "analyze", "formula": "NaCl"}),
+            ),
+        );
+        let blocks = compose(
+            "Analyse LiCoO2 and NaCl",
+            &[c, d],
+            &[
+                (
+                    "c".into(),
+                    r#"{"text": "LiCoO2: 97.87 g/mol\nvalid"}"#.into(),
+                ),
+                ("d".into(), r#"{"text": "NaCl: 58.44 g/mol"}"#.into()),
+            ],
+        );
+        assert!(
+            blocks.starts_with("**materials_analyzer analyze LiCoO2**\nLiCoO2: 97.87"),
+            "{blocks}"
         );
         assert_eq!(
             in_plain_words(

@@ -1,7 +1,7 @@
 //! `kiln chat [SESSION]`: a terminal REPL with the research agent. Answers stream in; tool
 //! calls and results show compactly; slash commands work the session's branches.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -14,6 +14,7 @@ use rustyline::error::ReadlineError;
 use tokio::sync::mpsc;
 
 use super::context::{Cli as _, GlobalArgs, Local, load_config};
+use super::markdown;
 use super::output::clip;
 use crate::command::output::{out, outln};
 
@@ -143,44 +144,37 @@ impl Repl {
                 .await
         });
         let mut out = std::io::stdout();
-        let mut at_line_start = true;
+        // The answer's Markdown, rendered a line at a time (a table once it is complete).
+        let style = out.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let mut md = markdown::Stream::new(style);
         while let Some(ev) = rx.recv().await {
             match ev {
-                TurnEvent::Token { text } => {
-                    out!("{text}");
-                    at_line_start = text.ends_with('\n');
-                }
+                TurnEvent::Token { text } => print!("{}", md.push(&text)),
                 TurnEvent::ToolCall {
                     name, arguments, ..
                 } => {
-                    if !at_line_start {
-                        outln!();
-                    }
+                    print!("{}", md.finish());
                     outln!("  → {name} {}", clip(&arguments, 160));
-                    at_line_start = true;
                 }
                 TurnEvent::ToolResult { ok, text, .. } => {
+                    // The first line: the answer itself shows the whole, tables rendered.
                     let mark = if ok { "←" } else { "✗" };
-                    outln!("  {mark} {}", clip(&text, 200));
+                    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                    outln!("  {mark} {}", clip(first, 200));
                 }
                 TurnEvent::Summarised { node } => outln!("  (older turns summarised: {node})"),
                 TurnEvent::Queued { ahead } => {
                     outln!("  (waiting for {ahead} earlier turn(s) on this branch)");
                 }
                 TurnEvent::Discovery(d) => {
-                    if !at_line_start {
-                        outln!();
-                        at_line_start = true;
-                    }
+                    print!("{}", md.finish());
                     outln!("  ★ discovery [{}] {}", d.category, d.description);
                 }
                 TurnEvent::Started { .. } | TurnEvent::Done(_) | TurnEvent::Error { .. } => {}
             }
             out.flush().ok();
         }
-        if !at_line_start {
-            outln!();
-        }
+        print!("{}", md.finish());
         task.await?.cli()?;
         Ok(())
     }

@@ -316,7 +316,15 @@ async fn message(
 /// length and the timings show the cost of history alone.
 fn event_input(i: usize) -> EventInput {
     const FORMULAS: [&str; 10] = [
-        "CsPbI3", "MAPbI3", "FAPbBr3", "CsSnI3", "BaTiO3", "SrTiO3", "LiFePO4", "NaCl", "Fe2O3",
+        "CsPbI3",
+        "CH3NH3PbI3",
+        "CsPbBr3",
+        "CsSnI3",
+        "BaTiO3",
+        "SrTiO3",
+        "LiFePO4",
+        "NaCl",
+        "Fe2O3",
         "ZnO",
     ];
     let formula = FORMULAS[(i / 10) % FORMULAS.len()].to_string();
