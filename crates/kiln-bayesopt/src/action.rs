@@ -474,7 +474,7 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
         text.push_str(&format!(
             "\n\nModel check (leave-one-out): RMSE {}, R² {}",
             text::sig(m.cv.rmse),
-            m.cv.r2.map_or("n/a".into(), text::sig)
+            m.cv.r2.map_or("n/a".into(), text::r2)
         ));
         if m.cv.r2.is_some_and(|r2| r2 <= 0.0) {
             text.push_str(

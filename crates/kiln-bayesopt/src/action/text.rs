@@ -60,6 +60,16 @@ pub(crate) fn sig(x: f64) -> String {
     format_number(round(x, places))
 }
 
+/// A coefficient of determination to two places (`-3e-8` is `0.00`, never `-0.00`).
+pub(crate) fn r2(x: f64) -> String {
+    let r = (x * 100.0).round() / 100.0;
+    if r == 0.0 {
+        "0.00".into()
+    } else {
+        format!("{r:.2}")
+    }
+}
+
 /// A variable with its range and unit: `temperature 300–900 °C`, `atmosphere air or argon`.
 pub(crate) fn variable_text(variable: &Variable) -> String {
     let unit = variable
@@ -161,6 +171,13 @@ mod tests {
             {"name": "atmosphere", "type": "categorical", "categories": ["air", "argon"]}
         ]))
         .unwrap()
+    }
+
+    #[test]
+    fn a_fit_reads_to_two_places_and_never_as_minus_zero() {
+        assert_eq!(r2(-3.0e-8), "0.00");
+        assert_eq!(r2(-0.3049), "-0.30");
+        assert_eq!(r2(0.987), "0.99");
     }
 
     #[test]

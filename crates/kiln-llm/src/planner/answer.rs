@@ -210,7 +210,10 @@ pub(crate) fn compose(user_text: &str, calls: &[ToolCall], results: &[(String, S
                         .and_then(materials::subject)
                     && !materials::named_in(user_text, &formula)
                 {
-                    text = format!("{formula}, the material in focus: {text}");
+                    let rest = text
+                        .strip_prefix(&format!("{formula}:"))
+                        .map_or(text.as_str(), str::trim_start);
+                    text = format!("{formula}, the material in focus: {rest}");
                 }
                 if results.len() == 1 {
                     blocks.push(text.clone());

@@ -299,6 +299,21 @@ fn materials_calls(action: Action, named: Vec<String>, cues: &str, context: &Con
                 .collect(),
         );
     }
+    // "Tell me about perovskites" names a family, not the material in focus.
+    if named.is_empty()
+        && matches!(action, Action::Analyze | Action::Validate)
+        && !has_any(
+            cues,
+            &[
+                " it", "its ", "this", "that", "them", "these", "both", "those",
+            ],
+        )
+        && let Some(family) = family_named(cues)
+    {
+        return Plan::Reply(format!(
+            "My tools work on one formula at a time, so I cannot describe {family} as a family.              Name one, for example \"Analyse CaTiO3\", or look through your sessions with              \"Search my sessions for {family}\"."
+        ));
+    }
     let subjects = if named.is_empty() {
         from_history()
     } else {
@@ -365,5 +380,43 @@ pub(crate) fn subject(arguments: &Value) -> Option<String> {
     arguments
         .get("formula")
         .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Families of materials researchers name by word: a request about one names no formula, yet
+/// is not about the material in focus.
+const FAMILIES: [&str; 22] = [
+    "perovskite",
+    "garnet",
+    "spinel",
+    "olivine",
+    "nasicon",
+    "oxide",
+    "sulfide",
+    "sulphide",
+    "halide",
+    "nitride",
+    "carbide",
+    "phosphate",
+    "silicate",
+    "zeolite",
+    "mof",
+    "mxene",
+    "chalcogenide",
+    "intermetallic",
+    "alloy",
+    "polymer",
+    "hydride",
+    "fluoride",
+];
+
+/// The family a request names (as written, singular or plural), if any.
+fn family_named(cues: &str) -> Option<String> {
+    cues.split(|c: char| !c.is_alphanumeric())
+        .find(|w| {
+            let singular = w.strip_suffix("es").filter(|s| FAMILIES.contains(s));
+            let singular = singular.or_else(|| w.strip_suffix('s'));
+            FAMILIES.contains(w) || singular.is_some_and(|s| FAMILIES.contains(&s))
+        })
         .map(str::to_owned)
 }

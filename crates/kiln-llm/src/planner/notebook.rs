@@ -187,7 +187,7 @@ fn log_metric(tokens: &[Token]) -> Option<Plan> {
     Some(call("notebook", arguments))
 }
 
-const FINDING_CUES: [&str; 24] = [
+const FINDING_CUES: [&str; 26] = [
     "record the finding that",
     "record the discovery that",
     "record the observation that",
@@ -200,6 +200,8 @@ const FINDING_CUES: [&str; 24] = [
     "record that",
     "record:",
     "remember that",
+    "remember this:",
+    "remember:",
     "note the discovery that",
     "note the finding that",
     "discovered that",

@@ -11,8 +11,12 @@ use super::quantity::{Token, lex};
 use super::words::{has_any, starts_with_any};
 pub(crate) use space::Space;
 
-const SUGGEST_CUES: [&str; 22] = [
+const SUGGEST_CUES: [&str; 26] = [
     "suggest",
+    "what next",
+    "what's next",
+    "what now",
+    "what should i do next",
     "recommend",
     "next experiment",
     "next point",
