@@ -4,12 +4,15 @@
 
 mod support;
 
+#[path = "../../kiln-llm/tests/support/server.rs"]
+mod llm_server;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
 use serde_json::json;
-use support::start;
+use support::{start, start_from_config};
 
 /// A log sink the test can read.
 #[derive(Clone, Default)]
@@ -71,7 +74,63 @@ async fn debug_logs_carry_no_api_or_share_token() {
         assert!(r.status().as_u16() < 400, "{path}: {}", r.status());
     }
 
+    // The settings page: an administrator saves a model's key and tests the connection (a
+    // tool-calling round trip that sends the key), all logged at DEBUG.
+    const KEY: &str = "sk-logged-nowhere-7731";
+    let model = llm_server::MockServer::start(vec![
+        llm_server::tool_answer(&[("c1", "kiln_echo", r#"{"word": "kiln"}"#)]),
+        llm_server::text_answer("The echo tool said kiln."),
+    ])
+    .await;
+    model.set_models(&["test-model"]);
+    let admin = start_from_config(kiln_session::Config::default()).await;
+    let cookie = format!("kiln_token={}", admin.alice);
+    let page = no_redirects
+        .get(format!("{}/web/settings", admin.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    let csrf = page[at..at + 32].to_string();
+    let base_url = model.base_url();
+    for (path, form) in [
+        (
+            "/web/settings",
+            vec![
+                ("csrf", csrf.as_str()),
+                ("base_url", base_url.as_str()),
+                ("model", "test-model"),
+                ("api_key", KEY),
+                ("action", "save"),
+            ],
+        ),
+        ("/web/settings/test", vec![("csrf", csrf.as_str())]),
+    ] {
+        let r = no_redirects
+            .post(format!("{}{path}", admin.base))
+            .header("cookie", &cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    assert_eq!(
+        model.seen().len(),
+        2,
+        "the connection test reached the model"
+    );
+    assert_eq!(
+        model.seen()[0].authorization.as_deref(),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+
     let logs = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    assert!(!logs.contains(KEY), "the model's key reached the logs");
     assert!(
         logs.contains("/login?token=[redacted]") && logs.contains("/v1/shared/[redacted]"),
         "requests are still logged, redacted:\n{logs}"
