@@ -201,6 +201,24 @@ pub(crate) fn compose(user_text: &str, calls: &[ToolCall], results: &[(String, S
             None => {
                 let mut text = tool_text(content);
                 // A material the researcher did not name came from the focus: say so.
+                // A material named by its shorthand: say which formula was read.
+                if let Some(call) = call
+                    && call.name == "materials_analyzer"
+                    && let Some(formula) = call
+                        .parse_arguments()
+                        .ok()
+                        .as_ref()
+                        .and_then(materials::subject)
+                    && let Some((alias, _)) = super::formula::Mentions::scan(user_text)
+                        .aliases
+                        .into_iter()
+                        .find(|(_, f)| *f == formula)
+                {
+                    let rest = text
+                        .strip_prefix(&format!("{formula}:"))
+                        .map_or(text.as_str(), str::trim_start);
+                    text = format!("{alias} ({formula}): {rest}");
+                }
                 if let Some(call) = call
                     && call.name == "materials_analyzer"
                     && let Some(formula) = call

@@ -119,7 +119,34 @@ pub(crate) struct Mentions {
     pub elements: Vec<String>,
     /// Words written like formulas that use a symbol no element has.
     pub unknown: Vec<UnknownFormula>,
+    /// Lab shorthands read as their formulas (`("NMC811", "LiNi0.8Mn0.1Co0.1O2")`); the
+    /// formulas are in `compounds` too.
+    pub aliases: Vec<(String, String)>,
+    /// Capital-and-digit names that are not formulas and not known shorthands (`NMC9055`):
+    /// a material was named, but not one the tools can read.
+    pub abbreviations: Vec<String>,
 }
+
+/// Names researchers use for common battery and electrolyte materials, and the formulas they
+/// stand for.
+pub(crate) const SHORTHANDS: [(&str, &str); 16] = [
+    ("NMC811", "LiNi0.8Mn0.1Co0.1O2"),
+    ("NMC622", "LiNi0.6Mn0.2Co0.2O2"),
+    ("NMC532", "LiNi0.5Mn0.3Co0.2O2"),
+    ("NMC111", "LiNi0.33Mn0.33Co0.33O2"),
+    ("NCM811", "LiNi0.8Co0.1Mn0.1O2"),
+    ("NCM622", "LiNi0.6Co0.2Mn0.2O2"),
+    ("NCA", "LiNi0.8Co0.15Al0.05O2"),
+    ("LFP", "LiFePO4"),
+    ("LMFP", "LiMn0.6Fe0.4PO4"),
+    ("LCO", "LiCoO2"),
+    ("LMO", "LiMn2O4"),
+    ("LNMO", "LiNi0.5Mn1.5O4"),
+    ("LTO", "Li4Ti5O12"),
+    ("LLZO", "Li7La3Zr2O12"),
+    ("LATP", "Li1.3Al0.3Ti1.7(PO4)3"),
+    ("LAGP", "Li1.5Al0.5Ge1.5(PO4)3"),
+];
 
 /// A formula-shaped word with unknown element symbols (`LiCo3Xx2O9`).
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +163,24 @@ impl Mentions {
         let mut mentions = Mentions::default();
         for word in words(text) {
             if word.ends_with(['+', '-']) {
+                continue;
+            }
+            if let Some((alias, formula)) = SHORTHANDS
+                .iter()
+                .find(|(alias, _)| alias.eq_ignore_ascii_case(word))
+            {
+                if !mentions.compounds.iter().any(|known| known == formula) {
+                    mentions.compounds.push((*formula).to_owned());
+                    mentions
+                        .aliases
+                        .push(((*alias).to_owned(), (*formula).to_owned()));
+                }
+                continue;
+            }
+            if is_abbreviation(word) {
+                if !mentions.abbreviations.iter().any(|known| known == word) {
+                    mentions.abbreviations.push(word.to_owned());
+                }
                 continue;
             }
             if looks_like_formula(word) {
@@ -171,6 +216,19 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
             let word = word.trim_end_matches(['.', '?', '!', ':', '\'', '’']);
             trim_unbalanced(word)
         })
+}
+
+/// Two or more capitals then a digit, with no small letter (`NMC9055`, `CR2032`): a name, never
+/// a formula (a formula's two-letter symbols have a small letter; `CO2` and `NO2` read as
+/// formulas).
+fn is_abbreviation(word: &str) -> bool {
+    let caps = word.chars().take_while(char::is_ascii_uppercase).count();
+    caps >= 2
+        && word[caps..].starts_with(|c: char| c.is_ascii_digit())
+        && word
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && !looks_like_formula(word)
 }
 
 /// A single element symbol with no count or group: `Co`, `Fe`.
@@ -314,8 +372,9 @@ mod tests {
 
     #[test]
     fn sorts_compounds_elements_and_unknown_symbols() {
-        let m = Mentions::scan("the oxidation state of Co in LiCoO2, not LiCo3Xx2O9 or NMC811");
+        let m = Mentions::scan("the oxidation state of Co in LiCoO2, not LiCo3Xx2O9 or NMC9055");
         assert_eq!(m.compounds, vec!["LiCoO2"]);
+        assert_eq!(m.abbreviations, vec!["NMC9055"]);
         assert_eq!(m.elements, vec!["Co"]);
         assert_eq!(
             m.unknown,
@@ -330,6 +389,17 @@ mod tests {
                 .unknown
                 .is_empty()
         );
+        // Shorthands read as their formulas; CO2 and NO2 stay formulas.
+        let m = Mentions::scan("NMC811 vs lfp, with CO2 and NO2");
+        assert_eq!(
+            m.compounds,
+            vec!["LiNi0.8Mn0.1Co0.1O2", "LiFePO4", "CO2", "NO2"]
+        );
+        assert_eq!(
+            m.aliases[0],
+            ("NMC811".into(), "LiNi0.8Mn0.1Co0.1O2".into())
+        );
+        assert!(m.abbreviations.is_empty());
     }
 
     proptest! {

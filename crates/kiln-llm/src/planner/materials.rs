@@ -191,6 +191,17 @@ pub(crate) fn plan(text: &str, cues: &str, context: &Context) -> Option<Plan> {
     }
     let named = mentions.compounds.clone();
     let mut action = action(cues, named.len());
+    // A material was named by a name the tools cannot read: never the focus in its place.
+    if named.is_empty()
+        && let Some(name) = mentions.abbreviations.first()
+        && (action.is_some() || mentions.elements.is_empty())
+    {
+        return Some(Plan::Reply(format!(
+            "I do not know {name} as a formula, so I have not run anything (and have not used \
+             the material in focus instead). Write its formula, for example \"Analyse \
+             LiNi0.8Mn0.1Co0.1O2\" for NMC811."
+        )));
+    }
     if action.is_none() && has_any(cues, &UNKNOWN_PROPERTIES) {
         return None;
     }
@@ -368,10 +379,10 @@ pub(crate) fn goal_candidate(original: &str, result_text: &str) -> Option<String
 /// Whether a formula string appears in the user's words (so the answer need not say it came
 /// from the focus).
 pub(crate) fn named_in(text: &str, formula: &str) -> bool {
-    Mentions::scan(text)
-        .compounds
+    let m = Mentions::scan(text);
+    m.compounds
         .iter()
-        .chain(Mentions::scan(text).elements.iter())
+        .chain(m.elements.iter())
         .any(|named| named == formula)
 }
 
