@@ -31,6 +31,10 @@ pub(crate) fn structured(text: &str, cues: &str, has_ranges: bool) -> Option<Pla
             "record parameter",
             "log parameter",
             "log the parameter",
+            "log param",
+            "log params",
+            "set parameter",
+            "set parameters",
         ],
     );
     if params_cue && !has_ranges {
@@ -63,7 +67,7 @@ pub(crate) fn structured(text: &str, cues: &str, has_ranges: bool) -> Option<Pla
     );
     let tokens = lex(text);
     let has_number = tokens.iter().any(|t| matches!(t, Token::Num { .. }));
-    if metric_cue && has_number {
+    if (metric_cue || at_step(&tokens).is_some()) && has_number {
         return log_metric(&tokens);
     }
     if cues.contains("metric") && !has_number {
@@ -107,12 +111,18 @@ fn set_params(text: &str) -> Plan {
                 &[
                     "set the parameters",
                     "set the parameter",
+                    "set parameters",
+                    "set parameter",
                     "set params",
                     "set param",
                     "record the parameter",
                     "record parameter",
+                    "log the parameters",
                     "log the parameter",
+                    "log parameters",
                     "log parameter",
+                    "log params",
+                    "log param",
                 ],
             )
         })
@@ -158,7 +168,9 @@ fn set_params(text: &str) -> Plan {
 }
 
 fn log_metric(tokens: &[Token]) -> Option<Plan> {
-    let skip = ["log", "metric", "the", "track", "record", "a", "of", "is"];
+    let skip = [
+        "log", "metric", "the", "track", "record", "a", "of", "is", "was", "our", "my",
+    ];
     let value_at = tokens.iter().position(|t| matches!(t, Token::Num { .. }))?;
     let Token::Num { value, .. } = tokens[value_at] else {
         return None;
@@ -175,16 +187,24 @@ fn log_metric(tokens: &[Token]) -> Option<Plan> {
     }
     let name = snake(&words.iter().map(String::as_str).collect::<Vec<_>>());
     let mut arguments = json!({"action": "log_metric", "name": name, "value": json_number(value)});
-    if let Some(step_at) = tokens
-        .iter()
-        .position(|t| t.word().as_deref() == Some("step"))
-        && let Some(Token::Num { value: step, .. }) = tokens.get(step_at + 1)
-        && step.fract() == 0.0
-        && *step >= 0.0
-    {
-        arguments["step"] = json!(*step as u64);
+    if let Some(step) = at_step(tokens) {
+        arguments["step"] = json!(step);
     }
     Some(call("notebook", arguments))
+}
+
+/// The step a metric was measured at: `step 4`, `at cycle 10`, `epoch 3`, `iteration 7`.
+fn at_step(tokens: &[Token]) -> Option<u64> {
+    const STEPS: [&str; 5] = ["step", "cycle", "epoch", "iteration", "iter"];
+    let at = tokens
+        .iter()
+        .position(|t| t.word().is_some_and(|w| STEPS.contains(&w.as_str())))?;
+    match tokens.get(at + 1) {
+        Some(Token::Num { value, unit: None }) if value.fract() == 0.0 && *value >= 0.0 => {
+            Some(*value as u64)
+        }
+        _ => None,
+    }
 }
 
 const FINDING_CUES: [&str; 26] = [

@@ -39,8 +39,11 @@ const SUGGEST_CUES: [&str; 26] = [
     "more points",
     "best next",
 ];
-const STATUS_CUES: [&str; 13] = [
+const STATUS_CUES: [&str; 16] = [
     "status",
+    "how's the model",
+    "model doing",
+    "how are we doing",
     "how is it going",
     "how's it going",
     "how is the optimi",
@@ -163,13 +166,36 @@ pub(crate) fn plan(reading: &Reading<'_>, names_compounds: bool) -> Option<Plan>
     if let Some(plan) = results(reading) {
         return Some(plan);
     }
-    if has_any(cues, &SUGGEST_CUES) {
+    if has_any(cues, &SUGGEST_CUES) || next_few(cues) {
         return Some(suggest(reading));
     }
     if has_any(cues, &STATUS_CUES) || cues.contains("optimi") || cues.contains("bayesian") {
         return Some(call(json!({"action": "status"})));
     }
     None
+}
+
+/// "next 2 experiments", "another 4 runs", "3 more points": a count of points asked for.
+fn next_few(cues: &str) -> bool {
+    const THINGS: [&str; 6] = [
+        "experiment",
+        "point",
+        "run",
+        "condition",
+        "sample",
+        "suggestion",
+    ];
+    const COUNTS: [&str; 7] = ["two", "three", "four", "five", "six", "few", "couple"];
+    let words: Vec<&str> = cues
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let count = |w: &str| w.parse::<u32>().is_ok_and(|n| n > 0) || COUNTS.contains(&w);
+    let thing = |w: &str| THINGS.iter().any(|t| w.starts_with(t));
+    words.windows(3).any(|w| {
+        (["next", "another", "more"].contains(&w[0]) && count(w[1]) && thing(w[2]))
+            || (count(w[0]) && w[1] == "more" && thing(w[2]))
+    })
 }
 
 fn call(arguments: Value) -> Plan {

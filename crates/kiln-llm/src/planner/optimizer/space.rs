@@ -431,9 +431,13 @@ pub(crate) fn runs(tokens: &[Token], space: Option<&Space>) -> Vec<Run> {
                     };
                     match segment.get(i + skip) {
                         Some(Token::Num { value, unit }) => {
-                            if is_objective || OUTPUT_NAMES.contains(&lower.as_str()) {
+                            // A variable of the space is an input even when its name is one
+                            // an output goes by without a space (`y`).
+                            if is_variable.is_some() {
+                                push(&mut out, &mut run, &lower, json_number(*value), *unit);
+                            } else if is_objective || OUTPUT_NAMES.contains(&lower.as_str()) {
                                 run.output = run.output.or(Some(*value));
-                            } else if assigned || is_variable.is_some() {
+                            } else if assigned {
                                 push(&mut out, &mut run, &lower, json_number(*value), *unit);
                             }
                             i += skip + 1;
