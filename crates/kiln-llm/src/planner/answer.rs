@@ -180,6 +180,24 @@ fn as_list(calls: &[ToolCall], results: &[(String, Result<String, String>)]) -> 
     Some(items.join("\n"))
 }
 
+/// A result's text without the formula it starts with (`LiFePO4: molar mass …`, or the tool's
+/// normalised spelling of it, `Li1Mn0.1Co0.1Ni0.8O2: …`), when the answer names it already.
+fn without_subject<'a>(text: &'a str, formula: &str) -> &'a str {
+    if let Some(rest) = text.strip_prefix(&format!("{formula}:")) {
+        return rest.trim_start();
+    }
+    match text.split_once(": ") {
+        Some((head, rest))
+            if !head.contains(' ')
+                && head.starts_with(|c: char| c.is_ascii_uppercase())
+                && head.chars().any(|c| c.is_ascii_digit()) =>
+        {
+            rest
+        }
+        _ => text,
+    }
+}
+
 /// Composes the final answer from the calls made and their results (`(tool_call_id, content)`).
 pub(crate) fn compose(user_text: &str, calls: &[ToolCall], results: &[(String, String)]) -> String {
     if results.is_empty() {
@@ -214,9 +232,7 @@ pub(crate) fn compose(user_text: &str, calls: &[ToolCall], results: &[(String, S
                         .into_iter()
                         .find(|(_, f)| *f == formula)
                 {
-                    let rest = text
-                        .strip_prefix(&format!("{formula}:"))
-                        .map_or(text.as_str(), str::trim_start);
+                    let rest = without_subject(&text, &formula);
                     text = format!("{alias} ({formula}): {rest}");
                 }
                 if let Some(call) = call
@@ -228,9 +244,7 @@ pub(crate) fn compose(user_text: &str, calls: &[ToolCall], results: &[(String, S
                         .and_then(materials::subject)
                     && !materials::named_in(user_text, &formula)
                 {
-                    let rest = text
-                        .strip_prefix(&format!("{formula}:"))
-                        .map_or(text.as_str(), str::trim_start);
+                    let rest = without_subject(&text, &formula);
                     text = format!("{formula}, the material in focus: {rest}");
                 }
                 if results.len() == 1 {

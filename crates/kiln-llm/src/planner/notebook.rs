@@ -280,7 +280,13 @@ pub(crate) fn finding(text: &str, cues: &str, focus: Option<&str>) -> Option<Pla
         m.chars().filter(char::is_ascii_uppercase).count() > 1
             || m.chars().any(|c| c.is_ascii_digit())
     });
-    if materials.is_empty() {
+    // The material in focus, unless the finding is about an element the focus does not hold
+    // ("Pt deactivates above 8 bar" is not a finding about NaFePO4).
+    let elsewhere = super::formula::Mentions::scan(&description)
+        .elements
+        .iter()
+        .any(|el| focus.is_none_or(|f| !f.contains(el.as_str())));
+    if materials.is_empty() && !elsewhere {
         materials.extend(focus.map(str::to_owned));
     }
     let mut arguments = json!({"description": description});
