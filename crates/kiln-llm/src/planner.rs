@@ -266,11 +266,19 @@ fn context(request: &ChatRequest, history: &[ChatMessage]) -> Context {
                 continue;
             };
             match call.name.as_str() {
-                "materials_analyzer" if context.previous_action.is_none() => {
-                    context.previous_action = arguments
-                        .get("action")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
+                // The last turn's materials; while they are fewer than two, earlier turns' too,
+                // so "compare them" after two single analyses compares both.
+                "materials_analyzer"
+                    if context.previous_action.is_none()
+                        || context.previous_materials.len() < 2 =>
+                {
+                    let latest = context.previous_action.is_none();
+                    if latest {
+                        context.previous_action = arguments
+                            .get("action")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned);
+                    }
                     let mut materials: Vec<String> = Vec::new();
                     for call in tool_calls.iter().filter(|c| c.name == call.name) {
                         let Ok(arguments) = call.parse_arguments() else {
@@ -290,10 +298,16 @@ fn context(request: &ChatRequest, history: &[ChatMessage]) -> Context {
                             }
                         }
                     }
-                    if context.focus.is_none() {
-                        context.focus = materials.first().cloned();
+                    if latest {
+                        if context.focus.is_none() {
+                            context.focus = materials.first().cloned();
+                        }
+                        context.previous_materials = materials;
+                    } else {
+                        materials.retain(|m| !context.previous_materials.contains(m));
+                        materials.append(&mut context.previous_materials);
+                        context.previous_materials = materials;
                     }
-                    context.previous_materials = materials;
                 }
                 "bayesian_optimizer"
                     if context.space.is_none()
