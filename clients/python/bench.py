@@ -29,6 +29,12 @@ def per_call(fn: Callable[[int], object], n: int) -> float:
     return (time.perf_counter() - t0) / n
 
 
+def once(fn: Callable[[int], object], i: int) -> float:
+    t0 = time.perf_counter()
+    fn(i)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--url", required=True)
@@ -74,8 +80,8 @@ def main() -> None:
     for name, rawf, kf, n in cases:
         rs, ks = [], []
         for i in range(a.rounds * n):
-            rs.append(per_call(lambda _: rawf(i), 1))
-            ks.append(per_call(lambda _: kf(i), 1))
+            rs.append(once(rawf, i))
+            ks.append(once(kf, i))
         r, k = statistics.median(rs), statistics.median(ks)
         print(f"{name:14} httpx {r * 1e6:9.1f} µs/call   kiln {k * 1e6:9.1f} µs/call   "
               f"overhead {(k - r) / r * 100:+5.1f} %   (median of {a.rounds * n} alternating "
