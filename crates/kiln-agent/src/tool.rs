@@ -129,6 +129,13 @@ pub trait Tool: Send + Sync {
         true
     }
 
+    /// Whether a direct call counts against the per-user rate limit on expensive requests.
+    /// A tool whose work is an append (a notebook line, a recorded finding) is as cheap as a
+    /// message, which is not limited either; its bytes still count against the quota.
+    fn expensive(&self) -> bool {
+        true
+    }
+
     /// Runs one call.
     fn call<'a>(
         &'a self,

@@ -180,6 +180,34 @@ async fn expensive_routes_are_rate_limited_per_user_with_retry_after() {
         .request(reqwest::Method::GET, "/v1/sessions", Some(&srv.alice), None)
         .await;
     assert_eq!(s, StatusCode::OK);
+    // Notebook lines and findings are appends: a script logging every step is not throttled,
+    // while a tool that computes (the optimizer) is.
+    let id = session(&srv, &srv.alice).await;
+    let tool = async |name: &str, arguments: Value| {
+        srv.request(
+            reqwest::Method::POST,
+            &format!("/v1/sessions/{id}/tools/{name}"),
+            Some(&srv.alice),
+            Some(json!({"arguments": arguments})),
+        )
+        .await
+    };
+    for step in 0..20 {
+        let (s, v) = tool(
+            "notebook",
+            json!({"action": "log_metric", "name": "loss", "value": 0.5, "step": step}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "step {step}: {v}");
+    }
+    let (s, v) = tool(
+        "record_discovery",
+        json!({"description": "Carbon coating doubles the rate capability"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = tool("bayesian_optimizer", json!({"action": "status"})).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
 }
 
 #[tokio::test]

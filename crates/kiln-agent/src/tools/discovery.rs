@@ -34,6 +34,10 @@ fn strings(args: &Value, key: &str) -> Result<Vec<String>, ToolError> {
 }
 
 impl Tool for RecordDiscovery {
+    fn expensive(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &str {
         "record_discovery"
     }
@@ -117,6 +121,10 @@ impl Tool for RecordDiscovery {
 }
 
 impl Tool for LinkDiscoveries {
+    fn expensive(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &str {
         "link_discoveries"
     }

@@ -114,6 +114,10 @@ async fn store_attachment(dir: &Path, content: &[u8]) -> Result<String, ToolErro
 }
 
 impl Tool for Notebook {
+    fn expensive(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &str {
         NAME
     }

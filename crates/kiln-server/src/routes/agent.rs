@@ -167,7 +167,11 @@ async fn run_tool(
     Path((id, tool)): Path<(String, String)>,
     Body(body): Body<ToolBody>,
 ) -> ApiResult<Json<ToolCallRecord>> {
-    st.limiter.charge(&caller, 1.0)?;
+    // Notebook lines and findings are appends, as cheap as a message: a script logging every
+    // step must not be throttled. The other tools (a GP fit, a search) are charged.
+    if st.agent.tools().get(&tool).is_none_or(|t| t.expensive()) {
+        st.limiter.charge(&caller, 1.0)?;
+    }
     let args = body.arguments.unwrap_or(Value::Object(Default::default()));
     if !args.is_object() {
         return Err(Error::bad_request("arguments must be a JSON object").into());
