@@ -67,6 +67,9 @@ pub struct ContextWindow {
     pub summary_node: Option<String>,
     /// Ids of the history nodes in the window, oldest first.
     pub history_nodes: Vec<String>,
+    /// Every finding recorded on the branch, newest first (at most 20), for the planner.
+    #[serde(skip)]
+    pub recorded: Vec<String>,
     /// The seq of the oldest history node in the window: what is older has left it.
     #[serde(skip)]
     pub history_from: Option<i64>,
@@ -85,6 +88,7 @@ impl ContextWindow {
             focus: self.focus.clone(),
             recent_materials: self.recent_materials.clone(),
             optimizer_space: self.optimizer_space.clone(),
+            findings: self.recorded.clone(),
         }
     }
 }
@@ -529,6 +533,14 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
         summary_node,
         history_nodes,
         history_from: units.get(keep_from).map(|u| u.seq),
+        recorded: inp
+            .state
+            .discoveries
+            .iter()
+            .rev()
+            .take(20)
+            .map(|d| d.description.clone())
+            .collect(),
         optimizer_space: inp.state.tools.get("bayesian_optimizer").map(|state| {
             serde_json::json!({"space": state.get("space"), "objective": state.get("objective")})
         }),

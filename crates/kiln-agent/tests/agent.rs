@@ -690,3 +690,42 @@ async fn a_realistic_conversation_is_not_summarised_before_turn_20() {
         }
     }
 }
+
+/// "What have we found?" lists the findings recorded on the branch (the agent hands them to the
+/// planner), newest first; a session that has none says so.
+#[tokio::test]
+async fn the_findings_of_a_branch_are_listed_on_request() {
+    let e = env().await;
+    let s = e.session(None).await;
+    let agent = e.agent(Arc::new(OfflinePlanner::new()), quiet());
+    for text in [
+        "We found that Mn doping reduces capacity fade",
+        "discovery: annealing above 800 °C destroys the layered phase",
+    ] {
+        agent
+            .run_turn(&e.alice, &s, "main", text, None)
+            .await
+            .unwrap();
+    }
+    let out = agent
+        .run_turn(&e.alice, &s, "main", "what have we discovered?", None)
+        .await
+        .unwrap();
+    let (newest, older) = (
+        out.answer
+            .find("Annealing above 800 °C destroys the layered phase"),
+        out.answer.find("Mn doping reduces capacity fade"),
+    );
+    assert!(newest.is_some() && older.is_some(), "{}", out.answer);
+    assert!(newest < older, "newest first: {}", out.answer);
+    let other = e.session(None).await;
+    let out = agent
+        .run_turn(&e.alice, &other, "main", "what did we find so far?", None)
+        .await
+        .unwrap();
+    assert!(
+        out.answer.starts_with("No findings are recorded"),
+        "{}",
+        out.answer
+    );
+}

@@ -255,6 +255,7 @@ fn context(request: &ChatRequest, history: &[ChatMessage]) -> Context {
             .optimizer_space
             .as_ref()
             .and_then(Space::from_arguments),
+        findings: request.context.findings.clone(),
         ..Context::default()
     };
     for message in history.iter().rev() {

@@ -204,6 +204,10 @@ pub struct PlannerContext {
     /// units are read against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer_space: Option<serde_json::Value>,
+    /// The findings recorded on the branch, newest first (at most 20): what "what have we
+    /// found?" lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<String>,
 }
 
 /// One call to a chat model.

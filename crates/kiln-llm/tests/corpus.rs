@@ -2,7 +2,8 @@
 //! way researchers write, must map to the expected tool calls (or the expected reply).
 //!
 //! A case is one JSON object per line: `text` (the request), optional `focus` (the session's
-//! focus material), optional `prior` (earlier requests in the same conversation, each run
+//! focus material), optional `findings` (those recorded on the branch, newest first), optional
+//! `prior` (earlier requests in the same conversation, each run
 //! through the planner first with a stand-in tool result), and either `calls` (a list of
 //! `[tool, arguments]`; every key given must match, deeply) or `reply` (substrings the answer
 //! must contain, with no tool call) and optional `not` (substrings it must not contain).
@@ -63,6 +64,13 @@ fn check(case: &Value) -> Option<String> {
             .as_str()
             .map(str::to_owned)
             .into_iter()
+            .collect(),
+        findings: case["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
             .collect(),
         ..Default::default()
     };

@@ -29,7 +29,22 @@ pub(crate) struct Context {
     pub previous_materials: Vec<String>,
     /// The optimiser's space, from the session's state or the conversation.
     pub space: Option<Space>,
+    /// The findings recorded on the branch, newest first.
+    pub findings: Vec<String>,
 }
+
+const FOUND_CUES: [&str; 10] = [
+    "what have we found",
+    "what have we discovered",
+    "what did we find",
+    "what did we discover",
+    "what have i found",
+    "our findings",
+    "list the findings",
+    "list findings",
+    "list the discoveries",
+    "show the findings",
+];
 
 /// What the planner can do, said on "help" and quoted in the README.
 pub(crate) const CAPABILITIES: &str = "I am Kiln's offline planner (no language model is \
@@ -70,6 +85,25 @@ pub(crate) fn plan(text: &str, context: &Context) -> Plan {
         .any(|t| bare == *t || bare.starts_with(&format!("{t} ")))
     {
         return Plan::Reply("You're welcome. Say \"help\" to see what else I can do.".to_owned());
+    }
+    // All of them; "what did we find about cobalt?" is a search.
+    if (has_any(&cues, &FOUND_CUES)
+        || has_any(&cues, &["show the discoveries", "list discoveries"]))
+        && !has_any(&cues, &[" about ", " on ", " regarding ", " for "])
+    {
+        return Plan::Reply(match context.findings.as_slice() {
+            [] => "No findings are recorded on this branch yet. Record one in your words, for \
+                   example \"We found that carbon coating doubles the rate capability\"."
+                .to_owned(),
+            found => format!(
+                "Findings recorded on this branch, newest first:\n{}",
+                found
+                    .iter()
+                    .map(|f| format!("- {f}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        });
     }
     let reading = Reading::new(text, &cues, context.space.as_ref());
     let has_ranges = !optimizer::space::ranges(&reading.tokens).is_empty();
