@@ -39,8 +39,12 @@ const SUGGEST_CUES: [&str; 26] = [
     "more points",
     "best next",
 ];
-const STATUS_CUES: [&str; 16] = [
+const STATUS_CUES: [&str; 20] = [
     "status",
+    "model reliable",
+    "can i trust the model",
+    "how good is the fit",
+    "model quality",
     "how's the model",
     "model doing",
     "how are we doing",

@@ -15,6 +15,8 @@ pub(crate) struct Variable {
     pub name: String,
     pub unit: Option<String>,
     pub categories: Vec<String>,
+    /// The middle of its range, when the space says (for examples inside the space).
+    pub middle: Option<f64>,
 }
 
 impl Variable {
@@ -57,6 +59,7 @@ impl Space {
                         .flatten()
                         .map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_owned))
                         .collect(),
+                    middle: bounds(v).map(|(lo, hi)| (lo + hi) / 2.0),
                 })
             })
             .collect();
@@ -79,14 +82,52 @@ impl Space {
     pub(crate) fn example(&self) -> String {
         self.variables
             .iter()
-            .map(|var| match (&var.unit, var.categories.first()) {
-                (Some(unit), _) => format!("5 {unit}"),
-                (None, Some(level)) => format!("in {level}"),
-                (None, None) => format!("{}=1", var.name),
+            .map(|var| {
+                let value = number_text(var.middle.map_or(1.0, round_for_example));
+                match (&var.unit, var.categories.first()) {
+                    (_, Some(level)) => format!("in {level}"),
+                    (Some(unit), None) => format!("{value} {unit}"),
+                    (None, None) => format!("{}={value}", var.name),
+                }
             })
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// A variable's bounds as `define_space` writes them (`bounds: [lo, hi]`) or the tool's state
+/// keeps them (`lower`, `upper`).
+fn bounds(v: &Value) -> Option<(f64, f64)> {
+    if let Some([lo, hi]) = v.get("bounds").and_then(Value::as_array).map(Vec::as_slice) {
+        return Some((lo.as_f64()?, hi.as_f64()?));
+    }
+    Some((v.get("lower")?.as_f64()?, v.get("upper")?.as_f64()?))
+}
+
+/// A middle value as a researcher would type it: two significant figures.
+fn round_for_example(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let magnitude = 10f64.powi(x.abs().log10().floor() as i32 - 1);
+    (x / magnitude).round() * magnitude
+}
+
+/// The variable a word names: its whole name, or one word of a longer name when no other
+/// variable has it ("water" for `water_fraction`).
+pub(crate) fn variable_named<'s>(space: &'s Space, word: &str) -> Option<&'s Variable> {
+    if let Some(v) = space.variables.iter().find(|v| v.name == word) {
+        return Some(v);
+    }
+    if word.len() < 3 {
+        return None;
+    }
+    let mut named = space
+        .variables
+        .iter()
+        .filter(|v| v.name.split('_').any(|part| part == word));
+    let first = named.next()?;
+    named.next().is_none().then_some(first)
 }
 
 /// A range read from prose.
@@ -420,7 +461,8 @@ pub(crate) fn runs(tokens: &[Token], space: Option<&Space>) -> Vec<Run> {
                 let is_objective = space
                     .and_then(|s| s.objective.as_deref())
                     .is_some_and(|o| o == lower);
-                let is_variable = space.and_then(|s| s.variables.iter().find(|v| v.name == lower));
+                let is_variable = space.and_then(|s| variable_named(s, &lower));
+                let lower = is_variable.map_or(lower, |v| v.name.clone());
                 if OUTPUT_CUES.contains(&lower.as_str()) {
                     output_next = true;
                 } else if assigned || is_objective || is_variable.is_some() {
@@ -466,6 +508,23 @@ pub(crate) fn runs(tokens: &[Token], space: Option<&Space>) -> Vec<Run> {
                     push(&mut out, &mut run, &var.name.clone(), json!(level), None);
                 }
                 i += 1;
+                continue;
+            }
+            // A number before a variable's name ("0.8 water").
+            if let (Token::Num { value, unit: None }, Some(space), Some(Token::Word(next))) =
+                (token, space, segment.get(i + 1))
+                && let Some(var) = variable_named(space, &next.to_lowercase())
+                && !run.inputs.contains_key(&var.name)
+                && var.categories.is_empty()
+            {
+                push(
+                    &mut out,
+                    &mut run,
+                    &var.name.clone(),
+                    json_number(*value),
+                    None,
+                );
+                i += 2;
                 continue;
             }
             if let Token::Num { value, unit } = token {
