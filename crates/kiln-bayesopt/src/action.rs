@@ -583,7 +583,7 @@ fn status(state: OptimizerState) -> Result<ActionOutcome> {
             } else {
                 " (stale: data changed)"
             },
-            format_number(m.cv.rmse)
+            text::sig(m.cv.rmse)
         )),
         None => text.push_str("; no model fitted yet"),
     }

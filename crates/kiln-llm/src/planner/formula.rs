@@ -129,7 +129,7 @@ pub(crate) struct Mentions {
 
 /// Names researchers use for common battery and electrolyte materials, and the formulas they
 /// stand for.
-pub(crate) const SHORTHANDS: [(&str, &str); 16] = [
+pub(crate) const SHORTHANDS: [(&str, &str); 20] = [
     ("NMC811", "LiNi0.8Mn0.1Co0.1O2"),
     ("NMC622", "LiNi0.6Mn0.2Co0.2O2"),
     ("NMC532", "LiNi0.5Mn0.3Co0.2O2"),
@@ -146,6 +146,10 @@ pub(crate) const SHORTHANDS: [(&str, &str); 16] = [
     ("LLZO", "Li7La3Zr2O12"),
     ("LATP", "Li1.3Al0.3Ti1.7(PO4)3"),
     ("LAGP", "Li1.5Al0.5Ge1.5(PO4)3"),
+    ("MAPbI3", "CH3NH3PbI3"),
+    ("MAPbBr3", "CH3NH3PbBr3"),
+    ("FAPbI3", "CH(NH2)2PbI3"),
+    ("MAPbCl3", "CH3NH3PbCl3"),
 ];
 
 /// A formula-shaped word with unknown element symbols (`LiCo3Xx2O9`).

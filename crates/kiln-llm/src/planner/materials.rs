@@ -245,12 +245,12 @@ fn unreadable(mentions: &Mentions, cues: &str) -> Option<String> {
         .iter()
         .map(|unknown| {
             let symbols: Vec<String> = unknown.symbols.iter().map(|s| format!("`{s}`")).collect();
-            let verb = if symbols.len() == 1 { "is" } else { "are" };
-            format!(
-                "`{}`: {} {verb} not an element symbol",
-                unknown.word,
-                symbols.join(", ")
-            )
+            let verb = if symbols.len() == 1 {
+                "is not an element symbol"
+            } else {
+                "are not element symbols"
+            };
+            format!("`{}`: {} {verb}", unknown.word, symbols.join(", "))
         })
         .collect();
     let understood = match action(cues, 1) {

@@ -118,10 +118,11 @@ impl Token {
 fn unit_at(rest: &str) -> Option<(&'static str, usize)> {
     UNITS.iter().find_map(|(spelling, unit)| {
         let tail = rest.strip_prefix(spelling)?;
-        let boundary = tail
-            .chars()
-            .next()
-            .is_none_or(|c| !c.is_alphanumeric() && c != '/');
+        // A `/` ends a unit only between two values ("250C/30min").
+        let boundary = tail.chars().next().is_none_or(|c| {
+            !c.is_alphanumeric()
+                && (c != '/' || tail[1..].starts_with(|d: char| d.is_ascii_digit()))
+        });
         boundary.then_some((*unit, spelling.len()))
     })
 }

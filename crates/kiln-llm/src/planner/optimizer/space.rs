@@ -319,12 +319,40 @@ pub(crate) fn objective(tokens: &[Token]) -> Option<Value> {
         })
         .take(2)
         .collect();
-    let name = if words.is_empty() {
-        "objective".to_owned()
+    let named = if words.is_empty() {
+        named_target(tokens)
     } else {
-        snake(&words)
+        Some(snake(&words))
     };
+    let name = named.unwrap_or_else(|| "objective".to_owned());
     Some(json!({"name": name, "goal": goal}))
+}
+
+/// The objective named apart from its goal: `target = PL intensity (maximise)`, `objective:
+/// yield`, `response: conversion`.
+fn named_target(tokens: &[Token]) -> Option<String> {
+    let at = tokens.iter().position(|t| {
+        is_word(
+            Some(t),
+            &["target", "objective", "response", "goal", "output"],
+        )
+    })?;
+    let words: Vec<&str> = tokens[at + 1..]
+        .iter()
+        .skip_while(|t| t.is('=') || t.is(':') || is_word(Some(t), &["is", "the"]))
+        .map_while(|t| match t {
+            Token::Word(word)
+                if word.starts_with(char::is_alphabetic)
+                    && !GOALS.iter().any(|(g, _)| g.eq_ignore_ascii_case(word))
+                    && !OBJECTIVE_STOP.contains(&word.to_lowercase().as_str()) =>
+            {
+                Some(word.as_str())
+            }
+            _ => None,
+        })
+        .take(2)
+        .collect();
+    (!words.is_empty()).then(|| snake(&words))
 }
 
 /// Categorical variables: a clause without numbers naming levels with `or` or `/`
