@@ -164,7 +164,9 @@ pub(crate) fn plan(reading: &Reading<'_>, names_compounds: bool) -> Option<Plan>
     if has_any(cues, &DESIGN_CUES) {
         return Some(initial_design(reading));
     }
-    if has_any(cues, &PREDICT_CUES) {
+    // "what would 1300 °C, 5 h give?"
+    let would_give = cues.contains("would") && cues.contains("give") && reading.has_units();
+    if has_any(cues, &PREDICT_CUES) || would_give {
         return Some(predict(reading));
     }
     if let Some(plan) = results(reading) {
