@@ -425,13 +425,14 @@ impl Agent {
             .manager
             .turn_view(caller, session, branch, limit)
             .await?;
-        let window = assemble(ContextInputs {
+        let mut window = assemble(ContextInputs {
             system_prompt: SYSTEM_PROMPT,
             config: cfg,
             state: &view.state,
             summary: view.summary.as_ref(),
             history: &view.messages.items,
         });
+        window.older_unfetched = view.messages.next_cursor.is_some();
         Ok((window, view.state))
     }
 
@@ -720,26 +721,8 @@ impl Agent {
         if !cfg.auto_summarise {
             return Ok(None);
         }
-        let limit = cfg.max_history.clamp(1, 1000);
-        let view = self
-            .manager
-            .turn_view(caller, session, branch, limit)
-            .await?;
-        let window = assemble(ContextInputs {
-            system_prompt: SYSTEM_PROMPT,
-            config: cfg,
-            state: &view.state,
-            summary: view.summary.as_ref(),
-            history: &view.messages.items,
-        });
-        let dropped = window
-            .parts
-            .iter()
-            .find(|p| p.name == "history")
-            .is_some_and(|p| p.dropped > 0);
-        // Older messages than the page `max_history` fetched have left the window too.
-        let left = dropped || view.messages.next_cursor.is_some();
-        let Some(oldest) = window.history_from.filter(|_| left) else {
+        let (window, _) = self.load_context(caller, session, branch, cfg).await?;
+        let Some(oldest) = window.left_before() else {
             return Ok(None);
         };
         let before = oldest.to_string();

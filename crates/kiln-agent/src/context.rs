@@ -73,6 +73,9 @@ pub struct ContextWindow {
     /// The seq of the oldest history node in the window: what is older has left it.
     #[serde(skip)]
     pub history_from: Option<i64>,
+    /// Older messages exist than the page the window was built from (`max_history` cut them).
+    #[serde(skip)]
+    pub older_unfetched: bool,
     /// The optimiser's space and objective (`{space, objective}` from its tool state), for
     /// the offline planner, which reads results written with units against it.
     #[serde(skip)]
@@ -81,6 +84,17 @@ pub struct ContextWindow {
 
 impl ContextWindow {
     /// The facts the offline planner needs beyond the messages.
+    /// The seq before which messages have left the window (the budget or `max_history` left
+    /// them out), if any have.
+    pub fn left_before(&self) -> Option<i64> {
+        let dropped = self
+            .parts
+            .iter()
+            .any(|p| p.name == "history" && p.dropped > 0);
+        self.history_from
+            .filter(|_| dropped || self.older_unfetched)
+    }
+
     pub fn planner_context(&self, session: &str, branch: &str) -> PlannerContext {
         PlannerContext {
             session_id: Some(session.to_owned()),
@@ -533,6 +547,7 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
         summary_node,
         history_nodes,
         history_from: units.get(keep_from).map(|u| u.seq),
+        older_unfetched: false,
         recorded: inp
             .state
             .discoveries
