@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
 use serde_json::json;
-use support::{start, start_from_config};
+use support::{csrf_of, start, start_from_config};
 
 /// A log sink the test can read.
 #[derive(Clone, Default)]
@@ -94,8 +94,7 @@ async fn debug_logs_carry_no_api_or_share_token() {
         .text()
         .await
         .unwrap();
-    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    let csrf = page[at..at + 32].to_string();
+    let csrf = csrf_of(&page);
     let base_url = model.base_url();
     for (path, form) in [
         (

@@ -12,7 +12,7 @@ use llm_server::{Reply, chunk, text_answer, tool_answer};
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use serde_json::json;
-use support::{Server, start_from_config};
+use support::{Server, csrf_of, start_from_config};
 
 const KEY: &str = "sk-page-secret-4242";
 
@@ -57,11 +57,6 @@ impl Browser {
             .unwrap();
         (r.status(), r.text().await.unwrap())
     }
-}
-
-fn csrf_of(page: &str) -> String {
-    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    page[at..at + 32].to_string()
 }
 
 fn sse_text(text: &str) -> Reply {

@@ -9,7 +9,7 @@ use reqwest::Method;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
-use support::{Server, start};
+use support::{Server, csrf_of, start};
 
 /// `method path` as the user holding `token`.
 async fn call(
@@ -739,8 +739,7 @@ async fn the_web_form_offers_and_reaches_only_visible_templates() {
                 .text()
                 .await
                 .unwrap();
-            let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-            (cookie, page[at..at + 32].to_string(), page)
+            (cookie, csrf_of(&page), page)
         }
     };
     let (bob_cookie, bob_csrf, page) = sign_in(bob.clone()).await;

@@ -8,15 +8,10 @@ mod support;
 use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use support::start;
+use support::{csrf_of, start};
 
 fn client() -> Client {
     Client::builder().redirect(Policy::none()).build().unwrap()
-}
-
-fn csrf_of(page: &str) -> String {
-    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    page[at..at + 32].to_string()
 }
 
 #[tokio::test]

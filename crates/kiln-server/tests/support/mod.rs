@@ -147,3 +147,9 @@ impl Server {
         )
     }
 }
+
+/// The CSRF token of a signed-in page's forms.
+pub fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[at..at + 32].to_string()
+}
