@@ -1014,7 +1014,8 @@ impl Agent {
                 "message is larger than {MAX_MESSAGE} bytes"
             )));
         }
-        let cfg = self.manager.session(caller, session).await?.config.context;
+        let current = self.manager.session(caller, session).await?;
+        let cfg = current.config.context;
         let mut usage = Usage::default();
         // Older turns the window no longer holds are summarised first, so the summary sits
         // between turns, never between this question and what answers it.
@@ -1049,6 +1050,15 @@ impl Agent {
             .await?;
         let user_node = appended.nodes[0].id.clone();
         let mut head = appended.head;
+        // A session started without a name is named after its first request.
+        if current.metadata.get("auto_title").is_some()
+            && let Err(e) = self
+                .manager
+                .title_from_request(caller, session, message)
+                .await
+        {
+            tracing::warn!(code = e.code, "naming the session failed: {}", e.message);
+        }
         ev.send(TurnEvent::Started {
             user_node: user_node.clone(),
         })

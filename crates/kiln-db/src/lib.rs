@@ -36,7 +36,7 @@ pub use model::*;
 pub use pool::{Db, DbOptions, now, stamp};
 pub use refs::Restored;
 pub use search::{OutboxEntry, SearchNode};
-pub use sessions::{NewSession, SessionFilter, SessionPatch, TallyRow};
+pub use sessions::{NewSession, SessionFilter, SessionPatch, SessionSort, TallyRow};
 pub use shares::{NewShare, ShareLink, ShareRefusal};
 pub use templates::{NewTemplate, SavedTemplate, TemplateChange, Visibility};
 pub use tree::{AppendOutcome, NewNode, TurnView, check_access};

@@ -49,6 +49,10 @@ pub struct Session {
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// When anything last happened in the session: a message, an event, a tool run, a branch
+    /// or checkpoint move, a lifecycle change (kept by the store's triggers).
+    #[serde(default)]
+    pub last_activity_at: String,
     /// How an imported session's history was verified: `verified` (signed by a trusted key,
     /// original authors kept) or `unverified` (nodes credited to the importer); absent for a
     /// session created here.
@@ -58,7 +62,7 @@ pub struct Session {
 
 pub(crate) const SESSION_COLUMNS: &str = "id, owner_id, name, description, session_type, status, \
     project, tags, metadata, config, template, default_branch, version, created_at, updated_at, \
-    provenance";
+    last_activity_at, provenance";
 
 impl Session {
     pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
@@ -78,6 +82,7 @@ impl Session {
             version: r.try_get("version")?,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
+            last_activity_at: r.try_get("last_activity_at")?,
             provenance: r.try_get("provenance")?,
         })
     }

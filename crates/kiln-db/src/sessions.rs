@@ -36,6 +36,18 @@ pub struct SessionFilter {
     pub tag: Option<String>,
     pub cursor: Option<String>,
     pub limit: u32,
+    pub sort: SessionSort,
+}
+
+/// The order a session list comes in, newest first either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionSort {
+    /// By creation (the id is a UUIDv7, so it orders by creation time).
+    #[default]
+    Created,
+    /// By last activity (`last_activity_at`).
+    Activity,
 }
 
 /// Fields to change; `None` leaves a field as it is.
@@ -211,9 +223,25 @@ impl Db {
         get_in(&mut conn, id).await
     }
 
-    /// Lists sessions newest first with filters and a cursor.
+    /// Lists sessions newest first (by creation or by last activity) with filters and a cursor.
+    /// The activity cursor is `<last_activity_at>|<id>`, so sessions that move while a client
+    /// pages are neither skipped nor repeated within the page they were on.
     pub async fn sessions(&self, f: &SessionFilter) -> Result<Page<Session>> {
         let limit = i64::from(f.limit.clamp(1, 500));
+        let (cursor_at, cursor_id) = match (f.sort, f.cursor.as_deref()) {
+            (SessionSort::Activity, Some(c)) => match c.split_once('|') {
+                Some((at, id)) => (Some(at), Some(id)),
+                None => return Err(Error::Invalid("bad cursor for the activity order".into())),
+            },
+            (_, c) => (None, c),
+        };
+        let (after, order) = match f.sort {
+            SessionSort::Created => ("(?7 IS NULL OR id < ?7)", "id DESC"),
+            SessionSort::Activity => (
+                "(?8 IS NULL OR last_activity_at < ?8 OR (last_activity_at = ?8 AND id < ?7))",
+                "last_activity_at DESC, id DESC",
+            ),
+        };
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE import_until IS NULL AND (?1 IS NULL OR owner_id = ?1 \
                OR EXISTS (SELECT 1 FROM collaborators c \
@@ -221,7 +249,7 @@ impl Db {
              AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR status = ?3) \
              AND (?4 IS NULL OR project = ?4) AND (?5 IS NULL OR session_type = ?5) \
              AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE value = ?6)) \
-             AND (?7 IS NULL OR id < ?7) ORDER BY id DESC LIMIT {}",
+             AND {after} ORDER BY {order} LIMIT {}",
             limit + 1
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -231,7 +259,8 @@ impl Db {
             .bind(&f.project)
             .bind(f.session_type.map(|t| t.as_str()))
             .bind(&f.tag)
-            .bind(&f.cursor)
+            .bind(cursor_id)
+            .bind(cursor_at)
             .fetch_all(&mut *self.read().await?)
             .await?;
         let mut items = rows
@@ -240,7 +269,10 @@ impl Db {
             .collect::<Result<Vec<_>>>()?;
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
-            items.last().map(|s| s.id.clone())
+            items.last().map(|s| match f.sort {
+                SessionSort::Created => s.id.clone(),
+                SessionSort::Activity => format!("{}|{}", s.last_activity_at, s.id),
+            })
         } else {
             None
         };

@@ -10,7 +10,7 @@ use kiln_session::Error;
 use minijinja::Environment;
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 16] = [
     (
         "base.html",
         include_str!("../../../templates/html/base.html"),
@@ -39,6 +39,42 @@ const TEMPLATES: [(&str, &str); 7] = [
         "settings.html",
         include_str!("../../../templates/html/settings.html"),
     ),
+    (
+        "conversation.html",
+        include_str!("../../../templates/html/conversation.html"),
+    ),
+    (
+        "panel.html",
+        include_str!("../../../templates/html/panel.html"),
+    ),
+    (
+        "sidebar.html",
+        include_str!("../../../templates/html/sidebar.html"),
+    ),
+    (
+        "tabs/state.html",
+        include_str!("../../../templates/html/tabs/state.html"),
+    ),
+    (
+        "tabs/branches.html",
+        include_str!("../../../templates/html/tabs/branches.html"),
+    ),
+    (
+        "tabs/optimizer.html",
+        include_str!("../../../templates/html/tabs/optimizer.html"),
+    ),
+    (
+        "tabs/notebook.html",
+        include_str!("../../../templates/html/tabs/notebook.html"),
+    ),
+    (
+        "tabs/audit.html",
+        include_str!("../../../templates/html/tabs/audit.html"),
+    ),
+    (
+        "tabs/sharing.html",
+        include_str!("../../../templates/html/tabs/sharing.html"),
+    ),
 ];
 
 /// The fuel (minijinja instructions) one page may burn. The templates are Kiln's own and user
@@ -55,6 +91,10 @@ fn new_env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_fuel(Some(PAGE_FUEL));
     env.add_filter("truncate", truncate);
+    env.add_filter("markdown", |text: String| {
+        minijinja::Value::from_safe_string(crate::markdown::to_html(&text))
+    });
+    env.add_filter("plain", |text: String| crate::markdown::to_plain(&text));
     for (name, src) in TEMPLATES {
         // The templates are part of the binary; a syntax error fails the tests, and a
         // template that failed to load renders as the plain-text fallback below.
@@ -73,6 +113,21 @@ fn env() -> &'static Environment<'static> {
 /// `text | truncate(n)`: the first `n` characters, with `…` when cut.
 fn truncate(text: String, n: usize) -> String {
     kiln_agent::clip(&text, n)
+}
+
+/// The colour scheme the reader chose with the page's toggle (`kiln_theme` cookie): `light`,
+/// `dark`, or `None` to follow the system setting.
+pub fn theme(headers: &axum::http::HeaderMap) -> Option<&'static str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| match c.trim() {
+            "kiln_theme=dark" => Some("dark"),
+            "kiln_theme=light" => Some("light"),
+            _ => None,
+        })
 }
 
 /// Keeps shared and error pages out of search engines.
@@ -334,23 +389,30 @@ mod tests {
             mgr.create_share(&alice, &id, share).await.unwrap();
         }
 
-        let mut ctx = page_context(&st, &alice, &id, SessionPageQuery::default())
-            .await
-            .unwrap();
-        ctx["csrf"] = json!("0".repeat(32));
-        ctx["user"] = json!("alice");
-        let (html, fuel) = render("session.html", &ctx).unwrap();
-        eprintln!(
-            "session page of a long session: {fuel} fuel of {PAGE_FUEL}, {} bytes",
-            html.len()
-        );
-        assert!(
-            fuel * 10 <= PAGE_FUEL,
-            "{fuel} fuel leaves less than 10x headroom"
-        );
-        // Whole: the newest page of messages, every list to its end.
+        // Every tab renders whole and within the budget; together they show every list to
+        // its end, next to the newest page of messages.
+        let mut all = String::new();
+        for (tab, _) in crate::routes::session_page::TABS {
+            let mut ctx = page_context(&st, &alice, &id, tab, SessionPageQuery::default())
+                .await
+                .unwrap();
+            ctx["csrf"] = json!("0".repeat(32));
+            ctx["user"] = json!("alice");
+            let (html, fuel) = render("session.html", &ctx).unwrap();
+            eprintln!(
+                "session page ({tab}) of a long session: {fuel} fuel of {PAGE_FUEL}, {} bytes",
+                html.len()
+            );
+            assert!(
+                fuel * 10 <= PAGE_FUEL,
+                "{tab}: {fuel} fuel leaves less than 10x headroom"
+            );
+            assert!(html.trim_end().ends_with("</html>"), "{tab} cut short");
+            assert!(html.contains("msg-0299-end"), "{tab}: the newest message");
+            all.push_str(&html);
+        }
+        let html = all;
         for shown in [
-            "msg-0299-end",
             "msg-0250-end",
             "disc-0149 olivine holds",
             "hyp-0149",
@@ -361,10 +423,11 @@ mod tests {
             "cp-0199",
             "cp-0000",
             "user-7",
+            "capacity",
+            "efficiency",
         ] {
             assert!(html.contains(shown), "{shown} missing");
         }
         assert!(!html.contains("msg-0249-end"), "one page of messages");
-        assert!(html.ends_with("</html>\n") || html.trim_end().ends_with("</html>"));
     }
 }

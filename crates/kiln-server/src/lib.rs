@@ -8,6 +8,7 @@ mod extract;
 mod html;
 pub mod jobs;
 pub mod limits;
+mod markdown;
 pub mod openapi;
 mod router;
 mod routes;

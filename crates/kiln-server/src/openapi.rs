@@ -230,7 +230,8 @@ fn operations() -> Vec<Op> {
             "GET",
             "/v1/sessions",
             "sessions",
-            "List the sessions you own or collaborate on, newest first",
+            "List the sessions you own or collaborate on, newest first (by creation, or by last \
+             activity with `sort=activity`)",
         )
         .query("status", r("SessionStatus"), false)
         .query("project", string(), false)
@@ -239,6 +240,11 @@ fn operations() -> Vec<Op> {
         .query("owner", text("user name"), false)
         .query("cursor", string(), false)
         .query("limit", limit(), false)
+        .query(
+            "sort",
+            json!({"type": "string", "enum": ["created", "activity"], "default": "created"}),
+            false,
+        )
         .ok(200, page("ListedSession")),
         Op::new("GET", "/v1/sessions/{id}", "sessions", "Show a session").ok(200, r("Session")),
         Op::new(

@@ -638,3 +638,166 @@ async fn malformed_and_oversized_bodies_are_refused_cleanly() {
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 }
+
+/// Every kind of write moves a session's last activity, and `sort=activity` lists the most
+/// recently active first, paging by a cursor that neither skips nor repeats.
+#[tokio::test]
+async fn last_activity_moves_with_every_write_and_orders_the_list() {
+    let s = start().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(s.session().await);
+    }
+    let activity = async |id: &str| -> String {
+        let (_, v) = s.get(&format!("/v1/sessions/{id}")).await;
+        v["last_activity_at"].as_str().unwrap().to_string()
+    };
+    // Created in order: the newest first either way.
+    let (st, by_created) = s.get("/v1/sessions?sort=created").await;
+    assert_eq!(st, StatusCode::OK);
+    let order = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        order(&by_created),
+        [ids[2].clone(), ids[1].clone(), ids[0].clone()]
+    );
+    // A message on the oldest, an event on the middle one, a tool run on the oldest again.
+    let before = activity(&ids[0]).await;
+    let (st, _) = s
+        .post(
+            &format!("/v1/sessions/{}/branches/main/messages", ids[0]),
+            json!({"role": "note", "content": "furnace at 700 C"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let after_message = activity(&ids[0]).await;
+    assert!(after_message > before, "{after_message} > {before}");
+    let (st, _) = s
+        .post(
+            &format!("/v1/sessions/{}/branches/main/events", ids[1]),
+            json!({"kind": "hypothesis", "statement": "Mn raises the voltage"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, v) = s
+        .post(
+            &format!("/v1/sessions/{}/tools/materials_analyzer", ids[0]),
+            json!({"arguments": {"action": "analyze", "formula": "LiFePO4"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(activity(&ids[0]).await > after_message);
+    let (_, by_activity) = s.get("/v1/sessions?sort=activity").await;
+    assert_eq!(
+        order(&by_activity),
+        [ids[0].clone(), ids[1].clone(), ids[2].clone()]
+    );
+    // Paging one at a time walks the same order.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/sessions?sort=activity&limit=1&cursor={}", urlenc(c)),
+            None => "/v1/sessions?sort=activity&limit=1".into(),
+        };
+        let (st, page) = s.get(&path).await;
+        assert_eq!(st, StatusCode::OK, "{page}");
+        seen.extend(order(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, order(&by_activity));
+    // A lifecycle change is activity too.
+    let (st, _) = s
+        .post(
+            &format!("/v1/sessions/{}/status", ids[2]),
+            json!({"status": "active"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, v) = s.get("/v1/sessions?sort=activity").await;
+    assert_eq!(order(&v)[0], ids[2]);
+    // Bad input is a typed 400.
+    for bad in [
+        "/v1/sessions?sort=popular",
+        "/v1/sessions?sort=activity&cursor=no-bar-here",
+    ] {
+        let (st, v) = s.get(bad).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert!(v["error"]["message"].is_string(), "{v}");
+    }
+}
+
+fn urlenc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A session started without a name of its own is named after its first request; one renamed
+/// first keeps its name.
+#[tokio::test]
+async fn an_unnamed_session_takes_its_title_from_the_first_request() {
+    let s = start().await;
+    let (_, a) = s
+        .post(
+            "/v1/sessions",
+            json!({"name": "New session", "metadata": {"auto_title": "New session"}}),
+        )
+        .await;
+    let a = a["id"].as_str().unwrap().to_string();
+    let (st, v) = s
+        .post(
+            &format!("/v1/sessions/{a}/query"),
+            json!({"message": "please analyse LiFePO4 and tell me if it is charge balanced"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, v) = s.get(&format!("/v1/sessions/{a}")).await;
+    assert_eq!(
+        v["name"], "Analyse LiFePO4 and tell me if it is charge balanced",
+        "{v}"
+    );
+    assert!(v["metadata"].get("auto_title").is_none(), "{v}");
+    // The second request does not rename it again.
+    s.post(
+        &format!("/v1/sessions/{a}/query"),
+        json!({"message": "Analyse LiCoO2"}),
+    )
+    .await;
+    let (_, v) = s.get(&format!("/v1/sessions/{a}")).await;
+    assert_eq!(
+        v["name"],
+        "Analyse LiFePO4 and tell me if it is charge balanced"
+    );
+    // Renamed before the first request: the user's name stands.
+    let (_, b) = s
+        .post(
+            "/v1/sessions",
+            json!({"name": "New session", "metadata": {"auto_title": "New session"}}),
+        )
+        .await;
+    let b = b["id"].as_str().unwrap().to_string();
+    let (st, _) = s
+        .call(
+            Method::PATCH,
+            &format!("/v1/sessions/{b}"),
+            Some(&s.alice),
+            Some(json!({"name": "Sodium olivines"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    s.post(
+        &format!("/v1/sessions/{b}/query"),
+        json!({"message": "Analyse NaFePO4"}),
+    )
+    .await;
+    let (_, v) = s.get(&format!("/v1/sessions/{b}")).await;
+    assert_eq!(v["name"], "Sodium olivines");
+}

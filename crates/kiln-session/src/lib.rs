@@ -32,14 +32,14 @@ pub use kiln_db::Visibility;
 pub use kiln_db::{
     AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, Collaborator, Contribution,
     Membership, MergeResult, NewNode, Node, NodeVerification, Page, ReflogEntry, Session,
-    SessionEvent, SessionExport, ShareLink, TurnView, User,
+    SessionEvent, SessionExport, SessionSort, ShareLink, TurnView, User,
 };
 pub use kiln_search::{FaultSwitch, Hit, SearchPage, SessionHits, StorageFault, snippet_text};
 pub use lock::{LOCK_FILE, ServeLock};
 pub use manager::SessionManager;
 pub use report::{Statistics, import_too_large};
 pub use search::{Health, SearchParams};
-pub use sessions::{CreateSession, ListQuery, UpdateSession};
+pub use sessions::{CreateSession, ListQuery, UpdateSession, title_of};
 pub use shares::{
     CreateShare, CreatedShare, SharedNode, SharedSession, SharedView, is_share_token_shape,
 };

@@ -1,6 +1,6 @@
 //! Session records: create (validated), list, get, update, delete, lifecycle.
 
-use kiln_db::{NewSession, Page, Session, SessionEvent, SessionFilter, SessionPatch};
+use kiln_db::{NewSession, Page, Session, SessionEvent, SessionFilter, SessionPatch, SessionSort};
 use kiln_types::Permission;
 use kiln_types::session::SessionConfig;
 use kiln_types::{CheckpointFrequency, ContextConfig, SessionStatus, SessionType};
@@ -46,6 +46,9 @@ pub struct ListQuery {
     pub owner: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<u32>,
+    /// `created` (the default) or `activity` (last activity first).
+    #[serde(default)]
+    pub sort: SessionSort,
 }
 
 /// Fields to change on a session.
@@ -247,6 +250,7 @@ impl SessionManager {
             tag: q.tag,
             cursor: q.cursor,
             limit: q.limit.unwrap_or(50),
+            sort: q.sort,
         };
         Ok(self.db.sessions(&filter).await?)
     }
@@ -297,6 +301,30 @@ impl SessionManager {
             .db
             .update_session(id, &patch, if_version, &caller.user_id)
             .await?)
+    }
+
+    /// Names a session after its first request when it was created without a name of its own
+    /// (`metadata.auto_title` holds the placeholder it was given: `kiln chat`, the web's "new
+    /// session"). A session renamed before its first request keeps the name it was given.
+    pub async fn title_from_request(&self, caller: &Caller, id: &str, request: &str) -> Result<()> {
+        let s = self.readable(caller, id).await?;
+        let Some(placeholder) = s.metadata.get("auto_title").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let mut metadata = s.metadata.clone();
+        if let Some(m) = metadata.as_object_mut() {
+            m.remove("auto_title");
+        }
+        let title = title_of(request);
+        let patch = SessionPatch {
+            name: (s.name == placeholder && !title.is_empty()).then_some(title),
+            metadata: Some(metadata),
+            ..Default::default()
+        };
+        self.db
+            .update_session(id, &patch, None, &caller.user_id)
+            .await?;
+        Ok(())
     }
 
     pub async fn delete_session(&self, caller: &Caller, id: &str) -> Result<()> {
@@ -379,5 +407,57 @@ mod tests {
             ..Default::default()
         };
         assert!(req.validate().unwrap_err().message.contains("object"));
+    }
+}
+
+/// A short title from a request: its first line, without a leading "please", cut at a word
+/// before 60 characters, first letter upper-case.
+pub fn title_of(request: &str) -> String {
+    const MAX: usize = 60;
+    let line = request.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let words = match words.first() {
+        Some(w) if w.trim_end_matches(',').eq_ignore_ascii_case("please") => &words[1..],
+        _ => &words[..],
+    };
+    let mut title = String::new();
+    for w in words {
+        if title.chars().count() + w.chars().count() + 1 > MAX {
+            title.push('…');
+            break;
+        }
+        if !title.is_empty() {
+            title.push(' ');
+        }
+        title.push_str(w);
+    }
+    if title.is_empty() {
+        // One word longer than the limit.
+        title = line.trim().chars().take(MAX).collect();
+    }
+    let mut chars = title.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => title,
+    }
+}
+
+#[cfg(test)]
+mod title_tests {
+    use super::title_of;
+
+    #[test]
+    fn a_title_is_the_first_line_cut_at_a_word() {
+        assert_eq!(title_of("analyse LiFePO4"), "Analyse LiFePO4");
+        assert_eq!(
+            title_of("  please, compare LiCoO2 vs LiFePO4\nthanks"),
+            "Compare LiCoO2 vs LiFePO4"
+        );
+        let long = title_of(
+            "what would replace cobalt in LiNi0.8Mn0.1Co0.1O2 without losing capacity at high voltage",
+        );
+        assert!(long.ends_with('…') && long.chars().count() <= 61, "{long}");
+        assert!(long.starts_with("What would replace cobalt"), "{long}");
+        assert_eq!(title_of("\n\n"), "");
     }
 }

@@ -1,13 +1,18 @@
-// Kiln's session page script: progressive enhancement over server-rendered HTML. Reading needs
-// none of it. It sends the composer over SSE (the answer streams in), turns `data-api` forms
-// into JSON API calls (cookie + X-CSRF-Token; `data-if-match` sends If-Match, `data-list`
-// fields become arrays, `data-path-param` fields fill `{name}` in the path), and opens the
-// merge-conflict dialog.
+// Kiln's workspace script: progressive enhancement over server-rendered HTML. Reading needs none
+// of it. It streams the agent's answer over SSE (Enter sends, Shift+Enter adds a line, Stop
+// interrupts), loads older messages upward, switches panel tabs in place, turns `data-api`
+// forms into JSON API calls (cookie + X-CSRF-Token; `data-if-match` sends If-Match, `data-list`
+// fields become arrays, `data-path-param` fields fill `{name}` in the path), offers Copy, Edit
+// (a new branch from just before the message) and Regenerate (a new branch re-asking the last
+// question), asks a person to settle merge conflicts one by one, and keeps the sidebar and the
+// colour scheme as the reader left them.
 "use strict";
 
 (function () {
   const csrfMeta = document.querySelector('meta[name="csrf"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
 
   function el(tag, attrs, text) {
     const e = document.createElement(tag);
@@ -55,6 +60,8 @@
     return { ok: res.ok, status: res.status, data };
   }
 
+  const errorOf = (r) => ((r.data && r.data.error) || { message: "request failed (" + r.status + ")" });
+
   function fill(template, values) {
     return template.replace(/\{(\w+)\}/g, (_, k) => encodeURIComponent(values[k] ?? ""));
   }
@@ -62,6 +69,50 @@
   function say(form, text) {
     const out = form.querySelector("output");
     if (out) out.textContent = text; else window.alert(text);
+  }
+
+  const conversation = () => $("#conversation");
+  const session = () => (conversation() ? conversation().dataset.session : null);
+  const currentBranch = () => (conversation() ? conversation().dataset.branch : null);
+
+  // ---- swapping regions in place ----
+  function partUrl(part, href) {
+    const u = new URL(href || window.location.href);
+    u.searchParams.set("part", part);
+    u.hash = "";
+    return u;
+  }
+
+  async function fetchPart(part, href) {
+    const res = await fetch(partUrl(part, href), { credentials: "same-origin" });
+    if (!res.ok) throw new Error("status " + res.status);
+    const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+    return doc.body;
+  }
+
+  async function refreshPanel(href) {
+    const panel = $("#panel");
+    if (!panel) return;
+    try {
+      const fresh = await fetchPart("panel", href);
+      panel.replaceChildren(...Array.from(fresh.childNodes).map((n) => document.importNode(n, true)));
+      relativeTimes(panel);
+    } catch (_) {
+      // The panel stays as it was; a reload shows the new state.
+    }
+  }
+
+  async function refreshConversation() {
+    const conv = conversation();
+    if (!conv) return;
+    try {
+      const fresh = await fetchPart("conversation");
+      conv.replaceChildren(...Array.from(fresh.childNodes).map((n) => document.importNode(n, true)));
+      conv.scrollTop = conv.scrollHeight;
+      watchOlder();
+    } catch (_) {
+      // Keep what streamed; a reload shows the stored turn.
+    }
   }
 
   // ---- data-api forms ----
@@ -72,14 +123,14 @@
     const button = form.querySelector("button[type=submit]");
     if (button) button.disabled = true;
     try {
-      // `{name}` in data-path takes the value of the field `name` marked data-path-param.
       const params = {};
       for (const f of form.querySelectorAll("[data-path-param]")) params[f.name] = f.value;
       const path = fill(form.dataset.path, params);
+      if (form.dataset.merge && !extra) return await mergeDialog(form, path, payload);
       const r = await api(form.dataset.api, path, payload, form.dataset.ifMatch);
       if (r.ok) return done(form, payload, r.data);
-      const err = (r.data && r.data.error) || { message: "request failed (" + r.status + ")" };
-      if (err.code === "merge_conflict") return conflict(form, err);
+      const err = errorOf(r);
+      if (err.code === "merge_conflict") return mergeDialog(form, path, payload, err);
       say(form, err.message);
     } catch (e) {
       say(form, "network error: " + e.message);
@@ -91,93 +142,174 @@
   function done(form, payload, data) {
     if (form.dataset.show === "share" && data && data.path) {
       const url = window.location.origin + data.path;
-      document.getElementById("new-share").hidden = false;
-      const input = document.getElementById("new-share-url");
+      $("#new-share").hidden = false;
+      const input = $("#new-share-url");
       input.value = url;
       input.focus();
       input.select();
       return;
     }
     const then = form.dataset.then;
-    if (then) window.location.assign(window.location.pathname + fill(then, payload));
-    else window.location.reload();
+    if (then) return window.location.assign(window.location.pathname + fill(then, payload));
+    // A change in the panel or the header: fetch the regions again rather than the page, so
+    // the conversation keeps its scroll position.
+    if (form.closest("#panel") && !form.closest(".session-head")) {
+      refreshPanel();
+      refreshConversation();
+    } else {
+      window.location.reload();
+    }
   }
 
-  // ---- merge conflicts ----
-  function conflict(form, err) {
-    const dialog = document.getElementById("conflict-dialog");
-    const rows = document.getElementById("conflict-rows");
-    rows.replaceChildren();
-    const show = (v) => (v === null || v === undefined ? "—" : typeof v === "string" ? v : JSON.stringify(v));
-    for (const c of (err.details && err.details.conflicts) || []) {
-      const tr = el("tr");
-      for (const v of [c.field, show(c.base), show(c.ours), show(c.theirs)]) tr.append(el("td", {}, v));
-      rows.append(tr);
+  // ---- merges: a person settles each conflict ----
+  const show = (v) => (v === null || v === undefined ? "—" : typeof v === "string" ? v : JSON.stringify(v));
+
+  async function mergeDialog(form, path, payload, err) {
+    // Ask the server what the merge would do, writing nothing; without a preview route, the
+    // refusal's conflicts are enough.
+    let preview = null;
+    if (!err) {
+      const r = await api("POST", path + "/preview", payload);
+      if (r.ok) preview = r.data;
+      else if (r.status !== 404 && r.status !== 405) {
+        const e = errorOf(r);
+        if (e.code !== "merge_conflict") return say(form, e.message);
+        err = e;
+      }
+      if (!preview && !err) {
+        const m = await api("POST", path, payload);
+        if (m.ok) return done(form, payload, m.data);
+        err = errorOf(m);
+        if (err.code !== "merge_conflict") return say(form, err.message);
+      }
     }
-    dialog.onclick = (ev) => {
+    const conflicts = (preview && preview.conflicts) || (err && err.details && err.details.conflicts) || [];
+    const dialog = $("#conflict-dialog");
+    const rows = $("#conflict-rows");
+    rows.replaceChildren();
+    const into = payload.into || "the target";
+    const from = form.dataset.merge;
+    $("#conflict-intro").textContent = conflicts.length
+      ? "Both " + into + " and " + from + " changed these. Choose what " + into + " keeps:"
+      : "No conflicts: merging " + from + " into " + into + " changes this:";
+    conflicts.forEach((c, i) => {
+      const key = c.key || c.field;
+      const fs = el("fieldset", { class: "card conflict", "data-key": key });
+      fs.append(el("legend", {}, c.description || c.field));
+      const choices = [
+        ["ours", "Keep " + into + "’s: " + (c.ours_text || show(c.ours))],
+        ["theirs", "Take " + from + "’s: " + (c.theirs_text || show(c.theirs))],
+        ["both", "Keep both"],
+      ];
+      for (const [value, label] of choices) {
+        const id = "conflict-" + i + "-" + value;
+        const row = el("div");
+        const input = el("input", { type: "radio", name: "conflict-" + i, value, id });
+        if (value === "ours") input.checked = true;
+        row.append(input, " ", el("label", { for: id }, label));
+        fs.append(row);
+      }
+      if (c.base_text || c.base !== undefined) fs.append(el("p", { class: "muted" }, "Before either: " + (c.base_text || show(c.base))));
+      rows.append(fs);
+    });
+    const changes = (preview && preview.changes) || [];
+    const previewBox = $("#merge-preview");
+    previewBox.replaceChildren();
+    if (changes.length) {
+      previewBox.append(el("p", {}, "The merge will:"));
+      const ul = el("ul");
+      for (const c of changes.slice(0, 30)) ul.append(el("li", {}, typeof c === "string" ? c : c.text || JSON.stringify(c)));
+      previewBox.append(ul);
+    }
+    dialog.onclick = async (ev) => {
       const strategy = ev.target.dataset && ev.target.dataset.strategy;
       if (strategy === undefined) return;
       dialog.close();
-      if (strategy) submitApi(form, { strategy });
+      if (!strategy) return;
+      if (strategy === "apply") {
+        const resolutions = {};
+        for (const fs of $$("fieldset.conflict", rows)) {
+          const picked = $("input:checked", fs);
+          resolutions[fs.dataset.key] = picked ? picked.value : "ours";
+        }
+        const extra = conflicts.length ? { resolutions } : {};
+        const r = await api("POST", path, Object.assign({}, payload, extra));
+        if (r.ok) return done(form, payload, r.data);
+        return say(form, errorOf(r).message);
+      }
+      submitApi(form, { strategy });
     };
     dialog.showModal();
-    const first = dialog.querySelector("button");
+    const first = dialog.querySelector("input, button");
     if (first) first.focus();
   }
 
-  // After a turn the research state, tools, context and statistics have moved on: fetch the
-  // page again and swap the side column in (forms keep working: listeners are delegated).
-  async function refreshPanels() {
-    try {
-      const res = await fetch(window.location.href, { credentials: "same-origin" });
-      if (!res.ok) return;
-      const doc = new DOMParser().parseFromString(await res.text(), "text/html");
-      const fresh = doc.querySelector(".side-col");
-      const current = document.querySelector(".side-col");
-      if (fresh && current) current.replaceWith(document.importNode(fresh, true));
-    } catch (_) {
-      // The panels stay as they were; a reload shows the new state.
-    }
-  }
-
-  // ---- the composer: the answer streams in over SSE ----
+  // ---- the conversation ----
   function bubble(kind, text) {
     const article = el("article", { class: "msg " + kind });
-    article.append(el("div", { class: "who" }, kind));
-    const p = el("p", {}, text);
+    const who = el("div", { class: "who" });
+    who.append(el("span", {}, kind === "user" ? "You" : "Agent"));
+    article.append(who);
+    const p = el("div", { class: kind === "user" ? "md" : "stream" }, text);
     article.append(p);
     return { article, p };
   }
 
-  function toolBox(summary, text, cls) {
-    const d = el("details", { class: "tool " + (cls || "") });
-    d.append(el("summary", {}, summary));
-    d.append(el("pre", {}, text));
-    return d;
+  function toolCard(name, args) {
+    const card = el("div", { class: "tool-card" });
+    const head = el("div", { class: "tool-head" });
+    head.append(el("span", { class: "tool-name" }, name));
+    let action = null;
+    try { action = JSON.parse(args).action; } catch (_) { action = null; }
+    if (action) head.append(" ", el("span", { class: "tool-action" }, "· " + String(action).replace(/_/g, " ")));
+    card.append(head);
+    const text = el("div", { class: "tool-text muted" }, "running…");
+    card.append(text);
+    const raw = el("details", { class: "raw" });
+    raw.append(el("summary", {}, "Raw JSON"), el("pre", {}, args));
+    card.append(raw);
+    return { card, text };
   }
 
-  async function send(form) {
-    const textarea = form.querySelector("textarea");
-    const status = document.getElementById("composer-status");
-    const message = textarea.value.trim();
-    if (!message) return;
-    const list = document.getElementById("conversation");
-    const none = document.getElementById("no-messages");
+  let running = null; // the AbortController of the turn in flight
+
+  async function send(form, message) {
+    const textarea = $("textarea", form);
+    const status = $("#composer-status");
+    message = (message !== undefined ? message : textarea.value).trim();
+    if (!message || running) return;
+    const list = $("#messages") || conversation();
+    const none = $("#no-messages");
     if (none) none.remove();
     list.append(bubble("user", message).article);
     const answer = bubble("assistant", "");
     answer.article.classList.add("streaming");
     answer.article.setAttribute("aria-busy", "true");
     list.append(answer.article);
+    const conv = conversation();
+    conv.scrollTop = conv.scrollHeight;
     textarea.value = "";
     status.textContent = "Thinking…";
-    const button = form.querySelector("button[type=submit]");
+    const button = $("button[type=submit]", form);
+    const stop = $("#stop");
     button.disabled = true;
-    const finish = (text) => {
+    stop.hidden = false;
+    const controller = new AbortController();
+    running = controller;
+    const cards = {};
+    const finish = (text, refresh) => {
       answer.article.classList.remove("streaming");
       answer.article.removeAttribute("aria-busy");
       status.textContent = text;
       button.disabled = false;
+      stop.hidden = true;
+      running = null;
+      if (refresh) {
+        refreshConversation();
+        refreshPanel();
+        refreshSidebarTitle();
+      }
+      textarea.focus();
     };
     let res;
     try {
@@ -186,14 +318,16 @@
         credentials: "same-origin",
         headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRF-Token": csrf },
         body: JSON.stringify({ message, branch: form.dataset.branch }),
+        signal: controller.signal,
       });
     } catch (e) {
-      return finish("Network error: " + e.message);
+      return finish(controller.signal.aborted ? "Stopped." : "Network error: " + e.message, controller.signal.aborted);
     }
     if (!res.ok) {
       let msg = "request failed (" + res.status + ")";
       try { msg = (await res.json()).error.message; } catch (_) { /* keep the status */ }
       answer.article.remove();
+      textarea.value = message;
       return finish(msg);
     }
     const reader = res.body.getReader();
@@ -210,43 +344,233 @@
       } else if (name === "token") {
         answer.p.textContent += ev.text;
       } else if (name === "tool_call") {
-        list.insertBefore(toolBox("Tool call: " + ev.name, ev.arguments, "call"), answer.article);
+        const c = toolCard(ev.name, ev.arguments || "");
+        cards[ev.id || ev.name] = c;
+        list.insertBefore(c.card, answer.article);
+        status.textContent = "Running " + ev.name + "…";
       } else if (name === "tool_result") {
-        const head = "Result of " + ev.name + (ev.ok ? "" : " (failed)") + ": " + ev.text.slice(0, 90);
-        list.insertBefore(toolBox(head, ev.text, "result"), answer.article);
+        const c = cards[ev.id || ev.name] || toolCard(ev.name, "");
+        if (!c.card.isConnected) list.insertBefore(c.card, answer.article);
+        c.text.classList.remove("muted");
+        c.text.textContent = ev.text;
+        if (!ev.ok) c.card.classList.add("failed");
       } else if (name === "discovery") {
         list.insertBefore(el("p", { class: "muted event" }, "● discovery: " + (ev.description || "")), answer.article);
       } else if (name === "done") {
         if (!answer.p.textContent && ev.answer) answer.p.textContent = ev.answer;
-        answer.article.dataset.node = ev.answer_node || "";
         finished = true;
-        finish("Answered.");
-        refreshPanels();
+        finish("Answered.", true);
       } else if (name === "error") {
         finished = true;
-        finish("Error: " + (ev.message || ev.code));
+        finish("Error: " + (ev.message || ev.code), true);
       }
     };
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        let name = "message";
-        const data = [];
-        for (const line of block.split("\n")) {
-          if (line.startsWith("event:")) name = line.slice(6).trim();
-          else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          let name = "message";
+          const data = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event:")) name = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+          }
+          if (data.length) handle(name, data.join("\n"));
         }
-        if (data.length) handle(name, data.join("\n"));
+        const near = conv.scrollHeight - conv.scrollTop - conv.clientHeight < 160;
+        if (near) conv.scrollTop = conv.scrollHeight;
       }
+    } catch (e) {
+      if (!controller.signal.aborted) return finish("The stream broke: " + e.message, true);
     }
-    if (!finished) finish("The stream ended early.");
+    if (controller.signal.aborted) {
+      // The server keeps what was said so far, marked interrupted; show it as stored.
+      status.textContent = "Stopping…";
+      setTimeout(() => finish("Stopped. The partial answer is kept, marked interrupted.", true), 400);
+    } else if (!finished) {
+      finish("The stream ended early.", true);
+    }
   }
 
+  // The page title and the sidebar follow a session that named itself after its first request.
+  async function refreshSidebarTitle() {
+    const id = session();
+    if (!id) return;
+    const r = await api("GET", "/v1/sessions/" + encodeURIComponent(id));
+    if (!r.ok || !r.data) return;
+    const h1 = $("#session-name");
+    if (h1 && h1.textContent !== r.data.name) {
+      h1.textContent = r.data.name;
+      document.title = r.data.name + " · Kiln";
+      const mine = $("#side-sessions a[aria-current] .name");
+      if (mine) mine.textContent = r.data.name;
+    }
+  }
+
+  // ---- Copy, Edit, Regenerate ----
+  const sourceOf = (article) => {
+    const t = $("template.src", article);
+    return t ? t.content.textContent : $(".md", article).textContent;
+  };
+
+  function stamp() {
+    return new Date().toISOString().slice(5, 19).replace(/[-:T]/g, "");
+  }
+
+  // A new branch from `node`, then the question asked again there (the page of the new branch
+  // sends it on load).
+  async function forkAndAsk(kind, node, text, where) {
+    let name = kind + "-" + stamp();
+    for (let i = 0; i < 3; i++) {
+      const r = await api("POST", "/v1/sessions/" + session() + "/branches", { name, from: { node } });
+      if (r.ok) {
+        sessionStorage.setItem("kiln-pending", JSON.stringify({ session: session(), branch: name, text }));
+        return window.location.assign(window.location.pathname + "?branch=" + encodeURIComponent(name));
+      }
+      const err = errorOf(r);
+      if (r.status !== 409) return where(err.message);
+      name = kind + "-" + stamp() + "-" + (i + 2);
+    }
+    where("could not name the new branch");
+  }
+
+  async function messageAction(button) {
+    const article = button.closest("article.msg");
+    const act = button.dataset.act;
+    if (act === "copy") {
+      try {
+        await navigator.clipboard.writeText(sourceOf(article));
+        button.textContent = "Copied";
+      } catch (_) {
+        button.textContent = "Copy failed";
+      }
+      setTimeout(() => { button.textContent = "Copy"; }, 1500);
+    } else if (act === "edit") {
+      if ($(".edit-box", article)) return;
+      const box = el("form", { class: "edit-box" });
+      const id = "edit-" + article.dataset.node;
+      box.append(el("label", { for: id, class: "vh" }, "Edited message"));
+      const ta = el("textarea", { id, rows: "3" });
+      ta.value = sourceOf(article);
+      box.append(ta);
+      box.append(el("p", { class: "muted" }, "Sends the edited message on a new branch from just before this one; " + currentBranch() + " keeps the original."));
+      const row = el("div", { class: "row" });
+      const ok = el("button", { type: "submit", class: "primary" }, "Send on a new branch");
+      const cancel = el("button", { type: "button" }, "Cancel");
+      const out = el("output", { role: "alert" });
+      row.append(ok, cancel, out);
+      box.append(row);
+      cancel.onclick = () => box.remove();
+      box.onsubmit = (ev) => {
+        ev.preventDefault();
+        const text = ta.value.trim();
+        if (!text) return;
+        ok.disabled = true;
+        forkAndAsk("edit", article.dataset.parent, text, (m) => { out.textContent = m; ok.disabled = false; });
+      };
+      article.append(box);
+      ta.focus();
+    } else if (act === "regenerate") {
+      // The question this answers: the nearest user message above it.
+      let prev = article.previousElementSibling;
+      while (prev && !(prev.matches && prev.matches("article.msg.user"))) prev = prev.previousElementSibling;
+      if (!prev) return window.alert("The question this answers is on an older page.");
+      button.disabled = true;
+      forkAndAsk("regenerate", prev.dataset.parent, sourceOf(prev), (m) => { window.alert(m); button.disabled = false; });
+    }
+  }
+
+  // ---- older history loads upward ----
+  let observer = null;
+  function watchOlder() {
+    const link = $("#older-link");
+    if (!link || !("IntersectionObserver" in window)) return;
+    if (observer) observer.disconnect();
+    observer = new IntersectionObserver(async (entries) => {
+      if (!entries.some((e) => e.isIntersecting)) return;
+      observer.disconnect();
+      await loadOlder(link);
+    }, { root: conversation(), rootMargin: "200px 0px 0px 0px" });
+    observer.observe(link);
+  }
+
+  async function loadOlder(link) {
+    const conv = conversation();
+    const holder = link.closest("#older");
+    link.textContent = "Loading older messages…";
+    try {
+      const fresh = await fetchPart("conversation", link.href);
+      const before = conv.scrollHeight;
+      const items = $("#messages", fresh);
+      const list = $("#messages");
+      if (items && list) list.prepend(...Array.from(items.childNodes).map((n) => document.importNode(n, true)));
+      const next = $("#older", fresh);
+      if (next) holder.replaceWith(document.importNode(next, true));
+      else holder.remove();
+      conv.scrollTop += conv.scrollHeight - before;
+      watchOlder();
+    } catch (_) {
+      link.textContent = "Older messages";
+    }
+  }
+
+  // ---- tabs switch in place ----
+  async function openTab(a, push) {
+    const href = a.href;
+    await refreshPanel(href);
+    if (push) history.pushState({ tab: true }, "", href);
+    const body = $("#panel-body");
+    if (body) body.focus({ preventScroll: true });
+  }
+
+  // ---- sidebar and theme ----
+  function applySidebar() {
+    const closed = localStorage.getItem("kiln-sidebar") === "closed";
+    const narrow = window.matchMedia("(max-width: 75rem)").matches;
+    document.body.classList.toggle("sidebar-closed", closed && !narrow);
+    const t = $("#sidebar-toggle");
+    if (t) t.setAttribute("aria-expanded", narrow ? String(document.body.classList.contains("sidebar-open")) : String(!closed));
+  }
+
+  function toggleSidebar() {
+    const narrow = window.matchMedia("(max-width: 75rem)").matches;
+    if (narrow) document.body.classList.toggle("sidebar-open");
+    else localStorage.setItem("kiln-sidebar", document.body.classList.contains("sidebar-closed") ? "open" : "closed");
+    applySidebar();
+  }
+
+  function effectiveTheme() {
+    const set = document.documentElement.dataset.theme;
+    if (set) return set;
+    return window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  }
+
+  function toggleTheme() {
+    const next = effectiveTheme() === "dark" ? "light" : "dark";
+    document.documentElement.dataset.theme = next;
+    document.cookie = "kiln_theme=" + next + "; Path=/; Max-Age=31536000; SameSite=Strict";
+    const b = $("#theme-toggle");
+    if (b) b.setAttribute("aria-pressed", String(next === "dark"));
+  }
+
+  function relativeTimes(root) {
+    const now = Date.now();
+    for (const t of $$("time[data-relative]", root)) {
+      const at = Date.parse(t.getAttribute("datetime"));
+      if (Number.isNaN(at)) continue;
+      const s = Math.max(0, (now - at) / 1000);
+      const text = s < 60 ? "just now" : s < 3600 ? Math.floor(s / 60) + " min ago" : s < 86400 ? Math.floor(s / 3600) + " h ago" : s < 86400 * 30 ? Math.floor(s / 86400) + " d ago" : t.textContent;
+      t.title = t.textContent;
+      t.textContent = text;
+    }
+  }
+
+  // ---- wiring ----
   document.addEventListener("submit", (ev) => {
     const form = ev.target;
     if (form.id === "composer") {
@@ -258,25 +582,85 @@
     }
   });
 
-  // Ctrl/Cmd+Enter sends; the branch switcher follows the selection.
   document.addEventListener("keydown", (ev) => {
-    if (ev.target.id === "message" && ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+    if (ev.target.id === "message" && ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();
       ev.target.form.requestSubmit();
     }
   });
+
   document.addEventListener("change", (ev) => {
     if (ev.target.closest("#branch-switcher")) ev.target.form.submit();
   });
+
   document.addEventListener("click", async (ev) => {
-    if (ev.target.id !== "copy-share") return;
-    const input = document.getElementById("new-share-url");
-    try {
-      await navigator.clipboard.writeText(input.value);
-      ev.target.textContent = "Copied";
-    } catch (_) {
-      input.select();
-      ev.target.textContent = "Press Ctrl+C";
+    const t = ev.target;
+    if (t.id === "stop" && running) {
+      running.abort();
+      return;
+    }
+    if (t.id === "sidebar-toggle" || (t.closest && t.closest("#sidebar-toggle"))) return toggleSidebar();
+    if (t.id === "theme-toggle" || (t.closest && t.closest("#theme-toggle"))) return toggleTheme();
+    if (t.dataset && t.dataset.act) return messageAction(t);
+    const tab = t.closest && t.closest(".tabs a");
+    if (tab && !ev.ctrlKey && !ev.metaKey && !ev.shiftKey && ev.button === 0) {
+      ev.preventDefault();
+      return openTab(tab, true);
+    }
+    const restore = t.closest && t.closest("[data-restore]");
+    if (restore) {
+      ev.preventDefault();
+      const name = restore.dataset.restore;
+      const branch = currentBranch();
+      if (!window.confirm("Restore checkpoint " + name + " onto " + branch + "? The head of " + branch + " moves back to it; nothing is lost: the current head is kept as a checkpoint you can restore again.")) return;
+      const r = await api("POST", "/v1/sessions/" + session() + "/checkpoints/" + encodeURIComponent(name) + "/restore", { branch });
+      if (r.ok) window.location.reload(); else window.alert(errorOf(r).message);
+      return;
+    }
+    if (t.id === "copy-share") {
+      const input = $("#new-share-url");
+      try {
+        await navigator.clipboard.writeText(input.value);
+        t.textContent = "Copied";
+      } catch (_) {
+        input.select();
+        t.textContent = "Press Ctrl+C";
+      }
     }
   });
+
+  window.addEventListener("popstate", () => {
+    if (document.body.classList.contains("workspace")) refreshPanel();
+  });
+  window.addEventListener("resize", applySidebar);
+
+  function start() {
+    applySidebar();
+    relativeTimes(document);
+    const conv = conversation();
+    if (conv) {
+      // Open at the newest message, unless the address points at one.
+      const u = new URL(window.location.href);
+      const target = window.location.hash ? document.getElementById(window.location.hash.slice(1)) : null;
+      if (target) target.scrollIntoView({ block: "center" });
+      else if (!u.searchParams.has("before")) conv.scrollTop = conv.scrollHeight;
+      watchOlder();
+    }
+    const hint = $("#composer-hint");
+    const composer = $("#composer");
+    if (hint && composer) hint.hidden = false;
+    // A question left for this branch by Edit or Regenerate is asked now.
+    const pending = sessionStorage.getItem("kiln-pending");
+    if (pending && composer) {
+      let p = null;
+      try { p = JSON.parse(pending); } catch (_) { p = null; }
+      if (p && p.session === composer.dataset.session && p.branch === composer.dataset.branch) {
+        sessionStorage.removeItem("kiln-pending");
+        send(composer, p.text);
+      }
+    }
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
 })();

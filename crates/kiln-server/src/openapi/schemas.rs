@@ -272,6 +272,7 @@ pub(super) fn all() -> Value {
             "version",
             "created_at",
             "updated_at",
+            "last_activity_at",
         ],
         &[
             ("id", id()),
@@ -299,6 +300,12 @@ pub(super) fn all() -> Value {
             ("version", doc("integer", "for `If-Match` on PATCH")),
             ("created_at", ts()),
             ("updated_at", ts()),
+            (
+                "last_activity_at",
+                json!({"type": "string", "format": "date-time",
+                       "description": "when anything last happened in the session: a message, \
+                        an event, a tool run, a branch or checkpoint move, a lifecycle change"}),
+            ),
             (
                 "provenance",
                 json!({"type": "string", "enum": ["verified", "unverified"],

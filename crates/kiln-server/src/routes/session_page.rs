@@ -1,9 +1,11 @@
-//! The session page: everything about one session on one branch, rendered on the server so it
-//! reads without JavaScript. Controls that write are shown only to callers allowed to use them;
-//! they call the JSON API through kiln.js (the sign-in cookie plus the CSRF header), and the
-//! conversation streams its answer over SSE.
+//! The session workspace: a sessions sidebar, the conversation on one branch, and a side panel
+//! with one tab per concern (research state, branches, optimizer, notebook, audit, sharing),
+//! each at its own URL (`/web/sessions/{id}/{tab}`). Rendered on the server so it reads without
+//! JavaScript; kiln.js enhances it (streaming, tab switching in place, older history loading
+//! upward). A page computes only what its tab shows. `?part=conversation` and `?part=panel`
+//! return just that region, for the script to swap in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Router;
 use axum::extract::State;
@@ -11,8 +13,8 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kiln_session::{Caller, Error, TreeBranch};
-use kiln_types::Permission;
+use kiln_session::{Caller, Error, ListQuery, Node, SessionSort, TreeBranch};
+use kiln_types::{NodeKind, Permission};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -27,11 +29,27 @@ const PAGE_MESSAGES: u32 = 50;
 /// How many checkpoints the page lists one per line (newest first).
 const PAGE_CHECKPOINTS: usize = 20;
 /// How many audit entries the page lists (newest first).
-const PAGE_AUDIT: usize = 50;
+const PAGE_AUDIT: usize = 100;
+/// The tools with a tab of their own.
+const OPTIMIZER: &str = "bayesian_optimizer";
+const NOTEBOOK: &str = "notebook";
+/// How many sessions the sidebar lists (by last activity).
+const SIDEBAR_SESSIONS: u32 = 30;
+
+/// The side panel's tabs: URL segment and label.
+pub(crate) const TABS: [(&str, &str); 6] = [
+    ("state", "Research state"),
+    ("branches", "Branches"),
+    ("optimizer", "Optimizer"),
+    ("notebook", "Notebook"),
+    ("audit", "Audit"),
+    ("sharing", "Sharing"),
+];
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/web/sessions/{id}", get(session_page))
+        .route("/web/sessions/{id}/{tab}", get(session_tab))
         .route("/static/kiln.js", get(script))
         .route("/web/needs-script", axum::routing::post(needs_script))
 }
@@ -66,25 +84,61 @@ pub(crate) struct SessionPageQuery {
     before: Option<String>,
     /// A node to show (a search hit): the page of the conversation around it.
     around: Option<String>,
+    /// Only one region: `conversation` or `panel`.
+    part: Option<String>,
+    /// The audit tab's filter: entries whose action starts with this.
+    #[serde(rename = "type")]
+    entry_type: Option<String>,
 }
 
 async fn session_page(
-    State(st): State<AppState>,
+    st: State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    q: PageQuery<SessionPageQuery>,
+    uri: axum::http::Uri,
+) -> Response {
+    render(st, headers, id, "state".into(), q, uri).await
+}
+
+async fn session_tab(
+    st: State<AppState>,
+    headers: HeaderMap,
+    Path((id, tab)): Path<(String, String)>,
+    q: PageQuery<SessionPageQuery>,
+    uri: axum::http::Uri,
+) -> Response {
+    render(st, headers, id, tab, q, uri).await
+}
+
+async fn render(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    id: String,
+    tab: String,
     PageQuery(q): PageQuery<SessionPageQuery>,
     uri: axum::http::Uri,
 ) -> Response {
     let Some((caller, token)) = signed_in(&st, &headers).await else {
         return redirect(&login_then(&uri));
     };
-    match page_context(&st, &caller, &id, q).await {
+    if !TABS.iter().any(|(t, _)| *t == tab) {
+        return html::error_page(&Error::not_found(format!("no tab `{tab}` on a session")));
+    }
+    let part = q.part.clone();
+    match page_context(&st, &caller, &id, &tab, q).await {
         Ok(mut ctx) => {
             ctx["csrf"] = json!(csrf_for(&token));
             ctx["user"] = json!(caller.name);
             ctx["model"] = json!(st.agent.model_name());
             ctx["admin"] = json!(caller.is_owner);
-            html::page(StatusCode::OK, "session.html", ctx)
+            ctx["theme"] = json!(html::theme(&headers));
+            let template = match part.as_deref() {
+                Some("conversation") => "conversation.html",
+                Some("panel") => "panel.html",
+                _ => "session.html",
+            };
+            html::page(StatusCode::OK, template, ctx)
         }
         Err(e) => html::error_page(&e),
     }
@@ -109,10 +163,106 @@ fn tree_json(branches: &[TreeBranch], parent: Option<&str>) -> Vec<Value> {
         .collect()
 }
 
+/// The conversation as the page shows it: messages with their author's name; a tool call and
+/// its result as one card (tool, action, readable result, raw JSON behind a toggle); a summary
+/// as one folded line.
+fn conversation_items(nodes: &[Node], names: &BTreeMap<String, String>) -> Vec<Value> {
+    let results: HashMap<&str, &Node> = nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::ToolResult)
+        .filter_map(|n| Some((n.data.as_ref()?.get("call_id")?.as_str()?, n)))
+        .collect();
+    let mut used: std::collections::HashSet<&str> = Default::default();
+    let mut out = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        let data = n.data.as_ref();
+        let author = n
+            .author
+            .as_ref()
+            .map(|a| names.get(a).cloned().unwrap_or_else(|| a.clone()));
+        match n.kind {
+            NodeKind::ToolCall => {
+                let name = data.and_then(|d| d.get("name")).and_then(Value::as_str);
+                let args = data
+                    .and_then(|d| d.get("arguments"))
+                    .map(|a| match a {
+                        Value::String(s) => serde_json::from_str(s).unwrap_or(a.clone()),
+                        other => other.clone(),
+                    })
+                    .unwrap_or(Value::Null);
+                let action = args.get("action").and_then(Value::as_str);
+                let result = data
+                    .and_then(|d| d.get("call_id"))
+                    .and_then(Value::as_str)
+                    .and_then(|c| results.get(c).copied());
+                if let Some(r) = result {
+                    used.insert(r.id.as_str());
+                }
+                out.push(tool_card(n, name, action, &args, result));
+            }
+            NodeKind::ToolResult if used.contains(n.id.as_str()) => {}
+            NodeKind::ToolResult => {
+                let name = data.and_then(|d| d.get("name")).and_then(Value::as_str);
+                out.push(tool_card(n, name, None, &Value::Null, Some(n)));
+            }
+            _ => {
+                let mut v = json!({
+                    "id": n.id, "kind": n.kind, "parent": n.parent_id, "content": n.content,
+                    "created_at": n.created_at, "author": author,
+                });
+                if n.kind == NodeKind::Summary {
+                    v["covers"] = data
+                        .and_then(|d| d.get("messages"))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                }
+                if n.kind == NodeKind::Assistant
+                    && data
+                        .and_then(|d| d.get("interrupted"))
+                        .and_then(Value::as_bool)
+                        == Some(true)
+                {
+                    v["interrupted"] = json!(true);
+                }
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+fn tool_card(
+    at: &Node,
+    name: Option<&str>,
+    action: Option<&str>,
+    args: &Value,
+    result: Option<&Node>,
+) -> Value {
+    let (text, ok) = match result {
+        Some(r) => match r.result_words() {
+            Some((words, failed)) => (words.to_owned(), !failed),
+            None => (r.content.clone(), true),
+        },
+        None => (String::new(), true),
+    };
+    let raw = json!({
+        "arguments": args,
+        "result": result.and_then(|r| r.data.as_ref()).and_then(|d| d.get("result").or(d.get("error"))),
+    });
+    json!({
+        "id": at.id, "kind": "tool", "tool": name.unwrap_or("tool"), "action": action,
+        "text": text, "ok": ok, "pending": result.is_none(),
+        "result_id": result.map(|r| &r.id),
+        "raw": serde_json::to_string_pretty(&raw).unwrap_or_default(),
+        "created_at": at.created_at,
+    })
+}
+
 pub(crate) async fn page_context(
     st: &AppState,
     caller: &Caller,
     id: &str,
+    tab: &str,
     q: SessionPageQuery,
 ) -> Result<Value, Error> {
     let mgr = &st.mgr;
@@ -127,115 +277,13 @@ pub(crate) async fn page_context(
             "no open branch `{branch}` in this session"
         )));
     }
-    // Around a node: the page ending half a page after it, so it sits mid-page.
-    let before = match (&q.before, q.around.as_deref().filter(|a| !a.is_empty())) {
-        (None, Some(node)) => Some(
-            (mgr.node(caller, id, node).await?.seq + i64::from(PAGE_MESSAGES / 2) + 1).to_string(),
-        ),
-        _ => q.before.clone(),
-    };
-    let mut page = mgr
-        .messages(caller, id, &branch, Some(PAGE_MESSAGES), before.as_deref())
-        .await?;
-    page.items.reverse();
-    // Authors by name, not id.
-    let names = mgr
-        .db()
-        .user_names(page.items.iter().filter_map(|n| n.author.as_deref()))
-        .await?;
-    let messages: Vec<Value> = page
-        .items
-        .iter()
-        .map(|n| {
-            let mut v = json!(n);
-            if let Some(name) = n.author.as_ref().and_then(|a| names.get(a)) {
-                v["author"] = json!(name);
-            }
-            // A tool result's summary line: its text, or why it failed.
-            if let Some((words, _)) = n.result_words() {
-                v["brief"] = json!(words);
-            }
-            v
-        })
-        .collect();
-    let state = mgr.state(caller, id, &branch, None).await?;
-    let checkpoints = mgr.checkpoints(caller, id).await?;
-    let context = st.agent.context(caller, id, Some(&branch)).await?;
-    let stats = mgr.statistics(caller, id).await?;
-    let (mut audit, verification) = mgr.audit_verified(caller, id).await?;
-    audit.reverse();
-    audit.truncate(PAGE_AUDIT);
     let manage = perms.has(Permission::Manage);
-    let (shares, collaborators) = if manage {
-        (
-            mgr.shares(caller, id).await?,
-            mgr.collaborators(caller, id).await?,
-        )
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    // Each tool with state on this branch shows itself (optimizer tables and plots, notebook
-    // metric tracks …); a tool without a view shows its state as JSON.
-    let tools: Vec<Value> = state
-        .tools
-        .iter()
-        .map(
-            |(name, value)| match st.agent.tools().get(name).and_then(|t| t.view(value)) {
-                Some(view) => json!({"name": name, "view": view}),
-                None => json!({
-                    "name": name,
-                    "raw": serde_json::to_string_pretty(value).unwrap_or_default(),
-                }),
-            },
-        )
-        .collect();
-    // Discoveries by id, for the links and the evidence anchors.
-    let discovery_names: BTreeMap<&str, &str> = state
-        .discoveries
-        .iter()
-        .map(|d| (d.id.as_str(), d.description.as_str()))
-        .collect();
-    let links: Vec<Value> = state
-        .links
-        .iter()
-        .map(|l| {
-            json!({
-                "from": l.from, "to": l.to, "relationship": l.relationship, "notes": l.notes,
-                "from_text": discovery_names.get(l.from.as_str()),
-                "to_text": discovery_names.get(l.to.as_str()),
-            })
-        })
-        .collect();
-    let materials: Vec<Value> = state
-        .materials
-        .iter()
-        .rev()
-        .map(|m| {
-            json!({
-                "formula": m.formula, "mentions": m.mentions,
-                "data": m.data.as_ref().map(|d| serde_json::to_string_pretty(d).unwrap_or_default()),
-            })
-        })
-        .collect();
-    // Checkpoint names by the shown node they mark.
-    let message_ids: std::collections::HashSet<&str> =
-        page.items.iter().map(|n| n.id.as_str()).collect();
-    let mut checkpoint_here: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for c in &checkpoints {
-        if message_ids.contains(c.node.as_str()) {
-            checkpoint_here.entry(&c.node).or_default().push(&c.name);
-        }
-    }
-    // The newest checkpoints get a line each; older ones (hourly automatic checkpoints add up)
-    // are one select.
-    let mut newest_first: Vec<&kiln_session::Checkpoint> = checkpoints.iter().collect();
-    newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-    let (recent, older) = newest_first.split_at(newest_first.len().min(PAGE_CHECKPOINTS));
-    let actions = crate::routes::web::lifecycle_actions(session.status);
     let open = session.status.accepts_writes();
-    Ok(json!({
+    let mut ctx = json!({
         "session": session,
         "branch": branch,
+        "tab": tab,
+        "tabs": TABS.iter().map(|(t, label)| json!({"id": t, "label": label})).collect::<Vec<_>>(),
         "perms": {
             "write": perms.has(Permission::Write),
             "comment": perms.has(Permission::Comment),
@@ -243,26 +291,238 @@ pub(crate) async fn page_context(
             "manage": manage,
         },
         "open": open,
-        "actions": actions,
-        "tree": tree_json(&tree, None),
+        "actions": crate::routes::web::lifecycle_actions(session.status),
         "branches": tree.iter().map(|b| &b.branch.name).collect::<Vec<_>>(),
-        "messages": messages,
-        "older": page.next_cursor,
-        "newer": before.is_some(),
-        "state": state,
-        "links": links,
-        "relationships": kiln_types::state::LINK_RELATIONSHIPS,
-        "materials": materials,
-        "checkpoints": recent,
-        "older_checkpoints": older.iter().map(|c| &c.name).collect::<Vec<_>>(),
-        "checkpoints_in_view": checkpoint_here,
-        "context": context,
-        "stats": stats,
-        "audit": audit,
-        "verification": verification,
-        "shares": shares,
-        "collaborators": collaborators,
-        "tools": tools,
         "public_url": st.public_url,
-    }))
+    });
+
+    if q.part.as_deref() != Some("panel") {
+        // Around a node: the page ending half a page after it, so it sits mid-page.
+        let before = match (&q.before, q.around.as_deref().filter(|a| !a.is_empty())) {
+            (None, Some(node)) => Some(
+                (mgr.node(caller, id, node).await?.seq + i64::from(PAGE_MESSAGES / 2) + 1)
+                    .to_string(),
+            ),
+            _ => q.before.clone(),
+        };
+        let mut page = mgr
+            .messages(caller, id, &branch, Some(PAGE_MESSAGES), before.as_deref())
+            .await?;
+        page.items.reverse();
+        let names = mgr
+            .db()
+            .user_names(page.items.iter().filter_map(|n| n.author.as_deref()))
+            .await?;
+        let checkpoints = mgr.checkpoints(caller, id).await?;
+        let message_ids: std::collections::HashSet<&str> =
+            page.items.iter().map(|n| n.id.as_str()).collect();
+        let mut checkpoint_here: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for c in &checkpoints {
+            if message_ids.contains(c.node.as_str()) {
+                checkpoint_here.entry(&c.node).or_default().push(&c.name);
+            }
+        }
+        // Regenerate belongs to the newest answer only, and only on the newest page.
+        let last_answer = if before.is_none() {
+            page.items
+                .iter()
+                .rev()
+                .find(|n| n.kind == NodeKind::Assistant)
+                .map(|n| n.id.clone())
+        } else {
+            None
+        };
+        ctx["messages"] = json!(conversation_items(&page.items, &names));
+        ctx["older"] = json!(page.next_cursor);
+        ctx["newer"] = json!(before.is_some());
+        ctx["checkpoints_in_view"] = json!(checkpoint_here);
+        ctx["last_answer"] = json!(last_answer);
+    }
+    if q.part.as_deref() != Some("conversation") {
+        let sidebar = mgr
+            .list_sessions(
+                caller,
+                ListQuery {
+                    sort: SessionSort::Activity,
+                    limit: Some(SIDEBAR_SESSIONS),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        ctx["sidebar"] = json!(sidebar.items);
+        ctx["sidebar_more"] = json!(sidebar.next_cursor.is_some());
+        tab_context(
+            st,
+            caller,
+            id,
+            tab,
+            &branch,
+            &tree,
+            manage,
+            q.entry_type,
+            &mut ctx,
+        )
+        .await?;
+    }
+    Ok(ctx)
+}
+
+/// What one tab shows.
+#[allow(clippy::too_many_arguments)]
+async fn tab_context(
+    st: &AppState,
+    caller: &Caller,
+    id: &str,
+    tab: &str,
+    branch: &str,
+    tree: &[TreeBranch],
+    manage: bool,
+    entry_type: Option<String>,
+    ctx: &mut Value,
+) -> Result<(), Error> {
+    let mgr = &st.mgr;
+    match tab {
+        "state" => {
+            let state = mgr.state(caller, id, branch, None).await?;
+            let discovery_names: BTreeMap<&str, &str> = state
+                .discoveries
+                .iter()
+                .map(|d| (d.id.as_str(), d.description.as_str()))
+                .collect();
+            let links: Vec<Value> = state
+                .links
+                .iter()
+                .map(|l| {
+                    json!({
+                        "from": l.from, "to": l.to, "relationship": l.relationship, "notes": l.notes,
+                        "from_text": discovery_names.get(l.from.as_str()),
+                        "to_text": discovery_names.get(l.to.as_str()),
+                    })
+                })
+                .collect();
+            let materials: Vec<Value> = state
+                .materials
+                .iter()
+                .rev()
+                .map(|m| {
+                    json!({
+                        "formula": m.formula, "mentions": m.mentions,
+                        "data": m.data.as_ref().map(|d| serde_json::to_string_pretty(d).unwrap_or_default()),
+                    })
+                })
+                .collect();
+            ctx["links"] = json!(links);
+            ctx["materials"] = json!(materials);
+            ctx["relationships"] = json!(kiln_types::state::LINK_RELATIONSHIPS);
+            ctx["context"] = json!(st.agent.context(caller, id, Some(branch)).await?);
+            ctx["stats"] = json!(mgr.statistics(caller, id).await?);
+            // Tools other than the two with their own tab show here.
+            let tools: Vec<Value> = state
+                .tools
+                .iter()
+                .filter(|(name, _)| !matches!(name.as_str(), OPTIMIZER | NOTEBOOK))
+                .map(|(name, value)| tool_view(st, name, value))
+                .collect();
+            ctx["tools"] = json!(tools);
+            ctx["state"] = json!(state);
+        }
+        "branches" => {
+            let checkpoints = mgr.checkpoints(caller, id).await?;
+            // The newest checkpoints get a line each; older ones (hourly automatic checkpoints
+            // add up) are one select.
+            let mut newest_first: Vec<&kiln_session::Checkpoint> = checkpoints.iter().collect();
+            newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            let (recent, older) = newest_first.split_at(newest_first.len().min(PAGE_CHECKPOINTS));
+            ctx["tree"] = json!(tree_json(tree, None));
+            ctx["checkpoints"] = json!(recent);
+            ctx["older_checkpoints"] = json!(older.iter().map(|c| &c.name).collect::<Vec<_>>());
+        }
+        "optimizer" | "notebook" => {
+            let name = if tab == "optimizer" {
+                OPTIMIZER
+            } else {
+                NOTEBOOK
+            };
+            let state = mgr.state(caller, id, branch, None).await?;
+            ctx["tool"] = match state.tools.get(name) {
+                Some(value) => tool_view(st, name, value),
+                None => Value::Null,
+            };
+        }
+        "audit" => {
+            let (entries, verification) = mgr.audit_verified(caller, id).await?;
+            let mut types: Vec<&str> = entries
+                .iter()
+                .map(|e| e.action.split('.').next().unwrap_or(&e.action))
+                .collect();
+            types.sort_unstable();
+            types.dedup();
+            let wanted = entry_type.filter(|t| !t.is_empty());
+            let mut shown: Vec<&kiln_session::AuditEntry> = entries
+                .iter()
+                .rev()
+                .filter(|e| {
+                    wanted.as_deref().is_none_or(|t| {
+                        e.action == t
+                            || e.action.strip_prefix(t).is_some_and(|r| r.starts_with('.'))
+                    })
+                })
+                .collect();
+            let matching = shown.len();
+            shown.truncate(PAGE_AUDIT);
+            let actor_names = mgr
+                .db()
+                .user_names(shown.iter().map(|e| e.actor.as_str()))
+                .await?;
+            let audit: Vec<Value> = shown
+                .iter()
+                .map(|e| {
+                    json!({
+                        "seq": e.seq, "at": e.at, "action": e.action,
+                        "actor": actor_names.get(&e.actor).unwrap_or(&e.actor),
+                        "summary": audit_summary(&e.payload),
+                    })
+                })
+                .collect();
+            ctx["audit"] = json!(audit);
+            ctx["audit_matching"] = json!(matching);
+            ctx["audit_types"] = json!(types);
+            ctx["audit_type"] = json!(wanted);
+            ctx["verification"] = json!(verification);
+        }
+        "sharing" if manage => {
+            ctx["shares"] = json!(mgr.shares(caller, id).await?);
+            ctx["collaborators"] = json!(mgr.collaborators(caller, id).await?);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A tool's state as the page shows it: its own view (tables and charts), or its JSON.
+fn tool_view(st: &AppState, name: &str, value: &Value) -> Value {
+    match st.agent.tools().get(name).and_then(|t| t.view(value)) {
+        Some(view) => json!({"name": name, "view": view}),
+        None => json!({
+            "name": name,
+            "raw": serde_json::to_string_pretty(value).unwrap_or_default(),
+        }),
+    }
+}
+
+/// An audit payload in a line of words: its scalar fields as `key: value`.
+fn audit_summary(payload: &Value) -> String {
+    let Some(map) = payload.as_object() else {
+        return String::new();
+    };
+    map.iter()
+        .filter_map(|(k, v)| match v {
+            Value::String(s) if !s.is_empty() => Some(format!("{k}: {}", kiln_agent::clip(s, 80))),
+            Value::Number(n) => Some(format!("{k}: {n}")),
+            Value::Bool(b) => Some(format!("{k}: {b}")),
+            _ => None,
+        })
+        .take(6)
+        .collect::<Vec<_>>()
+        .join(" · ")
 }

@@ -119,6 +119,8 @@ struct HomeQuery {
     q: Option<String>,
     /// The page after this cursor (`next_cursor` of the page before).
     cursor: Option<String>,
+    /// `activity` (the default here: last activity first) or `created`.
+    sort: Option<String>,
 }
 
 fn given(v: Option<String>) -> Option<String> {
@@ -143,6 +145,7 @@ fn list_query(h: HomeQuery) -> Result<ListQuery, Error> {
         project: given(h.project),
         tag: given(h.tag),
         cursor: given(h.cursor),
+        sort: parse_filter("sort order", h.sort)?.unwrap_or(kiln_session::SessionSort::Activity),
         ..Default::default()
     })
 }
@@ -182,6 +185,10 @@ async fn home(
         ("type", q.session_type.map(|t| t.as_str().to_owned())),
         ("project", q.project.clone()),
         ("tag", q.tag.clone()),
+        (
+            "sort",
+            (q.sort == kiln_session::SessionSort::Created).then(|| "created".to_owned()),
+        ),
     ]
     .iter()
     .filter_map(|(k, v)| {
@@ -192,7 +199,7 @@ async fn home(
     .collect::<Vec<_>>()
     .join("&");
     let filter = json!({"status": q.status, "project": q.project, "type": q.session_type,
-                        "tag": q.tag, "cursor": q.cursor});
+                        "tag": q.tag, "cursor": q.cursor, "sort": q.sort});
     let templates = st.mgr.templates(&caller).await.unwrap_or_default();
     match st.mgr.list_sessions(&caller, q).await {
         Ok(page) => {
@@ -220,6 +227,7 @@ async fn home(
                 StatusCode::OK,
                 "sessions.html",
                 json!({"user": caller.name, "sessions": sessions, "csrf": csrf_for(&token),
+                       "theme": html::theme(&headers),
                        "model": st.agent.model_name(), "admin": caller.is_owner,
                        "filter": filter, "search": search, "templates": templates,
                        "next_cursor": page.next_cursor, "keep": keep}),
@@ -416,9 +424,14 @@ async fn set_status(
     }
 }
 
+/// What a session started without a name is called until its first request names it.
+const NEW_SESSION: &str = "New session";
+
 #[derive(Debug, Deserialize)]
 struct NewSessionForm {
     csrf: String,
+    /// Empty: the session is named after its first request.
+    #[serde(default)]
     name: String,
     #[serde(default, rename = "type")]
     session_type: Option<String>,
@@ -442,8 +455,16 @@ async fn new_session(
         Ok(t) => t.unwrap_or_default(),
         Err(e) => return html::error_page(&e),
     };
+    let (name, metadata) = match given(Some(f.name)) {
+        Some(name) => (name, None),
+        None => (
+            NEW_SESSION.to_owned(),
+            Some(json!({"auto_title": NEW_SESSION})),
+        ),
+    };
     let req = kiln_session::CreateSession {
-        name: f.name,
+        name,
+        metadata,
         session_type,
         project: given(f.project),
         tags: f

@@ -62,7 +62,9 @@ pub async fn run(global: &GlobalArgs, args: ChatArgs) -> anyhow::Result<ExitCode
                 .create_session(
                     &local.caller,
                     CreateSession {
+                        // Named after the first request (see title_from_request).
                         name: "chat".to_owned(),
+                        metadata: Some(serde_json::json!({"auto_title": "chat"})),
                         ..Default::default()
                     },
                 )

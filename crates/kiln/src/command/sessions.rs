@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use kiln_session::{CreateSession, ListQuery, Session};
+use kiln_session::{CreateSession, ListQuery, Session, SessionSort};
 use kiln_types::{CheckpointFrequency, ContextConfig, SessionStatus, SessionType};
 
 use super::context::{Cli as _, GlobalArgs, Local, parse_enum};
@@ -86,6 +86,9 @@ pub struct ListArgs {
     /// The `next_cursor` of a previous page.
     #[arg(long)]
     pub cursor: Option<String>,
+    /// Order: `created` (newest first) or `activity` (last activity first).
+    #[arg(long, value_parser = parse_enum::<SessionSort>, default_value = "created")]
+    pub sort: SessionSort,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -184,6 +187,7 @@ async fn list(local: &Local, args: ListArgs) -> anyhow::Result<()> {
         owner: args.owner,
         cursor: args.cursor,
         limit: Some(args.limit),
+        sort: args.sort,
     };
     let page = local.manager.list_sessions(&local.caller, q).await.cli()?;
     let shared = local
