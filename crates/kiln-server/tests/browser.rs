@@ -17,8 +17,10 @@ use std::time::Duration;
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
+use kiln_llm::{ChatFuture, ChatModel, ChatRequest, ChatResponse, ChatStream, StreamEvent};
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use support::Server;
 
 type Outcome = Result<(), String>;
@@ -112,8 +114,20 @@ async fn run(
     name: &str,
     scenario: impl for<'a> FnOnce(&'a Server, &'a Driver, &'a Client) -> Step<'a>,
 ) {
+    run_on(name, None, scenario).await
+}
+
+/// [`run`] with the agent answering through `model` (default: the offline planner).
+async fn run_on(
+    name: &str,
+    model: Option<Arc<dyn ChatModel>>,
+    scenario: impl for<'a> FnOnce(&'a Server, &'a Driver, &'a Client) -> Step<'a>,
+) {
     let _one = ONE_AT_A_TIME.lock().await;
-    let server = support::start(1 << 20).await;
+    let server = match model {
+        Some(m) => support::start_with_model(1 << 20, m).await,
+        None => support::start(1 << 20).await,
+    };
     let driver = Driver::start().await;
     let browser = driver.browser().await;
     let outcome = scenario(&server, &driver, &browser).await;
@@ -267,93 +281,397 @@ async fn page_text(b: &Client) -> Result<String, String> {
     find(b, "body").await?.text().await.map_err(wd("body text"))
 }
 
+/// Runs axe-core (from the npm registry; `scripts/test` fetches it and sets `KILN_AXE_JS`) on
+/// the browser's page: fails on any serious or critical violation, naming the rule and nodes.
+async fn accessible(b: &Client, page: &str) -> Outcome {
+    let path = std::env::var("KILN_AXE_JS").map_err(|_| {
+        "KILN_AXE_JS is not set: run scripts/test, which fetches axe-core from npm".to_string()
+    })?;
+    let axe = std::fs::read_to_string(&path).map_err(|e| format!("read {path}: {e}"))?;
+    let script = format!(
+        "{axe}\n;const done = arguments[arguments.length - 1];\
+         axe.run(document, {{resultTypes: ['violations']}}).then(r => done(\
+           r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')\
+            .map(v => v.id + ': ' + v.help + ' @ ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '))))\
+         .catch(e => done(['axe failed: ' + e]));"
+    );
+    let found = b
+        .execute_async(&script, vec![])
+        .await
+        .map_err(wd("run axe"))?;
+    let list: Vec<String> =
+        serde_json::from_value(found.clone()).map_err(|_| format!("{page}: axe gave {found}"))?;
+    check(
+        list.is_empty(),
+        format!("{page}: accessibility violations: {}", list.join("; ")),
+    )
+}
+
+async fn goto(b: &Client, url: &str) -> Outcome {
+    b.goto(url).await.map_err(wd("open a page"))
+}
+
+async fn js(b: &Client, script: &str) -> Result<Value, String> {
+    b.execute(script, vec![]).await.map_err(wd("script"))
+}
+
+async fn current_url(b: &Client) -> Result<String, String> {
+    b.current_url()
+        .await
+        .map(|u| u.to_string())
+        .map_err(wd("url"))
+}
+
+/// Waits until `script` returns true.
+async fn until(b: &Client, script: &str, what: &str) -> Outcome {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if js(b, script).await? == json!(true) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("{what}: not within {WAIT:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn sign_in_create_a_session_and_see_the_answer_stream_in() {
     run("stream", |s, _, b| {
         Box::pin(async move {
             // The sign-in form.
-            b.goto(&format!("{}/", s.base))
-                .await
-                .map_err(wd("open /"))?;
+            goto(b, &format!("{}/", s.base)).await?;
             fill(b, "input[name=token]", &s.alice).await?;
             click(b, "form button[type=submit]").await?;
             wait_text(b, "h1", "Sessions").await?;
-            // A new session from the form opens its page.
+            // A new session with no name: it is named after the first request.
             click(b, "details summary").await?;
-            fill(
-                b,
-                "form[action='/web/sessions'] input[name=name]",
-                "Cathode screen",
-            )
-            .await?;
             click(b, "form[action='/web/sessions'] button[type=submit]").await?;
-            wait_text(b, "h1", "Cathode screen").await?;
-            // The answer streams into the page (no reload) and the tool call shows compactly.
-            send(b, "Analyse LiFePO4").await?;
-            let answer = wait_text(b, "#conversation article.assistant", "157.755").await?;
-            let class = answer
-                .attr("class")
-                .await
-                .map_err(wd("class"))?
-                .unwrap_or_default();
+            wait_text(b, "h1", "New session").await?;
+            // The composer has the focus; Enter sends, Shift+Enter adds a line.
             check(
-                !class.contains("streaming"),
+                js(b, "return document.activeElement && document.activeElement.id").await?
+                    == json!("message"),
+                "the composer has the focus",
+            )?;
+            wait_text(b, "#composer-hint", "Shift+Enter").await?;
+            let message = find(b, "#message").await?;
+            message
+                .send_keys(&format!(
+                    "Analyse{}{}{}LiFePO4",
+                    fantoccini::key::Key::Shift,
+                    fantoccini::key::Key::Enter,
+                    fantoccini::key::Key::Null
+                ))
+                .await
+                .map_err(wd("type"))?;
+            let typed = message.prop("value").await.map_err(wd("value"))?;
+            check(
+                typed.as_deref() == Some("Analyse\nLiFePO4"),
+                format!("Shift+Enter adds a line: {typed:?}"),
+            )?;
+            message
+                .send_keys(&fantoccini::key::Key::Enter.to_string())
+                .await
+                .map_err(wd("enter"))?;
+            wait_text(b, "#composer-status", "Answered").await?;
+            let answer = wait_text(b, "#conversation article.assistant", "157.755").await?;
+            let class = answer.attr("class").await.map_err(wd("class"))?;
+            check(
+                !class.unwrap_or_default().contains("streaming"),
                 "the answer is marked finished",
             )?;
-            let call = wait_text(
-                b,
-                "#conversation details.tool summary",
-                "materials_analyzer",
-            )
-            .await?;
-            // Expanding the result shows the tool's full text.
-            let result = wait_text(b, "#conversation details.result", "materials_analyzer").await?;
+            // The tool call is one compact card: tool, action, readable result; raw JSON folded.
+            wait_text(b, "#conversation .tool-card .tool-head", "materials_analyzer").await?;
+            wait_text(b, "#conversation .tool-card .tool-text", "157.755").await?;
+            let raw = find(b, "#conversation .tool-card details.raw").await?;
             check(
-                result.attr("open").await.map_err(wd("open"))?.is_none(),
-                "tool results start collapsed",
+                raw.attr("open").await.map_err(wd("open"))?.is_none(),
+                "raw JSON starts folded",
             )?;
-            call.click().await.map_err(wd("expand the tool call"))?;
-            // The side panels catch up without a reload.
+            // Named after the first request, in the heading and the sidebar.
+            wait_text(b, "#session-name", "Analyse LiFePO4").await?;
+            wait_text(b, "#side-sessions a[aria-current]", "Analyse LiFePO4").await?;
+            // The panel caught up without a reload.
             wait_text(b, "#materials", "LiFePO4").await?;
+            // Markdown renders; raw HTML in a message stays text.
+            let url = current_url(b).await?;
+            let id = url
+                .split("/web/sessions/")
+                .nth(1)
+                .and_then(|r| r.split(['/', '?']).next())
+                .unwrap_or_default()
+                .to_string();
+            let (st, _) = s
+                .request(
+                    Method::POST,
+                    &format!("/v1/sessions/{id}/branches/main/messages"),
+                    Some(&s.alice),
+                    Some(json!({"role": "note", "content":
+                        "## Plan\n\n- **Mn** first\n\n| dopant | V |\n|---|---|\n| Mn | 4.1 |\n\n<img src=x onerror=\"window.pwned=1\"><script>window.pwned=1</script>"})),
+                )
+                .await;
+            check(st.is_success(), "note stored")?;
+            b.refresh().await.map_err(wd("reload"))?;
+            wait_text(b, "#conversation article.note h2", "Plan").await?;
+            wait_text(b, "#conversation article.note .scroll table td", "4.1").await?;
+            wait_text(b, "#conversation article.note strong", "Mn").await?;
+            wait_text(b, "#conversation article.note", "<script>").await?;
+            check(
+                js(b, "return window.pwned === undefined && !document.querySelector('#conversation img')").await?
+                    == json!(true),
+                "no HTML from a message reaches the page",
+            )?;
+            // Copy on every message copies its Markdown source.
+            js(b, "navigator.clipboard.writeText = (t) => { window.copied = t; return Promise.resolve(); }; return true").await?;
+            let n_msgs = js(b, "return document.querySelectorAll('#conversation article.msg').length").await?;
+            let n_copy = js(b, "return document.querySelectorAll('#conversation article.msg [data-act=copy]').length").await?;
+            check(n_msgs == n_copy, format!("a Copy on every message ({n_msgs} vs {n_copy})"))?;
+            click(b, "#conversation article.note [data-act=copy]").await?;
+            until(b, "return (window.copied || '').startsWith('## Plan')", "copied the source").await?;
             // Edit the details (PATCH with If-Match): the heading follows.
             click(b, "#edit-session summary").await?;
             fill(b, "#edit-form input[name=name]", "Cathode screen II").await?;
             fill(b, "#edit-form input[name=tags]", "olivine, lfp").await?;
             click(b, "#edit-form button[type=submit]").await?;
             wait_text(b, "h1", "Cathode screen II").await?;
-            wait_text(b, "header", "olivine, lfp").await?;
-            // A hypothesis from its form.
-            fill(
-                b,
-                "#hypothesis-form input[name=statement]",
-                "Olivine survives 1000 cycles",
-            )
-            .await?;
+            wait_text(b, "#session-tags", "olivine, lfp").await?;
+            // A hypothesis from its form, without a reload of the page.
+            js(b, "window.stayed = true; return true").await?;
+            fill(b, "#hypothesis-form input[name=statement]", "Olivine survives 1000 cycles").await?;
             click(b, "#hypothesis-form button[type=submit]").await?;
-            wait_text(b, "#hypotheses", "[open] Olivine survives 1000 cycles").await?;
-            // After a reload the stored conversation and the panels show the same turn.
-            b.refresh().await.map_err(wd("reload"))?;
-            wait_text(b, "#conversation article.user", "Analyse LiFePO4").await?;
-            wait_text(b, "#conversation article.assistant", "157.755").await?;
-            wait_text(b, "#materials", "LiFePO4").await?;
-            wait_text(b, "#audit-state", "Chain verified").await?;
-            let ctx = find(b, "#context-tokens")
-                .await?
-                .text()
-                .await
-                .map_err(wd("tokens"))?;
+            wait_text(b, "#hypotheses", "Olivine survives 1000 cycles").await?;
+            check(js(b, "return window.stayed === true").await? == json!(true), "the panel updated in place")?;
+            let ctx = find(b, "#context-tokens").await?.text().await.map_err(wd("tokens"))?;
             check(
                 ctx.parse::<u32>().is_ok_and(|n| n > 0),
                 format!("the context view counts tokens ({ctx})"),
             )?;
-            // A phone-width window still shows the composer without sideways scrolling.
+            Ok(())
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_workspace_has_three_regions_tabs_with_urls_a_phone_layout_and_dark_mode() {
+    run("workspace", |s, _, b| {
+        Box::pin(async move {
+            let id = seeded_session(s, "Layout").await;
+            for i in 0..60 {
+                let (st, _) = s
+                    .request(
+                        Method::POST,
+                        &format!("/v1/sessions/{id}/branches/main/messages"),
+                        Some(&s.alice),
+                        Some(json!({"role": "note", "content": format!("note {i:03}")})),
+                    )
+                    .await;
+                check(st.is_success(), "note")?;
+            }
+            sign_in(s, b).await?;
+            b.set_window_size(1400, 900).await.map_err(wd("resize"))?;
+            goto(b, &format!("{}/web/sessions/{id}", s.base)).await?;
+            wait_text(b, "#conversation", "note 059").await?;
+            // Three regions side by side.
+            let side_by_side = js(b, "const r = (s) => document.querySelector(s).getBoundingClientRect(); \
+                return r('#sidebar').right <= r('#chat').left + 1 && r('#chat').right <= r('#panel').left + 1 \
+                  && r('#sidebar').width > 150 && r('#panel').width > 300").await?;
+            check(side_by_side == json!(true), "sidebar, conversation and panel side by side")?;
+            // It opens at the newest message, and older history loads upward.
+            until(b, "const c = document.querySelector('#conversation'); return c.scrollHeight - c.scrollTop - c.clientHeight < 5", "opens at the newest").await?;
+            let before = js(b, "return document.querySelectorAll('#conversation article.msg').length").await?;
+            js(b, "document.querySelector('#conversation').scrollTop = 0; return true").await?;
+            until(b, &format!("return document.querySelectorAll('#conversation article.msg').length > {before}"), "older messages load").await?;
+            wait_text(b, "#conversation", "Analyse LiFePO4").await?;
+            // Each tab has its own URL; switching is in place and a link opens it directly.
+            js(b, "window.stayed = true; return true").await?;
+            click(b, ".tabs a[data-tab=audit]").await?;
+            wait_text(b, "#audit-state", "Chain verified").await?;
+            check(current_url(b).await?.contains(&format!("/web/sessions/{id}/audit")), "the URL names the tab")?;
+            check(js(b, "return window.stayed === true").await? == json!(true), "no reload")?;
+            // The audit filter keeps to one entry type.
+            let select = find(b, "#audit-filter select").await?;
+            select.select_by_value("session").await.map_err(wd("filter"))?;
+            click(b, "#audit-filter button[type=submit]").await?;
+            wait_text(b, "#audit-timeline", "session.create").await?;
+            check(!page_text(b).await?.contains("node.append"), "only session entries")?;
+            b.back().await.map_err(wd("back"))?;
+            for (tab, text) in [("branches", "Checkpoints"), ("optimizer", "No optimizer"), ("notebook", "notebook"), ("sharing", "Share links"), ("state", "Materials in play")] {
+                goto(b, &format!("{}/web/sessions/{id}/{tab}", s.base)).await?;
+                wait_text(b, "#panel-body", text).await?;
+                let current = find(b, ".tabs a[aria-current]").await?.attr("data-tab").await.map_err(wd("tab"))?;
+                check(current.as_deref() == Some(tab), format!("{tab} marked current"))?;
+                accessible(b, &format!("the {tab} tab")).await?;
+            }
+            // The sidebar folds away and stays folded.
+            click(b, "#sidebar-toggle").await?;
+            until(b, "return getComputedStyle(document.querySelector('#sidebar')).display === 'none'", "the sidebar folds").await?;
+            b.refresh().await.map_err(wd("reload"))?;
+            until(b, "return getComputedStyle(document.querySelector('#sidebar')).display === 'none'", "the sidebar stays folded").await?;
+            click(b, "#sidebar-toggle").await?;
+            // Dark mode: the toggle switches and sticks across pages.
+            let bg = "return getComputedStyle(document.body).backgroundColor";
+            let light = js(b, bg).await?;
+            click(b, "#theme-toggle").await?;
+            until(b, "return document.documentElement.dataset.theme === 'dark'", "dark mode on").await?;
+            let dark = js(b, bg).await?;
+            check(light != dark, format!("the background changes ({light} → {dark})"))?;
+            goto(b, &format!("{}/web/sessions/{id}/branches", s.base)).await?;
+            check(js(b, bg).await? == dark, "dark mode sticks on the next page")?;
+            accessible(b, "the branches tab, dark").await?;
+            goto(b, &format!("{}/", s.base)).await?;
+            check(js(b, bg).await? == dark, "and on the sessions page")?;
+            accessible(b, "the sessions page, dark").await?;
+            goto(b, &format!("{}/web/sessions/{id}", s.base)).await?;
+            click(b, "#theme-toggle").await?;
+            until(b, "return document.documentElement.dataset.theme === 'light'", "back to light").await?;
+            // A phone: the conversation and the message box come first, on the first screen;
+            // the panels follow behind their tab bar; nothing scrolls sideways.
             b.set_window_size(390, 844).await.map_err(wd("resize"))?;
+            goto(b, &format!("{}/web/sessions/{id}/state", s.base)).await?;
+            wait_text(b, "#conversation", "note 059").await?;
+            let phone = js(b, "const r = (s) => document.querySelector(s).getBoundingClientRect(); \
+                return r('#composer').bottom <= window.innerHeight + 1 && r('#panel').top >= r('#composer').bottom - 1 \
+                  && getComputedStyle(document.querySelector('#sidebar')).display === 'none'").await?;
+            check(phone == json!(true), "the composer sits on the first screen, panels below")?;
             no_sideways_scroll(b, "the session page").await?;
-            b.goto(&format!("{}/", s.base))
-                .await
-                .map_err(wd("open /"))?;
-            wait_text(b, "h1", "Sessions").await?;
+            accessible(b, "the session page on a phone").await?;
+            goto(b, &format!("{}/", s.base)).await?;
             no_sideways_scroll(b, "the sessions page").await?;
+            accessible(b, "the sessions page").await?;
+            Ok(())
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn edit_forks_a_branch_and_regenerate_asks_again_on_another() {
+    run("edit-regenerate", |s, _, b| {
+        Box::pin(async move {
+            let id = seeded_session(s, "Forks").await;
+            sign_in(s, b).await?;
+            goto(b, &format!("{}/web/sessions/{id}", s.base)).await?;
+            wait_text(b, "#conversation article.assistant", "157.755").await?;
+            // Edit the question: a branch from just before it answers the edited text.
+            click(b, "#conversation article.user [data-act=edit]").await?;
+            fill(b, "#conversation article.user .edit-box textarea", "Analyse LiCoO2").await?;
+            click(b, "#conversation article.user .edit-box button[type=submit]").await?;
+            wait_text(b, "#composer-status", "Answered").await?;
+            let url = current_url(b).await?;
+            check(url.contains("branch=edit-"), format!("on the edit branch: {url}"))?;
+            wait_text(b, "#conversation article.assistant", "LiCoO2").await?;
+            let text = find(b, "#conversation").await?.text().await.map_err(wd("text"))?;
+            check(!text.contains("Analyse LiFePO4"), "the edited branch starts before the original question")?;
+            // Nothing is lost: main still has the original question and answer.
+            let (_, msgs) = s
+                .request(Method::GET, &format!("/v1/sessions/{id}/branches/main/messages"), Some(&s.alice), None)
+                .await;
+            check(msgs.to_string().contains("Analyse LiFePO4"), "main keeps the original")?;
+            // Regenerate the answer: the same question again, on a new branch.
+            click(b, "#conversation article.assistant [data-act=regenerate]").await?;
+            wait_text(b, "#composer-status", "Answered").await?;
+            let url2 = current_url(b).await?;
+            check(url2.contains("branch=regenerate-") && url2 != url, format!("on a regenerate branch: {url2}"))?;
+            let users = js(b, "return Array.from(document.querySelectorAll('#conversation article.user')).map(a => a.querySelector('template.src').content.textContent)").await?;
+            check(users == json!(["Analyse LiCoO2"]), format!("asked once again: {users}"))?;
+            wait_text(b, "#conversation article.assistant", "LiCoO2").await?;
+            let (_, tree) = s
+                .request(Method::GET, &format!("/v1/sessions/{id}/branches"), Some(&s.alice), None)
+                .await;
+            check(tree["items"].as_array().is_some_and(|a| a.len() == 3), format!("three branches: {tree}"))?;
+            Ok(())
+        })
+    })
+    .await;
+}
+
+/// A model that answers one word every 200 ms, for the Stop button to interrupt.
+struct Slow;
+
+impl ChatModel for Slow {
+    fn name(&self) -> &str {
+        "slow"
+    }
+
+    fn complete(&self, _: ChatRequest) -> ChatFuture<'_> {
+        Box::pin(async move {
+            Ok(ChatResponse {
+                content: Some("done".into()),
+                model: "slow".into(),
+                ..Default::default()
+            })
+        })
+    }
+
+    fn complete_stream(&self, _: ChatRequest) -> ChatStream<'_> {
+        use futures::StreamExt;
+        futures::stream::iter(0..300)
+            .then(|i| async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(StreamEvent::TextDelta(format!("word{i} ")))
+            })
+            .chain(futures::stream::once(async {
+                Ok(StreamEvent::Done(ChatResponse {
+                    content: Some("all words".into()),
+                    model: "slow".into(),
+                    ..Default::default()
+                }))
+            }))
+            .boxed()
+    }
+}
+
+#[tokio::test]
+async fn stop_interrupts_a_turn_and_keeps_what_was_said() {
+    run_on("stop", Some(Arc::new(Slow)), |s, _, b| {
+        Box::pin(async move {
+            let (_, sess) = s
+                .request(
+                    Method::POST,
+                    "/v1/sessions",
+                    Some(&s.alice),
+                    Some(json!({"name": "Slow"})),
+                )
+                .await;
+            let id = sess["id"].as_str().unwrap().to_string();
+            sign_in(s, b).await?;
+            goto(b, &format!("{}/web/sessions/{id}", s.base)).await?;
+            fill(b, "#message", "Tell me everything").await?;
+            click(b, "#composer button[type=submit]").await?;
+            wait_text(b, "#conversation article.assistant", "word3").await?;
+            let stop = find(b, "#stop").await?;
+            check(
+                stop.is_displayed().await.map_err(wd("shown"))?,
+                "Stop shows while a turn runs",
+            )?;
+            stop.click().await.map_err(wd("stop"))?;
+            wait_text(b, "#composer-status", "Stopped").await?;
+            wait_text(b, "#conversation article.assistant .badge", "interrupted").await?;
+            // The stored answer is partial: the turn did not run on to the end.
+            let (_, msgs) = s
+                .request(
+                    Method::GET,
+                    &format!("/v1/sessions/{id}/branches/main/messages"),
+                    Some(&s.alice),
+                    None,
+                )
+                .await;
+            let all = msgs.to_string();
+            check(
+                all.contains("word1") && !all.contains("word299"),
+                "a partial answer is kept",
+            )?;
+            check(
+                !find(b, "#stop")
+                    .await?
+                    .is_displayed()
+                    .await
+                    .map_err(wd("hidden"))?,
+                "Stop hides again",
+            )?;
             Ok(())
         })
     })
@@ -366,13 +684,11 @@ async fn branch_switch_send_and_merge_back_with_the_conflict_dialog() {
         Box::pin(async move {
             let id = seeded_session(s, "Branching").await;
             sign_in(s, b).await?;
-            b.goto(&format!("{}/web/sessions/{id}", s.base))
-                .await
-                .map_err(wd("open the session"))?;
+            goto(b, &format!("{}/web/sessions/{id}/branches", s.base)).await?;
             // Create a branch from the head of main: the page switches to it.
             fill(b, "#new-branch-form input[name=name]", "cobalt").await?;
             click(b, "#new-branch-form button[type=submit]").await?;
-            wait_text(b, "#current-branch", "cobalt").await?;
+            wait_text(b, "#branch-switcher option[selected]", "cobalt").await?;
             send(b, "Analyse LiCoO2").await?;
             wait_text(b, "#conversation article.assistant", "LiCoO2").await?;
             // Both branches pin the same key differently: the merge must ask.
@@ -388,13 +704,14 @@ async fn branch_switch_send_and_merge_back_with_the_conflict_dialog() {
                 check(st.is_success(), "pin recorded")?;
             }
             // The switcher goes back and forth.
-            b.goto(&format!("{}/web/sessions/{id}?branch=main", s.base))
-                .await
-                .map_err(wd("main"))?;
+            goto(
+                b,
+                &format!("{}/web/sessions/{id}/branches?branch=main", s.base),
+            )
+            .await?;
             wait_text(b, "#current-branch", "main").await?;
-            let on_main = page_text(b).await?;
             check(
-                !on_main.contains("Analyse LiCoO2"),
+                !page_text(b).await?.contains("Analyse LiCoO2"),
                 "main does not show cobalt's message",
             )?;
             let select = find(b, "#branch-switcher select").await?;
@@ -402,28 +719,30 @@ async fn branch_switch_send_and_merge_back_with_the_conflict_dialog() {
                 .select_by_value("cobalt")
                 .await
                 .map_err(wd("switch"))?;
-            wait_text(b, "#current-branch", "cobalt").await?;
-            // Merge cobalt into main: a conflict dialog offers ours / theirs / union.
-            click(b, "#merge-form button[type=submit]").await?;
-            wait_text(b, "#conflict-dialog", "context.goal").await?;
-            // The dialog is modal and takes the keyboard focus.
-            let focused: Value = b
-                .execute(
-                    "const a = document.activeElement; \
-                     return a && a.closest('#conflict-dialog') ? a.dataset.strategy : null",
-                    vec![],
-                )
-                .await
-                .map_err(wd("focus"))?;
+            wait_text(b, "#branch-switcher option[selected]", "cobalt").await?;
             check(
-                focused == json!("ours"),
-                format!("focus in the dialog: {focused}"),
+                current_url(b).await?.contains("/branches"),
+                "switching keeps the tab",
             )?;
+            // Merge cobalt into main: the dialog names the conflict in words.
+            click(b, "#merge-form button[type=submit]").await?;
+            wait_text(b, "#conflict-dialog", "goal").await?;
+            let focused = js(
+                b,
+                "const a = document.activeElement; return !!(a && a.closest('#conflict-dialog'))",
+            )
+            .await?;
+            check(
+                focused == json!(true),
+                "the dialog takes the keyboard focus",
+            )?;
+            accessible(b, "the merge dialog").await?;
             click(b, "#conflict-dialog button[data-strategy=theirs]").await?;
             wait_text(b, "#current-branch", "main").await?;
             wait_text(b, "#conversation article.merge", "cobalt").await?;
-            wait_text(b, "dl", "theirs").await?;
             wait_text(b, ".tree", "merged cobalt").await?;
+            goto(b, &format!("{}/web/sessions/{id}/state", s.base)).await?;
+            wait_text(b, "#pins", "theirs").await?;
             Ok(())
         })
     })
@@ -436,34 +755,38 @@ async fn checkpoint_then_restore_brings_the_branch_back() {
         Box::pin(async move {
             let id = seeded_session(s, "Checkpoints").await;
             sign_in(s, b).await?;
-            b.goto(&format!("{}/web/sessions/{id}", s.base))
-                .await
-                .map_err(wd("open the session"))?;
+            goto(b, &format!("{}/web/sessions/{id}/branches", s.base)).await?;
             fill(b, "#new-checkpoint-form input[name=name]", "before-cobalt").await?;
             click(b, "#new-checkpoint-form button[type=submit]").await?;
             wait_text(b, "#checkpoints", "before-cobalt").await?;
             send(b, "Analyse LiCoO2").await?;
             b.refresh().await.map_err(wd("reload"))?;
             wait_text(b, "#conversation", "Analyse LiCoO2").await?;
-            // Restore asks first, then moves the head back and keeps the old one.
+            // Restore asks first (saying nothing is lost), then moves the head back.
             click(b, "#checkpoints form[data-path*='before-cobalt'] button").await?;
+            let asked = b.get_alert_text().await.map_err(wd("the confirmation"))?;
+            check(
+                asked.contains("nothing is lost"),
+                format!("the confirmation says nothing is lost: {asked}"),
+            )?;
             b.accept_alert().await.map_err(wd("confirm the restore"))?;
             wait_text(b, "#checkpoints", "before-restore").await?;
-            let text = find(b, "#conversation")
-                .await?
-                .text()
-                .await
-                .map_err(wd("text"))?;
-            check(
-                !text.contains("Analyse LiCoO2"),
-                "the restored branch ends before the second message",
-            )?;
-            check(
-                text.contains("Analyse LiFePO4"),
-                "the first message is still there",
-            )?;
-            // Past twenty checkpoints the older ones are one select, restored the same way
-            // (after a new message, so the restore has somewhere to move the head from).
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let text = find(b, "#conversation")
+                    .await?
+                    .text()
+                    .await
+                    .map_err(wd("text"))?;
+                if !text.contains("Analyse LiCoO2") && text.contains("Analyse LiFePO4") {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err("the restored branch should end before the second message".into());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // Past twenty checkpoints the older ones are one select, restored the same way.
             let (st, _) = s
                 .request(
                     Method::POST,
@@ -492,7 +815,6 @@ async fn checkpoint_then_restore_brings_the_branch_back() {
                 .map_err(wd("pick an older checkpoint"))?;
             click(b, "#restore-older-form button[type=submit]").await?;
             b.accept_alert().await.map_err(wd("confirm"))?;
-            // Restoring it adds a second before-restore checkpoint.
             let deadline = tokio::time::Instant::now() + WAIT;
             loop {
                 let (_, cps) = s
@@ -532,9 +854,7 @@ async fn a_share_link_opens_read_only_without_sign_in_and_stops_when_revoked() {
         Box::pin(async move {
             let id = seeded_session(s, "Shared cathodes").await;
             sign_in(s, b).await?;
-            b.goto(&format!("{}/web/sessions/{id}", s.base))
-                .await
-                .map_err(wd("open the session"))?;
+            goto(b, &format!("{}/web/sessions/{id}/sharing", s.base)).await?;
             click(b, "#share-form button[type=submit]").await?;
             let url_box = find(b, "#new-share-url").await?;
             let deadline = tokio::time::Instant::now() + WAIT;
@@ -565,7 +885,8 @@ async fn a_share_link_opens_read_only_without_sign_in_and_stops_when_revoked() {
                 check(
                     controls.is_empty(),
                     format!("{} edit controls on the share page", controls.len()),
-                )
+                )?;
+                accessible(&guest, "the share page").await
             }
             .await;
             if let Err(e) = seen {

@@ -453,19 +453,44 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
 
     let (cookie, csrf, _) = signed_in(&srv, &http, &srv.alice).await;
     let get = |path: String, cookie: String| page_as(&http, format!("{}{path}", srv.base), cookie);
-    let (status, page) = get(format!("/web/sessions/{id}"), cookie.clone()).await;
-    assert_eq!(status, StatusCode::OK);
+    // The workspace: every tab of the side panel, each at its own URL, with the conversation.
+    let all_tabs = |cookie: String| {
+        let (get, id) = (&get, id.clone());
+        async move {
+            let mut all = String::new();
+            for tab in [
+                "state",
+                "branches",
+                "optimizer",
+                "notebook",
+                "audit",
+                "sharing",
+            ] {
+                let (status, page) = get(format!("/web/sessions/{id}/{tab}"), cookie.clone()).await;
+                assert_eq!(status, StatusCode::OK, "{tab}");
+                assert!(
+                    page.contains("Analyse LiFePO4"),
+                    "{tab} shows the conversation"
+                );
+                all.push_str(&page);
+            }
+            all
+        }
+    };
+    let (status, _) = get(format!("/web/sessions/{id}/nope"), cookie.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an unknown tab");
+    let page = all_tabs(cookie.clone()).await;
     for expected in [
-        "Analyse LiFePO4",                            // the conversation
-        "Tool call: <code>materials_analyzer</code>", // tool calls, compact
-        "<caption>Search space</caption>",            // the optimizer's tables
+        "Analyse LiFePO4",                                     // the conversation
+        "<span class=\"tool-name\">materials_analyzer</span>", // tool calls, compact
+        "<caption>Search space</caption>",                     // the optimizer's tables
         "151.25",
         "Latest suggestions (EI)",
         "Convergence",
         "coulombic_efficiency",       // a notebook metric track
         "Fe-site doping raises rate", // discoveries, links, evidence
         "<em>supports</em>",
-        &format!("href=\"#n-{user_node}\""),
+        &format!("#n-{user_node}\""),
         "Mn substitution lowers the voltage hysteresis",
         "Run the 1C cycling test",
         "Chain verified",
@@ -490,19 +515,15 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
         page.matches("<svg").count() >= 2,
         "convergence + metric charts"
     );
-    // A folded tool result shows the result's text, not its JSON.
-    let summaries: Vec<&str> = page
-        .split("Result of <code>")
+    // A tool card shows the result's text, not its JSON.
+    let texts: Vec<&str> = page
+        .split("class=\"tool-text\">")
         .skip(1)
-        .map(|s| s.split("</summary>").next().unwrap())
+        .map(|s| s.split("</div>").next().unwrap())
         .collect();
-    assert!(!summaries.is_empty());
-    for s in summaries {
-        let text = s.split("</code>").nth(1).unwrap();
-        assert!(
-            !text.contains("{&quot;"),
-            "a result summary shows JSON: {text}"
-        );
+    assert!(!texts.is_empty());
+    for text in texts {
+        assert!(!text.contains("{&quot;"), "a tool card shows JSON: {text}");
     }
     // A discovery without a confidence shows none (not an empty "confidence ·").
     assert!(
@@ -536,9 +557,7 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
 
     // A reader sees the session but no control that writes.
     let (reader_cookie, _, _) = signed_in(&srv, &http, &srv.users["reader"]).await;
-    let (status, page) = get(format!("/web/sessions/{id}"), reader_cookie.clone()).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("Analyse LiFePO4"));
+    let page = all_tabs(reader_cookie.clone()).await;
     for absent in [
         "id=\"composer\"",
         "new-branch-form",
@@ -564,7 +583,7 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
     )
     .await;
     let (writer_cookie, _, writer_home) = signed_in(&srv, &http, &srv.users["writer"]).await;
-    let (_, page) = get(format!("/web/sessions/{id}"), writer_cookie).await;
+    let page = all_tabs(writer_cookie).await;
     assert!(page.contains("id=\"composer\"") && page.contains("new-branch-form"));
     assert!(!page.contains(">Pause<") && !page.contains(">Archive<"));
     assert!(writer_home.contains("Olivine study") && !writer_home.contains(">Pause<"));
@@ -578,7 +597,7 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
     }
     let (commenter_cookie, commenter_csrf, _) =
         signed_in(&srv, &http, &srv.users["commenter"]).await;
-    let (_, page) = get(format!("/web/sessions/{id}"), commenter_cookie.clone()).await;
+    let page = all_tabs(commenter_cookie.clone()).await;
     assert!(page.contains("id=\"note-form\"") && !page.contains("id=\"composer\""));
     assert!(!page.contains("material-form") && !page.contains("hypothesis-form"));
     let r = http
@@ -594,7 +613,7 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let (materials_cookie, _, _) = signed_in(&srv, &http, &srv.users["materials"]).await;
-    let (_, page) = get(format!("/web/sessions/{id}"), materials_cookie).await;
+    let page = all_tabs(materials_cookie).await;
     assert!(page.contains("id=\"material-form\"") && !page.contains("hypothesis-form"));
     assert!(page.contains("Check the Fe-O distances"));
     // A stranger and an unknown branch get error pages; nothing leaks.

@@ -410,12 +410,11 @@ mod tests {
     }
 }
 
-/// A short title from a request: its first line, without a leading "please", cut at a word
-/// before 60 characters, first letter upper-case.
+/// A short title from a request: its words (lines joined), without a leading "please", cut at
+/// a word before 60 characters, first letter upper-case.
 pub fn title_of(request: &str) -> String {
     const MAX: usize = 60;
-    let line = request.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let words: Vec<&str> = line.split_whitespace().collect();
+    let words: Vec<&str> = request.split_whitespace().collect();
     let words = match words.first() {
         Some(w) if w.trim_end_matches(',').eq_ignore_ascii_case("please") => &words[1..],
         _ => &words[..],
@@ -433,7 +432,7 @@ pub fn title_of(request: &str) -> String {
     }
     if title.is_empty() {
         // One word longer than the limit.
-        title = line.trim().chars().take(MAX).collect();
+        title = words.first().map_or("", |w| w).chars().take(MAX).collect();
     }
     let mut chars = title.chars();
     match chars.next() {
@@ -447,10 +446,10 @@ mod title_tests {
     use super::title_of;
 
     #[test]
-    fn a_title_is_the_first_line_cut_at_a_word() {
+    fn a_title_is_the_request_cut_at_a_word() {
         assert_eq!(title_of("analyse LiFePO4"), "Analyse LiFePO4");
         assert_eq!(
-            title_of("  please, compare LiCoO2 vs LiFePO4\nthanks"),
+            title_of("  please, compare LiCoO2\nvs LiFePO4"),
             "Compare LiCoO2 vs LiFePO4"
         );
         let long = title_of(
