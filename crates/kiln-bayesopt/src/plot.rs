@@ -253,6 +253,109 @@ pub fn line_svg(title: &str, xlabel: &str, ylabel: &str, points: &[(f64, f64)]) 
     out
 }
 
+/// Colours of the series on one chart, in order (distinct for the common colour blindnesses).
+const SERIES: [&str; 6] = [
+    "#336699", "#c0392b", "#2e8b57", "#8e44ad", "#b9770e", "#555555",
+];
+
+/// Most points drawn per series: a longer track is drawn from evenly spaced points (its first
+/// and last kept), so a million-point track costs what a two-thousand-point one does.
+const MAX_LINE_POINTS: usize = 2000;
+
+/// Several named tracks on one line chart, each in its own colour with a legend; points that
+/// are not finite are left out.
+pub fn lines_svg(
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    series: &[(&str, &[(f64, f64)])],
+) -> String {
+    let mut out = open(title);
+    let drawn: Vec<(&str, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(name, pts)| {
+            let finite: Vec<(f64, f64)> = pts
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect();
+            let stride = finite.len().div_ceil(MAX_LINE_POINTS).max(1);
+            let mut kept: Vec<(f64, f64)> = finite.iter().step_by(stride).copied().collect();
+            if let Some(last) = finite.last()
+                && kept.last() != Some(last)
+            {
+                kept.push(*last);
+            }
+            (*name, kept)
+        })
+        .collect();
+    let all = drawn.iter().flat_map(|(_, p)| p.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    let mut any = false;
+    for (x, y) in all {
+        any = true;
+        x0 = x0.min(*x);
+        x1 = x1.max(*x);
+        y0 = y0.min(*y);
+        y1 = y1.max(*y);
+    }
+    if !any {
+        return close_empty(out, "no points yet");
+    }
+    let whole = drawn
+        .iter()
+        .all(|(_, p)| p.iter().all(|(x, _)| x.fract() == 0.0));
+    let f = Frame::new(x0, x1, y0, y1).whole_x(whole);
+    axes(&mut out, &f, xlabel, ylabel, true);
+    for (i, (name, pts)) in drawn.iter().enumerate() {
+        let colour = SERIES[i % SERIES.len()];
+        let mut path = String::new();
+        for (j, (x, y)) in pts.iter().enumerate() {
+            let _ = write!(
+                path,
+                "{}{:.1} {:.1}",
+                if j == 0 { "M" } else { "L" },
+                f.px(*x),
+                f.py(*y)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "<path d=\"{path}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\"><title>{}</title></path>",
+            esc(name)
+        );
+        if pts.len() <= 60 {
+            for (x, y) in pts {
+                let _ = writeln!(
+                    out,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{colour}\"/>",
+                    f.px(*x),
+                    f.py(*y)
+                );
+            }
+        }
+        // The legend, top right, one line per track.
+        let ly = TOP + 4.0 + 14.0 * i as f64;
+        let _ = writeln!(
+            out,
+            "<line x1=\"{:.1}\" y1=\"{ly:.1}\" x2=\"{:.1}\" y2=\"{ly:.1}\" stroke=\"{colour}\" stroke-width=\"3\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#222\">{}</text>",
+            W - RIGHT - 110.0,
+            W - RIGHT - 96.0,
+            W - RIGHT - 92.0,
+            ly + 4.0,
+            esc(name)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
 /// Convergence chart of a state's experiments.
 pub fn state_convergence_svg(state: &OptimizerState) -> String {
     let ys: Vec<f64> = state.experiments.iter().map(|e| e.output).collect();
@@ -584,5 +687,39 @@ mod tests {
         assert!(state_slice_svg(&mut s, &["c"], 0).is_err());
         assert!(state_slice_svg(&mut s, &["x", "x"], 0).is_err());
         assert!(state_slice_svg(&mut s, &["nope"], 0).is_err());
+    }
+}
+
+#[cfg(test)]
+mod lines_tests {
+    use super::lines_svg;
+
+    #[test]
+    fn several_tracks_share_a_chart_with_a_legend_and_long_tracks_are_thinned() {
+        let a: Vec<(f64, f64)> = (0..1_000_000)
+            .map(|i| (i as f64, (i % 97) as f64))
+            .collect();
+        let b = [(0.0, 5.0), (10.0, 7.0)];
+        let svg = lines_svg(
+            "loss and accuracy",
+            "step",
+            "value",
+            &[("loss", &a), ("accuracy", &b)],
+        );
+        assert_eq!(
+            svg.matches("stroke-width=\"1.5\"><title>").count(),
+            2,
+            "one line per track"
+        );
+        assert!(svg.contains(">loss</text>") && svg.contains(">accuracy</text>"));
+        assert!(
+            svg.len() < 200_000,
+            "a long track is thinned: {} bytes",
+            svg.len()
+        );
+        // The last point of a thinned track is kept.
+        assert!(svg.contains("<title>loss</title>"));
+        let empty = lines_svg("none", "step", "value", &[("x", &[])]);
+        assert!(empty.contains("no points yet"));
     }
 }

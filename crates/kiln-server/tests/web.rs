@@ -769,3 +769,119 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
     );
     assert!(r.text().await.unwrap().contains("text/event-stream"));
 }
+
+/// The notebook tab: tracks charted together by name with their statistics, parameters, log
+/// lines filtered by level, attachments downloaded safely and only by readers.
+#[tokio::test]
+async fn the_notebook_tab_charts_tracks_filters_the_log_and_downloads_attachments() {
+    let srv = start(1 << 20).await;
+    let http = client();
+    let (s, v) = srv
+        .request(
+            reqwest::Method::POST,
+            "/v1/sessions",
+            Some(&srv.alice),
+            Some(json!({"name": "Cycling"})),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let nb = |args: Value| {
+        let (srv, id) = (&srv, id.clone());
+        async move {
+            let (s, v) = srv
+                .request(
+                    reqwest::Method::POST,
+                    &format!("/v1/sessions/{id}/tools/notebook"),
+                    Some(&srv.alice),
+                    Some(json!({"arguments": args})),
+                )
+                .await;
+            assert!(s.is_success(), "{v}");
+        }
+    };
+    for v in [2.0, 1.5, 1.25] {
+        nb(json!({"action": "log_metric", "name": "loss", "value": v})).await;
+    }
+    for v in [0.5, 0.75] {
+        nb(json!({"action": "log_metric", "name": "accuracy", "value": v})).await;
+    }
+    nb(json!({"action": "set_params", "params": {"anneal_temperature": 700, "atmosphere": "argon"}})).await;
+    for (level, line) in [
+        ("debug", "probe line"),
+        ("info", "cell assembled"),
+        ("warn", "furnace drift"),
+        ("error", "cell shorted"),
+    ] {
+        nb(json!({"action": "log", "level": level, "message": line})).await;
+    }
+    nb(json!({"action": "attach", "name": "cycler.html", "content": "<script>alert(1)</script>", "media_type": "text/html"})).await;
+    nb(json!({"action": "attach", "name": "notes.txt", "content": "C/10 then 1C"})).await;
+
+    let (cookie, _, _) = signed_in(&srv, &http, &srv.alice).await;
+    let get = |path: String, cookie: String| page_as(&http, format!("{}{path}", srv.base), cookie);
+    let (status, page) = get(format!("/web/sessions/{id}/notebook"), cookie.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    for shown in [
+        "anneal_temperature",
+        "argon",
+        "cell shorted",
+        "probe line",
+        "notes.txt",
+        "cycler.html",
+    ] {
+        assert!(page.contains(shown), "{shown} missing");
+    }
+    // By default the first track (by name) is drawn; its statistics are in the table.
+    assert!(page.contains(">accuracy</text>") && !page.contains(">loss</text>"));
+    assert!(
+        page.contains("<td class=\"num\">1.25</td>"),
+        "loss: last and min"
+    );
+    // Two tracks on one chart, picked by name (unknown names are ignored).
+    let (_, page) = get(
+        format!("/web/sessions/{id}/notebook?track=loss&track=accuracy&track=nope"),
+        cookie.clone(),
+    )
+    .await;
+    assert!(page.contains(">loss</text>") && page.contains(">accuracy</text>"));
+    // The log from warn up.
+    let (_, page) = get(
+        format!("/web/sessions/{id}/notebook?level=warn"),
+        cookie.clone(),
+    )
+    .await;
+    let log = page.split("id=\"log\"").nth(1).unwrap().split("</ol>").next().unwrap();
+    assert!(log.contains("furnace drift") && log.contains("cell shorted"), "{log}");
+    assert!(!log.contains("probe line") && !log.contains("cell assembled"), "{log}");
+    // Downloads: always as a file; a type a browser would run comes as plain bytes.
+    let dl = |name: &str, cookie: String| {
+        let url = format!(
+            "{}/web/sessions/{id}/notebook/attachment?branch=main&name={name}",
+            srv.base
+        );
+        let http = &http;
+        async move { http.get(url).header("cookie", cookie).send().await.unwrap() }
+    };
+    let r = dl("cycler.html", cookie.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.text().await.unwrap(), "<script>alert(1)</script>");
+    let r = dl("notes.txt", cookie.clone()).await;
+    assert_eq!(r.headers()["content-type"], "text/plain");
+    assert_eq!(r.text().await.unwrap(), "C/10 then 1C");
+    let r = dl("missing.txt", cookie.clone()).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Someone who may not read the session gets nothing.
+    let (bob_cookie, _, _) = signed_in(&srv, &http, &srv.bob).await;
+    let r = dl("notes.txt", bob_cookie).await;
+    assert!(r.status() == StatusCode::NOT_FOUND || r.status() == StatusCode::FORBIDDEN);
+    assert!(!r.text().await.unwrap().contains("C/10"));
+}

@@ -9,6 +9,6 @@ mod search;
 
 pub use discovery::{LinkDiscoveries, RecordDiscovery};
 pub use materials::MaterialsAnalyzer;
-pub use notebook::Notebook;
+pub use notebook::{Attachment, LogLine, MetricPoint, Notebook, NotebookState, attachment_path};
 pub use optimizer::BayesianOptimizer;
 pub use search::SessionSearch;

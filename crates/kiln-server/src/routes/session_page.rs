@@ -13,6 +13,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use kiln_agent::tools::{NotebookState, attachment_path};
 use kiln_session::{Caller, Error, ListQuery, Node, SessionSort, TreeBranch};
 use kiln_types::{NodeKind, Permission};
 use serde::Deserialize;
@@ -50,6 +51,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/web/sessions/{id}", get(session_page))
         .route("/web/sessions/{id}/{tab}", get(session_tab))
+        .route(
+            "/web/sessions/{id}/notebook/attachment",
+            get(notebook_attachment),
+        )
         .route("/static/kiln.js", get(script))
         .route("/web/needs-script", axum::routing::post(needs_script))
 }
@@ -89,6 +94,12 @@ pub(crate) struct SessionPageQuery {
     /// The audit tab's filter: entries whose action starts with this.
     #[serde(rename = "type")]
     entry_type: Option<String>,
+    /// The notebook tab's log filter: this level and above.
+    level: Option<String>,
+    /// The notebook tab's tracks to chart (`track=a&track=b`; read from the raw query, as the
+    /// key repeats).
+    #[serde(skip)]
+    tracks: Vec<String>,
 }
 
 async fn session_page(
@@ -122,6 +133,21 @@ async fn render(
     let Some((caller, token)) = signed_in(&st, &headers).await else {
         return redirect(&login_then(&uri));
     };
+    let mut q = q;
+    q.tracks = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("track="))
+        .filter_map(|v| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8()
+                .ok()
+                .map(|s| s.into_owned())
+        })
+        .filter(|t| !t.is_empty())
+        .take(6)
+        .collect();
     if !TABS.iter().any(|(t, _)| *t == tab) {
         return html::error_page(&Error::not_found(format!("no tab `{tab}` on a session")));
     }
@@ -351,20 +377,24 @@ pub(crate) async fn page_context(
             .await?;
         ctx["sidebar"] = json!(sidebar.items);
         ctx["sidebar_more"] = json!(sidebar.next_cursor.is_some());
+        let filters = TabFilters {
+            entry_type: q.entry_type,
+            level: q.level,
+            tracks: q.tracks,
+        };
         tab_context(
-            st,
-            caller,
-            id,
-            tab,
-            &branch,
-            &tree,
-            manage,
-            q.entry_type,
-            &mut ctx,
+            st, caller, id, tab, &branch, &tree, manage, filters, &mut ctx,
         )
         .await?;
     }
     Ok(ctx)
+}
+
+/// The filters a tab takes from the address.
+struct TabFilters {
+    entry_type: Option<String>,
+    level: Option<String>,
+    tracks: Vec<String>,
 }
 
 /// What one tab shows.
@@ -377,7 +407,7 @@ async fn tab_context(
     branch: &str,
     tree: &[TreeBranch],
     manage: bool,
-    entry_type: Option<String>,
+    filters: TabFilters,
     ctx: &mut Value,
 ) -> Result<(), Error> {
     let mgr = &st.mgr;
@@ -437,17 +467,22 @@ async fn tab_context(
             ctx["checkpoints"] = json!(recent);
             ctx["older_checkpoints"] = json!(older.iter().map(|c| &c.name).collect::<Vec<_>>());
         }
-        "optimizer" | "notebook" => {
-            let name = if tab == "optimizer" {
-                OPTIMIZER
-            } else {
-                NOTEBOOK
-            };
+        "optimizer" => {
             let state = mgr.state(caller, id, branch, None).await?;
-            ctx["tool"] = match state.tools.get(name) {
-                Some(value) => tool_view(st, name, value),
+            ctx["tool"] = match state.tools.get(OPTIMIZER) {
+                Some(value) => tool_view(st, OPTIMIZER, value),
                 None => Value::Null,
             };
+        }
+        "notebook" => {
+            let state = mgr.state(caller, id, branch, None).await?;
+            if let Some(nb) = state
+                .tools
+                .get(NOTEBOOK)
+                .and_then(|v| serde_json::from_value::<NotebookState>(v.clone()).ok())
+            {
+                ctx["notebook"] = notebook_view(&nb, &filters);
+            }
         }
         "audit" => {
             let (entries, verification) = mgr.audit_verified(caller, id).await?;
@@ -457,7 +492,7 @@ async fn tab_context(
                 .collect();
             types.sort_unstable();
             types.dedup();
-            let wanted = entry_type.filter(|t| !t.is_empty());
+            let wanted = filters.entry_type.filter(|t| !t.is_empty());
             let mut shown: Vec<&kiln_session::AuditEntry> = entries
                 .iter()
                 .rev()
@@ -525,4 +560,170 @@ fn audit_summary(payload: &Value) -> String {
         .take(6)
         .collect::<Vec<_>>()
         .join(" · ")
+}
+
+/// Log levels from least to most severe.
+const LEVELS: [&str; 5] = ["debug", "info", "warn", "error", "fatal"];
+/// Log lines the notebook tab lists (newest first).
+const PAGE_LOG: usize = 200;
+
+/// The notebook tab: parameters, metric tracks (several on one chart, picked by name, with
+/// their statistics), log lines at or above a level, attachments to download.
+fn notebook_view(nb: &NotebookState, f: &TabFilters) -> Value {
+    let rank = |l: &str| LEVELS.iter().position(|x| x.eq_ignore_ascii_case(l));
+    let min = f.level.as_deref().and_then(rank).unwrap_or(0);
+    let lines: Vec<&kiln_agent::tools::LogLine> = nb
+        .log
+        .iter()
+        .rev()
+        .filter(|l| rank(&l.level).unwrap_or(1) >= min)
+        .collect();
+    let matching = lines.len();
+    let tracks: Vec<Value> = nb
+        .metrics
+        .iter()
+        .map(|(name, pts)| {
+            let values = pts.iter().map(|p| p.value).filter(|v| v.is_finite());
+            let (mut lo, mut hi, mut sum, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
+            for v in values {
+                lo = lo.min(v);
+                hi = hi.max(v);
+                sum += v;
+                n += 1;
+            }
+            json!({
+                "name": name, "count": pts.len(),
+                "min": (n > 0).then_some(lo), "max": (n > 0).then_some(hi),
+                "mean": (n > 0).then(|| sum / n as f64),
+                "last": pts.last().map(|p| p.value),
+            })
+        })
+        .collect();
+    // The tracks asked for that exist; by default the first one.
+    let mut chosen: Vec<&str> = f
+        .tracks
+        .iter()
+        .map(String::as_str)
+        .filter(|t| nb.metrics.contains_key(*t))
+        .collect();
+    if chosen.is_empty()
+        && let Some(first) = nb.metrics.keys().next()
+    {
+        chosen.push(first);
+    }
+    let series: Vec<(&str, Vec<(f64, f64)>)> = chosen
+        .iter()
+        .map(|name| {
+            let pts = nb.metrics[*name]
+                .iter()
+                .map(|p| (p.step as f64, p.value))
+                .collect();
+            (*name, pts)
+        })
+        .collect();
+    let refs: Vec<(&str, &[(f64, f64)])> = series.iter().map(|(n, p)| (*n, p.as_slice())).collect();
+    let chart = (!refs.is_empty())
+        .then(|| kiln_bayesopt::plot::lines_svg(&chosen.join(", "), "step", "value", &refs));
+    json!({
+        "params": nb.params.iter().map(|(k, v)| json!({"name": k, "value": match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }})).collect::<Vec<_>>(),
+        "tracks": tracks,
+        "chosen": chosen,
+        "chart": chart,
+        "log": lines.into_iter().take(PAGE_LOG).collect::<Vec<_>>(),
+        "log_matching": matching,
+        "levels": LEVELS,
+        "level": LEVELS[min],
+        "attachments": nb.attachments,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct AttachmentQuery {
+    branch: Option<String>,
+    name: String,
+}
+
+/// Downloads a notebook attachment of a branch the caller may read. Always as a download, and
+/// types a browser would run (HTML, SVG, XML, scripts) as plain bytes.
+async fn notebook_attachment(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    PageQuery(q): PageQuery<AttachmentQuery>,
+    uri: axum::http::Uri,
+) -> Response {
+    let Some((caller, _)) = signed_in(&st, &headers).await else {
+        return redirect(&login_then(&uri));
+    };
+    let found = async {
+        let session = st.mgr.session(&caller, &id).await?;
+        let branch = q
+            .branch
+            .filter(|b| !b.is_empty())
+            .unwrap_or(session.default_branch);
+        let state = st.mgr.state(&caller, &id, &branch, None).await?;
+        let nb: NotebookState = state
+            .tools
+            .get(NOTEBOOK)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let att = nb
+            .attachments
+            .into_iter()
+            .rev()
+            .find(|a| a.name == q.name)
+            .ok_or_else(|| Error::not_found(format!("no attachment `{}` on {branch}", q.name)))?;
+        let path = attachment_path(st.mgr.data_dir(), &att.sha256);
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|_| Error::not_found("the attachment's content is no longer stored"))?;
+        Ok::<_, Error>((att, bytes))
+    }
+    .await;
+    let (att, bytes) = match found {
+        Ok(x) => x,
+        Err(e) => return html::error_page(&e),
+    };
+    let media = att.media_type.to_ascii_lowercase();
+    let runnable = ["html", "svg", "xml", "javascript", "ecmascript"]
+        .iter()
+        .any(|k| media.contains(k));
+    let content_type = if runnable || HeaderValue::from_str(&media).is_err() {
+        HeaderValue::from_static("application/octet-stream")
+    } else {
+        HeaderValue::from_str(&media)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"))
+    };
+    let safe_name: String = att
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{safe_name}\""))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    (
+        [
+            (CONTENT_TYPE, content_type),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+            (
+                axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox; default-src 'none'"),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
 }
