@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """Server-side time of the web pages: seeds one session through the API (N agent turns, an
 optimizer with experiments and suggestions, a notebook metric track), signs in by cookie and
-times GETs of the session page and the sessions page. Standard library only.
+times GETs of every tab of the session workspace, the conversation alone (what the script
+fetches after a turn) and the sessions page. With --branches, that many branches fork from
+points spread along the history (each with a few messages of its own and a checkpoint), so the
+Branches tab draws a real tree. Standard library only.
 
     target/release/kiln --data-dir /tmp/kw serve --bind 127.0.0.1:18081   # prints a token
     python3 scripts/bench_web_pages.py --base http://127.0.0.1:18081 --token kiln_… \
         --turns 30 --experiments 40 --gets 200
+    # the issue-15 target: 100k nodes, 50 branches
+    python3 scripts/bench_web_pages.py --base … --token kiln_… --messages 100000 --branches 50
 """
 
 import argparse
@@ -48,9 +53,12 @@ def main():
     ap.add_argument("--gets", type=int, default=200)
     ap.add_argument("--messages", type=int, default=0,
                     help="plain messages appended first, to make a long history")
+    ap.add_argument("--branches", type=int, default=0,
+                    help="branches forked along the history, each with messages and a checkpoint")
     a = ap.parse_args()
     rng = random.Random(7)
     s = json.loads(call(a.base, a.token, "/v1/sessions", {"name": "Web page bench"}))["id"]
+    forks = []
     if a.messages:
         # One keep-alive connection: the history is the point here, not HTTP set-up.
         host = a.base.split("//", 1)[1]
@@ -61,8 +69,10 @@ def main():
             body = json.dumps({"role": role, "content": f"message {i} about LiFePO4 " + "x" * 200})
             conn.request("POST", f"/v1/sessions/{s}/branches/main/messages", body, headers)
             r = conn.getresponse()
-            r.read()
+            out = r.read()
             assert r.status == 201, r.status
+            if a.branches and i % max(1, a.messages // a.branches) == 0:
+                forks.append(json.loads(out)["head"])
     for i in range(a.turns):
         call(a.base, a.token, f"/v1/sessions/{s}/query", {"message": f"Analyse LiFePO4 and LiCoO2, round {i}"})
     tool = lambda name, args: call(a.base, a.token, f"/v1/sessions/{s}/tools/{name}", {"arguments": args})
@@ -76,12 +86,24 @@ def main():
     tool("bayesian_optimizer", {"action": "suggest", "q": 3, "strategy": "qEI"})
     for i in range(20):
         tool("notebook", {"action": "log_metric", "name": "capacity", "value": 140 + i})
+    for i, node in enumerate(forks[: a.branches]):
+        name = f"alt-{i:02d}"
+        call(a.base, a.token, f"/v1/sessions/{s}/branches", {"name": name, "from": {"node": node}})
+        for j in range(3):
+            call(a.base, a.token, f"/v1/sessions/{s}/branches/{name}/messages",
+                 {"role": "user" if j % 2 == 0 else "assistant", "content": f"on {name}, step {j}"})
+        call(a.base, a.token, f"/v1/sessions/{s}/checkpoints", {"name": f"cp-{name}", "branch": name})
+        if i % 5 == 4:
+            call(a.base, a.token, f"/v1/sessions/{s}/branches/{name}/discard", {})
     # Sign in like a browser: the cookie is the API token (HttpOnly, SameSite=Strict).
     cookie = f"kiln_token={a.token}"
-    for label, path in [("session page", f"/web/sessions/{s}"), ("sessions page", "/")]:
+    pages = [(f"tab {t}", f"/web/sessions/{s}/{t}")
+             for t in ["state", "branches", "optimizer", "notebook", "audit", "sharing"]]
+    pages += [("conversation", f"/web/sessions/{s}?part=conversation"), ("sessions page", "/")]
+    for label, path in pages:
         size, p50, p95, p99 = timed(a.base, path, cookie, a.gets)
-        print(f"{label:14s} {size:7d} bytes  p50 {p50:5.1f} ms  p95 {p95:5.1f} ms  p99 {p99:5.1f} ms"
-              f"  ({a.gets} GETs, {a.messages} messages + {a.turns} turns, {a.experiments} experiments)")
+        print(f"{label:14s} {size:8d} bytes  p50 {p50:5.1f} ms  p95 {p95:5.1f} ms  p99 {p99:5.1f} ms"
+              f"  ({a.gets} GETs, {a.messages} messages + {a.turns} turns, {len(forks[:a.branches])} branches)")
 
 
 if __name__ == "__main__":
