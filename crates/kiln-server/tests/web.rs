@@ -851,9 +851,21 @@ async fn the_notebook_tab_charts_tracks_filters_the_log_and_downloads_attachment
         cookie.clone(),
     )
     .await;
-    let log = page.split("id=\"log\"").nth(1).unwrap().split("</ol>").next().unwrap();
-    assert!(log.contains("furnace drift") && log.contains("cell shorted"), "{log}");
-    assert!(!log.contains("probe line") && !log.contains("cell assembled"), "{log}");
+    let log = page
+        .split("id=\"log\"")
+        .nth(1)
+        .unwrap()
+        .split("</ol>")
+        .next()
+        .unwrap();
+    assert!(
+        log.contains("furnace drift") && log.contains("cell shorted"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("probe line") && !log.contains("cell assembled"),
+        "{log}"
+    );
     // Downloads: always as a file; a type a browser would run comes as plain bytes.
     let dl = |name: &str, cookie: String| {
         let url = format!(
@@ -884,4 +896,75 @@ async fn the_notebook_tab_charts_tracks_filters_the_log_and_downloads_attachment
     let r = dl("notes.txt", bob_cookie).await;
     assert!(r.status() == StatusCode::NOT_FOUND || r.status() == StatusCode::FORBIDDEN);
     assert!(!r.text().await.unwrap().contains("C/10"));
+}
+
+/// The workspace's regions alone (what the script swaps in), the sidebar's status filter, and
+/// typed errors for a part or a status that does not exist.
+#[tokio::test]
+async fn the_workspace_serves_each_region_alone_and_filters_the_sidebar() {
+    let srv = start(1 << 20).await;
+    let http = client();
+    let mut ids = Vec::new();
+    for name in ["Active one", "Paused one"] {
+        let (_, v) = srv
+            .request(
+                reqwest::Method::POST,
+                "/v1/sessions",
+                Some(&srv.alice),
+                Some(json!({"name": name})),
+            )
+            .await;
+        let id = v["id"].as_str().unwrap().to_owned();
+        srv.request(
+            reqwest::Method::POST,
+            &format!("/v1/sessions/{id}/branches/main/messages"),
+            Some(&srv.alice),
+            Some(json!({"role": "user", "content": format!("hello from {name}")})),
+        )
+        .await;
+        ids.push(id);
+    }
+    let (st, _) = srv
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/sessions/{}/status", ids[1]),
+            Some(&srv.alice),
+            Some(json!({"status": "paused"})),
+        )
+        .await;
+    assert!(st.is_success());
+    let (cookie, _, _) = signed_in(&srv, &http, &srv.alice).await;
+    let get = |path: String| page_as(&http, format!("{}{path}", srv.base), cookie.clone());
+    let id = &ids[0];
+    // The conversation alone: messages, no sidebar, no panel, no page shell.
+    let (st, conv) = get(format!("/web/sessions/{id}?part=conversation")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(conv.contains("hello from Active one"));
+    assert!(
+        !conv.contains("side-sessions")
+            && !conv.contains("class=\"tabs\"")
+            && !conv.contains("<html")
+    );
+    // The panel alone: the tab bar and the tab, not the conversation.
+    let (_, panel) = get(format!("/web/sessions/{id}/audit?part=panel")).await;
+    assert!(panel.contains("class=\"tabs\"") && panel.contains("audit-state"));
+    assert!(!panel.contains("hello from Active one"));
+    // The sidebar alone, by last activity, filtered by status.
+    let (_, side) = get(format!("/web/sessions/{id}?part=sidebar")).await;
+    let (a, p) = (
+        side.find("Active one").unwrap(),
+        side.find("Paused one").unwrap(),
+    );
+    assert!(p < a, "the paused one moved last, so it comes first");
+    let (_, side) = get(format!(
+        "/web/sessions/{id}?part=sidebar&side_status=paused"
+    ))
+    .await;
+    assert!(side.contains("Paused one") && !side.contains("Active one"));
+    // Bad input: typed error pages.
+    let (st, _) = get(format!("/web/sessions/{id}?part=everything")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, page) = get(format!("/web/sessions/{id}?side_status=sleeping")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(page.contains("unknown status"));
 }

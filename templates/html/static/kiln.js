@@ -554,8 +554,16 @@
     const next = effectiveTheme() === "dark" ? "light" : "dark";
     document.documentElement.dataset.theme = next;
     document.cookie = "kiln_theme=" + next + "; Path=/; Max-Age=31536000; SameSite=Strict";
+    themeLabel();
+  }
+
+  function themeLabel() {
     const b = $("#theme-toggle");
-    if (b) b.setAttribute("aria-pressed", String(next === "dark"));
+    if (!b) return;
+    const dark = effectiveTheme() === "dark";
+    b.setAttribute("aria-pressed", String(dark));
+    const label = $("span", b);
+    if (label) label.textContent = dark ? "Light mode" : "Dark mode";
   }
 
   function relativeTimes(root) {
@@ -570,12 +578,206 @@
     }
   }
 
+  // ---- the optimizer panel (ALchemist's loop, in the session) ----
+  const optBase = () => { const o = $("#optimizer"); return o ? o.dataset.base : null; };
+  const num = (v) => (v === "" || v === null || v === undefined ? undefined : Number(v));
+  const cellValue = (input) => {
+    const v = input.value.trim();
+    if (v === "") return undefined;
+    const n = Number(v);
+    return Number.isFinite(n) && input.getAttribute("inputmode") === "decimal" ? n : v;
+  };
+
+  async function optSpace(form) {
+    const variables = [];
+    for (const row of $$("tr.var-row", form)) {
+      const f = (n) => $(`[name=${n}]`, row).value.trim();
+      if (!f("name")) continue;
+      const v = { name: f("name"), type: f("type") };
+      if (v.type === "categorical") v.categories = f("levels").split(",").map((x) => x.trim()).filter(Boolean);
+      else v.bounds = [num(f("lower")), num(f("upper"))];
+      if (f("unit")) v.unit = f("unit");
+      if (f("precision")) v.precision = num(f("precision"));
+      if (f("description")) v.description = f("description");
+      variables.push(v);
+    }
+    const objective = { name: $("[name=objective]", form).value.trim(), goal: $("[name=goal]", form).value };
+    return api("PUT", optBase() + "/space", { variables, objective });
+  }
+
+  async function optResults(form) {
+    const experiments = [];
+    const rows = $$("tr.result-row", form);
+    for (const row of rows) {
+      const inputs = {};
+      let output;
+      let any = false;
+      for (const input of $$("input", row)) {
+        const v = cellValue(input);
+        if (v === undefined) continue;
+        any = true;
+        if (input.name === "__output") output = v; else inputs[input.name] = v;
+      }
+      if (any) experiments.push({ inputs, output });
+    }
+    if (!experiments.length) return { ok: false, data: { error: { message: "fill in at least one row" } } };
+    return api("POST", optBase() + "/experiments", { experiments });
+  }
+
+  function addResultRow(values) {
+    const body = $("#results-table tbody");
+    const last = $$("tr.result-row", body).pop();
+    let row = last;
+    const empty = last && $$("input", last).every((i) => !i.value.trim());
+    if (!empty) {
+      row = last.cloneNode(true);
+      for (const i of $$("input", row)) i.value = "";
+      body.append(row);
+    }
+    for (const [k, v] of Object.entries(values || {})) {
+      const input = $(`input[name="${CSS.escape(k)}"]`, row);
+      if (input) input.value = v;
+    }
+    const out = $("input[name=__output]", row);
+    if (values && out) out.focus(); else $("input", row).focus();
+  }
+
+  // Spreadsheet paste (tabs) becomes CSV; the server reads it against the space.
+  function toCsv(text) {
+    const lines = text.replace(/\r/g, "").split("\n").filter((l) => l.trim());
+    if (!lines.length || !lines[0].includes("\t")) return lines.join("\n");
+    const quote = (c) => (/[",\n]/.test(c) ? '"' + c.replace(/"/g, '""') + '"' : c);
+    return lines.map((l) => l.split("\t").map((c) => quote(c.trim())).join(",")).join("\n");
+  }
+
+  async function csvPost(text, query) {
+    const res = await fetch(optBase() + "/experiments/csv" + query, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "text/csv", Accept: "application/json", "X-CSRF-Token": csrf },
+      body: text,
+    });
+    let data = null;
+    try { data = await res.json(); } catch (_) { data = null; }
+    return { ok: res.ok, status: res.status, data };
+  }
+
+  let csvText = "";
+  async function csvPreview(text) {
+    csvText = text;
+    const box = $("#opt-preview");
+    box.replaceChildren(el("p", { class: "muted" }, "Reading…"));
+    const r = await csvPost(text, "?preview=true");
+    box.replaceChildren();
+    if (!r.ok) return box.append(el("p", { role: "alert", class: "bad" }, errorOf(r).message));
+    const rep = r.data;
+    // The column mapping: each header can be pointed at a variable, the objective, or nothing.
+    const space = $$("#space-table tr.var-row [name=name]").map((i) => i.value).filter(Boolean);
+    const objective = ($("#opt-space [name=objective]") || {}).value || "output";
+    const targets = [...space, objective, "noise"];
+    const map = el("div", { class: "row", id: "csv-mapping" });
+    map.append(el("span", { class: "muted" }, "Columns:"));
+    (rep.columns || []).forEach((c, i) => {
+      const id = "csv-col-" + i;
+      const sel = el("select", { id, "data-col": String(i) });
+      for (const t of targets) {
+        const o = el("option", { value: t }, t);
+        if (t === c.column) o.selected = true;
+        sel.append(o);
+      }
+      const ignore = el("option", { value: "" }, "ignore");
+      if (!targets.includes(c.column)) ignore.selected = true;
+      sel.append(ignore);
+      const label = el("label", { for: id }, c.column + " → ");
+      map.append(label, sel);
+    });
+    box.append(map);
+    const good = rep.rows || [];
+    const bad = rep.errors || [];
+    box.append(el("p", {}, good.length + " row(s) read" + (bad.length ? ", " + bad.length + " with errors:" : ".")));
+    if (bad.length) {
+      const ul = el("ul", { id: "csv-errors", class: "bad" });
+      for (const e of bad) ul.append(el("li", {}, "line " + (e.line || e.row + 2) + (e.field ? " (" + e.field + ")" : "") + ": " + e.message));
+      box.append(ul);
+    }
+    if (good.length) {
+      const wrap = el("div", { class: "scroll" });
+      const t = el("table", { id: "csv-rows" });
+      const head = el("tr");
+      const names = Object.keys(good[0].experiment.inputs);
+      for (const n of [...names, objective]) head.append(el("th", { scope: "col" }, n));
+      const thead = el("thead");
+      thead.append(head);
+      const tbody = el("tbody");
+      for (const g of good.slice(0, 50)) {
+        const tr = el("tr");
+        for (const n of names) tr.append(el("td", { class: "num" }, String(g.experiment.inputs[n])));
+        tr.append(el("td", { class: "num" }, String(g.experiment.output)));
+        tbody.append(tr);
+      }
+      t.append(thead, tbody);
+      wrap.append(t);
+      box.append(wrap);
+      const go = el("button", { type: "button", class: "primary", id: "csv-commit" }, "Add the " + good.length + " good row(s)" + (bad.length ? ", skip the rest" : ""));
+      const out = el("output", { role: "alert" });
+      go.onclick = async () => {
+        go.disabled = true;
+        const c = await csvPost(csvText, bad.length ? "?skip_invalid=true" : "");
+        if (c.ok) { refreshPanel(); refreshConversation(); } else { out.textContent = errorOf(c).message; go.disabled = false; }
+      };
+      box.append(el("div", { class: "row" }), go, out);
+    }
+  }
+
+  function remapCsv() {
+    const lines = csvText.split("\n");
+    const header = lines[0].split(",");
+    for (const sel of $$("#csv-mapping select")) header[Number(sel.dataset.col)] = sel.value || "ignored_" + sel.dataset.col;
+    lines[0] = header.join(",");
+    csvPreview(lines.join("\n"));
+  }
+
+  async function optSubmit(form) {
+    const out = $("output", form);
+    if (out) out.textContent = "";
+    const button = $("button[type=submit]", form);
+    if (button) button.disabled = true;
+    try {
+      let r;
+      if (form.id === "opt-space") r = await optSpace(form);
+      else if (form.id === "opt-results") r = await optResults(form);
+      else if (form.id === "opt-suggest") {
+        const b = body(form);
+        if (!b.strategy) delete b.strategy;
+        r = await api("POST", optBase() + "/suggest", b);
+      } else if (form.id === "opt-lock") r = await api("POST", optBase() + "/locks", body(form));
+      if (r.ok) {
+        refreshPanel();
+        refreshConversation();
+        return;
+      }
+      const err = errorOf(r);
+      const rows = err.details && err.details.rows;
+      const text = rows && rows.length
+        ? err.message + " — " + rows.map((e) => "row " + (e.row + 1) + (e.field ? " (" + e.field + ")" : "") + ": " + e.message).join("; ")
+        : err.message;
+      if (out) out.textContent = text;
+    } catch (e) {
+      if (out) out.textContent = "network error: " + e.message;
+    } finally {
+      if (button) button.disabled = false;
+    }
+  }
+
   // ---- wiring ----
   document.addEventListener("submit", (ev) => {
     const form = ev.target;
     if (form.id === "composer") {
       ev.preventDefault();
       send(form);
+    } else if (form.id && form.id.startsWith("opt-")) {
+      ev.preventDefault();
+      optSubmit(form);
     } else if (form.dataset.api) {
       ev.preventDefault();
       submitApi(form);
@@ -589,8 +791,31 @@
     }
   });
 
-  document.addEventListener("change", (ev) => {
-    if (ev.target.closest("#branch-switcher")) ev.target.form.submit();
+  document.addEventListener("change", async (ev) => {
+    const t = ev.target;
+    if (t.closest("#branch-switcher")) return t.form.submit();
+    if (t.closest("#side-filter")) {
+      const u = new URL(window.location.href);
+      u.searchParams.set("side_status", t.value);
+      try {
+        const fresh = await fetchPart("sidebar", u.href);
+        $("#sidebar").replaceChildren(...Array.from(fresh.childNodes).map((n) => document.importNode(n, true)));
+        relativeTimes($("#sidebar"));
+        history.replaceState(null, "", u.href);
+      } catch (_) {
+        t.form.submit();
+      }
+      return;
+    }
+    if (t.id === "opt-csv" && t.files && t.files[0]) return csvPreview(await t.files[0].text());
+    if (t.closest("#csv-mapping")) return remapCsv();
+    if (t.id === "dep-var") {
+      $("#dep-plot").src = optBase() + "/plots/dependence.svg?variable=" + encodeURIComponent(t.value);
+      $("#dep-plot").alt = "The model's mean and uncertainty band along " + t.value;
+    }
+    if (t.id === "map-x" || t.id === "map-y") {
+      $("#map-plot").src = optBase() + "/plots/map.svg?x=" + encodeURIComponent($("#map-x").value) + "&y=" + encodeURIComponent($("#map-y").value);
+    }
   });
 
   document.addEventListener("click", async (ev) => {
@@ -602,6 +827,20 @@
     if (t.id === "sidebar-toggle" || (t.closest && t.closest("#sidebar-toggle"))) return toggleSidebar();
     if (t.id === "theme-toggle" || (t.closest && t.closest("#theme-toggle"))) return toggleTheme();
     if (t.dataset && t.dataset.act) return messageAction(t);
+    if (t.id === "add-result-row") return addResultRow();
+    if (t.dataset && t.dataset.accept) {
+      let inputs = {};
+      try { inputs = JSON.parse(t.dataset.accept); } catch (_) { inputs = {}; }
+      return addResultRow(inputs);
+    }
+    if (t.id === "add-var-row") {
+      const rows = $$("#space-table tr.var-row");
+      const row = rows[rows.length - 1].cloneNode(true);
+      for (const i of $$("input", row)) i.value = "";
+      rows[rows.length - 1].after(row);
+      return $("input", row).focus();
+    }
+    if (t.id === "opt-paste-preview") return csvPreview(toCsv($("#opt-paste").value));
     const tab = t.closest && t.closest(".tabs a");
     if (tab && !ev.ctrlKey && !ev.metaKey && !ev.shiftKey && ev.button === 0) {
       ev.preventDefault();
@@ -636,6 +875,7 @@
 
   function start() {
     applySidebar();
+    themeLabel();
     relativeTimes(document);
     const conv = conversation();
     if (conv) {

@@ -56,6 +56,7 @@ pub fn routes() -> Router<AppState> {
             get(notebook_attachment),
         )
         .route("/static/kiln.js", get(script))
+        .route("/static/theme.js", get(theme_script))
         .route("/web/needs-script", axum::routing::post(needs_script))
 }
 
@@ -70,6 +71,21 @@ async fn script() -> Response {
             (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         include_str!("../../../../templates/html/static/kiln.js"),
+    )
+        .into_response()
+}
+
+/// The colour-scheme chooser every page loads first (a few lines; before the first paint).
+async fn theme_script() -> Response {
+    (
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        include_str!("../../../../templates/html/static/theme.js"),
     )
         .into_response()
 }
@@ -96,6 +112,8 @@ pub(crate) struct SessionPageQuery {
     entry_type: Option<String>,
     /// The notebook tab's log filter: this level and above.
     level: Option<String>,
+    /// The sidebar's filter: sessions in this lifecycle status only.
+    side_status: Option<String>,
     /// The notebook tab's tracks to chart (`track=a&track=b`; read from the raw query, as the
     /// key repeats).
     #[serde(skip)]
@@ -152,6 +170,14 @@ async fn render(
         return html::error_page(&Error::not_found(format!("no tab `{tab}` on a session")));
     }
     let part = q.part.clone();
+    if part
+        .as_deref()
+        .is_some_and(|p| !matches!(p, "conversation" | "panel" | "sidebar"))
+    {
+        return html::error_page(&Error::bad_request(
+            "`part` is conversation, panel or sidebar",
+        ));
+    }
     match page_context(&st, &caller, &id, &tab, q).await {
         Ok(mut ctx) => {
             ctx["csrf"] = json!(csrf_for(&token));
@@ -161,6 +187,7 @@ async fn render(
             ctx["theme"] = json!(html::theme(&headers));
             let template = match part.as_deref() {
                 Some("conversation") => "conversation.html",
+                Some("sidebar") => "sidebar.html",
                 Some("panel") => "panel.html",
                 _ => "session.html",
             };
@@ -322,7 +349,8 @@ pub(crate) async fn page_context(
         "public_url": st.public_url,
     });
 
-    if q.part.as_deref() != Some("panel") {
+    let part = q.part.as_deref();
+    if matches!(part, None | Some("conversation")) {
         // Around a node: the page ending half a page after it, so it sits mid-page.
         let before = match (&q.before, q.around.as_deref().filter(|a| !a.is_empty())) {
             (None, Some(node)) => Some(
@@ -364,19 +392,30 @@ pub(crate) async fn page_context(
         ctx["checkpoints_in_view"] = json!(checkpoint_here);
         ctx["last_answer"] = json!(last_answer);
     }
-    if q.part.as_deref() != Some("conversation") {
+    if matches!(part, None | Some("sidebar")) {
+        let side_status = match q.side_status.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => Some(
+                serde_json::from_value::<kiln_types::SessionStatus>(json!(s))
+                    .map_err(|_| Error::bad_request(format!("unknown status `{s}`")))?,
+            ),
+            None => None,
+        };
         let sidebar = mgr
             .list_sessions(
                 caller,
                 ListQuery {
                     sort: SessionSort::Activity,
                     limit: Some(SIDEBAR_SESSIONS),
+                    status: side_status,
                     ..Default::default()
                 },
             )
             .await?;
         ctx["sidebar"] = json!(sidebar.items);
+        ctx["side_status"] = json!(side_status);
         ctx["sidebar_more"] = json!(sidebar.next_cursor.is_some());
+    }
+    if matches!(part, None | Some("panel")) {
         let filters = TabFilters {
             entry_type: q.entry_type,
             level: q.level,
@@ -469,10 +508,11 @@ async fn tab_context(
         }
         "optimizer" => {
             let state = mgr.state(caller, id, branch, None).await?;
-            ctx["tool"] = match state.tools.get(OPTIMIZER) {
-                Some(value) => tool_view(st, OPTIMIZER, value),
-                None => Value::Null,
-            };
+            if let Some(value) = state.tools.get(OPTIMIZER) {
+                ctx["tool"] = tool_view(st, OPTIMIZER, value);
+                // The forms start from the space as it is.
+                ctx["opt"] = value.clone();
+            }
         }
         "notebook" => {
             let state = mgr.state(caller, id, branch, None).await?;
