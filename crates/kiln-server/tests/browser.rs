@@ -383,7 +383,10 @@ async fn sign_in_create_a_session_and_see_the_answer_stream_in() {
                 "the answer is marked finished",
             )?;
             // The tool call is one compact card: tool, action, readable result; raw JSON folded.
-            wait_text(b, "#conversation .tool-card .tool-head", "materials_analyzer").await?;
+            // The answer repeats the result here, so the card is folded to its one line.
+            let card = wait_text(b, "#conversation .tool-card.echoed summary", "materials_analyzer").await?;
+            wait_text(b, "#conversation .tool-card.echoed summary", "analyze").await?;
+            card.click().await.map_err(wd("open the card"))?;
             wait_text(b, "#conversation .tool-card .tool-text", "157.755").await?;
             let raw = find(b, "#conversation .tool-card details.raw").await?;
             check(

@@ -281,6 +281,20 @@ fn conversation_items(nodes: &[Node], names: &BTreeMap<String, String>) -> Vec<V
             }
         }
     }
+    // A tool card whose result the answer right after it repeats (the offline planner answers
+    // with the tool's words) folds to one line, so the page does not read the same text twice.
+    for i in 1..out.len() {
+        let answer = (out[i]["kind"] == json!(NodeKind::Assistant))
+            .then(|| out[i]["content"].as_str().unwrap_or("").to_owned());
+        if let Some(answer) = answer
+            && out[i - 1]["kind"] == "tool"
+            && out[i - 1]["text"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty() && answer.contains(t.trim()))
+        {
+            out[i - 1]["echoed"] = json!(true);
+        }
+    }
     out
 }
 
