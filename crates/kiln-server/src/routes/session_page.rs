@@ -295,6 +295,50 @@ fn conversation_items(nodes: &[Node], names: &BTreeMap<String, String>) -> Vec<V
             out[i - 1]["echoed"] = json!(true);
         }
     }
+    group_tool_runs(out)
+}
+
+/// Runs of three or more cards of the same tool and action in a row (a script logging a
+/// metric each step) fold into one line, "12 × notebook · log metric", that opens in place.
+fn group_tool_runs(items: Vec<Value>) -> Vec<Value> {
+    const MIN_RUN: usize = 3;
+    let key = |v: &Value| -> Option<(String, String)> {
+        (v["kind"] == "tool").then(|| {
+            (
+                v["tool"].as_str().unwrap_or("").to_owned(),
+                v["action"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+    };
+    let mut out: Vec<Value> = Vec::with_capacity(items.len());
+    let mut run: Vec<Value> = Vec::new();
+    let flush = |run: &mut Vec<Value>, out: &mut Vec<Value>| {
+        if run.len() >= MIN_RUN {
+            let first = &run[0];
+            out.push(json!({
+                "kind": "tool_group", "id": first["id"], "tool": first["tool"],
+                "action": first["action"], "count": run.len(),
+                "failed": run.iter().filter(|c| c["ok"] == json!(false)).count(),
+                "items": std::mem::take(run),
+            }));
+        } else {
+            out.append(run);
+        }
+    };
+    for item in items {
+        match (key(&item), run.first().and_then(key)) {
+            (Some(k), Some(current)) if k == current => run.push(item),
+            (Some(_), _) => {
+                flush(&mut run, &mut out);
+                run.push(item);
+            }
+            (None, _) => {
+                flush(&mut run, &mut out);
+                out.push(item);
+            }
+        }
+    }
+    flush(&mut run, &mut out);
     out
 }
 
@@ -780,4 +824,32 @@ async fn notebook_attachment(
         bytes,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(tool: &str, action: &str) -> Value {
+        json!({"kind": "tool", "id": "x", "tool": tool, "action": action, "ok": true})
+    }
+
+    #[test]
+    fn runs_of_three_or_more_alike_cards_fold_into_one_group() {
+        let items = vec![
+            card("notebook", "log_metric"),
+            card("notebook", "log_metric"),
+            card("notebook", "log_metric"),
+            card("notebook", "log_metric"),
+            card("notebook", "log"),
+            json!({"kind": "user", "id": "u"}),
+            card("bayesian_optimizer", "suggest"),
+            card("bayesian_optimizer", "suggest"),
+        ];
+        let out = group_tool_runs(items);
+        let kinds: Vec<&str> = out.iter().map(|v| v["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["tool_group", "tool", "user", "tool", "tool"]);
+        assert_eq!(out[0]["count"], 4);
+        assert_eq!(out[0]["items"].as_array().unwrap().len(), 4);
+    }
 }
