@@ -11,6 +11,7 @@ mod export;
 mod fts;
 pub mod integrity;
 mod jobs;
+mod live;
 mod merge;
 mod model;
 mod pool;
@@ -31,6 +32,7 @@ pub use export::{
     CheckedExport, EXPORT_FORMAT, ImportOptions, MAX_MESSAGE_BYTES, Provenance, SessionExport,
 };
 pub use integrity::{ExportSignature, InstanceKey, PublicKey, Trust};
+pub use live::{LiveBranch, LiveSnapshot};
 pub use merge::{DiffResult, MergeRequest, MergeResult};
 pub use model::*;
 pub use pool::{Db, DbOptions, now, stamp};

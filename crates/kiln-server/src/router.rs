@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(crate::openapi::serve))
         .route("/v1/instance/key", get(routes::instance::key))
         .merge(routes::sessions::routes())
+        .merge(routes::live::routes())
         .merge(routes::tree::routes())
         .merge(routes::history::routes())
         .merge(routes::templates::routes())

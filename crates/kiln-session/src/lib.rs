@@ -9,6 +9,7 @@ mod conversation;
 mod error;
 mod integrity;
 mod jobs;
+mod live;
 mod lock;
 mod manager;
 mod quota;
@@ -35,6 +36,7 @@ pub use kiln_db::{
     SessionEvent, SessionExport, SessionSort, ShareLink, TurnView, User,
 };
 pub use kiln_search::{FaultSwitch, Hit, SearchPage, SessionHits, StorageFault, snippet_text};
+pub use live::{LiveEvent, POLL as LIVE_POLL};
 pub use lock::{LOCK_FILE, ServeLock};
 pub use manager::SessionManager;
 pub use report::{Statistics, import_too_large};

@@ -1,0 +1,201 @@
+//! Live session events for watchers (a second user, a monitor page, a controller): what changed
+//! in a session, pushed as it happens. Each watcher polls the session's change marker (its last
+//! activity, one primary-key read, kept by the store's triggers) every [`POLL`]; only when it
+//! moved does it read the new nodes, the branch heads and the lifecycle. Polling the store
+//! rather than listening in-process means a write made by any server on a shared database
+//! reaches every watcher, and a watcher never misses a write made by a path that forgot to
+//! announce itself. Access is checked again every few seconds: a watcher whose access was
+//! withdrawn is told so and the stream ends.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures::Stream;
+use kiln_db::{LiveBranch, LiveSnapshot};
+use serde_json::{Value, json};
+
+use crate::{Caller, Result, SessionManager};
+
+/// How often a watcher looks for changes.
+pub const POLL: Duration = Duration::from_millis(250);
+/// Access is checked again every this many polls.
+const RECHECK_EVERY: u32 = 20;
+/// Most nodes one event carries (a burst beyond it comes as several events).
+const NODES_PER_EVENT: u32 = 200;
+/// Longest text of a node an event carries.
+const CONTENT_CHARS: usize = 2000;
+
+/// One thing a watcher is told.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveEvent {
+    /// `snapshot` (first, the state on connect), `nodes`, `branches`, `session`, `closed`.
+    pub kind: &'static str,
+    pub data: Value,
+}
+
+struct Watch {
+    mgr: SessionManager,
+    caller: Caller,
+    session: String,
+    marker: String,
+    rowid: i64,
+    snapshot: Option<LiveSnapshot>,
+    queue: VecDeque<LiveEvent>,
+    polls: u32,
+    until: tokio::time::Instant,
+    done: bool,
+}
+
+impl SessionManager {
+    /// The live events of a session the caller may read, for at most `max` (then the stream
+    /// ends; clients reconnect). The first event is a snapshot of the lifecycle and branches.
+    pub async fn watch(
+        &self,
+        caller: &Caller,
+        session: &str,
+        max: Duration,
+    ) -> Result<impl Stream<Item = LiveEvent> + Send + 'static> {
+        self.readable(caller, session).await?;
+        let snap = self
+            .db
+            .live_snapshot(session)
+            .await?
+            .ok_or_else(|| crate::Error::not_found("no such session"))?;
+        let mut queue = VecDeque::new();
+        queue.push_back(LiveEvent {
+            kind: "snapshot",
+            data: json!(snap),
+        });
+        let w = Watch {
+            mgr: self.clone(),
+            caller: caller.clone(),
+            session: session.to_owned(),
+            marker: snap.last_activity_at.clone(),
+            rowid: snap.max_rowid,
+            snapshot: Some(snap),
+            queue,
+            polls: 0,
+            until: tokio::time::Instant::now() + max,
+            done: false,
+        };
+        Ok(futures::stream::unfold(w, |mut w| async move {
+            loop {
+                if let Some(ev) = w.queue.pop_front() {
+                    return Some((ev, w));
+                }
+                if w.done || tokio::time::Instant::now() >= w.until {
+                    return None;
+                }
+                tokio::time::sleep(POLL).await;
+                w.poll().await;
+            }
+        }))
+    }
+}
+
+impl Watch {
+    fn close(&mut self, reason: &str) {
+        self.queue.push_back(LiveEvent {
+            kind: "closed",
+            data: json!({ "reason": reason }),
+        });
+        self.done = true;
+    }
+
+    async fn poll(&mut self) {
+        self.polls += 1;
+        if self.polls.is_multiple_of(RECHECK_EVERY)
+            && self
+                .mgr
+                .readable(&self.caller, &self.session)
+                .await
+                .is_err()
+        {
+            return self.close("access withdrawn or session deleted");
+        }
+        let marker = match self.mgr.db.live_marker(&self.session).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return self.close("session deleted"),
+            // A busy or failing store: try again at the next poll.
+            Err(_) => return,
+        };
+        if marker == self.marker {
+            return;
+        }
+        self.marker = marker;
+        // New nodes, in the order they were written.
+        loop {
+            let Ok(nodes) = self
+                .mgr
+                .db
+                .nodes_after(&self.session, self.rowid, NODES_PER_EVENT)
+                .await
+            else {
+                return;
+            };
+            let full = nodes.len() as u32 == NODES_PER_EVENT;
+            if let Some((last, _)) = nodes.last() {
+                self.rowid = *last;
+                let ids: Vec<&str> = nodes
+                    .iter()
+                    .filter_map(|(_, n)| n.author.as_deref())
+                    .collect();
+                let names = self.mgr.db.user_names(ids).await.unwrap_or_default();
+                let items: Vec<Value> = nodes
+                    .iter()
+                    .map(|(_, n)| {
+                        json!({
+                            "id": n.id, "parent": n.parent_id, "kind": n.kind,
+                            "author": n.author.as_ref().map(|a| names.get(a).unwrap_or(a)),
+                            "text": kiln_types::clip(&n.readable_text(), CONTENT_CHARS),
+                            "created_at": n.created_at,
+                        })
+                    })
+                    .collect();
+                self.queue.push_back(LiveEvent {
+                    kind: "nodes",
+                    data: json!({ "nodes": items }),
+                });
+            }
+            if !full {
+                break;
+            }
+        }
+        // Heads, branches and the lifecycle, when they changed.
+        let Ok(Some(now)) = self.mgr.db.live_snapshot(&self.session).await else {
+            return;
+        };
+        let before = self.snapshot.take();
+        let moved: Vec<&LiveBranch> = now
+            .branches
+            .iter()
+            .filter(|b| !before.as_ref().is_some_and(|s| s.branches.contains(b)))
+            .collect();
+        let gone: Vec<&str> = before
+            .as_ref()
+            .map(|s| {
+                s.branches
+                    .iter()
+                    .filter(|b| !now.branches.iter().any(|n| n.name == b.name))
+                    .map(|b| b.name.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !moved.is_empty() || !gone.is_empty() {
+            self.queue.push_back(LiveEvent {
+                kind: "branches",
+                data: json!({ "changed": moved, "removed": gone }),
+            });
+        }
+        if before
+            .as_ref()
+            .is_none_or(|s| s.status != now.status || s.name != now.name)
+        {
+            self.queue.push_back(LiveEvent {
+                kind: "session",
+                data: json!({ "status": now.status, "name": now.name, "last_activity_at": now.last_activity_at }),
+            });
+        }
+        self.snapshot = Some(now);
+    }
+}
