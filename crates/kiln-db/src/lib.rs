@@ -9,6 +9,7 @@ mod collaborators;
 mod error;
 mod export;
 mod fts;
+mod graph;
 pub mod integrity;
 mod jobs;
 mod merge;
@@ -31,7 +32,11 @@ pub use export::{
     CheckedExport, EXPORT_FORMAT, ImportOptions, MAX_MESSAGE_BYTES, Provenance, SessionExport,
 };
 pub use integrity::{ExportSignature, InstanceKey, PublicKey, Trust};
-pub use merge::{DiffResult, MergeRequest, MergeResult};
+pub use graph::{BranchGraph, GraphBranch, GraphCheckpoint, GraphMerge, GraphPoint};
+pub use merge::{
+    DIFF_CONVERSATION_DEFAULT, DIFF_CONVERSATION_MAX, DiffResult, MergePreview, MergeRequest,
+    MergeResult,
+};
 pub use model::*;
 pub use pool::{Db, DbOptions, now, stamp};
 pub use refs::Restored;

@@ -10,7 +10,7 @@ use kiln_session::Error;
 use minijinja::Environment;
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 8] = [
     (
         "base.html",
         include_str!("../../../templates/html/base.html"),
@@ -38,6 +38,10 @@ const TEMPLATES: [(&str, &str); 7] = [
     (
         "settings.html",
         include_str!("../../../templates/html/settings.html"),
+    ),
+    (
+        "diff.html",
+        include_str!("../../../templates/html/diff.html"),
     ),
 ];
 
