@@ -363,8 +363,16 @@ mod tests {
         );
         let c = &m.conflicts[0].0;
         assert_eq!(
-            (c.subject.as_str(), c.ours_text.as_str(), c.theirs_text.as_str()),
-            ("Optimizer experiment at x = 0.5", "measured 2", "measured 2.5")
+            (
+                c.subject.as_str(),
+                c.ours_text.as_str(),
+                c.theirs_text.as_str()
+            ),
+            (
+                "Optimizer experiment at x = 0.5",
+                "measured 2",
+                "measured 2.5"
+            )
         );
         // Left open, ours is kept and theirs' clean row still comes in.
         let open = merge_with(Some(&base), &ours, &theirs, &|_| None);

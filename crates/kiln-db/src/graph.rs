@@ -59,7 +59,11 @@ pub struct BranchGraph {
 }
 
 /// Returns the path of `(segment, seq)` from the in-memory segment table.
-fn chain_of(segments: &HashMap<i64, (Option<i64>, Option<i64>)>, segment: i64, seq: i64) -> Vec<Link> {
+fn chain_of(
+    segments: &HashMap<i64, (Option<i64>, Option<i64>)>,
+    segment: i64,
+    seq: i64,
+) -> Vec<Link> {
     let mut links = Vec::new();
     let (mut at, mut upto) = (Some(segment), seq);
     while let Some(id) = at {
@@ -95,15 +99,14 @@ impl Db {
     pub async fn branch_graph(&self, session: &str) -> Result<BranchGraph> {
         let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
-        let segments: HashMap<i64, (Option<i64>, Option<i64>)> = sqlx::query(
-            "SELECT id, parent_segment, fork_seq FROM segments WHERE session_id = ?",
-        )
-        .bind(session)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
-        .collect::<Result<_>>()?;
+        let segments: HashMap<i64, (Option<i64>, Option<i64>)> =
+            sqlx::query("SELECT id, parent_segment, fork_seq FROM segments WHERE session_id = ?")
+                .bind(session)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
+                .collect::<Result<_>>()?;
         let rows = sqlx::query(
             "SELECT b.name, b.status, b.created_at, b.head_id, h.segment_id, h.seq, \
                     b.base_id, s.segment_id, s.seq \

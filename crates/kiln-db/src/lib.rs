@@ -31,8 +31,8 @@ pub use error::{Error, Result};
 pub use export::{
     CheckedExport, EXPORT_FORMAT, ImportOptions, MAX_MESSAGE_BYTES, Provenance, SessionExport,
 };
-pub use integrity::{ExportSignature, InstanceKey, PublicKey, Trust};
 pub use graph::{BranchGraph, GraphBranch, GraphCheckpoint, GraphMerge, GraphPoint};
+pub use integrity::{ExportSignature, InstanceKey, PublicKey, Trust};
 pub use merge::{
     DIFF_CONVERSATION_DEFAULT, DIFF_CONVERSATION_MAX, DiffResult, MergePreview, MergeRequest,
     MergeResult,

@@ -15,8 +15,8 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::model::{NODE_COLUMNS, Node};
 use crate::tree::{
-    Link, NodeInsert, Pos, chain, head_state, insert_node, insert_snapshot, lca, nodes_after, on_path,
-    pos, reflog, set_head, slot_after,
+    Link, NodeInsert, Pos, chain, head_state, insert_node, insert_snapshot, lca, nodes_after,
+    on_path, pos, reflog, set_head, slot_after,
 };
 use crate::{Db, Error, Result, audit, now, refs, state};
 
@@ -240,7 +240,10 @@ impl Db {
                     open: 0,
                     state: serde_json::from_str(&b.state)?,
                     changes: Vec::new(),
-                    summary: format!("`{}` has nothing new to merge into `{}`", req.from, req.into),
+                    summary: format!(
+                        "`{}` has nothing new to merge into `{}`",
+                        req.from, req.into
+                    ),
                 }
             }
             Plan::Ready(r) => MergePreview {
@@ -393,7 +396,8 @@ impl Db {
         let base = lca(&mut conn, session, &fp, &tp).await?;
         let fc = chain(&mut conn, fp.segment, fp.seq).await?;
         let tc = chain(&mut conn, tp.segment, tp.seq).await?;
-        let (only_from, only_from_total) = conversation_after(&mut conn, &fc, base.seq, limit).await?;
+        let (only_from, only_from_total) =
+            conversation_after(&mut conn, &fc, base.seq, limit).await?;
         let (only_to, only_to_total) = conversation_after(&mut conn, &tc, base.seq, limit).await?;
         let (fs, _) = state::state_at(&mut conn, &fp, self.snapshot_every).await?;
         let (ts, _) = state::state_at(&mut conn, &tp, self.snapshot_every).await?;

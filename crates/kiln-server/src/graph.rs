@@ -110,10 +110,21 @@ pub fn layout(g: &BranchGraph) -> Layout {
         }
     }
     for m in &g.merges {
-        if let (Some(&f), Some(&t)) = (lane_of.get(m.from.as_str()), lane_of.get(m.into.as_str()))
-        {
-            put(f, &m.from_head.node, m.from_head.seq, PointKind::Merged, None);
-            put(t, &m.merge_node.node, m.merge_node.seq, PointKind::Merge, None);
+        if let (Some(&f), Some(&t)) = (lane_of.get(m.from.as_str()), lane_of.get(m.into.as_str())) {
+            put(
+                f,
+                &m.from_head.node,
+                m.from_head.seq,
+                PointKind::Merged,
+                None,
+            );
+            put(
+                t,
+                &m.merge_node.node,
+                m.merge_node.seq,
+                PointKind::Merge,
+                None,
+            );
         }
     }
     let autos = g.checkpoints.iter().filter(|c| c.auto).count();
@@ -124,7 +135,13 @@ pub fn layout(g: &BranchGraph) -> Layout {
             continue;
         }
         if let Some(&l) = c.branch.as_deref().and_then(|b| lane_of.get(b)) {
-            put(l, &c.node.node, c.node.seq, PointKind::Checkpoint, Some(&c.name));
+            put(
+                l,
+                &c.node.node,
+                c.node.seq,
+                PointKind::Checkpoint,
+                Some(&c.name),
+            );
         }
     }
     // Columns: each distinct depth, as wide as its widest label.
@@ -188,8 +205,7 @@ pub fn layout(g: &BranchGraph) -> Layout {
         }
     }
     for m in &g.merges {
-        if let (Some(&f), Some(&t)) = (lane_of.get(m.from.as_str()), lane_of.get(m.into.as_str()))
-        {
+        if let (Some(&f), Some(&t)) = (lane_of.get(m.from.as_str()), lane_of.get(m.into.as_str())) {
             edges.push(Edge {
                 from: (x_of[&m.from_head.seq], y_of(f)),
                 to: (x_of[&m.merge_node.seq], y_of(t)),
@@ -230,7 +246,11 @@ fn q(s: &str) -> String {
 pub fn render(g: &BranchGraph, current: &str, page: &str) -> String {
     let l = layout(g);
     let mut s = String::with_capacity(4096 + 400 * (l.points.len() + g.branches.len()));
-    let discarded = g.branches.iter().filter(|b| b.status == "discarded").count();
+    let discarded = g
+        .branches
+        .iter()
+        .filter(|b| b.status == "discarded")
+        .count();
     let _ = write!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="branch-graph" width="{w}" height="{h}" viewBox="0 0 {w} {h}" aria-labelledby="bg-title bg-desc"><title id="bg-title">Branches of this session</title><desc id="bg-desc">{n} branches ({discarded} discarded), {m} merges, {c} checkpoints; the current branch is {cur}. Each branch is a row, depth runs left to right; a link on a branch name opens it, on a point opens the conversation there, on a checkpoint offers to restore it.</desc><style>.bg-lane{{stroke:#6b7280;stroke-width:2}}.bg-discarded{{opacity:.4}}.bg-edge{{fill:none;stroke:#6b7280;stroke-width:1.5}}.bg-merge{{stroke:#a4431b;stroke-dasharray:4 2}}.bg-node{{fill:#fff;stroke:#1b1b1f;stroke-width:1.5}}.bg-head{{fill:#1b1b1f}}.bg-current{{fill:#a4431b;stroke:#a4431b}}text{{font:12px system-ui,sans-serif;fill:currentColor}}.bg-cp{{fill:#a4431b}}</style>"#,
@@ -399,7 +419,9 @@ mod tests {
     #[test]
     fn a_discarded_branch_is_greyed_and_checkpoints_are_labelled_restore_links() {
         let svg = render(&sample(), "main", "/web/sessions/s1");
-        assert!(svg.contains(r#"<g class="bg-branch bg-discarded" data-branch="dead &lt;end&gt;">"#));
+        assert!(
+            svg.contains(r#"<g class="bg-branch bg-discarded" data-branch="dead &lt;end&gt;">"#)
+        );
         assert!(svg.contains("(discarded)"));
         assert!(svg.contains(r#"data-restore="before-heat""#));
         assert!(svg.contains("⚑ before-heat"));
@@ -407,9 +429,17 @@ mod tests {
         assert!(svg.contains(r#"href="/web/sessions/s1?branch=main&amp;around=base%2D10""#));
         assert!(svg.contains("<title id=\"bg-title\">") && svg.contains("<desc id=\"bg-desc\">"));
         // The current head is marked, once.
-        assert_eq!(svg.matches("bg-current").count(), 2, "the style rule and the one head");
+        assert_eq!(
+            svg.matches("bg-current").count(),
+            2,
+            "the style rule and the one head"
+        );
         assert!(svg.contains(">current</text>"));
-        assert_eq!(svg.matches("bg-merge").count(), 2, "the style rule and one merge edge");
+        assert_eq!(
+            svg.matches("bg-merge").count(),
+            2,
+            "the style rule and one merge edge"
+        );
         assert!(!svg.contains("<end>"), "names are escaped");
     }
 
@@ -447,7 +477,11 @@ mod tests {
         assert_eq!(ys.len(), 50, "one row per branch");
         let mut seen = BTreeSet::new();
         for p in &l.points {
-            assert!(seen.insert((p.x, p.y)), "two points drawn at {:?}", (p.x, p.y));
+            assert!(
+                seen.insert((p.x, p.y)),
+                "two points drawn at {:?}",
+                (p.x, p.y)
+            );
             assert!(p.x < l.width && p.y < l.height);
         }
         // Labels on a row never run into the next point on that row.
@@ -459,7 +493,11 @@ mod tests {
                 .filter(|o| o.y == p.y && o.x > p.x)
                 .map(|o| o.x - 5)
                 .min();
-            assert!(next.is_none_or(|n| end <= n), "label at {} runs to {end}", p.x);
+            assert!(
+                next.is_none_or(|n| end <= n),
+                "label at {} runs to {end}",
+                p.x
+            );
         }
         let svg = render(&g, "b3", "/p");
         assert_eq!(svg.matches("data-restore=").count(), 49);

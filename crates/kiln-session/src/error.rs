@@ -110,7 +110,9 @@ impl From<kiln_db::Error> for Error {
                     .with_details(json!({"conflicts": open, "settled": settled}))
             }
             D::BadResolution(e) => Error::new(ErrorKind::BadRequest, "invalid_resolution", message)
-                .with_details(json!({"unknown": e.unknown, "cannot_keep_both": e.cannot_keep_both})),
+                .with_details(
+                    json!({"unknown": e.unknown, "cannot_keep_both": e.cannot_keep_both}),
+                ),
             D::Corrupt(_) => Error::new(ErrorKind::Internal, "corrupt", message),
             // Storage faults are the operator's to mend, then the caller's to retry: logged
             // here (without detail in the answer), answered 507 or 503, never 500.

@@ -31,9 +31,9 @@ pub use integrity::InstanceKeyInfo;
 pub use jobs::{JobReport, JobsConfig};
 pub use kiln_db::Visibility;
 pub use kiln_db::{
-    AppendOutcome, AuditEntry, AuditVerification, Branch, BranchGraph, Checkpoint, Collaborator, Contribution,
-    Membership, MergePreview, MergeResult, NewNode, Node, NodeVerification, Page, ReflogEntry, Session,
-    SessionEvent, SessionExport, ShareLink, TurnView, User,
+    AppendOutcome, AuditEntry, AuditVerification, Branch, BranchGraph, Checkpoint, Collaborator,
+    Contribution, Membership, MergePreview, MergeResult, NewNode, Node, NodeVerification, Page,
+    ReflogEntry, Session, SessionEvent, SessionExport, ShareLink, TurnView, User,
 };
 pub use kiln_db::{
     DIFF_CONVERSATION_DEFAULT, DIFF_CONVERSATION_MAX, DiffResult, GraphBranch, GraphCheckpoint,

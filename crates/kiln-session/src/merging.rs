@@ -54,8 +54,14 @@ impl SessionManager {
         into: &str,
         strategy: MergeStrategy,
     ) -> Result<MergeResult> {
-        self.merge_with(caller, session, from, into, &MergeChoices::strategy(strategy))
-            .await
+        self.merge_with(
+            caller,
+            session,
+            from,
+            into,
+            &MergeChoices::strategy(strategy),
+        )
+        .await
     }
 
     /// Merges branch `from` into `into`, settling each conflict as `choices` say; refused

@@ -389,7 +389,8 @@ impl Tool for Notebook {
 
 /// Three-way merge: log lines, metric points and attachments are unioned; a parameter both
 /// sides changed to different values is a conflict.
-pub fn merge(
+#[cfg(test)]
+fn merge(
     base: &NotebookState,
     ours: NotebookState,
     theirs: NotebookState,

@@ -3,11 +3,11 @@
 //! checkpoints and merges with the session; locks also go to the session's audit log.
 
 use futures::future::BoxFuture;
-use kiln_bayesopt::{Error as BoError, OptimizerState};
-use kiln_types::StateEvent;
 use kiln_bayesopt::Choice;
 use kiln_bayesopt::merge::{inputs_text, objective_text, space_text};
 use kiln_bayesopt::space::format_number;
+use kiln_bayesopt::{Error as BoError, OptimizerState};
+use kiln_types::StateEvent;
 use kiln_types::state::words::ConflictWords;
 use kiln_types::state::{Conflict, Resolution, Resolver, ToolMerge};
 use serde_json::{Value, json};
@@ -190,7 +190,11 @@ impl Tool for BayesianOptimizer {
         let conflict = |c: &kiln_bayesopt::ConflictItem| {
             Conflict::new(
                 format!("tools.{NAME}.{}", c.key),
-                [Some(c.base.clone()), Some(c.ours.clone()), Some(c.theirs.clone())],
+                [
+                    Some(c.base.clone()),
+                    Some(c.ours.clone()),
+                    Some(c.theirs.clone()),
+                ],
                 c.can_keep_both,
                 ConflictWords {
                     subject: c.subject.clone(),

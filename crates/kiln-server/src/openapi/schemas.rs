@@ -659,11 +659,19 @@ pub(super) fn all() -> Value {
                 ("resolution", r("Resolution")),
                 (
                     "description",
-                    text("the conflict in words: \"Hypothesis 'X': supported on main, refuted on sodium (was open)\""),
+                    text(
+                        "the conflict in words: \"Hypothesis 'X': supported on main, refuted on sodium (was open)\"",
+                    ),
                 ),
                 ("subject", text("what it is about, in words")),
-                ("base_text", nullable(text("the common ancestor's version, in words"))),
-                ("ours_text", text("the receiving branch's version, in words")),
+                (
+                    "base_text",
+                    nullable(text("the common ancestor's version, in words")),
+                ),
+                (
+                    "ours_text",
+                    text("the receiving branch's version, in words"),
+                ),
                 ("theirs_text", text("the merged branch's version, in words")),
             ],
         ),
@@ -712,7 +720,13 @@ pub(super) fn all() -> Value {
                 ("nothing_to_merge", boolean()),
                 ("base", text("the merge base node")),
                 ("conflicts", array(r("Conflict"))),
-                ("open", doc("integer", "conflicts still open: the merge would be refused")),
+                (
+                    "open",
+                    doc(
+                        "integer",
+                        "conflicts still open: the merge would be refused",
+                    ),
+                ),
                 ("state", r("ResearchState")),
                 (
                     "changes",
@@ -783,7 +797,10 @@ pub(super) fn all() -> Value {
                 ("only_to_total", int()),
                 ("from_truncated", boolean()),
                 ("to_truncated", boolean()),
-                ("changes", array(text("one research-state change, in words"))),
+                (
+                    "changes",
+                    array(text("one research-state change, in words")),
+                ),
                 (
                     "state",
                     obj(

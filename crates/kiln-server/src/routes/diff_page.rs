@@ -63,7 +63,12 @@ fn side(nodes: &[Node]) -> Vec<Value> {
         .collect()
 }
 
-async fn context(st: &AppState, caller: &Caller, id: &str, q: DiffPageQuery) -> Result<Value, Error> {
+async fn context(
+    st: &AppState,
+    caller: &Caller,
+    id: &str,
+    q: DiffPageQuery,
+) -> Result<Value, Error> {
     let mgr = &st.mgr;
     let session = mgr.session(caller, id).await?;
     let branches = mgr.branches(caller, id, true).await?;

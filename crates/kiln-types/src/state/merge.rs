@@ -684,7 +684,8 @@ mod tests {
         let base = state(&[pin("b1", "a", 1)]);
         let ours = state(&[pin("b1", "a", 2)]);
         let theirs = state(&[pin("b1", "a", 3)]);
-        let conflicts = merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Fail, &()).unwrap_err();
+        let conflicts =
+            merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Fail, &()).unwrap_err();
         assert_eq!(conflicts.len(), 1);
         let c = &conflicts[0];
         assert_eq!(c.field, "context.a");
@@ -757,15 +758,15 @@ mod tests {
         let ours = state(&[ts("n", "opt", json!([1, 2])), ts("m", "nb", json!(1))]);
         let theirs = state(&[ts("n", "opt", json!([1, 3])), ts("m", "nb", json!(2))]);
         let c = merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Fail, &UnionNumbers)
-        .unwrap_err();
+            .unwrap_err();
         assert_eq!(
             c.len(),
             1,
             "only the tool without a merger conflicts: {c:?}"
         );
         assert_eq!(c[0].field, "tools.nb");
-        let o = merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Ours, &UnionNumbers)
-        .unwrap();
+        let o =
+            merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Ours, &UnionNumbers).unwrap();
         assert_eq!(o.state.tools["opt"], json!([1, 2, 3]));
     }
 
@@ -784,7 +785,12 @@ mod tests {
             pin("n3", "p", 1),
         ]);
         let ours = state(&[
-            hyp("n1", "h", "Na on the Li site keeps the olivine", "supported"),
+            hyp(
+                "n1",
+                "h",
+                "Na on the Li site keeps the olivine",
+                "supported",
+            ),
             pin("n2", "t", 2),
             pin("n3", "p", 2),
         ]);
@@ -824,7 +830,11 @@ mod tests {
         assert!(out.is_settled());
         assert_eq!(out.state.context["p"], json!(2));
         assert_eq!(out.state.hypotheses.len(), 1);
-        let h = out.conflicts.iter().find(|c| c.key == "hypotheses.h").unwrap();
+        let h = out
+            .conflicts
+            .iter()
+            .find(|c| c.key == "hypotheses.h")
+            .unwrap();
         assert_eq!(h.resolution, Some(Resolution::Theirs));
         assert_eq!(
             h.description,
@@ -848,17 +858,38 @@ mod tests {
         let ours = state(&[ts("n", 2)]);
         let theirs = state(&[ts("n", 3)]);
         let picks = |k: &str, r| Resolver::new(MergeStrategy::Fail, [(k.to_string(), r)].into());
-        let e = merge(&base, &ours, &theirs, &picks("tools.nb", Resolution::Both), L, &())
-            .unwrap_err();
+        let e = merge(
+            &base,
+            &ours,
+            &theirs,
+            &picks("tools.nb", Resolution::Both),
+            L,
+            &(),
+        )
+        .unwrap_err();
         assert_eq!(e.cannot_keep_both, ["tools.nb"]);
-        let e = merge(&base, &ours, &theirs, &picks("context.zz", Resolution::Ours), L, &())
-            .unwrap_err();
+        let e = merge(
+            &base,
+            &ours,
+            &theirs,
+            &picks("context.zz", Resolution::Ours),
+            L,
+            &(),
+        )
+        .unwrap_err();
         assert_eq!(e.unknown, ["context.zz"]);
         assert!(e.message().contains("`context.zz`"));
         let u = merge(&base, &ours, &theirs, &by(MergeStrategy::Union), L, &()).unwrap();
         assert_eq!(u.state.tools["nb"], json!({"v": 2}), "union keeps ours");
-        let t = merge(&base, &ours, &theirs, &picks("tools.nb", Resolution::Theirs), L, &())
-            .unwrap();
+        let t = merge(
+            &base,
+            &ours,
+            &theirs,
+            &picks("tools.nb", Resolution::Theirs),
+            L,
+            &(),
+        )
+        .unwrap();
         assert_eq!(t.state.tools["nb"], json!({"v": 3}));
     }
 
@@ -881,7 +912,11 @@ mod tests {
         let ours = state(&[d("n1", "Olivine is stable", 0.8), task("n2", "done")]);
         let theirs = state(&[d("n1", "Olivine is stable", 0.3), task("n2", "pending")]);
         let out = merge(&base, &ours, &theirs, &by(MergeStrategy::Fail), L, &()).unwrap();
-        let text: Vec<&str> = out.conflicts.iter().map(|c| c.description.as_str()).collect();
+        let text: Vec<&str> = out
+            .conflicts
+            .iter()
+            .map(|c| c.description.as_str())
+            .collect();
         assert_eq!(
             text,
             [

@@ -99,7 +99,10 @@ pub fn hypothesis_words(
     let Some(any) = first(b, o, t) else {
         return ConflictWords::default();
     };
-    let same = [b, o, t].iter().flatten().all(|h| h.statement == any.statement);
+    let same = [b, o, t]
+        .iter()
+        .flatten()
+        .all(|h| h.statement == any.statement);
     let again = [b, o, t].iter().flatten().all(|h| h.status == any.status);
     let text = |h: &Hypothesis| {
         if same && again {
@@ -155,9 +158,7 @@ pub fn discovery_words(
         return ConflictWords::default();
     };
     let present: Vec<&Discovery> = [b, o, t].into_iter().flatten().collect();
-    let differs = |f: &dyn Fn(&Discovery) -> String| {
-        present.iter().any(|d| f(d) != f(present[0]))
-    };
+    let differs = |f: &dyn Fn(&Discovery) -> String| present.iter().any(|d| f(d) != f(present[0]));
     type Part = (&'static str, fn(&Discovery) -> String);
     let parts: [Part; 5] = [
         ("", |d| format!("'{}'", short(&d.description))),
@@ -240,7 +241,12 @@ pub fn link_words(
 }
 
 /// Words for a pinned-context conflict: by key, each side by its value.
-pub fn pin_words(key: &str, b: Option<&Value>, o: Option<&Value>, t: Option<&Value>) -> ConflictWords {
+pub fn pin_words(
+    key: &str,
+    b: Option<&Value>,
+    o: Option<&Value>,
+    t: Option<&Value>,
+) -> ConflictWords {
     ConflictWords {
         subject: format!("Pin '{}'", short(key)),
         base: b.map(value_text),
@@ -250,7 +256,12 @@ pub fn pin_words(key: &str, b: Option<&Value>, o: Option<&Value>, t: Option<&Val
 }
 
 /// Words for a tool state that the tool cannot merge field by field.
-pub fn tool_words(tool: &str, b: Option<&Value>, o: Option<&Value>, t: Option<&Value>) -> ConflictWords {
+pub fn tool_words(
+    tool: &str,
+    b: Option<&Value>,
+    o: Option<&Value>,
+    t: Option<&Value>,
+) -> ConflictWords {
     let text = |_: &Value| "changed".to_string();
     ConflictWords {
         subject: format!("The {tool} tool's state (kept whole: one side or the other)"),
@@ -293,7 +304,12 @@ pub fn describe_changes(
             None => out.push(format!("New discovery: '{}'.", short(&d.description))),
             Some(old) if old != d => {
                 let w = discovery_words(Some(old), Some(d), None);
-                out.push(format!("{}: now {} (was {}).", w.subject, w.ours, w.base.unwrap_or_default()));
+                out.push(format!(
+                    "{}: now {} (was {}).",
+                    w.subject,
+                    w.ours,
+                    w.base.unwrap_or_default()
+                ));
             }
             Some(_) => {}
         }
@@ -304,7 +320,8 @@ pub fn describe_changes(
         }
     }
     let states = [to, from];
-    let same_link = |a: &Link, b: &Link| a.from == b.from && a.to == b.to && a.relationship == b.relationship;
+    let same_link =
+        |a: &Link, b: &Link| a.from == b.from && a.to == b.to && a.relationship == b.relationship;
     for l in &to.links {
         if !from.links.iter().any(|x| same_link(x, l)) {
             out.push(format!(
@@ -403,7 +420,8 @@ pub fn describe_changes(
             focus_text(&to.focus)
         ));
     }
-    let names: std::collections::BTreeSet<&String> = from.tools.keys().chain(to.tools.keys()).collect();
+    let names: std::collections::BTreeSet<&String> =
+        from.tools.keys().chain(to.tools.keys()).collect();
     for tool in names {
         let (f, t) = (from.tools.get(tool), to.tools.get(tool));
         if f == t {
@@ -441,19 +459,37 @@ mod tests {
         let base = fold(
             &ResearchState::default(),
             &[
-                ("h1", json!({"kind": "hypothesis", "statement": "Na keeps the olivine"})),
+                (
+                    "h1",
+                    json!({"kind": "hypothesis", "statement": "Na keeps the olivine"}),
+                ),
                 ("t1", json!({"kind": "task", "description": "Measure it"})),
-                ("p1", json!({"kind": "context_pin", "key": "temp", "value": 600})),
+                (
+                    "p1",
+                    json!({"kind": "context_pin", "key": "temp", "value": 600}),
+                ),
             ],
         );
         let to = fold(
             &base,
             &[
-                ("h2", json!({"kind": "hypothesis", "id": "h1", "statement": "Na keeps the olivine", "status": "supported"})),
-                ("t2", json!({"kind": "task", "id": "t1", "description": "Measure it", "status": "done"})),
-                ("p2", json!({"kind": "context_pin", "key": "temp", "value": {"c": 700, "unit": "C"}})),
+                (
+                    "h2",
+                    json!({"kind": "hypothesis", "id": "h1", "statement": "Na keeps the olivine", "status": "supported"}),
+                ),
+                (
+                    "t2",
+                    json!({"kind": "task", "id": "t1", "description": "Measure it", "status": "done"}),
+                ),
+                (
+                    "p2",
+                    json!({"kind": "context_pin", "key": "temp", "value": {"c": 700, "unit": "C"}}),
+                ),
                 ("m1", json!({"kind": "material", "formula": "NaFePO4"})),
-                ("d1", json!({"kind": "discovery", "type": "t", "description": "Na fits\nthe site"})),
+                (
+                    "d1",
+                    json!({"kind": "discovery", "type": "t", "description": "Na fits\nthe site"}),
+                ),
             ],
         );
         let lines = describe_changes(&base, &to, &());

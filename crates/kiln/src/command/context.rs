@@ -140,11 +140,7 @@ impl<T> Cli<T> for kiln_session::Result<T> {
             if let Some(conflicts) = e.details.as_ref().and_then(|d| d.get("conflicts")) {
                 for c in conflicts.as_array().into_iter().flatten() {
                     let text = |k: &str| c.get(k).and_then(|f| f.as_str()).unwrap_or("?");
-                    msg.push_str(&format!(
-                        "\n  {} [{}]",
-                        text("description"),
-                        text("key")
-                    ));
+                    msg.push_str(&format!("\n  {} [{}]", text("description"), text("key")));
                 }
             }
             anyhow!(msg)
