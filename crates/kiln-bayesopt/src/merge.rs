@@ -253,9 +253,7 @@ pub fn merge_with(
         }
         conflicts.push((c, pick));
     }
-    merged
-        .experiments
-        .retain(|e| !drop_ours.iter().any(|d| *d == e));
+    merged.experiments.retain(|e| !drop_ours.contains(&e));
     let mut added: Vec<*const Experiment> = Vec::new();
     for t in take {
         if !added.contains(&std::ptr::from_ref(t)) {

@@ -82,6 +82,9 @@ fn text_w(s: &str) -> i64 {
     i64::try_from(clip(s).chars().count()).unwrap_or(0) * CHAR_W
 }
 
+/// What was found at one node of one lane: its depth, roles and checkpoint names.
+type Found = (i64, BTreeSet<PointKind>, Vec<String>);
+
 /// Lays the graph out: lanes in creation order, columns at the distinct depths of the
 /// structural points, each column wide enough for the checkpoint labels in it.
 pub fn layout(g: &BranchGraph) -> Layout {
@@ -92,8 +95,7 @@ pub fn layout(g: &BranchGraph) -> Layout {
         .map(|(i, b)| (b.name.as_str(), i))
         .collect();
     // (lane, node) → (seq, kinds, labels)
-    let mut at: BTreeMap<(usize, String), (i64, BTreeSet<PointKind>, Vec<String>)> =
-        BTreeMap::new();
+    let mut at: BTreeMap<(usize, String), Found> = BTreeMap::new();
     let mut put = |lane: usize, node: &str, seq: i64, kind: PointKind, label: Option<&str>| {
         let e = at
             .entry((lane, node.to_string()))

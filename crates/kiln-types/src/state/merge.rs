@@ -279,7 +279,7 @@ pub fn merge(
             d.id = format!("{}@{sfx}", d.id);
             d
         },
-        |b, o, t| words::discovery_words(b, o, t),
+        words::discovery_words,
     );
     let links = m.keyed(
         "links",
@@ -297,7 +297,7 @@ pub fn merge(
             h.id = format!("{}@{sfx}", h.id);
             h
         },
-        |b, o, t| words::hypothesis_words(b, o, t),
+        words::hypothesis_words,
     );
     let tasks = m.keyed(
         "tasks",
@@ -308,7 +308,7 @@ pub fn merge(
             t.id = format!("{}@{sfx}", t.id);
             t
         },
-        |b, o, t| words::task_words(b, o, t),
+        words::task_words,
     );
     let context = m.map("context", &base.context, &ours.context, &theirs.context);
     let tools_merged = m.tools(&base.tools, &ours.tools, &theirs.tools, tools);
