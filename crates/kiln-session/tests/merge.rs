@@ -44,7 +44,10 @@ async fn conflicts_fail_the_merge_and_name_field_base_ours_theirs() {
     let conflicts = err.details.unwrap()["conflicts"].clone();
     assert_eq!(
         conflicts,
-        json!([{"field": "context.a", "base": 1, "ours": 2, "theirs": 3}])
+        json!([{"key": "context.a", "field": "context.a", "base": 1, "ours": 2, "theirs": 3,
+                 "can_keep_both": true, "subject": "Pin 'a'", "base_text": "1",
+                 "ours_text": "2", "theirs_text": "3",
+                 "description": "Pin 'a': 2 on main, 3 on alt (was 1)"}])
     );
     assert_eq!(
         e.head(&id, "main").await,
