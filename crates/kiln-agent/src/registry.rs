@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kiln_llm::ToolSpec;
-use kiln_types::state::{Conflict, ToolMerger};
+use kiln_types::state::{Resolver, ToolMerge, ToolMerger};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -103,8 +103,18 @@ impl ToolMerger for Registry {
         base: Option<&Value>,
         ours: &Value,
         theirs: &Value,
-    ) -> Option<Result<Value, Vec<Conflict>>> {
-        self.tools.get(tool)?.merge(base, ours, theirs)
+        resolver: &Resolver,
+    ) -> Option<ToolMerge> {
+        self.tools.get(tool)?.merge(base, ours, theirs, resolver)
+    }
+
+    fn describe_tool_change(
+        &self,
+        tool: &str,
+        from: Option<&Value>,
+        to: Option<&Value>,
+    ) -> Option<Vec<String>> {
+        self.tools.get(tool)?.describe_change(from, to)
     }
 
     fn report_tool(&self, tool: &str, state: &Value) -> Option<String> {

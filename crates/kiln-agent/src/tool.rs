@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use futures::future::BoxFuture;
 use kiln_session::{Caller, SessionManager};
 use kiln_types::StateEvent;
-use kiln_types::state::{Conflict, ResearchState};
+use kiln_types::state::{ResearchState, Resolver, ToolMerge};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -143,14 +143,21 @@ pub trait Tool: Send + Sync {
         args: Value,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
 
-    /// Merges this tool's state when both sides of a branch merge changed it; `None` means
-    /// the tool has no merge rule (the generic rule then reports a conflict).
+    /// Merges this tool's state when both sides of a branch merge changed it, settling each
+    /// conflict the resolver picks for; `None` means the tool has no merge rule (the generic
+    /// rule then treats the whole state as one conflict).
     fn merge(
         &self,
         _base: Option<&Value>,
         _ours: &Value,
         _theirs: &Value,
-    ) -> Option<Result<Value, Vec<Conflict>>> {
+        _resolver: &Resolver,
+    ) -> Option<ToolMerge> {
+        None
+    }
+
+    /// Describes in sentences how this tool's state changed (`None`: the generic sentence).
+    fn describe_change(&self, _from: Option<&Value>, _to: Option<&Value>) -> Option<Vec<String>> {
         None
     }
 

@@ -41,5 +41,5 @@ pub mod state;
 
 pub use action::{ActionOutcome, apply, tool_schema};
 pub use error::{Error, Result, RowError};
-pub use merge::{ConflictItem, MergeConflict, merge};
+pub use merge::{Choice, ConflictItem, MergeConflict, Merged, merge, merge_with};
 pub use state::{LockDetails, LockRecord, Objective, OptimizerState};

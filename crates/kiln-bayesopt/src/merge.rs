@@ -5,11 +5,28 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::experiment::Experiment;
-use crate::state::OptimizerState;
+use crate::model::Goal;
+use crate::space::{Domain, Inputs, SearchSpace, format_number};
+use crate::state::{Objective, OptimizerState};
 
-/// One conflicting field, with the three versions.
+/// How one conflict is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Choice {
+    /// Our version.
+    Ours,
+    /// Their version.
+    Theirs,
+    /// Both (only where both can be kept: rows measured at the same inputs stay as replicates).
+    Both,
+}
+
+/// One conflicting field, with the three versions and their words.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConflictItem {
+    /// Stable handle: "space", "objective", or "experiment.<name>=<value>,…" for the inputs.
+    #[serde(default)]
+    pub key: String,
     /// What conflicts ("space", "objective", or "experiment" with the inputs in `base`).
     pub field: String,
     /// The common ancestor's value (for experiments: the inputs).
@@ -18,6 +35,19 @@ pub struct ConflictItem {
     pub ours: Json,
     /// Their value.
     pub theirs: Json,
+    /// Whether [`Choice::Both`] can settle it.
+    #[serde(default)]
+    pub can_keep_both: bool,
+    /// What the conflict is about, in words ("Optimizer experiment at x = 0.5").
+    #[serde(default)]
+    pub subject: String,
+    /// The base version in words; `None` when the base had none.
+    #[serde(default)]
+    pub base_text: Option<String>,
+    #[serde(default)]
+    pub ours_text: String,
+    #[serde(default)]
+    pub theirs_text: String,
 }
 
 /// The merge could not be done automatically.
@@ -28,8 +58,62 @@ pub struct MergeConflict {
     pub conflicts: Vec<ConflictItem>,
 }
 
+/// A merge with choices: the merged state (open conflicts keep ours) and each conflict with
+/// the choice that settled it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merged {
+    pub state: OptimizerState,
+    pub conflicts: Vec<(ConflictItem, Option<Choice>)>,
+}
+
 fn to_json<T: Serialize>(v: &T) -> Json {
     serde_json::to_value(v).unwrap_or(Json::Null)
+}
+
+/// Describes inputs as `name = value, …` (names in order).
+pub fn inputs_text(inputs: &Inputs) -> String {
+    inputs
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Describes a search space as its variables and domains.
+pub fn space_text(space: &SearchSpace) -> String {
+    space
+        .variables()
+        .iter()
+        .map(|v| match &v.domain {
+            Domain::Real { lower, upper, log } => format!(
+                "{} in [{}, {}]{}",
+                v.name,
+                format_number(*lower),
+                format_number(*upper),
+                if *log { " (log)" } else { "" }
+            ),
+            Domain::Integer { lower, upper } => {
+                format!("{} integer in [{lower}, {upper}]", v.name)
+            }
+            Domain::Categorical { categories } => {
+                format!("{} one of {}", v.name, categories.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Describes an objective: "maximise yield".
+pub fn objective_text(o: &Objective) -> String {
+    match o.goal {
+        Goal::Maximize => format!("maximise {}", o.name),
+        Goal::Minimize => format!("minimise {}", o.name),
+    }
+}
+
+fn outputs_text(rows: &[&Experiment]) -> String {
+    let vals: Vec<String> = rows.iter().map(|e| format_number(e.output)).collect();
+    format!("measured {}", vals.join(", "))
 }
 
 /// Merges `theirs` into `ours` given their common ancestor `base`.
@@ -45,22 +129,65 @@ pub fn merge(
     ours: &OptimizerState,
     theirs: &OptimizerState,
 ) -> Result<OptimizerState, MergeConflict> {
+    let m = merge_with(base, ours, theirs, &|_| None);
+    if m.conflicts.is_empty() {
+        Ok(m.state)
+    } else {
+        Err(MergeConflict {
+            conflicts: m.conflicts.into_iter().map(|(c, _)| c).collect(),
+        })
+    }
+}
+
+/// Merges as [`merge`] does, settling each conflict as `choose` says: the space or objective
+/// takes one side (`both` cannot apply); an experiment's inputs keep our rows (`ours`), their
+/// rows instead of ours (`theirs`), or both sets as replicates (`both`). Conflicts `choose`
+/// leaves open keep ours.
+pub fn merge_with(
+    base: Option<&OptimizerState>,
+    ours: &OptimizerState,
+    theirs: &OptimizerState,
+    choose: &dyn Fn(&ConflictItem) -> Option<Choice>,
+) -> Merged {
     let mut conflicts = Vec::new();
+    let mut merged = ours.clone();
     if ours.space != theirs.space {
-        conflicts.push(ConflictItem {
+        let c = ConflictItem {
+            key: "space".into(),
             field: "space".into(),
             base: base.map_or(Json::Null, |b| to_json(&b.space)),
             ours: to_json(&ours.space),
             theirs: to_json(&theirs.space),
-        });
+            can_keep_both: false,
+            subject: "Optimizer search space".into(),
+            base_text: base.map(|b| space_text(&b.space)),
+            ours_text: space_text(&ours.space),
+            theirs_text: space_text(&theirs.space),
+        };
+        let pick = choose(&c).filter(|p| *p != Choice::Both);
+        if pick == Some(Choice::Theirs) {
+            merged.space = theirs.space.clone();
+        }
+        conflicts.push((c, pick));
     }
     if ours.objective != theirs.objective {
-        conflicts.push(ConflictItem {
+        let c = ConflictItem {
+            key: "objective".into(),
             field: "objective".into(),
             base: base.map_or(Json::Null, |b| to_json(&b.objective)),
             ours: to_json(&ours.objective),
             theirs: to_json(&theirs.objective),
-        });
+            can_keep_both: false,
+            subject: "Optimizer objective".into(),
+            base_text: base.map(|b| objective_text(&b.objective)),
+            ours_text: objective_text(&ours.objective),
+            theirs_text: objective_text(&theirs.objective),
+        };
+        let pick = choose(&c).filter(|p| *p != Choice::Both);
+        if pick == Some(Choice::Theirs) {
+            merged.objective = theirs.objective.clone();
+        }
+        conflicts.push((c, pick));
     }
     let in_base = |e: &Experiment| base.is_some_and(|b| b.experiments.contains(e));
     let ours_new: Vec<&Experiment> = ours
@@ -73,25 +200,67 @@ pub fn merge(
         .iter()
         .filter(|e| !in_base(e) && !ours.experiments.contains(e))
         .collect();
+    // One conflict per set of inputs both sides measured differently.
+    let mut seen: Vec<&Inputs> = Vec::new();
+    let mut take: Vec<&Experiment> = Vec::new();
+    let mut drop_ours: Vec<&Experiment> = Vec::new();
     for t in &theirs_new {
-        let clashing: Vec<&&Experiment> = ours_new
+        let clashing: Vec<&Experiment> = ours_new
             .iter()
             .filter(|o| o.inputs == t.inputs && o.output != t.output)
+            .copied()
             .collect();
-        if !clashing.is_empty() {
-            conflicts.push(ConflictItem {
-                field: "experiment".into(),
-                base: to_json(&t.inputs),
-                ours: Json::Array(clashing.iter().map(|o| to_json(&o.output)).collect()),
-                theirs: to_json(&t.output),
-            });
+        if clashing.is_empty() {
+            take.push(t);
+            continue;
+        }
+        if seen.contains(&&t.inputs) {
+            continue;
+        }
+        seen.push(&t.inputs);
+        let theirs_rows: Vec<&Experiment> = theirs_new
+            .iter()
+            .filter(|x| x.inputs == t.inputs)
+            .copied()
+            .collect();
+        let c = ConflictItem {
+            key: format!(
+                "experiment.{}",
+                t.inputs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            field: "experiment".into(),
+            base: to_json(&t.inputs),
+            ours: Json::Array(clashing.iter().map(|o| to_json(&o.output)).collect()),
+            theirs: to_json(&t.output),
+            can_keep_both: true,
+            subject: format!("Optimizer experiment at {}", inputs_text(&t.inputs)),
+            base_text: None,
+            ours_text: outputs_text(&clashing),
+            theirs_text: outputs_text(&theirs_rows),
+        };
+        let pick = choose(&c);
+        match pick {
+            Some(Choice::Theirs) => {
+                take.extend(&theirs_rows);
+                drop_ours.extend(&clashing);
+            }
+            Some(Choice::Both) => take.extend(&theirs_rows),
+            Some(Choice::Ours) | None => {}
+        }
+        conflicts.push((c, pick));
+    }
+    merged.experiments.retain(|e| !drop_ours.contains(&e));
+    let mut added: Vec<*const Experiment> = Vec::new();
+    for t in take {
+        if !added.contains(&std::ptr::from_ref(t)) {
+            added.push(std::ptr::from_ref(t));
+            merged.experiments.push(t.clone());
         }
     }
-    if !conflicts.is_empty() {
-        return Err(MergeConflict { conflicts });
-    }
-    let mut merged = ours.clone();
-    merged.experiments.extend(theirs_new.into_iter().cloned());
     let in_base_lock = |l| base.is_some_and(|b| b.locks.contains(l));
     let their_locks: Vec<_> = theirs
         .locks
@@ -100,7 +269,10 @@ pub fn merge(
         .cloned()
         .collect();
     merged.locks.extend(their_locks);
-    Ok(merged)
+    Merged {
+        state: merged,
+        conflicts,
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +324,71 @@ mod tests {
         assert_eq!(err.conflicts.len(), 1);
         assert_eq!(err.conflicts[0].field, "experiment");
         assert_eq!(err.conflicts[0].theirs, serde_json::json!(2.5));
+    }
+
+    #[test]
+    fn each_experiment_conflict_takes_its_own_choice() {
+        let base = state(&[(0.1, 1.0)]);
+        let ours = state(&[(0.1, 1.0), (0.5, 2.0), (0.7, 4.0)]);
+        let theirs = state(&[(0.1, 1.0), (0.5, 2.5), (0.7, 4.5), (0.9, 9.0)]);
+        let choose = |c: &ConflictItem| match c.key.as_str() {
+            "experiment.x=0.5" => Some(Choice::Theirs),
+            "experiment.x=0.7" => Some(Choice::Both),
+            _ => None,
+        };
+        let m = merge_with(Some(&base), &ours, &theirs, &choose);
+        let keys: Vec<(&str, Option<Choice>)> = m
+            .conflicts
+            .iter()
+            .map(|(c, p)| (c.key.as_str(), *p))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("experiment.x=0.5", Some(Choice::Theirs)),
+                ("experiment.x=0.7", Some(Choice::Both))
+            ]
+        );
+        assert_eq!(
+            m.state.experiments,
+            vec![
+                exp(0.1, 1.0),
+                exp(0.7, 4.0),
+                exp(0.5, 2.5),
+                exp(0.7, 4.5),
+                exp(0.9, 9.0)
+            ]
+        );
+        let c = &m.conflicts[0].0;
+        assert_eq!(
+            (
+                c.subject.as_str(),
+                c.ours_text.as_str(),
+                c.theirs_text.as_str()
+            ),
+            (
+                "Optimizer experiment at x = 0.5",
+                "measured 2",
+                "measured 2.5"
+            )
+        );
+        // Left open, ours is kept and theirs' clean row still comes in.
+        let open = merge_with(Some(&base), &ours, &theirs, &|_| None);
+        assert!(open.conflicts.iter().all(|(_, p)| p.is_none()));
+        assert_eq!(open.state.experiments.len(), 4);
+    }
+
+    #[test]
+    fn a_space_takes_one_side_never_both() {
+        let ours = state(&[]);
+        let mut theirs = state(&[]);
+        theirs.space = SearchSpace::new(vec![Variable::real("x", 0.0, 2.0).unwrap()]).unwrap();
+        let m = merge_with(None, &ours, &theirs, &|_| Some(Choice::Both));
+        assert_eq!(m.conflicts[0].1, None, "both cannot settle a space");
+        assert!(!m.conflicts[0].0.can_keep_both);
+        assert_eq!(m.conflicts[0].0.theirs_text, "x in [0, 2]");
+        let m = merge_with(None, &ours, &theirs, &|_| Some(Choice::Theirs));
+        assert_eq!(m.state.space, theirs.space);
     }
 
     #[test]

@@ -37,8 +37,13 @@ pub enum Error {
     },
     #[error("branch `{0}` is discarded; reopen it first")]
     BranchDiscarded(String),
-    #[error("merge has {} conflict(s); retry with a strategy (ours, theirs, union)", .0.len())]
+    #[error(
+        "merge has {} open conflict(s); settle each with a resolution (ours, theirs, both) or retry with a strategy (ours, theirs, union)",
+        .0.iter().filter(|c| c.resolution.is_none()).count()
+    )]
     MergeConflict(Vec<Conflict>),
+    #[error("{0}")]
+    BadResolution(kiln_types::ResolutionError),
     #[error("audit log is broken at entry {0}")]
     Corrupt(String),
     /// The disk under the database (or a quota) is full: SQLITE_FULL or ENOSPC. Recoverable

@@ -9,6 +9,7 @@ mod collaborators;
 mod error;
 mod export;
 mod fts;
+mod graph;
 pub mod integrity;
 mod jobs;
 mod live;
@@ -31,9 +32,13 @@ pub use error::{Error, Result};
 pub use export::{
     CheckedExport, EXPORT_FORMAT, ImportOptions, MAX_MESSAGE_BYTES, Provenance, SessionExport,
 };
+pub use graph::{BranchGraph, GraphBranch, GraphCheckpoint, GraphMerge, GraphPoint};
 pub use integrity::{ExportSignature, InstanceKey, PublicKey, Trust};
 pub use live::{LiveBranch, LiveSnapshot};
-pub use merge::{DiffResult, MergeRequest, MergeResult};
+pub use merge::{
+    DIFF_CONVERSATION_DEFAULT, DIFF_CONVERSATION_MAX, DiffResult, MergePreview, MergeRequest,
+    MergeResult,
+};
 pub use model::*;
 pub use pool::{Db, DbOptions, now, stamp};
 pub use refs::Restored;

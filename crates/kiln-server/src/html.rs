@@ -10,7 +10,7 @@ use kiln_session::Error;
 use minijinja::Environment;
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 16] = [
+const TEMPLATES: [(&str, &str); 17] = [
     (
         "base.html",
         include_str!("../../../templates/html/base.html"),
@@ -74,6 +74,10 @@ const TEMPLATES: [(&str, &str); 16] = [
     (
         "tabs/sharing.html",
         include_str!("../../../templates/html/tabs/sharing.html"),
+    ),
+    (
+        "diff.html",
+        include_str!("../../../templates/html/diff.html"),
     ),
 ];
 

@@ -5,6 +5,7 @@ mod auth;
 pub mod conn;
 mod error;
 mod extract;
+pub mod graph;
 mod html;
 pub mod jobs;
 pub mod limits;

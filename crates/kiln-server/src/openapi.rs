@@ -364,11 +364,16 @@ fn operations() -> Vec<Op> {
             "branches",
             "Merge this branch into another",
         )
-        .body(strict(
-            &["into"],
-            &[("into", string()), ("strategy", r("MergeStrategy"))],
-        ))
+        .body(r("MergeBody"))
         .ok(200, r("MergeResult")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/branches/{b}/merge/preview",
+            "branches",
+            "What a merge with these choices would do (conflicts in words, merged state, changes); writes nothing",
+        )
+        .body(r("MergeBody"))
+        .ok(200, r("MergePreview")),
         Op::new(
             "POST",
             "/v1/sessions/{id}/branches/{b}/discard",
@@ -433,10 +438,15 @@ fn operations() -> Vec<Op> {
             "GET",
             "/v1/sessions/{id}/diff",
             "history",
-            "Messages on each side and the state difference",
+            "The state changes in words and data, the common ancestor, and the newest messages on each side",
         )
         .query("from", text("branch, checkpoint or node id"), true)
         .query("to", text("branch, checkpoint or node id"), true)
+        .query(
+            "limit",
+            int_in(1, 500, "conversation nodes per side, newest kept (default 50)"),
+            false,
+        )
         .ok(200, r("DiffResult")),
         Op::new(
             "GET",

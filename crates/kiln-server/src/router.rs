@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::search::routes())
         .merge(routes::web::routes())
         .merge(routes::session_page::routes())
+        .merge(routes::diff_page::routes())
         .merge(routes::settings_page::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod collaborators;
+pub mod diff_page;
 pub mod health;
 pub mod history;
 pub mod instance;

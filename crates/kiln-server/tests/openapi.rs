@@ -357,6 +357,13 @@ async fn real_responses_match_the_documented_schemas() {
     .await;
     call(
         "POST",
+        "/v1/sessions/{id}/branches/{b}/merge/preview",
+        &format!("{b}/branches/alt/merge/preview"),
+        Some(json!({"into": "main"})),
+    )
+    .await;
+    call(
+        "POST",
         "/v1/sessions/{id}/branches/{b}/merge",
         &format!("{b}/branches/alt/merge"),
         Some(json!({"into": "main"})),

@@ -2,10 +2,10 @@
 //! restore, merge, diff, reflog and the audit log.
 
 use kiln_db::{
-    AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, DiffResult, MergeRequest,
-    MergeResult, NewNode, Node, Page, ReflogEntry, Restored,
+    AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, NewNode, Node, Page,
+    ReflogEntry, Restored,
 };
-use kiln_types::{MergeStrategy, ResearchState, Role, StateEvent};
+use kiln_types::{ResearchState, Role, StateEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::{Caller, Error, Result, SessionManager};
@@ -380,41 +380,6 @@ impl SessionManager {
             .db
             .restore(session, &cp.name, Some(branch), &caller.user_id)
             .await?)
-    }
-
-    /// Merges branch `from` into `into`.
-    pub async fn merge(
-        &self,
-        caller: &Caller,
-        session: &str,
-        from: &str,
-        into: &str,
-        strategy: MergeStrategy,
-    ) -> Result<MergeResult> {
-        self.writable(caller, session).await?;
-        let tools = self.tool_merger.clone();
-        Ok(self
-            .db
-            .merge(MergeRequest {
-                session,
-                from,
-                into,
-                strategy,
-                actor: &caller.user_id,
-                tools: tools.as_ref(),
-            })
-            .await?)
-    }
-
-    pub async fn diff(
-        &self,
-        caller: &Caller,
-        session: &str,
-        from: &str,
-        to: &str,
-    ) -> Result<DiffResult> {
-        self.readable(caller, session).await?;
-        Ok(self.db.diff(session, from, to).await?)
     }
 
     pub async fn reflog(&self, caller: &Caller, session: &str) -> Result<Vec<ReflogEntry>> {

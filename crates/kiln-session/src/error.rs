@@ -104,9 +104,15 @@ impl From<kiln_db::Error> for Error {
             ),
             D::BranchDiscarded(_) => Error::new(ErrorKind::Conflict, "branch_discarded", message),
             D::MergeConflict(conflicts) => {
+                let (open, settled): (Vec<_>, Vec<_>) =
+                    conflicts.into_iter().partition(|c| c.resolution.is_none());
                 Error::new(ErrorKind::Conflict, "merge_conflict", message)
-                    .with_details(json!({"conflicts": conflicts}))
+                    .with_details(json!({"conflicts": open, "settled": settled}))
             }
+            D::BadResolution(e) => Error::new(ErrorKind::BadRequest, "invalid_resolution", message)
+                .with_details(
+                    json!({"unknown": e.unknown, "cannot_keep_both": e.cannot_keep_both}),
+                ),
             D::Corrupt(_) => Error::new(ErrorKind::Internal, "corrupt", message),
             // Storage faults are the operator's to mend, then the caller's to retry: logged
             // here (without detail in the answer), answered 507 or 503, never 500.

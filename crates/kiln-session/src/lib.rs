@@ -12,6 +12,7 @@ mod jobs;
 mod live;
 mod lock;
 mod manager;
+mod merging;
 mod quota;
 mod report;
 mod search;
@@ -31,14 +32,19 @@ pub use integrity::InstanceKeyInfo;
 pub use jobs::{JobReport, JobsConfig};
 pub use kiln_db::Visibility;
 pub use kiln_db::{
-    AppendOutcome, AuditEntry, AuditVerification, Branch, Checkpoint, Collaborator, Contribution,
-    Membership, MergeResult, NewNode, Node, NodeVerification, Page, ReflogEntry, Session,
-    SessionEvent, SessionExport, SessionSort, ShareLink, TurnView, User,
+    AppendOutcome, AuditEntry, AuditVerification, Branch, BranchGraph, Checkpoint, Collaborator,
+    Contribution, Membership, MergePreview, MergeResult, NewNode, Node, NodeVerification, Page,
+    ReflogEntry, Session, SessionEvent, SessionExport, SessionSort, ShareLink, TurnView, User,
+};
+pub use kiln_db::{
+    DIFF_CONVERSATION_DEFAULT, DIFF_CONVERSATION_MAX, DiffResult, GraphBranch, GraphCheckpoint,
+    GraphMerge, GraphPoint,
 };
 pub use kiln_search::{FaultSwitch, Hit, SearchPage, SessionHits, StorageFault, snippet_text};
 pub use live::{LiveEvent, POLL as LIVE_POLL};
 pub use lock::{LOCK_FILE, ServeLock};
 pub use manager::SessionManager;
+pub use merging::{MAX_RESOLUTIONS, MergeChoices};
 pub use report::{Statistics, import_too_large};
 pub use search::{Health, SearchParams};
 pub use sessions::{CreateSession, ListQuery, UpdateSession, title_of};

@@ -44,7 +44,10 @@ async fn conflicts_fail_the_merge_and_name_field_base_ours_theirs() {
     let conflicts = err.details.unwrap()["conflicts"].clone();
     assert_eq!(
         conflicts,
-        json!([{"field": "context.a", "base": 1, "ours": 2, "theirs": 3}])
+        json!([{"key": "context.a", "field": "context.a", "base": 1, "ours": 2, "theirs": 3,
+                 "can_keep_both": true, "subject": "Pin 'a'", "base_text": "1",
+                 "ours_text": "2", "theirs_text": "3",
+                 "description": "Pin 'a': 2 on main, 3 on alt (was 1)"}])
     );
     assert_eq!(
         e.head(&id, "main").await,
@@ -215,7 +218,7 @@ async fn diff_shows_messages_on_each_side_and_the_state_difference() {
     let e = common::env().await;
     let (m, a) = (&e.mgr, &e.alice);
     let id = diverged(&e).await;
-    let d = m.diff(a, &id, "main", "alt").await.unwrap();
+    let d = m.diff(a, &id, "main", "alt", None).await.unwrap();
     assert!(
         d.only_from.is_empty(),
         "main has only a state event since the fork"
@@ -225,18 +228,18 @@ async fn diff_shows_messages_on_each_side_and_the_state_difference() {
     assert_eq!(d.state.discoveries.added.len(), 1);
     assert_eq!(d.state.context.changed.len(), 1);
     assert_eq!(d.state.context.changed[0].key, "a");
-    let back = m.diff(a, &id, "alt", "main").await.unwrap();
+    let back = m.diff(a, &id, "alt", "main", None).await.unwrap();
     assert_eq!(back.only_from.len(), 2);
     assert_eq!(back.state.discoveries.removed.len(), 1);
     m.create_checkpoint(a, &id, "cp", Some("alt"), None)
         .await
         .unwrap();
-    let same = m.diff(a, &id, "alt", "cp").await.unwrap();
+    let same = m.diff(a, &id, "alt", "cp", None).await.unwrap();
     assert!(same.only_from.is_empty() && same.only_to.is_empty());
     assert!(same.state.discoveries.is_empty() && same.state.context.is_empty());
     let node = e.head(&id, "main").await;
-    let by_node = m.diff(a, &id, &node, "alt").await.unwrap();
+    let by_node = m.diff(a, &id, &node, "alt", None).await.unwrap();
     assert_eq!(by_node.only_to.len(), 2);
-    code(m.diff(a, &id, "main", "nope").await, "not_found");
-    code(m.diff(&e.bob, &id, "main", "alt").await, "not_found");
+    code(m.diff(a, &id, "main", "nope", None).await, "not_found");
+    code(m.diff(&e.bob, &id, "main", "alt", None).await, "not_found");
 }

@@ -120,7 +120,7 @@ async fn fork_checkpoint_restore_and_merge_keep_everything() {
         .await
         .unwrap();
     assert!(!again.merged, "merging twice is a no-op");
-    let d = m.diff(a, id, "main", &r.saved_as).await.unwrap();
+    let d = m.diff(a, id, "main", &r.saved_as, None).await.unwrap();
     assert_eq!(d.only_to.len(), 6);
     assert!(m.verify_audit(a, id).await.unwrap().valid);
     let export = m.export_json(a, id).await.unwrap();

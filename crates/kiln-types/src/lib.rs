@@ -17,6 +17,7 @@ pub use lifecycle::SessionStatus;
 pub use node::{NodeKind, Role};
 pub use session::{CheckpointFrequency, ContextConfig, SessionType};
 pub use state::{
-    Conflict, HypothesisStatus, MergeStrategy, ResearchState, StateDiff, StateEvent, TaskStatus,
+    Conflict, HypothesisStatus, MergeStrategy, ResearchState, Resolution, ResolutionError,
+    Resolver, StateDiff, StateEvent, TaskStatus,
 };
 pub use text::clip;

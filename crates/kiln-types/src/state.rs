@@ -4,13 +4,17 @@
 //! deterministic, so the materialised state of a branch head always equals a replay.
 
 mod merge;
+pub mod words;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use merge::{Conflict, MergeOutcome, MergeStrategy, StateDiff, ToolMerger, diff, merge};
+pub use merge::{
+    Conflict, Labels, MergeOutcome, MergeStrategy, Resolution, ResolutionError, Resolver,
+    StateDiff, ToolMerge, ToolMerger, diff, merge,
+};
 
 /// Relationships a discovery link may state.
 pub const LINK_RELATIONSHIPS: [&str; 6] = [

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use futures::future::BoxFuture;
 use kiln_types::StateEvent;
-use kiln_types::state::Conflict;
+use kiln_types::state::words::{self, ConflictWords};
+use kiln_types::state::{Conflict, Resolution, Resolver, ToolMerge};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -373,21 +374,43 @@ impl Tool for Notebook {
         base: Option<&Value>,
         ours: &Value,
         theirs: &Value,
-    ) -> Option<Result<Value, Vec<Conflict>>> {
+        resolver: &Resolver,
+    ) -> Option<ToolMerge> {
         let parse = |v: &Value| serde_json::from_value::<NotebookState>(v.clone()).ok();
         let (o, t) = (parse(ours)?, parse(theirs)?);
         let b = base.and_then(parse).unwrap_or_default();
-        Some(merge(&b, o, t).map(|m| serde_json::to_value(m).unwrap_or(Value::Null)))
+        let (state, conflicts) = merge_with(&b, o, t, resolver);
+        Some(ToolMerge {
+            state: serde_json::to_value(state).unwrap_or(Value::Null),
+            conflicts,
+        })
     }
 }
 
 /// Three-way merge: log lines, metric points and attachments are unioned; a parameter both
 /// sides changed to different values is a conflict.
-pub fn merge(
+#[cfg(test)]
+fn merge(
     base: &NotebookState,
     ours: NotebookState,
     theirs: NotebookState,
 ) -> Result<NotebookState, Vec<Conflict>> {
+    let (state, conflicts) = merge_with(base, ours, theirs, &Resolver::default());
+    if conflicts.is_empty() {
+        Ok(state)
+    } else {
+        Err(conflicts)
+    }
+}
+
+/// Merges as [`merge`] does, settling each parameter conflict as the resolver picks (one
+/// side's value: a parameter holds one value, so `both` cannot apply); open ones keep ours.
+pub fn merge_with(
+    base: &NotebookState,
+    ours: NotebookState,
+    theirs: NotebookState,
+    resolver: &Resolver,
+) -> (NotebookState, Vec<Conflict>) {
     let mut out = ours;
     let mut conflicts = Vec::new();
     for (k, tv) in &theirs.params {
@@ -404,18 +427,25 @@ pub fn merge(
                 if bv == Some(ov) {
                     out.params.insert(k.clone(), tv.clone());
                 } else if bv != Some(tv) {
-                    conflicts.push(Conflict {
-                        field: format!("tools.{NAME}.params.{k}"),
-                        base: bv.cloned(),
-                        ours: Some(ov.clone()),
-                        theirs: Some(tv.clone()),
-                    });
+                    let mut c = Conflict::new(
+                        format!("tools.{NAME}.params.{k}"),
+                        [bv.cloned(), Some(ov.clone()), Some(tv.clone())],
+                        false,
+                        ConflictWords {
+                            subject: format!("Notebook parameter '{}'", words::short(k)),
+                            base: bv.map(words::value_text),
+                            ours: words::value_text(ov),
+                            theirs: words::value_text(tv),
+                        },
+                    );
+                    c.resolution = resolver.pick(&c);
+                    if c.resolution == Some(Resolution::Theirs) {
+                        out.params.insert(k.clone(), tv.clone());
+                    }
+                    conflicts.push(c);
                 }
             }
         }
-    }
-    if !conflicts.is_empty() {
-        return Err(conflicts);
     }
     for line in theirs.log {
         if !out.log.contains(&line) {
@@ -437,7 +467,7 @@ pub fn merge(
             out.attachments.push(a);
         }
     }
-    Ok(out)
+    (out, conflicts)
 }
 
 #[cfg(test)]

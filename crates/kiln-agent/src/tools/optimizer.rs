@@ -3,9 +3,13 @@
 //! checkpoints and merges with the session; locks also go to the session's audit log.
 
 use futures::future::BoxFuture;
+use kiln_bayesopt::Choice;
+use kiln_bayesopt::merge::{inputs_text, objective_text, space_text};
+use kiln_bayesopt::space::format_number;
 use kiln_bayesopt::{Error as BoError, OptimizerState};
 use kiln_types::StateEvent;
-use kiln_types::state::Conflict;
+use kiln_types::state::words::ConflictWords;
+use kiln_types::state::{Conflict, Resolution, Resolver, ToolMerge};
 use serde_json::{Value, json};
 
 use crate::tool::{Tool, ToolContext, ToolError, ToolOutput, ToolView, ViewChart, ViewTable};
@@ -176,24 +180,115 @@ impl Tool for BayesianOptimizer {
         base: Option<&Value>,
         ours: &Value,
         theirs: &Value,
-    ) -> Option<Result<Value, Vec<Conflict>>> {
+        resolver: &Resolver,
+    ) -> Option<ToolMerge> {
         let parse = |v: &Value| serde_json::from_value::<OptimizerState>(v.clone());
         let (Ok(o), Ok(t)) = (parse(ours), parse(theirs)) else {
             return None;
         };
         let b = base.and_then(|v| parse(v).ok());
-        Some(match kiln_bayesopt::merge(b.as_ref(), &o, &t) {
-            Ok(merged) => Ok(serde_json::to_value(merged).unwrap_or(Value::Null)),
-            Err(conflict) => Err(conflict
+        let conflict = |c: &kiln_bayesopt::ConflictItem| {
+            Conflict::new(
+                format!("tools.{NAME}.{}", c.key),
+                [
+                    Some(c.base.clone()),
+                    Some(c.ours.clone()),
+                    Some(c.theirs.clone()),
+                ],
+                c.can_keep_both,
+                ConflictWords {
+                    subject: c.subject.clone(),
+                    base: c.base_text.clone(),
+                    ours: c.ours_text.clone(),
+                    theirs: c.theirs_text.clone(),
+                },
+            )
+        };
+        let choose = |c: &kiln_bayesopt::ConflictItem| {
+            resolver.pick(&conflict(c)).map(|r| match r {
+                Resolution::Ours => Choice::Ours,
+                Resolution::Theirs => Choice::Theirs,
+                Resolution::Both => Choice::Both,
+            })
+        };
+        let merged = kiln_bayesopt::merge_with(b.as_ref(), &o, &t, &choose);
+        Some(ToolMerge {
+            state: serde_json::to_value(merged.state).unwrap_or(Value::Null),
+            conflicts: merged
                 .conflicts
-                .into_iter()
-                .map(|c| Conflict {
-                    field: format!("tools.{NAME}.{}", c.field),
-                    base: Some(c.base),
-                    ours: Some(c.ours),
-                    theirs: Some(c.theirs),
+                .iter()
+                .map(|(c, pick)| {
+                    let mut out = conflict(c);
+                    out.field = format!("tools.{NAME}.{}", c.field);
+                    out.resolution = pick.map(|p| match p {
+                        Choice::Ours => Resolution::Ours,
+                        Choice::Theirs => Resolution::Theirs,
+                        Choice::Both => Resolution::Both,
+                    });
+                    out
                 })
-                .collect()),
+                .collect(),
         })
+    }
+
+    fn describe_change(&self, from: Option<&Value>, to: Option<&Value>) -> Option<Vec<String>> {
+        let parse = |v: Option<&Value>| {
+            v.and_then(|v| serde_json::from_value::<OptimizerState>(v.clone()).ok())
+        };
+        let (f, t) = (parse(from), parse(to));
+        let mut out = Vec::new();
+        match (&f, &t) {
+            (None, Some(t)) => out.push(format!(
+                "Optimizer set up: {}, {}.",
+                objective_text(&t.objective),
+                space_text(&t.space)
+            )),
+            (Some(_), None) => out.push("Optimizer state removed.".to_string()),
+            (Some(f), Some(t)) => {
+                if f.space != t.space {
+                    out.push(format!(
+                        "Optimizer search space: {} → {}.",
+                        space_text(&f.space),
+                        space_text(&t.space)
+                    ));
+                }
+                if f.objective != t.objective {
+                    out.push(format!(
+                        "Optimizer objective: {} → {}.",
+                        objective_text(&f.objective),
+                        objective_text(&t.objective)
+                    ));
+                }
+            }
+            (None, None) => return None,
+        }
+        let none = Vec::new();
+        let (fe, te) = (
+            f.as_ref().map_or(&none, |s| &s.experiments),
+            t.as_ref().map_or(&none, |s| &s.experiments),
+        );
+        for e in te.iter().filter(|e| !fe.contains(e)) {
+            out.push(format!(
+                "Optimizer experiment at {}: measured {}.",
+                inputs_text(&e.inputs),
+                format_number(e.output)
+            ));
+        }
+        for e in fe.iter().filter(|e| !te.contains(e)) {
+            out.push(format!(
+                "Optimizer experiment at {} (measured {}) removed.",
+                inputs_text(&e.inputs),
+                format_number(e.output)
+            ));
+        }
+        if let (Some(f), Some(t)) = (&f, &t)
+            && t.locks.len() > f.locks.len()
+        {
+            out.push(format!(
+                "Optimizer: {} new lock(s) recorded.",
+                t.locks.len() - f.locks.len()
+            ));
+        }
+        Some(out)
     }
 }

@@ -637,12 +637,109 @@ pub(super) fn all() -> Value {
     put(
         "Conflict",
         obj(
-            &["field", "base", "ours", "theirs"],
             &[
+                "key",
+                "field",
+                "base",
+                "ours",
+                "theirs",
+                "can_keep_both",
+                "description",
+                "subject",
+                "base_text",
+                "ours_text",
+                "theirs_text",
+            ],
+            &[
+                (
+                    "key",
+                    text("the handle to name it by in `resolutions` (e.g. `hypotheses.<id>`)"),
+                ),
                 ("field", string()),
                 ("base", any()),
                 ("ours", any()),
                 ("theirs", any()),
+                (
+                    "can_keep_both",
+                    doc("boolean", "whether `both` can settle it"),
+                ),
+                ("resolution", r("Resolution")),
+                (
+                    "description",
+                    text(
+                        "the conflict in words: \"Hypothesis 'X': supported on main, refuted on sodium (was open)\"",
+                    ),
+                ),
+                ("subject", text("what it is about, in words")),
+                (
+                    "base_text",
+                    nullable(text("the common ancestor's version, in words")),
+                ),
+                (
+                    "ours_text",
+                    text("the receiving branch's version, in words"),
+                ),
+                ("theirs_text", text("the merged branch's version, in words")),
+            ],
+        ),
+    );
+    put(
+        "Resolution",
+        json!({"type": "string", "enum": ["ours", "theirs", "both"],
+               "description": "how one conflict is settled (`both`: keep both entries, theirs \
+                               under `key@branch`)"}),
+    );
+    put(
+        "MergeBody",
+        strict(
+            &["into"],
+            &[
+                ("into", string()),
+                ("strategy", r("MergeStrategy")),
+                (
+                    "resolutions",
+                    json!({"type": "object", "additionalProperties": r("Resolution"),
+                           "maxProperties": 1000,
+                           "description": "a resolution per conflict `key`; conflicts not \
+                                           named fall back to `strategy` (default `fail`: the \
+                                           merge is refused 409 listing the open ones)"}),
+                ),
+            ],
+        ),
+    );
+    put(
+        "MergePreview",
+        obj(
+            &[
+                "from",
+                "into",
+                "nothing_to_merge",
+                "base",
+                "conflicts",
+                "open",
+                "state",
+                "changes",
+                "summary",
+            ],
+            &[
+                ("from", string()),
+                ("into", string()),
+                ("nothing_to_merge", boolean()),
+                ("base", text("the merge base node")),
+                ("conflicts", array(r("Conflict"))),
+                (
+                    "open",
+                    doc(
+                        "integer",
+                        "conflicts still open: the merge would be refused",
+                    ),
+                ),
+                ("state", r("ResearchState")),
+                (
+                    "changes",
+                    array(text("one change the merge makes to `into`, in words")),
+                ),
+                ("summary", string()),
             ],
         ),
     );
@@ -684,13 +781,33 @@ pub(super) fn all() -> Value {
     put(
         "DiffResult",
         obj(
-            &["from", "to", "base", "only_from", "only_to", "state"],
+            &[
+                "from",
+                "to",
+                "base",
+                "only_from",
+                "only_to",
+                "only_from_total",
+                "only_to_total",
+                "from_truncated",
+                "to_truncated",
+                "state",
+                "changes",
+            ],
             &[
                 ("from", string()),
                 ("to", string()),
                 ("base", text("the common ancestor")),
                 ("only_from", array(r("Node"))),
                 ("only_to", array(r("Node"))),
+                ("only_from_total", int()),
+                ("only_to_total", int()),
+                ("from_truncated", boolean()),
+                ("to_truncated", boolean()),
+                (
+                    "changes",
+                    array(text("one research-state change, in words")),
+                ),
                 (
                     "state",
                     obj(

@@ -48,6 +48,8 @@ async fn reflog(
 struct DiffQuery {
     from: String,
     to: String,
+    /// The most conversation nodes shown per side (newest first kept).
+    limit: Option<usize>,
 }
 
 async fn diff(
@@ -56,7 +58,7 @@ async fn diff(
     Path(id): Path<String>,
     Query(q): Query<DiffQuery>,
 ) -> ApiResult<Json<Value>> {
-    let d = st.mgr.diff(&caller, &id, &q.from, &q.to).await?;
+    let d = st.mgr.diff(&caller, &id, &q.from, &q.to, q.limit).await?;
     Ok(Json(serde_json::to_value(d).map_err(Error::from)?))
 }
 

@@ -5,11 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use std::collections::BTreeMap;
+
 use kiln_session::{
-    AppendOutcome, Branch, BranchFrom, Checkpoint, EventInput, MergeResult, MessageInput, Node,
-    Page,
+    AppendOutcome, Branch, BranchFrom, Checkpoint, EventInput, MergeChoices, MergePreview,
+    MergeResult, MessageInput, Node, Page,
 };
-use kiln_types::{MergeStrategy, ResearchState};
+use kiln_types::{MergeStrategy, ResearchState, Resolution};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -31,6 +33,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sessions/{id}/branches/{b}/events", post(append_event))
         .route("/v1/sessions/{id}/branches/{b}/state", get(state))
         .route("/v1/sessions/{id}/branches/{b}/merge", post(merge))
+        .route(
+            "/v1/sessions/{id}/branches/{b}/merge/preview",
+            post(merge_preview),
+        )
         .route("/v1/sessions/{id}/branches/{b}/discard", post(discard))
         .route("/v1/sessions/{id}/branches/{b}/reopen", post(reopen))
         .route(
@@ -149,6 +155,21 @@ struct MergeBody {
     into: String,
     #[serde(default)]
     strategy: Option<MergeStrategy>,
+    /// A resolution per conflict key; conflicts not named fall back to the strategy.
+    #[serde(default)]
+    resolutions: BTreeMap<String, Resolution>,
+}
+
+impl MergeBody {
+    fn choices(self) -> (String, MergeChoices) {
+        (
+            self.into,
+            MergeChoices {
+                strategy: self.strategy.unwrap_or_default(),
+                resolutions: self.resolutions,
+            },
+        )
+    }
 }
 
 async fn merge(
@@ -158,9 +179,25 @@ async fn merge(
     Body(m): Body<MergeBody>,
 ) -> ApiResult<Json<MergeResult>> {
     st.limiter.charge(&caller, 1.0)?;
-    let strategy = m.strategy.unwrap_or_default();
+    let (into, choices) = m.choices();
     Ok(Json(
-        st.mgr.merge(&caller, &id, &b, &m.into, strategy).await?,
+        st.mgr.merge_with(&caller, &id, &b, &into, &choices).await?,
+    ))
+}
+
+/// The same body as a merge; answers what the merge would do and writes nothing.
+async fn merge_preview(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+    Body(m): Body<MergeBody>,
+) -> ApiResult<Json<MergePreview>> {
+    st.limiter.charge(&caller, 1.0)?;
+    let (into, choices) = m.choices();
+    Ok(Json(
+        st.mgr
+            .merge_preview(&caller, &id, &b, &into, &choices)
+            .await?,
     ))
 }
 

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::words::{self, ConflictWords};
 use super::{Focus, Material, ResearchState};
 
 /// How conflicts are settled in a merge.
@@ -29,27 +30,181 @@ pub enum MergeStrategy {
     Union,
 }
 
-/// One field on which the two sides made different changes.
+/// How one conflict is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// The receiving branch's version.
+    Ours,
+    /// The merged branch's version.
+    Theirs,
+    /// Both versions side by side (ours under its key, theirs under `key@branch`).
+    Both,
+}
+
+/// One entry on which the two sides made different changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conflict {
+    /// Stable handle for this conflict in a merge's `resolutions` (for research-state entries
+    /// the same as `field`; a tool that settles field by field gives each its own key).
+    pub key: String,
     pub field: String,
     pub base: Option<Value>,
     pub ours: Option<Value>,
     pub theirs: Option<Value>,
+    /// Whether `both` can settle it (two values that can coexist).
+    #[serde(default)]
+    pub can_keep_both: bool,
+    /// How it was settled; absent while it is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+    /// The conflict as a sentence: "Hypothesis 'X': supported on main, refuted on sodium
+    /// (was open)".
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default)]
+    pub base_text: Option<String>,
+    #[serde(default)]
+    pub ours_text: String,
+    #[serde(default)]
+    pub theirs_text: String,
+}
+
+impl Conflict {
+    /// A conflict keyed by its field, with its words.
+    pub fn new(
+        key: impl Into<String>,
+        values: [Option<Value>; 3],
+        can_keep_both: bool,
+        words: ConflictWords,
+    ) -> Self {
+        let key = key.into();
+        let [base, ours, theirs] = values;
+        Self {
+            field: key.clone(),
+            key,
+            base,
+            ours,
+            theirs,
+            can_keep_both,
+            resolution: None,
+            description: String::new(),
+            subject: words.subject,
+            base_text: words.base,
+            ours_text: words.ours,
+            theirs_text: words.theirs,
+        }
+    }
+
+    fn words(&self) -> ConflictWords {
+        ConflictWords {
+            subject: self.subject.clone(),
+            base: self.base_text.clone(),
+            ours: self.ours_text.clone(),
+            theirs: self.theirs_text.clone(),
+        }
+    }
+}
+
+/// The choices for one merge: a resolution per conflict key, and a strategy for the rest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resolver {
+    pub strategy: MergeStrategy,
+    pub by_key: BTreeMap<String, Resolution>,
+}
+
+impl Resolver {
+    pub fn new(strategy: MergeStrategy, by_key: BTreeMap<String, Resolution>) -> Self {
+        Self { strategy, by_key }
+    }
+
+    /// Returns how `c` is settled, or `None` while it stays open. A named `both` on a conflict
+    /// whose values cannot coexist settles nothing (the merge reports it as a bad choice); the
+    /// `union` strategy keeps ours there.
+    pub fn pick(&self, c: &Conflict) -> Option<Resolution> {
+        match self.by_key.get(&c.key) {
+            Some(Resolution::Both) if !c.can_keep_both => None,
+            Some(r) => Some(*r),
+            None => match self.strategy {
+                MergeStrategy::Fail => None,
+                MergeStrategy::Ours => Some(Resolution::Ours),
+                MergeStrategy::Theirs => Some(Resolution::Theirs),
+                MergeStrategy::Union if c.can_keep_both => Some(Resolution::Both),
+                MergeStrategy::Union => Some(Resolution::Ours),
+            },
+        }
+    }
+}
+
+/// Resolutions that name no conflict of this merge, or ask `both` of one that cannot.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", self.message())]
+pub struct ResolutionError {
+    pub unknown: Vec<String>,
+    pub cannot_keep_both: Vec<String>,
+}
+
+impl ResolutionError {
+    pub fn message(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.unknown.is_empty() {
+            parts.push(format!(
+                "no conflict in this merge has the key {}",
+                quoted(&self.unknown)
+            ));
+        }
+        if !self.cannot_keep_both.is_empty() {
+            parts.push(format!(
+                "`both` cannot settle {} (the two values cannot coexist): choose ours or theirs",
+                quoted(&self.cannot_keep_both)
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+fn quoted(keys: &[String]) -> String {
+    keys.iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a tool's merger made of two changed states: the merged state with every settled
+/// conflict applied, and each conflict found (with its resolution, or none while open).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolMerge {
+    pub state: Value,
+    pub conflicts: Vec<Conflict>,
 }
 
 /// Merges a tool's own state; returns `None` when the tool has no merger.
 pub trait ToolMerger {
+    /// Merges one tool's state, settling each conflict the `resolver` picks for (conflicts it
+    /// leaves open keep ours in `state`).
     fn merge_tool(
         &self,
         tool: &str,
         base: Option<&Value>,
         ours: &Value,
         theirs: &Value,
-    ) -> Option<Result<Value, Vec<Conflict>>>;
+        resolver: &Resolver,
+    ) -> Option<ToolMerge>;
 
     /// Renders a tool's state as Markdown for the session report; `None`: nothing to add.
     fn report_tool(&self, _tool: &str, _state: &Value) -> Option<String> {
+        None
+    }
+
+    /// Describes in sentences how a tool's state changed; `None`: the generic sentence.
+    fn describe_tool_change(
+        &self,
+        _tool: &str,
+        _from: Option<&Value>,
+        _to: Option<&Value>,
+    ) -> Option<Vec<String>> {
         None
     }
 }
@@ -61,86 +216,101 @@ impl ToolMerger for () {
         _: Option<&Value>,
         _: &Value,
         _: &Value,
-    ) -> Option<Result<Value, Vec<Conflict>>> {
+        _: &Resolver,
+    ) -> Option<ToolMerge> {
         None
     }
 }
 
-/// The merged state and the conflicts that the strategy settled.
+/// The merged state and every conflict found, each with how it was settled.
+///
+/// Conflicts still open (no resolution) keep ours in `state`, so a preview can show the state
+/// the merge would write once they are settled that way; a real merge refuses while any is open.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MergeOutcome {
     pub state: ResearchState,
-    pub resolved: Vec<Conflict>,
+    pub conflicts: Vec<Conflict>,
 }
 
-/// Merges `theirs` into `ours` given their common `base`.
-///
-/// With [`MergeStrategy::Fail`] any conflict returns `Err` with every conflict found.
+impl MergeOutcome {
+    /// Conflicts no resolution and no strategy settled.
+    pub fn open(&self) -> impl Iterator<Item = &Conflict> {
+        self.conflicts.iter().filter(|c| c.resolution.is_none())
+    }
+
+    pub fn is_settled(&self) -> bool {
+        self.open().next().is_none()
+    }
+}
+
+/// The two branch names a merge's sentences use.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a> {
+    /// The receiving branch.
+    pub ours: &'a str,
+    /// The merged branch (also the suffix `both` gives theirs: `key@branch`).
+    pub theirs: &'a str,
+}
+
+/// Merges `theirs` into `ours` given their common `base`, settling conflicts as `resolver`
+/// says. Every conflict comes back in the outcome; it is the caller's to refuse open ones.
+/// Errors only when a resolution names no conflict or asks `both` where it cannot apply.
 pub fn merge(
     base: &ResearchState,
     ours: &ResearchState,
     theirs: &ResearchState,
-    strategy: MergeStrategy,
-    theirs_label: &str,
+    resolver: &Resolver,
+    labels: Labels<'_>,
     tools: &dyn ToolMerger,
-) -> Result<MergeOutcome, Vec<Conflict>> {
+) -> Result<MergeOutcome, ResolutionError> {
     let mut m = Merger {
-        strategy,
-        label: theirs_label,
+        resolver,
+        label: labels.theirs,
         conflicts: Vec::new(),
     };
+    let states = [ours, theirs, base];
     let materials = merge_materials(&base.materials, &ours.materials, &theirs.materials);
     let discoveries = m.keyed(
         "discoveries",
-        &base.discoveries,
-        &ours.discoveries,
-        &theirs.discoveries,
+        [&base.discoveries, &ours.discoveries, &theirs.discoveries],
         |d| d.id.clone(),
         |d, sfx| {
             let mut d = d.clone();
             d.id = format!("{}@{sfx}", d.id);
             d
         },
+        words::discovery_words,
     );
     let links = m.keyed(
         "links",
-        &base.links,
-        &ours.links,
-        &theirs.links,
+        [&base.links, &ours.links, &theirs.links],
         |l| format!("{}->{}:{}", l.from, l.to, l.relationship),
         |l, _| l.clone(),
+        |b, o, t| words::link_words(b, o, t, &states),
     );
     let hypotheses = m.keyed(
         "hypotheses",
-        &base.hypotheses,
-        &ours.hypotheses,
-        &theirs.hypotheses,
+        [&base.hypotheses, &ours.hypotheses, &theirs.hypotheses],
         |h| h.id.clone(),
         |h, sfx| {
             let mut h = h.clone();
             h.id = format!("{}@{sfx}", h.id);
             h
         },
+        words::hypothesis_words,
     );
     let tasks = m.keyed(
         "tasks",
-        &base.tasks,
-        &ours.tasks,
-        &theirs.tasks,
+        [&base.tasks, &ours.tasks, &theirs.tasks],
         |t| t.id.clone(),
         |t, sfx| {
             let mut t = t.clone();
             t.id = format!("{}@{sfx}", t.id);
             t
         },
+        words::task_words,
     );
-    let context = m.map(
-        "context",
-        &base.context,
-        &ours.context,
-        &theirs.context,
-        true,
-    );
+    let context = m.map("context", &base.context, &ours.context, &theirs.context);
     let tools_merged = m.tools(&base.tools, &ours.tools, &theirs.tools, tools);
     let focus = if ours.focus == base.focus {
         theirs.focus.clone()
@@ -157,17 +327,33 @@ pub fn merge(
         focus,
         tools: tools_merged,
     };
-    if strategy == MergeStrategy::Fail && !m.conflicts.is_empty() {
-        return Err(m.conflicts);
+    let mut conflicts = m.conflicts;
+    for c in &mut conflicts {
+        c.description = words::conflict_sentence(&c.words(), labels.ours, labels.theirs);
     }
-    Ok(MergeOutcome {
-        state,
-        resolved: m.conflicts,
-    })
+    let keys: BTreeSet<&str> = conflicts.iter().map(|c| c.key.as_str()).collect();
+    let unknown: Vec<String> = resolver
+        .by_key
+        .keys()
+        .filter(|k| !keys.contains(k.as_str()))
+        .cloned()
+        .collect();
+    let cannot_keep_both: Vec<String> = conflicts
+        .iter()
+        .filter(|c| !c.can_keep_both && resolver.by_key.get(&c.key) == Some(&Resolution::Both))
+        .map(|c| c.key.clone())
+        .collect();
+    if !unknown.is_empty() || !cannot_keep_both.is_empty() {
+        return Err(ResolutionError {
+            unknown,
+            cannot_keep_both,
+        });
+    }
+    Ok(MergeOutcome { state, conflicts })
 }
 
 struct Merger<'a> {
-    strategy: MergeStrategy,
+    resolver: &'a Resolver,
     label: &'a str,
     conflicts: Vec<Conflict>,
 }
@@ -187,9 +373,9 @@ impl Merger<'_> {
     fn decide<T: Clone + PartialEq + Serialize>(
         &mut self,
         field: String,
-        b: Option<&T>,
-        o: Option<&T>,
-        t: Option<&T>,
+        [b, o, t]: [Option<&T>; 3],
+        can_keep_both: bool,
+        words: impl FnOnce() -> ConflictWords,
     ) -> Pick<T> {
         let take = |x: Option<&T>| x.map_or(Pick::Drop, |v| Pick::Keep(v.clone()));
         if o == t {
@@ -201,16 +387,19 @@ impl Merger<'_> {
         if t == b {
             return take(o);
         }
-        self.conflicts.push(Conflict {
+        let mut c = Conflict::new(
             field,
-            base: b.map(to_value),
-            ours: o.map(to_value),
-            theirs: t.map(to_value),
-        });
-        match (self.strategy, o, t) {
-            (MergeStrategy::Theirs, _, _) => take(t),
-            (MergeStrategy::Union, Some(o), Some(t)) => Pick::Both(o.clone(), t.clone()),
-            (MergeStrategy::Union, o, t) => take(o.or(t)),
+            [b.map(to_value), o.map(to_value), t.map(to_value)],
+            can_keep_both,
+            words(),
+        );
+        c.resolution = self.resolver.pick(&c);
+        let resolution = c.resolution;
+        self.conflicts.push(c);
+        match (resolution, o, t) {
+            (Some(Resolution::Theirs), _, _) => take(t),
+            (Some(Resolution::Both), Some(o), Some(t)) => Pick::Both(o.clone(), t.clone()),
+            (Some(Resolution::Both), o, t) => take(o.or(t)),
             _ => take(o),
         }
     }
@@ -218,11 +407,10 @@ impl Merger<'_> {
     fn keyed<T: Clone + PartialEq + Serialize>(
         &mut self,
         field: &str,
-        base: &[T],
-        ours: &[T],
-        theirs: &[T],
+        [base, ours, theirs]: [&[T]; 3],
         key: impl Fn(&T) -> String,
         rekey: impl Fn(&T, &str) -> T,
+        words: impl Fn(Option<&T>, Option<&T>, Option<&T>) -> ConflictWords,
     ) -> Vec<T> {
         let index = |xs: &[T]| -> BTreeMap<String, usize> {
             xs.iter().enumerate().map(|(i, x)| (key(x), i)).collect()
@@ -237,7 +425,7 @@ impl Merger<'_> {
                 oi.get(&k).map(|&i| &ours[i]),
                 ti.get(&k).map(|&i| &theirs[i]),
             );
-            match self.decide(format!("{field}.{k}"), b, o, t) {
+            match self.decide(format!("{field}.{k}"), [b, o, t], true, || words(b, o, t)) {
                 Pick::Keep(v) => out.push(v),
                 Pick::Drop => {}
                 Pick::Both(o, t) => {
@@ -255,26 +443,21 @@ impl Merger<'_> {
         base: &BTreeMap<String, Value>,
         ours: &BTreeMap<String, Value>,
         theirs: &BTreeMap<String, Value>,
-        union_rekeys: bool,
     ) -> BTreeMap<String, Value> {
         let keys: BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
         let mut out = BTreeMap::new();
         for k in keys {
-            match self.decide(
-                format!("{field}.{k}"),
-                base.get(k),
-                ours.get(k),
-                theirs.get(k),
-            ) {
+            let sides = [base.get(k), ours.get(k), theirs.get(k)];
+            match self.decide(format!("{field}.{k}"), sides, true, || {
+                words::pin_words(k, sides[0], sides[1], sides[2])
+            }) {
                 Pick::Keep(v) => {
                     out.insert(k.clone(), v);
                 }
                 Pick::Drop => {}
                 Pick::Both(o, t) => {
                     out.insert(k.clone(), o);
-                    if union_rekeys {
-                        out.insert(format!("{k}@{}", self.label), t);
-                    }
+                    out.insert(format!("{k}@{}", self.label), t);
                 }
             }
         }
@@ -296,25 +479,16 @@ impl Merger<'_> {
                 && o != t
                 && b != Some(o)
                 && b != Some(t)
-                && let Some(result) = mergers.merge_tool(k, b, o, t)
+                && let Some(merged) = mergers.merge_tool(k, b, o, t, self.resolver)
             {
-                match result {
-                    Ok(v) => {
-                        out.insert(k.clone(), v);
-                    }
-                    Err(conflicts) => {
-                        self.conflicts.extend(conflicts);
-                        let v = if self.strategy == MergeStrategy::Theirs {
-                            t
-                        } else {
-                            o
-                        };
-                        out.insert(k.clone(), v.clone());
-                    }
-                }
+                out.insert(k.clone(), merged.state);
+                self.conflicts.extend(merged.conflicts);
                 continue;
             }
-            match self.decide(format!("tools.{k}"), b, o, t) {
+            // Without a merger a tool's state is one value: one side or the other, never both.
+            match self.decide(format!("tools.{k}"), [b, o, t], false, || {
+                words::tool_words(k, b, o, t)
+            }) {
                 Pick::Keep(v) => {
                     out.insert(k.clone(), v);
                 }
@@ -439,9 +613,34 @@ pub fn diff(from: &ResearchState, to: &ResearchState) -> StateDiff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StateEvent;
+    use crate::{HypothesisStatus, StateEvent};
     use proptest::prelude::*;
     use serde_json::json;
+
+    const L: Labels<'static> = Labels {
+        ours: "main",
+        theirs: "alt",
+    };
+
+    fn by(strategy: MergeStrategy) -> Resolver {
+        Resolver::new(strategy, BTreeMap::new())
+    }
+
+    /// The old contract: `fail` refuses any open conflict.
+    fn merge_or_conflicts(
+        base: &ResearchState,
+        ours: &ResearchState,
+        theirs: &ResearchState,
+        strategy: MergeStrategy,
+        tools: &dyn ToolMerger,
+    ) -> Result<MergeOutcome, Vec<Conflict>> {
+        let out = merge(base, ours, theirs, &by(strategy), L, tools).unwrap();
+        if out.is_settled() {
+            Ok(out)
+        } else {
+            Err(out.conflicts)
+        }
+    }
 
     fn state(events: &[(&str, Value)]) -> ResearchState {
         let mut s = ResearchState::default();
@@ -472,12 +671,12 @@ mod tests {
             ),
             ("t2", json!({"kind": "material", "formula": "NaFePO4"})),
         ]);
-        let out = merge(&base, &ours, &theirs, MergeStrategy::Fail, "alt", &()).unwrap();
+        let out = merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Fail, &()).unwrap();
         assert_eq!(out.state.context["a"], json!(2));
         assert_eq!(out.state.context["x"], json!(1));
         assert_eq!(out.state.discoveries.len(), 1);
         assert_eq!(out.state.materials[0].formula, "NaFePO4");
-        assert!(out.resolved.is_empty());
+        assert!(out.conflicts.is_empty());
     }
 
     #[test]
@@ -485,7 +684,8 @@ mod tests {
         let base = state(&[pin("b1", "a", 1)]);
         let ours = state(&[pin("b1", "a", 2)]);
         let theirs = state(&[pin("b1", "a", 3)]);
-        let conflicts = merge(&base, &ours, &theirs, MergeStrategy::Fail, "alt", &()).unwrap_err();
+        let conflicts =
+            merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Fail, &()).unwrap_err();
         assert_eq!(conflicts.len(), 1);
         let c = &conflicts[0];
         assert_eq!(c.field, "context.a");
@@ -493,12 +693,12 @@ mod tests {
             (c.base.clone(), c.ours.clone(), c.theirs.clone()),
             (Some(json!(1)), Some(json!(2)), Some(json!(3)))
         );
-        let o = merge(&base, &ours, &theirs, MergeStrategy::Ours, "alt", &()).unwrap();
+        let o = merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Ours, &()).unwrap();
         assert_eq!(o.state.context["a"], json!(2));
-        assert_eq!(o.resolved.len(), 1);
-        let t = merge(&base, &ours, &theirs, MergeStrategy::Theirs, "alt", &()).unwrap();
+        assert_eq!(o.conflicts.len(), 1);
+        let t = merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Theirs, &()).unwrap();
         assert_eq!(t.state.context["a"], json!(3));
-        let u = merge(&base, &ours, &theirs, MergeStrategy::Union, "alt", &()).unwrap();
+        let u = merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Union, &()).unwrap();
         assert_eq!(u.state.context["a"], json!(2));
         assert_eq!(u.state.context["a@alt"], json!(3));
     }
@@ -514,9 +714,9 @@ mod tests {
         let base = state(&[h("n1", "open")]);
         let ours = state(&[h("n1", "open"), h("n2", "supported")]);
         let theirs = state(&[h("n1", "open"), h("n3", "refuted")]);
-        let c = merge(&base, &ours, &theirs, MergeStrategy::Fail, "alt", &()).unwrap_err();
+        let c = merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Fail, &()).unwrap_err();
         assert_eq!(c[0].field, "hypotheses.h");
-        let u = merge(&base, &ours, &theirs, MergeStrategy::Union, "alt", &()).unwrap();
+        let u = merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Union, &()).unwrap();
         let ids: Vec<_> = u.state.hypotheses.iter().map(|h| h.id.as_str()).collect();
         assert_eq!(ids, ["h", "h@alt"]);
     }
@@ -529,7 +729,8 @@ mod tests {
             _: Option<&Value>,
             o: &Value,
             t: &Value,
-        ) -> Option<Result<Value, Vec<Conflict>>> {
+            _: &Resolver,
+        ) -> Option<ToolMerge> {
             (tool == "opt").then(|| {
                 let mut v: Vec<Value> = o.as_array().cloned().unwrap_or_default();
                 for x in t.as_array().into_iter().flatten() {
@@ -537,7 +738,10 @@ mod tests {
                         v.push(x.clone());
                     }
                 }
-                Ok(Value::Array(v))
+                ToolMerge {
+                    state: Value::Array(v),
+                    conflicts: Vec::new(),
+                }
             })
         }
     }
@@ -553,31 +757,181 @@ mod tests {
         let base = state(&[ts("n", "opt", json!([1]))]);
         let ours = state(&[ts("n", "opt", json!([1, 2])), ts("m", "nb", json!(1))]);
         let theirs = state(&[ts("n", "opt", json!([1, 3])), ts("m", "nb", json!(2))]);
-        let c = merge(
-            &base,
-            &ours,
-            &theirs,
-            MergeStrategy::Fail,
-            "alt",
-            &UnionNumbers,
-        )
-        .unwrap_err();
+        let c = merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Fail, &UnionNumbers)
+            .unwrap_err();
         assert_eq!(
             c.len(),
             1,
             "only the tool without a merger conflicts: {c:?}"
         );
         assert_eq!(c[0].field, "tools.nb");
-        let o = merge(
+        let o =
+            merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Ours, &UnionNumbers).unwrap();
+        assert_eq!(o.state.tools["opt"], json!([1, 2, 3]));
+    }
+
+    fn hyp(node: &'static str, id: &str, statement: &str, status: &str) -> (&'static str, Value) {
+        (
+            node,
+            json!({"kind": "hypothesis", "id": id, "statement": statement, "status": status}),
+        )
+    }
+
+    #[test]
+    fn each_conflict_takes_its_own_resolution_and_the_rest_the_strategy() {
+        let base = state(&[
+            hyp("n1", "h", "Na on the Li site keeps the olivine", "open"),
+            pin("n2", "t", 1),
+            pin("n3", "p", 1),
+        ]);
+        let ours = state(&[
+            hyp(
+                "n1",
+                "h",
+                "Na on the Li site keeps the olivine",
+                "supported",
+            ),
+            pin("n2", "t", 2),
+            pin("n3", "p", 2),
+        ]);
+        let theirs = state(&[
+            hyp("n1", "h", "Na on the Li site keeps the olivine", "refuted"),
+            pin("n2", "t", 3),
+            pin("n3", "p", 3),
+        ]);
+        let picks: BTreeMap<String, Resolution> = [
+            ("hypotheses.h".to_string(), Resolution::Theirs),
+            ("context.t".to_string(), Resolution::Both),
+        ]
+        .into();
+        let out = merge(
             &base,
             &ours,
             &theirs,
-            MergeStrategy::Ours,
-            "alt",
-            &UnionNumbers,
+            &Resolver::new(MergeStrategy::Fail, picks.clone()),
+            L,
+            &(),
         )
         .unwrap();
-        assert_eq!(o.state.tools["opt"], json!([1, 2, 3]));
+        let open: Vec<&str> = out.open().map(|c| c.key.as_str()).collect();
+        assert_eq!(open, ["context.p"], "the unnamed conflict stays open");
+        assert_eq!(out.state.hypotheses[0].status, HypothesisStatus::Refuted);
+        assert_eq!(out.state.context["t"], json!(2));
+        assert_eq!(out.state.context["t@alt"], json!(3));
+        let out = merge(
+            &base,
+            &ours,
+            &theirs,
+            &Resolver::new(MergeStrategy::Ours, picks),
+            L,
+            &(),
+        )
+        .unwrap();
+        assert!(out.is_settled());
+        assert_eq!(out.state.context["p"], json!(2));
+        assert_eq!(out.state.hypotheses.len(), 1);
+        let h = out
+            .conflicts
+            .iter()
+            .find(|c| c.key == "hypotheses.h")
+            .unwrap();
+        assert_eq!(h.resolution, Some(Resolution::Theirs));
+        assert_eq!(
+            h.description,
+            "Hypothesis 'Na on the Li site keeps the olivine': supported on main, refuted on alt (was open)"
+        );
+        assert_eq!(
+            out.conflicts[1].description,
+            "Pin 'p': 2 on main, 3 on alt (was 1)"
+        );
+    }
+
+    #[test]
+    fn a_resolution_for_no_conflict_or_both_for_a_whole_tool_state_is_refused() {
+        let ts = |node: &'static str, v: i64| {
+            (
+                node,
+                json!({"kind": "tool_state", "tool": "nb", "state": {"v": v}}),
+            )
+        };
+        let base = state(&[ts("n", 1)]);
+        let ours = state(&[ts("n", 2)]);
+        let theirs = state(&[ts("n", 3)]);
+        let picks = |k: &str, r| Resolver::new(MergeStrategy::Fail, [(k.to_string(), r)].into());
+        let e = merge(
+            &base,
+            &ours,
+            &theirs,
+            &picks("tools.nb", Resolution::Both),
+            L,
+            &(),
+        )
+        .unwrap_err();
+        assert_eq!(e.cannot_keep_both, ["tools.nb"]);
+        let e = merge(
+            &base,
+            &ours,
+            &theirs,
+            &picks("context.zz", Resolution::Ours),
+            L,
+            &(),
+        )
+        .unwrap_err();
+        assert_eq!(e.unknown, ["context.zz"]);
+        assert!(e.message().contains("`context.zz`"));
+        let u = merge(&base, &ours, &theirs, &by(MergeStrategy::Union), L, &()).unwrap();
+        assert_eq!(u.state.tools["nb"], json!({"v": 2}), "union keeps ours");
+        let t = merge(
+            &base,
+            &ours,
+            &theirs,
+            &picks("tools.nb", Resolution::Theirs),
+            L,
+            &(),
+        )
+        .unwrap();
+        assert_eq!(t.state.tools["nb"], json!({"v": 3}));
+    }
+
+    #[test]
+    fn conflicts_read_without_ids_or_json() {
+        let d = |node: &'static str, desc: &str, conf: f64| {
+            (
+                node,
+                json!({"kind": "discovery", "id": "d1", "type": "t", "description": desc,
+                       "confidence": conf}),
+            )
+        };
+        let task = |node: &'static str, st: &str| {
+            (
+                node,
+                json!({"kind": "task", "id": "t1", "description": "Measure the capacity", "status": st}),
+            )
+        };
+        let base = state(&[d("n1", "Olivine is stable", 0.5), task("n2", "pending")]);
+        let ours = state(&[d("n1", "Olivine is stable", 0.8), task("n2", "done")]);
+        let theirs = state(&[d("n1", "Olivine is stable", 0.3), task("n2", "pending")]);
+        let out = merge(&base, &ours, &theirs, &by(MergeStrategy::Fail), L, &()).unwrap();
+        let text: Vec<&str> = out
+            .conflicts
+            .iter()
+            .map(|c| c.description.as_str())
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "Discovery 'Olivine is stable': confidence 0.8 on main, confidence 0.3 on alt (was confidence 0.5)",
+            ]
+        );
+        let theirs = state(&[d("n1", "Olivine is stable", 0.5), task("n2", "cancelled")]);
+        let out = merge(&base, &ours, &theirs, &by(MergeStrategy::Fail), L, &()).unwrap();
+        assert_eq!(
+            out.conflicts[0].description,
+            "Task 'Measure the capacity': done on main, cancelled on alt (was pending)"
+        );
+        for c in &out.conflicts {
+            assert!(!c.description.contains('{') && !c.description.contains("t1"));
+        }
     }
 
     #[test]
@@ -624,11 +978,11 @@ mod tests {
         ) {
             let base = fold("b", &b, &ResearchState::default());
             let ours = fold("o", &o, &base);
-            let same = merge(&base, &ours, &base, MergeStrategy::Fail, "x", &()).unwrap();
+            let same = merge_or_conflicts(&base, &ours, &base, MergeStrategy::Fail, &()).unwrap();
             prop_assert_eq!(&same.state.context, &ours.context);
             prop_assert_eq!(&same.state.hypotheses, &ours.hypotheses);
             prop_assert_eq!(&same.state.tools, &ours.tools);
-            let twice = merge(&base, &ours, &ours, MergeStrategy::Fail, "x", &()).unwrap();
+            let twice = merge_or_conflicts(&base, &ours, &ours, MergeStrategy::Fail, &()).unwrap();
             prop_assert_eq!(twice.state, ours);
         }
 
@@ -641,12 +995,17 @@ mod tests {
             let base = fold("b", &b, &ResearchState::default());
             let ours = fold("o", &o, &base);
             let theirs = fold("t", &t, &base);
-            let resolved = merge(&base, &ours, &theirs, MergeStrategy::Ours, "x", &()).unwrap().resolved;
-            prop_assert!(merge(&base, &ours, &theirs, MergeStrategy::Theirs, "x", &()).is_ok());
-            prop_assert!(merge(&base, &ours, &theirs, MergeStrategy::Union, "x", &()).is_ok());
-            match merge(&base, &ours, &theirs, MergeStrategy::Fail, "x", &()) {
+            let resolved = merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Ours, &()).unwrap().conflicts;
+            prop_assert!(merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Theirs, &()).is_ok());
+            prop_assert!(merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Union, &()).is_ok());
+            match merge_or_conflicts(&base, &ours, &theirs, MergeStrategy::Fail, &()) {
                 Ok(_) => prop_assert!(resolved.is_empty()),
-                Err(c) => prop_assert_eq!(c, resolved),
+                Err(c) => {
+                    let keys = |cs: &[Conflict]| cs.iter().map(|c| c.key.clone()).collect::<Vec<_>>();
+                    prop_assert_eq!(keys(&c), keys(&resolved));
+                    prop_assert!(c.iter().all(|c| c.resolution.is_none()));
+                    prop_assert!(resolved.iter().all(|c| c.resolution == Some(Resolution::Ours)));
+                }
             }
         }
     }

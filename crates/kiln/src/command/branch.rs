@@ -167,13 +167,21 @@ async fn dispatch(local: &Local, cmd: BranchCommand) -> anyhow::Result<()> {
         }
         BranchCommand::Diff { session, from, to } => {
             let id = local.session_id(&session).await?;
-            let d = m.diff(caller, &id, &from, &to).await.cli()?;
+            let d = m.diff(caller, &id, &from, &to, None).await.cli()?;
             if local.json {
                 return output::json(&d);
             }
             outln!("common ancestor {}", d.base);
-            for (label, nodes) in [(&from, &d.only_from), (&to, &d.only_to)] {
-                outln!("\nonly on {label} ({} messages):", nodes.len());
+            for (label, nodes, total) in [
+                (&from, &d.only_from, d.only_from_total),
+                (&to, &d.only_to, d.only_to_total),
+            ] {
+                let shown = if total > nodes.len() {
+                    format!(", newest {} shown", nodes.len())
+                } else {
+                    String::new()
+                };
+                outln!("\nonly on {label} ({total} messages{shown}):");
                 for n in nodes {
                     outln!("  {} {:<9} {}", short(&n.id), n.kind, clip(&n.content, 70));
                 }

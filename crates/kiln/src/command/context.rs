@@ -139,13 +139,8 @@ impl<T> Cli<T> for kiln_session::Result<T> {
             let mut msg = format!("{} [{}]", e.message, e.code);
             if let Some(conflicts) = e.details.as_ref().and_then(|d| d.get("conflicts")) {
                 for c in conflicts.as_array().into_iter().flatten() {
-                    msg.push_str(&format!(
-                        "\n  conflict on {}: base {}, ours {}, theirs {}",
-                        c.get("field").and_then(|f| f.as_str()).unwrap_or("?"),
-                        c.get("base").unwrap_or(&serde_json::Value::Null),
-                        c.get("ours").unwrap_or(&serde_json::Value::Null),
-                        c.get("theirs").unwrap_or(&serde_json::Value::Null),
-                    ));
+                    let text = |k: &str| c.get(k).and_then(|f| f.as_str()).unwrap_or("?");
+                    msg.push_str(&format!("\n  {} [{}]", text("description"), text("key")));
                 }
             }
             anyhow!(msg)
