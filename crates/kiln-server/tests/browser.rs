@@ -686,6 +686,15 @@ async fn branch_switch_send_and_merge_back_with_the_conflict_dialog() {
     run("branches", |s, _, b| {
         Box::pin(async move {
             let id = seeded_session(s, "Branching").await;
+            let (st, v) = s
+                .request(
+                    Method::POST,
+                    &format!("/v1/sessions/{id}/branches/main/events"),
+                    Some(&s.alice),
+                    Some(json!({"kind": "hypothesis", "id": "h-na", "statement": "Na on the Li site keeps the olivine", "status": "open"})),
+                )
+                .await;
+            check(st.is_success(), format!("hypothesis: {v}"))?;
             sign_in(s, b).await?;
             goto(b, &format!("{}/web/sessions/{id}/branches", s.base)).await?;
             // Create a branch from the head of main: the page switches to it.
@@ -694,58 +703,59 @@ async fn branch_switch_send_and_merge_back_with_the_conflict_dialog() {
             wait_text(b, "#branch-switcher option[selected]", "cobalt").await?;
             send(b, "Analyse LiCoO2").await?;
             wait_text(b, "#conversation article.assistant", "LiCoO2").await?;
-            // Both branches pin the same key differently: the merge must ask.
-            for (branch, value) in [("main", "ours"), ("cobalt", "theirs")] {
-                let (st, _) = s
-                    .request(
-                        Method::POST,
-                        &format!("/v1/sessions/{id}/branches/{branch}/events"),
-                        Some(&s.alice),
-                        Some(json!({"kind": "context_pin", "key": "goal", "value": value})),
-                    )
-                    .await;
-                check(st.is_success(), "pin recorded")?;
+            // Both branches change two things differently: a pin and the hypothesis's status.
+            for (branch, pin, status) in [("main", "ours", "supported"), ("cobalt", "theirs", "refuted")] {
+                for event in [
+                    json!({"kind": "context_pin", "key": "goal", "value": pin}),
+                    json!({"kind": "hypothesis", "id": "h-na", "statement": "Na on the Li site keeps the olivine", "status": status}),
+                ] {
+                    let (st, v) = s
+                        .request(
+                            Method::POST,
+                            &format!("/v1/sessions/{id}/branches/{branch}/events"),
+                            Some(&s.alice),
+                            Some(event),
+                        )
+                        .await;
+                    check(st.is_success(), format!("{branch}: {v}"))?;
+                }
             }
-            // The switcher goes back and forth.
-            goto(
-                b,
-                &format!("{}/web/sessions/{id}/branches?branch=main", s.base),
-            )
-            .await?;
+            // The graph draws both branches; a click on a branch switches to it.
+            goto(b, &format!("{}/web/sessions/{id}/branches?branch=main", s.base)).await?;
             wait_text(b, "#current-branch", "main").await?;
-            check(
-                !page_text(b).await?.contains("Analyse LiCoO2"),
-                "main does not show cobalt's message",
-            )?;
-            let select = find(b, "#branch-switcher select").await?;
-            select
-                .select_by_value("cobalt")
-                .await
-                .map_err(wd("switch"))?;
+            check(!page_text(b).await?.contains("Analyse LiCoO2"), "main does not show cobalt's message")?;
+            let link = find(b, "#branch-graph a[href*='branch=cobalt']").await?;
+            link.click().await.map_err(wd("click cobalt in the graph"))?;
             wait_text(b, "#branch-switcher option[selected]", "cobalt").await?;
-            check(
-                current_url(b).await?.contains("/branches"),
-                "switching keeps the tab",
-            )?;
-            // Merge cobalt into main: the dialog names the conflict in words.
+            wait_text(b, "#conversation", "Analyse LiCoO2").await?;
+            // The switcher goes back and forth and keeps the tab.
+            let select = find(b, "#branch-switcher select").await?;
+            select.select_by_value("main").await.map_err(wd("switch"))?;
+            wait_text(b, "#branch-switcher option[selected]", "main").await?;
+            check(current_url(b).await?.contains("/branches"), "switching keeps the tab")?;
+            let select = find(b, "#branch-switcher select").await?;
+            select.select_by_value("cobalt").await.map_err(wd("switch"))?;
+            wait_text(b, "#branch-switcher option[selected]", "cobalt").await?;
+            // Merge cobalt into main: each conflict in words, settled one by one.
             click(b, "#merge-form button[type=submit]").await?;
-            wait_text(b, "#conflict-dialog", "goal").await?;
-            let focused = js(
-                b,
-                "const a = document.activeElement; return !!(a && a.closest('#conflict-dialog'))",
-            )
-            .await?;
-            check(
-                focused == json!(true),
-                "the dialog takes the keyboard focus",
-            )?;
+            wait_text(b, "#conflict-dialog", "Na on the Li site keeps the olivine").await?;
+            wait_text(b, "#conflict-dialog", "supported on main").await?;
+            let dialog_text = find(b, "#conflict-dialog").await?.text().await.map_err(wd("dialog"))?;
+            check(!dialog_text.contains("{\"") && !dialog_text.contains("h-na"), format!("no JSON or ids: {dialog_text}"))?;
+            let focused = js(b, "const a = document.activeElement; return !!(a && a.closest('#conflict-dialog'))").await?;
+            check(focused == json!(true), "the dialog takes the keyboard focus")?;
             accessible(b, "the merge dialog").await?;
-            click(b, "#conflict-dialog button[data-strategy=theirs]").await?;
+            // Theirs for the hypothesis, ours for the pin.
+            js(b, "for (const fs of document.querySelectorAll('#conflict-rows fieldset')) { \
+                     const v = fs.dataset.key.startsWith('hypotheses') ? 'theirs' : 'ours'; \
+                     fs.querySelector('input[value=' + v + ']').checked = true; } return true").await?;
+            click(b, "#conflict-dialog button[data-strategy=apply]").await?;
             wait_text(b, "#current-branch", "main").await?;
             wait_text(b, "#conversation article.merge", "cobalt").await?;
             wait_text(b, ".tree", "merged cobalt").await?;
             goto(b, &format!("{}/web/sessions/{id}/state", s.base)).await?;
-            wait_text(b, "#pins", "theirs").await?;
+            wait_text(b, "#pins", "ours").await?;
+            wait_text(b, "#hypotheses", "refuted").await?;
             Ok(())
         })
     })

@@ -192,15 +192,19 @@
     $("#conflict-intro").textContent = conflicts.length
       ? "Both " + into + " and " + from + " changed these. Choose what " + into + " keeps:"
       : "No conflicts: merging " + from + " into " + into + " changes this:";
+    if (preview && preview.nothing_to_merge) {
+      return say(form, "Nothing to merge: " + into + " already has everything on " + from + ".");
+    }
     conflicts.forEach((c, i) => {
       const key = c.key || c.field;
       const fs = el("fieldset", { class: "card conflict", "data-key": key });
-      fs.append(el("legend", {}, c.description || c.field));
+      fs.append(el("legend", {}, c.subject || c.field));
+      if (c.description) fs.append(el("p", {}, c.description));
       const choices = [
         ["ours", "Keep " + into + "’s: " + (c.ours_text || show(c.ours))],
         ["theirs", "Take " + from + "’s: " + (c.theirs_text || show(c.theirs))],
-        ["both", "Keep both"],
       ];
+      if (c.can_keep_both) choices.push(["both", "Keep both"]);
       for (const [value, label] of choices) {
         const id = "conflict-" + i + "-" + value;
         const row = el("div");
@@ -209,7 +213,7 @@
         row.append(input, " ", el("label", { for: id }, label));
         fs.append(row);
       }
-      if (c.base_text || c.base !== undefined) fs.append(el("p", { class: "muted" }, "Before either: " + (c.base_text || show(c.base))));
+      if (c.base_text) fs.append(el("p", { class: "muted" }, "Before either: " + c.base_text));
       rows.append(fs);
     });
     const changes = (preview && preview.changes) || [];

@@ -561,6 +561,12 @@ async fn tab_context(
             newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at));
             let (recent, older) = newest_first.split_at(newest_first.len().min(PAGE_CHECKPOINTS));
             ctx["tree"] = json!(tree_json(tree, None));
+            let graph = mgr.branch_graph(caller, id).await?;
+            ctx["graph"] = json!(crate::graph::render(
+                &graph,
+                branch,
+                &format!("/web/sessions/{id}/branches")
+            ));
             ctx["checkpoints"] = json!(recent);
             ctx["older_checkpoints"] = json!(older.iter().map(|c| &c.name).collect::<Vec<_>>());
         }
