@@ -36,6 +36,8 @@ struct Op {
     response: Option<Value>,
     public: bool,
     markdown: bool,
+    /// The success body is a `text/event-stream` with these events.
+    events: Option<&'static str>,
 }
 
 impl Op {
@@ -58,7 +60,15 @@ impl Op {
             response: None,
             public: false,
             markdown: false,
+            events: None,
         }
+    }
+
+    /// The success body is a stream of server-sent events, described in words.
+    fn events(mut self, description: &'static str) -> Self {
+        self.status = 200;
+        self.events = Some(description);
+        self
     }
 
     fn query(mut self, name: &'static str, schema: Value, required: bool) -> Self {
@@ -120,9 +130,11 @@ impl Op {
             json!({"name": name, "in": "header", "required": false,
                    "description": description, "schema": schema})
         }));
-        let mut ok = match &self.response {
-            None => json!({"description": "done, no content"}),
-            Some(schema) => json!({"description": "success",
+        let mut ok = match (&self.response, self.events) {
+            (_, Some(events)) => json!({"description": "server-sent events",
+                "content": {"text/event-stream": {"schema": {"type": "string", "description": events}}}}),
+            (None, None) => json!({"description": "done, no content"}),
+            (Some(schema), None) => json!({"description": "success",
                                    "content": {"application/json": {"schema": schema}}}),
         };
         if self.markdown {
@@ -529,6 +541,26 @@ fn operations() -> Vec<Op> {
             "Delete a template you own",
         )
         .no_content(),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/events/stream",
+            "sessions",
+            "Watch a session live: its changes as server-sent events, for anyone who may read it",
+        )
+        .query(
+            "max_seconds",
+            json!({"type": "integer", "minimum": 1, "maximum": 86400, "default": 3600,
+                   "description": "the stream ends after this long; reconnect"}),
+            false,
+        )
+        .events(
+            "`snapshot` first (status, name, last_activity_at, branches with their heads), then \
+             as they happen: `nodes` ({nodes: [{id, parent, kind, author, text, created_at}]}, \
+             in the order written), `branches` ({changed: [{name, head, status}], removed}), \
+             `session` ({status, name, last_activity_at}); `closed` ({reason}) when access is \
+             withdrawn or the session deleted. Changes are seen within about 250 ms, whichever \
+             server made them.",
+        ),
         // Agent
         Op::new(
             "GET",

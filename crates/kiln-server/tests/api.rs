@@ -801,3 +801,148 @@ async fn an_unnamed_session_takes_its_title_from_the_first_request() {
     let (_, v) = s.get(&format!("/v1/sessions/{b}")).await;
     assert_eq!(v["name"], "Sodium olivines");
 }
+
+/// Reads server-sent events from `resp` until `want` returns true for the (event, data) seen
+/// so far, or `within` passes.
+async fn sse_until(
+    resp: &mut reqwest::Response,
+    within: std::time::Duration,
+    mut want: impl FnMut(&[(String, Value)]) -> bool,
+) -> Vec<(String, Value)> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = String::new();
+    let mut seen: Vec<(String, Value)> = Vec::new();
+    while !want(&seen) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Ok(Ok(Some(chunk))) = tokio::time::timeout(left, resp.chunk()).await else {
+            break;
+        };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(cut) = buf.find("\n\n") {
+            let block: String = buf.drain(..cut + 2).collect();
+            let mut name = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(n) = line.strip_prefix("event:") {
+                    name = n.trim().to_owned();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim_start());
+                }
+            }
+            if !name.is_empty() {
+                seen.push((name, serde_json::from_str(&data).unwrap_or(Value::Null)));
+            }
+        }
+    }
+    seen
+}
+
+/// A watcher sees another user's message, a new branch and a lifecycle change as they happen,
+/// a stranger cannot watch, and a watcher whose access is withdrawn is told and let go.
+#[tokio::test]
+async fn a_watcher_sees_changes_live_and_only_while_allowed() {
+    let s = start().await;
+    let id = s.session().await;
+    let (st, _) = s
+        .post(
+            &format!("/v1/sessions/{id}/collaborators"),
+            json!({"user": "bob", "permissions": ["read"]}),
+        )
+        .await;
+    assert!(st.is_success());
+    let http = reqwest::Client::new();
+    let watch = |token: &str| {
+        http.get(format!(
+            "{}/v1/sessions/{id}/events/stream?max_seconds=30",
+            s.base
+        ))
+        .bearer_auth(token)
+        .send()
+    };
+    let mut bob = watch(&s.bob).await.unwrap();
+    assert_eq!(bob.status(), StatusCode::OK);
+    let first = sse_until(&mut bob, std::time::Duration::from_secs(5), |e| {
+        !e.is_empty()
+    })
+    .await;
+    assert_eq!(first[0].0, "snapshot", "{first:?}");
+    assert_eq!(first[0].1["branches"][0]["name"], "main");
+    // Alice writes; Bob sees the message, the new branch and the lifecycle.
+    s.post(
+        &format!("/v1/sessions/{id}/branches/main/messages"),
+        json!({"role": "user", "content": "sinter at 750 C"}),
+    )
+    .await;
+    s.post(
+        &format!("/v1/sessions/{id}/branches"),
+        json!({"name": "cobalt"}),
+    )
+    .await;
+    let seen = sse_until(&mut bob, std::time::Duration::from_secs(10), |e| {
+        e.iter()
+            .any(|(n, d)| n == "nodes" && d.to_string().contains("sinter at 750 C"))
+            && e.iter()
+                .any(|(n, d)| n == "branches" && d.to_string().contains("cobalt"))
+            && e.iter()
+                .any(|(n, d)| n == "session" && d["status"] == "active")
+    })
+    .await;
+    let nodes = seen.iter().find(|(n, _)| n == "nodes").unwrap();
+    assert_eq!(nodes.1["nodes"][0]["author"], "alice", "{seen:?}");
+    assert!(seen.iter().any(|(n, _)| n == "branches"), "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|(n, d)| n == "session" && d["status"] == "active"),
+        "{seen:?}"
+    );
+    // A stranger cannot watch; bad bounds are a 400.
+    let (st, v) = s
+        .call(
+            Method::GET,
+            &format!("/v1/sessions/{id}/events/stream"),
+            Some(&s.users["spare"]),
+            None,
+        )
+        .await;
+    assert!(
+        st == StatusCode::NOT_FOUND || st == StatusCode::FORBIDDEN,
+        "{st} {v}"
+    );
+    for bad in [
+        "max_seconds=0",
+        "max_seconds=86401",
+        "max_seconds=soon",
+        "when=now",
+    ] {
+        let (st, v) = s
+            .get(&format!("/v1/sessions/{id}/events/stream?{bad}"))
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    // Bob's access goes: his stream says so and ends.
+    let bob_id = s.get(&format!("/v1/sessions/{id}/collaborators")).await.1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "bob")
+        .unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (st, _) = s
+        .call(
+            Method::DELETE,
+            &format!("/v1/sessions/{id}/collaborators/{bob_id}"),
+            Some(&s.alice),
+            None,
+        )
+        .await;
+    assert!(st.is_success());
+    let seen = sse_until(&mut bob, std::time::Duration::from_secs(15), |e| {
+        e.iter().any(|(n, _)| n == "closed")
+    })
+    .await;
+    assert!(seen.iter().any(|(n, _)| n == "closed"), "{seen:?}");
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(5), bob.chunk()).await;
+    assert!(matches!(rest, Ok(Ok(None))), "the stream ends after closed");
+}

@@ -488,8 +488,33 @@ async fn the_workspace_has_three_regions_tabs_with_urls_a_phone_layout_and_dark_
             js(b, "document.querySelector('#conversation').scrollTop = 0; return true").await?;
             until(b, &format!("return document.querySelectorAll('#conversation article.msg').length > {before}"), "older messages load").await?;
             wait_text(b, "#conversation", "Analyse LiFePO4").await?;
-            // Each tab has its own URL; switching is in place and a link opens it directly.
+            // Someone else's message appears live, without a reload: scrolled up to read, the page
+            // offers it; at the bottom, it shows at once.
             js(b, "window.stayed = true; return true").await?;
+            let (st, _) = s
+                .request(
+                    Method::POST,
+                    &format!("/v1/sessions/{id}/branches/main/messages"),
+                    Some(&s.alice),
+                    Some(json!({"role": "note", "content": "written from another window"})),
+                )
+                .await;
+            check(st.is_success(), "note")?;
+            until(b, "return !document.querySelector('#live-new').hidden", "new activity offered").await?;
+            click(b, "#live-new").await?;
+            wait_text(b, "#conversation", "written from another window").await?;
+            let (st, _) = s
+                .request(
+                    Method::POST,
+                    &format!("/v1/sessions/{id}/branches/main/messages"),
+                    Some(&s.alice),
+                    Some(json!({"role": "note", "content": "and a second one"})),
+                )
+                .await;
+            check(st.is_success(), "note")?;
+            wait_text(b, "#conversation", "and a second one").await?;
+            check(js(b, "return window.stayed === true").await? == json!(true), "no reload for live activity")?;
+            // Each tab has its own URL; switching is in place and a link opens it directly.
             click(b, ".tabs a[data-tab=audit]").await?;
             wait_text(b, "#audit-state", "Chain verified").await?;
             check(current_url(b).await?.contains(&format!("/web/sessions/{id}/audit")), "the URL names the tab")?;

@@ -599,6 +599,25 @@ async fn real_responses_match_the_documented_schemas() {
     assert_eq!(status.as_str(), expected, "leave: {v}");
     checked.insert(("POST".to_owned(), "/v1/sessions/{id}/leave".to_owned()));
 
+    // The live stream: server-sent events, ended by max_seconds.
+    let (status, v) = srv
+        .request(
+            Method::GET,
+            &format!("/v1/sessions/{shared}/events/stream?max_seconds=1"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        v.as_str().is_some_and(|t| t.contains("event: snapshot")),
+        "{v}"
+    );
+    checked.insert((
+        "GET".to_owned(),
+        "/v1/sessions/{id}/events/stream".to_owned(),
+    ));
+
     // Every documented operation but the document itself was exercised.
     let untested: Vec<_> = documented(&doc)
         .into_iter()

@@ -832,6 +832,10 @@
     if (t.id === "theme-toggle" || (t.closest && t.closest("#theme-toggle"))) return toggleTheme();
     if (t.dataset && t.dataset.act) return messageAction(t);
     if (t.id === "add-result-row") return addResultRow();
+    if (t.id === "live-new") {
+      t.hidden = true;
+      return refreshConversation();
+    }
     if (t.dataset && t.dataset.accept) {
       let inputs = {};
       try { inputs = JSON.parse(t.dataset.accept); } catch (_) { inputs = {}; }
@@ -877,8 +881,34 @@
   });
   window.addEventListener("resize", applySidebar);
 
+  // ---- live: what others do in this session appears without a reload ----
+  let liveTimer = null;
+  function liveChange() {
+    if (running) return; // our own turn refreshes when it ends
+    clearTimeout(liveTimer);
+    liveTimer = setTimeout(async () => {
+      const conv = conversation();
+      const near = conv && conv.scrollHeight - conv.scrollTop - conv.clientHeight < 160;
+      if (near && !$(".edit-box")) await refreshConversation();
+      else if ($("#live-new")) $("#live-new").hidden = false;
+      if (!document.activeElement || !document.activeElement.closest("#panel form")) refreshPanel();
+    }, 300);
+  }
+
+  function watchLive() {
+    const id = session();
+    if (!id || !("EventSource" in window)) return;
+    const es = new EventSource("/v1/sessions/" + encodeURIComponent(id) + "/events/stream");
+    for (const kind of ["nodes", "branches", "session"]) es.addEventListener(kind, liveChange);
+    es.addEventListener("closed", () => es.close());
+    // Let go of the stream before the page goes (a reload must not wait on it).
+    window.addEventListener("pagehide", () => es.close());
+    window.addEventListener("beforeunload", () => es.close());
+  }
+
   function start() {
     applySidebar();
+    watchLive();
     themeLabel();
     relativeTimes(document);
     const conv = conversation();
