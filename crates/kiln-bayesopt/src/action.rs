@@ -8,15 +8,18 @@ use serde_json::{Value as Json, json};
 use crate::acquisition::Acquisition;
 use crate::design::{DesignMethod, design};
 use crate::error::{Error, Result};
-use crate::experiment::{Experiment, parse_csv, parse_json, rows_from_json, validate_rows};
+use crate::experiment::{Edit, Experiment, parse_csv, parse_json, rows_from_json, validate_rows};
 use crate::kernel::Kernel;
 use crate::model::Goal;
 use crate::optimize::{BatchMethod, SuggestOptions, suggest};
 use crate::space::{Inputs, SearchSpace, Variable, VariableSpec, format_number};
 use crate::state::{
-    LockDetails, LockRecord, Objective, OptimizerState, SuggestedPoint, SuggestionRecord,
-    fingerprint,
+    LockDetails, LockRecord, Objective, OptimizerState, OutputSpec, SuggestedPoint,
+    SuggestionRecord, fingerprint,
 };
+
+/// Audit entry type of a configuration change (space, objective, outputs, kernel, strategy).
+pub const CONFIG_AUDIT: &str = "config";
 
 /// Fewest experiments for model-based suggestions; below it `suggest` returns a design.
 pub const MIN_EXPERIMENTS_FOR_MODEL: usize = 2;
@@ -38,6 +41,20 @@ pub struct ActionOutcome {
     pub text: String,
     /// For `lock`: the record to append to the session's audit log.
     pub lock: Option<LockRecord>,
+    /// Configuration changes for the audit log, as (entry type, payload).
+    pub audit: Vec<(String, Json)>,
+}
+
+impl ActionOutcome {
+    fn new(state: OptimizerState, result: Json, text: String) -> Self {
+        ActionOutcome {
+            state,
+            result,
+            text,
+            lock: None,
+            audit: Vec::new(),
+        }
+    }
 }
 
 /// JSON schema of the tool's arguments (one flat object keyed by `action`).
@@ -47,8 +64,8 @@ pub fn tool_schema() -> Json {
         "additionalProperties": false,
         "required": ["action"],
         "properties": {
-            "action": {"type": "string", "enum": ["define_space", "initial_design", "add_experiments", "suggest", "predict", "status", "lock"],
-                "description": "define_space: set variables and objective; initial_design: space-filling points; add_experiments: record measured results; suggest: next experiments from the model; predict: model mean/std at points; status: summary; lock: record a data/model/acquisition decision in the audit log"},
+            "action": {"type": "string", "enum": ["define_space", "initial_design", "add_experiments", "edit_experiment", "suggest", "predict", "optimum", "status", "lock"],
+                "description": "define_space: set variables and objective; initial_design: space-filling points; add_experiments: record measured results; edit_experiment: correct or exclude a recorded experiment, with a reason; suggest: next experiments from the model; predict: model mean/std at points; optimum: the model's best predicted point; status: summary; lock: record a data/model/acquisition decision in the audit log"},
             "variables": {"type": "array", "description": "define_space: the variables", "items": {
                 "type": "object", "required": ["name", "type"], "additionalProperties": false,
                 "properties": {
@@ -58,10 +75,17 @@ pub fn tool_schema() -> Json {
                     "categories": {"type": "array", "items": {"type": ["string", "number"]}, "minItems": 2},
                     "log": {"type": "boolean", "description": "search a positive real variable on a log scale"},
                     "unit": {"type": "string"},
-                    "description": {"type": "string"}
+                    "description": {"type": "string"},
+                    "precision": {"type": "number", "exclusiveMinimum": 0, "description": "real variables: the step a lab can set; suggestions are rounded to it"}
                 }}},
             "objective": {"type": "object", "required": ["name", "goal"], "additionalProperties": false, "description": "define_space: the measured output",
-                "properties": {"name": {"type": "string"}, "goal": {"type": "string", "enum": ["maximize", "minimize"]}}},
+                "properties": {"name": {"type": "string"}, "goal": {"type": "string", "enum": ["maximize", "minimize"]}, "unit": {"type": "string"}}},
+            "outputs": {"description": "define_space: other measured outputs to record (array of {name, unit}); edit_experiment: their new values ({name: number})"},
+            "experiment": {"type": "integer", "minimum": 1, "description": "edit_experiment: the experiment's number (1 = first recorded)"},
+            "output": {"type": "number", "description": "edit_experiment: the corrected objective value"},
+            "inputs": {"type": "object", "additionalProperties": {"type": ["number", "string"]}, "description": "edit_experiment: corrected inputs"},
+            "exclude": {"type": "boolean", "description": "edit_experiment: true leaves the experiment out of the model (kept in the record), false takes it back"},
+            "reason": {"type": "string", "description": "edit_experiment: why (required)"},
             "method": {"type": "string", "enum": ["lhs", "sobol", "random"], "description": "initial_design: how to fill the space (default lhs)"},
             "n": {"type": "integer", "minimum": 1, "maximum": MAX_DESIGN_POINTS, "description": "initial_design: number of points"},
             "experiments": {"type": "array", "description": "add_experiments: measured results", "items": {
@@ -69,7 +93,8 @@ pub fn tool_schema() -> Json {
                 "properties": {
                     "inputs": {"type": "object", "additionalProperties": {"type": ["number", "string"]}},
                     "output": {"type": "number"},
-                    "noise": {"type": "number", "minimum": 0, "description": "measurement standard deviation, output units"}
+                    "noise": {"type": "number", "minimum": 0, "description": "measurement standard deviation, output units"},
+                    "outputs": {"type": "object", "additionalProperties": {"type": "number"}, "description": "other recorded outputs"}
                 }}},
             "csv": {"type": "string", "description": "add_experiments: CSV text with a header of variable names, the output column (objective name or 'output') and optional 'noise'"},
             "json": {"type": "string", "description": "add_experiments: JSON text, an array of experiments"},
@@ -125,12 +150,29 @@ struct Args {
     what: Option<String>,
     #[serde(default)]
     notes: Option<String>,
+    #[serde(default)]
+    outputs: Option<Json>,
+    #[serde(default)]
+    experiment: Option<usize>,
+    #[serde(default)]
+    output: Option<f64>,
+    #[serde(default)]
+    noise: Option<Json>,
+    #[serde(default)]
+    inputs: Option<Inputs>,
+    #[serde(default)]
+    exclude: Option<bool>,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ObjectiveArg {
     name: String,
     goal: String,
+    #[serde(default)]
+    unit: Option<String>,
 }
 
 fn require_state(state: Option<OptimizerState>) -> Result<OptimizerState> {
@@ -154,7 +196,7 @@ fn parse_kernel(k: Option<&str>) -> Result<Option<Kernel>> {
 fn design_points(space: &SearchSpace, raws: &[Vec<f64>]) -> Vec<SuggestedPoint> {
     raws.iter()
         .map(|r| SuggestedPoint {
-            inputs: space.to_inputs(r),
+            inputs: space.to_inputs(&space.round_raw(r)),
             mean: None,
             std: None,
             acquisition: None,
@@ -170,12 +212,14 @@ pub fn apply(state: Option<OptimizerState>, args: &Json, seed: u64) -> Result<Ac
         "define_space" => define_space(state, args),
         "initial_design" => initial_design(require_state(state)?, args, seed),
         "add_experiments" => add_experiments(require_state(state)?, args),
+        "edit_experiment" => edit_experiment(require_state(state)?, args),
         "suggest" => suggest_action(require_state(state)?, args, seed),
         "predict" => predict(require_state(state)?, args, seed),
+        "optimum" => optimum_action(require_state(state)?, args, seed),
         "status" => status(require_state(state)?),
         "lock" => lock(require_state(state)?, args, seed),
         other => Err(Error::InvalidArguments(format!(
-            "unknown action '{other}' (expected define_space, initial_design, add_experiments, suggest, predict, status or lock)"
+            "unknown action '{other}' (expected define_space, initial_design, add_experiments, edit_experiment, suggest, predict, optimum, status or lock)"
         ))),
     }
 }
@@ -203,7 +247,11 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
             if o.name.trim().is_empty() {
                 return Err(Error::InvalidArguments("the objective needs a name".into()));
             }
-            Objective { name: o.name, goal }
+            Objective {
+                name: o.name,
+                goal,
+                unit: o.unit,
+            }
         }
         None => match &state {
             Some(s) => s.objective.clone(),
@@ -214,14 +262,73 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
             }
         },
     };
+    let outputs = match args.outputs {
+        None => state
+            .as_ref()
+            .map(|s| s.outputs.clone())
+            .unwrap_or_default(),
+        Some(v) => serde_json::from_value::<Vec<OutputSpec>>(v).map_err(|e| {
+            Error::InvalidArguments(format!(
+                "define_space: outputs must be a list of {{name, unit}}: {e}"
+            ))
+        })?,
+    };
+    for (i, o) in outputs.iter().enumerate() {
+        let clash = o.name.trim().is_empty()
+            || o.name == objective.name
+            || ["output", "noise"].contains(&o.name.as_str())
+            || space.variables().iter().any(|v| v.name == o.name)
+            || outputs[..i].iter().any(|p| p.name == o.name);
+        if clash {
+            return Err(Error::InvalidSpace(format!(
+                "output '{}' must have a name of its own (not empty, not the objective, a variable, 'output' or 'noise', and not repeated)",
+                o.name
+            )));
+        }
+    }
     let mut next = OptimizerState::new(space, objective);
+    next.outputs = outputs;
     let mut kept = 0;
+    let mut audit = Vec::new();
     if let Some(old) = state {
         // Redefining keeps the experiments only if every one still fits the new space.
         validate_rows(&next.space, &old.experiments)?;
         kept = old.experiments.len();
+        let mut change = serde_json::Map::new();
+        if old.space != next.space {
+            change.insert(
+                "space".into(),
+                json!({"before": old.space, "after": next.space}),
+            );
+        }
+        if old.objective != next.objective {
+            change.insert(
+                "objective".into(),
+                json!({"before": old.objective, "after": next.objective}),
+            );
+        }
+        if old.outputs != next.outputs {
+            change.insert(
+                "outputs".into(),
+                json!({"before": old.outputs, "after": next.outputs}),
+            );
+        }
+        if change.is_empty() {
+            // Nothing changed: the model and suggestions stay valid.
+            return Ok(ActionOutcome::new(
+                old.clone(),
+                json!({"space": old.space, "objective": old.objective, "outputs": old.outputs, "n_experiments": old.experiments.len(), "changed": false}),
+                "the search space is unchanged".into(),
+            ));
+        }
+        audit.push((CONFIG_AUDIT.to_string(), Json::Object(change)));
         next.experiments = old.experiments;
         next.locks = old.locks;
+    } else {
+        audit.push((
+            CONFIG_AUDIT.to_string(),
+            json!({"space": {"before": null, "after": next.space}, "objective": {"before": null, "after": next.objective}, "outputs": {"before": null, "after": next.outputs}}),
+        ));
     }
     let text = format!(
         "search space defined: {} variable(s) ({}), objective '{}' to {}{}",
@@ -240,13 +347,10 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
             String::new()
         }
     );
-    let result = json!({"space": next.space, "objective": next.objective, "n_experiments": next.experiments.len()});
-    Ok(ActionOutcome {
-        state: next,
-        result,
-        text,
-        lock: None,
-    })
+    let result = json!({"space": next.space, "objective": next.objective, "outputs": next.outputs, "n_experiments": next.experiments.len(), "changed": true});
+    let mut out = ActionOutcome::new(next, result, text);
+    out.audit = audit;
+    Ok(out)
 }
 
 fn initial_design(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
@@ -285,25 +389,25 @@ fn initial_design(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
         params: json!({"n": n, "seed": seed}),
         points: points.clone(),
     });
-    Ok(ActionOutcome {
+    Ok(ActionOutcome::new(
         state,
-        result: json!({"suggestions": points}),
+        json!({"suggestions": points}),
         text,
-        lock: None,
-    })
+    ))
 }
 
 fn add_experiments(mut state: OptimizerState, args: Args) -> Result<ActionOutcome> {
     let name = state.objective.name.clone();
+    let outputs = state.output_names();
     let mut rows: Vec<Experiment> = Vec::new();
     if let Some(list) = &args.experiments {
-        rows.extend(rows_from_json(list, &state.space, &name)?);
+        rows.extend(rows_from_json(list, &state.space, &name, &outputs)?);
     }
     if let Some(text) = &args.csv {
-        rows.extend(parse_csv(text, &state.space, &name)?);
+        rows.extend(parse_csv(text, &state.space, &name, &outputs)?);
     }
     if let Some(text) = &args.json {
-        rows.extend(parse_json(text, &state.space, &name)?);
+        rows.extend(parse_json(text, &state.space, &name, &outputs)?);
     }
     if rows.is_empty() {
         return Err(Error::InvalidArguments(
@@ -313,7 +417,9 @@ fn add_experiments(mut state: OptimizerState, args: Args) -> Result<ActionOutcom
     validate_rows(&state.space, &rows)?;
     let (mut added, mut skipped, mut replicates) = (0, 0, 0);
     for row in rows {
-        if state.experiments.contains(&row) {
+        // The same measurement recorded again (even if since edited or excluded) is skipped.
+        let key = row.key();
+        if state.experiments.iter().any(|e| e.key() == key) {
             skipped += 1;
             continue;
         }
@@ -344,12 +450,144 @@ fn add_experiments(mut state: OptimizerState, args: Args) -> Result<ActionOutcom
         ));
     }
     let result = json!({"added": added, "skipped_duplicates": skipped, "replicates": replicates, "n_experiments": state.experiments.len()});
-    Ok(ActionOutcome {
-        state,
-        result,
-        text,
-        lock: None,
-    })
+    Ok(ActionOutcome::new(state, result, text))
+}
+
+/// Most characters in an edit's reason.
+pub const MAX_REASON_CHARS: usize = 2000;
+
+fn edit_experiment(mut state: OptimizerState, args: Args) -> Result<ActionOutcome> {
+    let n = args.experiment.ok_or_else(|| {
+        Error::InvalidArguments("edit_experiment needs 'experiment' (its number, from 1)".into())
+    })?;
+    let total = state.experiments.len();
+    if n == 0 || n > total {
+        return Err(Error::NotFound(format!(
+            "no experiment {n}: there are {total} (numbered from 1)"
+        )));
+    }
+    let reason = args.reason.map(|r| r.trim().to_owned()).unwrap_or_default();
+    if reason.is_empty() {
+        return Err(Error::InvalidArguments(
+            "edit_experiment needs a 'reason' (kept with the experiment)".into(),
+        ));
+    }
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(Error::InvalidArguments(format!(
+            "the reason is longer than {MAX_REASON_CHARS} characters"
+        )));
+    }
+    let old = state.experiments[n - 1].clone();
+    let mut row = old.clone();
+    let mut before = serde_json::Map::new();
+    if let Some(inputs) = args.inputs {
+        // Corrected inputs replace the named variables only.
+        let mut merged = row.inputs.clone();
+        merged.extend(inputs);
+        if merged != row.inputs {
+            before.insert("inputs".into(), json!(row.inputs));
+            row.inputs = merged;
+        }
+    }
+    if let Some(y) = args.output
+        && y != row.output
+    {
+        before.insert("output".into(), json!(row.output));
+        row.output = y;
+    }
+    if let Some(noise) = args.noise {
+        let noise = match noise {
+            Json::Null => None,
+            Json::Number(x) => x.as_f64(),
+            other => {
+                return Err(Error::InvalidArguments(format!(
+                    "noise must be a number or null, got {other}"
+                )));
+            }
+        };
+        if noise != row.noise {
+            before.insert("noise".into(), json!(row.noise));
+            row.noise = noise;
+        }
+    }
+    if let Some(values) = args.outputs {
+        let values: std::collections::BTreeMap<String, Json> = serde_json::from_value(values)
+            .map_err(|_| {
+                Error::InvalidArguments(
+                    "edit_experiment: outputs must be an object of {name: number}".into(),
+                )
+            })?;
+        let mut merged = row.outputs.clone();
+        for (k, v) in values {
+            if !state.outputs.iter().any(|o| o.name == k) {
+                return Err(Error::InvalidArguments(format!(
+                    "'{k}' is not a recorded output of this space"
+                )));
+            }
+            match v.as_f64() {
+                Some(x) => {
+                    merged.insert(k, x);
+                }
+                None if v.is_null() => {
+                    merged.remove(&k);
+                }
+                None => {
+                    return Err(Error::InvalidArguments(format!(
+                        "output '{k}' must be a number or null"
+                    )));
+                }
+            }
+        }
+        if merged != row.outputs {
+            before.insert("outputs".into(), json!(row.outputs));
+            row.outputs = merged;
+        }
+    }
+    match args.exclude {
+        Some(true) if row.excluded.is_none() => {
+            before.insert("excluded".into(), Json::Null);
+            row.excluded = Some(reason.clone());
+        }
+        Some(false) if row.excluded.is_some() => {
+            before.insert("excluded".into(), json!(row.excluded));
+            row.excluded = None;
+        }
+        _ => {}
+    }
+    if before.is_empty() {
+        return Err(Error::InvalidArguments(format!(
+            "nothing to change in experiment {n}: give output, noise, inputs, outputs or exclude with new values"
+        )));
+    }
+    validate_rows(&state.space, std::slice::from_ref(&row)).map_err(|e| match e {
+        Error::InvalidExperiments(mut rows) => {
+            for r in &mut rows {
+                r.row = n - 1;
+            }
+            Error::InvalidExperiments(rows)
+        }
+        other => other,
+    })?;
+    row.id = Some(old.key());
+    row.edits.push(Edit {
+        reason: reason.clone(),
+        before: before.clone(),
+    });
+    state.experiments[n - 1] = row.clone();
+    let changed: Vec<&str> = before.keys().map(String::as_str).collect();
+    let text = match (args.exclude, changed.as_slice()) {
+        (Some(true), ["excluded"]) => format!(
+            "experiment {n} excluded from the model ({reason}); it stays in the record; {} of {total} in use",
+            state.active().count()
+        ),
+        (Some(false), ["excluded"]) => format!(
+            "experiment {n} is used by the model again; {} of {total} in use",
+            state.active().count()
+        ),
+        _ => format!("experiment {n} updated ({}): {reason}", changed.join(", ")),
+    };
+    let result = json!({"experiment": n, "row": row, "changed": changed, "n_experiments": total, "n_active": state.active().count()});
+    Ok(ActionOutcome::new(state, result, text))
 }
 
 fn acquisition_from(args: &Args) -> Result<(String, Acquisition, usize)> {
@@ -391,6 +629,7 @@ fn acquisition_from(args: &Args) -> Result<(String, Acquisition, usize)> {
 fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
     let (strategy, acquisition, q) = acquisition_from(&args)?;
     let kernel = parse_kernel(args.kernel.as_deref())?;
+    let audit = config_changes(&state, Some(&strategy), kernel);
     let batch = match args.batch.as_deref() {
         None | Some("believer") | Some("kriging_believer") => BatchMethod::KrigingBeliever,
         Some("liar") | Some("constant_liar") => BatchMethod::ConstantLiar,
@@ -400,7 +639,7 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
             )));
         }
     };
-    if state.experiments.len() < MIN_EXPERIMENTS_FOR_MODEL {
+    if state.active().count() < MIN_EXPERIMENTS_FOR_MODEL {
         let n = q.max(2 * state.space.len() + 1);
         let (observed, _, _) = state.training_data()?;
         let raws = design(&state.space, DesignMethod::Lhs, n, seed, &observed)?;
@@ -416,12 +655,11 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
             params: json!({"n": n, "seed": seed, "fallback_from": strategy}),
             points: points.clone(),
         });
-        return Ok(ActionOutcome {
+        return Ok(ActionOutcome::new(
             state,
-            result: json!({"suggestions": points, "fallback": "initial_design"}),
+            json!({"suggestions": points, "fallback": "initial_design"}),
             text,
-            lock: None,
-        });
+        ));
     }
     let model = state.surrogate(kernel, args.refit.unwrap_or(false), seed)?;
     let opts = SuggestOptions {
@@ -432,13 +670,18 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
         ..SuggestOptions::default()
     };
     let found = suggest(&model, &opts);
+    // Rounded to what a lab can set; the prediction is the model's at the rounded point.
     let points: Vec<SuggestedPoint> = found
         .iter()
-        .map(|s| SuggestedPoint {
-            inputs: state.space.to_inputs(&s.raw),
-            mean: Some(s.mean),
-            std: Some(s.std),
-            acquisition: Some(s.acquisition),
+        .map(|s| {
+            let raw = state.space.round_raw(&s.raw);
+            let p = model.predict(&raw);
+            SuggestedPoint {
+                inputs: state.space.to_inputs(&raw),
+                mean: Some(p.mean),
+                std: Some(p.std),
+                acquisition: Some(s.acquisition),
+            }
         })
         .collect();
     let constant = state
@@ -490,12 +733,91 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
         params,
         points: points.clone(),
     });
-    Ok(ActionOutcome {
-        state,
-        result: json!({"suggestions": points}),
-        text,
-        lock: None,
+    let mut out = ActionOutcome::new(state, json!({"suggestions": points}), text);
+    out.audit = audit;
+    Ok(out)
+}
+
+/// Audit entries for a suggestion whose strategy or kernel differs from the last one used.
+fn config_changes(
+    state: &OptimizerState,
+    strategy: Option<&str>,
+    kernel: Option<Kernel>,
+) -> Vec<(String, Json)> {
+    let mut change = serde_json::Map::new();
+    if let Some(strategy) = strategy {
+        let last = state
+            .last_suggestions
+            .as_ref()
+            .map(|s| s.strategy.as_str())
+            .filter(|s| !s.starts_with("design:"));
+        if last.is_some_and(|l| !l.eq_ignore_ascii_case(strategy)) {
+            change.insert(
+                "strategy".into(),
+                json!({"before": last, "after": strategy}),
+            );
+        }
+    }
+    if let (Some(k), Some(m)) = (kernel, &state.model)
+        && m.hyperparameters.kernel != k
+    {
+        change.insert(
+            "kernel".into(),
+            json!({"before": m.hyperparameters.kernel, "after": k}),
+        );
+    }
+    if change.is_empty() {
+        Vec::new()
+    } else {
+        vec![(CONFIG_AUDIT.to_string(), Json::Object(change))]
+    }
+}
+
+/// The model's best predicted point: the best of the acquisition search on the mean alone
+/// (UCB with beta = 0) and of the experiments the model uses, by predicted mean.
+pub fn optimum(state: &mut OptimizerState, seed: u64) -> Result<SuggestedPoint> {
+    let model = state.surrogate(None, false, seed)?;
+    let opts = SuggestOptions {
+        acquisition: Acquisition::Ucb { beta: 0.0 },
+        q: 1,
+        seed,
+        ..SuggestOptions::default()
+    };
+    let goal = state.objective.goal;
+    let mut candidates: Vec<Vec<f64>> = suggest(&model, &opts)
+        .into_iter()
+        .map(|s| state.space.round_raw(&s.raw))
+        .collect();
+    candidates.extend(model.raws().iter().cloned());
+    let mut best: Option<(Vec<f64>, crate::gp::Prediction)> = None;
+    for raw in candidates {
+        let p = model.predict(&raw);
+        if best
+            .as_ref()
+            .is_none_or(|(_, b)| goal.better(p.mean, b.mean))
+        {
+            best = Some((raw, p));
+        }
+    }
+    let (raw, p) = best.ok_or_else(|| Error::MissingState("no point to predict".into()))?;
+    Ok(SuggestedPoint {
+        inputs: state.space.to_inputs(&raw),
+        mean: Some(p.mean),
+        std: Some(p.std),
+        acquisition: None,
     })
+}
+
+fn optimum_action(mut state: OptimizerState, _args: Args, seed: u64) -> Result<ActionOutcome> {
+    let point = optimum(&mut state, seed)?;
+    let text = format!(
+        "the model's best predicted point: {}: {} {} ± {}",
+        text::inputs_text(&state.space, &point.inputs),
+        state.objective.name,
+        text::sig(point.mean.unwrap_or(f64::NAN)),
+        text::sig(point.std.unwrap_or(f64::NAN))
+    );
+    Ok(ActionOutcome::new(state, json!({"optimum": point}), text))
 }
 
 fn predict(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
@@ -511,11 +833,9 @@ fn predict(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOut
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let model = state.surrogate(
-        parse_kernel(args.kernel.as_deref())?,
-        args.refit.unwrap_or(false),
-        seed,
-    )?;
+    let kernel = parse_kernel(args.kernel.as_deref())?;
+    let audit = config_changes(&state, None, kernel);
+    let model = state.surrogate(kernel, args.refit.unwrap_or(false), seed)?;
     let preds: Vec<Json> = raws
         .iter()
         .zip(&points)
@@ -538,12 +858,9 @@ fn predict(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOut
         })
         .collect::<Vec<_>>()
         .join("\n");
-    Ok(ActionOutcome {
-        state,
-        result: json!({"predictions": preds}),
-        text,
-        lock: None,
-    })
+    let mut out = ActionOutcome::new(state, json!({"predictions": preds}), text);
+    out.audit = audit;
+    Ok(out)
 }
 
 fn status(state: OptimizerState) -> Result<ActionOutcome> {
@@ -587,12 +904,7 @@ fn status(state: OptimizerState) -> Result<ActionOutcome> {
         )),
         None => text.push_str("; no model fitted yet"),
     }
-    Ok(ActionOutcome {
-        state,
-        result,
-        text,
-        lock: None,
-    })
+    Ok(ActionOutcome::new(state, result, text))
 }
 
 fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
@@ -600,6 +912,7 @@ fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcom
         Error::InvalidArguments("lock needs 'what' (data, model or acquisition)".into())
     })?;
     let iteration = state.iteration();
+    let mut audit = Vec::new();
     let details = match what {
         "data" => {
             if state.experiments.is_empty() {
@@ -612,11 +925,9 @@ fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcom
             }
         }
         "model" => {
-            state.surrogate(
-                parse_kernel(args.kernel.as_deref())?,
-                args.refit.unwrap_or(false),
-                seed,
-            )?;
+            let kernel = parse_kernel(args.kernel.as_deref())?;
+            audit = config_changes(&state, None, kernel);
+            state.surrogate(kernel, args.refit.unwrap_or(false), seed)?;
             let m = state
                 .model
                 .clone()
@@ -655,14 +966,12 @@ fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcom
     let text = format!("locked {what} for iteration {iteration}");
     let result =
         serde_json::to_value(&record).map_err(|e| Error::InvalidArguments(e.to_string()))?;
-    Ok(ActionOutcome {
-        state,
-        result,
-        text,
-        lock: Some(record),
-    })
+    let mut out = ActionOutcome::new(state, result, text);
+    out.lock = Some(record);
+    out.audit = audit;
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests;
-mod text;
+pub(crate) mod text;

@@ -26,6 +26,7 @@ pub mod action;
 pub mod design;
 pub mod error;
 pub mod experiment;
+pub mod figures;
 pub mod gp;
 pub mod kernel;
 pub mod lbfgs;
