@@ -20,6 +20,8 @@ use crate::state::{
 
 /// Audit entry type of a configuration change (space, objective, outputs, kernel, strategy).
 pub const CONFIG_AUDIT: &str = "config";
+/// Audit entry type of an edited or excluded experiment.
+pub const EXPERIMENT_AUDIT: &str = "experiment";
 
 /// Fewest experiments for model-based suggestions; below it `suggest` returns a design.
 pub const MIN_EXPERIMENTS_FOR_MODEL: usize = 2;
@@ -587,7 +589,12 @@ fn edit_experiment(mut state: OptimizerState, args: Args) -> Result<ActionOutcom
         _ => format!("experiment {n} updated ({}): {reason}", changed.join(", ")),
     };
     let result = json!({"experiment": n, "row": row, "changed": changed, "n_experiments": total, "n_active": state.active().count()});
-    Ok(ActionOutcome::new(state, result, text))
+    let mut out = ActionOutcome::new(state, result, text);
+    out.audit.push((
+        EXPERIMENT_AUDIT.to_string(),
+        json!({"experiment": n, "key": row.key(), "reason": reason, "before": before, "excluded": row.excluded.is_some()}),
+    ));
+    Ok(out)
 }
 
 fn acquisition_from(args: &Args) -> Result<(String, Acquisition, usize)> {
