@@ -82,6 +82,7 @@ pub fn tool_schema() -> Json {
                 }}},
             "objective": {"type": "object", "required": ["name", "goal"], "additionalProperties": false, "description": "define_space: the measured output",
                 "properties": {"name": {"type": "string"}, "goal": {"type": "string", "enum": ["maximize", "minimize"]}, "unit": {"type": "string"}}},
+            "constraints": {"type": "array", "items": {"type": "string"}, "description": "define_space: linear input constraints such as 'x1 + x2 <= 1' (real and integer variables); designs and suggestions keep to them"},
             "outputs": {"description": "define_space: other measured outputs to record (array of {name, unit}); edit_experiment: their new values ({name: number})"},
             "experiment": {"type": "integer", "minimum": 1, "description": "edit_experiment: the experiment's number (1 = first recorded)"},
             "output": {"type": "number", "description": "edit_experiment: the corrected objective value"},
@@ -166,6 +167,8 @@ struct Args {
     exclude: Option<bool>,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    constraints: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,10 +198,59 @@ fn parse_kernel(k: Option<&str>) -> Result<Option<Kernel>> {
     .transpose()
 }
 
-fn design_points(space: &SearchSpace, raws: &[Vec<f64>]) -> Vec<SuggestedPoint> {
+/// A design that meets the constraints: drawn in growing batches, infeasible points dropped.
+fn feasible_design(
+    state: &OptimizerState,
+    method: DesignMethod,
+    n: usize,
+    seed: u64,
+    observed: &[Vec<f64>],
+) -> Result<Vec<Vec<f64>>> {
+    let constraints = state.indexed_constraints();
+    if constraints.is_empty() {
+        return design(&state.space, method, n, seed, observed);
+    }
+    let mut out: Vec<Vec<f64>> = Vec::new();
+    for attempt in 0..6u64 {
+        let want = (n * 4) << attempt;
+        let drawn = design(
+            &state.space,
+            method,
+            want.min(MAX_DESIGN_POINTS * 16),
+            seed.wrapping_add(attempt),
+            observed,
+        )?;
+        for r in drawn {
+            if out.len() < n && crate::constraint::feasible(&constraints, &r) && !out.contains(&r) {
+                out.push(r);
+            }
+        }
+        if out.len() >= n {
+            break;
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::InvalidSpace(
+            "the constraints leave too little of the space to draw a design from".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Raw coordinates rounded to each variable's step, unless rounding leaves the constraints.
+fn rounded(state: &OptimizerState, raw: &[f64]) -> Vec<f64> {
+    let r = state.space.round_raw(raw);
+    if crate::constraint::feasible(&state.indexed_constraints(), &r) {
+        r
+    } else {
+        raw.to_vec()
+    }
+}
+
+fn design_points(state: &OptimizerState, raws: &[Vec<f64>]) -> Vec<SuggestedPoint> {
     raws.iter()
         .map(|r| SuggestedPoint {
-            inputs: space.to_inputs(&space.round_raw(r)),
+            inputs: state.space.to_inputs(&rounded(state, r)),
             mean: None,
             std: None,
             acquisition: None,
@@ -288,8 +340,26 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
             )));
         }
     }
+    let constraints = match args.constraints {
+        Some(texts) => texts
+            .iter()
+            .map(|t| crate::constraint::LinearConstraint::parse(t, &space))
+            .collect::<Result<Vec<_>>>()?,
+        // Kept from before while every variable they name still fits.
+        None => state
+            .as_ref()
+            .map(|s| {
+                s.constraints
+                    .iter()
+                    .map(|c| crate::constraint::LinearConstraint::parse(&c.text, &space))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?
+            .unwrap_or_default(),
+    };
     let mut next = OptimizerState::new(space, objective);
     next.outputs = outputs;
+    next.constraints = constraints;
     let mut kept = 0;
     let mut audit = Vec::new();
     if let Some(old) = state {
@@ -315,11 +385,17 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
                 json!({"before": old.outputs, "after": next.outputs}),
             );
         }
+        if old.constraints != next.constraints {
+            change.insert(
+                "constraints".into(),
+                json!({"before": old.constraints, "after": next.constraints}),
+            );
+        }
         if change.is_empty() {
             // Nothing changed: the model and suggestions stay valid.
             return Ok(ActionOutcome::new(
                 old.clone(),
-                json!({"space": old.space, "objective": old.objective, "outputs": old.outputs, "n_experiments": old.experiments.len(), "changed": false}),
+                json!({"space": old.space, "objective": old.objective, "outputs": old.outputs, "constraints": old.constraints, "n_experiments": old.experiments.len(), "changed": false}),
                 "the search space is unchanged".into(),
             ));
         }
@@ -329,7 +405,7 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
     } else {
         audit.push((
             CONFIG_AUDIT.to_string(),
-            json!({"space": {"before": null, "after": next.space}, "objective": {"before": null, "after": next.objective}, "outputs": {"before": null, "after": next.outputs}}),
+            json!({"space": {"before": null, "after": next.space}, "objective": {"before": null, "after": next.objective}, "outputs": {"before": null, "after": next.outputs}, "constraints": {"before": null, "after": next.constraints}}),
         ));
     }
     let text = format!(
@@ -349,7 +425,7 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
             String::new()
         }
     );
-    let result = json!({"space": next.space, "objective": next.objective, "outputs": next.outputs, "n_experiments": next.experiments.len(), "changed": true});
+    let result = json!({"space": next.space, "objective": next.objective, "outputs": next.outputs, "constraints": next.constraints, "n_experiments": next.experiments.len(), "changed": true});
     let mut out = ActionOutcome::new(next, result, text);
     out.audit = audit;
     Ok(out)
@@ -364,8 +440,8 @@ fn initial_design(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
         )));
     }
     let (observed, _, _) = state.training_data()?;
-    let raws = design(&state.space, method, n, seed, &observed)?;
-    let points = design_points(&state.space, &raws);
+    let raws = feasible_design(&state, method, n, seed, &observed)?;
+    let points = design_points(&state, &raws);
     let label = format!(
         "design:{}",
         serde_json::to_value(method)
@@ -649,8 +725,8 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
     if state.active().count() < MIN_EXPERIMENTS_FOR_MODEL {
         let n = q.max(2 * state.space.len() + 1);
         let (observed, _, _) = state.training_data()?;
-        let raws = design(&state.space, DesignMethod::Lhs, n, seed, &observed)?;
-        let points = design_points(&state.space, &raws);
+        let raws = feasible_design(&state, DesignMethod::Lhs, n, seed, &observed)?;
+        let points = design_points(&state, &raws);
         let text = format!(
             "Only {} experiment(s) so far: too few for a model (it needs {MIN_EXPERIMENTS_FOR_MODEL}), so these are {} points of an initial Latin hypercube design, not {strategy} suggestions. Measure them and send the results:\n\n{}",
             state.experiments.len(),
@@ -674,6 +750,7 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
         q,
         batch,
         seed,
+        constraints: state.indexed_constraints(),
         ..SuggestOptions::default()
     };
     let found = suggest(&model, &opts);
@@ -681,7 +758,7 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
     let points: Vec<SuggestedPoint> = found
         .iter()
         .map(|s| {
-            let raw = state.space.round_raw(&s.raw);
+            let raw = rounded(&state, &s.raw);
             let p = model.predict(&raw);
             SuggestedPoint {
                 inputs: state.space.to_inputs(&raw),
@@ -784,18 +861,26 @@ fn config_changes(
 /// (UCB with beta = 0) and of the experiments the model uses, by predicted mean.
 pub fn optimum(state: &mut OptimizerState, seed: u64) -> Result<SuggestedPoint> {
     let model = state.surrogate(None, false, seed)?;
+    let constraints = state.indexed_constraints();
     let opts = SuggestOptions {
         acquisition: Acquisition::Ucb { beta: 0.0 },
         q: 1,
         seed,
+        constraints: constraints.clone(),
         ..SuggestOptions::default()
     };
     let goal = state.objective.goal;
     let mut candidates: Vec<Vec<f64>> = suggest(&model, &opts)
         .into_iter()
-        .map(|s| state.space.round_raw(&s.raw))
+        .map(|s| rounded(state, &s.raw))
         .collect();
-    candidates.extend(model.raws().iter().cloned());
+    candidates.extend(
+        model
+            .raws()
+            .iter()
+            .filter(|r| crate::constraint::feasible(&constraints, r))
+            .cloned(),
+    );
     let mut best: Option<(Vec<f64>, crate::gp::Prediction)> = None;
     for raw in candidates {
         let p = model.predict(&raw);

@@ -162,6 +162,9 @@ pub struct OptimizerState {
     /// Other measured outputs recorded with the experiments (not optimised).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputSpec>,
+    /// Linear input constraints designs and suggestions keep to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<crate::constraint::LinearConstraint>,
     /// Experiments in the order they were added (excluded ones included, marked).
     #[serde(default)]
     pub experiments: Vec<Experiment>,
@@ -202,6 +205,7 @@ impl OptimizerState {
             space,
             objective,
             outputs: Vec::new(),
+            constraints: Vec::new(),
             experiments: Vec::new(),
             model: None,
             last_suggestions: None,
@@ -221,6 +225,14 @@ impl OptimizerState {
     /// The experiments the model uses (not excluded), in order.
     pub fn active(&self) -> impl Iterator<Item = &Experiment> {
         self.experiments.iter().filter(|e| e.is_active())
+    }
+
+    /// The constraints in index form.
+    pub fn indexed_constraints(&self) -> crate::constraint::Indexed {
+        self.constraints
+            .iter()
+            .map(|c| c.indexed(&self.space))
+            .collect()
     }
 
     /// Names of the other recorded outputs.

@@ -76,7 +76,7 @@ proptest! {
         let noise = vec![0.0; ys.len()];
         let model = Surrogate::fit(&space, &raws, &ys, &noise, goal, &FitOptions { seed, ..FitOptions::default() }).expect("fit");
         let batch = if liar { BatchMethod::ConstantLiar } else { BatchMethod::KrigingBeliever };
-        let found = suggest(&model, &SuggestOptions { acquisition, q, batch, seed, candidates: 300, local_starts: 2 });
+        let found = suggest(&model, &SuggestOptions { acquisition, q, batch, seed, candidates: 300, local_starts: 2, constraints: Vec::new() });
         let total = space.discrete_cardinality().unwrap_or(u64::MAX);
         prop_assert!(!found.is_empty() || total <= raws.len() as u64);
         let mut seen = raws.clone();

@@ -358,6 +358,45 @@ async fn writes_are_nodes_on_the_branch_and_refuse_bad_input() {
             .await;
         assert_eq!(s, want, "{body}: {v}");
     }
+    // A constraint: the space is redefined (kept experiments fit) and suggestions keep to it.
+    let mut constrained = space();
+    constrained["constraints"] = json!(["x1 + x2 <= 8"]);
+    let (s, v) = srv
+        .request(
+            Method::PUT,
+            &format!("{base}/space"),
+            Some(&srv.alice),
+            Some(constrained),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = srv
+        .request(
+            Method::POST,
+            &format!("{base}/suggest"),
+            Some(&srv.alice),
+            Some(json!({"q": 3})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for p in v["result"]["suggestions"].as_array().unwrap() {
+        let sum = p["inputs"]["x1"].as_f64().unwrap() + p["inputs"]["x2"].as_f64().unwrap();
+        assert!(sum <= 8.0 + 1e-9, "{p}");
+    }
+    let mut impossible = space();
+    impossible["constraints"] = json!(["x1 + x2 <= -20"]);
+    let (s, v) = srv
+        .request(
+            Method::PUT,
+            &format!("{base}/space"),
+            Some(&srv.alice),
+            Some(impossible),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_space"))
+    );
     // Lock the acquisition; a lock with nothing named is refused.
     let (s, v) = srv
         .request(

@@ -508,3 +508,67 @@ fn configuration_changes_leave_audit_entries() {
     assert_eq!(last[0].outputs.get("purity"), Some(&91.5));
     assert!(last[1].outputs.is_empty());
 }
+
+#[test]
+fn designs_suggestions_and_the_optimum_keep_to_linear_constraints() {
+    let s = apply(
+        None,
+        &json!({"action": "define_space", "variables": [
+            {"name": "a", "type": "real", "bounds": [0, 1]},
+            {"name": "b", "type": "real", "bounds": [0, 1]}
+        ], "objective": {"name": "y", "goal": "maximize"}, "constraints": ["a + b <= 1"]}),
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        s.audit[0].1["constraints"]["after"][0]["text"],
+        "a + b <= 1"
+    );
+    let meets = |p: &Json| {
+        p["inputs"]["a"].as_f64().unwrap() + p["inputs"]["b"].as_f64().unwrap() <= 1.0 + 1e-9
+    };
+    let design = apply(
+        Some(s.state.clone()),
+        &json!({"action": "initial_design", "n": 8}),
+        4,
+    )
+    .unwrap();
+    let pts = design.result["suggestions"].as_array().unwrap();
+    assert_eq!(pts.len(), 8);
+    assert!(pts.iter().all(meets), "{pts:?}");
+    // The unconstrained maximum (a = b = 1) is outside: suggestions stay on the feasible side.
+    let rows: Vec<Json> = pts
+        .iter()
+        .map(|p| {
+            let (a, b) = (
+                p["inputs"]["a"].as_f64().unwrap(),
+                p["inputs"]["b"].as_f64().unwrap(),
+            );
+            json!({"inputs": p["inputs"], "output": a + 2.0 * b})
+        })
+        .collect();
+    let st = apply(
+        Some(s.state),
+        &json!({"action": "add_experiments", "experiments": rows}),
+        0,
+    )
+    .unwrap()
+    .state;
+    let out = apply(Some(st.clone()), &json!({"action": "suggest", "q": 4}), 9).unwrap();
+    let pts = out.result["suggestions"].as_array().unwrap();
+    assert!(!pts.is_empty() && pts.iter().all(meets), "{pts:?}");
+    let mut st = st;
+    let best = optimum(&mut st, 2).unwrap();
+    assert!(meets(&json!({"inputs": best.inputs})), "{best:?}");
+    // A constraint nothing in the box meets, or naming an unknown variable, is refused.
+    for bad in ["a + b <= -1", "a + z <= 1"] {
+        let args = json!({"action": "define_space", "variables": [
+            {"name": "a", "type": "real", "bounds": [0, 1]},
+            {"name": "b", "type": "real", "bounds": [0, 1]}
+        ], "objective": {"name": "y", "goal": "maximize"}, "constraints": [bad]});
+        assert!(
+            matches!(apply(None, &args, 0), Err(Error::InvalidSpace(_))),
+            "{bad}"
+        );
+    }
+}

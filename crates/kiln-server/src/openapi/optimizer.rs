@@ -92,6 +92,11 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                         ),
                     ),
                     (
+                        "constraints",
+                        json!({"type": "array", "items": string(),
+                               "description": "linear input constraints over real and integer variables, such as `x1 + x2 <= 1` or `2*temp - time >= 10`; designs, suggestions and the optimum keep to them (kept from before when left out)"}),
+                    ),
+                    (
                         "outputs",
                         json!({"type": "array", "items": output_spec(),
                                "description": "other measured outputs, recorded with each experiment and not optimised"}),
