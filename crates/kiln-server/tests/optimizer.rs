@@ -115,15 +115,17 @@ async fn post_csv(srv: &Server, path: &str, csv: &str) -> (StatusCode, Value) {
 async fn reads_answer_and_write_no_node() {
     let srv = start(1 << 20).await;
     let (_, base) = ready(&srv).await;
-    // A suggestion fits and stores the model, so the reads below have one to use.
+    // A suggestion (no body: one EI point) fits and stores the model, so the reads below
+    // have one to use.
     let (s, v) = srv
         .request(
             Method::POST,
             &format!("{base}/suggest"),
             Some(&srv.alice),
-            Some(json!({})),
+            None,
         )
         .await;
+    assert_eq!(v["result"]["suggestions"].as_array().map(Vec::len), Some(1));
     assert_eq!(s, StatusCode::OK, "{v}");
     let before = nodes(&srv).await;
     let (s, status) = srv

@@ -320,8 +320,8 @@ pub(super) fn operations() -> Vec<Op> {
             ))
             .ok(200, r("ToolCallRecord")),
         Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/suggest", "optimizer",
-            "Suggest the next experiments (an initial design below two experiments); recorded with the suggestion; a new strategy or kernel is audited")
-            .body(strict(
+            "Suggest the next experiments (an initial design below two experiments); recorded with the suggestion; a new strategy or kernel is audited; no body: one EI point")
+            .optional_body(strict(
                 &[],
                 &[
                     ("strategy", enumeration(&["EI", "PI", "UCB", "qEI"])),

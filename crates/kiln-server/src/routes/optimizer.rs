@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiResult;
-use crate::extract::{Body, Path, Query};
+use crate::extract::{Body, OptionalBody, Path, Query};
 
 const BASE: &str = "/v1/sessions/{id}/branches/{b}/optimizer";
 
@@ -125,7 +125,7 @@ async fn suggest(
     State(st): State<AppState>,
     Auth(caller): Auth,
     Path((id, b)): Path<(String, String)>,
-    Body(body): Body<Map<String, Value>>,
+    OptionalBody(body): OptionalBody<Map<String, Value>>,
 ) -> ApiResult<Json<ToolCallRecord>> {
     st.limiter.charge(&caller, 1.0)?;
     let args = action("suggest", body);
