@@ -46,6 +46,9 @@ fn load(ctx: &ToolContext) -> Result<Option<OptimizerState>, ToolError> {
 
 /// Fewest experiments in use for the model charts on the page.
 pub const VIEW_MIN_EXPERIMENTS: usize = 3;
+/// Most experiments in use for which the page draws model charts (a LOO pass is O(n³)); past
+/// it the charts are a request away (`GET …/optimizer/plots/{kind}.svg`).
+pub const VIEW_MAX_EXPERIMENTS: usize = 200;
 /// Most variables the page draws the model along (one chart each).
 pub const VIEW_MAX_VARIABLES: usize = 6;
 /// Points along each of the page's model lines.
@@ -56,7 +59,8 @@ const VIEW_GRID: usize = 41;
 /// experiments as they are, which suggest, predict and lock leave), so their cost is a few
 /// hundred predictions and one LOO pass.
 fn model_charts(mut st: OptimizerState) -> Vec<ViewChart> {
-    if st.active().count() < VIEW_MIN_EXPERIMENTS || !st.model_is_current() {
+    let n = st.active().count();
+    if !(VIEW_MIN_EXPERIMENTS..=VIEW_MAX_EXPERIMENTS).contains(&n) || !st.model_is_current() {
         return Vec::new();
     }
     let names: Vec<String> = st
