@@ -241,6 +241,28 @@ async fn reads_refuse_what_they_cannot_answer() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // A space but no experiments: the model reads are 409 `optimizer_not_ready`.
+    let (s, v) = srv
+        .request(
+            Method::PUT,
+            &format!("{base}/space"),
+            Some(&srv.alice),
+            Some(space()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for path in ["/optimum", "/predict?x1=1&x2=1", "/plots/parity.svg"] {
+        let (s, v) = srv
+            .request(
+                Method::GET,
+                &format!("{base}{path}"),
+                Some(&srv.alice),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{path}: {v}");
+        assert_eq!(v["error"]["code"], "optimizer_not_ready", "{path}");
+    }
     let (_, base) = ready(&srv).await;
     let cases = [
         ("/predict", StatusCode::BAD_REQUEST),
