@@ -247,10 +247,29 @@ fn rounded(state: &OptimizerState, raw: &[f64]) -> Vec<f64> {
     }
 }
 
+/// New points rounded to each variable's step, except where rounding would repeat a recorded
+/// experiment or an earlier point of the batch (or leave the constraints): such a point stays
+/// as found, so a suggestion or design is never a silent repeat.
+fn rounded_new(state: &OptimizerState, raws: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let observed: Vec<Vec<f64>> = state
+        .experiments
+        .iter()
+        .filter_map(|e| state.space.parse_inputs(&e.inputs).ok())
+        .collect();
+    let mut out: Vec<Vec<f64>> = Vec::with_capacity(raws.len());
+    for raw in raws {
+        let r = rounded(state, raw);
+        let repeat = observed.contains(&r) || out.contains(&r);
+        out.push(if repeat { raw.clone() } else { r });
+    }
+    out
+}
+
 fn design_points(state: &OptimizerState, raws: &[Vec<f64>]) -> Vec<SuggestedPoint> {
-    raws.iter()
+    rounded_new(state, raws)
+        .iter()
         .map(|r| SuggestedPoint {
-            inputs: state.space.to_inputs(&rounded(state, r)),
+            inputs: state.space.to_inputs(r),
             mean: None,
             std: None,
             acquisition: None,
@@ -755,13 +774,17 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
     };
     let found = suggest(&model, &opts);
     // Rounded to what a lab can set; the prediction is the model's at the rounded point.
+    let raws = rounded_new(
+        &state,
+        &found.iter().map(|s| s.raw.clone()).collect::<Vec<_>>(),
+    );
     let points: Vec<SuggestedPoint> = found
         .iter()
-        .map(|s| {
-            let raw = rounded(&state, &s.raw);
-            let p = model.predict(&raw);
+        .zip(&raws)
+        .map(|(s, raw)| {
+            let p = model.predict(raw);
             SuggestedPoint {
-                inputs: state.space.to_inputs(&raw),
+                inputs: state.space.to_inputs(raw),
                 mean: Some(p.mean),
                 std: Some(p.std),
                 acquisition: Some(s.acquisition),

@@ -572,3 +572,63 @@ fn designs_suggestions_and_the_optimum_keep_to_linear_constraints() {
         );
     }
 }
+
+#[test]
+fn rounding_never_turns_a_suggestion_into_a_recorded_experiment() {
+    // A coarse step (0.5) and data packed around the optimum: the search finds new points
+    // that round onto recorded ones, which then stay as found.
+    let s = apply(
+        None,
+        &json!({"action": "define_space", "variables": [
+            {"name": "x", "type": "real", "bounds": [0, 10], "precision": 0.5}
+        ], "objective": {"name": "y", "goal": "maximize"}}),
+        0,
+    )
+    .unwrap()
+    .state;
+    let rows: Vec<Json> = (0..=20)
+        .map(|i| {
+            let x = f64::from(i) * 0.5;
+            json!({"inputs": {"x": x}, "output": -(x - 5.2).powi(2)})
+        })
+        .collect();
+    let st = apply(
+        Some(s),
+        &json!({"action": "add_experiments", "experiments": rows}),
+        0,
+    )
+    .unwrap()
+    .state;
+    let observed: Vec<f64> = st
+        .experiments
+        .iter()
+        .map(|e| match e.inputs["x"] {
+            crate::space::Value::Number(x) => x,
+            _ => f64::NAN,
+        })
+        .collect();
+    for seed in 0..5 {
+        let out = apply(
+            Some(st.clone()),
+            &json!({"action": "suggest", "q": 3}),
+            seed,
+        )
+        .unwrap();
+        let xs: Vec<f64> = out.result["suggestions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["inputs"]["x"].as_f64().unwrap())
+            .collect();
+        for (i, x) in xs.iter().enumerate() {
+            assert!(
+                !observed.contains(x),
+                "seed {seed}: {x} repeats a recorded run"
+            );
+            assert!(
+                !xs[..i].contains(x),
+                "seed {seed}: {x} repeats in the batch"
+            );
+        }
+    }
+}
