@@ -6,9 +6,9 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::acquisition::Acquisition;
-use crate::design::{DesignMethod, design};
+use crate::design::DesignMethod;
 use crate::error::{Error, Result};
-use crate::experiment::{Edit, Experiment, parse_csv, parse_json, rows_from_json, validate_rows};
+use crate::experiment::{Experiment, parse_csv, parse_json, rows_from_json, validate_rows};
 use crate::kernel::Kernel;
 use crate::model::Goal;
 use crate::optimize::{BatchMethod, SuggestOptions, suggest};
@@ -196,85 +196,6 @@ fn parse_kernel(k: Option<&str>) -> Result<Option<Kernel>> {
         })
     })
     .transpose()
-}
-
-/// A design that meets the constraints: drawn in growing batches, infeasible points dropped.
-fn feasible_design(
-    state: &OptimizerState,
-    method: DesignMethod,
-    n: usize,
-    seed: u64,
-    observed: &[Vec<f64>],
-) -> Result<Vec<Vec<f64>>> {
-    let constraints = state.indexed_constraints();
-    if constraints.is_empty() {
-        return design(&state.space, method, n, seed, observed);
-    }
-    let mut out: Vec<Vec<f64>> = Vec::new();
-    for attempt in 0..6u64 {
-        let want = (n * 4) << attempt;
-        let drawn = design(
-            &state.space,
-            method,
-            want.min(MAX_DESIGN_POINTS * 16),
-            seed.wrapping_add(attempt),
-            observed,
-        )?;
-        for r in drawn {
-            if out.len() < n && crate::constraint::feasible(&constraints, &r) && !out.contains(&r) {
-                out.push(r);
-            }
-        }
-        if out.len() >= n {
-            break;
-        }
-    }
-    if out.is_empty() {
-        return Err(Error::InvalidSpace(
-            "the constraints leave too little of the space to draw a design from".into(),
-        ));
-    }
-    Ok(out)
-}
-
-/// Raw coordinates rounded to each variable's step, unless rounding leaves the constraints.
-fn rounded(state: &OptimizerState, raw: &[f64]) -> Vec<f64> {
-    let r = state.space.round_raw(raw);
-    if crate::constraint::feasible(&state.indexed_constraints(), &r) {
-        r
-    } else {
-        raw.to_vec()
-    }
-}
-
-/// New points rounded to each variable's step, except where rounding would repeat a recorded
-/// experiment or an earlier point of the batch (or leave the constraints): such a point stays
-/// as found, so a suggestion or design is never a silent repeat.
-fn rounded_new(state: &OptimizerState, raws: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let observed: Vec<Vec<f64>> = state
-        .experiments
-        .iter()
-        .filter_map(|e| state.space.parse_inputs(&e.inputs).ok())
-        .collect();
-    let mut out: Vec<Vec<f64>> = Vec::with_capacity(raws.len());
-    for raw in raws {
-        let r = rounded(state, raw);
-        let repeat = observed.contains(&r) || out.contains(&r);
-        out.push(if repeat { raw.clone() } else { r });
-    }
-    out
-}
-
-fn design_points(state: &OptimizerState, raws: &[Vec<f64>]) -> Vec<SuggestedPoint> {
-    rounded_new(state, raws)
-        .iter()
-        .map(|r| SuggestedPoint {
-            inputs: state.space.to_inputs(r),
-            mean: None,
-            std: None,
-            acquisition: None,
-        })
-        .collect()
 }
 
 /// Applies one tool action. Pure: the same state, arguments and seed give the same outcome.
@@ -550,148 +471,6 @@ fn add_experiments(mut state: OptimizerState, args: Args) -> Result<ActionOutcom
     Ok(ActionOutcome::new(state, result, text))
 }
 
-/// Most characters in an edit's reason.
-pub const MAX_REASON_CHARS: usize = 2000;
-
-fn edit_experiment(mut state: OptimizerState, args: Args) -> Result<ActionOutcome> {
-    let n = args.experiment.ok_or_else(|| {
-        Error::InvalidArguments("edit_experiment needs 'experiment' (its number, from 1)".into())
-    })?;
-    let total = state.experiments.len();
-    if n == 0 || n > total {
-        return Err(Error::NotFound(format!(
-            "no experiment {n}: there are {total} (numbered from 1)"
-        )));
-    }
-    let reason = args.reason.map(|r| r.trim().to_owned()).unwrap_or_default();
-    if reason.is_empty() {
-        return Err(Error::InvalidArguments(
-            "edit_experiment needs a 'reason' (kept with the experiment)".into(),
-        ));
-    }
-    if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(Error::InvalidArguments(format!(
-            "the reason is longer than {MAX_REASON_CHARS} characters"
-        )));
-    }
-    let old = state.experiments[n - 1].clone();
-    let mut row = old.clone();
-    let mut before = serde_json::Map::new();
-    if let Some(inputs) = args.inputs {
-        // Corrected inputs replace the named variables only.
-        let mut merged = row.inputs.clone();
-        merged.extend(inputs);
-        if merged != row.inputs {
-            before.insert("inputs".into(), json!(row.inputs));
-            row.inputs = merged;
-        }
-    }
-    if let Some(y) = args.output
-        && y != row.output
-    {
-        before.insert("output".into(), json!(row.output));
-        row.output = y;
-    }
-    if let Some(noise) = args.noise {
-        let noise = match noise {
-            Json::Null => None,
-            Json::Number(x) => x.as_f64(),
-            other => {
-                return Err(Error::InvalidArguments(format!(
-                    "noise must be a number or null, got {other}"
-                )));
-            }
-        };
-        if noise != row.noise {
-            before.insert("noise".into(), json!(row.noise));
-            row.noise = noise;
-        }
-    }
-    if let Some(values) = args.outputs {
-        let values: std::collections::BTreeMap<String, Json> = serde_json::from_value(values)
-            .map_err(|_| {
-                Error::InvalidArguments(
-                    "edit_experiment: outputs must be an object of {name: number}".into(),
-                )
-            })?;
-        let mut merged = row.outputs.clone();
-        for (k, v) in values {
-            if !state.outputs.iter().any(|o| o.name == k) {
-                return Err(Error::InvalidArguments(format!(
-                    "'{k}' is not a recorded output of this space"
-                )));
-            }
-            match v.as_f64() {
-                Some(x) => {
-                    merged.insert(k, x);
-                }
-                None if v.is_null() => {
-                    merged.remove(&k);
-                }
-                None => {
-                    return Err(Error::InvalidArguments(format!(
-                        "output '{k}' must be a number or null"
-                    )));
-                }
-            }
-        }
-        if merged != row.outputs {
-            before.insert("outputs".into(), json!(row.outputs));
-            row.outputs = merged;
-        }
-    }
-    match args.exclude {
-        Some(true) if row.excluded.is_none() => {
-            before.insert("excluded".into(), Json::Null);
-            row.excluded = Some(reason.clone());
-        }
-        Some(false) if row.excluded.is_some() => {
-            before.insert("excluded".into(), json!(row.excluded));
-            row.excluded = None;
-        }
-        _ => {}
-    }
-    if before.is_empty() {
-        return Err(Error::InvalidArguments(format!(
-            "nothing to change in experiment {n}: give output, noise, inputs, outputs or exclude with new values"
-        )));
-    }
-    validate_rows(&state.space, std::slice::from_ref(&row)).map_err(|e| match e {
-        Error::InvalidExperiments(mut rows) => {
-            for r in &mut rows {
-                r.row = n - 1;
-            }
-            Error::InvalidExperiments(rows)
-        }
-        other => other,
-    })?;
-    row.id = Some(old.key());
-    row.edits.push(Edit {
-        reason: reason.clone(),
-        before: before.clone(),
-    });
-    state.experiments[n - 1] = row.clone();
-    let changed: Vec<&str> = before.keys().map(String::as_str).collect();
-    let text = match (args.exclude, changed.as_slice()) {
-        (Some(true), ["excluded"]) => format!(
-            "experiment {n} excluded from the model ({reason}); it stays in the record; {} of {total} in use",
-            state.active().count()
-        ),
-        (Some(false), ["excluded"]) => format!(
-            "experiment {n} is used by the model again; {} of {total} in use",
-            state.active().count()
-        ),
-        _ => format!("experiment {n} updated ({}): {reason}", changed.join(", ")),
-    };
-    let result = json!({"experiment": n, "row": row, "changed": changed, "n_experiments": total, "n_active": state.active().count()});
-    let mut out = ActionOutcome::new(state, result, text);
-    out.audit.push((
-        EXPERIMENT_AUDIT.to_string(),
-        json!({"experiment": n, "key": row.key(), "reason": reason, "before": before, "excluded": row.excluded.is_some()}),
-    ));
-    Ok(out)
-}
-
 fn acquisition_from(args: &Args) -> Result<(String, Acquisition, usize)> {
     let strategy = args.strategy.clone().unwrap_or_else(|| "EI".into());
     let xi = args.xi.unwrap_or(0.0);
@@ -880,61 +659,6 @@ fn config_changes(
     }
 }
 
-/// The model's best predicted point: the best of the acquisition search on the mean alone
-/// (UCB with beta = 0) and of the experiments the model uses, by predicted mean.
-pub fn optimum(state: &mut OptimizerState, seed: u64) -> Result<SuggestedPoint> {
-    let model = state.surrogate(None, false, seed)?;
-    let constraints = state.indexed_constraints();
-    let opts = SuggestOptions {
-        acquisition: Acquisition::Ucb { beta: 0.0 },
-        q: 1,
-        seed,
-        constraints: constraints.clone(),
-        ..SuggestOptions::default()
-    };
-    let goal = state.objective.goal;
-    let mut candidates: Vec<Vec<f64>> = suggest(&model, &opts)
-        .into_iter()
-        .map(|s| rounded(state, &s.raw))
-        .collect();
-    candidates.extend(
-        model
-            .raws()
-            .iter()
-            .filter(|r| crate::constraint::feasible(&constraints, r))
-            .cloned(),
-    );
-    let mut best: Option<(Vec<f64>, crate::gp::Prediction)> = None;
-    for raw in candidates {
-        let p = model.predict(&raw);
-        if best
-            .as_ref()
-            .is_none_or(|(_, b)| goal.better(p.mean, b.mean))
-        {
-            best = Some((raw, p));
-        }
-    }
-    let (raw, p) = best.ok_or_else(|| Error::MissingState("no point to predict".into()))?;
-    Ok(SuggestedPoint {
-        inputs: state.space.to_inputs(&raw),
-        mean: Some(p.mean),
-        std: Some(p.std),
-        acquisition: None,
-    })
-}
-
-fn optimum_action(mut state: OptimizerState, _args: Args, seed: u64) -> Result<ActionOutcome> {
-    let point = optimum(&mut state, seed)?;
-    let text = format!(
-        "the model's best predicted point: {}: {} {} ± {}",
-        text::inputs_text(&state.space, &point.inputs),
-        state.objective.name,
-        text::sig(point.mean.unwrap_or(f64::NAN)),
-        text::sig(point.std.unwrap_or(f64::NAN))
-    );
-    Ok(ActionOutcome::new(state, json!({"optimum": point}), text))
-}
-
 fn predict(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
     let points = args
         .points
@@ -1087,6 +811,13 @@ fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcom
     Ok(out)
 }
 
+mod edit;
+mod points;
 #[cfg(test)]
 mod tests;
 pub(crate) mod text;
+
+pub use edit::MAX_REASON_CHARS;
+use edit::edit_experiment;
+pub use points::optimum;
+use points::{design_points, feasible_design, optimum_action, rounded_new};
