@@ -116,8 +116,17 @@ def test_branin_campaign(client: kiln.Client, tmp_path: Path) -> None:
 
     pred = opt.predict([{"x1": math.pi, "x2": 2.275}])
     assert pred[0]["mean"] == pytest.approx(0.3979, abs=1.0)
+    before = len(list(s.messages(limit=1000)))
     st = opt.status()
     assert st["n_experiments"] == 30 and st["best"]["output"] == best
+    best_guess = opt.optimum()
+    assert best_guess["mean"] <= best + 1.0
+    assert opt.plot_svg("dependence", variable="x1").startswith("<svg")
+    assert len(list(s.messages(limit=1000))) == before  # reads record nothing
+    excluded = opt.exclude_experiment(1, "first run was a dry run")
+    assert excluded["n_active"] == 29
+    assert opt.status()["n_excluded"] == 1
+    opt.include_experiment(1, "it was fine")
 
     audit = opt.export_audit_markdown()
     assert audit.startswith("### Tool `bayesian_optimizer`")

@@ -278,7 +278,7 @@ fn tool_error(e: &ToolError) -> Error {
     Error::new(kind, e.code(), e.to_string())
 }
 
-fn seed_for(session: &str, head: &str, call: &str) -> u64 {
+pub(crate) fn seed_for(session: &str, head: &str, call: &str) -> u64 {
     let d = Sha256::digest(format!("{session}/{head}/{call}").as_bytes());
     let mut b = [0u8; 8];
     b.copy_from_slice(&d[..8]);

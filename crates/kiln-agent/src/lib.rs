@@ -6,6 +6,7 @@
 
 mod agent;
 pub mod context;
+pub mod optimizer;
 pub mod overview;
 mod registry;
 pub mod relevance;

@@ -510,6 +510,44 @@ async fn direct_tool_calls_record_like_the_agent_and_reject_bad_arguments() {
         view.summary
             .starts_with("maximize y over 1 variable(s); 2 experiment(s)")
     );
+    assert_eq!(view.charts.len(), 1, "no model charts below 3 experiments");
+    // With a third experiment and a fitted model, the view adds the model along each variable
+    // and the LOO parity chart; new data makes the stored model stale and a page view does not
+    // refit, so they leave until the next fit.
+    let tool = agent.tools().get("bayesian_optimizer").unwrap().clone();
+    agent
+        .call_tool(&e.alice, &s, Some("main"), "bayesian_optimizer", json!({"action": "add_experiments", "experiments": [{"inputs": {"t": 600}, "output": 0.9}]}))
+        .await
+        .unwrap();
+    agent
+        .call_tool(
+            &e.alice,
+            &s,
+            Some("main"),
+            "bayesian_optimizer",
+            json!({"action": "suggest"}),
+        )
+        .await
+        .unwrap();
+    let state = e.mgr.state(&e.alice, &s, "main", None).await.unwrap();
+    let view = tool.view(&state.tools["bayesian_optimizer"]).unwrap();
+    let titles: Vec<&str> = view.charts.iter().map(|c| c.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        [
+            "Convergence",
+            "Model along t",
+            "Leave-one-out: predicted vs measured"
+        ]
+    );
+    assert!(view.charts.iter().all(|c| c.svg.contains("<desc>")));
+    agent
+        .call_tool(&e.alice, &s, Some("main"), "bayesian_optimizer", json!({"action": "add_experiments", "experiments": [{"inputs": {"t": 700}, "output": 0.8}]}))
+        .await
+        .unwrap();
+    let state = e.mgr.state(&e.alice, &s, "main", None).await.unwrap();
+    let view = tool.view(&state.tools["bayesian_optimizer"]).unwrap();
+    assert_eq!(view.charts.len(), 1, "a stale model is not drawn");
     // Another user cannot run tools on alice's session.
     let err = agent
         .call_tool(

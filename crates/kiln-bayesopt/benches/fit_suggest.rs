@@ -2,6 +2,8 @@
 //! (Hartmann-6 data), and a batch of q = 4 at 100 observations. Measured twice: wall clock
 //! (criterion's default) and this thread's CPU time, which stays meaningful on a shared,
 //! loaded machine (Linux `/proc/thread-self/schedstat`; falls back to wall clock elsewhere).
+//! Also the optimizer panel's model charts from a stored, current model (what a session page
+//! view costs): six 41-point dependence lines and the LOO parity chart, and a 30 × 30 map.
 
 use std::hint::black_box;
 
@@ -160,6 +162,64 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, name: &str) {
     group.finish();
 }
 
+/// A state with `n` Hartmann-6 experiments and a stored model fitted to them.
+fn fitted_state(n: usize) -> kiln_bayesopt::OptimizerState {
+    let (space, raws, ys) = data(n);
+    let mut st = kiln_bayesopt::OptimizerState::new(
+        space.clone(),
+        kiln_bayesopt::Objective {
+            name: "y".into(),
+            goal: Goal::Minimize,
+            unit: None,
+        },
+    );
+    st.experiments = raws
+        .iter()
+        .zip(&ys)
+        .map(|(r, y)| kiln_bayesopt::experiment::Experiment::new(space.to_inputs(r), *y))
+        .collect();
+    st.surrogate(None, false, 1).expect("fit");
+    st
+}
+
+fn charts(c: &mut Criterion) {
+    let mut group = c.benchmark_group("panel_charts_6d_wall");
+    group.sample_size(10);
+    for n in [20, 100] {
+        let st = fitted_state(n);
+        group.bench_with_input(BenchmarkId::new("page_view", n), &n, |b, _| {
+            b.iter(|| {
+                let mut s = st.clone();
+                let mut bytes = 0;
+                for v in 1..=6 {
+                    let svg = kiln_bayesopt::figures::dependence_svg(
+                        &mut s,
+                        &format!("x{v}"),
+                        Some(41),
+                        0,
+                    )
+                    .expect("chart");
+                    bytes += svg.len();
+                }
+                bytes += kiln_bayesopt::figures::parity_svg(&mut s, 0)
+                    .expect("chart")
+                    .len();
+                black_box(bytes)
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("map_30x30", n), &n, |b, _| {
+            b.iter(|| {
+                let mut s = st.clone();
+                black_box(
+                    kiln_bayesopt::figures::map_svg(&mut s, "x1", "x2", Some(30), 0)
+                        .expect("chart"),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
 fn wall(c: &mut Criterion) {
     bench(c, "fit_suggest_6d_wall");
 }
@@ -168,7 +228,7 @@ fn cpu(c: &mut Criterion<CpuTime>) {
     bench(c, "fit_suggest_6d_cpu");
 }
 
-criterion_group!(wall_clock, wall);
+criterion_group!(wall_clock, wall, charts);
 criterion_group! {
     name = cpu_time;
     config = Criterion::default().with_measurement(CpuTime);

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::acquisition::Acquisition;
-use crate::design::{DesignMethod, design};
+use crate::design::DesignMethod;
 use crate::error::{Error, Result};
 use crate::experiment::{Experiment, parse_csv, parse_json, rows_from_json, validate_rows};
 use crate::kernel::Kernel;
@@ -14,9 +14,14 @@ use crate::model::Goal;
 use crate::optimize::{BatchMethod, SuggestOptions, suggest};
 use crate::space::{Inputs, SearchSpace, Variable, VariableSpec, format_number};
 use crate::state::{
-    LockDetails, LockRecord, Objective, OptimizerState, SuggestedPoint, SuggestionRecord,
-    fingerprint,
+    LockDetails, LockRecord, Objective, OptimizerState, OutputSpec, SuggestedPoint,
+    SuggestionRecord, fingerprint,
 };
+
+/// Audit entry type of a configuration change (space, objective, outputs, kernel, strategy).
+pub const CONFIG_AUDIT: &str = "config";
+/// Audit entry type of an edited or excluded experiment.
+pub const EXPERIMENT_AUDIT: &str = "experiment";
 
 /// Fewest experiments for model-based suggestions; below it `suggest` returns a design.
 pub const MIN_EXPERIMENTS_FOR_MODEL: usize = 2;
@@ -38,6 +43,20 @@ pub struct ActionOutcome {
     pub text: String,
     /// For `lock`: the record to append to the session's audit log.
     pub lock: Option<LockRecord>,
+    /// Configuration changes for the audit log, as (entry type, payload).
+    pub audit: Vec<(String, Json)>,
+}
+
+impl ActionOutcome {
+    fn new(state: OptimizerState, result: Json, text: String) -> Self {
+        ActionOutcome {
+            state,
+            result,
+            text,
+            lock: None,
+            audit: Vec::new(),
+        }
+    }
 }
 
 /// JSON schema of the tool's arguments (one flat object keyed by `action`).
@@ -47,8 +66,8 @@ pub fn tool_schema() -> Json {
         "additionalProperties": false,
         "required": ["action"],
         "properties": {
-            "action": {"type": "string", "enum": ["define_space", "initial_design", "add_experiments", "suggest", "predict", "status", "lock"],
-                "description": "define_space: set variables and objective; initial_design: space-filling points; add_experiments: record measured results; suggest: next experiments from the model; predict: model mean/std at points; status: summary; lock: record a data/model/acquisition decision in the audit log"},
+            "action": {"type": "string", "enum": ["define_space", "initial_design", "add_experiments", "edit_experiment", "suggest", "predict", "optimum", "status", "lock"],
+                "description": "define_space: set variables and objective; initial_design: space-filling points; add_experiments: record measured results; edit_experiment: correct or exclude a recorded experiment, with a reason; suggest: next experiments from the model; predict: model mean/std at points; optimum: the model's best predicted point; status: summary; lock: record a data/model/acquisition decision in the audit log"},
             "variables": {"type": "array", "description": "define_space: the variables", "items": {
                 "type": "object", "required": ["name", "type"], "additionalProperties": false,
                 "properties": {
@@ -58,10 +77,18 @@ pub fn tool_schema() -> Json {
                     "categories": {"type": "array", "items": {"type": ["string", "number"]}, "minItems": 2},
                     "log": {"type": "boolean", "description": "search a positive real variable on a log scale"},
                     "unit": {"type": "string"},
-                    "description": {"type": "string"}
+                    "description": {"type": "string"},
+                    "precision": {"type": "number", "exclusiveMinimum": 0, "description": "real variables: the step a lab can set; suggestions are rounded to it"}
                 }}},
             "objective": {"type": "object", "required": ["name", "goal"], "additionalProperties": false, "description": "define_space: the measured output",
-                "properties": {"name": {"type": "string"}, "goal": {"type": "string", "enum": ["maximize", "minimize"]}}},
+                "properties": {"name": {"type": "string"}, "goal": {"type": "string", "enum": ["maximize", "minimize"]}, "unit": {"type": "string"}}},
+            "constraints": {"type": "array", "items": {"type": "string"}, "description": "define_space: linear input constraints such as 'x1 + x2 <= 1' (real and integer variables); designs and suggestions keep to them"},
+            "outputs": {"description": "define_space: other measured outputs to record (array of {name, unit}); edit_experiment: their new values ({name: number})"},
+            "experiment": {"type": "integer", "minimum": 1, "description": "edit_experiment: the experiment's number (1 = first recorded)"},
+            "output": {"type": "number", "description": "edit_experiment: the corrected objective value"},
+            "inputs": {"type": "object", "additionalProperties": {"type": ["number", "string"]}, "description": "edit_experiment: corrected inputs"},
+            "exclude": {"type": "boolean", "description": "edit_experiment: true leaves the experiment out of the model (kept in the record), false takes it back"},
+            "reason": {"type": "string", "description": "edit_experiment: why (required)"},
             "method": {"type": "string", "enum": ["lhs", "sobol", "random"], "description": "initial_design: how to fill the space (default lhs)"},
             "n": {"type": "integer", "minimum": 1, "maximum": MAX_DESIGN_POINTS, "description": "initial_design: number of points"},
             "experiments": {"type": "array", "description": "add_experiments: measured results", "items": {
@@ -69,7 +96,8 @@ pub fn tool_schema() -> Json {
                 "properties": {
                     "inputs": {"type": "object", "additionalProperties": {"type": ["number", "string"]}},
                     "output": {"type": "number"},
-                    "noise": {"type": "number", "minimum": 0, "description": "measurement standard deviation, output units"}
+                    "noise": {"type": "number", "minimum": 0, "description": "measurement standard deviation, output units"},
+                    "outputs": {"type": "object", "additionalProperties": {"type": "number"}, "description": "other recorded outputs"}
                 }}},
             "csv": {"type": "string", "description": "add_experiments: CSV text with a header of variable names, the output column (objective name or 'output') and optional 'noise'"},
             "json": {"type": "string", "description": "add_experiments: JSON text, an array of experiments"},
@@ -125,12 +153,31 @@ struct Args {
     what: Option<String>,
     #[serde(default)]
     notes: Option<String>,
+    #[serde(default)]
+    outputs: Option<Json>,
+    #[serde(default)]
+    experiment: Option<usize>,
+    #[serde(default)]
+    output: Option<f64>,
+    #[serde(default)]
+    noise: Option<Json>,
+    #[serde(default)]
+    inputs: Option<Inputs>,
+    #[serde(default)]
+    exclude: Option<bool>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    constraints: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ObjectiveArg {
     name: String,
     goal: String,
+    #[serde(default)]
+    unit: Option<String>,
 }
 
 fn require_state(state: Option<OptimizerState>) -> Result<OptimizerState> {
@@ -151,17 +198,6 @@ fn parse_kernel(k: Option<&str>) -> Result<Option<Kernel>> {
     .transpose()
 }
 
-fn design_points(space: &SearchSpace, raws: &[Vec<f64>]) -> Vec<SuggestedPoint> {
-    raws.iter()
-        .map(|r| SuggestedPoint {
-            inputs: space.to_inputs(r),
-            mean: None,
-            std: None,
-            acquisition: None,
-        })
-        .collect()
-}
-
 /// Applies one tool action. Pure: the same state, arguments and seed give the same outcome.
 pub fn apply(state: Option<OptimizerState>, args: &Json, seed: u64) -> Result<ActionOutcome> {
     let args: Args =
@@ -170,12 +206,14 @@ pub fn apply(state: Option<OptimizerState>, args: &Json, seed: u64) -> Result<Ac
         "define_space" => define_space(state, args),
         "initial_design" => initial_design(require_state(state)?, args, seed),
         "add_experiments" => add_experiments(require_state(state)?, args),
+        "edit_experiment" => edit_experiment(require_state(state)?, args),
         "suggest" => suggest_action(require_state(state)?, args, seed),
         "predict" => predict(require_state(state)?, args, seed),
+        "optimum" => optimum_action(require_state(state)?, args, seed),
         "status" => status(require_state(state)?),
         "lock" => lock(require_state(state)?, args, seed),
         other => Err(Error::InvalidArguments(format!(
-            "unknown action '{other}' (expected define_space, initial_design, add_experiments, suggest, predict, status or lock)"
+            "unknown action '{other}' (expected define_space, initial_design, add_experiments, edit_experiment, suggest, predict, optimum, status or lock)"
         ))),
     }
 }
@@ -203,7 +241,11 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
             if o.name.trim().is_empty() {
                 return Err(Error::InvalidArguments("the objective needs a name".into()));
             }
-            Objective { name: o.name, goal }
+            Objective {
+                name: o.name,
+                goal,
+                unit: o.unit,
+            }
         }
         None => match &state {
             Some(s) => s.objective.clone(),
@@ -214,14 +256,97 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
             }
         },
     };
+    let outputs = match args.outputs {
+        None => state
+            .as_ref()
+            .map(|s| s.outputs.clone())
+            .unwrap_or_default(),
+        Some(v) => serde_json::from_value::<Vec<OutputSpec>>(v).map_err(|e| {
+            Error::InvalidArguments(format!(
+                "define_space: outputs must be a list of {{name, unit}}: {e}"
+            ))
+        })?,
+    };
+    for (i, o) in outputs.iter().enumerate() {
+        let clash = o.name.trim().is_empty()
+            || o.name == objective.name
+            || ["output", "noise"].contains(&o.name.as_str())
+            || space.variables().iter().any(|v| v.name == o.name)
+            || outputs[..i].iter().any(|p| p.name == o.name);
+        if clash {
+            return Err(Error::InvalidSpace(format!(
+                "output '{}' must have a name of its own (not empty, not the objective, a variable, 'output' or 'noise', and not repeated)",
+                o.name
+            )));
+        }
+    }
+    let constraints = match args.constraints {
+        Some(texts) => texts
+            .iter()
+            .map(|t| crate::constraint::LinearConstraint::parse(t, &space))
+            .collect::<Result<Vec<_>>>()?,
+        // Kept from before while every variable they name still fits.
+        None => state
+            .as_ref()
+            .map(|s| {
+                s.constraints
+                    .iter()
+                    .map(|c| crate::constraint::LinearConstraint::parse(&c.text, &space))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?
+            .unwrap_or_default(),
+    };
     let mut next = OptimizerState::new(space, objective);
+    next.outputs = outputs;
+    next.constraints = constraints;
     let mut kept = 0;
+    let mut audit = Vec::new();
     if let Some(old) = state {
         // Redefining keeps the experiments only if every one still fits the new space.
         validate_rows(&next.space, &old.experiments)?;
         kept = old.experiments.len();
+        let mut change = serde_json::Map::new();
+        if old.space != next.space {
+            change.insert(
+                "space".into(),
+                json!({"before": old.space, "after": next.space}),
+            );
+        }
+        if old.objective != next.objective {
+            change.insert(
+                "objective".into(),
+                json!({"before": old.objective, "after": next.objective}),
+            );
+        }
+        if old.outputs != next.outputs {
+            change.insert(
+                "outputs".into(),
+                json!({"before": old.outputs, "after": next.outputs}),
+            );
+        }
+        if old.constraints != next.constraints {
+            change.insert(
+                "constraints".into(),
+                json!({"before": old.constraints, "after": next.constraints}),
+            );
+        }
+        if change.is_empty() {
+            // Nothing changed: the model and suggestions stay valid.
+            return Ok(ActionOutcome::new(
+                old.clone(),
+                json!({"space": old.space, "objective": old.objective, "outputs": old.outputs, "constraints": old.constraints, "n_experiments": old.experiments.len(), "changed": false}),
+                "the search space is unchanged".into(),
+            ));
+        }
+        audit.push((CONFIG_AUDIT.to_string(), Json::Object(change)));
         next.experiments = old.experiments;
         next.locks = old.locks;
+    } else {
+        audit.push((
+            CONFIG_AUDIT.to_string(),
+            json!({"space": {"before": null, "after": next.space}, "objective": {"before": null, "after": next.objective}, "outputs": {"before": null, "after": next.outputs}, "constraints": {"before": null, "after": next.constraints}}),
+        ));
     }
     let text = format!(
         "search space defined: {} variable(s) ({}), objective '{}' to {}{}",
@@ -240,13 +365,10 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
             String::new()
         }
     );
-    let result = json!({"space": next.space, "objective": next.objective, "n_experiments": next.experiments.len()});
-    Ok(ActionOutcome {
-        state: next,
-        result,
-        text,
-        lock: None,
-    })
+    let result = json!({"space": next.space, "objective": next.objective, "outputs": next.outputs, "constraints": next.constraints, "n_experiments": next.experiments.len(), "changed": true});
+    let mut out = ActionOutcome::new(next, result, text);
+    out.audit = audit;
+    Ok(out)
 }
 
 fn initial_design(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
@@ -258,8 +380,8 @@ fn initial_design(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
         )));
     }
     let (observed, _, _) = state.training_data()?;
-    let raws = design(&state.space, method, n, seed, &observed)?;
-    let points = design_points(&state.space, &raws);
+    let raws = feasible_design(&state, method, n, seed, &observed)?;
+    let points = design_points(&state, &raws);
     let label = format!(
         "design:{}",
         serde_json::to_value(method)
@@ -285,25 +407,25 @@ fn initial_design(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
         params: json!({"n": n, "seed": seed}),
         points: points.clone(),
     });
-    Ok(ActionOutcome {
+    Ok(ActionOutcome::new(
         state,
-        result: json!({"suggestions": points}),
+        json!({"suggestions": points}),
         text,
-        lock: None,
-    })
+    ))
 }
 
 fn add_experiments(mut state: OptimizerState, args: Args) -> Result<ActionOutcome> {
     let name = state.objective.name.clone();
+    let outputs = state.output_names();
     let mut rows: Vec<Experiment> = Vec::new();
     if let Some(list) = &args.experiments {
-        rows.extend(rows_from_json(list, &state.space, &name)?);
+        rows.extend(rows_from_json(list, &state.space, &name, &outputs)?);
     }
     if let Some(text) = &args.csv {
-        rows.extend(parse_csv(text, &state.space, &name)?);
+        rows.extend(parse_csv(text, &state.space, &name, &outputs)?);
     }
     if let Some(text) = &args.json {
-        rows.extend(parse_json(text, &state.space, &name)?);
+        rows.extend(parse_json(text, &state.space, &name, &outputs)?);
     }
     if rows.is_empty() {
         return Err(Error::InvalidArguments(
@@ -313,7 +435,9 @@ fn add_experiments(mut state: OptimizerState, args: Args) -> Result<ActionOutcom
     validate_rows(&state.space, &rows)?;
     let (mut added, mut skipped, mut replicates) = (0, 0, 0);
     for row in rows {
-        if state.experiments.contains(&row) {
+        // The same measurement recorded again (even if since edited or excluded) is skipped.
+        let key = row.key();
+        if state.experiments.iter().any(|e| e.key() == key) {
             skipped += 1;
             continue;
         }
@@ -344,12 +468,7 @@ fn add_experiments(mut state: OptimizerState, args: Args) -> Result<ActionOutcom
         ));
     }
     let result = json!({"added": added, "skipped_duplicates": skipped, "replicates": replicates, "n_experiments": state.experiments.len()});
-    Ok(ActionOutcome {
-        state,
-        result,
-        text,
-        lock: None,
-    })
+    Ok(ActionOutcome::new(state, result, text))
 }
 
 fn acquisition_from(args: &Args) -> Result<(String, Acquisition, usize)> {
@@ -391,6 +510,7 @@ fn acquisition_from(args: &Args) -> Result<(String, Acquisition, usize)> {
 fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
     let (strategy, acquisition, q) = acquisition_from(&args)?;
     let kernel = parse_kernel(args.kernel.as_deref())?;
+    let audit = config_changes(&state, Some(&strategy), kernel);
     let batch = match args.batch.as_deref() {
         None | Some("believer") | Some("kriging_believer") => BatchMethod::KrigingBeliever,
         Some("liar") | Some("constant_liar") => BatchMethod::ConstantLiar,
@@ -400,11 +520,11 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
             )));
         }
     };
-    if state.experiments.len() < MIN_EXPERIMENTS_FOR_MODEL {
+    if state.active().count() < MIN_EXPERIMENTS_FOR_MODEL {
         let n = q.max(2 * state.space.len() + 1);
         let (observed, _, _) = state.training_data()?;
-        let raws = design(&state.space, DesignMethod::Lhs, n, seed, &observed)?;
-        let points = design_points(&state.space, &raws);
+        let raws = feasible_design(&state, DesignMethod::Lhs, n, seed, &observed)?;
+        let points = design_points(&state, &raws);
         let text = format!(
             "Only {} experiment(s) so far: too few for a model (it needs {MIN_EXPERIMENTS_FOR_MODEL}), so these are {} points of an initial Latin hypercube design, not {strategy} suggestions. Measure them and send the results:\n\n{}",
             state.experiments.len(),
@@ -416,12 +536,11 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
             params: json!({"n": n, "seed": seed, "fallback_from": strategy}),
             points: points.clone(),
         });
-        return Ok(ActionOutcome {
+        return Ok(ActionOutcome::new(
             state,
-            result: json!({"suggestions": points, "fallback": "initial_design"}),
+            json!({"suggestions": points, "fallback": "initial_design"}),
             text,
-            lock: None,
-        });
+        ));
     }
     let model = state.surrogate(kernel, args.refit.unwrap_or(false), seed)?;
     let opts = SuggestOptions {
@@ -429,16 +548,26 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
         q,
         batch,
         seed,
+        constraints: state.indexed_constraints(),
         ..SuggestOptions::default()
     };
     let found = suggest(&model, &opts);
+    // Rounded to what a lab can set; the prediction is the model's at the rounded point.
+    let raws = rounded_new(
+        &state,
+        &found.iter().map(|s| s.raw.clone()).collect::<Vec<_>>(),
+    );
     let points: Vec<SuggestedPoint> = found
         .iter()
-        .map(|s| SuggestedPoint {
-            inputs: state.space.to_inputs(&s.raw),
-            mean: Some(s.mean),
-            std: Some(s.std),
-            acquisition: Some(s.acquisition),
+        .zip(&raws)
+        .map(|(s, raw)| {
+            let p = model.predict(raw);
+            SuggestedPoint {
+                inputs: state.space.to_inputs(raw),
+                mean: Some(p.mean),
+                std: Some(p.std),
+                acquisition: Some(s.acquisition),
+            }
         })
         .collect();
     let constant = state
@@ -490,12 +619,44 @@ fn suggest_action(mut state: OptimizerState, args: Args, seed: u64) -> Result<Ac
         params,
         points: points.clone(),
     });
-    Ok(ActionOutcome {
-        state,
-        result: json!({"suggestions": points}),
-        text,
-        lock: None,
-    })
+    let mut out = ActionOutcome::new(state, json!({"suggestions": points}), text);
+    out.audit = audit;
+    Ok(out)
+}
+
+/// Audit entries for a suggestion whose strategy or kernel differs from the last one used.
+fn config_changes(
+    state: &OptimizerState,
+    strategy: Option<&str>,
+    kernel: Option<Kernel>,
+) -> Vec<(String, Json)> {
+    let mut change = serde_json::Map::new();
+    if let Some(strategy) = strategy {
+        let last = state
+            .last_suggestions
+            .as_ref()
+            .map(|s| s.strategy.as_str())
+            .filter(|s| !s.starts_with("design:"));
+        if last.is_some_and(|l| !l.eq_ignore_ascii_case(strategy)) {
+            change.insert(
+                "strategy".into(),
+                json!({"before": last, "after": strategy}),
+            );
+        }
+    }
+    if let (Some(k), Some(m)) = (kernel, &state.model)
+        && m.hyperparameters.kernel != k
+    {
+        change.insert(
+            "kernel".into(),
+            json!({"before": m.hyperparameters.kernel, "after": k}),
+        );
+    }
+    if change.is_empty() {
+        Vec::new()
+    } else {
+        vec![(CONFIG_AUDIT.to_string(), Json::Object(change))]
+    }
 }
 
 fn predict(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
@@ -511,11 +672,9 @@ fn predict(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOut
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let model = state.surrogate(
-        parse_kernel(args.kernel.as_deref())?,
-        args.refit.unwrap_or(false),
-        seed,
-    )?;
+    let kernel = parse_kernel(args.kernel.as_deref())?;
+    let audit = config_changes(&state, None, kernel);
+    let model = state.surrogate(kernel, args.refit.unwrap_or(false), seed)?;
     let preds: Vec<Json> = raws
         .iter()
         .zip(&points)
@@ -538,12 +697,9 @@ fn predict(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOut
         })
         .collect::<Vec<_>>()
         .join("\n");
-    Ok(ActionOutcome {
-        state,
-        result: json!({"predictions": preds}),
-        text,
-        lock: None,
-    })
+    let mut out = ActionOutcome::new(state, json!({"predictions": preds}), text);
+    out.audit = audit;
+    Ok(out)
 }
 
 fn status(state: OptimizerState) -> Result<ActionOutcome> {
@@ -587,12 +743,7 @@ fn status(state: OptimizerState) -> Result<ActionOutcome> {
         )),
         None => text.push_str("; no model fitted yet"),
     }
-    Ok(ActionOutcome {
-        state,
-        result,
-        text,
-        lock: None,
-    })
+    Ok(ActionOutcome::new(state, result, text))
 }
 
 fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcome> {
@@ -600,6 +751,7 @@ fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcom
         Error::InvalidArguments("lock needs 'what' (data, model or acquisition)".into())
     })?;
     let iteration = state.iteration();
+    let mut audit = Vec::new();
     let details = match what {
         "data" => {
             if state.experiments.is_empty() {
@@ -612,11 +764,9 @@ fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcom
             }
         }
         "model" => {
-            state.surrogate(
-                parse_kernel(args.kernel.as_deref())?,
-                args.refit.unwrap_or(false),
-                seed,
-            )?;
+            let kernel = parse_kernel(args.kernel.as_deref())?;
+            audit = config_changes(&state, None, kernel);
+            state.surrogate(kernel, args.refit.unwrap_or(false), seed)?;
             let m = state
                 .model
                 .clone()
@@ -655,14 +805,19 @@ fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcom
     let text = format!("locked {what} for iteration {iteration}");
     let result =
         serde_json::to_value(&record).map_err(|e| Error::InvalidArguments(e.to_string()))?;
-    Ok(ActionOutcome {
-        state,
-        result,
-        text,
-        lock: Some(record),
-    })
+    let mut out = ActionOutcome::new(state, result, text);
+    out.lock = Some(record);
+    out.audit = audit;
+    Ok(out)
 }
 
+mod edit;
+mod points;
 #[cfg(test)]
 mod tests;
-mod text;
+pub(crate) mod text;
+
+pub use edit::MAX_REASON_CHARS;
+use edit::edit_experiment;
+pub use points::optimum;
+use points::{design_points, feasible_design, optimum_action, rounded_new};

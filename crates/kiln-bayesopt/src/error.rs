@@ -17,6 +17,9 @@ pub enum Error {
     /// Tool arguments are malformed (unknown action, missing field, wrong type).
     #[error("invalid arguments: {0}")]
     InvalidArguments(String),
+    /// The named experiment (or other record) does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// The action needs state that does not exist yet (for example no search space).
     #[error("{0}")]
     MissingState(String),
@@ -38,6 +41,9 @@ pub enum Error {
 pub struct RowError {
     /// Zero-based index of the row in the submitted batch.
     pub row: usize,
+    /// One-based line of the row in uploaded text, when it came from text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     /// The variable (or "output"/"noise") at fault, when there is one.
     pub field: Option<String>,
     /// Human-readable reason.

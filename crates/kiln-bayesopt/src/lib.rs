@@ -23,9 +23,11 @@
 
 pub mod acquisition;
 pub mod action;
+pub mod constraint;
 pub mod design;
 pub mod error;
 pub mod experiment;
+pub mod figures;
 pub mod gp;
 pub mod kernel;
 pub mod lbfgs;

@@ -1,5 +1,6 @@
-//! Three-way merge of optimiser states from two session branches: experiments are unioned, the
-//! same inputs measured on both branches with different outputs is a conflict.
+//! Three-way merge of optimiser states from two session branches: experiments are unioned by
+//! identity (an edit on one branch wins over the unchanged row), the same inputs measured on both
+//! branches with different outputs, or one experiment edited differently on both, is a conflict.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -121,7 +122,9 @@ fn outputs_text(rows: &[&Experiment]) -> String {
 /// Rules: the space and the objective must be equal (else conflict). Experiments are `ours`
 /// followed by those of `theirs` that `ours` lacks. When both branches added, since `base`, an
 /// experiment with the same inputs but a different output (and neither branch has the other's
-/// row), that is a conflict; replicates added on one branch alone are kept. Locks are unioned
+/// row), that is a conflict; replicates added on one branch alone are kept. An experiment edited
+/// (or excluded) on one branch takes the edit; edited differently on both, it conflicts
+/// (`experiment`, base = the row's key). Locks are unioned
 /// the same way. Our model record and last suggestions are kept; the model is refitted on next
 /// use if the merged experiments differ from those it was fitted to. `merge(b, s, s) == s`.
 pub fn merge(
@@ -200,14 +203,50 @@ pub fn merge_with(
         .iter()
         .filter(|e| !in_base(e) && !ours.experiments.contains(e))
         .collect();
+    // Their rows that are edits of a row we hold (same key): take theirs if ours is as the base
+    // had it; if both sides edited it, a person chooses (ours or theirs).
+    let base_row = |key: &str| base.and_then(|b| b.experiments.iter().find(|e| e.key() == key));
+    let mut replaced: Vec<(usize, &Experiment)> = Vec::new();
+    let mut edited_keys: Vec<String> = Vec::new();
+    for t in &theirs_new {
+        let key = t.key();
+        let Some(i) = ours.experiments.iter().position(|o| o.key() == key) else {
+            continue;
+        };
+        edited_keys.push(key.clone());
+        let o = &ours.experiments[i];
+        let was = base_row(&key);
+        if was == Some(o) {
+            replaced.push((i, t));
+        } else if was != Some(t) {
+            let c = ConflictItem {
+                key: format!("experiment.edit.{key}"),
+                field: "experiment".into(),
+                base: was.map_or(Json::Null, to_json),
+                ours: to_json(o),
+                theirs: to_json(t),
+                can_keep_both: false,
+                subject: format!("Optimizer experiment at {}", inputs_text(&o.inputs)),
+                base_text: was.map(|w| outputs_text(&[w])),
+                ours_text: outputs_text(&[o]),
+                theirs_text: outputs_text(&[*t]),
+            };
+            let pick = choose(&c).filter(|p| *p != Choice::Both);
+            if pick == Some(Choice::Theirs) {
+                replaced.push((i, t));
+            }
+            conflicts.push((c, pick));
+        }
+    }
+    let edited = |e: &Experiment| edited_keys.contains(&e.key());
     // One conflict per set of inputs both sides measured differently.
     let mut seen: Vec<&Inputs> = Vec::new();
     let mut take: Vec<&Experiment> = Vec::new();
     let mut drop_ours: Vec<&Experiment> = Vec::new();
-    for t in &theirs_new {
+    for t in theirs_new.iter().filter(|t| !edited(t)) {
         let clashing: Vec<&Experiment> = ours_new
             .iter()
-            .filter(|o| o.inputs == t.inputs && o.output != t.output)
+            .filter(|o| !edited(o) && o.inputs == t.inputs && o.output != t.output)
             .copied()
             .collect();
         if clashing.is_empty() {
@@ -220,7 +259,7 @@ pub fn merge_with(
         seen.push(&t.inputs);
         let theirs_rows: Vec<&Experiment> = theirs_new
             .iter()
-            .filter(|x| x.inputs == t.inputs)
+            .filter(|x| !edited(x) && x.inputs == t.inputs)
             .copied()
             .collect();
         let c = ConflictItem {
@@ -253,6 +292,9 @@ pub fn merge_with(
         }
         conflicts.push((c, pick));
     }
+    for (i, t) in replaced {
+        merged.experiments[i] = t.clone();
+    }
     merged.experiments.retain(|e| !drop_ours.contains(&e));
     let mut added: Vec<*const Experiment> = Vec::new();
     for t in take {
@@ -283,11 +325,10 @@ mod tests {
     use crate::state::Objective;
 
     fn exp(x: f64, y: f64) -> Experiment {
-        Experiment {
-            inputs: [("x".to_string(), Value::Number(x))].into_iter().collect(),
-            output: y,
-            noise: None,
-        }
+        Experiment::new(
+            [("x".to_string(), Value::Number(x))].into_iter().collect(),
+            y,
+        )
     }
 
     fn state(rows: &[(f64, f64)]) -> OptimizerState {
@@ -297,6 +338,7 @@ mod tests {
             Objective {
                 name: "y".into(),
                 goal: Goal::Maximize,
+                unit: None,
             },
         );
         s.experiments = rows.iter().map(|(x, y)| exp(*x, *y)).collect();
@@ -402,6 +444,45 @@ mod tests {
                 .experiments
                 .len(),
             2
+        );
+    }
+
+    fn excluded(mut e: Experiment, reason: &str) -> Experiment {
+        e.id = Some(e.key());
+        e.excluded = Some(reason.into());
+        e
+    }
+
+    #[test]
+    fn an_edit_on_one_branch_is_taken_and_two_different_edits_conflict() {
+        let base = state(&[(0.1, 1.0), (0.2, 2.0)]);
+        let mut ours = state(&[(0.1, 1.0), (0.2, 2.0), (0.4, 4.0)]);
+        let mut theirs = base.clone();
+        theirs.experiments[1] = excluded(exp(0.2, 2.0), "bad batch");
+        let m = merge(Some(&base), &ours, &theirs).unwrap();
+        assert_eq!(m.experiments.len(), 3, "the edit replaces the row: {m:?}");
+        assert_eq!(m.experiments[1].excluded.as_deref(), Some("bad batch"));
+        // Our edit survives their unchanged row.
+        let m = merge(Some(&base), &theirs, &ours).unwrap();
+        assert_eq!(m.experiments.len(), 3);
+        assert_eq!(m.experiments[1].excluded.as_deref(), Some("bad batch"));
+        // The same edit on both merges cleanly; different edits conflict on that row.
+        ours.experiments[1] = excluded(exp(0.2, 2.0), "bad batch");
+        assert_eq!(
+            merge(Some(&base), &ours, &theirs)
+                .unwrap()
+                .experiments
+                .len(),
+            3
+        );
+        ours.experiments[1] = excluded(exp(0.2, 2.0), "contaminated");
+        let err = merge(Some(&base), &ours, &theirs).unwrap_err();
+        assert_eq!(err.conflicts.len(), 1);
+        assert_eq!(err.conflicts[0].field, "experiment");
+        assert_eq!(err.conflicts[0].base, serde_json::json!(exp(0.2, 2.0)));
+        assert_eq!(
+            err.conflicts[0].key,
+            format!("experiment.edit.{}", exp(0.2, 2.0).key())
         );
     }
 

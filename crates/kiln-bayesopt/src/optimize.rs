@@ -48,6 +48,8 @@ pub struct SuggestOptions {
     pub local_starts: usize,
     /// Seed (the result is a pure function of the model, the options and the seed).
     pub seed: u64,
+    /// Linear input constraints every suggestion meets (index form).
+    pub constraints: crate::constraint::Indexed,
 }
 
 impl Default for SuggestOptions {
@@ -59,6 +61,7 @@ impl Default for SuggestOptions {
             candidates: 0,
             local_starts: 5,
             seed: 0,
+            constraints: Vec::new(),
         }
     }
 }
@@ -134,6 +137,7 @@ struct Searcher<'a> {
     acq: Acquisition,
     gp: Gp,
     best: f64,
+    constraints: &'a crate::constraint::Indexed,
 }
 
 impl Searcher<'_> {
@@ -142,7 +146,12 @@ impl Searcher<'_> {
         self.acq.eval(mu, var.sqrt(), self.best).value
     }
 
+    /// The acquisition at raw coordinates; minus infinity outside the constraints, so the
+    /// screen, the local runs and the discrete climb all drop such points.
     fn value_raw(&self, raw: &[f64]) -> f64 {
+        if !crate::constraint::feasible(self.constraints, raw) {
+            return f64::NEG_INFINITY;
+        }
         self.value(&self.space.features(raw))
     }
 
@@ -375,6 +384,7 @@ pub fn suggest(model: &Surrogate, opts: &SuggestOptions) -> Vec<Suggestion> {
             acq: opts.acquisition.standardised(gp.output_scale()),
             gp,
             best,
+            constraints: &opts.constraints,
         };
         let cands = candidates(&searcher, model, n_cand, &mut rng);
         let mut pool: Vec<(f64, Vec<f64>)> = cands

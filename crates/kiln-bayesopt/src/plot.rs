@@ -11,15 +11,15 @@ use crate::model::{Goal, Surrogate};
 use crate::space::{Domain, format_number};
 use crate::state::OptimizerState;
 
-const W: f64 = 480.0;
-const H: f64 = 320.0;
-const LEFT: f64 = 64.0;
-const RIGHT: f64 = 16.0;
-const TOP: f64 = 28.0;
-const BOTTOM: f64 = 44.0;
+pub(crate) const W: f64 = 480.0;
+pub(crate) const H: f64 = 320.0;
+pub(crate) const LEFT: f64 = 64.0;
+pub(crate) const RIGHT: f64 = 16.0;
+pub(crate) const TOP: f64 = 28.0;
+pub(crate) const BOTTOM: f64 = 44.0;
 
 /// Tick label with three significant digits.
-fn tick(x: f64) -> String {
+pub(crate) fn tick(x: f64) -> String {
     if x == 0.0 || !x.is_finite() {
         return format_number(x);
     }
@@ -36,24 +36,24 @@ fn tick(x: f64) -> String {
     }
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
-struct Frame {
-    x0: f64,
-    x1: f64,
-    y0: f64,
-    y1: f64,
+pub(crate) struct Frame {
+    pub(crate) x0: f64,
+    pub(crate) x1: f64,
+    pub(crate) y0: f64,
+    pub(crate) y1: f64,
     /// The x axis counts (experiments, steps): ticks only at whole numbers.
-    whole_x: bool,
+    pub(crate) whole_x: bool,
 }
 
 impl Frame {
-    fn new(x0: f64, x1: f64, y0: f64, y1: f64) -> Self {
+    pub(crate) fn new(x0: f64, x1: f64, y0: f64, y1: f64) -> Self {
         let pad = |a: f64, b: f64| {
             if (b - a).abs() < 1e-12 {
                 (a - 0.5 * a.abs().max(1.0), b + 0.5 * b.abs().max(1.0))
@@ -85,24 +85,36 @@ impl Frame {
         ticks.dedup();
         ticks
     }
-    fn px(&self, x: f64) -> f64 {
+    pub(crate) fn px(&self, x: f64) -> f64 {
         LEFT + (x - self.x0) / (self.x1 - self.x0) * (W - LEFT - RIGHT)
     }
-    fn py(&self, y: f64) -> f64 {
+    pub(crate) fn py(&self, y: f64) -> f64 {
         H - BOTTOM - (y - self.y0) / (self.y1 - self.y0) * (H - TOP - BOTTOM)
     }
 }
 
 fn open(title: &str) -> String {
+    open_described(title, "")
+}
+
+/// Starts a chart that reads as one image to assistive technology: `role="img"`, its title
+/// as `<title>` (the accessible name) and what it shows as `<desc>`.
+pub(crate) fn open_described(title: &str, desc: &str) -> String {
+    let desc = if desc.is_empty() {
+        String::new()
+    } else {
+        format!("<desc>{}</desc>\n", esc(desc))
+    };
     format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"{W}\" height=\"{H}\" fill=\"white\"/>\n<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"13\">{}</text>\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"11\" role=\"img\">\n<title>{}</title>\n{desc}<rect width=\"{W}\" height=\"{H}\" fill=\"white\"/>\n<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"13\" aria-hidden=\"true\">{}</text>\n",
+        esc(title),
         W / 2.0,
         esc(title)
     )
 }
 
 /// Ends a chart that has nothing to draw with `note` in its middle.
-fn close_empty(mut out: String, note: &str) -> String {
+pub(crate) fn close_empty(mut out: String, note: &str) -> String {
     let _ = writeln!(
         out,
         "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n</svg>",
@@ -113,7 +125,7 @@ fn close_empty(mut out: String, note: &str) -> String {
     out
 }
 
-fn axes(out: &mut String, f: &Frame, xlabel: &str, ylabel: &str, y_ticks: bool) {
+pub(crate) fn axes(out: &mut String, f: &Frame, xlabel: &str, ylabel: &str, y_ticks: bool) {
     let (l, r, t, b) = (LEFT, W - RIGHT, TOP, H - BOTTOM);
     let _ = writeln!(
         out,
@@ -157,8 +169,21 @@ fn axes(out: &mut String, f: &Frame, xlabel: &str, ylabel: &str, y_ticks: bool) 
 
 /// Convergence chart: every output as a dot and the best-so-far as a step line.
 pub fn convergence_svg(outputs: &[f64], goal: Goal, objective: &str) -> String {
-    let mut out = open(&format!("Convergence: best {objective} so far"));
     let finite: Vec<f64> = outputs.iter().copied().filter(|v| v.is_finite()).collect();
+    let best = finite
+        .iter()
+        .copied()
+        .reduce(|b, y| if goal.better(y, b) { y } else { b });
+    let desc = match best {
+        Some(b) => format!(
+            "{} experiments in the order recorded as grey dots; the red step line is the best {objective} so far ({} {}).",
+            outputs.len(),
+            goal.as_str(),
+            tick(b)
+        ),
+        None => String::new(),
+    };
+    let mut out = open_described(&format!("Convergence: best {objective} so far"), &desc);
     if finite.is_empty() {
         return close_empty(out, "no experiments yet");
     }
@@ -358,11 +383,11 @@ pub fn lines_svg(
 
 /// Convergence chart of a state's experiments.
 pub fn state_convergence_svg(state: &OptimizerState) -> String {
-    let ys: Vec<f64> = state.experiments.iter().map(|e| e.output).collect();
+    let ys: Vec<f64> = state.active().map(|e| e.output).collect();
     convergence_svg(&ys, state.objective.goal, &state.objective.name)
 }
 
-fn viridis(t: f64) -> String {
+pub(crate) fn viridis(t: f64) -> String {
     const STOPS: [(f64, f64, f64); 5] = [
         (68.0, 1.0, 84.0),
         (59.0, 82.0, 139.0),

@@ -95,11 +95,15 @@ pub fn data_rows(state: &OptimizerState) -> Table {
         .map(|v| v.name.as_str())
         .collect();
     let has_noise = state.experiments.iter().any(|e| e.noise.is_some());
+    let has_excluded = state.experiments.iter().any(|e| !e.is_active());
     let mut columns = vec!["#".to_string()];
     columns.extend(names.iter().map(|n| n.to_string()));
     columns.push(state.objective.name.clone());
     if has_noise {
         columns.push("noise".into());
+    }
+    if has_excluded {
+        columns.push("excluded".into());
     }
     let best = state.best();
     let rows = state
@@ -121,6 +125,9 @@ pub fn data_rows(state: &OptimizerState) -> Table {
             row.push(format_number(e.output));
             if has_noise {
                 row.push(e.noise.map_or(String::new(), format_number));
+            }
+            if has_excluded {
+                row.push(e.excluded.clone().unwrap_or_default());
             }
             row
         })

@@ -86,6 +86,11 @@ pub struct Variable {
     /// Free-text description, for reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The step a lab can set for a real variable (0.5, 0.01, ...); suggestions and designs
+    /// are rounded to it. Unset: whole units for °C, K, min, s and rpm, tenths for hours,
+    /// otherwise about three significant figures across the range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<f64>,
 }
 
 /// The loose shape of a variable in tool arguments (`bounds` as a pair, `type` as a string).
@@ -111,6 +116,9 @@ pub struct VariableSpec {
     /// Description.
     #[serde(default)]
     pub description: Option<String>,
+    /// The settable step of a real variable.
+    #[serde(default)]
+    pub precision: Option<f64>,
 }
 
 impl Variable {
@@ -155,6 +163,7 @@ impl Variable {
             domain,
             unit: None,
             description: None,
+            precision: None,
         };
         v.validate()?;
         Ok(v)
@@ -232,6 +241,7 @@ impl Variable {
             domain,
             unit: spec.unit,
             description: spec.description,
+            precision: spec.precision,
         };
         v.validate()?;
         Ok(v)
@@ -243,6 +253,20 @@ impl Variable {
         let bad = |msg: String| Err(Error::InvalidSpace(format!("variable '{name}': {msg}")));
         if name.trim().is_empty() {
             return Err(Error::InvalidSpace("a variable has an empty name".into()));
+        }
+        if let Some(p) = self.precision {
+            if !p.is_finite() || p <= 0.0 {
+                return bad(format!("precision must be a positive step, got {p}"));
+            }
+            match &self.domain {
+                Domain::Real { lower, upper, .. } if p > upper - lower => {
+                    return bad(format!(
+                        "precision {p} is wider than the range [{lower}, {upper}]"
+                    ));
+                }
+                Domain::Real { .. } => {}
+                _ => return bad("precision applies to real variables only".into()),
+            }
         }
         match &self.domain {
             Domain::Real { lower, upper, log } => {
@@ -299,6 +323,43 @@ impl Variable {
             }
         }
         Ok(())
+    }
+
+    /// The step suggestions and designs are rounded to (real variables only).
+    pub fn step(&self) -> Option<f64> {
+        match self.domain {
+            Domain::Real { .. } => Some(
+                self.precision
+                    .unwrap_or_else(|| 10f64.powi(-(crate::action::text::decimals(self) as i32))),
+            ),
+            _ => None,
+        }
+    }
+
+    /// A raw coordinate rounded to the variable's step and kept inside the bounds.
+    pub fn round_raw(&self, raw: f64) -> f64 {
+        let (Some(step), Domain::Real { lower, upper, .. }) = (self.step(), &self.domain) else {
+            return raw;
+        };
+        let k = (raw / step).round();
+        // k * step in decimal: 3 * 0.1 is 0.3, not 0.30000000000000004.
+        let places = decimals_of(step);
+        let scale = 10f64.powi(places as i32);
+        let mut x = ((k * step) * scale).round() / scale;
+        if !x.is_finite() {
+            return raw;
+        }
+        // The nearest step inside the bounds (a bound itself when no step lies inside).
+        if x < *lower {
+            x += step;
+        }
+        if x > *upper {
+            x -= step;
+        }
+        if x < *lower || x > *upper {
+            x = raw.clamp(*lower, *upper);
+        }
+        x
     }
 
     /// Number of GP features this variable occupies (one, or one per category).
@@ -425,6 +486,16 @@ impl Variable {
     }
 }
 
+/// Decimals needed to write `step` (0.25 → 2, 5 → 0), at most 12.
+pub(crate) fn decimals_of(step: f64) -> usize {
+    (0..12)
+        .find(|d| {
+            let scale = 10f64.powi(*d);
+            ((step * scale).round() - step * scale).abs() < 1e-9 * scale.max(1.0)
+        })
+        .unwrap_or(12) as usize
+}
+
 fn check_number(x: f64) -> Result<(), String> {
     if x.is_nan() {
         Err("value is NaN".into())
@@ -508,6 +579,15 @@ impl SearchSpace {
                 None => Err((Some(v.name.clone()), "missing value".into())),
                 Some(value) => v.parse_value(value).map_err(|m| (Some(v.name.clone()), m)),
             })
+            .collect()
+    }
+
+    /// Raw coordinates with every real variable rounded to its step.
+    pub fn round_raw(&self, raw: &[f64]) -> Vec<f64> {
+        self.variables
+            .iter()
+            .zip(raw)
+            .map(|(v, r)| v.round_raw(*r))
             .collect()
     }
 

@@ -20,6 +20,19 @@ pub struct Objective {
     pub name: String,
     /// Whether larger or smaller is better.
     pub goal: Goal,
+    /// Unit of the output, for reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+/// Another measured output: recorded with each experiment, not optimised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputSpec {
+    /// Column name.
+    pub name: String,
+    /// Unit, for reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 /// LOO cross-validation summary stored with a model (per-point predictions omitted).
@@ -146,7 +159,13 @@ pub struct OptimizerState {
     pub space: SearchSpace,
     /// The objective.
     pub objective: Objective,
-    /// Experiments in the order they were added.
+    /// Other measured outputs recorded with the experiments (not optimised).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputSpec>,
+    /// Linear input constraints designs and suggestions keep to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<crate::constraint::LinearConstraint>,
+    /// Experiments in the order they were added (excluded ones included, marked).
     #[serde(default)]
     pub experiments: Vec<Experiment>,
     /// The last fitted model, if any.
@@ -165,7 +184,11 @@ pub type TrainingData = (Vec<Vec<f64>>, Vec<f64>, Vec<f64>);
 
 /// FNV-1a over the canonical JSON of the experiments: stable across runs and platforms.
 pub fn fingerprint(experiments: &[Experiment]) -> String {
-    let text = serde_json::to_string(experiments).unwrap_or_default();
+    fnv_hex(&serde_json::to_string(experiments).unwrap_or_default())
+}
+
+/// FNV-1a of `text` as 16 hex digits.
+pub(crate) fn fnv_hex(text: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);
@@ -181,6 +204,8 @@ impl OptimizerState {
             version: STATE_VERSION,
             space,
             objective,
+            outputs: Vec::new(),
+            constraints: Vec::new(),
             experiments: Vec::new(),
             model: None,
             last_suggestions: None,
@@ -197,10 +222,27 @@ impl OptimizerState {
             .count() as u32
     }
 
-    /// The best experiment for the objective's goal.
-    pub fn best(&self) -> Option<&Experiment> {
-        self.experiments
+    /// The experiments the model uses (not excluded), in order.
+    pub fn active(&self) -> impl Iterator<Item = &Experiment> {
+        self.experiments.iter().filter(|e| e.is_active())
+    }
+
+    /// The constraints in index form.
+    pub fn indexed_constraints(&self) -> crate::constraint::Indexed {
+        self.constraints
             .iter()
+            .map(|c| c.indexed(&self.space))
+            .collect()
+    }
+
+    /// Names of the other recorded outputs.
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs.iter().map(|o| o.name.clone()).collect()
+    }
+
+    /// The best experiment the model uses, for the objective's goal.
+    pub fn best(&self) -> Option<&Experiment> {
+        self.active()
             .fold(None, |best: Option<&Experiment>, e| match best {
                 Some(b) if !self.objective.goal.better(e.output, b.output) => Some(b),
                 _ => Some(e),
@@ -209,13 +251,10 @@ impl OptimizerState {
 
     /// Raw coordinates, outputs and noise of the experiments (validated against the space).
     pub fn training_data(&self) -> Result<TrainingData> {
-        let raws = validate_rows(&self.space, &self.experiments)?;
-        let ys = self.experiments.iter().map(|e| e.output).collect();
-        let noise = self
-            .experiments
-            .iter()
-            .map(|e| e.noise.unwrap_or(0.0))
-            .collect();
+        let active: Vec<Experiment> = self.active().cloned().collect();
+        let raws = validate_rows(&self.space, &active)?;
+        let ys = active.iter().map(|e| e.output).collect();
+        let noise = active.iter().map(|e| e.noise.unwrap_or(0.0)).collect();
         Ok((raws, ys, noise))
     }
 
@@ -235,10 +274,12 @@ impl OptimizerState {
         refit: bool,
         seed: u64,
     ) -> Result<Surrogate> {
-        if self.experiments.is_empty() {
-            return Err(Error::MissingState(
-                "no experiments yet: add experiments or run an initial design".into(),
-            ));
+        if self.active().next().is_none() {
+            return Err(Error::MissingState(if self.experiments.is_empty() {
+                "no experiments yet: add experiments or run an initial design".into()
+            } else {
+                "every experiment is excluded: include one again or add experiments".into()
+            }));
         }
         let (raws, ys, noise) = self.training_data()?;
         let goal = self.objective.goal;
@@ -275,7 +316,7 @@ impl OptimizerState {
         self.model = Some(ModelRecord {
             hyperparameters: s.hyperparameters().clone(),
             data_fingerprint: fingerprint(&self.experiments),
-            n_experiments: self.experiments.len(),
+            n_experiments: self.active().count(),
             log_marginal_likelihood: s.gp().log_marginal_likelihood(),
             cv: CvSummary::from(&loo),
         });
@@ -295,15 +336,15 @@ mod tests {
             Objective {
                 name: "y".into(),
                 goal: Goal::Maximize,
+                unit: None,
             },
         );
         for i in 0..n {
             let x = i as f64 / n.max(2) as f64;
-            s.experiments.push(Experiment {
-                inputs: [("x".to_string(), Value::Number(x))].into_iter().collect(),
-                output: (5.0 * x).sin(),
-                noise: None,
-            });
+            s.experiments.push(Experiment::new(
+                [("x".to_string(), Value::Number(x))].into_iter().collect(),
+                (5.0 * x).sin(),
+            ));
         }
         s
     }

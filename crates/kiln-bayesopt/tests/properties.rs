@@ -76,7 +76,7 @@ proptest! {
         let noise = vec![0.0; ys.len()];
         let model = Surrogate::fit(&space, &raws, &ys, &noise, goal, &FitOptions { seed, ..FitOptions::default() }).expect("fit");
         let batch = if liar { BatchMethod::ConstantLiar } else { BatchMethod::KrigingBeliever };
-        let found = suggest(&model, &SuggestOptions { acquisition, q, batch, seed, candidates: 300, local_starts: 2 });
+        let found = suggest(&model, &SuggestOptions { acquisition, q, batch, seed, candidates: 300, local_starts: 2, constraints: Vec::new() });
         let total = space.discrete_cardinality().unwrap_or(u64::MAX);
         prop_assert!(!found.is_empty() || total <= raws.len() as u64);
         let mut seen = raws.clone();
@@ -115,9 +115,9 @@ proptest! {
     #[test]
     fn merge_is_idempotent(base_n in 0usize..4, ours_extra in 0usize..4, theirs_extra in 0usize..4) {
         let space = SearchSpace::new(vec![Variable::real("x", 0.0, 10.0).expect("valid")]).expect("valid");
-        let row = |x: usize| Experiment { inputs: [("x".to_string(), kiln_bayesopt::space::Value::Number(x as f64))].into_iter().collect(), output: (x * x) as f64, noise: None };
+        let row = |x: usize| Experiment::new([("x".to_string(), kiln_bayesopt::space::Value::Number(x as f64))].into_iter().collect(), (x * x) as f64);
         let mk = |xs: Vec<usize>| {
-            let mut s = OptimizerState::new(space.clone(), Objective { name: "y".into(), goal: Goal::Maximize });
+            let mut s = OptimizerState::new(space.clone(), Objective { name: "y".into(), goal: Goal::Maximize, unit: None });
             s.experiments = xs.into_iter().map(row).collect();
             s
         };
@@ -133,7 +133,7 @@ proptest! {
     #[test]
     fn parsers_never_panic(text in ".{0,200}") {
         let space = SearchSpace::new(vec![variable(0, 0), variable(3, 1)]).expect("valid");
-        let _ = parse_csv(&text, &space, "y");
-        let _ = parse_json(&text, &space, "y");
+        let _ = parse_csv(&text, &space, "y", &[]);
+        let _ = parse_json(&text, &space, "y", &[]);
     }
 }

@@ -10,6 +10,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 
+mod optimizer;
 mod schemas;
 pub(crate) mod validate;
 
@@ -29,6 +30,10 @@ struct Op {
     /// Extra request headers: name, description.
     headers: Vec<(&'static str, &'static str, Value)>,
     body: Option<Value>,
+    /// The body's media type (`application/json` unless said).
+    body_type: &'static str,
+    /// The success body's media type (`application/json` unless said).
+    response_type: &'static str,
     /// Whether the body may be left out.
     body_optional: bool,
     status: u16,
@@ -55,6 +60,8 @@ impl Op {
             query: Vec::new(),
             headers: Vec::new(),
             body: None,
+            body_type: "application/json",
+            response_type: "application/json",
             body_optional: false,
             status: 200,
             response: None,
@@ -83,6 +90,21 @@ impl Op {
 
     fn body(mut self, schema: Value) -> Self {
         self.body = Some(schema);
+        self
+    }
+
+    /// A body that is not JSON (`text/csv`, ...): a string of that media type.
+    fn text_body(mut self, media_type: &'static str, description: &str) -> Self {
+        self.body = Some(schemas::text(description));
+        self.body_type = media_type;
+        self
+    }
+
+    /// A success body that is not JSON (`image/svg+xml`, ...).
+    fn ok_as(mut self, media_type: &'static str, schema: Value) -> Self {
+        self.status = 200;
+        self.response = Some(schema);
+        self.response_type = media_type;
         self
     }
 
@@ -135,7 +157,7 @@ impl Op {
                 "content": {"text/event-stream": {"schema": {"type": "string", "description": events}}}}),
             (None, None) => json!({"description": "done, no content"}),
             (Some(schema), None) => json!({"description": "success",
-                                   "content": {"application/json": {"schema": schema}}}),
+                                   "content": {self.response_type: {"schema": schema}}}),
         };
         if self.markdown {
             ok["content"]["text/markdown"] = json!({"schema": text("the Markdown report")});
@@ -156,7 +178,7 @@ impl Op {
         if let Some(body) = &self.body {
             op["requestBody"] = json!({
                 "required": !self.body_optional,
-                "content": {"application/json": {"schema": body}},
+                "content": {self.body_type: {"schema": body}},
             });
         }
         if self.public {
@@ -834,7 +856,7 @@ fn operations() -> Vec<Op> {
 /// Builds the document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for op in operations() {
+    for op in operations().into_iter().chain(optimizer::operations()) {
         let entry = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
         entry[op.method.to_ascii_lowercase()] = op.render();
     }
@@ -850,10 +872,15 @@ pub fn document() -> Value {
         "collaborators",
         "shares",
         "search",
+        "optimizer",
     ]
     .iter()
     .map(|t| json!({"name": t}))
     .collect();
+    let mut components = schemas::all();
+    for (name, schema) in optimizer::schemas() {
+        components[name] = schema;
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -873,7 +900,7 @@ pub fn document() -> Value {
                 "description": "an API token (`kiln user add NAME` prints one)"}},
             "responses": {"Error": {"description": "an error", "content": {
                 "application/json": {"schema": r("Error")}}}},
-            "schemas": schemas::all(),
+            "schemas": components,
         },
     })
 }

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use support::start;
 
 /// The route files, as compiled.
-const SOURCES: [&str; 11] = [
+const SOURCES: [&str; 12] = [
+    include_str!("../src/routes/optimizer.rs"),
     include_str!("../src/router.rs"),
     include_str!("../src/routes/sessions.rs"),
     include_str!("../src/routes/tree.rs"),
@@ -294,6 +295,99 @@ async fn real_responses_match_the_documented_schemas() {
         Some(json!({"role": "user", "content": "Analyse LiFePO4"})),
     )
     .await;
+    // The optimizer resource, on the main branch.
+    let o = "/v1/sessions/{id}/branches/{b}/optimizer";
+    let ob = format!("{b}/branches/main/optimizer");
+    call(
+        "PUT",
+        &format!("{o}/space"),
+        &format!("{ob}/space"),
+        Some(json!({"variables": [
+            {"name": "x", "type": "real", "bounds": [0, 1], "precision": 0.01},
+            {"name": "k", "type": "categorical", "categories": ["a", "b"]}
+        ], "objective": {"name": "y", "goal": "maximize"}, "outputs": [{"name": "cost"}]})),
+    )
+    .await;
+    let rows: Vec<Value> = (0..5)
+        .map(|i| json!({"inputs": {"x": f64::from(i) / 5.0, "k": if i % 2 == 0 { "a" } else { "b" }}, "output": f64::from(i * (5 - i)), "outputs": {"cost": 1.5}}))
+        .collect();
+    call(
+        "POST",
+        &format!("{o}/experiments"),
+        &format!("{ob}/experiments"),
+        Some(json!({"experiments": rows})),
+    )
+    .await;
+    call(
+        "PATCH",
+        &format!("{o}/experiments/{{n}}"),
+        &format!("{ob}/experiments/5"),
+        Some(json!({"exclude": true, "reason": "spilled"})),
+    )
+    .await;
+    call(
+        "POST",
+        &format!("{o}/suggest"),
+        &format!("{ob}/suggest"),
+        Some(json!({"q": 2, "strategy": "qEI"})),
+    )
+    .await;
+    call(
+        "POST",
+        &format!("{o}/locks"),
+        &format!("{ob}/locks"),
+        Some(json!({"what": "acquisition"})),
+    )
+    .await;
+    call("GET", o, &ob, None).await;
+    call(
+        "GET",
+        &format!("{o}/experiments"),
+        &format!("{ob}/experiments"),
+        None,
+    )
+    .await;
+    call(
+        "GET",
+        &format!("{o}/predict"),
+        &format!("{ob}/predict?x=0.5&k=a"),
+        None,
+    )
+    .await;
+    call(
+        "GET",
+        &format!("{o}/optimum"),
+        &format!("{ob}/optimum"),
+        None,
+    )
+    .await;
+    let resp = srv
+        .http
+        .post(format!("{}{ob}/experiments/csv?preview=true", srv.base))
+        .bearer_auth(&srv.alice)
+        .header("content-type", "text/csv")
+        .body("x,k,y,cost\n0.3,a,4,2\n0.4,c,5,2\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    let (_, schema) = success(&doc, "POST", &format!("{o}/experiments/csv"));
+    check(&doc, schema, &v, "csv").unwrap_or_else(|e| panic!("{e}\nbody: {v}"));
+    let mut manual = vec![("POST".to_owned(), format!("{o}/experiments/csv"))];
+    let resp = srv
+        .http
+        .get(format!("{}{ob}/plots/parity.svg", srv.base))
+        .bearer_auth(&srv.alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let plots = &doc["paths"][format!("{o}/plots/{{file}}")]["get"]["responses"]["200"]["content"];
+    assert!(plots.get("image/svg+xml").is_some(), "{plots}");
+    assert!(resp.text().await.unwrap().starts_with("<svg"));
+    manual.push(("GET".to_owned(), format!("{o}/plots/{{file}}")));
+
     let ev = "/v1/sessions/{id}/branches/{b}/events";
     let events = [
         json!({"kind": "material", "formula": "LiFePO4"}),
@@ -598,6 +692,7 @@ async fn real_responses_match_the_documented_schemas() {
     let (expected, _) = success(&doc, "POST", "/v1/sessions/{id}/leave");
     assert_eq!(status.as_str(), expected, "leave: {v}");
     checked.insert(("POST".to_owned(), "/v1/sessions/{id}/leave".to_owned()));
+    checked.extend(manual);
 
     // The live stream: server-sent events, ended by max_seconds.
     let (status, v) = srv

@@ -558,6 +558,12 @@ OPS: dict[str, Op] = {
     "get_sessions_id_reflog": Op("GET", S + "/reflog", None, ReflogEntry, paged=True),
     "get_sessions_id_branches": Op("GET", S + "/branches", None, Branch, paged=True),
     "post_sessions_id_branches": Op("POST", S + "/branches", NewBranch, Branch),
+    "get_sessions_id_branches_b_optimizer": Op("GET", B + "/optimizer"),
+    "patch_sessions_id_branches_b_optimizer_experiments_n": Op(
+        "PATCH", B + "/optimizer/experiments/{n}"
+    ),
+    "get_sessions_id_branches_b_optimizer_optimum": Op("GET", B + "/optimizer/optimum"),
+    "get_sessions_id_branches_b_optimizer_plots_file": Op("GET", B + "/optimizer/plots/{file}"),
     "post_sessions_id_branches_b_discard": Op("POST", B + "/discard", None, Branch),
     "post_sessions_id_branches_b_reopen": Op("POST", B + "/reopen", None, Branch),
     "post_sessions_id_branches_b_merge": Op("POST", B + "/merge", MergeRequest, MergeResult),

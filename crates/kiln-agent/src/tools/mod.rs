@@ -4,7 +4,7 @@
 mod discovery;
 mod materials;
 mod notebook;
-mod optimizer;
+pub(crate) mod optimizer;
 mod search;
 
 pub use discovery::{LinkDiscoveries, RecordDiscovery};

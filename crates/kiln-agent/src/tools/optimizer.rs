@@ -48,6 +48,51 @@ fn load(ctx: &ToolContext) -> Result<Option<OptimizerState>, ToolError> {
         .transpose()
 }
 
+/// Fewest experiments in use for the model charts on the page.
+pub const VIEW_MIN_EXPERIMENTS: usize = 3;
+/// Most experiments in use for which the page draws model charts (a LOO pass is O(n³)); past
+/// it the charts are a request away (`GET …/optimizer/plots/{kind}.svg`).
+pub const VIEW_MAX_EXPERIMENTS: usize = 200;
+/// Most variables the page draws the model along (one chart each).
+pub const VIEW_MAX_VARIABLES: usize = 6;
+/// Points along each of the page's model lines.
+const VIEW_GRID: usize = 41;
+
+/// The model along each variable and the LOO parity chart, for the page. A page view never
+/// fits a model: the charts are drawn only from a stored model that is current (fitted to the
+/// experiments as they are, which suggest, predict and lock leave), so their cost is a few
+/// hundred predictions and one LOO pass.
+fn model_charts(mut st: OptimizerState) -> Vec<ViewChart> {
+    let n = st.active().count();
+    if !(VIEW_MIN_EXPERIMENTS..=VIEW_MAX_EXPERIMENTS).contains(&n) || !st.model_is_current() {
+        return Vec::new();
+    }
+    let names: Vec<String> = st
+        .space
+        .variables()
+        .iter()
+        .take(VIEW_MAX_VARIABLES)
+        .map(|v| v.name.clone())
+        .collect();
+    let mut charts = Vec::new();
+    for name in names {
+        if let Ok(svg) = kiln_bayesopt::figures::dependence_svg(&mut st, &name, Some(VIEW_GRID), 0)
+        {
+            charts.push(ViewChart {
+                title: format!("Model along {name}"),
+                svg,
+            });
+        }
+    }
+    if let Ok(svg) = kiln_bayesopt::figures::parity_svg(&mut st, 0) {
+        charts.push(ViewChart {
+            title: "Leave-one-out: predicted vs measured".into(),
+            svg,
+        });
+    }
+    charts
+}
+
 impl Tool for BayesianOptimizer {
     fn name(&self) -> &str {
         NAME
@@ -91,6 +136,9 @@ impl Tool for BayesianOptimizer {
                     tool: NAME.to_owned(),
                     state,
                 });
+            }
+            for (kind, payload) in outcome.audit {
+                output.audit.push((format!("{NAME}.{kind}"), payload));
             }
             if let Some(lock) = outcome.lock {
                 let payload = serde_json::to_value(&lock).unwrap_or(Value::Null);
@@ -172,6 +220,7 @@ impl Tool for BayesianOptimizer {
                 svg: kiln_bayesopt::plot::state_convergence_svg(&st),
             });
         }
+        view.charts.extend(model_charts(st));
         Some(view)
     }
 

@@ -295,3 +295,340 @@ fn design_sizes_past_the_limit_are_refused_not_allocated() {
     let out = apply(Some(state), &args, 0).unwrap();
     assert!(out.text.starts_with("1000 initial design point(s)") || out.text.contains("only"));
 }
+
+fn with_rows(n: usize) -> OptimizerState {
+    let s = define();
+    let rows: Vec<Json> = (0..n)
+        .map(|i| {
+            let inputs = json!({"temp": 100 + 25 * i, "time": 1 + i % 8, "solvent": if i % 2 == 0 { "water" } else { "ethanol" }});
+            let parsed: Inputs = serde_json::from_value(inputs.clone()).unwrap();
+            json!({"inputs": inputs, "output": yield_of(&parsed)})
+        })
+        .collect();
+    apply(
+        Some(s),
+        &json!({"action": "add_experiments", "experiments": rows}),
+        0,
+    )
+    .unwrap()
+    .state
+}
+
+#[test]
+fn an_excluded_experiment_stays_recorded_and_leaves_the_model() {
+    let s = with_rows(6);
+    let best = s.best().cloned().unwrap();
+    let n = s.experiments.iter().position(|e| *e == best).unwrap() + 1;
+    let out = apply(
+        Some(s.clone()),
+        &json!({"action": "edit_experiment", "experiment": n, "exclude": true, "reason": "thermocouple off"}),
+        0,
+    )
+    .unwrap();
+    let st = out.state;
+    assert_eq!(st.experiments.len(), 6, "never deleted");
+    assert_eq!(
+        st.experiments[n - 1].excluded.as_deref(),
+        Some("thermocouple off")
+    );
+    assert_eq!(st.experiments[n - 1].edits[0].reason, "thermocouple off");
+    assert_ne!(
+        st.best(),
+        Some(&best),
+        "the best is chosen among the rows in use"
+    );
+    let (raws, _, _) = st.training_data().unwrap();
+    assert_eq!(raws.len(), 5);
+    // Taken back in, it is the best again; its identity never changed.
+    let back = apply(
+        Some(st.clone()),
+        &json!({"action": "edit_experiment", "experiment": n, "exclude": false, "reason": "re-checked"}),
+        0,
+    )
+    .unwrap()
+    .state;
+    assert_eq!(back.best().map(|e| e.output), Some(best.output));
+    assert_eq!(back.experiments[n - 1].key(), best.key());
+    assert_eq!(back.experiments[n - 1].edits.len(), 2);
+    // Typed refusals: no such row, no reason, nothing to change, a value outside the space.
+    let err = |args: Json| apply(Some(st.clone()), &args, 0).unwrap_err();
+    assert!(matches!(
+        err(json!({"action": "edit_experiment", "experiment": 7, "exclude": true, "reason": "x"})),
+        Error::NotFound(_)
+    ));
+    assert!(matches!(
+        err(json!({"action": "edit_experiment", "experiment": 1, "exclude": true})),
+        Error::InvalidArguments(_)
+    ));
+    assert!(matches!(
+        err(json!({"action": "edit_experiment", "experiment": 1, "reason": "x"})),
+        Error::InvalidArguments(_)
+    ));
+    assert!(matches!(
+        err(
+            json!({"action": "edit_experiment", "experiment": 1, "inputs": {"temp": 900}, "reason": "x"})
+        ),
+        Error::InvalidExperiments(_)
+    ));
+    // An update keeps the old value in the edit.
+    let fixed = apply(
+        Some(st),
+        &json!({"action": "edit_experiment", "experiment": 1, "output": 0.5, "reason": "typo"}),
+        0,
+    )
+    .unwrap()
+    .state;
+    assert_eq!(fixed.experiments[0].output, 0.5);
+    assert!(fixed.experiments[0].edits[0].before.contains_key("output"));
+}
+
+#[test]
+fn suggestions_and_designs_are_rounded_to_each_variables_precision() {
+    let s = apply(
+        None,
+        &json!({"action": "define_space", "variables": [
+            {"name": "ratio", "type": "real", "bounds": [0, 1], "precision": 0.05},
+            {"name": "temp", "type": "real", "bounds": [100, 300], "unit": "°C"}
+        ], "objective": {"name": "y", "goal": "maximize"}}),
+        0,
+    )
+    .unwrap()
+    .state;
+    let on_step = |x: f64, step: f64| ((x / step).round() * step - x).abs() < 1e-9;
+    let design = apply(
+        Some(s.clone()),
+        &json!({"action": "initial_design", "n": 6}),
+        3,
+    )
+    .unwrap();
+    let rows = measured_2d(&design.result);
+    for p in design.result["suggestions"].as_array().unwrap() {
+        assert!(on_step(p["inputs"]["ratio"].as_f64().unwrap(), 0.05), "{p}");
+        assert!(on_step(p["inputs"]["temp"].as_f64().unwrap(), 1.0), "{p}");
+    }
+    let st = apply(
+        Some(s),
+        &json!({"action": "add_experiments", "experiments": rows}),
+        0,
+    )
+    .unwrap()
+    .state;
+    let out = apply(Some(st), &json!({"action": "suggest", "q": 3}), 5).unwrap();
+    for p in out.result["suggestions"].as_array().unwrap() {
+        assert!(on_step(p["inputs"]["ratio"].as_f64().unwrap(), 0.05), "{p}");
+        assert!(on_step(p["inputs"]["temp"].as_f64().unwrap(), 1.0), "{p}");
+    }
+    // A bad precision is a space error.
+    assert!(matches!(
+        apply(
+            None,
+            &json!({"action": "define_space", "variables": [{"name": "r", "type": "real", "bounds": [0, 1], "precision": -1}], "objective": {"name": "y", "goal": "max"}}),
+            0
+        ),
+        Err(Error::InvalidSpace(_))
+    ));
+}
+
+fn measured_2d(points: &Json) -> Json {
+    Json::Array(
+        points["suggestions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let r = p["inputs"]["ratio"].as_f64().unwrap();
+                let t = p["inputs"]["temp"].as_f64().unwrap();
+                json!({"inputs": p["inputs"], "output": -(r - 0.3).powi(2) - ((t - 200.0) / 100.0).powi(2)})
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn the_optimum_is_the_best_predicted_point_and_never_worse_than_the_data() {
+    let mut s = with_rows(8);
+    let best_mean = {
+        let m = s.surrogate(None, false, 0).unwrap();
+        s.active()
+            .map(|e| m.predict(&s.space.parse_inputs(&e.inputs).unwrap()).mean)
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    let p = optimum(&mut s, 1).unwrap();
+    assert!(p.mean.unwrap() >= best_mean - 1e-9);
+    // Near the true optimum of the test function (220 °C, 5 h, ethanol).
+    let t = match p.inputs["temp"] {
+        crate::space::Value::Number(v) => v,
+        _ => f64::NAN,
+    };
+    assert!((150.0..=290.0).contains(&t), "{p:?}");
+}
+
+#[test]
+fn configuration_changes_leave_audit_entries() {
+    let s = with_rows(4);
+    let redefine = json!({"action": "define_space", "variables": [
+        {"name": "temp", "type": "real", "bounds": [90, 300], "unit": "°C"},
+        {"name": "time", "type": "integer", "bounds": [1, 8]},
+        {"name": "solvent", "type": "categorical", "categories": ["water", "ethanol"]}
+    ], "outputs": [{"name": "purity", "unit": "%"}]});
+    let out = apply(Some(s.clone()), &redefine, 0).unwrap();
+    assert_eq!(out.audit.len(), 1);
+    assert_eq!(out.audit[0].0, CONFIG_AUDIT);
+    assert!(out.audit[0].1.get("space").is_some() && out.audit[0].1.get("outputs").is_some());
+    assert!(out.audit[0].1.get("objective").is_none());
+    // The same definition again changes nothing and leaves no entry.
+    let again = apply(Some(out.state.clone()), &redefine, 0).unwrap();
+    assert!(again.audit.is_empty() && again.state == out.state);
+    // A new strategy or kernel is recorded.
+    let first = apply(
+        Some(out.state),
+        &json!({"action": "suggest", "strategy": "EI"}),
+        1,
+    )
+    .unwrap();
+    let ucb = apply(
+        Some(first.state),
+        &json!({"action": "suggest", "strategy": "UCB", "kernel": "rbf"}),
+        1,
+    )
+    .unwrap();
+    let change = &ucb.audit[0].1;
+    assert_eq!(change["strategy"]["before"], "EI");
+    assert_eq!(change["kernel"]["after"], "rbf");
+    // Other outputs are recorded with experiments, by CSV or JSON.
+    let csv = "temp,time,solvent,yield,purity\n150,2,water,0.3,91.5\n160,2,water,0.35,\n";
+    let added = apply(
+        Some(ucb.state),
+        &json!({"action": "add_experiments", "csv": csv}),
+        0,
+    )
+    .unwrap()
+    .state;
+    let last = &added.experiments[added.experiments.len() - 2..];
+    assert_eq!(last[0].outputs.get("purity"), Some(&91.5));
+    assert!(last[1].outputs.is_empty());
+}
+
+#[test]
+fn designs_suggestions_and_the_optimum_keep_to_linear_constraints() {
+    let s = apply(
+        None,
+        &json!({"action": "define_space", "variables": [
+            {"name": "a", "type": "real", "bounds": [0, 1]},
+            {"name": "b", "type": "real", "bounds": [0, 1]}
+        ], "objective": {"name": "y", "goal": "maximize"}, "constraints": ["a + b <= 1"]}),
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        s.audit[0].1["constraints"]["after"][0]["text"],
+        "a + b <= 1"
+    );
+    let meets = |p: &Json| {
+        p["inputs"]["a"].as_f64().unwrap() + p["inputs"]["b"].as_f64().unwrap() <= 1.0 + 1e-9
+    };
+    let design = apply(
+        Some(s.state.clone()),
+        &json!({"action": "initial_design", "n": 8}),
+        4,
+    )
+    .unwrap();
+    let pts = design.result["suggestions"].as_array().unwrap();
+    assert_eq!(pts.len(), 8);
+    assert!(pts.iter().all(meets), "{pts:?}");
+    // The unconstrained maximum (a = b = 1) is outside: suggestions stay on the feasible side.
+    let rows: Vec<Json> = pts
+        .iter()
+        .map(|p| {
+            let (a, b) = (
+                p["inputs"]["a"].as_f64().unwrap(),
+                p["inputs"]["b"].as_f64().unwrap(),
+            );
+            json!({"inputs": p["inputs"], "output": a + 2.0 * b})
+        })
+        .collect();
+    let st = apply(
+        Some(s.state),
+        &json!({"action": "add_experiments", "experiments": rows}),
+        0,
+    )
+    .unwrap()
+    .state;
+    let out = apply(Some(st.clone()), &json!({"action": "suggest", "q": 4}), 9).unwrap();
+    let pts = out.result["suggestions"].as_array().unwrap();
+    assert!(!pts.is_empty() && pts.iter().all(meets), "{pts:?}");
+    let mut st = st;
+    let best = optimum(&mut st, 2).unwrap();
+    assert!(meets(&json!({"inputs": best.inputs})), "{best:?}");
+    // A constraint nothing in the box meets, or naming an unknown variable, is refused.
+    for bad in ["a + b <= -1", "a + z <= 1"] {
+        let args = json!({"action": "define_space", "variables": [
+            {"name": "a", "type": "real", "bounds": [0, 1]},
+            {"name": "b", "type": "real", "bounds": [0, 1]}
+        ], "objective": {"name": "y", "goal": "maximize"}, "constraints": [bad]});
+        assert!(
+            matches!(apply(None, &args, 0), Err(Error::InvalidSpace(_))),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn rounding_never_turns_a_suggestion_into_a_recorded_experiment() {
+    // A coarse step (0.5) and data packed around the optimum: the search finds new points
+    // that round onto recorded ones, which then stay as found.
+    let s = apply(
+        None,
+        &json!({"action": "define_space", "variables": [
+            {"name": "x", "type": "real", "bounds": [0, 10], "precision": 0.5}
+        ], "objective": {"name": "y", "goal": "maximize"}}),
+        0,
+    )
+    .unwrap()
+    .state;
+    let rows: Vec<Json> = (0..=20)
+        .map(|i| {
+            let x = f64::from(i) * 0.5;
+            json!({"inputs": {"x": x}, "output": -(x - 5.2).powi(2)})
+        })
+        .collect();
+    let st = apply(
+        Some(s),
+        &json!({"action": "add_experiments", "experiments": rows}),
+        0,
+    )
+    .unwrap()
+    .state;
+    let observed: Vec<f64> = st
+        .experiments
+        .iter()
+        .map(|e| match e.inputs["x"] {
+            crate::space::Value::Number(x) => x,
+            _ => f64::NAN,
+        })
+        .collect();
+    for seed in 0..5 {
+        let out = apply(
+            Some(st.clone()),
+            &json!({"action": "suggest", "q": 3}),
+            seed,
+        )
+        .unwrap();
+        let xs: Vec<f64> = out.result["suggestions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["inputs"]["x"].as_f64().unwrap())
+            .collect();
+        for (i, x) in xs.iter().enumerate() {
+            assert!(
+                !observed.contains(x),
+                "seed {seed}: {x} repeats a recorded run"
+            );
+            assert!(
+                !xs[..i].contains(x),
+                "seed {seed}: {x} repeats in the batch"
+            );
+        }
+    }
+}

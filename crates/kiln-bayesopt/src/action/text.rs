@@ -8,6 +8,9 @@ use crate::state::SuggestedPoint;
 /// Decimals a lab can set for a variable: whole degrees, minutes, seconds and rpm; tenths of
 /// an hour; otherwise about three significant figures across the range.
 pub(crate) fn decimals(variable: &Variable) -> usize {
+    if let Some(p) = variable.precision {
+        return crate::space::decimals_of(p);
+    }
     match variable.unit.as_deref().map(str::trim) {
         Some("°C" | "C" | "K" | "min" | "s" | "rpm" | "°C/min" | "K/min") => return 0,
         Some("h" | "hr" | "hours") => return 1,

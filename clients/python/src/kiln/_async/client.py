@@ -1163,7 +1163,55 @@ class AsyncOptimizer(_Part):
         return Table(res.get("predictions") or [], "predictions")
 
     async def status(self, *, branch: str | None = None) -> dict[str, Any]:
-        return await self._run(branch, action="status")
+        """Space, counts, best and the stored model's fit; a read, so nothing is recorded."""
+        raw = await self.session.client._call(
+            "get_sessions_id_branches_b_optimizer",
+            self.session._p(b=self.session._b(branch)),
+        )
+        return dict(raw)
+
+    async def optimum(self, *, branch: str | None = None) -> dict[str, Any]:
+        """The model's best predicted point with its mean and std (nothing is recorded)."""
+        raw = await self.session.client._call(
+            "get_sessions_id_branches_b_optimizer_optimum",
+            self.session._p(b=self.session._b(branch)),
+        )
+        return dict(raw)
+
+    async def _edit(self, n: int, body: dict[str, Any], branch: str | None) -> dict[str, Any]:
+        raw = await self.session.client._call(
+            "patch_sessions_id_branches_b_optimizer_experiments_n",
+            self.session._p(b=self.session._b(branch), n=str(n)),
+            body=body,
+        )
+        return dict(raw.get("result") or {})
+
+    async def exclude_experiment(
+        self, n: int, reason: str, *, branch: str | None = None
+    ) -> dict[str, Any]:
+        """Leaves experiment `n` (from 1) out of the model; it stays in the record."""
+        return await self._edit(n, {"exclude": True, "reason": reason}, branch)
+
+    async def include_experiment(
+        self, n: int, reason: str, *, branch: str | None = None
+    ) -> dict[str, Any]:
+        """Takes an excluded experiment back into the model."""
+        return await self._edit(n, {"exclude": False, "reason": reason}, branch)
+
+    async def plot_svg(
+        self,
+        kind: Literal["convergence", "dependence", "map", "parity"],
+        *,
+        branch: str | None = None,
+        **params: str | int,
+    ) -> str:
+        """A chart as SVG: `dependence` takes `variable=`, `map` takes `x=` and `y=`."""
+        raw = await self.session.client._call(
+            "get_sessions_id_branches_b_optimizer_plots_file",
+            self.session._p(b=self.session._b(branch), file=f"{kind}.svg"),
+            params=params,
+        )
+        return str(raw)
 
     async def experiments(self, *, branch: str | None = None) -> Table:
         return Table((await self._state(branch)).get("experiments") or [], "experiments")

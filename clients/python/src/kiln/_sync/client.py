@@ -1162,7 +1162,55 @@ class Optimizer(_Part):
         return Table(res.get("predictions") or [], "predictions")
 
     def status(self, *, branch: str | None = None) -> dict[str, Any]:
-        return self._run(branch, action="status")
+        """Space, counts, best and the stored model's fit; a read, so nothing is recorded."""
+        raw = self.session.client._call(
+            "get_sessions_id_branches_b_optimizer",
+            self.session._p(b=self.session._b(branch)),
+        )
+        return dict(raw)
+
+    def optimum(self, *, branch: str | None = None) -> dict[str, Any]:
+        """The model's best predicted point with its mean and std (nothing is recorded)."""
+        raw = self.session.client._call(
+            "get_sessions_id_branches_b_optimizer_optimum",
+            self.session._p(b=self.session._b(branch)),
+        )
+        return dict(raw)
+
+    def _edit(self, n: int, body: dict[str, Any], branch: str | None) -> dict[str, Any]:
+        raw = self.session.client._call(
+            "patch_sessions_id_branches_b_optimizer_experiments_n",
+            self.session._p(b=self.session._b(branch), n=str(n)),
+            body=body,
+        )
+        return dict(raw.get("result") or {})
+
+    def exclude_experiment(
+        self, n: int, reason: str, *, branch: str | None = None
+    ) -> dict[str, Any]:
+        """Leaves experiment `n` (from 1) out of the model; it stays in the record."""
+        return self._edit(n, {"exclude": True, "reason": reason}, branch)
+
+    def include_experiment(
+        self, n: int, reason: str, *, branch: str | None = None
+    ) -> dict[str, Any]:
+        """Takes an excluded experiment back into the model."""
+        return self._edit(n, {"exclude": False, "reason": reason}, branch)
+
+    def plot_svg(
+        self,
+        kind: Literal["convergence", "dependence", "map", "parity"],
+        *,
+        branch: str | None = None,
+        **params: str | int,
+    ) -> str:
+        """A chart as SVG: `dependence` takes `variable=`, `map` takes `x=` and `y=`."""
+        raw = self.session.client._call(
+            "get_sessions_id_branches_b_optimizer_plots_file",
+            self.session._p(b=self.session._b(branch), file=f"{kind}.svg"),
+            params=params,
+        )
+        return str(raw)
 
     def experiments(self, *, branch: str | None = None) -> Table:
         return Table((self._state(branch)).get("experiments") or [], "experiments")

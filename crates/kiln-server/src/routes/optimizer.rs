@@ -1,0 +1,216 @@
+//! The optimizer as a resource of a branch (`/v1/sessions/{id}/branches/{b}/optimizer/…`):
+//! status, space, experiments (JSON, CSV with preview, edit and exclude), suggest, lock,
+//! predict, optimum and SVG charts. Thin: each handler is one `Agent` call; reads write nothing.
+
+use std::collections::BTreeMap;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use axum::{Json, Router, extract::State};
+use kiln_agent::ToolCallRecord;
+use kiln_agent::optimizer::{CsvUpload, Plot};
+use kiln_session::Error;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::ApiResult;
+use crate::extract::{Body, OptionalBody, Path, Query};
+
+const BASE: &str = "/v1/sessions/{id}/branches/{b}/optimizer";
+
+pub fn routes() -> Router<AppState> {
+    let at = |p: &str| format!("{BASE}{p}");
+    Router::new()
+        .route(BASE, get(status))
+        .route(&at("/space"), put(define_space))
+        .route(&at("/experiments"), get(experiments).post(add_experiments))
+        .route(&at("/experiments/csv"), post(upload_csv))
+        .route(&at("/experiments/{n}"), patch(edit_experiment))
+        .route(&at("/suggest"), post(suggest))
+        .route(&at("/locks"), post(lock))
+        .route(&at("/predict"), get(predict))
+        .route(&at("/optimum"), get(optimum))
+        .route(&at("/plots/{file}"), get(plot))
+}
+
+async fn status(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(st.agent.optimizer_status(&caller, &id, &b).await?))
+}
+
+async fn experiments(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        st.agent.optimizer_experiments(&caller, &id, &b).await?,
+    ))
+}
+
+/// A body's fields as the tool's arguments, under `action`.
+fn action(name: &str, body: Map<String, Value>) -> Value {
+    let mut args = body;
+    args.insert("action".into(), json!(name));
+    Value::Object(args)
+}
+
+async fn define_space(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    let args = action("define_space", body);
+    Ok(Json(
+        st.agent.optimizer_write(&caller, &id, &b, args).await?,
+    ))
+}
+
+async fn add_experiments(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    let args = action("add_experiments", body);
+    Ok(Json(
+        st.agent.optimizer_write(&caller, &id, &b, args).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CsvQuery {
+    #[serde(default)]
+    preview: bool,
+    #[serde(default)]
+    skip_invalid: bool,
+}
+
+async fn upload_csv(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+    Query(q): Query<CsvQuery>,
+    text: String,
+) -> ApiResult<Json<CsvUpload>> {
+    Ok(Json(
+        st.agent
+            .optimizer_csv(&caller, &id, &b, text, q.preview, q.skip_invalid)
+            .await?,
+    ))
+}
+
+async fn edit_experiment(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b, n)): Path<(String, String, usize)>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    let mut args = action("edit_experiment", body);
+    args["experiment"] = json!(n);
+    Ok(Json(
+        st.agent.optimizer_write(&caller, &id, &b, args).await?,
+    ))
+}
+
+async fn suggest(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+    OptionalBody(body): OptionalBody<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    st.limiter.charge(&caller, 1.0)?;
+    let args = action("suggest", body);
+    Ok(Json(
+        st.agent.optimizer_write(&caller, &id, &b, args).await?,
+    ))
+}
+
+async fn lock(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    st.limiter.charge(&caller, 1.0)?;
+    let args = action("lock", body);
+    Ok(Json(
+        st.agent.optimizer_write(&caller, &id, &b, args).await?,
+    ))
+}
+
+async fn predict(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+    Query(point): Query<BTreeMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    st.limiter.charge(&caller, 1.0)?;
+    Ok(Json(
+        st.agent.optimizer_predict(&caller, &id, &b, point).await?,
+    ))
+}
+
+async fn optimum(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    st.limiter.charge(&caller, 1.0)?;
+    Ok(Json(st.agent.optimizer_optimum(&caller, &id, &b).await?))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PlotQuery {
+    #[serde(default)]
+    variable: Option<String>,
+    #[serde(default)]
+    x: Option<String>,
+    #[serde(default)]
+    y: Option<String>,
+    #[serde(default)]
+    grid: Option<usize>,
+}
+
+async fn plot(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b, file)): Path<(String, String, String)>,
+    Query(q): Query<PlotQuery>,
+) -> ApiResult<Response> {
+    let need = |v: Option<String>, name: &str| {
+        v.filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::bad_request(format!("this chart needs ?{name}=<variable>")))
+    };
+    let kind = match file.as_str() {
+        "convergence.svg" => Plot::Convergence,
+        "dependence.svg" => Plot::Dependence {
+            variable: need(q.variable, "variable")?,
+        },
+        "map.svg" => Plot::Map {
+            x: need(q.x, "x")?,
+            y: need(q.y, "y")?,
+        },
+        "parity.svg" => Plot::Parity,
+        other => {
+            return Err(Error::not_found(format!(
+                "no chart '{other}' (convergence.svg, dependence.svg, map.svg, parity.svg)"
+            ))
+            .into());
+        }
+    };
+    let svg = st
+        .agent
+        .optimizer_plot(&caller, &id, &b, kind, q.grid)
+        .await?;
+    Ok(([(CONTENT_TYPE, "image/svg+xml; charset=utf-8")], svg).into_response())
+}
