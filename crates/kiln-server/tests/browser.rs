@@ -944,3 +944,78 @@ async fn a_share_link_opens_read_only_without_sign_in_and_stops_when_revoked() {
     })
     .await;
 }
+#[tokio::test]
+async fn the_optimizer_panel_defines_a_space_records_results_and_reads_a_csv_with_a_bad_row() {
+    run("optimizer", |s, _, b| {
+        Box::pin(async move {
+            let (_, sess) = s
+                .request(Method::POST, "/v1/sessions", Some(&s.alice), Some(json!({"name": "Sintering"})))
+                .await;
+            let id = sess["id"].as_str().unwrap().to_string();
+            sign_in(s, b).await?;
+            goto(b, &format!("{}/web/sessions/{id}/optimizer", s.base)).await?;
+            wait_text(b, "#optimizer-summary", "No optimizer").await?;
+            accessible(b, "the empty optimizer tab").await?;
+            // Define two variables and the objective in the form.
+            fill(b, "#space-table tr.var-row input[name=name]", "temperature").await?;
+            fill(b, "#space-table tr.var-row input[name=lower]", "600").await?;
+            fill(b, "#space-table tr.var-row input[name=upper]", "900").await?;
+            fill(b, "#space-table tr.var-row input[name=unit]", "°C").await?;
+            click(b, "#add-var-row").await?;
+            fill(b, "#space-table tr.var-row:nth-child(2) input[name=name]", "time").await?;
+            fill(b, "#space-table tr.var-row:nth-child(2) input[name=lower]", "1").await?;
+            fill(b, "#space-table tr.var-row:nth-child(2) input[name=upper]", "10").await?;
+            fill(b, "#opt-space input[name=objective]", "capacity").await?;
+            click(b, "#opt-space button[type=submit]").await?;
+            wait_text(b, "#optimizer-summary", "capacity").await?;
+            // Two results typed into the table.
+            fill(b, "#results-table tr.result-row input[name=temperature]", "700").await?;
+            fill(b, "#results-table tr.result-row input[name=time]", "4").await?;
+            fill(b, "#results-table tr.result-row input[name=__output]", "141.5").await?;
+            click(b, "#add-result-row").await?;
+            fill(b, "#results-table tr.result-row:nth-child(2) input[name=temperature]", "820").await?;
+            fill(b, "#results-table tr.result-row:nth-child(2) input[name=time]", "6").await?;
+            fill(b, "#results-table tr.result-row:nth-child(2) input[name=__output]", "150.25").await?;
+            click(b, "#opt-results button[type=submit]").await?;
+            wait_text(b, "#optimizer-summary", "2 experiment").await?;
+            // A pasted table with one bad row: the preview names it, the good rows go in.
+            click(b, "#opt-import summary").await?;
+            // (A paste, as the clipboard delivers it: typed tabs would move the focus.)
+            js(b, "document.querySelector('#opt-paste').value = 'temperature\\ttime\\tcapacity\\n650\\t2\\t130\\n1200\\t3\\t120\\n880\\t9\\t145'; return true").await?;
+            click(b, "#opt-paste-preview").await?;
+            wait_text(b, "#csv-errors", "line 3").await?;
+            wait_text(b, "#opt-preview", "2 row(s) read").await?;
+            accessible(b, "the CSV preview").await?;
+            click(b, "#csv-commit").await?;
+            wait_text(b, "#optimizer-summary", "4 experiment").await?;
+            // Plots of the model, drawn by the server.
+            until(b, "const i = document.querySelector('#dep-plot'); return !!i && i.complete && i.naturalWidth > 0", "the dependence plot loads").await?;
+            until(b, "const i = document.querySelector('#map-plot'); return !!i && i.complete && i.naturalWidth > 0", "the map loads").await?;
+            // A suggestion, accepted into the results table.
+            click(b, "#opt-suggest button[type=submit]").await?;
+            let accept = find(b, "#suggestions [data-accept]").await?;
+            accept.click().await.map_err(wd("accept"))?;
+            until(b, "const r = Array.from(document.querySelectorAll('#results-table tr.result-row')).pop(); \
+                return r.querySelector('input[name=temperature]').value !== '' && document.activeElement.name === '__output'", "the suggestion fills a row").await?;
+            // A decision locked with notes lands in the audit log.
+            fill(b, "#lock-notes", "Data checked against the furnace log").await?;
+            click(b, "#opt-lock button[type=submit]").await?;
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let (_, audit) = s
+                    .request(Method::GET, &format!("/v1/sessions/{id}/audit"), Some(&s.alice), None)
+                    .await;
+                if audit.to_string().contains("Data checked against the furnace log") {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(format!("the lock's notes are not in the audit log: {audit}"));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            accessible(b, "the optimizer tab").await?;
+            Ok(())
+        })
+    })
+    .await;
+}

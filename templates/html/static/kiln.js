@@ -93,10 +93,15 @@
   async function refreshPanel(href) {
     const panel = $("#panel");
     if (!panel) return;
+    ownWrite();
     try {
       const fresh = await fetchPart("panel", href);
+      // Folds the reader opened stay open.
+      const open = $$("details[open][id]", panel).map((d) => d.id);
       panel.replaceChildren(...Array.from(fresh.childNodes).map((n) => document.importNode(n, true)));
+      if (!href) for (const id of open) { const d = document.getElementById(id); if (d) d.open = true; }
       relativeTimes(panel);
+      focusableScrolls(panel);
     } catch (_) {
       // The panel stays as it was; a reload shows the new state.
     }
@@ -110,6 +115,7 @@
       conv.replaceChildren(...Array.from(fresh.childNodes).map((n) => document.importNode(n, true)));
       conv.scrollTop = conv.scrollHeight;
       watchOlder();
+      focusableScrolls(conv);
     } catch (_) {
       // Keep what streamed; a reload shows the stored turn.
     }
@@ -570,6 +576,20 @@
     if (label) label.textContent = dark ? "Light mode" : "Dark mode";
   }
 
+  // A box that scrolls sideways (a wide table on a phone) must be reachable by keyboard.
+  function focusableScrolls(root) {
+    for (const box of $$(".scroll", root)) {
+      if (box.scrollWidth > box.clientWidth + 1 && !box.hasAttribute("tabindex")) {
+        box.setAttribute("tabindex", "0");
+        if (!box.hasAttribute("aria-label")) {
+          const cap = $("caption", box);
+          box.setAttribute("role", "region");
+          box.setAttribute("aria-label", cap ? cap.textContent : "Table (scrolls sideways)");
+        }
+      }
+    }
+  }
+
   function relativeTimes(root) {
     const now = Date.now();
     for (const t of $$("time[data-relative]", root)) {
@@ -722,6 +742,7 @@
       t.append(thead, tbody);
       wrap.append(t);
       box.append(wrap);
+      focusableScrolls(box);
       const go = el("button", { type: "button", class: "primary", id: "csv-commit" }, "Add the " + good.length + " good row(s)" + (bad.length ? ", skip the rest" : ""));
       const out = el("output", { role: "alert" });
       go.onclick = async () => {
@@ -883,16 +904,30 @@
 
   // ---- live: what others do in this session appears without a reload ----
   let liveTimer = null;
+  let quietUntil = 0;
+  // Our own writes refresh the page themselves; their echo on the live stream waits a moment.
+  function ownWrite() { quietUntil = Date.now() + 1200; }
+  // The reader is working in the panel (touched it in the last half minute, or left typed
+  // values in it): leave it as it is.
+  let panelTouched = 0;
+  for (const kind of ["input", "click", "keydown", "toggle"]) {
+    document.addEventListener(kind, (ev) => {
+      if (ev.target && ev.target.closest && ev.target.closest("#panel")) panelTouched = Date.now();
+    }, true);
+  }
+  const panelBusy = () => Date.now() - panelTouched < 30000 || $$("#panel input, #panel textarea").some((i) =>
+    (i.type === "checkbox" || i.type === "radio") ? i.checked !== i.defaultChecked : i.type !== "hidden" && i.value !== i.defaultValue);
   function liveChange() {
     if (running) return; // our own turn refreshes when it ends
     clearTimeout(liveTimer);
     liveTimer = setTimeout(async () => {
+      if (Date.now() < quietUntil) return liveChange();
       const conv = conversation();
       const near = conv && conv.scrollHeight - conv.scrollTop - conv.clientHeight < 160;
       if (near && !$(".edit-box")) await refreshConversation();
       else if ($("#live-new")) $("#live-new").hidden = false;
-      if (!document.activeElement || !document.activeElement.closest("#panel form")) refreshPanel();
-    }, 300);
+      if (!panelBusy() && !(document.activeElement && document.activeElement.closest("#panel"))) refreshPanel();
+    }, Math.max(300, quietUntil - Date.now()));
   }
 
   function watchLive() {
@@ -908,6 +943,8 @@
 
   function start() {
     applySidebar();
+    focusableScrolls(document);
+    window.addEventListener("resize", () => focusableScrolls(document));
     watchLive();
     themeLabel();
     relativeTimes(document);
