@@ -968,6 +968,14 @@ async fn the_optimizer_panel_defines_a_space_records_results_and_reads_a_csv_wit
             fill(b, "#opt-space input[name=objective]", "capacity").await?;
             click(b, "#opt-space button[type=submit]").await?;
             wait_text(b, "#optimizer-summary", "capacity").await?;
+            // An initial design to start from, as a table of points to accept.
+            fill(b, "#opt-design input[name=n]", "4").await?;
+            click(b, "#opt-design button[type=submit]").await?;
+            let n = {
+                find(b, "#suggestions [data-accept]").await?;
+                js(b, "return document.querySelectorAll('#suggestions [data-accept]').length").await?
+            };
+            check(n == json!(4), format!("four design points to accept: {n}"))?;
             // Two results typed into the table.
             fill(b, "#results-table tr.result-row input[name=temperature]", "700").await?;
             fill(b, "#results-table tr.result-row input[name=time]", "4").await?;
@@ -993,13 +1001,18 @@ async fn the_optimizer_panel_defines_a_space_records_results_and_reads_a_csv_wit
             until(b, "const i = document.querySelector('#map-plot'); return !!i && i.complete && i.naturalWidth > 0", "the map loads").await?;
             // A suggestion, accepted into the results table.
             click(b, "#opt-suggest button[type=submit]").await?;
+            wait_text(b, "#optimizer table caption", "EI)").await?;
             let accept = find(b, "#suggestions [data-accept]").await?;
+            // (Clear of the sticky tab bar.)
+            js(b, "document.querySelector('#suggestions [data-accept]').scrollIntoView({block: 'center'}); return true").await?;
             accept.click().await.map_err(wd("accept"))?;
             until(b, "const r = Array.from(document.querySelectorAll('#results-table tr.result-row')).pop(); \
                 return r.querySelector('input[name=temperature]').value !== '' && document.activeElement.name === '__output'", "the suggestion fills a row").await?;
             // A decision locked with notes lands in the audit log.
             fill(b, "#lock-notes", "Data checked against the furnace log").await?;
             click(b, "#opt-lock button[type=submit]").await?;
+            // What the lock recorded shows in the panel.
+            wait_text(b, "#optimizer table", "Data checked against the furnace log").await?;
             let deadline = tokio::time::Instant::now() + WAIT;
             loop {
                 let (_, audit) = s
@@ -1014,6 +1027,56 @@ async fn the_optimizer_panel_defines_a_space_records_results_and_reads_a_csv_wit
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             accessible(b, "the optimizer tab").await?;
+            Ok(())
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_other_pages_are_accessible_in_light_and_dark() {
+    run("other-pages", |s, _, b| {
+        Box::pin(async move {
+            let id = seeded_session(s, "Pages").await;
+            let (st, _) = s
+                .request(
+                    Method::POST,
+                    &format!("/v1/sessions/{id}/branches"),
+                    Some(&s.alice),
+                    Some(json!({"name": "alt"})),
+                )
+                .await;
+            check(st.is_success(), "branch")?;
+            goto(b, &format!("{}/login", s.base)).await?;
+            accessible(b, "the sign-in page").await?;
+            sign_in(s, b).await?;
+            for theme in ["light", "dark"] {
+                js(
+                    b,
+                    &format!("document.cookie = 'kiln_theme={theme}; path=/'; return true"),
+                )
+                .await?;
+                for (page, path, text) in [
+                    (
+                        "diff",
+                        format!("/web/sessions/{id}/diff?from=main&to=alt"),
+                        "alt",
+                    ),
+                    ("settings", "/web/settings".to_string(), "Test connection"),
+                    ("search", "/?q=LiFePO4".to_string(), "LiFePO4"),
+                    ("not found", "/web/sessions/nope".to_string(), ""),
+                ] {
+                    goto(b, &format!("{}{path}", s.base)).await?;
+                    wait_text(b, "body", text).await?;
+                    let applied =
+                        js(b, "return document.documentElement.dataset.theme || ''").await?;
+                    check(
+                        applied == json!(theme),
+                        format!("{page}: theme {applied} not {theme}"),
+                    )?;
+                    accessible(b, &format!("the {page} page, {theme}")).await?;
+                }
+            }
             Ok(())
         })
     })

@@ -776,6 +776,10 @@
         if (!b.strategy) delete b.strategy;
         r = await api("POST", optBase() + "/suggest", b);
       } else if (form.id === "opt-lock") r = await api("POST", optBase() + "/locks", body(form));
+      else if (form.id === "opt-design") {
+        const b = Object.assign({ action: "initial_design" }, body(form));
+        r = await api("POST", "/v1/sessions/" + session() + "/tools/bayesian_optimizer", { branch: currentBranch(), arguments: b });
+      }
       if (r.ok) {
         refreshPanel();
         refreshConversation();

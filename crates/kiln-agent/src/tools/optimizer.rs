@@ -214,6 +214,59 @@ impl Tool for BayesianOptimizer {
                 kiln_bayesopt::report::suggestion_rows(&st.space, &last.points),
             ));
         }
+        if !st.locks.is_empty() {
+            // What each locked decision recorded, in words.
+            let rows = st
+                .locks
+                .iter()
+                .map(|l| {
+                    let (what, recorded) = match &l.details {
+                        kiln_bayesopt::LockDetails::Data {
+                            n_experiments,
+                            data_fingerprint,
+                            ..
+                        } => (
+                            "data",
+                            format!("{n_experiments} experiments, fingerprint {data_fingerprint}"),
+                        ),
+                        kiln_bayesopt::LockDetails::Model {
+                            kernel,
+                            cv,
+                            n_experiments,
+                            ..
+                        } => (
+                            "model",
+                            format!(
+                                "{kernel:?} kernel on {n_experiments} experiments, LOO RMSE {:.3}",
+                                cv.rmse
+                            ),
+                        ),
+                        kiln_bayesopt::LockDetails::Acquisition {
+                            strategy, points, ..
+                        } => (
+                            "acquisition",
+                            format!("{} point(s) by {strategy}", points.len()),
+                        ),
+                    };
+                    vec![
+                        l.iteration.to_string(),
+                        what.to_owned(),
+                        recorded,
+                        l.notes.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            view.tables.push(ViewTable {
+                caption: "Locked decisions".into(),
+                columns: vec![
+                    "Iteration".into(),
+                    "Locked".into(),
+                    "Recorded".into(),
+                    "Notes".into(),
+                ],
+                rows,
+            });
+        }
         if !st.experiments.is_empty() {
             view.charts.push(ViewChart {
                 title: "Convergence".into(),
