@@ -968,3 +968,61 @@ async fn the_workspace_serves_each_region_alone_and_filters_the_sidebar() {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(page.contains("unknown status"));
 }
+
+/// Older turns the agent summarised show as one folded line that opens in place, above the
+/// turns after it.
+#[tokio::test]
+async fn a_summary_shows_as_one_folded_line() {
+    let srv = start(1 << 20).await;
+    let http = client();
+    let (_, v) = srv
+        .request(
+            reqwest::Method::POST,
+            "/v1/sessions",
+            Some(&srv.alice),
+            Some(json!({"name": "Long chat", "context": {"max_history": 4}})),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    for f in [
+        "LiFePO4", "LiCoO2", "LiMn2O4", "NaFePO4", "LiNiO2", "Li2MnO3", "LiFeSO4F",
+    ] {
+        let (st, v) = srv
+            .request(
+                reqwest::Method::POST,
+                &format!("/v1/sessions/{id}/query"),
+                Some(&srv.alice),
+                Some(json!({"message": format!("Analyse {f}")})),
+            )
+            .await;
+        assert!(st.is_success(), "{v}");
+    }
+    let (_, msgs) = srv
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{id}/branches/main/messages?limit=200"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert!(
+        msgs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "summary"),
+        "the agent summarised older turns: {msgs}"
+    );
+    let (cookie, _, _) = signed_in(&srv, &http, &srv.alice).await;
+    let (_, page) = page_as(&http, format!("{}/web/sessions/{id}", srv.base), cookie).await;
+    let fold = page
+        .split("<details class=\"summary-fold\"")
+        .nth(1)
+        .expect("a folded summary");
+    let line = fold.split("</summary>").next().unwrap();
+    assert!(line.contains("earlier messages summarised"), "{line}");
+    assert!(
+        !fold.split("</details>").next().unwrap().contains(" open"),
+        "folded"
+    );
+}
