@@ -800,8 +800,10 @@ async fn checkpoint_then_restore_brings_the_branch_back() {
             send(b, "Analyse LiCoO2").await?;
             b.refresh().await.map_err(wd("reload"))?;
             wait_text(b, "#conversation", "Analyse LiCoO2").await?;
-            // Restore asks first (saying nothing is lost), then moves the head back.
-            click(b, "#checkpoints form[data-path*='before-cobalt'] button").await?;
+            // Restore from the graph's checkpoint label: it asks first (saying nothing is lost),
+            // then moves the head back.
+            js(b, "document.querySelector(\"#branch-graph [data-restore='before-cobalt']\").scrollIntoView({block: 'center'}); return true").await?;
+            click(b, "#branch-graph [data-restore='before-cobalt']").await?;
             let asked = b.get_alert_text().await.map_err(wd("the confirmation"))?;
             check(
                 asked.contains("nothing is lost"),
