@@ -488,6 +488,11 @@ fn operations() -> Vec<Op> {
             "history",
             "The audit log, oldest first",
         )
+        .query(
+            "entry_type",
+            text("only this action (`bayesian_optimizer.lock`) or dotted prefix (`session`)"),
+            false,
+        )
         .ok(200, page("AuditEntry")),
         Op::new(
             "GET",

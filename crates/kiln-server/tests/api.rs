@@ -946,3 +946,61 @@ async fn a_watcher_sees_changes_live_and_only_while_allowed() {
     let rest = tokio::time::timeout(std::time::Duration::from_secs(5), bob.chunk()).await;
     assert!(matches!(rest, Ok(Ok(None))), "the stream ends after closed");
 }
+
+/// `?entry_type=` keeps the audit entries of one type: an action or a dotted prefix.
+#[tokio::test]
+async fn the_audit_log_filters_by_entry_type() {
+    let s = start().await;
+    let id = s.session().await;
+    // Defining an optimizer leaves an entry of another type than the session's own.
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            &format!("/v1/sessions/{id}/branches/main/optimizer/space"),
+            Some(&s.alice),
+            Some(
+                json!({"variables": [{"name": "t", "type": "real", "bounds": [300, 900]}],
+                        "objective": {"name": "yield", "goal": "maximize"}}),
+            ),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    let (_, all) = s.get(&format!("/v1/sessions/{id}/audit")).await;
+    let actions = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(actions(&all).len() >= 2, "{all}");
+    let (st, v) = s
+        .get(&format!("/v1/sessions/{id}/audit?entry_type=session"))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let only = actions(&v);
+    assert!(
+        !only.is_empty() && only.iter().all(|a| a.starts_with("session.")),
+        "{only:?}"
+    );
+    assert!(only.len() < actions(&all).len(), "something was left out");
+    let (_, v) = s
+        .get(&format!(
+            "/v1/sessions/{id}/audit?entry_type=session.create"
+        ))
+        .await;
+    assert_eq!(actions(&v), ["session.create"]);
+    let (_, v) = s
+        .get(&format!("/v1/sessions/{id}/audit?entry_type=sess"))
+        .await;
+    assert!(actions(&v).is_empty(), "a type is a whole dotted part");
+    let (st, _) = s
+        .get(&format!("/v1/sessions/{id}/audit?type=session"))
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "unknown parameters are refused"
+    );
+}

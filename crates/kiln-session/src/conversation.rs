@@ -392,6 +392,20 @@ impl SessionManager {
         Ok(self.db.audit(session).await?)
     }
 
+    /// The audit log, only entries of `entry_type` when given (see [`entry_type_matches`]).
+    pub async fn audit_of_type(
+        &self,
+        caller: &Caller,
+        session: &str,
+        entry_type: Option<&str>,
+    ) -> Result<Vec<AuditEntry>> {
+        let mut entries = self.audit(caller, session).await?;
+        if let Some(t) = entry_type.filter(|t| !t.is_empty()) {
+            entries.retain(|e| entry_type_matches(&e.action, t));
+        }
+        Ok(entries)
+    }
+
     pub async fn verify_audit(&self, caller: &Caller, session: &str) -> Result<AuditVerification> {
         self.readable(caller, session).await?;
         Ok(self.db.verify_audit(session).await?)
@@ -438,5 +452,28 @@ fn check_material(event: &kiln_types::StateEvent) -> Result<()> {
                 "position": report.position,
             })))
         }
+    }
+}
+
+/// Whether an audit entry's action is of `wanted` type: the action itself, or a dotted prefix of
+/// it (`session` takes `session.create` and `session.status`; `bayesian_optimizer.lock` only
+/// itself).
+pub fn entry_type_matches(action: &str, wanted: &str) -> bool {
+    action == wanted
+        || action
+            .strip_prefix(wanted)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
+#[cfg(test)]
+mod entry_type_tests {
+    use super::entry_type_matches;
+
+    #[test]
+    fn a_type_is_the_action_or_a_dotted_prefix() {
+        assert!(entry_type_matches("session.create", "session"));
+        assert!(entry_type_matches("session.create", "session.create"));
+        assert!(!entry_type_matches("session.create", "sess"));
+        assert!(!entry_type_matches("sessions.x", "session"));
     }
 }

@@ -26,7 +26,9 @@ pub use config::{
     StorageConfig,
 };
 pub use context::{Cleared, ContextCleanup, ContextItemInput};
-pub use conversation::{BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput, TreeBranch};
+pub use conversation::{
+    BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput, TreeBranch, entry_type_matches,
+};
 pub use error::{Error, Result};
 pub use integrity::InstanceKeyInfo;
 pub use jobs::{JobReport, JobsConfig};

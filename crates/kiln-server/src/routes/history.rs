@@ -62,12 +62,24 @@ async fn diff(
     Ok(Json(serde_json::to_value(d).map_err(Error::from)?))
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    /// Only entries of this type: an action (`bayesian_optimizer.lock`) or a dotted prefix of
+    /// one (`session`).
+    entry_type: Option<String>,
+}
+
 async fn audit(
     State(st): State<AppState>,
     Auth(caller): Auth,
     Path(id): Path<String>,
+    Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
-    let items = st.mgr.audit(&caller, &id).await?;
+    let items = st
+        .mgr
+        .audit_of_type(&caller, &id, q.entry_type.as_deref())
+        .await?;
     Ok(Json(Page {
         items,
         next_cursor: None,

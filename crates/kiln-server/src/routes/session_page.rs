@@ -601,10 +601,9 @@ async fn tab_context(
                 .iter()
                 .rev()
                 .filter(|e| {
-                    wanted.as_deref().is_none_or(|t| {
-                        e.action == t
-                            || e.action.strip_prefix(t).is_some_and(|r| r.starts_with('.'))
-                    })
+                    wanted
+                        .as_deref()
+                        .is_none_or(|t| kiln_session::entry_type_matches(&e.action, t))
                 })
                 .collect();
             let matching = shown.len();
