@@ -9,6 +9,6 @@ mod search;
 
 pub use discovery::{LinkDiscoveries, RecordDiscovery};
 pub use materials::MaterialsAnalyzer;
-pub use notebook::Notebook;
+pub use notebook::{Notebook, attachment_path};
 pub use optimizer::BayesianOptimizer;
 pub use search::SessionSearch;
