@@ -5,6 +5,7 @@ pub mod collaborators;
 pub mod health;
 pub mod history;
 pub mod instance;
+pub mod mcp;
 pub mod search;
 pub mod session_page;
 pub mod sessions;
