@@ -74,13 +74,15 @@ impl ToolServer {
     /// A server as configured (nothing is started).
     pub fn new(cfg: McpServerConfig) -> Result<Self, Error> {
         let name = cfg.name.trim();
+        // `__` is how a namespaced name travels to providers (`kiln_llm::wire_tool_name`).
         if name.is_empty()
+            || name.contains("__")
             || !name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
             return Err(Error::Config(format!(
-                "mcp server name `{}` must be letters, digits, `_` or `-`",
+                "mcp server name `{}` must be letters, digits, `_` or `-` (not `__`)",
                 cfg.name
             )));
         }
@@ -213,7 +215,10 @@ impl ToolServer {
             }
             Err(_) => {
                 self.settle(generation, true).await;
-                Err(format!("did not list its tools within {} s", self.cfg.timeout_secs))
+                Err(format!(
+                    "did not list its tools within {} s",
+                    self.cfg.timeout_secs
+                ))
             }
         }
     }
@@ -299,8 +304,8 @@ impl Tool for McpTool {
         self.schema.clone()
     }
 
-    /// An outside tool's effects are its own; on the session, a call records only its result,
-    /// so a reader may call a tool its server says only reads.
+    /// Follows the server's read-only hint (what `GET /v1/tools` says; the call and its result
+    /// are recorded on the branch either way).
     fn writes(&self) -> bool {
         !self.read_only
     }
@@ -393,10 +398,16 @@ async fn output(
 
 /// Stores a base64 image under `attachments/` (content-addressed, as the notebook stores its
 /// attachments) and returns its digest and size.
-async fn store_image(ctx: &ToolContext, b64: &str, mime: &str) -> Result<(String, usize), ToolError> {
+async fn store_image(
+    ctx: &ToolContext,
+    b64: &str,
+    mime: &str,
+) -> Result<(String, usize), ToolError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
-        .map_err(|e| ToolError::Failed(format!("the server sent an unreadable {mime} image: {e}")))?;
+        .map_err(|e| {
+            ToolError::Failed(format!("the server sent an unreadable {mime} image: {e}"))
+        })?;
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(ToolError::Failed(format!(
             "the server sent a {} byte image; the most kept is {MAX_IMAGE_BYTES}",
@@ -420,7 +431,10 @@ async fn store_image(ctx: &ToolContext, b64: &str, mime: &str) -> Result<(String
 /// The configured servers, started to learn their tools, which are added to `registry`.
 /// A server that cannot start is logged and left out (its tools are unknown); the others
 /// still come. Servers start concurrently, each bounded by its timeout.
-pub async fn attach(registry: &mut Registry, servers: &[McpServerConfig]) -> Result<Vec<String>, Error> {
+pub async fn attach(
+    registry: &mut Registry,
+    servers: &[McpServerConfig],
+) -> Result<Vec<String>, Error> {
     let mut all = Vec::new();
     for cfg in servers {
         let s = Arc::new(ToolServer::new(cfg.clone())?);
@@ -432,9 +446,10 @@ pub async fn attach(registry: &mut Registry, servers: &[McpServerConfig]) -> Res
         }
         all.push(s);
     }
-    let listed = futures::future::join_all(all.iter().map(|s| async move {
-        (s.clone(), s.list_tools().await)
-    }))
+    let listed = futures::future::join_all(
+        all.iter()
+            .map(|s| async move { (s.clone(), s.list_tools().await) }),
+    )
     .await;
     let mut names = Vec::new();
     for (server, tools) in listed {
@@ -480,6 +495,10 @@ mod tests {
         for bad in [
             McpServerConfig {
                 name: "a.b".into(),
+                ..ok.clone()
+            },
+            McpServerConfig {
+                name: "a__b".into(),
                 ..ok.clone()
             },
             McpServerConfig {

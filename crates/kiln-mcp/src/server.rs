@@ -188,7 +188,10 @@ pub(crate) fn mcp_error(e: &Error) -> ErrorData {
         K::Internal | K::Unavailable | K::InsufficientStorage => {
             // Internals never leave the server; the log has them.
             tracing::error!(code = e.code, error = %e.message, "mcp request failed");
-            ErrorData::internal_error("internal error", data.map(|_| json!({"code": e.code, "recoverable": e.kind.recoverable()})))
+            ErrorData::internal_error(
+                "internal error",
+                data.map(|_| json!({"code": e.code, "recoverable": e.kind.recoverable()})),
+            )
         }
         _ => ErrorData::invalid_request(message, data),
     }

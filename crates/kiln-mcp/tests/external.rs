@@ -108,7 +108,10 @@ async fn an_external_server_is_a_session_tool_that_survives_a_crash() {
     for want in ["units.convert", "units.slow", "units.plot", "units.broken"] {
         assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
     }
-    let convert = tools.infos().into_iter().find(|t| t.name == "units.convert");
+    let convert = tools
+        .infos()
+        .into_iter()
+        .find(|t| t.name == "units.convert");
     let schema = convert.expect("listed with the built-in tools").parameters;
     assert_eq!(schema["required"], json!(["value", "from_unit", "to_unit"]));
     assert_eq!(e.starts(), 1, "listing the tools started the server once");
@@ -150,10 +153,7 @@ async fn an_external_server_is_a_session_tool_that_survives_a_crash() {
         .unwrap();
     let image = &plot.result["images"][0];
     assert_eq!(image["media_type"], "image/png");
-    let path = e
-        .mgr
-        .data_dir()
-        .join(image["path"].as_str().unwrap());
+    let path = e.mgr.data_dir().join(image["path"].as_str().unwrap());
     let png = std::fs::read(&path).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "{path:?}");
 
@@ -162,7 +162,11 @@ async fn an_external_server_is_a_session_tool_that_survives_a_crash() {
         .call_tool(&e.alice, &s, None, "units.broken", json!({}))
         .await
         .unwrap_err();
-    assert!(err.message.contains("the furnace is off"), "{}", err.message);
+    assert!(
+        err.message.contains("the furnace is off"),
+        "{}",
+        err.message
+    );
 
     // Killed mid-call: the turn ends, with the failure recorded and readable.
     model.push(ScriptedModel::tool_calls(vec![call(
@@ -232,7 +236,13 @@ async fn an_external_server_is_a_session_tool_that_survives_a_crash() {
         .unwrap()
         .id;
     let refused = agent
-        .call_tool(&e.bob, &sb, None, "units.convert", json!({"value": 1.0, "from_unit": "eV", "to_unit": "J"}))
+        .call_tool(
+            &e.bob,
+            &sb,
+            None,
+            "units.convert",
+            json!({"value": 1.0, "from_unit": "eV", "to_unit": "J"}),
+        )
         .await
         .unwrap_err();
     assert_eq!(refused.code, "forbidden");

@@ -109,9 +109,7 @@ pub(crate) const OPS: &[Op] = &[
         description: "Asks the session's research agent a question; it may call the session's \
                       tools. Returns its answer and the tool calls it made, all recorded on the \
                       branch.",
-        properties: || {
-            json!({"session": session_prop(), "question": {"type": "string"}, "branch": branch_prop()})
-        },
+        properties: || json!({"session": session_prop(), "question": {"type": "string"}, "branch": branch_prop()}),
         required: &["session", "question"],
         writes: true,
         expensive: true,
@@ -119,9 +117,7 @@ pub(crate) const OPS: &[Op] = &[
     Op {
         name: "append_note",
         description: "Appends a note (your own text, not a question for the agent) to a branch.",
-        properties: || {
-            json!({"session": session_prop(), "content": {"type": "string"}, "branch": branch_prop()})
-        },
+        properties: || json!({"session": session_prop(), "content": {"type": "string"}, "branch": branch_prop()}),
         required: &["session", "content"],
         writes: true,
         expensive: false,
@@ -162,9 +158,7 @@ pub(crate) const OPS: &[Op] = &[
     Op {
         name: "create_checkpoint",
         description: "Names the current head of a branch as a checkpoint to restore later.",
-        properties: || {
-            json!({"session": session_prop(), "name": {"type": "string"}, "branch": branch_prop()})
-        },
+        properties: || json!({"session": session_prop(), "name": {"type": "string"}, "branch": branch_prop()}),
         required: &["session", "name"],
         writes: true,
         expensive: false,
@@ -173,9 +167,7 @@ pub(crate) const OPS: &[Op] = &[
         name: "restore_checkpoint",
         description: "Moves a branch back to a checkpoint (nothing is lost: the old head is \
                       kept as a before-restore checkpoint).",
-        properties: || {
-            json!({"session": session_prop(), "checkpoint": {"type": "string"}, "branch": branch_prop()})
-        },
+        properties: || json!({"session": session_prop(), "checkpoint": {"type": "string"}, "branch": branch_prop()}),
         required: &["session", "checkpoint"],
         writes: true,
         expensive: false,
@@ -205,8 +197,7 @@ pub(crate) fn op(name: &str) -> Option<&'static Op> {
 
 /// Reads the arguments as `T`, naming what is wrong.
 fn args<T: DeserializeOwned>(value: Value) -> Result<T> {
-    serde_json::from_value(value)
-        .map_err(|e| Error::bad_request(format!("invalid arguments: {e}")))
+    serde_json::from_value(value).map_err(|e| Error::bad_request(format!("invalid arguments: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -344,10 +335,19 @@ pub(crate) fn session_tool_schema(tool_schema: Value) -> Value {
 }
 
 /// The branch to write on: the given one or the session's default.
-async fn branch_of(agent: &Agent, caller: &Caller, session: &str, b: Option<String>) -> Result<String> {
+async fn branch_of(
+    agent: &Agent,
+    caller: &Caller,
+    session: &str,
+    b: Option<String>,
+) -> Result<String> {
     match b {
         Some(b) => Ok(b),
-        None => Ok(agent.manager().session(caller, session).await?.default_branch),
+        None => Ok(agent
+            .manager()
+            .session(caller, session)
+            .await?
+            .default_branch),
     }
 }
 
@@ -407,12 +407,20 @@ pub(crate) async fn run(agent: &Agent, caller: &Caller, name: &str, a: Value) ->
         }
         "open_context" => {
             let s: Scoped = args(a)?;
-            to_json(&agent.context(caller, &s.session, s.branch.as_deref()).await?)
+            to_json(
+                &agent
+                    .context(caller, &s.session, s.branch.as_deref())
+                    .await?,
+            )
         }
         "ask_agent" => {
             let q: Ask = args(a)?;
             let branch = branch_of(agent, caller, &q.session, q.branch).await?;
-            to_json(&agent.run_turn(caller, &q.session, &branch, &q.question, None).await?)
+            to_json(
+                &agent
+                    .run_turn(caller, &q.session, &branch, &q.question, None)
+                    .await?,
+            )
         }
         "append_note" => {
             let n: Note = args(a)?;
@@ -469,7 +477,10 @@ pub(crate) async fn run(agent: &Agent, caller: &Caller, name: &str, a: Value) ->
         "merge_branches" => {
             let m: Merge = args(a)?;
             let into = branch_of(agent, caller, &m.session, m.into).await?;
-            to_json(&mgr.merge(caller, &m.session, &m.from, &into, m.strategy).await?)
+            to_json(
+                &mgr.merge(caller, &m.session, &m.from, &into, m.strategy)
+                    .await?,
+            )
         }
         other => Err(Error::not_found(format!("no tool `{other}`"))),
     }

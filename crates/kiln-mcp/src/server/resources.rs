@@ -46,7 +46,8 @@ fn parse(uri: &str) -> Option<Uri<'_>> {
 }
 
 fn json_text(uri: &str, v: &impl serde::Serialize) -> Result<ReadResourceResult> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| Error::internal(format!("json: {e}")))?;
+    let text =
+        serde_json::to_string_pretty(v).map_err(|e| Error::internal(format!("json: {e}")))?;
     Ok(ReadResourceResult::new(vec![
         ResourceContents::text(text, uri).with_mime_type(JSON),
     ]))
@@ -134,9 +135,7 @@ pub(crate) async fn read(agent: &Agent, caller: &Caller, uri: &str) -> Result<Re
         ),
         Some(Uri::Session(id)) => json_text(uri, &mgr.session(caller, id).await?),
         Some(Uri::Branches(id)) => json_text(uri, &mgr.branches(caller, id, false).await?),
-        Some(Uri::State(id, branch)) => {
-            json_text(uri, &mgr.state(caller, id, branch, None).await?)
-        }
+        Some(Uri::State(id, branch)) => json_text(uri, &mgr.state(caller, id, branch, None).await?),
         Some(Uri::Report(id)) => {
             let text = mgr.export_markdown(caller, id).await?;
             Ok(ReadResourceResult::new(vec![
