@@ -192,7 +192,8 @@ async def test_every_tool_resource_and_prompt(server: Server, transport: str) ->
 
         note = await run("append_note", {"session": sid, "content": f"calcined at 900 C ({transport})"})
         note_id = note["nodes"][0]["id"]
-        await run("record_hypothesis", {"session": sid, "statement": "Doping with Mn raises the voltage"})
+        hyp = await run("record_hypothesis", {"session": sid, "statement": "Doping with Mn raises the voltage"})
+        assert hyp["nodes"][0]["data"]["client"] == {"protocol": "mcp", "name": client}
         d1 = await run("record_discovery", {"session": sid, "arguments": {
             "description": "LiFePO4 is stable to 700 C", "materials": ["LiFePO4"], "confidence": 0.8}})
         d2 = await run("record_discovery", {"session": sid, "arguments": {
