@@ -633,7 +633,10 @@ async fn writes_through_a_client_carry_its_name_and_keep_their_own_data() {
         .await
         .unwrap();
     assert_eq!(note.nodes[0].data.as_ref().unwrap()["client"], client);
-    assert_eq!(note.nodes[0].author.as_deref(), Some(e.alice.user_id.as_str()));
+    assert_eq!(
+        note.nodes[0].author.as_deref(),
+        Some(e.alice.user_id.as_str())
+    );
     let ev = common::ev(json!({"kind": "hypothesis", "statement": "Mn raises the voltage"}));
     let hyp = e.mgr.append_event(&via, &id, "main", ev).await.unwrap();
     let data = hyp.nodes[0].data.clone().unwrap();
