@@ -60,9 +60,19 @@ impl Registry {
         self.tools.insert(tool.name().to_owned(), tool);
     }
 
-    /// Returns the tool called `name`.
+    /// Returns the tool called `name`, or whose name a provider was sent as `name`
+    /// (`units__convert` for the MCP tool `units.convert`, see `kiln_llm::wire_tool_name`).
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
-        self.tools.get(name)
+        self.tools.get(name).or_else(|| {
+            name.contains("__")
+                .then(|| {
+                    self.tools
+                        .iter()
+                        .find(|(k, _)| k.contains('.') && kiln_llm::wire_tool_name(k) == name)
+                        .map(|(_, t)| t)
+                })
+                .flatten()
+        })
     }
 
     /// Returns the tool names, sorted.
@@ -119,5 +129,47 @@ impl ToolMerger for Registry {
 
     fn report_tool(&self, tool: &str, state: &Value) -> Option<String> {
         self.tools.get(tool)?.report(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tool::{ToolContext, ToolError, ToolOutput};
+    use futures::future::BoxFuture;
+
+    struct Named(&'static str);
+
+    impl Tool for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn description(&self) -> &str {
+            ""
+        }
+        fn schema(&self) -> Value {
+            serde_json::json!({"type": "object"})
+        }
+        fn call<'a>(
+            &'a self,
+            _ctx: &'a ToolContext,
+            _args: Value,
+        ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+            Box::pin(async { Ok(ToolOutput::default()) })
+        }
+    }
+
+    #[test]
+    fn a_namespaced_tool_is_found_by_the_name_a_provider_was_sent() {
+        let mut r = Registry::builtin();
+        r.register(Arc::new(Named("units.convert")));
+        assert_eq!(r.get("units.convert").unwrap().name(), "units.convert");
+        assert_eq!(r.get("units__convert").unwrap().name(), "units.convert");
+        assert!(r.get("units__other").is_none());
+        assert!(r.get("materials__analyzer").is_none());
+        assert_eq!(
+            r.get("materials_analyzer").unwrap().name(),
+            "materials_analyzer"
+        );
     }
 }

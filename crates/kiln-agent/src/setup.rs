@@ -54,10 +54,20 @@ impl Agent {
     /// Returns the agent for `config` over `manager`, with the built-in tools, answering with
     /// the `[llm]` model overlaid by what the settings page saved in the data directory.
     pub fn from_config(manager: SessionManager, config: &Config) -> Result<Agent, kiln_llm::Error> {
+        Agent::from_config_with_tools(manager, config, Registry::builtin())
+    }
+
+    /// Returns the agent for `config` calling `tools` (the built-in ones and, from kiln-mcp,
+    /// the configured MCP servers' tools).
+    pub fn from_config_with_tools(
+        manager: SessionManager,
+        config: &Config,
+        tools: Registry,
+    ) -> Result<Agent, kiln_llm::Error> {
         Ok(Agent::with_model_slot(
             manager,
             ModelSlot::load(config)?,
-            Registry::builtin(),
+            tools,
             config.agent.clone(),
         ))
     }

@@ -21,7 +21,9 @@ pub use planner::{
     TOOL_RESULT_PREFIX, detect_discoveries, find_formulas, looks_like_formula, parse_discoveries,
     summarise,
 };
-pub use provider::{API_KEY_ENV, ApiKey, OPENAI_BASE_URL, OpenAiProvider, ProviderConfig};
+pub use provider::{
+    API_KEY_ENV, ApiKey, OPENAI_BASE_URL, OpenAiProvider, ProviderConfig, wire_tool_name,
+};
 pub use repair::{Repair, parse_arguments};
 pub use scripted::ScriptedModel;
 pub use select::model_from_config;

@@ -16,6 +16,7 @@ use async_openai::types::chat::ChatCompletionResponseStream;
 use futures::stream::{self, StreamExt};
 
 pub use config::{API_KEY_ENV, ApiKey, OPENAI_BASE_URL, ProviderConfig};
+pub use convert::wire_tool_name;
 
 use crate::assemble::StreamAssembler;
 use crate::error::{Error, Result};

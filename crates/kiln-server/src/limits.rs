@@ -129,6 +129,7 @@ mod tests {
             user_id: "u".into(),
             name: "u".into(),
             is_owner: false,
+            client: None,
         };
         for _ in 0..1000 {
             l.charge(&c, IMPORT_COST).unwrap();

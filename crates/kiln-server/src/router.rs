@@ -17,6 +17,7 @@ use crate::routes;
 /// Builds the whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let limit = state.max_body_bytes;
+    let mcp = routes::mcp::routes(&state);
     Router::new()
         .route("/v1/health", get(routes::health::health))
         .route("/v1/openapi.json", get(crate::openapi::serve))
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::session_page::routes())
         .merge(routes::diff_page::routes())
         .merge(routes::settings_page::routes())
+        .merge(mcp)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(errors_as_json))

@@ -7,6 +7,7 @@ pub mod health;
 pub mod history;
 pub mod instance;
 pub mod live;
+pub mod mcp;
 pub mod optimizer;
 pub mod search;
 pub mod session_page;

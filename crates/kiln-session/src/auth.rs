@@ -11,6 +11,25 @@ pub struct Caller {
     pub user_id: String,
     pub name: String,
     pub is_owner: bool,
+    /// The program acting for the user, when it is not Kiln's own (an MCP client): every node
+    /// the caller writes carries it as `data.client` (see [`ClientInfo`]).
+    pub client: Option<ClientInfo>,
+}
+
+/// The program a call came through: the protocol and the name the client gave itself
+/// (`{"protocol": "mcp", "name": "claude-ai"}`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClientInfo {
+    pub protocol: String,
+    pub name: String,
+}
+
+impl Caller {
+    /// Returns the caller acting through `client`.
+    pub fn via(mut self, client: ClientInfo) -> Self {
+        self.client = Some(client);
+        self
+    }
 }
 
 impl From<User> for Caller {
@@ -19,6 +38,7 @@ impl From<User> for Caller {
             user_id: u.id,
             name: u.name,
             is_owner: u.is_owner,
+            client: None,
         }
     }
 }

@@ -17,6 +17,62 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub search: SearchConfig,
     pub integrity: IntegrityConfig,
+    pub mcp: McpConfig,
+}
+
+/// MCP tool servers whose tools sessions may call (`[[mcp.servers]]`; kiln-mcp runs them).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpConfig {
+    pub servers: Vec<McpServerConfig>,
+}
+
+/// One MCP tool server: a command Kiln starts (stdio) or a URL it connects to (streamable
+/// HTTP). Its tools appear as `name.tool`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpServerConfig {
+    /// The prefix of its tools' names (letters, digits, `_` and `-`).
+    pub name: String,
+    /// The program to start, speaking MCP on its stdin and stdout (or set `url`).
+    pub command: String,
+    pub args: Vec<String>,
+    /// Extra environment for the program (values are never logged).
+    pub env: std::collections::BTreeMap<String, String>,
+    /// A streamable-HTTP MCP endpoint instead of a command.
+    pub url: String,
+    /// Seconds one call (and the start, with listing the tools) may take.
+    pub timeout_secs: u64,
+    /// User names that may call its tools; empty: every user.
+    pub users: Vec<String>,
+}
+
+impl Default for McpServerConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            command: String::new(),
+            args: Vec::new(),
+            env: Default::default(),
+            url: String::new(),
+            timeout_secs: 30,
+            users: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for McpServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpServerConfig")
+            .field("name", &self.name)
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("url", &self.url)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("users", &self.users)
+            .finish()
+    }
 }
 
 /// Full-text search: bounds on a query and how long one may run.
@@ -351,6 +407,23 @@ mod tests {
             assert!(err.contains("servr"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn mcp_servers_parse_and_their_env_values_stay_out_of_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("k.toml");
+        std::fs::write(
+            &f,
+            "[[mcp.servers]]\nname = \"units\"\ncommand = \"python3\"\nargs = [\"s.py\"]\n\
+             env = { TOKEN = \"s3cret\" }\nusers = [\"alice\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        let s = &c.mcp.servers[0];
+        assert_eq!((s.name.as_str(), s.timeout_secs), ("units", 30));
+        assert_eq!(s.users, ["alice"]);
+        assert!(!format!("{s:?}").contains("s3cret"));
     }
 
     #[test]

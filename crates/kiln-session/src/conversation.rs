@@ -127,6 +127,10 @@ impl SessionManager {
         nodes: Vec<NewNode>,
         expected_head: Option<&str>,
     ) -> Result<AppendOutcome> {
+        let nodes = match &caller.client {
+            Some(client) => nodes.into_iter().map(|n| with_client(n, client)).collect(),
+            None => nodes,
+        };
         let bytes = self.incoming_bytes(&nodes);
         self.check_quota(caller, bytes)?;
         // The access check rides on the append's first query: the hot path.
@@ -463,6 +467,20 @@ pub fn entry_type_matches(action: &str, wanted: &str) -> bool {
         || action
             .strip_prefix(wanted)
             .is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// Marks a node as written through `client` (`data.client`); a node whose data is not an object
+/// (none is today) keeps it as it is.
+fn with_client(mut node: NewNode, client: &crate::ClientInfo) -> NewNode {
+    let mut data = node.data.take().unwrap_or_else(|| serde_json::json!({}));
+    if let Some(map) = data.as_object_mut() {
+        map.insert(
+            "client".into(),
+            serde_json::to_value(client).unwrap_or_default(),
+        );
+    }
+    node.data = Some(data);
+    node
 }
 
 #[cfg(test)]

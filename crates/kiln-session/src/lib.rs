@@ -20,10 +20,10 @@ mod sessions;
 mod shares;
 mod templates;
 
-pub use auth::{Caller, hash_token, new_token};
+pub use auth::{Caller, ClientInfo, hash_token, new_token};
 pub use config::{
-    AgentConfig, Config, IntegrityConfig, LimitsConfig, LlmConfig, SearchConfig, ServerConfig,
-    StorageConfig,
+    AgentConfig, Config, IntegrityConfig, LimitsConfig, LlmConfig, McpConfig, McpServerConfig,
+    SearchConfig, ServerConfig, StorageConfig,
 };
 pub use context::{Cleared, ContextCleanup, ContextItemInput};
 pub use conversation::{

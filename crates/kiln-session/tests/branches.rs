@@ -617,3 +617,39 @@ async fn branch_tree_places_each_branch_under_its_fork_and_lists_merges() {
     // Another user without access gets the session's usual refusal.
     assert!(m.branch_tree(&e.bob, id).await.is_err());
 }
+
+#[tokio::test]
+async fn writes_through_a_client_carry_its_name_and_keep_their_own_data() {
+    let e = common::env().await;
+    let id = e.session("s").await;
+    let via = e.alice.clone().via(kiln_session::ClientInfo {
+        protocol: "mcp".into(),
+        name: "claude-ai".into(),
+    });
+    let client = json!({"protocol": "mcp", "name": "claude-ai"});
+    let note = e
+        .mgr
+        .append_message(&via, &id, "main", msg(Role::Note, "calcined at 900 C"))
+        .await
+        .unwrap();
+    assert_eq!(note.nodes[0].data.as_ref().unwrap()["client"], client);
+    assert_eq!(
+        note.nodes[0].author.as_deref(),
+        Some(e.alice.user_id.as_str())
+    );
+    let ev = common::ev(json!({"kind": "hypothesis", "statement": "Mn raises the voltage"}));
+    let hyp = e.mgr.append_event(&via, &id, "main", ev).await.unwrap();
+    let data = hyp.nodes[0].data.clone().unwrap();
+    assert_eq!(data["client"], client);
+    assert_eq!(data["statement"], "Mn raises the voltage");
+    // The event still folds into the state.
+    let state = e.mgr.state(&e.alice, &id, "main", None).await.unwrap();
+    assert_eq!(state.hypotheses.len(), 1);
+    // Without a client, nothing is added.
+    let plain = e
+        .mgr
+        .append_message(&e.alice, &id, "main", msg(Role::Note, "by hand"))
+        .await
+        .unwrap();
+    assert!(plain.nodes[0].data.is_none());
+}

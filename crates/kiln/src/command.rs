@@ -9,6 +9,7 @@ mod config;
 pub mod context;
 mod markdown;
 mod materials;
+mod mcp;
 mod message;
 mod output;
 mod search;
@@ -45,6 +46,9 @@ pub enum Command {
     /// Analyse chemical formulas: composition, oxidation states, validity, similar materials.
     #[command(subcommand)]
     Materials(materials::MaterialsCommand),
+    /// Serve Kiln to an MCP client (a desktop assistant) on stdin/stdout, as the user whose
+    /// API token is in KILN_TOKEN.
+    Mcp(mcp::McpArgs),
     /// Run the HTTP service (SQLite under the data directory; 127.0.0.1:8080 by default).
     Serve(serve::ServeArgs),
     /// Create, list, inspect, move through the lifecycle, export and import sessions.
@@ -77,6 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => chat::run(g, args).await,
         Command::Config(cmd) => config::run(cmd),
         Command::Materials(cmd) => materials::run(cmd),
+        Command::Mcp(args) => mcp::run(g, args).await,
         Command::Serve(args) => serve::run(g, args).await,
         Command::Sessions(cmd) => sessions::run(g, cmd).await,
         Command::Search(args) => search::run(g, args).await,

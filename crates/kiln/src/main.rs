@@ -8,7 +8,7 @@ fn main() -> std::process::ExitCode {
     let cli = command::Cli::parse();
     // Logs go to stderr (stdout carries command output); KILN_LOG sets the filter.
     let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kiln_server=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kiln_server=info,rmcp=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -439,7 +439,16 @@ async fn append_in(
         let id = kiln_types::NodeId::new().to_string();
         let event = n.event.map(|e| e.with_ids(&id));
         let data = match (&event, n.data) {
-            (Some(e), _) => Some(serde_json::to_value(e)?),
+            // An event's data is the event; the client a caller wrote through rides along.
+            (Some(e), d) => {
+                let mut v = serde_json::to_value(e)?;
+                if let (Some(map), Some(client)) =
+                    (v.as_object_mut(), d.as_ref().and_then(|d| d.get("client")))
+                {
+                    map.insert("client".into(), client.clone());
+                }
+                Some(v)
+            }
             (None, d) => d,
         };
         if let Some(e) = &event {

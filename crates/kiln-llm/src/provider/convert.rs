@@ -19,6 +19,17 @@ use crate::types::{
     ChatMessage, ChatRequest, ChatResponse, FinishReason, ResponseFormat, ToolCall, Usage,
 };
 
+/// A tool's name as the provider is sent it. OpenAI's function names allow letters, digits,
+/// `_` and `-` only, so an MCP server's namespaced tool (`units.convert`) goes as
+/// `units__convert`; the registry finds a tool by either spelling (`Registry::get`).
+pub fn wire_tool_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains('.') {
+        std::borrow::Cow::Owned(name.replace('.', "__"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 /// Builds the wire request for `request` against `model`.
 pub(crate) fn to_wire(
     request: &ChatRequest,
@@ -32,7 +43,7 @@ pub(crate) fn to_wire(
         .map(|tool| {
             ChatCompletionTools::Function(ChatCompletionTool {
                 function: FunctionObject {
-                    name: tool.name.clone(),
+                    name: wire_tool_name(&tool.name).into_owned(),
                     description: Some(tool.description.clone()),
                     parameters: Some(tool.parameters.clone()),
                     strict: None,
@@ -83,7 +94,7 @@ fn message_to_wire(message: &ChatMessage) -> ChatCompletionRequestMessage {
                     ChatCompletionMessageToolCalls::Function(ChatCompletionMessageToolCall {
                         id: call.id.clone(),
                         function: FunctionCall {
-                            name: call.name.clone(),
+                            name: wire_tool_name(&call.name).into_owned(),
                             arguments: call.arguments.clone(),
                         },
                     })
@@ -296,6 +307,20 @@ mod tests {
             json!({"type": "object"})
         );
         assert!(value.get("stream").is_none());
+
+        // A namespaced MCP tool is sent in the letters OpenAI accepts, in specs and history.
+        let mut mcp = request.clone();
+        mcp.tools[0].name = "units.convert".into();
+        mcp.messages[2] = ChatMessage::assistant_tool_calls(
+            None,
+            vec![ToolCall::new("c1", "units.convert", &json!({}))],
+        );
+        let value = serde_json::to_value(to_wire(&mcp, "m", None, false)).unwrap();
+        assert_eq!(value["tools"][0]["function"]["name"], "units__convert");
+        assert_eq!(
+            value["messages"][2]["tool_calls"][0]["function"]["name"],
+            "units__convert"
+        );
 
         let streamed = serde_json::to_value(to_wire(&request, "m", None, true)).unwrap();
         assert_eq!(streamed["stream"], true);

@@ -49,8 +49,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
         config.llm.api_key_file = Some(file);
     }
     let bind = config.server.bind.clone();
-    let agent = kiln_agent::Agent::from_config(mgr, &config)
-        .context("the model configuration is not usable")?;
+    let agent = super::mcp::agent(mgr, &config).await?;
     let settings = agent.model_slot().view();
     if settings.saved_on_page {
         println!(
