@@ -1004,3 +1004,43 @@ async fn the_audit_log_filters_by_entry_type() {
         "unknown parameters are refused"
     );
 }
+
+/// An MCP session over `/mcp` belongs to the user who opened it: another user's token with its
+/// id is told it does not exist; the owner carries on.
+#[tokio::test]
+async fn an_mcp_session_is_kept_to_the_user_who_opened_it() {
+    let s = start().await;
+    let http = reqwest::Client::new();
+    let rpc = |token: &str, session: Option<&str>, body: Value| {
+        let mut req = http
+            .post(format!("{}/mcp", s.base))
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(id) = session {
+            req = req.header("mcp-session-id", id);
+        }
+        req.send()
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-03-26", "capabilities": {},
+        "clientInfo": {"name": "owner-test", "version": "1"}}});
+    let r = rpc(&s.alice, None, init).await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let id = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let r = rpc(&s.bob, Some(&id), list.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    let notified = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let r = rpc(&s.alice, Some(&id), notified).await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = rpc(&s.alice, Some(&id), list).await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("list_sessions") || text.contains("tools"),
+        "{text}"
+    );
+}
