@@ -143,7 +143,15 @@ impl Op {
             .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": string()}))
+            .map(|name| {
+                // `{n}` numbers an optimizer experiment (from 1); every other segment is text.
+                let schema = if name == "n" {
+                    json!({"type": "integer", "minimum": 1, "maximum": 1_000_000_000})
+                } else {
+                    string()
+                };
+                json!({"name": name, "in": "path", "required": true, "schema": schema})
+            })
             .collect();
         params.extend(self.query.iter().map(|(name, schema, required)| {
             json!({"name": name, "in": "query", "required": required, "schema": schema})
@@ -153,8 +161,12 @@ impl Op {
                    "description": description, "schema": schema})
         }));
         let mut ok = match (&self.response, self.events) {
+            // Each event: its name, its id and its data (one JSON document as text).
             (_, Some(events)) => json!({"description": "server-sent events",
-                "content": {"text/event-stream": {"schema": {"type": "string", "description": events}}}}),
+                "content": {"text/event-stream": {"schema": {
+                    "type": "object", "description": events,
+                    "properties": {"event": {"type": "string"}, "id": {"type": "string"},
+                                   "data": {"type": "string"}, "retry": {"type": "integer"}}}}}}),
             (None, None) => json!({"description": "done, no content"}),
             (Some(schema), None) => json!({"description": "success",
                                    "content": {self.response_type: {"schema": schema}}}),

@@ -39,9 +39,12 @@ const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 /// Most MCP sessions remembered; past it the oldest are forgotten (their clients start anew).
 const MAX_OWNED: usize = 10_000;
 
-/// Which user opened each MCP session, oldest first.
+/// Session id to user id, and the ids oldest first.
+type OwnerTable = (HashMap<String, String>, std::collections::VecDeque<String>);
+
+/// Which user opened each MCP session.
 #[derive(Clone, Default)]
-struct Owners(Arc<Mutex<(HashMap<String, String>, std::collections::VecDeque<String>)>>);
+struct Owners(Arc<Mutex<OwnerTable>>);
 
 impl Owners {
     fn owner(&self, id: &str) -> Option<String> {
