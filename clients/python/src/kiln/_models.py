@@ -64,6 +64,8 @@ class Session(Model):
     provenance: str | None = None
     created_at: str
     updated_at: str
+    #: When anything last happened in the session (a message, an event, a tool run, a move).
+    last_activity_at: str = ""
 
 
 class ListedSession(Session):
@@ -124,6 +126,16 @@ class MergeConflictItem(Model):
     base: Any = None
     ours: Any = None
     theirs: Any = None
+    #: The conflict's handle in a merge's ``resolutions`` and its words.
+    key: str = ""
+    description: str = ""
+    subject: str = ""
+    base_text: str | None = None
+    ours_text: str = ""
+    theirs_text: str = ""
+    can_keep_both: bool = False
+    #: How the merge settled it (``ours``, ``theirs`` or ``both``); absent while open.
+    resolution: str | None = None
 
 
 class MergeResult(Model):
@@ -202,6 +214,12 @@ class DiffResult(Model):
     only_from: list[Node] = []
     only_to: list[Node] = []
     state: dict[str, Any] = {}
+    #: The research-state changes in sentences.
+    changes: list[str] = []
+    only_from_total: int = 0
+    only_to_total: int = 0
+    from_truncated: bool = False
+    to_truncated: bool = False
 
 
 class SessionEvent(Model):
