@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use crate::error::{Error, Result};
 use crate::model::Surrogate;
 use crate::plot::{
-    BOTTOM, Frame, H, LEFT, RIGHT, TOP, W, axes, esc, open_described, tick, viridis,
+    BOTTOM, Frame, H, LEFT, RIGHT, TOP, W, axes, esc, mean_and_band, open_described, tick, viridis,
 };
 use crate::space::Domain;
 use crate::state::OptimizerState;
@@ -218,39 +218,7 @@ pub fn dependence_svg(
     let (lo, hi) = (xs[0], xs[xs.len() - 1]);
     let f = Frame::new(lo, hi, ylo, yhi);
     axes(&mut out, &f, &xlabel, &objective, true);
-    let mut band = String::new();
-    for (i, p) in pts.iter().enumerate() {
-        let _ = write!(
-            band,
-            "{}{:.1} {:.1}",
-            if i == 0 { "M" } else { "L" },
-            f.px(p.0),
-            f.py(p.1 + 2.0 * p.2)
-        );
-    }
-    for p in pts.iter().rev() {
-        let _ = write!(band, "L{:.1} {:.1}", f.px(p.0), f.py(p.1 - 2.0 * p.2));
-    }
-    let _ = writeln!(
-        out,
-        "<path d=\"{band}Z\" fill=\"#36c\" fill-opacity=\"0.2\" stroke=\"none\"/>"
-    );
-    let line: String = pts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            format!(
-                "{}{:.1} {:.1}",
-                if i == 0 { "M" } else { "L" },
-                f.px(p.0),
-                f.py(p.1)
-            )
-        })
-        .collect();
-    let _ = writeln!(
-        out,
-        "<path d=\"{line}\" fill=\"none\" stroke=\"#36c\" stroke-width=\"2\"/>"
-    );
+    mean_and_band(&mut out, &f, &pts);
     for (x, y) in obs {
         let _ = writeln!(
             out,

@@ -125,6 +125,43 @@ pub(crate) fn close_empty(mut out: String, note: &str) -> String {
     out
 }
 
+/// The model's mean as a line and its ±2σ as a shaded band, from `(x, mean, std)` points.
+pub(crate) fn mean_and_band(out: &mut String, f: &Frame, pts: &[(f64, f64, f64)]) {
+    let mut band = String::new();
+    for (i, p) in pts.iter().enumerate() {
+        let _ = write!(
+            band,
+            "{}{:.1} {:.1}",
+            if i == 0 { "M" } else { "L" },
+            f.px(p.0),
+            f.py(p.1 + 2.0 * p.2)
+        );
+    }
+    for p in pts.iter().rev() {
+        let _ = write!(band, "L{:.1} {:.1}", f.px(p.0), f.py(p.1 - 2.0 * p.2));
+    }
+    let _ = writeln!(
+        out,
+        "<path d=\"{band}Z\" fill=\"#36c\" fill-opacity=\"0.2\" stroke=\"none\"/>"
+    );
+    let line: String = pts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            format!(
+                "{}{:.1} {:.1}",
+                if i == 0 { "M" } else { "L" },
+                f.px(p.0),
+                f.py(p.1)
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "<path d=\"{line}\" fill=\"none\" stroke=\"#36c\" stroke-width=\"2\"/>"
+    );
+}
+
 pub(crate) fn axes(out: &mut String, f: &Frame, xlabel: &str, ylabel: &str, y_ticks: bool) {
     let (l, r, t, b) = (LEFT, W - RIGHT, TOP, H - BOTTOM);
     let _ = writeln!(
@@ -466,39 +503,7 @@ pub fn posterior_slice_svg(
             let f = Frame::new(lo, hi, ylo, yhi);
             let mut out = open(&format!("Posterior of {objective} along {name}"));
             axes(&mut out, &f, &name, objective, true);
-            let mut band = String::new();
-            for (i, p) in pts.iter().enumerate() {
-                let _ = write!(
-                    band,
-                    "{}{:.1} {:.1}",
-                    if i == 0 { "M" } else { "L" },
-                    f.px(p.0),
-                    f.py(p.1 + 2.0 * p.2)
-                );
-            }
-            for p in pts.iter().rev() {
-                let _ = write!(band, "L{:.1} {:.1}", f.px(p.0), f.py(p.1 - 2.0 * p.2));
-            }
-            let _ = writeln!(
-                out,
-                "<path d=\"{band}Z\" fill=\"#36c\" fill-opacity=\"0.2\" stroke=\"none\"/>"
-            );
-            let line: String = pts
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    format!(
-                        "{}{:.1} {:.1}",
-                        if i == 0 { "M" } else { "L" },
-                        f.px(p.0),
-                        f.py(p.1)
-                    )
-                })
-                .collect();
-            let _ = writeln!(
-                out,
-                "<path d=\"{line}\" fill=\"none\" stroke=\"#36c\" stroke-width=\"2\"/>"
-            );
+            mean_and_band(&mut out, &f, &pts);
             for (x, y) in obs {
                 let _ = writeln!(
                     out,
