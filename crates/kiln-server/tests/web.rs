@@ -517,7 +517,7 @@ async fn the_session_page_shows_every_panel_and_controls_only_to_those_allowed()
     );
     // A tool card shows the result's text, not its JSON.
     let texts: Vec<&str> = page
-        .split("class=\"tool-text\">")
+        .split("class=\"tool-text md\">")
         .skip(1)
         .map(|s| s.split("</div>").next().unwrap())
         .collect();
