@@ -307,8 +307,16 @@ async fn accessible(b: &Client, page: &str) -> Outcome {
     )
 }
 
+/// Opens `url` and waits until its document has loaded (a page's script may still be swapping
+/// regions in when WebDriver returns, so the body is waited for rather than assumed).
 async fn goto(b: &Client, url: &str) -> Outcome {
-    b.goto(url).await.map_err(wd("open a page"))
+    b.goto(url).await.map_err(wd("open a page"))?;
+    until(
+        b,
+        "return document.readyState === 'complete' && document.body !== null",
+        "the page loads",
+    )
+    .await
 }
 
 async fn js(b: &Client, script: &str) -> Result<Value, String> {
@@ -322,15 +330,18 @@ async fn current_url(b: &Client) -> Result<String, String> {
         .map_err(wd("url"))
 }
 
-/// Waits until `script` returns true.
+/// Waits until `script` returns true; a script error (the page is between two documents)
+/// counts as "not yet", and the last one is reported if time runs out.
 async fn until(b: &Client, script: &str, what: &str) -> Outcome {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        if js(b, script).await? == json!(true) {
-            return Ok(());
-        }
+        let last = match js(b, script).await {
+            Ok(v) if v == json!(true) => return Ok(()),
+            Ok(v) => format!("last returned {v}"),
+            Err(e) => e,
+        };
         if tokio::time::Instant::now() > deadline {
-            return Err(format!("{what}: not within {WAIT:?}"));
+            return Err(format!("{what}: not within {WAIT:?} ({last})"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
