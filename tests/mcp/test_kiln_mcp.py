@@ -42,7 +42,7 @@ OWN_TOOLS = {
 }
 SESSION_TOOLS = {
     "materials_analyzer", "bayesian_optimizer", "notebook", "session_search",
-    "record_discovery", "link_discoveries",
+    "record_discovery", "link_discoveries", "user_memory",
 }
 UNITS_TOOLS = {"units.convert", "units.lattice_energy", "units.slow", "units.plot", "units.broken"}
 
@@ -213,6 +213,9 @@ async def test_every_tool_resource_and_prompt(server: Server, transport: str) ->
             "variables": [{"name": "temperature", "type": "real", "bounds": [500, 900], "unit": "C"}],
             "objective": {"name": "capacity", "goal": "maximize"}}})
         assert opt["ok"]
+        mem = await run("user_memory", {"session": sid, "arguments": {
+            "action": "remember", "content": f"I work at 1 atm ({transport})"}})
+        assert "Saved to your memory" in str(mem), mem
         found = await run("session_search", {"session": sid, "arguments": {"query": "furnace"}})
         assert found["ok"]
         conv = await run("units.convert", {"session": sid, "arguments": {"value": 1, "from_unit": "eV", "to_unit": "kJ/mol"}})

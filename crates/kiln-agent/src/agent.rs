@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::context::{ContextInputs, ContextWindow, assemble};
+use crate::context::{ContextInputs, ContextWindow, MemoryLine, RecallItem, assemble};
 use crate::overview::{self, SessionSummary};
 use crate::registry::Registry;
 use crate::settings::{ModelSettings, ModelSettingsUpdate, ModelSlot};
@@ -236,6 +236,14 @@ impl Events<'_> {
     }
 }
 
+/// What a context window takes from beyond its session: the user's memory and the findings
+/// recalled from their other sessions.
+#[derive(Debug, Clone, Default)]
+struct Reach {
+    memory: Vec<MemoryLine>,
+    recall: Vec<RecallItem>,
+}
+
 /// The research agent. Cheap to clone.
 #[derive(Clone)]
 pub struct Agent {
@@ -407,30 +415,80 @@ impl Agent {
         let s = self.manager.session(caller, session).await?;
         let branch = branch.unwrap_or(&s.default_branch);
         Ok(self
-            .load_context(caller, session, branch, &s.config.context)
+            .load_context(caller, session, branch, &s.config.context, None)
             .await?
             .0)
     }
 
     /// The context window and the research state it was built from.
+    /// The caller's memory and, when the session allows recall, what their other sessions
+    /// found about `request`. Neither can fail a turn: an unreadable memory is logged and left
+    /// out.
+    async fn reach(
+        &self,
+        caller: &Caller,
+        session: &str,
+        cfg: &ContextConfig,
+        request: &str,
+    ) -> Reach {
+        let memory = match self.manager.memory(caller).await {
+            Ok(entries) => entries
+                .into_iter()
+                .map(|m| MemoryLine {
+                    id: m.id,
+                    kind: m.kind,
+                    content: m.content,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(
+                    code = e.code,
+                    "reading the user's memory failed: {}",
+                    e.message
+                );
+                Vec::new()
+            }
+        };
+        let recall = if cfg.recall && !request.trim().is_empty() {
+            crate::recall::recall(&self.manager, caller, session, request, None).await
+        } else {
+            Vec::new()
+        };
+        Reach { memory, recall }
+    }
+
+    /// `reach` is what the window takes from beyond the session (the user's memory, recall);
+    /// `None` reads it for the branch's last request.
     async fn load_context(
         &self,
         caller: &Caller,
         session: &str,
         branch: &str,
         cfg: &ContextConfig,
+        reach: Option<&Reach>,
     ) -> Result<(ContextWindow, ResearchState)> {
         let limit = cfg.max_history.clamp(1, 1000);
         let view = self
             .manager
             .turn_view(caller, session, branch, limit)
             .await?;
+        let fresh;
+        let reach = match reach {
+            Some(r) => r,
+            None => {
+                let request = crate::context::query_of(&view.messages.items);
+                fresh = self.reach(caller, session, cfg, request).await;
+                &fresh
+            }
+        };
         let mut window = assemble(ContextInputs {
             system_prompt: SYSTEM_PROMPT,
             config: cfg,
             state: &view.state,
             summary: view.summary.as_ref(),
             history: &view.messages.items,
+            memory: &reach.memory,
+            recall: &reach.recall,
         });
         window.older_unfetched = view.messages.next_cursor.is_some();
         Ok((window, view.state))
@@ -721,7 +779,9 @@ impl Agent {
         if !cfg.auto_summarise {
             return Ok(None);
         }
-        let (window, _) = self.load_context(caller, session, branch, cfg).await?;
+        let (window, _) = self
+            .load_context(caller, session, branch, cfg, Some(&Reach::default()))
+            .await?;
         let Some(oldest) = window.left_before() else {
             return Ok(None);
         };
@@ -892,7 +952,10 @@ impl Agent {
         let s = self.manager.active_session(caller, session).await?;
         let branch = branch.unwrap_or(&s.default_branch);
         let cfg = &s.config.context;
-        let before = self.load_context(caller, session, branch, cfg).await?.0;
+        let before = self
+            .load_context(caller, session, branch, cfg, None)
+            .await?
+            .0;
         let mut usage = Usage::default();
         let done = self
             .summarise(
@@ -906,7 +969,11 @@ impl Agent {
             )
             .await?;
         let after = match &done {
-            Some(_) => self.load_context(caller, session, branch, cfg).await?.0,
+            Some(_) => {
+                self.load_context(caller, session, branch, cfg, None)
+                    .await?
+                    .0
+            }
             None => before.clone(),
         };
         Ok(Compressed {
@@ -1063,6 +1130,8 @@ impl Agent {
             user_node: user_node.clone(),
         })
         .await;
+        // What the window takes from beyond the session, read once for the turn.
+        let reach = self.reach(caller, session, &cfg, message).await;
 
         let specs = self.tools.specs();
         let mut records: Vec<ToolCallRecord> = Vec::new();
@@ -1089,7 +1158,9 @@ impl Agent {
                 break;
             }
             steps += 1;
-            let (window, step_state) = self.load_context(caller, session, branch, &cfg).await?;
+            let (window, step_state) = self
+                .load_context(caller, session, branch, &cfg, Some(&reach))
+                .await?;
             let state = last_state.insert(step_state);
             context_tokens = window.total_tokens;
             let planner = window.planner_context(session, branch);

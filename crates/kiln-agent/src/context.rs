@@ -29,12 +29,39 @@ pub struct ContextInputs<'a> {
     pub summary: Option<&'a Node>,
     /// The last messages of the branch, newest first (as the store pages them).
     pub history: &'a [Node],
+    /// The user's memory (their notes and preferences across sessions), oldest first.
+    pub memory: &'a [MemoryLine],
+    /// Findings from the user's other sessions the request is about, best first.
+    pub recall: &'a [RecallItem],
+}
+
+/// One entry of the user's memory as the window shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryLine {
+    pub id: String,
+    /// `note` or `preference`.
+    pub kind: String,
+    pub content: String,
+}
+
+/// A finding from another of the user's sessions, linked to where it was recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecallItem {
+    pub session_id: String,
+    pub session_name: String,
+    /// The node that recorded it (none for an optimizer's best result, which the branch's
+    /// tool state holds).
+    pub node_id: Option<String>,
+    /// `discovery`, `hypothesis` or `optimizer`.
+    pub kind: String,
+    /// What the window shows of it.
+    pub text: String,
 }
 
 /// One part of the window and what it cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContextPart {
-    /// system, pinned, focus, findings, summary or history.
+    /// system, pinned, memory, focus, findings, recall, summary or history.
     pub name: &'static str,
     /// Tokens the part takes (its messages' overhead included).
     pub tokens: u32,
@@ -63,6 +90,10 @@ pub struct ContextWindow {
     pub recent_materials: Vec<String>,
     /// Ids of the discoveries and hypotheses in the window.
     pub findings: Vec<String>,
+    /// Ids of the user's memory entries in the window.
+    pub memory: Vec<String>,
+    /// The findings from the user's other sessions in the window.
+    pub recalled: Vec<RecallItem>,
     /// The summary node in the window.
     pub summary_node: Option<String>,
     /// Ids of the history nodes in the window, oldest first.
@@ -247,7 +278,7 @@ fn units(history: &[Node], covered: i64) -> Vec<Unit> {
 }
 
 /// The latest user message's text in the history (what relevance is judged against).
-fn query_of(history: &[Node]) -> &str {
+pub(crate) fn query_of(history: &[Node]) -> &str {
     history
         .iter()
         .find(|n| n.kind == NodeKind::User)
@@ -280,6 +311,45 @@ fn material_line(m: &kiln_types::state::Material) -> String {
     } else {
         format!("{} ({})", m.formula, facts.join(", "))
     }
+}
+
+/// One system message of `header` and as many of `lines` as fit in `cap` tokens, in order
+/// (a line that does not fit is dropped and the next tried); the part named `name` accounts
+/// for it, and the indices of the lines kept are returned.
+fn listed(
+    name: &'static str,
+    header: &str,
+    lines: &[String],
+    cap: u32,
+) -> (Option<ChatMessage>, ContextPart, Vec<usize>) {
+    let mut cost = tokens::PER_MESSAGE + tokens::count(header);
+    let mut kept = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let t = tokens::count(line) + 1;
+        if cost + t <= cap {
+            cost += t;
+            kept.push(i);
+        }
+    }
+    let dropped = (lines.len() - kept.len()) as u32;
+    if kept.is_empty() {
+        let part = ContextPart {
+            name,
+            tokens: 0,
+            items: 0,
+            dropped,
+        };
+        return (None, part, kept);
+    }
+    let body: Vec<&str> = kept.iter().map(|&i| lines[i].as_str()).collect();
+    let m = ChatMessage::system(format!("{header}\n{}", body.join("\n")));
+    let part = ContextPart {
+        name,
+        tokens: tokens::message(&m),
+        items: kept.len() as u32,
+        dropped,
+    };
+    (Some(m), part, kept)
 }
 
 /// Assembles the window. Pure: the same inputs give the same window.
@@ -336,13 +406,36 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
     let reserved = used + current_tokens;
     let mut left = budget.saturating_sub(reserved);
 
-    // 2. Focus and recent materials.
+    // 2. The user's memory: their standing notes and preferences, oldest first, as many as
+    //    fit (at most a quarter of the budget, so a long memory cannot crowd out the rest).
+    let mut optional: Vec<ChatMessage> = Vec::new();
+    let mut memory_ids = Vec::new();
+    if !inp.memory.is_empty() {
+        let lines: Vec<String> = inp
+            .memory
+            .iter()
+            .map(|m| format!("- ({}) {}", m.kind, m.content))
+            .collect();
+        let cap = left.min(budget / 4);
+        let (m, part, kept) = listed(
+            "memory",
+            "The user's memory (what they asked you to remember, across all their sessions; \
+             follow it unless they say otherwise now):",
+            &lines,
+            cap,
+        );
+        memory_ids = kept.iter().map(|&i| inp.memory[i].id.clone()).collect();
+        left = left.saturating_sub(part.tokens);
+        parts.push(part);
+        optional.extend(m);
+    }
+
+    // 3. Focus and recent materials.
     let focus = inp.state.focus.material.clone();
     let memory = inp.config.material_memory as usize;
     let recent: Vec<&kiln_types::state::Material> =
         inp.state.materials.iter().rev().take(memory).collect();
     let mut recent_materials = Vec::new();
-    let mut optional: Vec<ChatMessage> = Vec::new();
     if focus.is_some() || !recent.is_empty() {
         // The focus line plus the `n` most recent materials, as one message.
         let block = |n: usize| {
@@ -393,7 +486,7 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
         }
     }
 
-    // 3. Relevant past findings: discoveries and hypotheses scoring at least the threshold.
+    // 4. Relevant past findings: discoveries and hypotheses scoring at least the threshold.
     let q = relevance::terms(query_of(inp.history));
     let mut scored: Vec<(f64, String, String)> = Vec::new();
     for d in &inp.state.discoveries {
@@ -467,7 +560,38 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
         }
     }
 
-    // 4. The summary of older turns.
+    // 5. Findings from the user's other sessions, within what is left (at most an eighth of
+    //    the budget: they inform, the session's own history matters more).
+    let mut recalled = Vec::new();
+    if !inp.recall.is_empty() {
+        let lines: Vec<String> = inp
+            .recall
+            .iter()
+            .map(|r| {
+                let node = r
+                    .node_id
+                    .as_deref()
+                    .map(|n| format!(", node {n}"))
+                    .unwrap_or_default();
+                format!(
+                    "- [{}] {} (session \"{}\" {}{node})",
+                    r.kind, r.text, r.session_name, r.session_id
+                )
+            })
+            .collect();
+        let (m, part, kept) = listed(
+            "recall",
+            "From the user's other sessions (say which session when you use one):",
+            &lines,
+            left.min(budget / 8),
+        );
+        recalled = kept.iter().map(|&i| inp.recall[i].clone()).collect();
+        left = left.saturating_sub(part.tokens);
+        parts.push(part);
+        optional.extend(m);
+    }
+
+    // 6. The summary of older turns.
     let mut summary_node = None;
     if let Some(s) = inp.summary {
         let m = ChatMessage::system(format!(
@@ -496,7 +620,7 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
     }
     messages.extend(optional);
 
-    // 5. History: the current turn always, then earlier units newest first while they fit
+    // 7. History: the current turn always, then earlier units newest first while they fit
     //    (an older unit that does not fit stops the walk: the window stays contiguous).
     let max_nodes = inp.config.max_history as usize;
     let mut keep_from = units.len();
@@ -544,6 +668,8 @@ pub fn assemble(inp: ContextInputs<'_>) -> ContextWindow {
         focus,
         recent_materials,
         findings,
+        memory: memory_ids,
+        recalled,
         summary_node,
         history_nodes,
         history_from: units.get(keep_from).map(|u| u.seq),
@@ -619,6 +745,8 @@ mod tests {
             state,
             summary,
             history,
+            memory: &[],
+            recall: &[],
         })
     }
 

@@ -8,6 +8,7 @@ mod agent;
 pub mod context;
 pub mod optimizer;
 pub mod overview;
+mod recall;
 mod registry;
 pub mod relevance;
 pub mod settings;
@@ -20,7 +21,7 @@ mod turns;
 pub use agent::{
     Agent, Compressed, DetectedRecord, Summarised, ToolCallRecord, TurnEvent, TurnOutcome, Usage,
 };
-pub use context::{ContextInputs, ContextPart, ContextWindow, assemble};
+pub use context::{ContextInputs, ContextPart, ContextWindow, MemoryLine, RecallItem, assemble};
 pub use overview::SessionSummary;
 pub use registry::{Registry, ToolInfo};
 pub use settings::{KeySource, ModelSettings, ModelSettingsUpdate, ModelSlot};

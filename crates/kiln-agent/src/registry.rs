@@ -52,6 +52,7 @@ impl Registry {
         r.register(Arc::new(tools::SessionSearch));
         r.register(Arc::new(tools::RecordDiscovery));
         r.register(Arc::new(tools::LinkDiscoveries));
+        r.register(Arc::new(tools::UserMemory));
         r
     }
 

@@ -13,6 +13,7 @@ mod graph;
 pub mod integrity;
 mod jobs;
 mod live;
+mod memory;
 mod merge;
 mod model;
 mod pool;
@@ -35,6 +36,7 @@ pub use export::{
 pub use graph::{BranchGraph, GraphBranch, GraphCheckpoint, GraphMerge, GraphPoint};
 pub use integrity::{ExportSignature, InstanceKey, PublicKey, Trust};
 pub use live::{LiveBranch, LiveSnapshot};
+pub use memory::{MemoryEntry, NewMemory};
 pub use merge::{
     DIFF_CONVERSATION_DEFAULT, DIFF_CONVERSATION_MAX, DiffResult, MergePreview, MergeRequest,
     MergeResult,

@@ -726,6 +726,18 @@ impl Db {
         Node::from_row(&row)
     }
 
+    /// The session's root node (seq 0): every branch descends from it.
+    pub async fn root(&self, session: &str) -> Result<Node> {
+        let sql =
+            format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = ? AND n.seq = 0");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(session)
+            .fetch_optional(&mut *self.read().await?)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("session {session}")))?;
+        Node::from_row(&row)
+    }
+
     /// Creates a branch whose head is `from` (a node id). Copies nothing; the branch's state
     /// is the nearest snapshot plus the events after it.
     pub async fn create_branch(

@@ -7,6 +7,7 @@ mod discovery;
 mod formula;
 mod intent;
 mod materials;
+mod memory;
 mod notebook;
 mod offers;
 mod optimizer;

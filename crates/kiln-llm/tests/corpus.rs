@@ -19,6 +19,7 @@ fn tools() -> Vec<ToolSpec> {
         "bayesian_optimizer",
         "notebook",
         "session_search",
+        "user_memory",
         "record_discovery",
     ]
     .into_iter()

@@ -580,6 +580,39 @@ fn operations() -> Vec<Op> {
             "Delete a template you own",
         )
         .no_content(),
+        // Memory across sessions
+        Op::new(
+            "GET",
+            "/v1/me/memory",
+            "memory",
+            "Your memory: the notes and preferences every context window of your turns \
+             includes, in every session (nobody else sees them), oldest first",
+        )
+        .ok(200, page("MemoryEntry")),
+        Op::new(
+            "POST",
+            "/v1/me/memory",
+            "memory",
+            "Save a note or preference (at most 200 entries; the same text again returns the \
+             entry already there)",
+        )
+        .body(r("MemoryInput"))
+        .ok(201, r("MemoryEntry")),
+        Op::new(
+            "PATCH",
+            "/v1/me/memory/{id}",
+            "memory",
+            "Change one of your entries",
+        )
+        .body(r("MemoryPatch"))
+        .ok(200, r("MemoryEntry")),
+        Op::new(
+            "DELETE",
+            "/v1/me/memory/{id}",
+            "memory",
+            "Delete one of your entries",
+        )
+        .no_content(),
         Op::new(
             "GET",
             "/v1/sessions/{id}/events/stream",
@@ -884,6 +917,7 @@ pub fn document() -> Value {
         "checkpoints",
         "history",
         "templates",
+        "memory",
         "agent",
         "context",
         "collaborators",

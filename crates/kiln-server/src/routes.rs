@@ -8,6 +8,7 @@ pub mod history;
 pub mod instance;
 pub mod live;
 pub mod mcp;
+pub mod memory;
 pub mod optimizer;
 pub mod search;
 pub mod session_page;

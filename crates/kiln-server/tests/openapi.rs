@@ -632,6 +632,23 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .unwrap();
     call("DELETE", t, "/v1/templates/lfp-study", None).await;
+    let saved = call(
+        "POST",
+        "/v1/me/memory",
+        "/v1/me/memory",
+        Some(json!({"content": "I work at 1 atm", "kind": "preference"})),
+    )
+    .await;
+    call("GET", "/v1/me/memory", "/v1/me/memory", None).await;
+    let m = format!("/v1/me/memory/{}", saved["id"].as_str().unwrap());
+    call(
+        "PATCH",
+        "/v1/me/memory/{id}",
+        &m,
+        Some(json!({"content": "I work at 2 atm"})),
+    )
+    .await;
+    call("DELETE", "/v1/me/memory/{id}", &m, None).await;
     let export = call(
         "GET",
         "/v1/sessions/{id}/export",

@@ -256,6 +256,12 @@ impl SessionManager {
         Ok(self.db.node(session, node).await?)
     }
 
+    /// The session's root node, where a fresh branch starts.
+    pub async fn root(&self, caller: &Caller, session: &str) -> Result<Node> {
+        self.readable(caller, session).await?;
+        Ok(self.db.root(session).await?)
+    }
+
     pub async fn state(
         &self,
         caller: &Caller,

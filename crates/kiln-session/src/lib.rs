@@ -12,6 +12,7 @@ mod jobs;
 mod live;
 mod lock;
 mod manager;
+mod memory;
 mod merging;
 mod quota;
 mod report;
@@ -35,8 +36,9 @@ pub use jobs::{JobReport, JobsConfig};
 pub use kiln_db::Visibility;
 pub use kiln_db::{
     AppendOutcome, AuditEntry, AuditVerification, Branch, BranchGraph, Checkpoint, Collaborator,
-    Contribution, Membership, MergePreview, MergeResult, NewNode, Node, NodeVerification, Page,
-    ReflogEntry, Session, SessionEvent, SessionExport, SessionSort, ShareLink, TurnView, User,
+    Contribution, Membership, MemoryEntry, MergePreview, MergeResult, NewNode, Node,
+    NodeVerification, Page, ReflogEntry, Session, SessionEvent, SessionExport, SessionSort,
+    ShareLink, TurnView, User,
 };
 pub use kiln_db::{
     DIFF_CONVERSATION_DEFAULT, DIFF_CONVERSATION_MAX, DiffResult, GraphBranch, GraphCheckpoint,
@@ -46,6 +48,7 @@ pub use kiln_search::{FaultSwitch, Hit, SearchPage, SessionHits, StorageFault, s
 pub use live::{LiveEvent, POLL as LIVE_POLL};
 pub use lock::{LOCK_FILE, ServeLock};
 pub use manager::SessionManager;
+pub use memory::{MAX_MEMORY_CHARS, MAX_MEMORY_ENTRIES, MemoryInput, MemoryPatch, MemorySource};
 pub use merging::{MAX_RESOLUTIONS, MergeChoices};
 pub use report::{Statistics, import_too_large};
 pub use search::{Health, SearchParams};

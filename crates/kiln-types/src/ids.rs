@@ -53,6 +53,10 @@ id_type!(
     /// Identifies a user.
     UserId
 );
+id_type!(
+    /// Identifies an entry of a user's memory.
+    MemoryId
+);
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ pub mod text;
 
 pub use access::{Permission, Permissions};
 pub use error::ErrorKind;
-pub use ids::{NodeId, SessionId, UserId};
+pub use ids::{MemoryId, NodeId, SessionId, UserId};
 pub use lifecycle::SessionStatus;
 pub use node::{NodeKind, Role};
 pub use session::{CheckpointFrequency, ContextConfig, SessionType};

@@ -64,6 +64,9 @@ pub struct ContextConfig {
     pub relevance_threshold: f64,
     /// The token budget of the whole window.
     pub context_window: u32,
+    /// Whether the window includes findings from the user's other sessions ("from your other
+    /// sessions") when a request mentions a material or topic they have findings on.
+    pub recall: bool,
 }
 
 impl Default for ContextConfig {
@@ -74,6 +77,7 @@ impl Default for ContextConfig {
             auto_summarise: true,
             relevance_threshold: 0.5,
             context_window: 8000,
+            recall: true,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod context;
 mod markdown;
 mod materials;
 mod mcp;
+mod memory;
 mod message;
 mod output;
 mod search;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Analyse chemical formulas: composition, oxidation states, validity, similar materials.
     #[command(subcommand)]
     Materials(materials::MaterialsCommand),
+    /// Your memory across sessions: notes and preferences every turn of yours sees.
+    #[command(subcommand)]
+    Memory(memory::MemoryCommand),
     /// Serve Kiln to an MCP client (a desktop assistant) on stdin/stdout, as the user whose
     /// API token is in KILN_TOKEN.
     Mcp(mcp::McpArgs),
@@ -81,6 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => chat::run(g, args).await,
         Command::Config(cmd) => config::run(cmd),
         Command::Materials(cmd) => materials::run(cmd),
+        Command::Memory(cmd) => memory::run(g, cmd).await,
         Command::Mcp(args) => mcp::run(g, args).await,
         Command::Serve(args) => serve::run(g, args).await,
         Command::Sessions(cmd) => sessions::run(g, cmd).await,

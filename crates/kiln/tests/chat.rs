@@ -155,3 +155,88 @@ fn answers_render_their_markdown_tables_in_the_terminal() {
         assert!(r.chars().any(|c| c.is_ascii_digit()), "{r:?}");
     }
 }
+
+#[test]
+fn history_undo_clear_sessions_checkpoints_memory_and_a_recap_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let input = "Analyse LiFePO4\n\
+                 Analyse LiCoO2\n\
+                 /history 5\n\
+                 /undo\n\
+                 /history\n\
+                 /checkpoints\n\
+                 Remember that I report capacities in mAh/g\n\
+                 /memory\n\
+                 /memory add my furnace runs 15 K hot\n\
+                 /clear\n\
+                 /history\n\
+                 /sessions\n\
+                 /history 0\n\
+                 /memory rm\n\
+                 /quit\n";
+    let (ok, out) = chat(&data, input, &[]);
+    assert!(ok, "{out}");
+    // Every answer once: the tool's result is not printed again before the answer.
+    let (turns, _) = out.split_once("you:  Analyse LiFePO4").unwrap();
+    assert_eq!(
+        turns.matches("molar mass 157.755 g/mol").count(),
+        1,
+        "{out}"
+    );
+    assert!(turns.contains("✓ materials_analyzer"), "{out}");
+    // /history lists both turns; /undo takes the last back, keeping it.
+    let (before, after_undo) = out.split_once("undid \"Analyse LiCoO2\" on main").unwrap();
+    assert!(before.contains("you:  Analyse LiCoO2"), "{out}");
+    assert!(
+        after_undo.contains("the undone turn is kept as before-restore-"),
+        "{out}"
+    );
+    let (history, _) = after_undo.split_once("undo-").unwrap();
+    assert!(
+        history.contains("you:  Analyse LiFePO4") && !history.contains("Analyse LiCoO2"),
+        "{out}"
+    );
+    assert!(out.contains("(auto)") && out.contains("undo-"), "{out}");
+    // Memory: saved by the agent, listed, added to by hand.
+    assert!(
+        out.contains("(preference) I report capacities in mAh/g"),
+        "{out}"
+    );
+    assert!(
+        out.contains("saved ") && out.contains(": my furnace runs 15 K hot"),
+        "{out}"
+    );
+    // /clear: a fresh branch from the start, the old one kept.
+    assert!(
+        out.contains("on a fresh branch chat-2 from the beginning; main is kept"),
+        "{out}"
+    );
+    assert!(out.contains("no turns on chat-2 yet"), "{out}");
+    assert!(out.contains("* 1. "), "{out}");
+    // Bad arguments are said, not fatal.
+    assert!(
+        out.contains("/history takes a number from 1 to 100"),
+        "{out}"
+    );
+    assert!(out.contains("/memory rm needs an entry id"), "{out}");
+
+    // Resuming the session prints a recap: name, branch, focus and the last two turns.
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Kiln chat — session "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let (ok, resumed) = chat(&data, "/quit\n", &[&id]);
+    assert!(ok, "{resumed}");
+    assert!(
+        resumed.contains("— branch main, focus LiFePO4"),
+        "{resumed}"
+    );
+    assert!(resumed.contains("you:  Analyse LiFePO4"), "{resumed}");
+    assert!(
+        resumed.contains("kiln: LiFePO4: molar mass 157.755"),
+        "{resumed}"
+    );
+}

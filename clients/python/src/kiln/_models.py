@@ -361,6 +361,26 @@ class ContextWindow(Model):
     history_nodes: list[str] = []
     recent_materials: list[str] = []
     summary_node: str | None = None
+    memory: list[str] = []
+    recalled: list[RecallItem] = []
+
+
+class RecallItem(Model):
+    session_id: str
+    session_name: str
+    node_id: str | None = None
+    kind: Literal["discovery", "hypothesis", "optimizer"]
+    text: str
+
+
+class MemoryEntry(Model):
+    id: str
+    kind: Literal["note", "preference"]
+    content: str
+    source: Literal["user", "agent"]
+    session_id: str | None = None
+    created_at: str
+    updated_at: str
 
 
 class Cleared(Model):
@@ -541,6 +561,16 @@ class Compress(Request):
     branch: str | None = None
 
 
+class MemoryInput(Request):
+    content: str
+    kind: Literal["note", "preference"] | None = None
+
+
+class MemoryPatch(Request):
+    content: str | None = None
+    kind: Literal["note", "preference"] | None = None
+
+
 # ---------------------------------------------------------------- operations
 
 
@@ -563,6 +593,10 @@ OPS: dict[str, Op] = {
     "get_instance_key": Op("GET", "/v1/instance/key", None, InstanceKey),
     "get_tools": Op("GET", "/v1/tools", None, ToolInfo, paged=True),
     "get_search": Op("GET", "/v1/search", None, SearchPage),
+    "get_me_memory": Op("GET", "/v1/me/memory", None, MemoryEntry, paged=True),
+    "post_me_memory": Op("POST", "/v1/me/memory", MemoryInput, MemoryEntry),
+    "patch_me_memory_id": Op("PATCH", "/v1/me/memory/{id}", MemoryPatch, MemoryEntry),
+    "delete_me_memory_id": Op("DELETE", "/v1/me/memory/{id}"),
     "get_sessions": Op("GET", "/v1/sessions", None, ListedSession, paged=True),
     "post_sessions": Op("POST", "/v1/sessions", NewSession, Session),
     "post_sessions_import": Op("POST", "/v1/sessions/import", None, Session),

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::formula::Mentions;
 use super::optimizer::{self, Reading, Space};
 use super::words::{correct_typos, has_any};
-use super::{materials, notebook, offers, search};
+use super::{materials, memory, notebook, offers, search};
 
 /// What the planner will do with a user message.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +57,7 @@ results such as \"got 151 mAh/g at 700 °C for 5 h\" or a pasted CSV table, \"Su
 - notebook: \"Log: annealed at 600 C for 2 h\", \"Set params: batch size 32\", \"Log metric capacity 151\"\n\
 - findings: \"We found that carbon coating doubles the rate capability\"\n\
 - search: \"Search the session for olivine\", \"Search all my sessions for NASICON\"\n\
+- memory across sessions: \"Remember that I work at 1 atm\", \"What do you remember?\", \"Forget that I work at 1 atm\"\n\
 Configure a language model (the [llm] section, or `kiln serve --llm-base-url`) for open-ended questions.";
 
 const GREETINGS: [&str; 8] = [
@@ -104,6 +105,9 @@ pub(crate) fn plan(text: &str, context: &Context) -> Plan {
                     .join("\n")
             ),
         });
+    }
+    if let Some(plan) = memory::plan(text, &cues) {
+        return plan;
     }
     let reading = Reading::new(text, &cues, context.space.as_ref());
     let has_ranges = !optimizer::space::ranges(&reading.tokens).is_empty();

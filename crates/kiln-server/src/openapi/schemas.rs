@@ -252,6 +252,11 @@ pub(super) fn all() -> Value {
                     json!({"type": "number", "minimum": 0, "maximum": 1}),
                 ),
                 ("context_window", int_in(256, 2_000_000, "tokens")),
+                (
+                    "recall",
+                    json!({"type": "boolean", "description": "include findings from the \
+                           user's other readable sessions that the request is about"}),
+                ),
             ],
         ),
     );
@@ -1042,6 +1047,54 @@ pub(super) fn all() -> Value {
             ],
         ),
     );
+    let memory_kind = json!({"type": "string", "enum": ["note", "preference"],
+        "description": "note (default) or preference"});
+    let memory_text = json!({"type": "string", "minLength": 1, "maxLength": 1000,
+        "pattern": "\\S", "description": "1-1000 characters"});
+    put(
+        "MemoryEntry",
+        obj(
+            &[
+                "id",
+                "kind",
+                "content",
+                "source",
+                "session_id",
+                "created_at",
+                "updated_at",
+            ],
+            &[
+                ("id", string()),
+                ("kind", memory_kind.clone()),
+                ("content", string()),
+                (
+                    "source",
+                    json!({"type": "string", "enum": ["user", "agent"],
+                           "description": "user, or agent when you asked it to remember"}),
+                ),
+                (
+                    "session_id",
+                    nullable(text("the session the agent saved it from")),
+                ),
+                ("created_at", ts()),
+                ("updated_at", ts()),
+            ],
+        ),
+    );
+    put(
+        "MemoryInput",
+        strict(
+            &["content"],
+            &[
+                ("content", memory_text.clone()),
+                ("kind", memory_kind.clone()),
+            ],
+        ),
+    );
+    put(
+        "MemoryPatch",
+        strict(&[], &[("content", memory_text), ("kind", memory_kind)]),
+    );
     put(
         "SaveTemplate",
         strict(
@@ -1152,6 +1205,18 @@ pub(super) fn all() -> Value {
             "focus": nullable(string()), "recent_materials": array(string()),
             "findings": array(string()), "summary_node": nullable(string()),
             "history_nodes": array(string()),
+            "memory": json!({"type": "array", "items": string(),
+                             "description": "ids of your memory entries in the window"}),
+            "recalled": array(obj(
+                &["session_id", "session_name", "node_id", "kind", "text"],
+                &[
+                    ("session_id", string()),
+                    ("session_name", string()),
+                    ("node_id", nullable(text("the node that recorded it"))),
+                    ("kind", enumeration(&["discovery", "hypothesis", "optimizer"])),
+                    ("text", string()),
+                ],
+            )),
         }}),
     );
     put(

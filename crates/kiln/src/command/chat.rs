@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use kiln_agent::{Agent, TurnEvent};
-use kiln_session::{BranchFrom, CreateSession};
+use kiln_session::{BranchFrom, CreateSession, ListQuery, MemoryInput, MemorySource, SessionSort};
 use kiln_types::MergeStrategy;
+use kiln_types::NodeKind;
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 use tokio::sync::mpsc;
@@ -35,6 +36,12 @@ Commands:
   /checkpoint NAME     checkpoint the current branch
   /restore NAME        restore a checkpoint onto the current branch
   /merge FROM [ours|theirs|union]   merge FROM into the current branch
+  /history [N]         the branch's last N turns (5)
+  /undo                put the branch back to before the last turn (the turn is kept)
+  /clear               start a fresh branch from the beginning (this one is kept)
+  /sessions [N|ID]     list your recent sessions, or switch to one
+  /checkpoints         this session's checkpoints
+  /memory [add TEXT | rm ID]   your memory across sessions
   /context             what the model sees now, with token counts
   /discoveries         discoveries on this branch
   /summary             key findings, materials of interest and next steps
@@ -47,6 +54,8 @@ struct Repl {
     agent: Agent,
     session: String,
     branch: String,
+    /// The sessions `/sessions` listed last, so `/sessions 2` switches to the second.
+    listed: Vec<String>,
 }
 
 pub async fn run(global: &GlobalArgs, args: ChatArgs) -> anyhow::Result<ExitCode> {
@@ -81,11 +90,13 @@ pub async fn run(global: &GlobalArgs, args: ChatArgs) -> anyhow::Result<ExitCode
         .default_branch;
     let branch = args.branch.unwrap_or(default);
     let history = config.storage.data_dir.join("chat_history.txt");
+    let resumed = args.session.is_some();
     let mut repl = Repl {
         local,
         agent,
         session,
         branch,
+        listed: Vec::new(),
     };
     outln!(
         "Kiln chat — session {} on branch {} (model: {}). /help for commands.",
@@ -93,6 +104,9 @@ pub async fn run(global: &GlobalArgs, args: ChatArgs) -> anyhow::Result<ExitCode
         repl.branch,
         repl.agent.model_name()
     );
+    if resumed && let Err(e) = repl.recap().await {
+        outln!("error: {e:#}");
+    }
     let result = repl.run(history).await;
     repl.local.close().await;
     result.map(|()| ExitCode::SUCCESS)
@@ -158,11 +172,14 @@ impl Repl {
                     print!("{}", md.finish());
                     outln!("  → {name} {}", clip(&arguments, 160));
                 }
-                TurnEvent::ToolResult { ok, text, .. } => {
-                    // The first line: the answer itself shows the whole, tables rendered.
-                    let mark = if ok { "←" } else { "✗" };
-                    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-                    outln!("  {mark} {}", clip(first, 200));
+                TurnEvent::ToolResult { ok, text, name, .. } => {
+                    // The answer says what came back (tables rendered): printing the result
+                    // here too would show everything twice. A failure is shown as it is.
+                    if ok {
+                        outln!("  ✓ {name}");
+                    } else {
+                        outln!("  ✗ {name}: {}", clip(first_line(&text), 200));
+                    }
                 }
                 TurnEvent::Summarised { node } => outln!("  (older turns summarised: {node})"),
                 TurnEvent::Queued { ahead } => {
@@ -178,6 +195,69 @@ impl Repl {
         }
         print!("{}", md.finish());
         task.await?.cli()?;
+        Ok(())
+    }
+
+    /// The branch's last `n` turns, oldest first: (question, answer) pairs as stored.
+    async fn turns(&self, n: usize) -> anyhow::Result<Vec<(String, String)>> {
+        let page = self
+            .agent
+            .manager()
+            .messages(
+                &self.local.caller,
+                &self.session,
+                &self.branch,
+                Some(400),
+                None,
+            )
+            .await
+            .cli()?;
+        // Newest first: an answer comes before the question it answers.
+        let mut turns = Vec::new();
+        let mut answer = String::new();
+        for node in &page.items {
+            match node.kind {
+                NodeKind::Assistant if answer.is_empty() => answer = node.content.clone(),
+                NodeKind::User => {
+                    turns.push((node.content.clone(), std::mem::take(&mut answer)));
+                    if turns.len() == n {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        turns.reverse();
+        Ok(turns)
+    }
+
+    /// Prints where the chat is: the session's name, the branch, the focus and the last two
+    /// turns.
+    async fn recap(&self) -> anyhow::Result<()> {
+        let mgr = self.agent.manager();
+        let caller = &self.local.caller;
+        let s = mgr.session(caller, &self.session).await.cli()?;
+        let state = mgr
+            .state(caller, &self.session, &self.branch, None)
+            .await
+            .cli()?;
+        let focus = state
+            .focus
+            .material
+            .as_deref()
+            .map(|f| format!(", focus {f}"))
+            .unwrap_or_default();
+        outln!("{} — branch {}{focus}", s.name, self.branch);
+        let turns = self.turns(2).await?;
+        if turns.is_empty() {
+            outln!("  (no turns yet)");
+        }
+        for (q, a) in turns {
+            outln!("  you:  {}", clip(q.trim(), 160));
+            if !a.is_empty() {
+                outln!("  kiln: {}", clip(first_line(&a), 160));
+            }
+        }
         Ok(())
     }
 
@@ -315,6 +395,164 @@ impl Repl {
                     None => outln!("nothing to compress"),
                 }
             }
+            ("history", n) => {
+                let n = match n {
+                    Some(k) => k
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|k| (1..=100).contains(k))
+                        .ok_or_else(|| anyhow::anyhow!("/history takes a number from 1 to 100"))?,
+                    None => 5,
+                };
+                let turns = self.turns(n).await?;
+                if turns.is_empty() {
+                    outln!("no turns on {} yet", self.branch);
+                }
+                for (q, a) in turns {
+                    outln!("you:  {}", q.trim());
+                    if !a.is_empty() {
+                        outln!("kiln: {}\n", a.trim());
+                    }
+                }
+            }
+            ("undo", _) => {
+                let page = mgr
+                    .messages(caller, s, &self.branch, Some(400), None)
+                    .await
+                    .cli()?;
+                let Some(last) = page.items.iter().find(|n| n.kind == NodeKind::User) else {
+                    bail!("nothing to undo on {}", self.branch);
+                };
+                let Some(parent) = last.parent_id.clone() else {
+                    bail!("nothing to undo on {}", self.branch);
+                };
+                let name = format!("undo-{}", last.id.rsplit('-').next().unwrap_or(&last.id));
+                mgr.create_checkpoint(caller, s, &name, Some(&self.branch), Some(&parent))
+                    .await
+                    .cli()?;
+                let r = mgr
+                    .restore(caller, s, &name, Some(&self.branch))
+                    .await
+                    .cli()?;
+                outln!(
+                    "undid \"{}\" on {}; the undone turn is kept as {}",
+                    clip(last.content.trim(), 80),
+                    self.branch,
+                    r.saved_as
+                );
+            }
+            ("clear", _) => {
+                let root = mgr.root(caller, s).await.cli()?;
+                let taken: Vec<String> = mgr
+                    .branches(caller, s, true)
+                    .await
+                    .cli()?
+                    .into_iter()
+                    .map(|b| b.name)
+                    .collect();
+                let fresh = (2..)
+                    .map(|i| format!("chat-{i}"))
+                    .find(|n| !taken.contains(n))
+                    .unwrap_or_else(|| "chat-fresh".to_owned());
+                mgr.create_branch(caller, s, &fresh, Some(BranchFrom::Node(root.id)))
+                    .await
+                    .cli()?;
+                outln!(
+                    "on a fresh branch {fresh} from the beginning; {} is kept (/switch {} to go back)",
+                    self.branch,
+                    self.branch
+                );
+                self.branch = fresh;
+            }
+            ("sessions", None) => {
+                let page = mgr
+                    .list_sessions(
+                        caller,
+                        ListQuery {
+                            limit: Some(10),
+                            sort: SessionSort::Activity,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .cli()?;
+                self.listed = page.items.iter().map(|x| x.id.clone()).collect();
+                for (i, x) in page.items.iter().enumerate() {
+                    let mark = if x.id == self.session { "*" } else { " " };
+                    outln!(
+                        "{mark}{:>2}. {}  ({}, {})  {}",
+                        i + 1,
+                        x.name,
+                        x.status,
+                        x.last_activity_at,
+                        x.id
+                    );
+                }
+                outln!("/sessions N switches to the Nth");
+            }
+            ("sessions", Some(which)) => {
+                let id = match which.parse::<usize>() {
+                    Ok(i) if (1..=self.listed.len()).contains(&i) => self.listed[i - 1].clone(),
+                    Ok(_) => bail!("run /sessions first, then /sessions N with a listed number"),
+                    Err(_) => self.local.session_id(which).await?,
+                };
+                let found = mgr.session(caller, &id).await.cli()?;
+                self.session = found.id;
+                self.branch = found.default_branch;
+                self.recap().await?;
+            }
+            ("checkpoints", _) => {
+                let cps = mgr.checkpoints(caller, s).await.cli()?;
+                if cps.is_empty() {
+                    outln!("no checkpoints yet (/checkpoint NAME makes one)");
+                }
+                for c in cps {
+                    outln!(
+                        "{}  {}  {}{}",
+                        c.name,
+                        c.branch.as_deref().unwrap_or("-"),
+                        c.created_at,
+                        if c.auto { "  (auto)" } else { "" }
+                    );
+                }
+            }
+            ("memory", sub) => {
+                let rest = cmd.trim_start().strip_prefix("memory").unwrap_or("").trim();
+                match sub {
+                    None | Some("list") => {
+                        let all = mgr.memory(caller).await.cli()?;
+                        if all.is_empty() {
+                            outln!("your memory is empty (/memory add TEXT saves a note)");
+                        }
+                        for e in all {
+                            outln!("{}  ({}) {}", e.id, e.kind, e.content);
+                        }
+                    }
+                    Some("add") => {
+                        let text = rest.strip_prefix("add").unwrap_or("").trim();
+                        let e = mgr
+                            .remember(
+                                caller,
+                                &MemoryInput {
+                                    content: text.to_owned(),
+                                    kind: None,
+                                },
+                                MemorySource::User,
+                            )
+                            .await
+                            .cli()?;
+                        outln!("saved {}: {}", e.id, e.content);
+                    }
+                    Some("rm") => {
+                        let Some(id) = words.next() else {
+                            bail!("/memory rm needs an entry id (see /memory)");
+                        };
+                        mgr.forget(caller, id).await.cli()?;
+                        outln!("deleted {id}");
+                    }
+                    Some(other) => bail!("unknown /memory {other}: use add TEXT or rm ID"),
+                }
+            }
             ("discoveries", _) => {
                 let st = mgr.state(caller, s, &self.branch, None).await.cli()?;
                 if st.discoveries.is_empty() {
@@ -336,6 +574,14 @@ impl Repl {
         }
         Ok(false)
     }
+}
+
+/// The first non-blank line of `text`.
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
 }
 
 /// Reads one input, joining lines that end with `\`. `None` at end of input.

@@ -245,6 +245,27 @@ class AsyncClient:
     async def tools(self) -> list[m.ToolInfo]:
         return [m.ToolInfo.model_validate(t) async for t in self._items("get_tools")]
 
+    # ------------------------------------------------------------ memory
+
+    async def memory(self) -> list[m.MemoryEntry]:
+        """Your memory across sessions: the notes and preferences every turn of yours sees."""
+        return [m.MemoryEntry.model_validate(e) async for e in self._items("get_me_memory")]
+
+    async def remember(self, content: str, *, kind: str | None = None) -> m.MemoryEntry:
+        """Saves a note (or, with kind="preference", a preference) to your memory."""
+        body = _body(m.MemoryInput, content=content, kind=kind)
+        return m.MemoryEntry.model_validate(await self._call("post_me_memory", body=body))
+
+    async def update_memory(
+        self, id: str, *, content: str | None = None, kind: str | None = None
+    ) -> m.MemoryEntry:
+        body = _body(m.MemoryPatch, content=content, kind=kind)
+        raw = await self._call("patch_me_memory_id", {"id": id}, body=body)
+        return m.MemoryEntry.model_validate(raw)
+
+    async def forget(self, id: str) -> None:
+        await self._call("delete_me_memory_id", {"id": id})
+
     # ------------------------------------------------------------ sessions
 
     async def create_session(

@@ -244,6 +244,27 @@ class Client:
     def tools(self) -> list[m.ToolInfo]:
         return [m.ToolInfo.model_validate(t) for t in self._items("get_tools")]
 
+    # ------------------------------------------------------------ memory
+
+    def memory(self) -> list[m.MemoryEntry]:
+        """Your memory across sessions: the notes and preferences every turn of yours sees."""
+        return [m.MemoryEntry.model_validate(e) for e in self._items("get_me_memory")]
+
+    def remember(self, content: str, *, kind: str | None = None) -> m.MemoryEntry:
+        """Saves a note (or, with kind="preference", a preference) to your memory."""
+        body = _body(m.MemoryInput, content=content, kind=kind)
+        return m.MemoryEntry.model_validate(self._call("post_me_memory", body=body))
+
+    def update_memory(
+        self, id: str, *, content: str | None = None, kind: str | None = None
+    ) -> m.MemoryEntry:
+        body = _body(m.MemoryPatch, content=content, kind=kind)
+        raw = self._call("patch_me_memory_id", {"id": id}, body=body)
+        return m.MemoryEntry.model_validate(raw)
+
+    def forget(self, id: str) -> None:
+        self._call("delete_me_memory_id", {"id": id})
+
     # ------------------------------------------------------------ sessions
 
     def create_session(
