@@ -10,7 +10,7 @@ use kiln_session::Error;
 use minijinja::Environment;
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 17] = [
+const TEMPLATES: [(&str, &str); 18] = [
     (
         "base.html",
         include_str!("../../../templates/html/base.html"),
@@ -38,6 +38,10 @@ const TEMPLATES: [(&str, &str); 17] = [
     (
         "settings.html",
         include_str!("../../../templates/html/settings.html"),
+    ),
+    (
+        "memory.html",
+        include_str!("../../../templates/html/memory.html"),
     ),
     (
         "conversation.html",

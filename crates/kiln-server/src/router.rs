@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::session_page::routes())
         .merge(routes::diff_page::routes())
         .merge(routes::settings_page::routes())
+        .merge(routes::memory_page::routes())
         .merge(mcp)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))

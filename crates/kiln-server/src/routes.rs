@@ -9,6 +9,7 @@ pub mod instance;
 pub mod live;
 pub mod mcp;
 pub mod memory;
+pub mod memory_page;
 pub mod optimizer;
 pub mod search;
 pub mod session_page;

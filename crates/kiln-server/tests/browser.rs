@@ -1060,6 +1060,15 @@ async fn the_other_pages_are_accessible_in_light_and_dark() {
                 )
                 .await;
             check(st.is_success(), "branch")?;
+            let (st, _) = s
+                .request(
+                    Method::POST,
+                    "/v1/me/memory",
+                    Some(&s.alice),
+                    Some(json!({"content": "I work at 1 atm", "kind": "preference"})),
+                )
+                .await;
+            check(st.is_success(), "memory")?;
             goto(b, &format!("{}/login", s.base)).await?;
             accessible(b, "the sign-in page").await?;
             sign_in(s, b).await?;
@@ -1076,6 +1085,7 @@ async fn the_other_pages_are_accessible_in_light_and_dark() {
                         "alt",
                     ),
                     ("settings", "/web/settings".to_string(), "Test connection"),
+                    ("memory", "/web/memory".to_string(), "I work at 1 atm"),
                     ("search", "/?q=LiFePO4".to_string(), "LiFePO4"),
                     ("not found", "/web/sessions/nope".to_string(), ""),
                 ] {

@@ -1026,3 +1026,111 @@ async fn a_summary_shows_as_one_folded_line() {
         "folded"
     );
 }
+
+#[tokio::test]
+async fn the_memory_page_lists_adds_edits_and_deletes_the_users_own_entries() {
+    let srv = start(1 << 20).await;
+    let http = client();
+    let (cookie, csrf, home) = signed_in(&srv, &http, &srv.alice).await;
+    assert!(
+        home.contains("href=\"/web/memory\""),
+        "the sessions page links it"
+    );
+    let url = format!("{}/web/memory", srv.base);
+    let (s, page) = page_as(&http, url.clone(), cookie.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("Nothing yet."), "{page}");
+    // Signed out: to the sign-in page, not the entries.
+    let r = http.get(&url).send().await.unwrap();
+    assert!(r.status().is_redirection());
+
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        let (http, cookie) = (&http, &cookie);
+        async move {
+            let r = http
+                .post(path)
+                .header("cookie", cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let (s, page) = post(
+        url.clone(),
+        vec![
+            ("csrf", csrf.clone()),
+            ("content", "I work at 1 atm <b>bold</b>".into()),
+            ("kind", "preference".into()),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("I work at 1 atm &lt;b&gt;bold&lt;&#x2f;b&gt;"),
+        "escaped: {page}"
+    );
+    let (_, api) = srv
+        .request(
+            reqwest::Method::GET,
+            "/v1/me/memory",
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    let id = api["items"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(api["items"][0]["kind"], "preference");
+    // Without the CSRF token nothing is saved.
+    let (s, _) = post(
+        url.clone(),
+        vec![("csrf", "nope".into()), ("content", "x".into())],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Blank text: the page says why, with a 400, and keeps what is there.
+    let (s, page) = post(
+        url.clone(),
+        vec![("csrf", csrf.clone()), ("content", "  ".into())],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("needs some text") && page.contains("1 atm"),
+        "{page}"
+    );
+    // Edit, then delete.
+    let entry = format!("{url}/{id}");
+    let (s, page) = post(
+        entry.clone(),
+        vec![
+            ("csrf", csrf.clone()),
+            ("content", "I work at 2 atm".into()),
+            ("kind", "note".into()),
+            ("action", "save".into()),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("I work at 2 atm"), "{page}");
+    // Bob cannot touch Alice's entry from his page.
+    let (bob_cookie, bob_csrf, _) = signed_in(&srv, &http, &srv.bob).await;
+    let r = http
+        .post(&entry)
+        .header("cookie", bob_cookie)
+        .form(&[("csrf", bob_csrf.as_str()), ("action", "delete")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let (s, page) = post(
+        entry,
+        vec![("csrf", csrf.clone()), ("action", "delete".into())],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains("Deleted.") && page.contains("Nothing yet."),
+        "{page}"
+    );
+}
