@@ -4,6 +4,7 @@
 //! open. Repositories are grouped per aggregate.
 
 mod audit;
+mod batches;
 mod chain;
 mod collaborators;
 mod error;
@@ -27,6 +28,7 @@ mod tree;
 mod users;
 
 pub use audit::{AuditEntry, AuditVerification, verify as verify_chain};
+pub use batches::{BatchItemRow, BatchRow, ItemOutcome, NewBatch};
 pub use chain::NodeVerification;
 pub use collaborators::{Collaborator, Contribution, Membership};
 pub use error::{Error, Result};

@@ -154,6 +154,11 @@ pub async fn run(agent: Agent, config: &kiln_session::Config) -> std::io::Result
     }
     println!("Kiln listening on http://{addr}");
     tracing::info!(%addr, "listening");
+    // Batches a stopped server left running carry on (items done are not redone).
+    let resumed = agent.resume_batches().await;
+    if resumed > 0 {
+        println!("Resuming {resumed} unfinished batch(es).");
+    }
     let state = AppState::new(agent, server.max_body_bytes)
         .with_public_url(format!("http://{addr}"))
         .with_server_config(server)

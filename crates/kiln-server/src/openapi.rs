@@ -580,6 +580,61 @@ fn operations() -> Vec<Op> {
             "Delete a template you own",
         )
         .no_content(),
+        // Batches
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/batches",
+            "batches",
+            "Start a batch: the agent answers `request` once per item (its `{field}`s filled \
+             in), each on its own branch from one checkpoint (or in order on one shared \
+             branch), `concurrency` at a time within `item_timeout_seconds` each; 202 with the \
+             batch, which runs in the background, carries on after a restart and never redoes \
+             an item done",
+        )
+        .body(r("BatchSpec"))
+        .ok(202, r("Batch")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/batches",
+            "batches",
+            "The session's batches, newest first (at most 50), with their progress",
+        )
+        .ok(200, page("Batch")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/batches/{batch}",
+            "batches",
+            "A batch with its progress and its items (answer, key numbers, branch, error)",
+        )
+        .ok(200, r("Batch")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/batches/{batch}/cancel",
+            "batches",
+            "Cancel a running batch: pending items will not run, a running one stops within a \
+             second; a finished batch is 409 `batch_finished`",
+        )
+        .ok(200, r("Batch")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/batches/{batch}/results.csv",
+            "batches",
+            "The results table as CSV: item number, the item's fields, status, branch, answer, \
+             one column per key number, error",
+        )
+        .ok_as("text/csv", text("CSV with a header row")),
+        Op::new(
+            "GET",
+            "/v1/sessions/{id}/batches/{batch}/events",
+            "batches",
+            "Watch a batch: `progress` ({status, total, counts, progress, elapsed_seconds}) when \
+             the counts change, `item` (the item, as in the batch) as each finishes, then \
+             `done` (the batch) and the end of the stream",
+        )
+        .events(
+            "`progress`, `item` and `done` events as described; `closed` ({reason, code}) when \
+             the batch can no longer be read",
+        ),
         // Memory across sessions
         Op::new(
             "GET",
@@ -918,6 +973,7 @@ pub fn document() -> Value {
         "history",
         "templates",
         "memory",
+        "batches",
         "agent",
         "context",
         "collaborators",

@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::history::routes())
         .merge(routes::templates::routes())
         .merge(routes::memory::routes())
+        .merge(routes::batches::routes())
         .merge(routes::agent::routes())
         .merge(routes::collaborators::routes())
         .merge(routes::shares::routes())

@@ -730,6 +730,80 @@ async fn real_responses_match_the_documented_schemas() {
         "/v1/sessions/{id}/events/stream".to_owned(),
     ));
 
+    // A batch: started, read while running or after, its events, its CSV, and cancelled.
+    let batches = format!("/v1/sessions/{shared}/batches");
+    let (status, started) = srv
+        .request(
+            Method::POST,
+            &batches,
+            Some(&srv.alice),
+            Some(json!({"request": "Analyse {formula}",
+                        "items": [{"formula": "NaCl"}, {"formula": "KCl"}], "concurrency": 2})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    check(&doc, &json!({"$ref": "#/components/schemas/Batch"}), &started, "batch")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let batch = started["id"].as_str().unwrap().to_owned();
+    let (status, v) = srv
+        .request(Method::GET, &format!("{batches}/{batch}/events"), Some(&srv.alice), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(v.as_str().is_some_and(|t| t.contains("event: done")), "{v}");
+    let (_, one) = srv
+        .request(Method::GET, &format!("{batches}/{batch}"), Some(&srv.alice), None)
+        .await;
+    check(&doc, &json!({"$ref": "#/components/schemas/Batch"}), &one, "batch with items")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(one["items"].as_array().unwrap().len(), 2, "{one}");
+    let (_, listed) = srv
+        .request(Method::GET, &batches, Some(&srv.alice), None)
+        .await;
+    check(
+        &doc,
+        &json!({"type": "object", "properties": {"items": {"type": "array",
+                "items": {"$ref": "#/components/schemas/Batch"}},
+                "next_cursor": {"type": ["string", "null"]}}}),
+        &listed,
+        "batches",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (status, v) = srv
+        .request(Method::GET, &format!("{batches}/{batch}/results.csv"), Some(&srv.alice), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(v.as_str().is_some_and(|t| t.starts_with("item,formula,")), "{v}");
+    let (_, running) = srv
+        .request(
+            Method::POST,
+            &batches,
+            Some(&srv.alice),
+            Some(json!({"request": "Analyse NaCl {n}", "concurrency": 1,
+                        "items": (0..50).map(|n| json!({"n": n})).collect::<Vec<_>>()})),
+        )
+        .await;
+    let (status, cancelled) = srv
+        .request(
+            Method::POST,
+            &format!("{batches}/{}/cancel", running["id"].as_str().unwrap()),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    check(&doc, &json!({"$ref": "#/components/schemas/Batch"}), &cancelled, "cancelled")
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (method, path) in [
+        ("POST", "/v1/sessions/{id}/batches"),
+        ("GET", "/v1/sessions/{id}/batches"),
+        ("GET", "/v1/sessions/{id}/batches/{batch}"),
+        ("GET", "/v1/sessions/{id}/batches/{batch}/events"),
+        ("GET", "/v1/sessions/{id}/batches/{batch}/results.csv"),
+        ("POST", "/v1/sessions/{id}/batches/{batch}/cancel"),
+    ] {
+        checked.insert((method.to_owned(), path.to_owned()));
+    }
+
     // Every documented operation but the document itself was exercised.
     let untested: Vec<_> = documented(&doc)
         .into_iter()

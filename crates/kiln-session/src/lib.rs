@@ -2,6 +2,7 @@
 //! service and the CLI call it. It checks input and permissions, then drives the store.
 
 mod auth;
+mod batches;
 mod collaborators;
 mod config;
 mod context;
@@ -22,6 +23,11 @@ mod shares;
 mod templates;
 
 pub use auth::{Caller, ClientInfo, hash_token, new_token};
+pub use batches::{
+    BatchCounts, BatchSpec, BatchView, MAX_BATCH_CONCURRENCY, MAX_BATCH_ITEMS, MAX_ITEM_SECONDS,
+    batch_tag,
+};
+pub use kiln_db::{BatchItemRow, BatchRow, ItemOutcome};
 pub use config::{
     AgentConfig, Config, IntegrityConfig, LimitsConfig, LlmConfig, McpConfig, McpServerConfig,
     SearchConfig, ServerConfig, StorageConfig,

@@ -3,7 +3,7 @@
 //! instance-wide. A template's texts take plain `{parameter}` placeholders (`placeholders.rs`):
 //! nothing in a template is ever evaluated.
 
-mod placeholders;
+pub(crate) mod placeholders;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1047,6 +1047,116 @@ pub(super) fn all() -> Value {
             ],
         ),
     );
+    put(
+        "BatchSpec",
+        strict(
+            &["request"],
+            &[
+                (
+                    "request",
+                    json!({"type": "string", "minLength": 1, "maxLength": 8192, "pattern": "\\S",
+                           "description": "`{field}` placeholders, filled from each item; `{{` \
+                                           is a literal `{`"}),
+                ),
+                (
+                    "items",
+                    json!({"type": "array", "minItems": 1, "maxItems": 1000,
+                           "items": {"type": "object", "additionalProperties":
+                               {"type": ["string", "number", "boolean"]}},
+                           "description": "give `items` or `csv`"}),
+                ),
+                ("csv", text("CSV whose header row names the fields")),
+                (
+                    "mode",
+                    json!({"type": "string", "enum": ["branches", "shared"],
+                           "description": "branches (default): an item per branch; shared: \
+                                           all in order on one branch"}),
+                ),
+                ("concurrency", int_in(1, 16, "items at once (default 4)")),
+                (
+                    "item_timeout_seconds",
+                    int_in(1, 3600, "each item's time budget (default 120)"),
+                ),
+                (
+                    "checkpoint",
+                    text("start every item from this checkpoint (default: a new one)"),
+                ),
+                ("branch", text("start from this branch's head (default: the default branch)")),
+            ],
+        ),
+    );
+    let batch_item = obj(
+        &["idx", "item", "request", "status", "attempts"],
+        &[
+            ("idx", int()),
+            ("item", json!({"type": "object"})),
+            ("request", string()),
+            (
+                "status",
+                enumeration(&["pending", "running", "done", "failed", "cancelled"]),
+            ),
+            ("attempts", int()),
+            ("branch", nullable(string())),
+            ("answer", nullable(string())),
+            (
+                "numbers",
+                nullable(json!({"type": "object",
+                                "description": "key numbers of the item's tool results"})),
+            ),
+            ("error", nullable(string())),
+            ("started_at", nullable(ts())),
+            ("finished_at", nullable(ts())),
+        ],
+    );
+    let count = || int();
+    put(
+        "Batch",
+        obj(
+            &[
+                "id",
+                "session_id",
+                "request",
+                "mode",
+                "concurrency",
+                "status",
+                "total",
+                "counts",
+                "progress",
+            ],
+            &[
+                ("id", string()),
+                ("session_id", string()),
+                ("user_id", string()),
+                ("request", string()),
+                ("mode", enumeration(&["branches", "shared"])),
+                ("concurrency", int()),
+                ("item_timeout_ms", int()),
+                ("from_node", string()),
+                ("checkpoint", nullable(string())),
+                ("status", enumeration(&["running", "done", "cancelled"])),
+                ("created_at", ts()),
+                ("updated_at", ts()),
+                ("finished_at", nullable(ts())),
+                ("total", int()),
+                (
+                    "counts",
+                    obj(
+                        &["pending", "running", "done", "failed", "cancelled"],
+                        &[
+                            ("pending", count()),
+                            ("running", count()),
+                            ("done", count()),
+                            ("failed", count()),
+                            ("cancelled", count()),
+                        ],
+                    ),
+                ),
+                ("progress", json!({"type": "number", "minimum": 0, "maximum": 1})),
+                ("elapsed_seconds", json!({"type": "number", "minimum": 0})),
+                ("items", array(batch_item)),
+            ],
+        ),
+    );
     let memory_kind = json!({"type": "string", "enum": ["note", "preference"],
         "description": "note (default) or preference"});
     let memory_text = json!({"type": "string", "minLength": 1, "maxLength": 1000,
