@@ -31,9 +31,16 @@ fn key_numbers(turn: &TurnOutcome) -> Option<Value> {
             if out.len() >= MAX_NUMBERS {
                 break;
             }
-            if (v.is_number() || v.is_boolean()) && !out.contains_key(k) {
-                out.insert(k.clone(), v.clone());
+            if out.contains_key(k) {
+                continue;
             }
+            // Floats as the tools print them (97.871, not 97.87100000000001).
+            let v = match v.as_f64() {
+                Some(x) if v.is_f64() && x.is_finite() => Value::from((x * 1e6).round() / 1e6),
+                _ if v.is_number() || v.is_boolean() => v.clone(),
+                _ => continue,
+            };
+            out.insert(k.clone(), v);
         }
     }
     (!out.is_empty()).then_some(Value::Object(out))
@@ -60,7 +67,11 @@ impl Agent {
         let left = match self.manager().resume_batches().await {
             Ok(left) => left,
             Err(e) => {
-                tracing::warn!(code = e.code, "could not look for unfinished batches: {}", e.message);
+                tracing::warn!(
+                    code = e.code,
+                    "could not look for unfinished batches: {}",
+                    e.message
+                );
                 return 0;
             }
         };
@@ -110,7 +121,9 @@ impl Agent {
                     return;
                 }
             };
-            let outcome = self.run_item(caller, b, shared, item.idx, item.attempts, &item.request).await;
+            let outcome = self
+                .run_item(caller, b, shared, item.idx, item.attempts, &item.request)
+                .await;
             if let Err(e) = self
                 .manager()
                 .finish_batch_item(session, id, item.idx, &outcome)
@@ -171,7 +184,10 @@ impl Agent {
             return failed(Some(branch), e.message);
         }
         let budget = Duration::from_millis(b.item_timeout_ms);
-        let turn = tokio::time::timeout(budget, self.run_turn(caller, session, &branch, request, None));
+        let turn = tokio::time::timeout(
+            budget,
+            self.run_turn(caller, session, &branch, request, None),
+        );
         let cancelled = async {
             loop {
                 tokio::time::sleep(CANCEL_POLL).await;

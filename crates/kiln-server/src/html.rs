@@ -10,7 +10,7 @@ use kiln_session::Error;
 use minijinja::Environment;
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 18] = [
+const TEMPLATES: [(&str, &str); 19] = [
     (
         "base.html",
         include_str!("../../../templates/html/base.html"),
@@ -42,6 +42,10 @@ const TEMPLATES: [(&str, &str); 18] = [
     (
         "memory.html",
         include_str!("../../../templates/html/memory.html"),
+    ),
+    (
+        "batch.html",
+        include_str!("../../../templates/html/batch.html"),
     ),
     (
         "conversation.html",

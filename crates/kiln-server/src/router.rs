@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::diff_page::routes())
         .merge(routes::settings_page::routes())
         .merge(routes::memory_page::routes())
+        .merge(routes::batch_page::routes())
         .merge(mcp)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))

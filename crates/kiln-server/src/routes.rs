@@ -1,6 +1,7 @@
 //! Route groups, one module each.
 
 pub mod agent;
+pub mod batch_page;
 pub mod batches;
 pub mod collaborators;
 pub mod diff_page;

@@ -35,12 +35,20 @@ impl Server {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
             let v = self
-                .ok(Method::GET, &format!("/v1/sessions/{session}/batches/{batch}"), None)
+                .ok(
+                    Method::GET,
+                    &format!("/v1/sessions/{session}/batches/{batch}"),
+                    None,
+                )
                 .await;
             if v["status"] != "running" {
                 return v;
             }
-            assert!(tokio::time::Instant::now() < deadline, "still running: {}", v["counts"]);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still running: {}",
+                v["counts"]
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -91,7 +99,10 @@ async fn two_hundred_formulas_each_on_a_branch_with_answers_numbers_and_a_csv() 
         let f = &formulas()[i];
         assert_eq!(it["item"]["formula"], f.as_str());
         assert_eq!(it["request"], format!("Analyse {f}"));
-        assert!(it["answer"].as_str().unwrap().contains("molar mass"), "{it}");
+        assert!(
+            it["answer"].as_str().unwrap().contains("molar mass"),
+            "{it}"
+        );
         assert!(it["numbers"]["molar_mass"].as_f64().unwrap() > 50.0, "{it}");
         let branch = it["branch"].as_str().unwrap();
         assert!(branch.ends_with(&format!("-{:03}", i + 1)), "{branch}");
@@ -107,29 +118,50 @@ async fn two_hundred_formulas_each_on_a_branch_with_answers_numbers_and_a_csv() 
         .await;
     let text = msgs.to_string();
     assert!(text.contains("screening perovskites") && text.contains(&formulas()[7]));
-    assert!(!text.contains(&formulas()[8]), "items do not see each other");
+    assert!(
+        !text.contains(&formulas()[8]),
+        "items do not see each other"
+    );
     // The checkpoint the items started from is there.
     let cps = srv
         .ok(Method::GET, &format!("/v1/sessions/{id}/checkpoints"), None)
         .await;
-    assert!(cps.to_string().contains(done["checkpoint"].as_str().unwrap()));
+    assert!(
+        cps.to_string()
+            .contains(done["checkpoint"].as_str().unwrap())
+    );
 
     // The results as CSV: a header and one row per item.
     let r = srv
         .http
-        .get(format!("{}/v1/sessions/{id}/batches/{batch}/results.csv", srv.base))
+        .get(format!(
+            "{}/v1/sessions/{id}/batches/{batch}/results.csv",
+            srv.base
+        ))
         .bearer_auth(&srv.alice)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
     let csv = r.text().await.unwrap();
     assert_eq!(csv.lines().count(), 201, "{csv}");
-    assert!(csv.lines().next().unwrap().starts_with("item,formula,status,branch,answer"));
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .starts_with("item,formula,status,branch,answer")
+    );
     assert!(csv.contains("CaTiO3"));
     // Listed, without items.
-    let list = srv.ok(Method::GET, &format!("/v1/sessions/{id}/batches"), None).await;
+    let list = srv
+        .ok(Method::GET, &format!("/v1/sessions/{id}/batches"), None)
+        .await;
     assert_eq!(list["items"][0]["id"], batch.as_str());
     assert!(list["items"][0].get("items").is_none());
     // Finished: cancelling is a conflict.
@@ -162,7 +194,10 @@ async fn csv_rows_in_one_shared_branch_with_progress_over_sse() {
     // The progress stream: progress events, an item event per item, then done.
     let r = srv
         .http
-        .get(format!("{}/v1/sessions/{id}/batches/{batch}/events", srv.base))
+        .get(format!(
+            "{}/v1/sessions/{id}/batches/{batch}/events",
+            srv.base
+        ))
         .bearer_auth(&srv.alice)
         .send()
         .await
@@ -175,7 +210,10 @@ async fn csv_rows_in_one_shared_branch_with_progress_over_sse() {
     assert!(body.contains("event: progress"), "{body}");
     assert_eq!(body.matches("event: item").count(), 3, "{body}");
     let last = body.rsplit("event: ").next().unwrap();
-    assert!(last.starts_with("done"), "the stream ends with done: {body}");
+    assert!(
+        last.starts_with("done"),
+        "the stream ends with done: {body}"
+    );
     let done = srv.finished(&id, &batch).await;
     let items = done["items"].as_array().unwrap();
     let branch = items[0]["branch"].as_str().unwrap();
@@ -209,24 +247,60 @@ async fn bad_batches_are_refused_and_store_nothing() {
     let id = srv.session("Bad").await;
     let path = format!("/v1/sessions/{id}/batches");
     for (body, says) in [
-        (json!({"request": "Analyse {formula}"}), "needs `items` or `csv`"),
-        (json!({"request": "Analyse {formula}", "items": []}), "at least one item"),
-        (json!({"request": "  ", "items": [{"formula": "NaCl"}]}), "request"),
-        (json!({"request": "Analyse {formula}", "items": [{"formula": "NaCl"}, {"f": "KCl"}]}), "item 2"),
-        (json!({"request": "Analyse {formula", "items": [{"formula": "NaCl"}]}), "{"),
-        (json!({"request": "x {a}", "items": [{"a": "1"}], "mode": "parallel"}), "unknown mode"),
-        (json!({"request": "x {a}", "items": [{"a": "1"}], "concurrency": 0}), "concurrency"),
-        (json!({"request": "x {a}", "items": [{"a": "1"}], "concurrency": 17}), "concurrency"),
-        (json!({"request": "x {a}", "items": [{"a": "1"}], "item_timeout_seconds": 0}), "item_timeout"),
-        (json!({"request": "x {a}", "items": [{"a": [1]}]}), "text or a number"),
+        (
+            json!({"request": "Analyse {formula}"}),
+            "needs `items` or `csv`",
+        ),
+        (
+            json!({"request": "Analyse {formula}", "items": []}),
+            "at least one item",
+        ),
+        (
+            json!({"request": "  ", "items": [{"formula": "NaCl"}]}),
+            "request",
+        ),
+        (
+            json!({"request": "Analyse {formula}", "items": [{"formula": "NaCl"}, {"f": "KCl"}]}),
+            "item 2",
+        ),
+        (
+            json!({"request": "Analyse {formula", "items": [{"formula": "NaCl"}]}),
+            "{",
+        ),
+        (
+            json!({"request": "x {a}", "items": [{"a": "1"}], "mode": "parallel"}),
+            "unknown mode",
+        ),
+        (
+            json!({"request": "x {a}", "items": [{"a": "1"}], "concurrency": 0}),
+            "concurrency",
+        ),
+        (
+            json!({"request": "x {a}", "items": [{"a": "1"}], "concurrency": 17}),
+            "concurrency",
+        ),
+        (
+            json!({"request": "x {a}", "items": [{"a": "1"}], "item_timeout_seconds": 0}),
+            "item_timeout",
+        ),
+        (
+            json!({"request": "x {a}", "items": [{"a": [1]}]}),
+            "text or a number",
+        ),
         (json!({"request": "x {a}", "csv": "a,b\n1\n"}), "CSV row 2"),
-        (json!({"request": "x {a}", "items": [{"a": "1"}], "colour": "red"}), "colour"),
+        (
+            json!({"request": "x {a}", "items": [{"a": "1"}], "colour": "red"}),
+            "colour",
+        ),
     ] {
         let (s, v) = srv
             .request(Method::POST, &path, Some(&srv.alice), Some(body.clone()))
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains(says), "{body}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{body}: {v}"
+        );
     }
     let too_many: Vec<Value> = (0..1001).map(|i| json!({"n": i})).collect();
     let (s, v) = srv
@@ -270,20 +344,40 @@ async fn bad_batches_are_refused_and_store_nothing() {
     let b = srv.ok(Method::POST, &path, Some(body)).await;
     let batch = b["id"].as_str().unwrap();
     let (s, _) = srv
-        .request(Method::GET, &format!("{path}/{batch}"), Some(&srv.bob), None)
+        .request(
+            Method::GET,
+            &format!("{path}/{batch}"),
+            Some(&srv.bob),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = srv
-        .request(Method::POST, &format!("{path}/{batch}/cancel"), Some(&srv.bob), None)
+        .request(
+            Method::POST,
+            &format!("{path}/{batch}/cancel"),
+            Some(&srv.bob),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let stranger = srv.users["spare"].clone();
     let (s, _) = srv
-        .request(Method::GET, &format!("{path}/{batch}"), Some(&stranger), None)
+        .request(
+            Method::GET,
+            &format!("{path}/{batch}"),
+            Some(&stranger),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, v) = srv
-        .request(Method::GET, &format!("{path}/no-such-batch"), Some(&srv.alice), None)
+        .request(
+            Method::GET,
+            &format!("{path}/no-such-batch"),
+            Some(&srv.alice),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     assert_eq!(v["error"]["code"], "not_found");
@@ -359,9 +453,16 @@ async fn a_restart_carries_on_without_redoing_what_was_done() {
     let done = srv.finished(&id, &b.id).await;
     assert_eq!(done["counts"]["done"], 3, "{}", done["counts"]);
     let items = done["items"].as_array().unwrap();
-    assert_eq!(items[0]["answer"], "answered before the restart", "not redone");
+    assert_eq!(
+        items[0]["answer"], "answered before the restart",
+        "not redone"
+    );
     assert_eq!(items[1]["attempts"], 2);
-    assert!(items[1]["branch"].as_str().unwrap().ends_with("-002-r2"), "{}", items[1]);
+    assert!(
+        items[1]["branch"].as_str().unwrap().ends_with("-002-r2"),
+        "{}",
+        items[1]
+    );
     assert!(items[2]["answer"].as_str().unwrap().contains("NaCl"));
     let _: &Caller = &alice;
 }

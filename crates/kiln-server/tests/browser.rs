@@ -1069,6 +1069,17 @@ async fn the_other_pages_are_accessible_in_light_and_dark() {
                 )
                 .await;
             check(st.is_success(), "memory")?;
+            let (st, batch) = s
+                .request(
+                    Method::POST,
+                    &format!("/v1/sessions/{id}/batches"),
+                    Some(&s.alice),
+                    Some(json!({"request": "Analyse {formula}",
+                                "items": [{"formula": "LiFePO4"}, {"formula": "Xx9"}]})),
+                )
+                .await;
+            check(st.is_success(), "batch")?;
+            let batch = batch["id"].as_str().unwrap_or_default().to_owned();
             goto(b, &format!("{}/login", s.base)).await?;
             accessible(b, "the sign-in page").await?;
             sign_in(s, b).await?;
@@ -1086,6 +1097,11 @@ async fn the_other_pages_are_accessible_in_light_and_dark() {
                     ),
                     ("settings", "/web/settings".to_string(), "Test connection"),
                     ("memory", "/web/memory".to_string(), "I work at 1 atm"),
+                    (
+                        "batch",
+                        format!("/web/sessions/{id}/batches/{batch}"),
+                        "Done: 2 of 2",
+                    ),
                     ("search", "/?q=LiFePO4".to_string(), "LiFePO4"),
                     ("not found", "/web/sessions/nope".to_string(), ""),
                 ] {

@@ -742,19 +742,39 @@ async fn real_responses_match_the_documented_schemas() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    check(&doc, &json!({"$ref": "#/components/schemas/Batch"}), &started, "batch")
-        .unwrap_or_else(|e| panic!("{e}"));
+    check(
+        &doc,
+        &json!({"$ref": "#/components/schemas/Batch"}),
+        &started,
+        "batch",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let batch = started["id"].as_str().unwrap().to_owned();
     let (status, v) = srv
-        .request(Method::GET, &format!("{batches}/{batch}/events"), Some(&srv.alice), None)
+        .request(
+            Method::GET,
+            &format!("{batches}/{batch}/events"),
+            Some(&srv.alice),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(v.as_str().is_some_and(|t| t.contains("event: done")), "{v}");
     let (_, one) = srv
-        .request(Method::GET, &format!("{batches}/{batch}"), Some(&srv.alice), None)
+        .request(
+            Method::GET,
+            &format!("{batches}/{batch}"),
+            Some(&srv.alice),
+            None,
+        )
         .await;
-    check(&doc, &json!({"$ref": "#/components/schemas/Batch"}), &one, "batch with items")
-        .unwrap_or_else(|e| panic!("{e}"));
+    check(
+        &doc,
+        &json!({"$ref": "#/components/schemas/Batch"}),
+        &one,
+        "batch with items",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(one["items"].as_array().unwrap().len(), 2, "{one}");
     let (_, listed) = srv
         .request(Method::GET, &batches, Some(&srv.alice), None)
@@ -769,10 +789,18 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let (status, v) = srv
-        .request(Method::GET, &format!("{batches}/{batch}/results.csv"), Some(&srv.alice), None)
+        .request(
+            Method::GET,
+            &format!("{batches}/{batch}/results.csv"),
+            Some(&srv.alice),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(v.as_str().is_some_and(|t| t.starts_with("item,formula,")), "{v}");
+    assert!(
+        v.as_str().is_some_and(|t| t.starts_with("item,formula,")),
+        "{v}"
+    );
     let (_, running) = srv
         .request(
             Method::POST,
@@ -791,8 +819,13 @@ async fn real_responses_match_the_documented_schemas() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{cancelled}");
-    check(&doc, &json!({"$ref": "#/components/schemas/Batch"}), &cancelled, "cancelled")
-        .unwrap_or_else(|e| panic!("{e}"));
+    check(
+        &doc,
+        &json!({"$ref": "#/components/schemas/Batch"}),
+        &cancelled,
+        "cancelled",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     for (method, path) in [
         ("POST", "/v1/sessions/{id}/batches"),
         ("GET", "/v1/sessions/{id}/batches"),

@@ -1134,3 +1134,119 @@ async fn the_memory_page_lists_adds_edits_and_deletes_the_users_own_entries() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn a_batch_starts_from_the_state_tab_and_its_page_fills_in() {
+    let srv = start(1 << 20).await;
+    let http = client();
+    let (s, v) = srv
+        .request(
+            reqwest::Method::POST,
+            "/v1/sessions",
+            Some(&srv.alice),
+            Some(json!({"name": "Screen"})),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let (cookie, csrf, _) = signed_in(&srv, &http, &srv.alice).await;
+    let (_, tab) = page_as(
+        &http,
+        format!("{}/web/sessions/{id}/state", srv.base),
+        cookie.clone(),
+    )
+    .await;
+    assert!(
+        tab.contains("id=\"batch-form\""),
+        "the state tab offers a batch"
+    );
+    let r = http
+        .post(format!("{}/web/sessions/{id}/batches", srv.base))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("request", "Analyse {formula}"),
+            ("items", "LiFePO4\nLiCoO2\n\nNaCl\n"),
+            ("mode", "branches"),
+            ("concurrency", "2"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        to.starts_with(&format!("/web/sessions/{id}/batches/")),
+        "{to}"
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let page = loop {
+        let (s, page) = page_as(&http, format!("{}{to}", srv.base), cookie.clone()).await;
+        assert_eq!(s, StatusCode::OK);
+        if page.contains("Done: 3 of 3") {
+            break page;
+        }
+        // While it runs, the page reloads itself.
+        assert!(page.contains("http-equiv=\"refresh\""), "{page}");
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        !page.contains("http-equiv=\"refresh\""),
+        "a finished batch stays put"
+    );
+    assert!(
+        page.contains("<progress id=\"batch-progress\" max=\"3\" value=\"3\""),
+        "{page}"
+    );
+    assert_eq!(page.matches("data-status=\"done\"").count(), 3, "{page}");
+    assert!(
+        page.contains("157.755") && page.contains("molar_mass"),
+        "{page}"
+    );
+    assert!(page.contains("results.csv"), "{page}");
+    // The state tab lists it.
+    let (_, tab) = page_as(
+        &http,
+        format!("{}/web/sessions/{id}/state", srv.base),
+        cookie.clone(),
+    )
+    .await;
+    assert!(tab.contains(&to), "{tab}");
+    // Several fields need a header row: the page says so, nothing starts.
+    let r = http
+        .post(format!("{}/web/sessions/{id}/batches", srv.base))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("request", "Analyse {formula} at {t}"),
+            ("items", "LiFePO4"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("header row"));
+    // Without the CSRF token nothing starts.
+    let r = http
+        .post(format!("{}/web/sessions/{id}/batches", srv.base))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", "nope"),
+            ("request", "Analyse {formula}"),
+            ("items", "NaCl"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (_, list) = srv
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{id}/batches"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+}

@@ -226,9 +226,7 @@ fn items_of(spec: &BatchSpec) -> Result<Vec<BTreeMap<String, String>>> {
                 .collect();
             let mut rows = Vec::new();
             for (i, rec) in r.records().enumerate() {
-                let rec = rec.map_err(|e| {
-                    Error::bad_request(format!("CSV row {}: {e}", i + 2))
-                })?;
+                let rec = rec.map_err(|e| Error::bad_request(format!("CSV row {}: {e}", i + 2)))?;
                 if rec.iter().all(str::is_empty) {
                     continue;
                 }
@@ -395,7 +393,12 @@ impl SessionManager {
 
     /// Cancels a running batch (needs write): pending items will not run and a running one is
     /// stopped by its runner within a second. Cancelling a finished batch is a 409.
-    pub async fn cancel_batch(&self, caller: &Caller, session: &str, id: &str) -> Result<BatchView> {
+    pub async fn cancel_batch(
+        &self,
+        caller: &Caller,
+        session: &str,
+        id: &str,
+    ) -> Result<BatchView> {
         self.writable(caller, session).await?;
         let batch = self.db.batch(session, id).await?;
         if !self.db.cancel_batch(session, id).await? {
@@ -437,10 +440,7 @@ impl SessionManager {
         idx: u32,
         outcome: &ItemOutcome,
     ) -> Result<()> {
-        Ok(self
-            .db
-            .finish_batch_item(session, id, idx, outcome)
-            .await?)
+        Ok(self.db.finish_batch_item(session, id, idx, outcome).await?)
     }
 
     /// Marks the batch done when nothing is left; true once it is finished.
@@ -498,10 +498,19 @@ mod tests {
         for (bad, says) in [
             (json!({"request": "x"}), "needs `items` or `csv`"),
             (json!({"request": "x", "items": []}), "at least one item"),
-            (json!({"request": "x", "items": [{"f": {"a": 1}}]}), "item 1: field `f`"),
-            (json!({"request": "x", "items": [{"bad name": "a"}]}), "not a field name"),
+            (
+                json!({"request": "x", "items": [{"f": {"a": 1}}]}),
+                "item 1: field `f`",
+            ),
+            (
+                json!({"request": "x", "items": [{"bad name": "a"}]}),
+                "not a field name",
+            ),
             (json!({"request": "x", "csv": "a,b\n1\n"}), "CSV row 2"),
-            (json!({"request": "x", "items": [{"a": "1"}], "csv": "a\n1"}), "not both"),
+            (
+                json!({"request": "x", "items": [{"a": "1"}], "csv": "a\n1"}),
+                "not both",
+            ),
         ] {
             let e = items_of(&spec(bad.clone())).unwrap_err();
             assert!(e.message.contains(says), "{bad}: {}", e.message);

@@ -27,7 +27,6 @@ pub use batches::{
     BatchCounts, BatchSpec, BatchView, MAX_BATCH_CONCURRENCY, MAX_BATCH_ITEMS, MAX_ITEM_SECONDS,
     batch_tag,
 };
-pub use kiln_db::{BatchItemRow, BatchRow, ItemOutcome};
 pub use config::{
     AgentConfig, Config, IntegrityConfig, LimitsConfig, LlmConfig, McpConfig, McpServerConfig,
     SearchConfig, ServerConfig, StorageConfig,
@@ -46,6 +45,7 @@ pub use kiln_db::{
     NodeVerification, Page, ReflogEntry, Session, SessionEvent, SessionExport, SessionSort,
     ShareLink, TurnView, User,
 };
+pub use kiln_db::{BatchItemRow, BatchRow, ItemOutcome};
 pub use kiln_db::{
     DIFF_CONVERSATION_DEFAULT, DIFF_CONVERSATION_MAX, DiffResult, GraphBranch, GraphCheckpoint,
     GraphMerge, GraphPoint,

@@ -1,6 +1,7 @@
 //! The command-line surface: one submodule per subcommand.
 
 mod admin;
+mod batch;
 mod bench;
 mod branch;
 mod chat;
@@ -39,6 +40,9 @@ pub enum Command {
     /// Backups: write one now (`backup`), or put one back (`restore FILE`).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Run the agent over a list of materials (or CSV rows); list, show, cancel, resume.
+    #[command(subcommand)]
+    Batch(batch::BatchCommand),
     /// Chat with the research agent in a session (a terminal REPL with slash commands).
     Chat(chat::ChatArgs),
     /// Show the configuration reference.
@@ -82,6 +86,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
         Command::Admin(cmd) => admin::run(g, cmd).await,
+        Command::Batch(cmd) => batch::run(g, cmd).await,
         Command::Chat(args) => chat::run(g, args).await,
         Command::Config(cmd) => config::run(cmd),
         Command::Materials(cmd) => materials::run(cmd),

@@ -659,3 +659,70 @@ fn printed_names_and_content_carry_no_terminal_controls() {
     let list = k.json(&["message", "list", &id]);
     assert!(list.to_string().contains("\\u001b]0;pwned"), "{list}");
 }
+
+#[test]
+fn batch_runs_items_and_csv_rows_shows_them_and_refuses_bad_input() {
+    let k = Kiln::new();
+    let id = k.new_session("screen");
+    let out = k.ok(&[
+        "batch",
+        "run",
+        &id,
+        "--request",
+        "Analyse {formula}",
+        "--item",
+        "formula=LiFePO4",
+        "--item",
+        "formula=LiCoO2",
+    ]);
+    assert!(out.contains("2 done, 0 failed, 0 cancelled of 2"), "{out}");
+    assert!(out.contains("LiCoO2: molar mass 97.871 g/mol"), "{out}");
+    let csv_file = k.path().join("items.csv");
+    std::fs::write(&csv_file, "formula,note\nNaCl,salt\nKCl,\"potash, too\"\n").unwrap();
+    let ran = k.json(&[
+        "batch",
+        "run",
+        &id,
+        "--request",
+        "Analyse {formula} ({note})",
+        "--csv",
+        csv_file.to_str().unwrap(),
+        "--shared",
+    ]);
+    assert_eq!(ran["status"], "done");
+    assert_eq!(ran["items"][1]["request"], "Analyse KCl (potash, too)");
+    let listed = k.json(&["batch", "list", &id]);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let first = listed[1]["id"].as_str().unwrap();
+    let csv = k.ok(&["batch", "show", &id, first, "--csv"]);
+    assert!(
+        csv.starts_with("item,formula,status,branch,answer"),
+        "{csv}"
+    );
+    assert!(csv.contains(",97.871,"), "{csv}");
+    // Bad input: a clear error, and nothing stored.
+    let err = k.fails(&[
+        "batch",
+        "run",
+        &id,
+        "--request",
+        "Analyse {formula}",
+        "--item",
+        "formula",
+    ]);
+    assert!(err.contains("field=value"), "{err}");
+    let err = k.fails(&[
+        "batch",
+        "run",
+        &id,
+        "--request",
+        "Analyse {formula}",
+        "--item",
+        "f=NaCl",
+    ]);
+    assert!(err.contains("item 1"), "{err}");
+    let err = k.fails(&["batch", "cancel", &id, first]);
+    assert!(err.contains("batch_finished"), "{err}");
+    assert_eq!(k.json(&["batch", "list", &id]).as_array().unwrap().len(), 2);
+    assert!(k.ok(&["batch", "resume"]).contains("no unfinished batches"));
+}

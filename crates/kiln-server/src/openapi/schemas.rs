@@ -1081,7 +1081,10 @@ pub(super) fn all() -> Value {
                     "checkpoint",
                     text("start every item from this checkpoint (default: a new one)"),
                 ),
-                ("branch", text("start from this branch's head (default: the default branch)")),
+                (
+                    "branch",
+                    text("start from this branch's head (default: the default branch)"),
+                ),
             ],
         ),
     );
@@ -1151,7 +1154,10 @@ pub(super) fn all() -> Value {
                         ],
                     ),
                 ),
-                ("progress", json!({"type": "number", "minimum": 0, "maximum": 1})),
+                (
+                    "progress",
+                    json!({"type": "number", "minimum": 0, "maximum": 1}),
+                ),
                 ("elapsed_seconds", json!({"type": "number", "minimum": 0})),
                 ("items", array(batch_item)),
             ],

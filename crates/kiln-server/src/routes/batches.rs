@@ -139,9 +139,11 @@ async fn events(
                 Ok(v) => v,
                 Err(e) => {
                     seen.finished = true;
-                    out.push(Event::default().event("closed").data(
-                        json!({"reason": e.message, "code": e.code}).to_string(),
-                    ));
+                    out.push(
+                        Event::default()
+                            .event("closed")
+                            .data(json!({"reason": e.message, "code": e.code}).to_string()),
+                    );
                     break;
                 }
             };
@@ -158,12 +160,14 @@ async fn events(
             let now = (c.done, c.failed, c.cancelled, c.running);
             if seen.progress != Some(now) {
                 seen.progress = Some(now);
-                out.push(Event::default().event("progress").data(
-                    json!({"status": view.batch.status, "total": view.total,
+                out.push(
+                    Event::default().event("progress").data(
+                        json!({"status": view.batch.status, "total": view.total,
                            "counts": view.counts, "progress": view.progress,
                            "elapsed_seconds": view.elapsed_seconds})
-                    .to_string(),
-                ));
+                        .to_string(),
+                    ),
+                );
             }
             if view.finished() {
                 seen.finished = true;
@@ -171,7 +175,11 @@ async fn events(
                     items: None,
                     ..view
                 };
-                out.push(Event::default().event("done").data(json!(summary).to_string()));
+                out.push(
+                    Event::default()
+                        .event("done")
+                        .data(json!(summary).to_string()),
+                );
             }
             if !out.is_empty() {
                 break;

@@ -552,6 +552,9 @@ async fn tab_context(
                 .collect();
             ctx["tools"] = json!(tools);
             ctx["state"] = json!(state);
+            let mut batches = mgr.batches(caller, id).await?;
+            batches.truncate(10);
+            ctx["batches"] = json!(batches);
         }
         "branches" => {
             let checkpoints = mgr.checkpoints(caller, id).await?;
