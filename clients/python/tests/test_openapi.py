@@ -81,7 +81,7 @@ def check_response(doc: Doc, model: type[BaseModel], schema: Doc, where: str) ->
 
 
 def success(op: Doc) -> Doc | None:
-    for code in ("200", "201"):
+    for code in ("200", "201", "202"):
         r = op.get("responses", {}).get(code)
         if r and "application/json" in r.get("content", {}):
             schema: Doc = r["content"]["application/json"]["schema"]

@@ -373,6 +373,49 @@ class RecallItem(Model):
     text: str
 
 
+class BatchCounts(Model):
+    pending: int
+    running: int
+    done: int
+    failed: int
+    cancelled: int
+
+
+class BatchItem(Model):
+    idx: int
+    item: dict[str, Any]
+    request: str
+    status: Literal["pending", "running", "done", "failed", "cancelled"]
+    attempts: int
+    branch: str | None = None
+    answer: str | None = None
+    numbers: dict[str, Any] | None = None
+    error: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class Batch(Model):
+    id: str
+    session_id: str
+    user_id: str | None = None
+    request: str
+    mode: Literal["branches", "shared"]
+    concurrency: int
+    item_timeout_ms: int | None = None
+    from_node: str | None = None
+    checkpoint: str | None = None
+    status: Literal["running", "done", "cancelled"]
+    created_at: str | None = None
+    updated_at: str | None = None
+    finished_at: str | None = None
+    total: int
+    counts: BatchCounts
+    progress: float
+    elapsed_seconds: float = 0.0
+    items: list[BatchItem] | None = None
+
+
 class MemoryEntry(Model):
     id: str
     kind: Literal["note", "preference"]
@@ -561,6 +604,17 @@ class Compress(Request):
     branch: str | None = None
 
 
+class BatchSpec(Request):
+    request: str
+    items: list[dict[str, Any]] | None = None
+    csv: str | None = None
+    mode: Literal["branches", "shared"] | None = None
+    concurrency: int | None = None
+    item_timeout_seconds: int | None = None
+    checkpoint: str | None = None
+    branch: str | None = None
+
+
 class MemoryInput(Request):
     content: str
     kind: Literal["note", "preference"] | None = None
@@ -593,6 +647,11 @@ OPS: dict[str, Op] = {
     "get_instance_key": Op("GET", "/v1/instance/key", None, InstanceKey),
     "get_tools": Op("GET", "/v1/tools", None, ToolInfo, paged=True),
     "get_search": Op("GET", "/v1/search", None, SearchPage),
+    "post_sessions_id_batches": Op("POST", S + "/batches", BatchSpec, Batch),
+    "get_sessions_id_batches": Op("GET", S + "/batches", None, Batch, paged=True),
+    "get_sessions_id_batches_batch": Op("GET", S + "/batches/{batch}", None, Batch),
+    "post_sessions_id_batches_batch_cancel": Op("POST", S + "/batches/{batch}/cancel", None, Batch),
+    "get_sessions_id_batches_batch_results_csv": Op("GET", S + "/batches/{batch}/results.csv"),
     "get_me_memory": Op("GET", "/v1/me/memory", None, MemoryEntry, paged=True),
     "post_me_memory": Op("POST", "/v1/me/memory", MemoryInput, MemoryEntry),
     "patch_me_memory_id": Op("PATCH", "/v1/me/memory/{id}", MemoryPatch, MemoryEntry),

@@ -564,6 +564,70 @@ class Session:
             for e in self.client._items("get_sessions_id_contributions", self._p())
         ]
 
+    # ------------------------------------------------------------ batches
+
+    def start_batch(
+        self,
+        request: str,
+        items: list[dict[str, Any]] | None = None,
+        *,
+        csv: str | None = None,
+        shared: bool = False,
+        concurrency: int | None = None,
+        item_timeout_seconds: int | None = None,
+        checkpoint: str | None = None,
+    ) -> m.Batch:
+        """Starts a batch: `request` ("Analyse {formula}") answered once per item (or CSV row),
+        each on its own branch (or, with shared=True, in order on one branch). It runs on the
+        server; follow it with `batch()` or `wait_batch()`."""
+        body = _body(
+            m.BatchSpec,
+            request=request,
+            items=items,
+            csv=csv,
+            mode="shared" if shared else None,
+            concurrency=concurrency,
+            item_timeout_seconds=item_timeout_seconds,
+            checkpoint=checkpoint,
+        )
+        return m.Batch.model_validate(
+            self.client._call("post_sessions_id_batches", self._p(), body=body)
+        )
+
+    def batches(self) -> list[m.Batch]:
+        return [
+            m.Batch.model_validate(b)
+            for b in self.client._items("get_sessions_id_batches", self._p())
+        ]
+
+    def batch(self, batch: str) -> m.Batch:
+        raw = self.client._call("get_sessions_id_batches_batch", self._p(batch=batch))
+        return m.Batch.model_validate(raw)
+
+    def wait_batch(self, batch: str, *, poll: float = 0.25, timeout: float = 600) -> m.Batch:
+        """Polls until the batch has finished (done or cancelled); TimeoutError past `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            b = self.batch(batch)
+            if b.status != "running":
+                return b
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"batch {batch} still running after {timeout} s")
+            time.sleep(poll)
+
+    def cancel_batch(self, batch: str) -> m.Batch:
+        raw = self.client._call(
+            "post_sessions_id_batches_batch_cancel", self._p(batch=batch)
+        )
+        return m.Batch.model_validate(raw)
+
+    def batch_csv(self, batch: str) -> str:
+        """The results table as CSV text."""
+        text: str = self.client._call(
+            "get_sessions_id_batches_batch_results_csv", self._p(batch=batch)
+        )
+        return text
+
     def summary(self, *, branch: str | None = None) -> m.SessionSummary:
         raw = self.client._call(
             "get_sessions_id_summary", self._p(), params={"branch": self._b(branch)}
