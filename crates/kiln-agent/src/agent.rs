@@ -211,16 +211,45 @@ pub enum TurnEvent {
     },
 }
 
-/// Where a turn's events go: nowhere, or a channel whose closing means the client left.
+/// Where a turn's events go: nowhere, or a channel whose closing means the client left; and,
+/// compactly, to the session's live watchers on this server (who see the turn as it streams).
 struct Events<'a> {
     tx: Option<&'a mpsc::Sender<TurnEvent>>,
+    manager: &'a SessionManager,
+    session: &'a str,
+    branch: &'a str,
+    /// The asking user's name.
+    user: &'a str,
+    message: &'a str,
 }
 
 impl Events<'_> {
     async fn send(&self, e: TurnEvent) {
+        self.publish(&e);
         if let Some(tx) = self.tx {
             let _ = tx.send(e).await;
         }
+    }
+
+    /// The watchers' copy: who is asking on which branch, and what is happening.
+    fn publish(&self, e: &TurnEvent) {
+        let what = match e {
+            TurnEvent::Started { user_node } => {
+                json!({"event": "started", "node": user_node, "text": clip(self.message, 2000)})
+            }
+            TurnEvent::Token { text } => json!({"event": "token", "text": text}),
+            TurnEvent::ToolCall { name, .. } => json!({"event": "tool_call", "name": name}),
+            TurnEvent::ToolResult { name, ok, .. } => {
+                json!({"event": "tool_result", "name": name, "ok": ok})
+            }
+            TurnEvent::Done(outcome) => json!({"event": "done", "node": outcome.answer_node}),
+            TurnEvent::Error { code, .. } => json!({"event": "error", "code": code}),
+            _ => return,
+        };
+        let mut data = what;
+        data["branch"] = json!(self.branch);
+        data["user"] = json!(self.user);
+        self.manager.publish_turn(self.session, data);
     }
 
     fn gone(&self) -> bool {
@@ -1049,7 +1078,14 @@ impl Agent {
         events: Option<&mpsc::Sender<TurnEvent>>,
     ) -> Result<TurnOutcome> {
         let _slot = slot;
-        let ev = Events { tx: events };
+        let ev = Events {
+            tx: events,
+            manager: &self.manager,
+            session,
+            branch,
+            user: &caller.name,
+            message,
+        };
         let result = self.turn(caller, session, branch, message, &ev).await;
         match &result {
             Ok(outcome) => ev.send(TurnEvent::Done(Box::new(outcome.clone()))).await,

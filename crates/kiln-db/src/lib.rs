@@ -37,7 +37,7 @@ pub use export::{
 };
 pub use graph::{BranchGraph, GraphBranch, GraphCheckpoint, GraphMerge, GraphPoint};
 pub use integrity::{ExportSignature, InstanceKey, PublicKey, Trust};
-pub use live::{LiveBranch, LiveSnapshot};
+pub use live::{LiveBranch, LiveSnapshot, Present};
 pub use memory::{MemoryEntry, NewMemory};
 pub use merge::{
     DIFF_CONVERSATION_DEFAULT, DIFF_CONVERSATION_MAX, DiffResult, MergePreview, MergeRequest,

@@ -100,3 +100,79 @@ impl Db {
             .collect()
     }
 }
+
+/// Someone watching a session now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Present {
+    pub user: String,
+    /// When they started watching (the earliest of their open streams).
+    pub since: String,
+}
+
+impl Db {
+    /// Records (or refreshes) an open live stream of `user` on `session`.
+    pub async fn touch_presence(
+        &self,
+        session: &str,
+        watcher: &str,
+        user: &str,
+        client: Option<&str>,
+    ) -> Result<()> {
+        let at = crate::now();
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO presence (session_id, watcher, user_id, client, since, seen_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
+             ON CONFLICT (session_id, watcher) DO UPDATE SET seen_at = excluded.seen_at",
+        )
+        .bind(session)
+        .bind(watcher)
+        .bind(user)
+        .bind(client)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+        // Streams of a server that stopped without saying so: gone after a minute.
+        let stale = crate::stamp(chrono::Utc::now() - chrono::Duration::seconds(60));
+        sqlx::query("DELETE FROM presence WHERE session_id = ? AND seen_at < ?")
+            .bind(session)
+            .bind(stale)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets a closed live stream.
+    pub async fn leave_presence(&self, session: &str, watcher: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM presence WHERE session_id = ? AND watcher = ?")
+            .bind(session)
+            .bind(watcher)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The users with a stream on `session` refreshed since `since`, by name.
+    pub async fn present(&self, session: &str, since: &str) -> Result<Vec<Present>> {
+        let rows = sqlx::query(
+            "SELECT u.name AS user, min(p.since) AS since FROM presence p \
+             JOIN users u ON u.id = p.user_id \
+             WHERE p.session_id = ? AND p.seen_at >= ? GROUP BY u.name ORDER BY u.name",
+        )
+        .bind(session)
+        .bind(since)
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Present {
+                    user: r.try_get("user")?,
+                    since: r.try_get("since")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -684,8 +684,10 @@ fn operations() -> Vec<Op> {
             "`snapshot` first (status, name, last_activity_at, branches with their heads), then \
              as they happen: `nodes` ({nodes: [{id, parent, kind, author, text, created_at}]}, \
              in the order written), `branches` ({changed: [{name, head, status}], removed}), \
-             `session` ({status, name, last_activity_at}); `closed` ({reason}) when access is \
-             withdrawn or the session deleted. Changes are seen within about 250 ms, whichever \
+             `session` ({status, name, last_activity_at}); `presence` ({present: [{user, since}]}, \
+             who is watching, refreshed every 5 s); `turn` ({event: started|token|tool_call|\
+             tool_result|done|error, branch, user, text?, name?, node?}, a turn in progress on \
+             this server); `closed` ({reason}) when access is withdrawn or the session deleted. Changes are seen within about 250 ms, whichever \
              server made them.",
         ),
         // Agent

@@ -58,7 +58,7 @@ pub use memory::{MAX_MEMORY_CHARS, MAX_MEMORY_ENTRIES, MemoryInput, MemoryPatch,
 pub use merging::{MAX_RESOLUTIONS, MergeChoices};
 pub use report::{Statistics, import_too_large};
 pub use search::{Health, SearchParams};
-pub use sessions::{CreateSession, ListQuery, UpdateSession, title_of};
+pub use sessions::{CreateSession, ListQuery, Member, UpdateSession, title_of};
 pub use shares::{
     CreateShare, CreatedShare, SharedNode, SharedSession, SharedView, is_share_token_shape,
 };

@@ -6,13 +6,20 @@
 //! reaches every watcher, and a watcher never misses a write made by a path that forgot to
 //! announce itself. Access is checked again every few seconds: a watcher whose access was
 //! withdrawn is told so and the stream ends.
+//!
+//! Two things are not in the tree and come another way. Presence (who is watching) is a row
+//! per open stream in the store, refreshed every few seconds, so it holds across servers. A turn
+//! in progress (its tokens and tool calls, before anything is stored) comes from the agent of
+//! this server through an in-process feed per session.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::Stream;
 use kiln_db::{LiveBranch, LiveSnapshot};
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 
 use crate::{Caller, Result, SessionManager};
 
@@ -24,6 +31,33 @@ const RECHECK_EVERY: u32 = 20;
 const NODES_PER_EVENT: u32 = 200;
 /// Longest text of a node an event carries.
 const CONTENT_CHARS: usize = 2000;
+/// A watcher whose stream was not refreshed for this long is no longer present.
+const PRESENT_FOR: Duration = Duration::from_secs(15);
+/// Turn events a slow watcher may fall behind by before it is told it lagged.
+const TURN_BACKLOG: usize = 1024;
+
+/// The turns in progress on this server, per session, for its watchers.
+#[derive(Default)]
+pub(crate) struct TurnFeeds(Mutex<HashMap<String, broadcast::Sender<Value>>>);
+
+impl TurnFeeds {
+    fn subscribe(&self, session: &str) -> broadcast::Receiver<Value> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(session.to_owned())
+            .or_insert_with(|| broadcast::channel(TURN_BACKLOG).0)
+            .subscribe()
+    }
+
+    fn publish(&self, session: &str, data: Value) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = map.get(session)
+            && tx.send(data).is_err()
+        {
+            // Nobody watches any more.
+            map.remove(session);
+        }
+    }
+}
 
 /// One thing a watcher is told.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +68,11 @@ pub struct LiveEvent {
 }
 
 struct Watch {
+    /// This stream's presence row.
+    id: String,
+    present: Vec<kiln_db::Present>,
+    turns: broadcast::Receiver<Value>,
+    tick: tokio::time::Interval,
     mgr: SessionManager,
     caller: Caller,
     session: String,
@@ -47,6 +86,12 @@ struct Watch {
 }
 
 impl SessionManager {
+    /// Tells this server's watchers of `session` about a turn in progress (the agent calls it
+    /// as tokens, tool calls and results come); costs nothing when nobody watches.
+    pub fn publish_turn(&self, session: &str, data: Value) {
+        self.turn_feeds.publish(session, data);
+    }
+
     /// The live events of a session the caller may read, for at most `max` (then the stream
     /// ends; clients reconnect). The first event is a snapshot of the lifecycle and branches.
     pub async fn watch(
@@ -66,7 +111,16 @@ impl SessionManager {
             kind: "snapshot",
             data: json!(snap),
         });
-        let w = Watch {
+        let id = kiln_types::NodeId::new().to_string();
+        let turns = self.turn_feeds.subscribe(session);
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.reset();
+        let mut w = Watch {
+            id,
+            present: Vec::new(),
+            turns,
+            tick,
             mgr: self.clone(),
             caller: caller.clone(),
             session: session.to_owned(),
@@ -78,6 +132,7 @@ impl SessionManager {
             until: tokio::time::Instant::now() + max,
             done: false,
         };
+        w.presence().await;
         Ok(futures::stream::unfold(w, |mut w| async move {
             loop {
                 if let Some(ev) = w.queue.pop_front() {
@@ -86,10 +141,34 @@ impl SessionManager {
                 if w.done || tokio::time::Instant::now() >= w.until {
                     return None;
                 }
-                tokio::time::sleep(POLL).await;
-                w.poll().await;
+                tokio::select! {
+                    _ = w.tick.tick() => w.poll().await,
+                    turn = w.turns.recv() => match turn {
+                        Ok(data) => w.queue.push_back(LiveEvent { kind: "turn", data }),
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            w.queue.push_back(LiveEvent {
+                                kind: "turn",
+                                data: json!({"event": "lagged", "missed": n}),
+                            });
+                        }
+                        // (Never while this receiver lives; wait for the next poll.)
+                        Err(broadcast::error::RecvError::Closed) => w.poll().await,
+                    },
+                }
             }
         }))
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // The stream closed (the client left, or it ran its time): no longer present.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (db, session, id) = (self.mgr.db.clone(), self.session.clone(), self.id.clone());
+            rt.spawn(async move {
+                let _ = db.leave_presence(&session, &id).await;
+            });
+        }
     }
 }
 
@@ -102,16 +181,45 @@ impl Watch {
         self.done = true;
     }
 
+    /// Refreshes this stream's presence and says who is watching when that changed.
+    async fn presence(&mut self) {
+        let client = self.caller.client.as_ref().map(|c| c.name.as_str());
+        if self
+            .mgr
+            .db
+            .touch_presence(&self.session, &self.id, &self.caller.user_id, client)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let since = kiln_db::stamp(
+            chrono::Utc::now() - chrono::Duration::from_std(PRESENT_FOR).unwrap_or_default(),
+        );
+        let Ok(now) = self.mgr.db.present(&self.session, &since).await else {
+            return;
+        };
+        if now != self.present {
+            self.queue.push_back(LiveEvent {
+                kind: "presence",
+                data: json!({ "present": now }),
+            });
+            self.present = now;
+        }
+    }
+
     async fn poll(&mut self) {
         self.polls += 1;
-        if self.polls.is_multiple_of(RECHECK_EVERY)
-            && self
+        if self.polls.is_multiple_of(RECHECK_EVERY) {
+            if self
                 .mgr
                 .readable(&self.caller, &self.session)
                 .await
                 .is_err()
-        {
-            return self.close("access withdrawn or session deleted");
+            {
+                return self.close("access withdrawn or session deleted");
+            }
+            self.presence().await;
         }
         let marker = match self.mgr.db.live_marker(&self.session).await {
             Ok(Some(m)) => m,

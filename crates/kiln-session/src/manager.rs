@@ -35,6 +35,8 @@ pub struct SessionManager {
     pub(crate) usage: Arc<crate::quota::Usage>,
     /// The signing key and the trusted keys (see `integrity.rs`).
     pub(crate) integrity: Arc<crate::integrity::Integrity>,
+    /// Turns in progress on this server, for live watchers (see `live.rs`).
+    pub(crate) turn_feeds: Arc<crate::live::TurnFeeds>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -79,6 +81,7 @@ impl SessionManager {
             search_faults: kiln_search::FaultSwitch::default(),
             search_health: Arc::default(),
             tallies: Arc::default(),
+            turn_feeds: Arc::default(),
             usage: Arc::new(crate::quota::Usage::new(config.limits.storage_quota_mb)),
             integrity,
         })

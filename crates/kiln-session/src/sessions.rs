@@ -32,7 +32,22 @@ pub struct CreateSession {
     pub checkpoint_frequency: Option<CheckpointFrequency>,
     #[serde(default)]
     pub template: Option<String>,
+    /// Collaborators added with the session, in the same call (a `collaborative` session's
+    /// members): each user (name or id) and their permissions.
+    #[serde(default)]
+    pub members: Vec<Member>,
 }
+
+/// A collaborator named when a session is created.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub user: String,
+    pub permissions: kiln_types::Permissions,
+}
+
+/// The most members named at creation.
+const MAX_MEMBERS: usize = 200;
 
 /// Filters for listing sessions.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -196,6 +211,7 @@ pub(crate) fn check_imported(s: &Session) -> Result<()> {
         duration_days: s.config.duration_days,
         checkpoint_frequency: s.config.checkpoint_frequency.clone(),
         template: s.template.clone(),
+        members: Vec::new(),
     };
     req.validate()
         .map(|_| ())
@@ -206,6 +222,35 @@ impl SessionManager {
     /// Creates a session owned by the caller.
     pub async fn create_session(&self, caller: &Caller, req: CreateSession) -> Result<Session> {
         let config = req.validate()?;
+        // Members are checked before anything is stored: a bad one refuses the whole call.
+        if req.members.len() > MAX_MEMBERS {
+            return Err(Error::bad_request(format!(
+                "at most {MAX_MEMBERS} members at creation"
+            )));
+        }
+        let mut members = Vec::with_capacity(req.members.len());
+        for m in &req.members {
+            let user = self.find_user(&m.user).await?;
+            if user.id == caller.user_id {
+                return Err(Error::bad_request(format!(
+                    "`{}` creates the session and owns it: leave them out of members",
+                    user.name
+                )));
+            }
+            if members.iter().any(|(id, _): &(String, _)| *id == user.id) {
+                return Err(Error::bad_request(format!(
+                    "`{}` is named twice in members",
+                    user.name
+                )));
+            }
+            if m.permissions.is_empty() {
+                return Err(Error::bad_request(format!(
+                    "give `{}` at least one permission",
+                    user.name
+                )));
+            }
+            members.push((user.id, m.permissions));
+        }
         let new = NewSession {
             owner_id: caller.user_id.clone(),
             name: req.name.trim().to_string(),
@@ -219,7 +264,13 @@ impl SessionManager {
             config,
             template: req.template,
         };
-        Ok(self.db.create_session(new, &caller.user_id).await?)
+        let session = self.db.create_session(new, &caller.user_id).await?;
+        for (user, permissions) in members {
+            self.db
+                .set_collaborator(&session.id, &user, permissions, &caller.user_id)
+                .await?;
+        }
+        Ok(session)
     }
 
     pub async fn session(&self, caller: &Caller, id: &str) -> Result<Session> {

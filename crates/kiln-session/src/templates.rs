@@ -549,6 +549,7 @@ impl SessionManager {
             duration_days: t.duration_days,
             checkpoint_frequency: t.checkpoint_frequency.clone(),
             template: Some(view.reference.clone()),
+            members: Vec::new(),
         };
         let session = self.create_session(caller, req).await?;
         if !filled.events.is_empty() {

@@ -488,6 +488,7 @@ class NewSession(Request):
     checkpoint_frequency: str | None = None
     duration_days: int | None = None
     template: str | None = None
+    members: list[dict[str, Any]] | None = None
 
 
 class SessionPatch(Request):

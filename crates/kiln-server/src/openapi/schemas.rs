@@ -350,6 +350,17 @@ pub(super) fn all() -> Value {
                 ("duration_days", int_in(1, 3650, "research sessions only")),
                 ("checkpoint_frequency", r("CheckpointFrequency")),
                 ("template", nullable(bounded(1, 200, false))),
+                (
+                    "members",
+                    json!({"type": "array", "maxItems": 200,
+                    "description": "collaborators added in the same call (not yourself, \
+                                    each once)",
+                    "items": strict(&["user", "permissions"], &[
+                        ("user", text("a user name or id")),
+                        ("permissions", json!({"type": "array", "minItems": 1,
+                            "items": r("Permission")})),
+                    ])}),
+                ),
             ],
         ),
     );

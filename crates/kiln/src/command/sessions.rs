@@ -66,6 +66,10 @@ pub struct NewArgs {
     /// Research sessions: hourly, daily or a cron expression.
     #[arg(long)]
     pub checkpoint_frequency: Option<String>,
+    /// A collaborator added with the session, as USER:PERMISSION[+PERMISSION…]
+    /// (`bob:read+write`); repeat for each.
+    #[arg(long = "member")]
+    pub members: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +179,25 @@ fn create_request(args: NewArgs) -> anyhow::Result<CreateSession> {
         duration_days: args.duration_days,
         checkpoint_frequency,
         template: None,
+        members: args
+            .members
+            .iter()
+            .map(|m| member(m))
+            .collect::<anyhow::Result<_>>()?,
+    })
+}
+
+/// Parses `user:read+write` into a member.
+fn member(text: &str) -> anyhow::Result<kiln_session::Member> {
+    let (user, perms) = text
+        .split_once(':')
+        .with_context(|| format!("--member takes USER:PERMISSION[+PERMISSION…], not {text:?}"))?;
+    let list: Vec<String> = perms.split('+').map(|p| p.trim().to_owned()).collect();
+    let permissions = serde_json::from_value(serde_json::json!(list))
+        .with_context(|| format!("--member {text}: unknown permission"))?;
+    Ok(kiln_session::Member {
+        user: user.trim().to_owned(),
+        permissions,
     })
 }
 
