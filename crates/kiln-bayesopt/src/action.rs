@@ -66,8 +66,8 @@ pub fn tool_schema() -> Json {
         "additionalProperties": false,
         "required": ["action"],
         "properties": {
-            "action": {"type": "string", "enum": ["define_space", "initial_design", "add_experiments", "edit_experiment", "suggest", "predict", "optimum", "status", "lock"],
-                "description": "define_space: set variables and objective; initial_design: space-filling points; add_experiments: record measured results; edit_experiment: correct or exclude a recorded experiment, with a reason; suggest: next experiments from the model; predict: model mean/std at points; optimum: the model's best predicted point; status: summary; lock: record a data/model/acquisition decision in the audit log"},
+            "action": {"type": "string", "enum": ["define_space", "initial_design", "add_experiments", "edit_experiment", "suggest", "predict", "optimum", "status", "lock", "queue", "start", "complete", "fail"],
+                "description": "define_space: set variables and objective; initial_design: space-filling points; add_experiments: record measured results; edit_experiment: correct or exclude a recorded experiment, with a reason; suggest: next experiments from the model; predict: model mean/std at points; optimum: the model's best predicted point; status: summary; lock: record a data/model/acquisition decision in the audit log; queue: queue the last suggestions (or 'points' chosen by hand) as experiments to run; start: mark a queued experiment running; complete: record a queued experiment's measured output (and 'inputs' if the run differed from the suggestion); fail: give up on a queued experiment with a 'reason'"},
             "variables": {"type": "array", "description": "define_space: the variables", "items": {
                 "type": "object", "required": ["name", "type"], "additionalProperties": false,
                 "properties": {
@@ -85,10 +85,10 @@ pub fn tool_schema() -> Json {
             "constraints": {"type": "array", "items": {"type": "string"}, "description": "define_space: linear input constraints such as 'x1 + x2 <= 1' (real and integer variables); designs and suggestions keep to them"},
             "outputs": {"description": "define_space: other measured outputs to record (array of {name, unit}); edit_experiment: their new values ({name: number})"},
             "experiment": {"type": "integer", "minimum": 1, "description": "edit_experiment: the experiment's number (1 = first recorded)"},
-            "output": {"type": "number", "description": "edit_experiment: the corrected objective value"},
-            "inputs": {"type": "object", "additionalProperties": {"type": ["number", "string"]}, "description": "edit_experiment: corrected inputs"},
+            "output": {"type": "number", "description": "edit_experiment: the corrected objective value; complete: the measured objective"},
+            "inputs": {"type": "object", "additionalProperties": {"type": ["number", "string"]}, "description": "edit_experiment: corrected inputs; complete: the inputs actually run, where they differ from the suggestion"},
             "exclude": {"type": "boolean", "description": "edit_experiment: true leaves the experiment out of the model (kept in the record), false takes it back"},
-            "reason": {"type": "string", "description": "edit_experiment: why (required)"},
+            "reason": {"type": "string", "description": "edit_experiment, fail: why (required)"},
             "method": {"type": "string", "enum": ["lhs", "sobol", "random"], "description": "initial_design: how to fill the space (default lhs)"},
             "n": {"type": "integer", "minimum": 1, "maximum": MAX_DESIGN_POINTS, "description": "initial_design: number of points"},
             "experiments": {"type": "array", "description": "add_experiments: measured results", "items": {
@@ -108,8 +108,9 @@ pub fn tool_schema() -> Json {
             "batch": {"type": "string", "enum": ["believer", "liar"], "description": "suggest: batch construction, kriging believer (default) or constant liar"},
             "kernel": {"type": "string", "enum": ["matern52", "rbf"], "description": "suggest/predict/lock model: covariance (default matern52)"},
             "refit": {"type": "boolean", "description": "suggest/predict/lock model: refit hyperparameters even if the stored model is current"},
-            "points": {"type": "array", "items": {"type": "object", "additionalProperties": {"type": ["number", "string"]}}, "description": "predict: points as {variable: value}"},
+            "points": {"type": "array", "items": {"type": "object", "additionalProperties": {"type": ["number", "string"]}}, "description": "predict: points as {variable: value}; queue: points chosen by hand instead of the last suggestions"},
             "what": {"type": "string", "enum": ["data", "model", "acquisition"], "description": "lock: which decision to record"},
+            "queued": {"type": "string", "description": "start/complete/fail: the queue entry's id (q…)"},
             "notes": {"type": "string", "description": "lock: researcher's notes"}
         }
     })
@@ -169,6 +170,8 @@ struct Args {
     reason: Option<String>,
     #[serde(default)]
     constraints: Option<Vec<String>>,
+    #[serde(default)]
+    queued: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,8 +215,12 @@ pub fn apply(state: Option<OptimizerState>, args: &Json, seed: u64) -> Result<Ac
         "optimum" => optimum_action(require_state(state)?, args, seed),
         "status" => status(require_state(state)?),
         "lock" => lock(require_state(state)?, args, seed),
+        "queue" => queue::queue(require_state(state)?, args),
+        "start" => queue::start(require_state(state)?, args),
+        "complete" => queue::complete(require_state(state)?, args),
+        "fail" => queue::fail(require_state(state)?, args),
         other => Err(Error::InvalidArguments(format!(
-            "unknown action '{other}' (expected define_space, initial_design, add_experiments, edit_experiment, suggest, predict, optimum, status or lock)"
+            "unknown action '{other}' (expected define_space, initial_design, add_experiments, edit_experiment, suggest, predict, optimum, status, lock, queue, start, complete or fail)"
         ))),
     }
 }
@@ -342,6 +349,7 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
         audit.push((CONFIG_AUDIT.to_string(), Json::Object(change)));
         next.experiments = old.experiments;
         next.locks = old.locks;
+        next.queue = old.queue;
     } else {
         audit.push((
             CONFIG_AUDIT.to_string(),
@@ -714,6 +722,7 @@ fn status(state: OptimizerState) -> Result<ActionOutcome> {
         "model_current": state.model_is_current(),
         "last_suggestions": state.last_suggestions,
         "locks": state.locks.len(),
+        "queue": state.queue,
     });
     let mut text = format!(
         "iteration {}: {} experiment(s) over {} variable(s); objective '{}' to {}",
@@ -742,6 +751,15 @@ fn status(state: OptimizerState) -> Result<ActionOutcome> {
             text::sig(m.cv.rmse)
         )),
         None => text.push_str("; no model fitted yet"),
+    }
+    let waiting =
+        |s: crate::queue::QueueStatus| state.queue.iter().filter(|q| q.status == s).count();
+    let (queued, running) = (
+        waiting(crate::queue::QueueStatus::Queued),
+        waiting(crate::queue::QueueStatus::Running),
+    );
+    if queued + running > 0 {
+        text.push_str(&format!("; queue: {queued} waiting, {running} running"));
     }
     Ok(ActionOutcome::new(state, result, text))
 }
@@ -813,6 +831,7 @@ fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcom
 
 mod edit;
 mod points;
+mod queue;
 #[cfg(test)]
 mod tests;
 pub(crate) mod text;

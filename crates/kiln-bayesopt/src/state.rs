@@ -177,6 +177,9 @@ pub struct OptimizerState {
     /// Lock history.
     #[serde(default)]
     pub locks: Vec<LockRecord>,
+    /// The experiment queue, finished entries included (they are part of the record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queue: Vec<crate::queue::QueuedExperiment>,
 }
 
 /// Raw coordinates, outputs and noise standard deviations (0 = unknown) of the experiments.
@@ -210,6 +213,7 @@ impl OptimizerState {
             model: None,
             last_suggestions: None,
             locks: Vec::new(),
+            queue: Vec::new(),
         }
     }
 
@@ -233,6 +237,12 @@ impl OptimizerState {
             .iter()
             .map(|c| c.indexed(&self.space))
             .collect()
+    }
+
+    /// The queue entry an experiment came from, if it came through the queue.
+    pub fn queued_for(&self, e: &Experiment) -> Option<&crate::queue::QueuedExperiment> {
+        let id = e.queued.as_deref()?;
+        self.queue.iter().find(|q| q.id == id)
     }
 
     /// Names of the other recorded outputs.
