@@ -60,6 +60,8 @@ pub fn optimizer_error(e: BoError) -> Error {
         )
         .with_details(json!({ "rows": rows })),
         BoError::NotFound(m) => Error::new(ErrorKind::NotFound, "no_such_experiment", m),
+        BoError::NoSuchQueued(m) => Error::new(ErrorKind::NotFound, "no_such_queued", m),
+        BoError::QueueState(m) => Error::new(ErrorKind::Conflict, "queue_state", m),
         BoError::MissingState(m) => Error::new(ErrorKind::Conflict, "optimizer_not_ready", m),
         BoError::Numerical(m) => Error::new(
             ErrorKind::BadRequest,
@@ -91,6 +93,44 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| Error::internal(format!("the optimizer stopped: {e}")))?
         .map_err(optimizer_error)
+}
+
+/// Where an experiment came from ("queue" or "outside_queue") and the point suggested for it
+/// (null outside the queue).
+fn suggested_for(
+    st: &OptimizerState,
+    e: &kiln_bayesopt::experiment::Experiment,
+) -> (&'static str, Value) {
+    match st.queued_for(e) {
+        Some(q) => (
+            "queue",
+            serde_json::to_value(&q.suggested).unwrap_or(Value::Null),
+        ),
+        None => ("outside_queue", Value::Null),
+    }
+}
+
+/// Suggested versus actual for every experiment, numbered from 1.
+fn provenance(st: &OptimizerState) -> Vec<Value> {
+    st.experiments
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let (source, suggested) = suggested_for(st, e);
+            let q = st.queued_for(e);
+            json!({
+                "number": i + 1,
+                "source": source,
+                "queued": q.map(|q| &q.id),
+                "iteration": q.map(|q| q.iteration),
+                "strategy": q.map(|q| &q.strategy),
+                "suggested": suggested,
+                "actual": e.inputs,
+                "output": e.output,
+                "excluded": e.excluded,
+            })
+        })
+        .collect()
 }
 
 impl Agent {
@@ -159,7 +199,20 @@ impl Agent {
             "model_current": st.model_is_current(),
             "last_suggestions": st.last_suggestions,
             "locks": st.locks,
+            "queue": st.queue,
+            "provenance": provenance(&st),
         }))
+    }
+
+    /// The experiment queue, oldest first, with each entry's provenance and status.
+    pub async fn optimizer_queue(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+    ) -> Result<Value> {
+        let (st, _) = self.optimizer_required(caller, session, branch).await?;
+        Ok(json!({"items": st.queue}))
     }
 
     /// Every recorded experiment, numbered from 1, excluded ones with their reason.
@@ -178,6 +231,9 @@ impl Agent {
                 let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
                 v["number"] = json!(i + 1);
                 v["key"] = json!(e.key());
+                let (source, suggested) = suggested_for(&st, e);
+                v["source"] = json!(source);
+                v["suggested"] = suggested;
                 v
             })
             .collect();
@@ -271,7 +327,13 @@ impl Agent {
         }
         if matches!(
             action,
-            "define_space" | "add_experiments" | "edit_experiment"
+            "define_space"
+                | "add_experiments"
+                | "edit_experiment"
+                | "queue"
+                | "start"
+                | "complete"
+                | "fail"
         ) {
             let probe = args.clone();
             blocking(move || kiln_bayesopt::apply(st, &probe, 0).map(|_| ())).await?;

@@ -339,6 +339,35 @@ async fn real_responses_match_the_documented_schemas() {
         Some(json!({"what": "acquisition"})),
     )
     .await;
+    call("POST", &format!("{o}/queue"), &format!("{ob}/queue"), None).await;
+    let queue = call("GET", &format!("{o}/queue"), &format!("{ob}/queue"), None).await;
+    let ids: Vec<String> = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["id"].as_str().unwrap().to_owned())
+        .collect();
+    call(
+        "POST",
+        &format!("{o}/queue/{{q}}/start"),
+        &format!("{ob}/queue/{}/start", ids[0]),
+        None,
+    )
+    .await;
+    call(
+        "POST",
+        &format!("{o}/queue/{{q}}/complete"),
+        &format!("{ob}/queue/{}/complete", ids[0]),
+        Some(json!({"output": 3.5, "inputs": {"x": 0.33}, "outputs": {"cost": 2.0}})),
+    )
+    .await;
+    call(
+        "POST",
+        &format!("{o}/queue/{{q}}/fail"),
+        &format!("{ob}/queue/{}/fail", ids[1]),
+        Some(json!({"reason": "sample cracked"})),
+    )
+    .await;
     call("GET", o, &ob, None).await;
     call(
         "GET",

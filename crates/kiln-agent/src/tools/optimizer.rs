@@ -34,6 +34,7 @@ fn to_tool_error(e: BoError) -> ToolError {
         )),
         // The tool error says "invalid arguments" itself: pass the inner text only.
         BoError::InvalidArguments(m) => ToolError::InvalidArguments(m),
+        BoError::QueueState(m) | BoError::NoSuchQueued(m) => ToolError::Failed(m),
         other => ToolError::InvalidArguments(other.to_string()),
     }
 }
@@ -101,7 +102,8 @@ impl Tool for BayesianOptimizer {
     fn description(&self) -> &str {
         "Bayesian optimisation of experiments (Gaussian process, EI/PI/UCB, batches): define \
          the search space and objective, add measured experiments, suggest the next ones, \
-         predict, show status, lock decisions into the audit log."
+         predict, show status, lock decisions into the audit log, and queue suggestions as \
+         experiments to start, complete (measured outputs, actual inputs) or fail."
     }
 
     fn schema(&self) -> Value {
@@ -212,6 +214,12 @@ impl Tool for BayesianOptimizer {
             view.tables.push(table(
                 format!("Latest suggestions ({})", last.strategy),
                 kiln_bayesopt::report::suggestion_rows(&st.space, &last.points),
+            ));
+        }
+        if !st.queue.is_empty() {
+            view.tables.push(table(
+                format!("Queue ({} entries)", st.queue.len()),
+                kiln_bayesopt::report::queue_rows(&st),
             ));
         }
         if !st.locks.is_empty() {
@@ -382,6 +390,21 @@ impl Tool for BayesianOptimizer {
                 inputs_text(&e.inputs),
                 format_number(e.output)
             ));
+        }
+        if let (Some(f), Some(t)) = (&f, &t) {
+            for q in &t.queue {
+                let was = f.queue.iter().find(|p| p.id == q.id);
+                if was.map(|p| p.status) != Some(q.status) {
+                    out.push(format!(
+                        "Optimizer queued experiment {} ({}, iteration {}) at {}: {}.",
+                        q.id,
+                        q.strategy,
+                        q.iteration,
+                        inputs_text(&q.suggested),
+                        q.status.as_str()
+                    ));
+                }
+            }
         }
         if let (Some(f), Some(t)) = (&f, &t)
             && t.locks.len() > f.locks.len()

@@ -141,6 +141,60 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                         )),
                     ),
                     ("id", string()),
+                    (
+                        "queued",
+                        text("the queue entry the row completed; absent outside the queue"),
+                    ),
+                    ("source", enumeration(&["queue", "outside_queue"])),
+                    (
+                        "suggested",
+                        nullable(doc(
+                            "object",
+                            "the point the queue suggested (null for results recorded outside the queue); `inputs` are what was run",
+                        )),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "OptimizerQueued",
+            obj(
+                &["id", "iteration", "strategy", "suggested", "status"],
+                &[
+                    (
+                        "id",
+                        text("the entry's id (q + 10 hex digits), stable across branches"),
+                    ),
+                    ("iteration", int()),
+                    (
+                        "strategy",
+                        text("EI, PI, UCB, qEI, design:lhs/sobol/random, or manual"),
+                    ),
+                    (
+                        "acquisition",
+                        doc("object", "the acquisition and its parameters, as suggested"),
+                    ),
+                    ("kernel", enumeration(&["matern52", "rbf"])),
+                    ("seed", int()),
+                    ("suggested", inputs()),
+                    ("predicted_mean", number()),
+                    ("predicted_std", number()),
+                    (
+                        "status",
+                        enumeration(&["queued", "running", "done", "failed"]),
+                    ),
+                    (
+                        "actual",
+                        doc(
+                            "object",
+                            "the inputs run, where they differ from the suggestion",
+                        ),
+                    ),
+                    (
+                        "experiment",
+                        text("the recorded experiment's key, once done"),
+                    ),
+                    ("reason", text("why it failed")),
                 ],
             ),
         ),
@@ -161,6 +215,8 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                     "model_current",
                     "last_suggestions",
                     "locks",
+                    "queue",
+                    "provenance",
                 ],
                 &[
                     ("branch", string()),
@@ -203,6 +259,24 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                         nullable(doc("object", "strategy, params and points")),
                     ),
                     ("locks", array(doc("object", "a locked decision"))),
+                    ("queue", array(r("OptimizerQueued"))),
+                    (
+                        "provenance",
+                        array(obj(
+                            &["number", "source", "suggested", "actual", "output"],
+                            &[
+                                ("number", int()),
+                                ("source", enumeration(&["queue", "outside_queue"])),
+                                ("queued", nullable(string())),
+                                ("iteration", nullable(int())),
+                                ("strategy", nullable(string())),
+                                ("suggested", nullable(inputs())),
+                                ("actual", inputs()),
+                                ("output", number()),
+                                ("excluded", nullable(string())),
+                            ],
+                        )),
+                    ),
                 ],
             ),
         ),
@@ -345,6 +419,38 @@ pub(super) fn operations() -> Vec<Op> {
                     ("refit", boolean()),
                 ],
             ))
+            .ok(200, r("ToolCallRecord")),
+        Op::new("GET", "/v1/sessions/{id}/branches/{b}/optimizer/queue", "optimizer",
+            "The experiment queue, oldest first, finished entries included, each with its provenance (writes nothing)")
+            .ok(200, obj(&["items"], &[("items", array(r("OptimizerQueued")))])),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/queue", "optimizer",
+            "Queue the last suggestions (no body), or `points` chosen by hand (strategy `manual`); a suggestion already queued is skipped. 409 `optimizer_not_ready` without suggestions")
+            .optional_body(strict(
+                &[],
+                &[(
+                    "points",
+                    json!({"type": "array", "minItems": 1, "items": map(json!({"oneOf": [number(), string()]}))}),
+                )],
+            ))
+            .ok(200, r("ToolCallRecord")),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/queue/{q}/start", "optimizer",
+            "Mark queued entry q running; 404 `no_such_queued`, 409 `queue_state` unless it is queued")
+            .ok(200, r("ToolCallRecord")),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/queue/{q}/complete", "optimizer",
+            "Record queued entry q's measurement as an experiment that names it: `output`, other `outputs`, `noise`, and `inputs` where the run differed from the suggestion (both are kept); 409 `queue_state` once it is done or failed")
+            .body(strict(
+                &["output"],
+                &[
+                    ("output", number()),
+                    ("inputs", map(json!({"oneOf": [number(), string()]}))),
+                    ("outputs", map(number())),
+                    ("noise", number()),
+                ],
+            ))
+            .ok(200, r("ToolCallRecord")),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/queue/{q}/fail", "optimizer",
+            "Give up on queued entry q, with a reason; 409 `queue_state` once it is done or failed")
+            .body(strict(&["reason"], &[("reason", nonblank(2000, "why"))]))
             .ok(200, r("ToolCallRecord")),
         Op::new("GET", "/v1/sessions/{id}/branches/{b}/optimizer/predict", "optimizer",
             "The model's mean and std at one point, one query parameter per variable (`?temp=200&time=3`); writes nothing")

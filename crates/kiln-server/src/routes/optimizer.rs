@@ -1,6 +1,7 @@
 //! The optimizer as a resource of a branch (`/v1/sessions/{id}/branches/{b}/optimizer/…`):
-//! status, space, experiments (JSON, CSV with preview, edit and exclude), suggest, lock,
-//! predict, optimum and SVG charts. Thin: each handler is one `Agent` call; reads write nothing.
+//! status, space, experiments (JSON, CSV with preview, edit and exclude), suggest, lock, the
+//! experiment queue (queue, start, complete, fail), predict, optimum and SVG charts. Thin:
+//! each handler is one `Agent` call; reads write nothing.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +32,10 @@ pub fn routes() -> Router<AppState> {
         .route(&at("/experiments/{n}"), patch(edit_experiment))
         .route(&at("/suggest"), post(suggest))
         .route(&at("/locks"), post(lock))
+        .route(&at("/queue"), get(queue).post(enqueue))
+        .route(&at("/queue/{q}/start"), post(start_queued))
+        .route(&at("/queue/{q}/complete"), post(complete_queued))
+        .route(&at("/queue/{q}/fail"), post(fail_queued))
         .route(&at("/predict"), get(predict))
         .route(&at("/optimum"), get(optimum))
         .route(&at("/plots/{file}"), get(plot))
@@ -145,6 +150,65 @@ async fn lock(
     Ok(Json(
         st.agent.optimizer_write(&caller, &id, &b, args).await?,
     ))
+}
+
+async fn queue(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(st.agent.optimizer_queue(&caller, &id, &b).await?))
+}
+
+async fn enqueue(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+    OptionalBody(body): OptionalBody<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    let args = action("queue", body);
+    Ok(Json(
+        st.agent.optimizer_write(&caller, &id, &b, args).await?,
+    ))
+}
+
+/// Runs a queue action on entry `q`.
+async fn queued_action(
+    st: &AppState,
+    caller: &kiln_session::Caller,
+    (id, b, q): (String, String, String),
+    name: &str,
+    body: Map<String, Value>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    let mut args = action(name, body);
+    args["queued"] = json!(q);
+    Ok(Json(st.agent.optimizer_write(caller, &id, &b, args).await?))
+}
+
+async fn start_queued(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(path): Path<(String, String, String)>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    queued_action(&st, &caller, path, "start", Map::new()).await
+}
+
+async fn complete_queued(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(path): Path<(String, String, String)>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    queued_action(&st, &caller, path, "complete", body).await
+}
+
+async fn fail_queued(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(path): Path<(String, String, String)>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    queued_action(&st, &caller, path, "fail", body).await
 }
 
 async fn predict(
