@@ -184,8 +184,13 @@ impl Agent {
         branch: &str,
     ) -> Result<Value> {
         let (st, _) = self.optimizer_required(caller, session, branch).await?;
+        let controller = self
+            .manager()
+            .controller_lock(caller, session, branch)
+            .await?;
         let active = st.active().count();
         Ok(json!({
+            "controller": controller,
             "branch": branch,
             "space": st.space,
             "objective": st.objective,
@@ -311,17 +316,25 @@ impl Agent {
     /// check their input (define_space, add_experiments, edit_experiment) are tried on the
     /// current state first, so a refusal is typed (per-row errors, 404 for an unknown row)
     /// rather than a tool error; then the tool runs and records it.
+    /// While an external controller holds the branch, only a request carrying its token
+    /// (`controller_token`) changes it: others get 409 `optimizer_controlled`.
     pub async fn optimizer_write(
         &self,
         caller: &Caller,
         session: &str,
         branch: &str,
         args: Value,
+        controller_token: Option<&str>,
     ) -> Result<ToolCallRecord> {
         // Write access first: a reader learns nothing from a validation error.
         self.manager().active_session(caller, session).await?;
-        let (st, _) = self.optimizer_read(caller, session, branch).await?;
         let action = args.get("action").and_then(Value::as_str).unwrap_or("");
+        if crate::tools::optimizer::changes_state(action) {
+            self.manager()
+                .check_controller(session, branch, controller_token)
+                .await?;
+        }
+        let (st, _) = self.optimizer_read(caller, session, branch).await?;
         if st.is_none() && action != "define_space" {
             return Err(no_optimizer(branch));
         }
@@ -338,7 +351,7 @@ impl Agent {
             let probe = args.clone();
             blocking(move || kiln_bayesopt::apply(st, &probe, 0).map(|_| ())).await?;
         }
-        self.call_tool(caller, session, Some(branch), NAME, args)
+        self.call_tool_as(caller, session, Some(branch), NAME, args, controller_token)
             .await
     }
 
@@ -353,9 +366,13 @@ impl Agent {
         text: String,
         preview: bool,
         skip_invalid: bool,
+        controller_token: Option<&str>,
     ) -> Result<CsvUpload> {
         if !preview {
             self.manager().active_session(caller, session).await?;
+            self.manager()
+                .check_controller(session, branch, controller_token)
+                .await?;
         }
         let (st, _) = self.optimizer_required(caller, session, branch).await?;
         let report = read_csv(&text, &st.space, &st.objective.name, &st.output_names())
@@ -388,12 +405,13 @@ impl Agent {
             .map(|r| serde_json::to_value(&r.experiment).unwrap_or(Value::Null))
             .collect();
         let call = self
-            .call_tool(
+            .call_tool_as(
                 caller,
                 session,
                 Some(branch),
                 NAME,
                 json!({"action": "add_experiments", "experiments": rows}),
+                controller_token,
             )
             .await?;
         Ok(CsvUpload {

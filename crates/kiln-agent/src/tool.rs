@@ -29,6 +29,9 @@ pub struct ToolContext {
     /// A seed for tools with randomness, fixed per call so a replay of the arguments is
     /// reproducible.
     pub seed: u64,
+    /// The optimizer controller's lock token the request carried (`Kiln-Lock-Token`), if any;
+    /// the model's own calls carry none.
+    pub controller_token: Option<String>,
 }
 
 impl std::fmt::Debug for ToolContext {

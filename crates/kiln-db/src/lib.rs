@@ -6,6 +6,7 @@
 mod audit;
 mod chain;
 mod collaborators;
+mod controllers;
 mod error;
 mod export;
 mod fts;
@@ -28,6 +29,7 @@ mod users;
 pub use audit::{AuditEntry, AuditVerification, verify as verify_chain};
 pub use chain::NodeVerification;
 pub use collaborators::{Collaborator, Contribution, Membership};
+pub use controllers::{Acquired, ControllerLock};
 pub use error::{Error, Result};
 pub use export::{
     CheckedExport, EXPORT_FORMAT, ImportOptions, MAX_MESSAGE_BYTES, Provenance, SessionExport,

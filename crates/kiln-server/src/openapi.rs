@@ -596,6 +596,8 @@ fn operations() -> Vec<Op> {
             "`snapshot` first (status, name, last_activity_at, branches with their heads), then \
              as they happen: `nodes` ({nodes: [{id, parent, kind, author, text, created_at}]}, \
              in the order written), `branches` ({changed: [{name, head, status}], removed}), \
+             `audit` ({entries: [{seq, action, actor, at, payload}]}: decisions, including an \
+             optimizer controller's lock taken, released or broken, which write no node), \
              `session` ({status, name, last_activity_at}); `closed` ({reason}) when access is \
              withdrawn or the session deleted. Changes are seen within about 250 ms, whichever \
              server made them.",

@@ -368,7 +368,42 @@ async fn real_responses_match_the_documented_schemas() {
         Some(json!({"reason": "sample cracked"})),
     )
     .await;
+    let grant = call(
+        "POST",
+        &format!("{o}/lock"),
+        &format!("{ob}/lock"),
+        Some(json!({"holder": "rig", "ttl_seconds": 60})),
+    )
+    .await;
+    call("GET", &format!("{o}/lock"), &format!("{ob}/lock"), None).await;
     call("GET", o, &ob, None).await;
+    let lock_token = grant["token"].as_str().unwrap().to_owned();
+    let mut manual: Vec<(String, String)> = Vec::new();
+    for (method, path) in [
+        ("POST", format!("{o}/lock/renew")),
+        ("DELETE", format!("{o}/lock")),
+    ] {
+        let concrete = path.replace(
+            "/v1/sessions/{id}/branches/{b}",
+            &format!("{b}/branches/main"),
+        );
+        let resp = srv
+            .http
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{concrete}", srv.base),
+            )
+            .bearer_auth(&srv.alice)
+            .header("Kiln-Lock-Token", &lock_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{method} {path}");
+        let v: Value = resp.json().await.unwrap();
+        let (_, schema) = success(&doc, method, &path);
+        check(&doc, schema, &v, &path).unwrap_or_else(|e| panic!("{e}\nbody: {v}"));
+        manual.push((method.to_owned(), path));
+    }
     call(
         "GET",
         &format!("{o}/experiments"),
@@ -403,7 +438,7 @@ async fn real_responses_match_the_documented_schemas() {
     let v: Value = resp.json().await.unwrap();
     let (_, schema) = success(&doc, "POST", &format!("{o}/experiments/csv"));
     check(&doc, schema, &v, "csv").unwrap_or_else(|e| panic!("{e}\nbody: {v}"));
-    let mut manual = vec![("POST".to_owned(), format!("{o}/experiments/csv"))];
+    manual.push(("POST".to_owned(), format!("{o}/experiments/csv")));
     let resp = srv
         .http
         .get(format!("{}{ob}/plots/parity.svg", srv.base))

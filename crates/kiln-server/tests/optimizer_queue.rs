@@ -394,3 +394,496 @@ async fn merging_two_branches_unions_their_queues_and_conflicts_on_an_entry_sett
         [format!("tools.bayesian_optimizer.queue.{}", shared[1])]
     );
 }
+
+/// Server-sent events read from `resp` until `want` holds of them or `within` passes.
+async fn sse_until(
+    resp: &mut reqwest::Response,
+    within: std::time::Duration,
+    mut want: impl FnMut(&[(String, Value)]) -> bool,
+) -> Vec<(String, Value)> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = String::new();
+    let mut seen: Vec<(String, Value)> = Vec::new();
+    while !want(&seen) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Ok(Ok(Some(chunk))) = tokio::time::timeout(left, resp.chunk()).await else {
+            break;
+        };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(cut) = buf.find("\n\n") {
+            let block: String = buf.drain(..cut + 2).collect();
+            let (mut name, mut data) = (String::new(), String::new());
+            for line in block.lines() {
+                if let Some(n) = line.strip_prefix("event:") {
+                    name = n.trim().to_owned();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim_start());
+                }
+            }
+            if !name.is_empty() {
+                seen.push((name, serde_json::from_str(&data).unwrap_or(Value::Null)));
+            }
+        }
+    }
+    seen
+}
+
+/// A request as `who`, with the controller's token when given.
+async fn as_with(
+    srv: &Server,
+    who: &str,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = srv
+        .http
+        .request(method, format!("{}{path}", srv.base))
+        .bearer_auth(who);
+    if let Some(t) = token {
+        req = req.header("Kiln-Lock-Token", t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    srv.send(req).await
+}
+
+async fn audit_actions(srv: &Server, id: &str) -> Vec<String> {
+    let (s, v) = srv
+        .request(
+            Method::GET,
+            &format!("/v1/sessions/{id}/audit?entry_type=bayesian_optimizer.controller"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["items"]
+        .as_array()
+        .or(v.as_array())
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_controller_lock_admits_only_its_token_renews_in_place_and_expires() {
+    let srv = start(1 << 20).await;
+    let (id, base) = ready(&srv).await;
+    let lock = format!("{base}/lock");
+    let (s, v) = srv
+        .request(Method::GET, &lock, Some(&srv.alice), None)
+        .await;
+    assert_eq!((s, &v["controller"]), (StatusCode::OK, &Value::Null));
+    for bad in [
+        json!({"holder": "  "}),
+        json!({"holder": "rig", "ttl_seconds": 0}),
+        json!({"holder": "rig", "ttl_seconds": 86_401}),
+        json!({"ttl_seconds": 60}),
+        json!({"holder": "x".repeat(201)}),
+    ] {
+        let (s, v) = post(&srv, &lock, Some(bad.clone())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    let (s, v) = srv
+        .request(
+            Method::POST,
+            &format!("/v1/sessions/{id}/collaborators"),
+            Some(&srv.alice),
+            Some(json!({"user": "bob", "permissions": ["read"]})),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let (s, _) = as_with(
+        &srv,
+        &srv.bob,
+        Method::POST,
+        &lock,
+        None,
+        Some(json!({"holder": "bob's rig"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let (s, grant) = post(
+        &srv,
+        &lock,
+        Some(json!({"holder": "robot-1", "ttl_seconds": 60})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{grant}");
+    let token = grant["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("kct_") && token.len() == 68, "{token}");
+    assert_eq!(grant["holder"], "robot-1");
+    // Only the token's hash is stored.
+    let (_, hash) = srv.mgr.db().controller(&id, "main").await.unwrap().unwrap();
+    assert_eq!(hash, kiln_session::hash_token(&token));
+    assert_ne!(hash, token.as_bytes());
+    // A second controller is refused, naming the holder and expiry.
+    let (s, v) = post(&srv, &lock, Some(json!({"holder": "robot-2"}))).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "optimizer_controlled"),
+        "{v}"
+    );
+    assert_eq!(v["error"]["details"]["holder"], "robot-1");
+    assert_eq!(v["error"]["details"]["expires_at"], grant["expires_at"]);
+
+    // Without the token (or with another), nothing changes the optimizer.
+    let before = srv.mgr.db().node_count().await.unwrap();
+    let row = json!({"experiments": [{"inputs": {"x1": 1, "x2": 2}, "output": branin(1.0, 2.0)}]});
+    for t in [None, Some("kct_0000")] {
+        for (path, body) in [
+            (format!("{base}/experiments"), Some(row.clone())),
+            (
+                format!("{base}/queue"),
+                Some(json!({"points": [{"x1": 1, "x2": 1}]})),
+            ),
+            (format!("{base}/suggest"), None),
+        ] {
+            let (s, v) = as_with(&srv, &srv.alice, Method::POST, &path, t, body).await;
+            assert_eq!(
+                (s, code(&v)),
+                (StatusCode::CONFLICT, "optimizer_controlled"),
+                "{path}: {v}"
+            );
+            assert!(v["error"]["message"].as_str().unwrap().contains("robot-1"));
+        }
+    }
+    let csv = srv
+        .http
+        .post(format!("{}{base}/experiments/csv", srv.base))
+        .bearer_auth(&srv.alice)
+        .body("x1,x2,y\n1,1,1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::CONFLICT);
+    // The generic tool route is held to the same rule.
+    let (s, v) = post(
+        &srv,
+        &format!("/v1/sessions/{id}/tools/bayesian_optimizer"),
+        Some(
+            json!({"arguments": {"action": "add_experiments", "experiments": row["experiments"]}}),
+        ),
+    )
+    .await;
+    assert!(!s.is_success(), "{v}");
+    assert!(v.to_string().contains("robot-1"), "{v}");
+    assert_eq!(srv.mgr.db().node_count().await.unwrap(), before);
+    // Reads still answer, and name the controller.
+    let (s, st) = srv.request(Method::GET, &base, Some(&srv.bob), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(st["controller"]["holder"], "robot-1");
+    let html = srv
+        .http
+        .get(format!("{}/web/sessions/{id}/optimizer", srv.base))
+        .header("cookie", format!("kiln_token={}", srv.alice))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Driven by <strong>robot-1</strong> since"),
+        "the tab names the controller"
+    );
+
+    // With the token, the controller records results.
+    let (s, v) = as_with(
+        &srv,
+        &srv.alice,
+        Method::POST,
+        &format!("{base}/experiments"),
+        Some(&token),
+        Some(row),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // Renewal moves the expiry and writes neither a node nor an audit entry.
+    let nodes = srv.mgr.db().node_count().await.unwrap();
+    let audit = audit_actions(&srv, &id).await;
+    assert_eq!(audit, ["bayesian_optimizer.controller.acquire"]);
+    let renew = format!("{lock}/renew");
+    let (s, _) = post(&srv, &renew, Some(json!({"ttl_seconds": 600}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "no token");
+    let (s, v) = as_with(
+        &srv,
+        &srv.alice,
+        Method::POST,
+        &renew,
+        Some("kct_wrong"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "optimizer_controlled")
+    );
+    let (s, v) = as_with(
+        &srv,
+        &srv.alice,
+        Method::POST,
+        &renew,
+        Some(&token),
+        Some(json!({"ttl_seconds": 600})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["expires_at"].as_str().unwrap() > grant["expires_at"].as_str().unwrap());
+    assert_eq!(srv.mgr.db().node_count().await.unwrap(), nodes);
+    assert_eq!(audit_actions(&srv, &id).await.len(), 1);
+
+    // Release needs the token (or force); it is an audit entry, and then anyone writes.
+    let (s, _) = srv
+        .request(Method::DELETE, &lock, Some(&srv.alice), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, v) = as_with(&srv, &srv.alice, Method::DELETE, &lock, Some(&token), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = as_with(&srv, &srv.alice, Method::DELETE, &lock, Some(&token), None).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "no_controller_lock"));
+    let (s, v) = post(
+        &srv,
+        &format!("{base}/queue"),
+        Some(json!({"points": [{"x1": 1, "x2": 1}]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // A stuck controller's lock can be broken by a writer, on the record.
+    let (_, g) = post(&srv, &lock, Some(json!({"holder": "stuck"}))).await;
+    assert!(g["token"].is_string(), "{g}");
+    let (s, v) = srv
+        .request(
+            Method::DELETE,
+            &format!("{lock}?force=true"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        audit_actions(&srv, &id).await,
+        [
+            "bayesian_optimizer.controller.acquire",
+            "bayesian_optimizer.controller.release",
+            "bayesian_optimizer.controller.acquire",
+            "bayesian_optimizer.controller.break"
+        ]
+    );
+
+    // Not renewed, a lock expires: the old token renews nothing and others write again.
+    let (_, g) = post(
+        &srv,
+        &lock,
+        Some(json!({"holder": "brief", "ttl_seconds": 1})),
+    )
+    .await;
+    let brief = g["token"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (_, v) = srv
+        .request(Method::GET, &lock, Some(&srv.alice), None)
+        .await;
+    assert_eq!(v["controller"], Value::Null, "{v}");
+    let (s, v) = as_with(&srv, &srv.alice, Method::POST, &renew, Some(&brief), None).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "no_controller_lock"));
+    let (s, v) = post(
+        &srv,
+        &format!("{base}/queue"),
+        Some(json!({"points": [{"x1": 2, "x2": 1}]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // And a new controller takes it, the expired holder named in the record.
+    let (s, v) = post(&srv, &lock, Some(json!({"holder": "next"}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// A scripted controller runs 20 iterations of suggest → queue → start → complete on Branin
+/// while it holds the lock; a second writer is refused; a third client watches the stream and
+/// sees the lock taken, the queue moving and the lock released. Status polls write nothing.
+#[tokio::test]
+async fn a_controller_runs_twenty_iterations_while_others_watch_or_are_refused() {
+    let srv = start(1 << 20).await;
+    let (id, base) = ready(&srv).await;
+    for (user, perms) in [
+        ("bob", json!(["read"])),
+        ("writer", json!(["read", "write"])),
+    ] {
+        let (s, v) = srv
+            .request(
+                Method::POST,
+                &format!("/v1/sessions/{id}/collaborators"),
+                Some(&srv.alice),
+                Some(json!({"user": user, "permissions": perms})),
+            )
+            .await;
+        assert!(s.is_success(), "{v}");
+    }
+    let mut watch = srv
+        .http
+        .get(format!(
+            "{}/v1/sessions/{id}/events/stream?max_seconds=120",
+            srv.base
+        ))
+        .bearer_auth(&srv.bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(watch.status(), StatusCode::OK);
+    let first = sse_until(&mut watch, std::time::Duration::from_secs(5), |e| {
+        !e.is_empty()
+    })
+    .await;
+    assert_eq!(first[0].0, "snapshot");
+
+    let (s, grant) = post(
+        &srv,
+        &format!("{base}/lock"),
+        Some(json!({"holder": "branin-rig", "ttl_seconds": 120})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{grant}");
+    let token = grant["token"].as_str().unwrap().to_owned();
+    let t = Some(token.as_str());
+    let writer = srv.users["writer"].clone();
+    let mut best = f64::INFINITY;
+    for i in 0..20 {
+        let (s, v) = as_with(
+            &srv,
+            &srv.alice,
+            Method::POST,
+            &format!("{base}/suggest"),
+            t,
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "iteration {i}: {v}");
+        let (s, v) = as_with(
+            &srv,
+            &srv.alice,
+            Method::POST,
+            &format!("{base}/queue"),
+            t,
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "iteration {i}: {v}");
+        let entry = v["result"]["queued"][0].clone();
+        let q = entry["id"].as_str().unwrap().to_owned();
+        let (s, v) = as_with(
+            &srv,
+            &srv.alice,
+            Method::POST,
+            &format!("{base}/queue/{q}/start"),
+            t,
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (x1, x2) = (
+            num(&entry["suggested"]["x1"]),
+            num(&entry["suggested"]["x2"]),
+        );
+        let y = branin(x1, x2);
+        best = best.min(y);
+        let (s, v) = as_with(
+            &srv,
+            &srv.alice,
+            Method::POST,
+            &format!("{base}/queue/{q}/complete"),
+            t,
+            Some(json!({"output": y})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        if i == 5 {
+            // Another writer, without the token, is refused mid-campaign.
+            let (s, v) = as_with(
+                &srv,
+                &writer,
+                Method::POST,
+                &format!("{base}/experiments"),
+                None,
+                Some(json!({"experiments": [{"inputs": {"x1": 0, "x2": 0}, "output": 55.6}]})),
+            )
+            .await;
+            assert_eq!(
+                (s, code(&v)),
+                (StatusCode::CONFLICT, "optimizer_controlled"),
+                "{v}"
+            );
+            // A polled status writes no node.
+            let before = srv.mgr.db().node_count().await.unwrap();
+            for _ in 0..3 {
+                let (s, st) = srv.request(Method::GET, &base, Some(&srv.bob), None).await;
+                assert_eq!(s, StatusCode::OK);
+                assert_eq!(st["controller"]["holder"], "branin-rig");
+            }
+            assert_eq!(srv.mgr.db().node_count().await.unwrap(), before);
+        }
+    }
+    let (s, v) = as_with(
+        &srv,
+        &srv.alice,
+        Method::DELETE,
+        &format!("{base}/lock"),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, st) = srv
+        .request(Method::GET, &base, Some(&srv.alice), None)
+        .await;
+    assert_eq!(st["n_experiments"], 24, "4 to start + 20 from the queue");
+    let done = st["queue"].as_array().unwrap();
+    assert_eq!(done.len(), 20);
+    assert!(done.iter().all(|q| q["status"] == "done"));
+    assert!(
+        st["provenance"].as_array().unwrap()[4..]
+            .iter()
+            .all(|p| p["source"] == "queue")
+    );
+    // Branin's minimum is 0.398; twenty model-guided runs come close.
+    assert!(best < 2.0, "best {best}");
+    // The watcher saw the lock taken and given up, and the queue move.
+    let seen = sse_until(&mut watch, std::time::Duration::from_secs(10), |e| {
+        let audit = |a: &str| {
+            e.iter()
+                .any(|(n, d)| n == "audit" && d.to_string().contains(a))
+        };
+        audit("controller.acquire")
+            && audit("controller.release")
+            && e.iter()
+                .filter(|(n, d)| n == "nodes" && d.to_string().contains("completed q"))
+                .count()
+                >= 1
+    })
+    .await;
+    let acquired = seen
+        .iter()
+        .find(|(n, d)| n == "audit" && d.to_string().contains("controller.acquire"))
+        .expect("the lock taken was seen");
+    assert_eq!(
+        acquired.1["entries"][0]["payload"]["holder"], "branin-rig",
+        "{acquired:?}"
+    );
+    assert_eq!(acquired.1["entries"][0]["actor"], "alice");
+    assert!(
+        seen.iter()
+            .any(|(n, d)| n == "audit" && d.to_string().contains("controller.release")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(n, d)| n == "nodes" && d.to_string().contains("queued 1 experiment")),
+        "the queue's changes are seen"
+    );
+}

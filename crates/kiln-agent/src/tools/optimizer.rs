@@ -39,6 +39,11 @@ fn to_tool_error(e: BoError) -> ToolError {
     }
 }
 
+/// Whether an action can change the branch's optimizer (everything but the reads).
+pub fn changes_state(action: &str) -> bool {
+    !matches!(action, "status" | "predict" | "optimum")
+}
+
 fn load(ctx: &ToolContext) -> Result<Option<OptimizerState>, ToolError> {
     ctx.tool_state(NAME)
         .map(|v| {
@@ -123,6 +128,13 @@ impl Tool for BayesianOptimizer {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned();
+            // While an external controller holds the branch, only its token changes it.
+            if changes_state(&action) {
+                ctx.manager
+                    .check_controller(&ctx.session, &ctx.branch, ctx.controller_token.as_deref())
+                    .await
+                    .map_err(|e| ToolError::Failed(e.message))?;
+            }
             let prior = before.clone();
             // Fitting a GP is CPU work (milliseconds to a second): off the async workers.
             let outcome =

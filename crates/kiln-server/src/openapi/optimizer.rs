@@ -157,6 +157,36 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             ),
         ),
         (
+            "OptimizerController",
+            obj(
+                &[
+                    "branch",
+                    "holder",
+                    "acquired_by",
+                    "acquired_at",
+                    "renewed_at",
+                    "expires_at",
+                ],
+                &[
+                    ("branch", string()),
+                    (
+                        "holder",
+                        text("who drives the optimizer (the name the controller gave)"),
+                    ),
+                    ("acquired_by", text("the user whose token took the lock")),
+                    ("acquired_at", text("since when (RFC 3339)")),
+                    ("renewed_at", string()),
+                    ("expires_at", text("when it lapses unless renewed")),
+                    (
+                        "token",
+                        text(
+                            "only in the answer that takes the lock: send it as Kiln-Lock-Token; the server keeps only its hash",
+                        ),
+                    ),
+                ],
+            ),
+        ),
+        (
             "OptimizerQueued",
             obj(
                 &["id", "iteration", "strategy", "suggested", "status"],
@@ -217,6 +247,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                     "locks",
                     "queue",
                     "provenance",
+                    "controller",
                 ],
                 &[
                     ("branch", string()),
@@ -260,6 +291,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                     ),
                     ("locks", array(doc("object", "a locked decision"))),
                     ("queue", array(r("OptimizerQueued"))),
+                    ("controller", nullable(r("OptimizerController"))),
                     (
                         "provenance",
                         array(obj(
@@ -452,6 +484,30 @@ pub(super) fn operations() -> Vec<Op> {
             "Give up on queued entry q, with a reason; 409 `queue_state` once it is done or failed")
             .body(strict(&["reason"], &[("reason", nonblank(2000, "why"))]))
             .ok(200, r("ToolCallRecord")),
+        Op::new("GET", "/v1/sessions/{id}/branches/{b}/optimizer/lock", "optimizer",
+            "The branch's external-controller lock, null when none is live (writes nothing)")
+            .ok(200, obj(&["controller"], &[("controller", nullable(r("OptimizerController")))])),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/lock", "optimizer",
+            "Take the external-controller lock for `holder` for `ttl_seconds` (default 300, at most 86400): the answer's `token` is shown once; while the lock is live only requests carrying it as `Kiln-Lock-Token` change the optimizer (others get 409 `optimizer_controlled` naming the holder and expiry). 409 `optimizer_controlled` while another holds it. Audited as bayesian_optimizer.controller.acquire")
+            .body(strict(
+                &["holder"],
+                &[
+                    ("holder", nonblank(200, "the controller's name, shown as “driven by”")),
+                    ("ttl_seconds", int_in(1, 86_400, "seconds until it lapses unless renewed (default 300)")),
+                ],
+            ))
+            .ok(200, r("OptimizerController")),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/lock/renew", "optimizer",
+            "Move the expiry of the lock the `Kiln-Lock-Token` header proves to `ttl_seconds` from now (no node, no audit entry); 404 `no_controller_lock` once it expired or was released, 409 when another holds it")
+            .optional_body(strict(
+                &[],
+                &[("ttl_seconds", int_in(1, 86_400, "seconds from now (default 300)"))],
+            ))
+            .ok(200, r("OptimizerController")),
+        Op::new("DELETE", "/v1/sessions/{id}/branches/{b}/optimizer/lock", "optimizer",
+            "Give up the lock the `Kiln-Lock-Token` header proves (audited as bayesian_optimizer.controller.release), or with `force=true` break whatever lock is held (audited as ….break, with who did it)")
+            .query("force", boolean(), false)
+            .ok(200, r("OptimizerController")),
         Op::new("GET", "/v1/sessions/{id}/branches/{b}/optimizer/predict", "optimizer",
             "The model's mean and std at one point, one query parameter per variable (`?temp=200&time=3`); writes nothing")
             .ok(200, r("OptimizerPrediction")),
