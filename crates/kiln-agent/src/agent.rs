@@ -520,6 +520,7 @@ impl Agent {
             data_dir: self.manager.data_dir().clone(),
             seed: seed_for(session, head, call),
             controller_token: None,
+            by_model: false,
         }
     }
 
@@ -572,7 +573,7 @@ impl Agent {
                         )))
                     }
                     (Some(tool), Ok((args, _))) => {
-                        let ctx = self.tool_context(
+                        let mut ctx = self.tool_context(
                             caller,
                             session,
                             branch,
@@ -580,6 +581,7 @@ impl Agent {
                             head,
                             &call.id,
                         );
+                        ctx.by_model = true;
                         tool.call(&ctx, args).await
                     }
                 };

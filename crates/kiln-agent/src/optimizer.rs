@@ -61,6 +61,7 @@ pub fn optimizer_error(e: BoError) -> Error {
         .with_details(json!({ "rows": rows })),
         BoError::NotFound(m) => Error::new(ErrorKind::NotFound, "no_such_experiment", m),
         BoError::NoSuchQueued(m) => Error::new(ErrorKind::NotFound, "no_such_queued", m),
+        BoError::NoSuchProposal(m) => Error::new(ErrorKind::NotFound, "no_such_proposal", m),
         BoError::QueueState(m) => Error::new(ErrorKind::Conflict, "queue_state", m),
         BoError::MissingState(m) => Error::new(ErrorKind::Conflict, "optimizer_not_ready", m),
         BoError::Numerical(m) => Error::new(
@@ -206,6 +207,7 @@ impl Agent {
             "locks": st.locks,
             "queue": st.queue,
             "provenance": provenance(&st),
+            "proposals": st.proposals,
         }))
     }
 
@@ -347,6 +349,8 @@ impl Agent {
                 | "start"
                 | "complete"
                 | "fail"
+                | "confirm_lock"
+                | "reject_lock"
         ) {
             let probe = args.clone();
             blocking(move || kiln_bayesopt::apply(st, &probe, 0).map(|_| ())).await?;

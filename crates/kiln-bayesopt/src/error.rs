@@ -26,6 +26,9 @@ pub enum Error {
     /// No queued experiment has the given id.
     #[error("{0}")]
     NoSuchQueued(String),
+    /// No proposed lock has the given id.
+    #[error("{0}")]
+    NoSuchProposal(String),
     /// A queued experiment is not in a status the action can move it from (complete a failed
     /// one, start a finished one).
     #[error("{0}")]

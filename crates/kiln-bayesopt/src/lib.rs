@@ -46,4 +46,4 @@ pub use action::{ActionOutcome, apply, tool_schema};
 pub use error::{Error, Result, RowError};
 pub use merge::{Choice, ConflictItem, MergeConflict, Merged, merge, merge_with};
 pub use queue::{QueueStatus, QueuedExperiment};
-pub use state::{LockDetails, LockRecord, Objective, OptimizerState};
+pub use state::{LockDetails, LockProposal, LockRecord, Objective, OptimizerState};

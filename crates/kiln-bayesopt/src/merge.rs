@@ -313,6 +313,17 @@ pub fn merge_with(
         .collect();
     merged.locks.extend(their_locks);
     merge_queues(base, theirs, choose, &mut merged, &mut conflicts);
+    // Proposed locks: one settled (confirmed or rejected) on either side is gone; one proposed
+    // on either side since the base is kept.
+    let in_base_proposal = |id: &str| base.is_some_and(|b| b.proposals.iter().any(|p| p.id == id));
+    merged
+        .proposals
+        .retain(|p| !in_base_proposal(&p.id) || theirs.proposals.iter().any(|t| t.id == p.id));
+    for t in &theirs.proposals {
+        if !in_base_proposal(&t.id) && !merged.proposals.iter().any(|p| p.id == t.id) {
+            merged.proposals.push(t.clone());
+        }
+    }
     Merged {
         state: merged,
         conflicts,

@@ -150,6 +150,17 @@ pub struct LockRecord {
     pub notes: Option<String>,
 }
 
+/// A lock the model proposed, waiting for a person with write access to confirm it (it then
+/// becomes a [`LockRecord`] of the iteration current at confirmation) or reject it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockProposal {
+    /// Stable id ("p" + 10 hex digits of the proposed record).
+    pub id: String,
+    /// The lock as proposed (its iteration is the one current when proposed).
+    #[serde(flatten)]
+    pub record: LockRecord,
+}
+
 /// Everything the `bayesian_optimizer` tool keeps on a session branch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerState {
@@ -177,6 +188,9 @@ pub struct OptimizerState {
     /// Lock history.
     #[serde(default)]
     pub locks: Vec<LockRecord>,
+    /// Locks the model proposed that wait for a person to confirm (or reject) them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proposals: Vec<LockProposal>,
     /// The experiment queue, finished entries included (they are part of the record).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queue: Vec<crate::queue::QueuedExperiment>,
@@ -214,6 +228,7 @@ impl OptimizerState {
             last_suggestions: None,
             locks: Vec::new(),
             queue: Vec::new(),
+            proposals: Vec::new(),
         }
     }
 

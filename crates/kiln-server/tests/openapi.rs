@@ -368,6 +368,31 @@ async fn real_responses_match_the_documented_schemas() {
         Some(json!({"reason": "sample cracked"})),
     )
     .await;
+    let mut proposals = Vec::new();
+    for _ in 0..2 {
+        let v = call(
+            "POST",
+            &format!("{o}/locks"),
+            &format!("{ob}/locks"),
+            Some(json!({"what": "data", "propose": true, "notes": "for review"})),
+        )
+        .await;
+        proposals.push(v["result"]["proposal"]["id"].as_str().unwrap().to_owned());
+    }
+    call(
+        "POST",
+        &format!("{o}/locks/{{p}}/confirm"),
+        &format!("{ob}/locks/{}/confirm", proposals[0]),
+        Some(json!({"notes": "reviewed"})),
+    )
+    .await;
+    call(
+        "POST",
+        &format!("{o}/locks/{{p}}/reject"),
+        &format!("{ob}/locks/{}/reject", proposals[1]),
+        Some(json!({"reason": "duplicate"})),
+    )
+    .await;
     let grant = call(
         "POST",
         &format!("{o}/lock"),

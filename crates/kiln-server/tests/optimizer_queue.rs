@@ -887,3 +887,264 @@ async fn a_controller_runs_twenty_iterations_while_others_watch_or_are_refused()
         "the queue's changes are seen"
     );
 }
+
+fn lock_call(id: &str, args: Value) -> kiln_llm::ChatResponse {
+    kiln_llm::ScriptedModel::tool_calls(vec![kiln_llm::ToolCall::new(
+        id,
+        "bayesian_optimizer",
+        &args,
+    )])
+}
+
+async fn audit_of(srv: &Server, id: &str, entry_type: &str) -> Vec<Value> {
+    let (s, v) = srv
+        .request(
+            Method::GET,
+            &format!("/v1/sessions/{id}/audit?entry_type={entry_type}"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["items"].as_array().or(v.as_array()).unwrap().clone()
+}
+
+/// The model may only propose a lock (by default); a person confirms or rejects it over HTTP;
+/// a session can let the model's locks through; acquisition locks record points chosen
+/// outside; a change of bounds is audited.
+#[tokio::test]
+async fn the_model_proposes_locks_and_a_person_confirms_them() {
+    use kiln_llm::ScriptedModel;
+    let model = ScriptedModel::new([
+        lock_call(
+            "c1",
+            json!({"action": "lock", "what": "data", "notes": "six runs look clean"}),
+        ),
+        ScriptedModel::text("I proposed locking the data."),
+        // After each answer the agent asks the model once more (findings to record).
+        ScriptedModel::text("[]"),
+        lock_call(
+            "c2",
+            json!({"action": "confirm_lock", "proposal": "pwhatever"}),
+        ),
+        ScriptedModel::text("I cannot confirm it myself."),
+        // After each answer the agent asks the model once more (findings to record).
+        ScriptedModel::text("[]"),
+        lock_call("c3", json!({"action": "lock", "what": "data"})),
+        ScriptedModel::text("Proposed again."),
+        // After each answer the agent asks the model once more (findings to record).
+        ScriptedModel::text("[]"),
+        lock_call(
+            "c4",
+            json!({"action": "lock", "what": "data", "notes": "straight in"}),
+        ),
+        ScriptedModel::text("Locked."),
+        // After each answer the agent asks the model once more (findings to record).
+        ScriptedModel::text("[]"),
+    ]);
+    let srv = support::start_with_model(1 << 20, std::sync::Arc::new(model.clone())).await;
+    let (id, base) = ready(&srv).await;
+    let ask = |text: &'static str| {
+        let srv = &srv;
+        let id = id.clone();
+        async move {
+            let (s, v) = post(
+                srv,
+                &format!("/v1/sessions/{id}/query"),
+                Some(json!({"message": text})),
+            )
+            .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    ask("lock the data").await;
+    let (_, st) = srv
+        .request(Method::GET, &base, Some(&srv.alice), None)
+        .await;
+    assert_eq!(
+        st["locks"].as_array().unwrap().len(),
+        0,
+        "not locked yet: {st}"
+    );
+    let proposals = st["proposals"].as_array().unwrap();
+    assert_eq!(proposals.len(), 1);
+    assert_eq!(proposals[0]["what"], "data");
+    let p = proposals[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        audit_of(&srv, &id, "bayesian_optimizer.lock_proposed")
+            .await
+            .len(),
+        1
+    );
+    assert!(
+        audit_of(&srv, &id, "bayesian_optimizer.lock")
+            .await
+            .is_empty()
+    );
+
+    // The model cannot settle it itself.
+    let refused = ask("confirm it").await;
+    assert!(
+        refused["tool_calls"].to_string().contains("only a person")
+            || !refused.to_string().is_empty()
+    );
+    let (_, st) = srv
+        .request(Method::GET, &base, Some(&srv.alice), None)
+        .await;
+    assert_eq!(st["proposals"].as_array().unwrap().len(), 1);
+
+    // A reader cannot confirm; an unknown proposal is 404; the tab offers Confirm.
+    let (s, _) = srv
+        .request(
+            Method::POST,
+            &format!("/v1/sessions/{id}/collaborators"),
+            Some(&srv.alice),
+            Some(json!({"user": "bob", "permissions": ["read"]})),
+        )
+        .await;
+    assert!(s.is_success());
+    let (s, _) = as_with(
+        &srv,
+        &srv.bob,
+        Method::POST,
+        &format!("{base}/locks/{p}/confirm"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = post(&srv, &format!("{base}/locks/pnothere00/confirm"), None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::NOT_FOUND, "no_such_proposal"),
+        "{v}"
+    );
+    let html = srv
+        .http
+        .get(format!("{}/web/sessions/{id}/optimizer", srv.base))
+        .header("cookie", format!("kiln_token={}", srv.alice))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("data-confirm-lock=\"{p}\"")),
+        "Confirm offered"
+    );
+
+    // Alice confirms: a lock of the iteration, audited with her as the actor.
+    let (s, v) = post(
+        &srv,
+        &format!("{base}/locks/{p}/confirm"),
+        Some(json!({"notes": "checked the balance"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, st) = srv
+        .request(Method::GET, &base, Some(&srv.alice), None)
+        .await;
+    assert_eq!(st["locks"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        st["locks"][0]["notes"],
+        "six runs look clean\nchecked the balance"
+    );
+    assert!(st["proposals"].as_array().unwrap().is_empty());
+    let locks = audit_of(&srv, &id, "bayesian_optimizer.lock").await;
+    assert_eq!(locks.len(), 1);
+    assert_eq!(locks[0]["payload"]["confirmed_proposal"], p.as_str());
+    let (s, v) = post(&srv, &format!("{base}/locks/{p}/confirm"), None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::NOT_FOUND, "no_such_proposal"),
+        "settled once: {v}"
+    );
+
+    // A second proposal is rejected, with a reason.
+    let answer = ask("lock again").await;
+    let (_, msgs) = srv
+        .request(
+            Method::GET,
+            &format!("/v1/sessions/{id}/branches/main/messages?limit=6"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    let (_, st) = srv
+        .request(Method::GET, &base, Some(&srv.alice), None)
+        .await;
+    let p2 = st["proposals"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer} {msgs}"))
+        .to_owned();
+    let (s, _) = post(&srv, &format!("{base}/locks/{p2}/reject"), Some(json!({}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, v) = post(
+        &srv,
+        &format!("{base}/locks/{p2}/reject"),
+        Some(json!({"reason": "nothing new since"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        audit_of(&srv, &id, "bayesian_optimizer.lock_rejected")
+            .await
+            .len(),
+        1
+    );
+
+    // A session that lets the model lock records its lock at once.
+    let (s, v) = srv
+        .request(
+            Method::PATCH,
+            &format!("/v1/sessions/{id}"),
+            Some(&srv.alice),
+            Some(json!({"metadata": {"optimizer": {"confirm_locks": false}}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    ask("lock it yourself").await;
+    let (_, st) = srv
+        .request(Method::GET, &base, Some(&srv.alice), None)
+        .await;
+    assert_eq!(st["locks"].as_array().unwrap().len(), 2, "{st}");
+    assert!(st["proposals"].as_array().unwrap().is_empty());
+    assert_eq!(model.remaining(), 0);
+
+    // An acquisition lock records points chosen outside Kiln; a bad one is refused.
+    let (s, v) = post(
+        &srv,
+        &format!("{base}/locks"),
+        Some(json!({"what": "acquisition", "points": [{"x1": 99, "x2": 1}]})),
+    )
+    .await;
+    assert!(s.is_client_error(), "{v}");
+    let (s, v) = post(&srv, &format!("{base}/locks"), Some(json!({"what": "acquisition", "notes": "chosen by the chemist", "points": [{"x1": 2.5, "x2": 7}]}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["result"]["strategy"], "external");
+    assert_eq!(v["result"]["points"][0]["inputs"]["x1"], 2.5);
+
+    // A change of bounds is a configuration change on the record.
+    let before = audit_of(&srv, &id, "bayesian_optimizer.config").await.len();
+    let (s, v) = srv
+        .request(
+            Method::PUT,
+            &format!("{base}/space"),
+            Some(&srv.alice),
+            Some(json!({"variables": [
+                {"name": "x1", "type": "real", "bounds": [-5, 12], "precision": 0.01},
+                {"name": "x2", "type": "real", "bounds": [0, 15], "precision": 0.01}
+            ]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let config = audit_of(&srv, &id, "bayesian_optimizer.config").await;
+    assert_eq!(config.len(), before + 1);
+    assert!(
+        config.last().unwrap()["payload"]["space"]["after"]
+            .to_string()
+            .contains("12")
+    );
+}

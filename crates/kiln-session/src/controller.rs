@@ -203,6 +203,16 @@ impl SessionManager {
             .filter(|(l, _)| l.expires_at > now))
     }
 
+    /// Whether the model's optimizer locks wait for a person to confirm them in this session:
+    /// `metadata.optimizer.confirm_locks`, true unless set to false.
+    pub async fn locks_need_confirmation(&self, session: &str) -> Result<bool> {
+        let s = self.db.session(session).await?;
+        Ok(s.metadata
+            .pointer("/optimizer/confirm_locks")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(true))
+    }
+
     /// Refuses (409 `optimizer_controlled`, naming the holder and expiry) a change to the
     /// branch's optimizer while a live lock is held and `token` does not prove it.
     pub async fn check_controller(

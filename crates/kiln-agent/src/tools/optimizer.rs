@@ -41,7 +41,10 @@ fn to_tool_error(e: BoError) -> ToolError {
 
 /// Whether an action can change the branch's optimizer (everything but the reads).
 pub fn changes_state(action: &str) -> bool {
-    !matches!(action, "status" | "predict" | "optimum")
+    !matches!(
+        action,
+        "status" | "predict" | "optimum" | "confirm_lock" | "reject_lock"
+    )
 }
 
 fn load(ctx: &ToolContext) -> Result<Option<OptimizerState>, ToolError> {
@@ -128,6 +131,25 @@ impl Tool for BayesianOptimizer {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned();
+            // Locks are human decisions: the model's are proposals a person confirms when the
+            // session asks for that (the default), and only a person settles a proposal.
+            let mut args = args;
+            if ctx.by_model {
+                if matches!(action.as_str(), "confirm_lock" | "reject_lock") {
+                    return Err(ToolError::InvalidArguments(
+                        "only a person with write access confirms or rejects a proposed lock (the optimizer tab, or POST …/optimizer/locks/{p}/confirm)".into(),
+                    ));
+                }
+                if action == "lock"
+                    && ctx
+                        .manager
+                        .locks_need_confirmation(&ctx.session)
+                        .await
+                        .map_err(|e| ToolError::Failed(e.message))?
+                {
+                    args["propose"] = json!(true);
+                }
+            }
             // While an external controller holds the branch, only its token changes it.
             if changes_state(&action) {
                 ctx.manager
@@ -155,7 +177,11 @@ impl Tool for BayesianOptimizer {
                 output.audit.push((format!("{NAME}.{kind}"), payload));
             }
             if let Some(lock) = outcome.lock {
-                let payload = serde_json::to_value(&lock).unwrap_or(Value::Null);
+                let mut payload = serde_json::to_value(&lock).unwrap_or(Value::Null);
+                if let Some(p) = output.data.get("proposal") {
+                    // A confirmed proposal: the confirming person is the entry's actor.
+                    payload["confirmed_proposal"] = p.clone();
+                }
                 output.audit.push((format!("{NAME}.lock"), payload));
             }
             if let Some(obj) = output.data.as_object_mut() {

@@ -801,3 +801,79 @@ fn points_chosen_by_hand_are_queued_as_manual_and_checked_against_the_space() {
         serde_json::from_str(&serde_json::to_string(&done.state).unwrap()).unwrap();
     assert_eq!(back, done.state);
 }
+
+#[test]
+fn a_proposed_lock_waits_for_a_person_and_acquisition_locks_take_outside_points() {
+    let s = define();
+    let err = apply(
+        Some(s.clone()),
+        &json!({"action": "lock", "what": "acquisition", "points": [{"temp": 999, "time": 2, "solvent": "water"}]}),
+        0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidPoint(_)), "{err:?}");
+    let proposed = apply(
+        Some(s),
+        &json!({"action": "lock", "what": "acquisition", "propose": true, "notes": "from the rig",
+                "points": [{"temp": 150, "time": 2, "solvent": "water"}]}),
+        0,
+    )
+    .unwrap();
+    assert!(proposed.lock.is_none(), "a proposal is no lock yet");
+    assert!(proposed.state.locks.is_empty());
+    assert_eq!(proposed.audit[0].0, LOCK_PROPOSED_AUDIT);
+    let id = proposed.state.proposals[0].id.clone();
+    assert!(id.starts_with('p'));
+    let err = apply(
+        Some(proposed.state.clone()),
+        &json!({"action": "confirm_lock", "proposal": "pnope"}),
+        0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::NoSuchProposal(_)));
+    let confirmed = apply(
+        Some(proposed.state.clone()),
+        &json!({"action": "confirm_lock", "proposal": id, "notes": "checked"}),
+        0,
+    )
+    .unwrap();
+    let lock = confirmed.lock.clone().unwrap();
+    assert_eq!(lock.notes.as_deref(), Some("from the rig\nchecked"));
+    match &lock.details {
+        LockDetails::Acquisition {
+            strategy, points, ..
+        } => {
+            assert_eq!(strategy, "external");
+            assert_eq!(points[0].inputs["temp"], crate::space::Value::Number(150.0));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(confirmed.state.proposals.is_empty());
+    assert_eq!(confirmed.state.iteration(), 2);
+    // Rejection needs a reason and is audited; the proposal is gone either way.
+    let err = apply(
+        Some(proposed.state.clone()),
+        &json!({"action": "reject_lock", "proposal": id}),
+        0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidArguments(_)));
+    let rejected = apply(
+        Some(proposed.state.clone()),
+        &json!({"action": "reject_lock", "proposal": id, "reason": "wrong batch"}),
+        0,
+    )
+    .unwrap();
+    assert!(rejected.state.proposals.is_empty() && rejected.state.locks.is_empty());
+    assert_eq!(rejected.audit[0].0, LOCK_REJECTED_AUDIT);
+    // Merge: confirmed on one branch, still open on the other: it does not come back.
+    let m = crate::merge(Some(&proposed.state), &confirmed.state, &proposed.state).unwrap();
+    assert!(m.proposals.is_empty());
+    assert_eq!(m.locks.len(), 1);
+    let m = crate::merge(Some(&define()), &define(), &proposed.state).unwrap();
+    assert_eq!(
+        m.proposals.len(),
+        1,
+        "a new proposal on their side comes along"
+    );
+}

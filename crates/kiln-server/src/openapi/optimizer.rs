@@ -248,6 +248,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                     "queue",
                     "provenance",
                     "controller",
+                    "proposals",
                 ],
                 &[
                     ("branch", string()),
@@ -291,6 +292,13 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                     ),
                     ("locks", array(doc("object", "a locked decision"))),
                     ("queue", array(r("OptimizerQueued"))),
+                    (
+                        "proposals",
+                        array(doc(
+                            "object",
+                            "a lock the agent proposed, waiting for a person: id, iteration, what, notes and what it records",
+                        )),
+                    ),
                     ("controller", nullable(r("OptimizerController"))),
                     (
                         "provenance",
@@ -441,7 +449,7 @@ pub(super) fn operations() -> Vec<Op> {
             ))
             .ok(200, r("ToolCallRecord")),
         Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/locks", "optimizer",
-            "Lock the data, the model or the last suggestions into the audit log for this iteration")
+            "Lock the data, the model or the last suggestions (or `points` chosen outside Kiln) into the audit log for this iteration")
             .body(strict(
                 &["what"],
                 &[
@@ -449,8 +457,25 @@ pub(super) fn operations() -> Vec<Op> {
                     ("notes", string()),
                     ("kernel", enumeration(&["matern52", "rbf"])),
                     ("refit", boolean()),
+                    (
+                        "points",
+                        json!({"type": "array", "minItems": 1, "items": map(json!({"oneOf": [number(), string()]})),
+                               "description": "acquisition: points chosen outside Kiln to record (strategy `external`) instead of the last suggestions"}),
+                    ),
+                    (
+                        "propose",
+                        doc("boolean", "record it as a proposal another person confirms (…/locks/{p}/confirm) rather than a lock"),
+                    ),
                 ],
             ))
+            .ok(200, r("ToolCallRecord")),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/locks/{p}/confirm", "optimizer",
+            "A person with write access confirms lock proposal p (the agent's locks are proposals unless the session's `metadata.optimizer.confirm_locks` is false): it becomes a lock of the current iteration, audited as bayesian_optimizer.lock with the confirming person as actor; 404 `no_such_proposal`")
+            .optional_body(strict(&[], &[("notes", string())]))
+            .ok(200, r("ToolCallRecord")),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/locks/{p}/reject", "optimizer",
+            "A person rejects lock proposal p with a reason (audited as bayesian_optimizer.lock_rejected); 404 `no_such_proposal`")
+            .body(strict(&["reason"], &[("reason", nonblank(2000, "why"))]))
             .ok(200, r("ToolCallRecord")),
         Op::new("GET", "/v1/sessions/{id}/branches/{b}/optimizer/queue", "optimizer",
             "The experiment queue, oldest first, finished entries included, each with its provenance (writes nothing)")

@@ -37,6 +37,8 @@ pub fn routes() -> Router<AppState> {
         .route(&at("/queue"), get(queue).post(enqueue))
         .route(&at("/lock"), get(controller).post(acquire).delete(release))
         .route(&at("/lock/renew"), post(renew))
+        .route(&at("/locks/{p}/confirm"), post(confirm_lock))
+        .route(&at("/locks/{p}/reject"), post(reject_lock))
         .route(&at("/queue/{q}/start"), post(start_queued))
         .route(&at("/queue/{q}/complete"), post(complete_queued))
         .route(&at("/queue/{q}/fail"), post(fail_queued))
@@ -336,6 +338,38 @@ async fn fail_queued(
     Body(body): Body<Map<String, Value>>,
 ) -> ApiResult<Json<ToolCallRecord>> {
     queued_action(&st, &caller, path, "fail", body, token(&headers)).await
+}
+
+async fn confirm_lock(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    Path((id, b, p)): Path<(String, String, String)>,
+    OptionalBody(body): OptionalBody<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    let mut args = action("confirm_lock", body);
+    args["proposal"] = json!(p);
+    Ok(Json(
+        st.agent
+            .optimizer_write(&caller, &id, &b, args, token(&headers))
+            .await?,
+    ))
+}
+
+async fn reject_lock(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    Path((id, b, p)): Path<(String, String, String)>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    let mut args = action("reject_lock", body);
+    args["proposal"] = json!(p);
+    Ok(Json(
+        st.agent
+            .optimizer_write(&caller, &id, &b, args, token(&headers))
+            .await?,
+    ))
 }
 
 async fn predict(
