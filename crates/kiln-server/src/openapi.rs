@@ -508,6 +508,15 @@ fn operations() -> Vec<Op> {
         .ok(200, page("AuditEntry")),
         Op::new(
             "GET",
+            "/v1/sessions/{id}/audit/export",
+            "history",
+            "The stand-alone audit record, as ALchemist's export is: session metadata, the branch optimizer's search space, the data table (suggested versus actual, status, exclusions with reasons), decisions by iteration (locks with actor and time), every audit entry and the chain verification. `format=markdown` (default, text/markdown) or `json`; another format is 400",
+        )
+        .query("format", enumeration(&["markdown", "md", "json"]), false)
+        .query("branch", text("whose optimizer (default: the session's default branch)"), false)
+        .ok_as("text/markdown", text("the record in Markdown")),
+        Op::new(
+            "GET",
             "/v1/sessions/{id}/audit/verify",
             "history",
             "Recompute the audit hash chain",

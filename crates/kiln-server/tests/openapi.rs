@@ -466,6 +466,25 @@ async fn real_responses_match_the_documented_schemas() {
     manual.push(("POST".to_owned(), format!("{o}/experiments/csv")));
     let resp = srv
         .http
+        .get(format!("{}{b}/audit/export?format=markdown", srv.base))
+        .bearer_auth(&srv.alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/markdown")
+    );
+    assert!(resp.text().await.unwrap().starts_with("# Audit record"));
+    manual.push((
+        "GET".to_owned(),
+        "/v1/sessions/{id}/audit/export".to_owned(),
+    ));
+    let resp = srv
+        .http
         .get(format!("{}{ob}/plots/parity.svg", srv.base))
         .bearer_auth(&srv.alice)
         .send()

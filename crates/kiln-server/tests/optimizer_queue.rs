@@ -1148,3 +1148,154 @@ async fn the_model_proposes_locks_and_a_person_confirms_them() {
             .contains("12")
     );
 }
+
+/// The audit record: Markdown and JSON from one read, with the space, the data (suggested
+/// versus actual, status, exclusions), decisions by iteration with who and when, and the
+/// chain's verification; it writes nothing; an unknown format is 400.
+#[tokio::test]
+async fn the_audit_record_exports_as_markdown_and_json() {
+    let srv = start(1 << 20).await;
+    let (id, base) = ready(&srv).await;
+    post(&srv, &format!("{base}/suggest"), None).await;
+    let (_, v) = post(&srv, &format!("{base}/queue"), None).await;
+    let q = v["result"]["queued"][0]["id"].as_str().unwrap().to_owned();
+    let (s, v) = post(
+        &srv,
+        &format!("{base}/queue/{q}/complete"),
+        Some(json!({"output": 3.25, "inputs": {"x1": 1.5}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = srv
+        .request(
+            Method::PATCH,
+            &format!("{base}/experiments/2"),
+            Some(&srv.alice),
+            Some(json!({"exclude": true, "reason": "thermocouple drift"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = post(
+        &srv,
+        &format!("{base}/locks"),
+        Some(json!({"what": "data", "notes": "all runs in"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = post(
+        &srv,
+        &format!("{base}/locks"),
+        Some(json!({"what": "acquisition", "points": [{"x1": 2, "x2": 3}]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let before = srv.mgr.db().node_count().await.unwrap();
+    let resp = srv
+        .http
+        .get(format!(
+            "{}/v1/sessions/{id}/audit/export?format=markdown",
+            srv.base
+        ))
+        .bearer_auth(&srv.alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/markdown")
+    );
+    let md = resp.text().await.unwrap();
+    for want in [
+        "# Audit record: queue",
+        "## Search space",
+        "| x1 | real | [-5, 10]",
+        "Objective: minimize **y**",
+        "## Data",
+        "outside the queue",
+        &format!("queue {q} (EI)"),
+        "thermocouple drift",
+        "## Decisions by iteration",
+        "### Iteration 1",
+        "- **data** locked by alice at ",
+        "— all runs in",
+        "- **acquisition** locked by alice",
+        "1 point(s) by external: x1 = 2, x2 = 3",
+        "## Audit chain",
+        "the hash chain is intact",
+        "bayesian_optimizer.lock",
+    ] {
+        assert!(md.contains(want), "missing {want:?} in\n{md}");
+    }
+    // The queued run's suggested and actual inputs both show.
+    let row = md
+        .lines()
+        .find(|l| l.contains(&format!("queue {q}")))
+        .unwrap();
+    assert!(
+        row.contains("x1 = 1.5") && row.matches("x1 = ").count() == 2,
+        "{row}"
+    );
+
+    let (s, j) = srv
+        .request(
+            Method::GET,
+            &format!("/v1/sessions/{id}/audit/export?format=json"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    assert_eq!(j["session"]["name"], "queue");
+    assert_eq!(j["session"]["owner"], "alice");
+    assert_eq!(j["verification"]["valid"], true);
+    let data = j["data"].as_array().unwrap();
+    assert_eq!(data.len(), 5);
+    assert_eq!(data[1]["status"], "excluded");
+    assert_eq!(data[4]["source"], "queue");
+    assert_eq!(data[4]["actual"]["x1"], 1.5);
+    assert_eq!(j["iterations"][0]["decisions"][0]["actor"], "alice");
+    assert_eq!(j["iterations"][0]["decisions"][1]["what"], "acquisition");
+    assert_eq!(
+        srv.mgr.db().node_count().await.unwrap(),
+        before,
+        "an export writes nothing"
+    );
+
+    let (s, v) = srv
+        .request(
+            Method::GET,
+            &format!("/v1/sessions/{id}/audit/export?format=pdf"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("markdown or json")
+    );
+    let (s, _) = srv
+        .request(
+            Method::GET,
+            &format!("/v1/sessions/{id}/audit/export?format=json"),
+            Some(&srv.bob),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "a stranger learns nothing");
+    let (s, _) = srv
+        .request(
+            Method::GET,
+            &format!("/v1/sessions/{id}/audit/export?branch=nope"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
