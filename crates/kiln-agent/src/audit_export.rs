@@ -390,3 +390,129 @@ pub fn audit_markdown(r: &Value) -> String {
     }
     out
 }
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+impl Agent {
+    /// The branch's optimizer as an ALchemist session file: its space, experiments (with
+    /// `Iteration` and `Reason` from the queue), staged queue, model, last suggestions and the
+    /// locks as ALchemist audit entries (time from Kiln's chain, ALchemist's hash). Reads only.
+    pub async fn optimizer_export_alchemist(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+    ) -> Result<Value> {
+        let s = self.manager().session(caller, session).await?;
+        let st = self.manager().state(caller, session, branch, None).await?;
+        let st: OptimizerState = st
+            .tools
+            .get(NAME)
+            .map(|v| serde_json::from_value(v.clone()))
+            .transpose()
+            .map_err(|e| Error::internal(format!("the stored optimizer state is unreadable: {e}")))?
+            .ok_or_else(|| {
+                Error::new(
+                    kiln_types::ErrorKind::NotFound,
+                    "no_optimizer",
+                    format!("branch '{branch}' has no optimizer yet"),
+                )
+            })?;
+        let entries = self.manager().audit(caller, session).await?;
+        let times: Vec<String> = entries
+            .iter()
+            .filter(|e| e.action == format!("{NAME}.lock"))
+            .map(|e| e.at.clone())
+            .collect();
+        // The chain's lock entries are of every branch; they line up with this branch's locks
+        // only when it holds them all, else the times are left out rather than guessed.
+        let times = if times.len() == st.locks.len() {
+            times
+        } else {
+            Vec::new()
+        };
+        let meta = kiln_bayesopt::alchemist::AlchemistMetadata {
+            session_id: s.id.clone(),
+            name: s.name.clone(),
+            created_at: s.created_at.clone(),
+            last_modified: s.last_activity_at.clone(),
+            description: s.description.clone(),
+            tags: s.tags.clone(),
+            author: None,
+        };
+        Ok(kiln_bayesopt::alchemist::to_alchemist(
+            &st,
+            &meta,
+            &times,
+            &sha256_hex,
+        ))
+    }
+
+    /// A new session from an ALchemist session file: the optimizer state on its default branch
+    /// (one state node), and each ALchemist audit entry appended to Kiln's chain as
+    /// `alchemist.<entry_type>` with `imported: true` and ALchemist's hash kept as
+    /// `original_hash`. What Kiln does not keep is listed in `metadata.alchemist.dropped`.
+    pub async fn import_alchemist(
+        &self,
+        caller: &Caller,
+        bytes: &[u8],
+    ) -> Result<kiln_session::Session> {
+        let invalid =
+            |m: String| Error::new(kiln_types::ErrorKind::BadRequest, "invalid_alchemist", m);
+        let file: Value = serde_json::from_slice(bytes)
+            .map_err(|e| invalid(format!("not an ALchemist session file (JSON): {e}")))?;
+        let imp = kiln_bayesopt::alchemist::from_alchemist(&file)
+            .map_err(|e| invalid(format!("not an ALchemist session file Kiln can read: {e}")))?;
+        let name = Some(imp.metadata.name.trim())
+            .filter(|n| !n.is_empty())
+            .unwrap_or("ALchemist import")
+            .to_owned();
+        let req = kiln_session::CreateSession {
+            name,
+            description: imp.metadata.description.clone(),
+            tags: imp.metadata.tags.clone(),
+            metadata: Some(json!({"alchemist": {
+                "session_id": imp.metadata.session_id, "created_at": imp.metadata.created_at,
+                "last_modified": imp.metadata.last_modified, "author": imp.metadata.author,
+                "dropped": imp.dropped,
+            }})),
+            ..Default::default()
+        };
+        let s = self.manager().create_session(caller, req).await?;
+        let state = serde_json::to_value(&imp.state).map_err(|e| Error::internal(e.to_string()))?;
+        self.manager()
+            .append_event(
+                caller,
+                &s.id,
+                &s.default_branch,
+                kiln_session::EventInput {
+                    event: kiln_types::StateEvent::ToolState {
+                        tool: NAME.to_owned(),
+                        state,
+                    },
+                    expected_head: None,
+                },
+            )
+            .await?;
+        for e in &imp.audit {
+            let payload = json!({
+                "imported": true, "source": "alchemist", "entry_type": e.entry_type,
+                "timestamp": e.timestamp, "notes": e.notes, "parameters": e.parameters,
+                "original_hash": e.hash,
+                "hash_verifies": kiln_bayesopt::alchemist::entry_hash(&e.parameters, &sha256_hex) == e.hash,
+            });
+            self.manager()
+                .record_audit(
+                    caller,
+                    &s.id,
+                    &format!("alchemist.{}", e.entry_type),
+                    &payload,
+                )
+                .await?;
+        }
+        self.manager().session(caller, &s.id).await
+    }
+}

@@ -23,6 +23,7 @@
 
 pub mod acquisition;
 pub mod action;
+pub mod alchemist;
 pub mod constraint;
 pub mod design;
 pub mod error;

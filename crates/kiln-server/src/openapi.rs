@@ -544,9 +544,15 @@ fn operations() -> Vec<Op> {
             "history",
             "Import an export as a new session: `verified` (signed by a trusted key, authors \
              kept) or `unverified` (nodes credited to the importer); larger than \
-             `integrity.max_import_bytes` is 413 `payload_too_large`",
+             `integrity.max_import_bytes` is 413 `payload_too_large`. With `format=alchemist` \
+             the body is an ALchemist session file: its search space, experiments (Iteration, \
+             Reason), staged queue and lock entries become the optimizer on the default branch, \
+             each ALchemist audit entry an `alchemist.<entry_type>` entry of Kiln's chain with \
+             `imported: true` and ALchemist's hash as `original_hash`; 400 `invalid_alchemist` \
+             for a file Kiln cannot read",
         )
-        .body(r("SessionExport"))
+        .query("format", enumeration(&["kiln", "alchemist"]), false)
+        .body(json!({"oneOf": [r("SessionExport"), r("AlchemistSession")]}))
         .ok(201, r("Session")),
         // Templates
         Op::new(

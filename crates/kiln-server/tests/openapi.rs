@@ -393,6 +393,13 @@ async fn real_responses_match_the_documented_schemas() {
         Some(json!({"reason": "duplicate"})),
     )
     .await;
+    call(
+        "GET",
+        &format!("{o}/export"),
+        &format!("{ob}/export?format=alchemist"),
+        None,
+    )
+    .await;
     let grant = call(
         "POST",
         &format!("{o}/lock"),

@@ -1299,3 +1299,247 @@ async fn the_audit_record_exports_as_markdown_and_json() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+const ALCHEMIST: &str = include_str!("../../../tests/fixtures/alchemist/suzuki_session.json");
+
+async fn import_alchemist(srv: &Server, body: &str) -> (StatusCode, Value) {
+    srv.send(
+        srv.http
+            .post(format!("{}/v1/sessions/import?format=alchemist", srv.base))
+            .bearer_auth(&srv.alice)
+            .header("content-type", "application/json")
+            .body(body.to_owned()),
+    )
+    .await
+}
+
+/// An ALchemist session file becomes a Kiln session: space, experiments with their iteration
+/// and reason, the staged queue, the data and acquisition locks, and every audit entry in
+/// Kiln's chain marked imported with ALchemist's hash kept; what does not map is listed.
+#[tokio::test]
+async fn an_alchemist_session_imports_with_its_queue_locks_and_audit() {
+    let srv = start(1 << 20).await;
+    let (s, v) = import_alchemist(&srv, ALCHEMIST).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["name"], "Suzuki coupling screen");
+    assert_eq!(v["tags"], json!(["catalysis", "suzuki"]));
+    assert_eq!(v["metadata"]["alchemist"]["author"], "J. Researcher");
+    let dropped = v["metadata"]["alchemist"]["dropped"].as_array().unwrap();
+    assert_eq!(
+        dropped.len(),
+        2,
+        "the botorch model and its lock: {dropped:?}"
+    );
+    let id = v["id"].as_str().unwrap().to_owned();
+    let base = format!("/v1/sessions/{id}/branches/main/optimizer");
+    let (s, st) = srv
+        .request(Method::GET, &base, Some(&srv.alice), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{st}");
+    assert_eq!(st["space"].as_array().unwrap().len(), 4);
+    assert_eq!(st["space"][2]["type"], "integer");
+    assert_eq!(
+        st["objective"],
+        json!({"name": "yield", "goal": "maximize", "unit": "%"})
+    );
+    assert_eq!(st["n_experiments"], 8);
+    assert_eq!(st["best"]["output"], 71.8);
+    let prov = st["provenance"].as_array().unwrap();
+    assert_eq!(prov[5]["source"], "queue");
+    assert_eq!(prov[5]["strategy"], "Expected Improvement");
+    assert_eq!(prov[5]["iteration"], 1);
+    assert_eq!(prov[7]["source"], "outside_queue", "a manual row");
+    let waiting: Vec<&Value> = st["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["status"] == "queued")
+        .collect();
+    assert_eq!(waiting.len(), 2);
+    assert_eq!(waiting[0]["strategy"], "qEI");
+    assert_eq!(waiting[0]["suggested"]["solvent"], "DMF");
+    let locks = st["locks"].as_array().unwrap();
+    let what: Vec<&str> = locks.iter().map(|l| l["what"].as_str().unwrap()).collect();
+    assert_eq!(what, ["data", "acquisition", "data"]);
+    assert_eq!(locks[1]["iteration"], 1);
+    assert_eq!(locks[2]["iteration"], 2);
+    assert_eq!(st["iteration"], 2);
+    // The audit entries, in Kiln's chain, marked imported, ALchemist's hash kept.
+    let imported = audit_of(&srv, &id, "alchemist").await;
+    assert_eq!(imported.len(), 4);
+    assert_eq!(imported[0]["action"], "alchemist.data_locked");
+    assert_eq!(imported[0]["payload"]["imported"], true);
+    assert_eq!(imported[0]["payload"]["original_hash"], "c41f0e8a2b97d356");
+    assert_eq!(imported[1]["action"], "alchemist.model_locked");
+    assert_eq!(
+        imported[2]["payload"]["timestamp"],
+        "2025-11-03T10:07:09.611730"
+    );
+    let (_, verify) = srv
+        .request(
+            Method::GET,
+            &format!("/v1/sessions/{id}/audit/verify"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(verify["valid"], true, "{verify}");
+
+    // Refusals: not JSON, not a session file, a bad variable, an unknown format.
+    for bad in [
+        "not json".to_owned(),
+        json!({"metadata": {"name": "x"}}).to_string(),
+        json!({"search_space": {"variables": [{"name": "t", "type": "real", "min": 5, "max": 1}]}})
+            .to_string(),
+        json!({"search_space": {"variables": [{"name": "t", "type": "real", "min": 0, "max": 1}]},
+               "experiments": {"data": [{"t": 0.5}]}})
+        .to_string(),
+    ] {
+        let (s, v) = import_alchemist(&srv, &bad).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_alchemist"),
+            "{bad}: {v}"
+        );
+    }
+    let (s, v) = srv
+        .send(
+            srv.http
+                .post(format!("{}/v1/sessions/import?format=excel", srv.base))
+                .bearer_auth(&srv.alice)
+                .body("{}"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
+
+/// Kiln → ALchemist → Kiln gives the same optimizer state for what both can express: space,
+/// objective, experiments, waiting queue, locks, model and last suggestions.
+#[tokio::test]
+async fn an_optimizer_round_trips_through_alchemist() {
+    let srv = start(1 << 20).await;
+    let (id, base) = ready(&srv).await;
+    post(
+        &srv,
+        &format!("{base}/suggest"),
+        Some(json!({"strategy": "qEI", "q": 2})),
+    )
+    .await;
+    let (_, v) = post(&srv, &format!("{base}/queue"), None).await;
+    let q = v["result"]["queued"][0]["id"].as_str().unwrap().to_owned();
+    post(
+        &srv,
+        &format!("{base}/queue/{q}/complete"),
+        Some(json!({"output": 2.5, "noise": 0.1})),
+    )
+    .await;
+    post(
+        &srv,
+        &format!("{base}/locks"),
+        Some(json!({"what": "model", "notes": "fit checked"})),
+    )
+    .await;
+    post(&srv, &format!("{base}/suggest"), None).await;
+    post(
+        &srv,
+        &format!("{base}/locks"),
+        Some(json!({"what": "acquisition"})),
+    )
+    .await;
+    let (s, file) = srv
+        .request(
+            Method::GET,
+            &format!("{base}/export?format=alchemist"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{file}");
+    assert_eq!(file["experiments"]["data"][4]["Reason"], "qEI");
+    assert_eq!(file["experiments"]["data"][4]["Iteration"], 1);
+    assert_eq!(file["experiments"]["data"][0]["Reason"], "Manual");
+    assert_eq!(file["staged_experiments"].as_array().unwrap().len(), 1);
+    let entries = file["audit_log"]["entries"].as_array().unwrap();
+    assert_eq!(entries[0]["entry_type"], "model_locked");
+    assert_eq!(entries[0]["hash"].as_str().unwrap().len(), 16);
+    assert!(
+        !entries[0]["timestamp"].as_str().unwrap().is_empty(),
+        "time from Kiln's chain"
+    );
+
+    let (s, v) = import_alchemist(&srv, &file.to_string()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert!(
+        v["metadata"]["alchemist"]["dropped"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{v}"
+    );
+    let state = |sid: String| {
+        let srv = &srv;
+        async move {
+            let (_, v) = srv
+                .request(
+                    Method::GET,
+                    &format!("/v1/sessions/{sid}/branches/main/state"),
+                    Some(&srv.alice),
+                    None,
+                )
+                .await;
+            v["tools"]["bayesian_optimizer"].clone()
+        }
+    };
+    let (a, b) = (
+        state(id.clone()).await,
+        state(v["id"].as_str().unwrap().to_owned()).await,
+    );
+    for key in ["space", "objective", "locks", "model", "last_suggestions"] {
+        assert_eq!(a[key], b[key], "{key} differs");
+    }
+    let rows = |s: &Value| -> Vec<Value> {
+        s["experiments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| json!([e["inputs"], e["output"], e["noise"], e["outputs"]]))
+            .collect()
+    };
+    assert_eq!(rows(&a), rows(&b));
+    let waiting = |s: &Value| -> Vec<Value> {
+        s["queue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| q["status"] == "queued")
+            .map(|q| json!([q["iteration"], q["strategy"], q["suggested"]]))
+            .collect()
+    };
+    assert_eq!(waiting(&a), waiting(&b));
+    assert_eq!(waiting(&a).len(), 1);
+    // The imported rows keep where they came from.
+    assert_eq!(b["experiments"][4]["queued"].is_string(), true);
+
+    let (s, _) = srv
+        .request(
+            Method::GET,
+            &format!("{base}/export?format=csv"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (_, v) = post(&srv, "/v1/sessions", Some(json!({"name": "empty"}))).await;
+    let (s, v) = srv
+        .request(
+            Method::GET,
+            &format!(
+                "/v1/sessions/{}/branches/main/optimizer/export?format=alchemist",
+                v["id"].as_str().unwrap()
+            ),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "no_optimizer"));
+}

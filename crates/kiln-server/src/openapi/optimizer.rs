@@ -157,6 +157,74 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             ),
         ),
         (
+            "AlchemistSession",
+            obj(
+                &["search_space"],
+                &[
+                    ("version", string()),
+                    (
+                        "metadata",
+                        doc(
+                            "object",
+                            "session_id, name, created_at, last_modified, description, tags, author",
+                        ),
+                    ),
+                    (
+                        "search_space",
+                        obj(
+                            &["variables"],
+                            &[(
+                                "variables",
+                                array(doc(
+                                    "object",
+                                    "name, type (real, integer, categorical), min and max or values, unit, description",
+                                )),
+                            )],
+                        ),
+                    ),
+                    (
+                        "experiments",
+                        doc(
+                            "object",
+                            "`data`: rows of the variables, Output, Noise, Iteration and Reason",
+                        ),
+                    ),
+                    (
+                        "staged_experiments",
+                        array(doc(
+                            "object",
+                            "a queued point: the variables, reason, status",
+                        )),
+                    ),
+                    (
+                        "objective_metadata",
+                        doc("object", "`Output`: label, unit, goal"),
+                    ),
+                    (
+                        "outputs",
+                        array(doc("object", "other recorded outputs (Kiln)")),
+                    ),
+                    ("constraints", array(string())),
+                    (
+                        "model",
+                        nullable(doc("object", "backend, kernel, hyperparameters")),
+                    ),
+                    (
+                        "last_suggestions",
+                        nullable(doc("object", "strategy, parameters, points")),
+                    ),
+                    ("config", doc("object", "goal, random_state, …")),
+                    (
+                        "audit_log",
+                        doc(
+                            "object",
+                            "`entries`: timestamp, entry_type (data_locked, model_locked, acquisition_locked), parameters, hash, notes",
+                        ),
+                    ),
+                ],
+            ),
+        ),
+        (
             "OptimizerController",
             obj(
                 &[
@@ -509,6 +577,10 @@ pub(super) fn operations() -> Vec<Op> {
             "Give up on queued entry q, with a reason; 409 `queue_state` once it is done or failed")
             .body(strict(&["reason"], &[("reason", nonblank(2000, "why"))]))
             .ok(200, r("ToolCallRecord")),
+        Op::new("GET", "/v1/sessions/{id}/branches/{b}/optimizer/export", "optimizer",
+            "The branch's optimizer as an ALchemist session file (`format=alchemist`): space, experiments with Iteration and Reason, staged queue, model, last suggestions and the locks as ALchemist audit entries (Kiln's record of each rides along as `kiln_lock`, so an import gives the same state back); writes nothing")
+            .query("format", enumeration(&["alchemist"]), true)
+            .ok(200, r("AlchemistSession")),
         Op::new("GET", "/v1/sessions/{id}/branches/{b}/optimizer/lock", "optimizer",
             "The branch's external-controller lock, null when none is live (writes nothing)")
             .ok(200, obj(&["controller"], &[("controller", nullable(r("OptimizerController")))])),

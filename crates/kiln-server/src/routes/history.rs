@@ -160,11 +160,29 @@ async fn export(
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportQuery {
+    /// `kiln` (default: a Kiln export) or `alchemist` (an ALchemist session file).
+    format: Option<String>,
+}
+
 async fn import(
     State(st): State<AppState>,
     Auth(caller): Auth,
+    Query(q): Query<ImportQuery>,
     body: axum::body::Body,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
+    let alchemist = match q.format.as_deref() {
+        None | Some("kiln") => false,
+        Some("alchemist") => true,
+        Some(other) => {
+            return Err(Error::bad_request(format!(
+                "unknown import format '{other}' (kiln or alchemist)"
+            ))
+            .into());
+        }
+    };
     st.limiter.charge(&caller, crate::limits::IMPORT_COST)?;
     let limit = st.mgr.max_import_bytes();
     // Over the limit: refused before (Content-Length) or while reading, never buffered whole.
@@ -179,6 +197,12 @@ async fn import(
             )
         }
     })?;
+    if alchemist {
+        return Ok((
+            StatusCode::CREATED,
+            Json(st.agent.import_alchemist(&caller, &bytes).await?),
+        ));
+    }
     Ok((
         StatusCode::CREATED,
         Json(st.mgr.import_bytes(&caller, bytes.to_vec()).await?),

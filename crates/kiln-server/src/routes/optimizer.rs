@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route(&at("/queue"), get(queue).post(enqueue))
         .route(&at("/lock"), get(controller).post(acquire).delete(release))
         .route(&at("/lock/renew"), post(renew))
+        .route(&at("/export"), get(export))
         .route(&at("/locks/{p}/confirm"), post(confirm_lock))
         .route(&at("/locks/{p}/reject"), post(reject_lock))
         .route(&at("/queue/{q}/start"), post(start_queued))
@@ -368,6 +369,33 @@ async fn reject_lock(
     Ok(Json(
         st.agent
             .optimizer_write(&caller, &id, &b, args, token(&headers))
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    format: String,
+}
+
+/// The branch's optimizer in another tool's format (`alchemist`: an ALchemist session file).
+async fn export(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Json<Value>> {
+    if q.format != "alchemist" {
+        return Err(Error::bad_request(format!(
+            "unknown optimizer export format '{}' (alchemist)",
+            q.format
+        ))
+        .into());
+    }
+    Ok(Json(
+        st.agent
+            .optimizer_export_alchemist(&caller, &id, &b)
             .await?,
     ))
 }
