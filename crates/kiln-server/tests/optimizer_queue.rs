@@ -1518,7 +1518,7 @@ async fn an_optimizer_round_trips_through_alchemist() {
     assert_eq!(waiting(&a), waiting(&b));
     assert_eq!(waiting(&a).len(), 1);
     // The imported rows keep where they came from.
-    assert_eq!(b["experiments"][4]["queued"].is_string(), true);
+    assert!(b["experiments"][4]["queued"].is_string());
 
     let (s, _) = srv
         .request(
