@@ -582,3 +582,45 @@ pub fn from_alchemist(file: &Json) -> Result<Imported> {
         dropped,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_written_as_python_writes_them_for_the_hash() {
+        let v = json!({"b": 1, "a": [1.5, "x"], "c": {"z": null, "y": true}});
+        assert_eq!(
+            python_json(&v),
+            r#"{"a": [1.5, "x"], "b": 1, "c": {"y": true, "z": null}}"#
+        );
+        let h = entry_hash(&v, &|t| format!("{:0>64}", t.len()));
+        assert_eq!(h.len(), 16);
+    }
+
+    #[test]
+    fn a_file_without_a_space_or_with_a_bad_row_is_refused() {
+        assert!(matches!(
+            from_alchemist(&json!({"metadata": {}})),
+            Err(Error::Parse { .. })
+        ));
+        let space = json!({"variables": [{"name": "t", "type": "real", "min": 0, "max": 1}]});
+        let err =
+            from_alchemist(&json!({"search_space": space, "experiments": {"data": [{"t": 0.5}]}}))
+                .unwrap_err();
+        assert!(err.to_string().contains("no numeric Output"), "{err}");
+        let err = from_alchemist(
+            &json!({"search_space": space, "experiments": {"data": [{"t": 7, "Output": 1}]}}),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidExperiments(_)), "{err:?}");
+        let ok = from_alchemist(&json!({"search_space": space, "experiments": {"data": [{"t": 0.2, "Output": 1, "Iteration": 0, "Reason": "Initial Design"}]}}))
+            .unwrap();
+        assert_eq!(ok.state.experiments.len(), 1);
+        assert!(
+            ok.state.queue.is_empty(),
+            "an initial-design row is not a queued run"
+        );
+        assert_eq!(ok.state.objective.name, "Output");
+    }
+}
