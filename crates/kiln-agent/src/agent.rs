@@ -534,6 +534,21 @@ impl Agent {
         name: &str,
         arguments: Value,
     ) -> Result<ToolCallRecord> {
+        self.call_tool_as(caller, session, branch, name, arguments, None)
+            .await
+    }
+
+    /// [`Agent::call_tool`] for a request carrying an optimizer controller's lock token
+    /// (`Kiln-Lock-Token`), which the optimizer tool checks while a controller holds the branch.
+    pub async fn call_tool_as(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: Option<&str>,
+        name: &str,
+        arguments: Value,
+        controller_token: Option<&str>,
+    ) -> Result<ToolCallRecord> {
         // Checked before the tool runs: a tool may have effects (attachments) before the append.
         let s = self.manager.active_session(caller, session).await?;
         let branch = branch.unwrap_or(&s.default_branch);
@@ -551,7 +566,8 @@ impl Agent {
         let state = self.manager.state(caller, session, branch, None).await?;
         let digest = Sha256::digest(format!("{}/{name}/{arguments}", head.head).as_bytes());
         let call_id = format!("direct_{}", &hex::encode(digest)[..16]);
-        let ctx = self.tool_context(caller, session, branch, state, &head.head, &call_id);
+        let mut ctx = self.tool_context(caller, session, branch, state, &head.head, &call_id);
+        ctx.controller_token = controller_token.map(str::to_owned);
         let out = tool
             .call(&ctx, arguments.clone())
             .await
@@ -590,6 +606,8 @@ impl Agent {
             state,
             data_dir: self.manager.data_dir().clone(),
             seed: seed_for(session, head, call),
+            controller_token: None,
+            by_model: false,
         }
     }
 
@@ -642,7 +660,7 @@ impl Agent {
                         )))
                     }
                     (Some(tool), Ok((args, _))) => {
-                        let ctx = self.tool_context(
+                        let mut ctx = self.tool_context(
                             caller,
                             session,
                             branch,
@@ -650,6 +668,7 @@ impl Agent {
                             head,
                             &call.id,
                         );
+                        ctx.by_model = true;
                         tool.call(&ctx, args).await
                     }
                 };

@@ -5,6 +5,7 @@
 //! directly). Everything a turn does is recorded on the branch through the session manager.
 
 mod agent;
+pub mod audit_export;
 mod batch;
 pub mod context;
 pub mod optimizer;

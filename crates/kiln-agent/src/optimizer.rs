@@ -60,6 +60,9 @@ pub fn optimizer_error(e: BoError) -> Error {
         )
         .with_details(json!({ "rows": rows })),
         BoError::NotFound(m) => Error::new(ErrorKind::NotFound, "no_such_experiment", m),
+        BoError::NoSuchQueued(m) => Error::new(ErrorKind::NotFound, "no_such_queued", m),
+        BoError::NoSuchProposal(m) => Error::new(ErrorKind::NotFound, "no_such_proposal", m),
+        BoError::QueueState(m) => Error::new(ErrorKind::Conflict, "queue_state", m),
         BoError::MissingState(m) => Error::new(ErrorKind::Conflict, "optimizer_not_ready", m),
         BoError::Numerical(m) => Error::new(
             ErrorKind::BadRequest,
@@ -91,6 +94,44 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| Error::internal(format!("the optimizer stopped: {e}")))?
         .map_err(optimizer_error)
+}
+
+/// Where an experiment came from ("queue" or "outside_queue") and the point suggested for it
+/// (null outside the queue).
+fn suggested_for(
+    st: &OptimizerState,
+    e: &kiln_bayesopt::experiment::Experiment,
+) -> (&'static str, Value) {
+    match st.queued_for(e) {
+        Some(q) => (
+            "queue",
+            serde_json::to_value(&q.suggested).unwrap_or(Value::Null),
+        ),
+        None => ("outside_queue", Value::Null),
+    }
+}
+
+/// Suggested versus actual for every experiment, numbered from 1.
+fn provenance(st: &OptimizerState) -> Vec<Value> {
+    st.experiments
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let (source, suggested) = suggested_for(st, e);
+            let q = st.queued_for(e);
+            json!({
+                "number": i + 1,
+                "source": source,
+                "queued": q.map(|q| &q.id),
+                "iteration": q.map(|q| q.iteration),
+                "strategy": q.map(|q| &q.strategy),
+                "suggested": suggested,
+                "actual": e.inputs,
+                "output": e.output,
+                "excluded": e.excluded,
+            })
+        })
+        .collect()
 }
 
 impl Agent {
@@ -144,8 +185,13 @@ impl Agent {
         branch: &str,
     ) -> Result<Value> {
         let (st, _) = self.optimizer_required(caller, session, branch).await?;
+        let controller = self
+            .manager()
+            .controller_lock(caller, session, branch)
+            .await?;
         let active = st.active().count();
         Ok(json!({
+            "controller": controller,
             "branch": branch,
             "space": st.space,
             "objective": st.objective,
@@ -159,7 +205,21 @@ impl Agent {
             "model_current": st.model_is_current(),
             "last_suggestions": st.last_suggestions,
             "locks": st.locks,
+            "queue": st.queue,
+            "provenance": provenance(&st),
+            "proposals": st.proposals,
         }))
+    }
+
+    /// The experiment queue, oldest first, with each entry's provenance and status.
+    pub async fn optimizer_queue(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+    ) -> Result<Value> {
+        let (st, _) = self.optimizer_required(caller, session, branch).await?;
+        Ok(json!({"items": st.queue}))
     }
 
     /// Every recorded experiment, numbered from 1, excluded ones with their reason.
@@ -178,6 +238,9 @@ impl Agent {
                 let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
                 v["number"] = json!(i + 1);
                 v["key"] = json!(e.key());
+                let (source, suggested) = suggested_for(&st, e);
+                v["source"] = json!(source);
+                v["suggested"] = suggested;
                 v
             })
             .collect();
@@ -255,28 +318,44 @@ impl Agent {
     /// check their input (define_space, add_experiments, edit_experiment) are tried on the
     /// current state first, so a refusal is typed (per-row errors, 404 for an unknown row)
     /// rather than a tool error; then the tool runs and records it.
+    /// While an external controller holds the branch, only a request carrying its token
+    /// (`controller_token`) changes it: others get 409 `optimizer_controlled`.
     pub async fn optimizer_write(
         &self,
         caller: &Caller,
         session: &str,
         branch: &str,
         args: Value,
+        controller_token: Option<&str>,
     ) -> Result<ToolCallRecord> {
         // Write access first: a reader learns nothing from a validation error.
         self.manager().active_session(caller, session).await?;
-        let (st, _) = self.optimizer_read(caller, session, branch).await?;
         let action = args.get("action").and_then(Value::as_str).unwrap_or("");
+        if crate::tools::optimizer::changes_state(action) {
+            self.manager()
+                .check_controller(session, branch, controller_token)
+                .await?;
+        }
+        let (st, _) = self.optimizer_read(caller, session, branch).await?;
         if st.is_none() && action != "define_space" {
             return Err(no_optimizer(branch));
         }
         if matches!(
             action,
-            "define_space" | "add_experiments" | "edit_experiment"
+            "define_space"
+                | "add_experiments"
+                | "edit_experiment"
+                | "queue"
+                | "start"
+                | "complete"
+                | "fail"
+                | "confirm_lock"
+                | "reject_lock"
         ) {
             let probe = args.clone();
             blocking(move || kiln_bayesopt::apply(st, &probe, 0).map(|_| ())).await?;
         }
-        self.call_tool(caller, session, Some(branch), NAME, args)
+        self.call_tool_as(caller, session, Some(branch), NAME, args, controller_token)
             .await
     }
 
@@ -291,9 +370,13 @@ impl Agent {
         text: String,
         preview: bool,
         skip_invalid: bool,
+        controller_token: Option<&str>,
     ) -> Result<CsvUpload> {
         if !preview {
             self.manager().active_session(caller, session).await?;
+            self.manager()
+                .check_controller(session, branch, controller_token)
+                .await?;
         }
         let (st, _) = self.optimizer_required(caller, session, branch).await?;
         let report = read_csv(&text, &st.space, &st.objective.name, &st.output_names())
@@ -326,12 +409,13 @@ impl Agent {
             .map(|r| serde_json::to_value(&r.experiment).unwrap_or(Value::Null))
             .collect();
         let call = self
-            .call_tool(
+            .call_tool_as(
                 caller,
                 session,
                 Some(branch),
                 NAME,
                 json!({"action": "add_experiments", "experiments": rows}),
+                controller_token,
             )
             .await?;
         Ok(CsvUpload {

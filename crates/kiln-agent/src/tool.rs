@@ -29,6 +29,12 @@ pub struct ToolContext {
     /// A seed for tools with randomness, fixed per call so a replay of the arguments is
     /// reproducible.
     pub seed: u64,
+    /// The optimizer controller's lock token the request carried (`Kiln-Lock-Token`), if any;
+    /// the model's own calls carry none.
+    pub controller_token: Option<String>,
+    /// Whether the model made the call (in a turn) rather than a person (a route or script):
+    /// tools keep some decisions for people.
+    pub by_model: bool,
 }
 
 impl std::fmt::Debug for ToolContext {

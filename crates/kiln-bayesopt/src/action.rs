@@ -14,12 +14,16 @@ use crate::model::Goal;
 use crate::optimize::{BatchMethod, SuggestOptions, suggest};
 use crate::space::{Inputs, SearchSpace, Variable, VariableSpec, format_number};
 use crate::state::{
-    LockDetails, LockRecord, Objective, OptimizerState, OutputSpec, SuggestedPoint,
+    LockDetails, LockProposal, LockRecord, Objective, OptimizerState, OutputSpec, SuggestedPoint,
     SuggestionRecord, fingerprint,
 };
 
 /// Audit entry type of a configuration change (space, objective, outputs, kernel, strategy).
 pub const CONFIG_AUDIT: &str = "config";
+/// Audit entry type of a lock the model proposed.
+pub const LOCK_PROPOSED_AUDIT: &str = "lock_proposed";
+/// Audit entry type of a proposed lock a person rejected.
+pub const LOCK_REJECTED_AUDIT: &str = "lock_rejected";
 /// Audit entry type of an edited or excluded experiment.
 pub const EXPERIMENT_AUDIT: &str = "experiment";
 
@@ -66,8 +70,8 @@ pub fn tool_schema() -> Json {
         "additionalProperties": false,
         "required": ["action"],
         "properties": {
-            "action": {"type": "string", "enum": ["define_space", "initial_design", "add_experiments", "edit_experiment", "suggest", "predict", "optimum", "status", "lock"],
-                "description": "define_space: set variables and objective; initial_design: space-filling points; add_experiments: record measured results; edit_experiment: correct or exclude a recorded experiment, with a reason; suggest: next experiments from the model; predict: model mean/std at points; optimum: the model's best predicted point; status: summary; lock: record a data/model/acquisition decision in the audit log"},
+            "action": {"type": "string", "enum": ["define_space", "initial_design", "add_experiments", "edit_experiment", "suggest", "predict", "optimum", "status", "lock", "queue", "start", "complete", "fail", "confirm_lock", "reject_lock"],
+                "description": "define_space: set variables and objective; initial_design: space-filling points; add_experiments: record measured results; edit_experiment: correct or exclude a recorded experiment, with a reason; suggest: next experiments from the model; predict: model mean/std at points; optimum: the model's best predicted point; status: summary; lock: record a data/model/acquisition decision in the audit log; queue: queue the last suggestions (or 'points' chosen by hand) as experiments to run; start: mark a queued experiment running; complete: record a queued experiment's measured output (and 'inputs' if the run differed from the suggestion); fail: give up on a queued experiment with a 'reason'; confirm_lock / reject_lock: a person settles a lock the model proposed"},
             "variables": {"type": "array", "description": "define_space: the variables", "items": {
                 "type": "object", "required": ["name", "type"], "additionalProperties": false,
                 "properties": {
@@ -85,10 +89,10 @@ pub fn tool_schema() -> Json {
             "constraints": {"type": "array", "items": {"type": "string"}, "description": "define_space: linear input constraints such as 'x1 + x2 <= 1' (real and integer variables); designs and suggestions keep to them"},
             "outputs": {"description": "define_space: other measured outputs to record (array of {name, unit}); edit_experiment: their new values ({name: number})"},
             "experiment": {"type": "integer", "minimum": 1, "description": "edit_experiment: the experiment's number (1 = first recorded)"},
-            "output": {"type": "number", "description": "edit_experiment: the corrected objective value"},
-            "inputs": {"type": "object", "additionalProperties": {"type": ["number", "string"]}, "description": "edit_experiment: corrected inputs"},
+            "output": {"type": "number", "description": "edit_experiment: the corrected objective value; complete: the measured objective"},
+            "inputs": {"type": "object", "additionalProperties": {"type": ["number", "string"]}, "description": "edit_experiment: corrected inputs; complete: the inputs actually run, where they differ from the suggestion"},
             "exclude": {"type": "boolean", "description": "edit_experiment: true leaves the experiment out of the model (kept in the record), false takes it back"},
-            "reason": {"type": "string", "description": "edit_experiment: why (required)"},
+            "reason": {"type": "string", "description": "edit_experiment, fail: why (required)"},
             "method": {"type": "string", "enum": ["lhs", "sobol", "random"], "description": "initial_design: how to fill the space (default lhs)"},
             "n": {"type": "integer", "minimum": 1, "maximum": MAX_DESIGN_POINTS, "description": "initial_design: number of points"},
             "experiments": {"type": "array", "description": "add_experiments: measured results", "items": {
@@ -108,8 +112,11 @@ pub fn tool_schema() -> Json {
             "batch": {"type": "string", "enum": ["believer", "liar"], "description": "suggest: batch construction, kriging believer (default) or constant liar"},
             "kernel": {"type": "string", "enum": ["matern52", "rbf"], "description": "suggest/predict/lock model: covariance (default matern52)"},
             "refit": {"type": "boolean", "description": "suggest/predict/lock model: refit hyperparameters even if the stored model is current"},
-            "points": {"type": "array", "items": {"type": "object", "additionalProperties": {"type": ["number", "string"]}}, "description": "predict: points as {variable: value}"},
+            "points": {"type": "array", "items": {"type": "object", "additionalProperties": {"type": ["number", "string"]}}, "description": "predict: points as {variable: value}; queue: points chosen by hand instead of the last suggestions; lock acquisition: points chosen outside Kiln to record instead of the last suggestions"},
             "what": {"type": "string", "enum": ["data", "model", "acquisition"], "description": "lock: which decision to record"},
+            "queued": {"type": "string", "description": "start/complete/fail: the queue entry's id (q…)"},
+            "propose": {"type": "boolean", "description": "lock: record it as a proposal a person confirms (the model's locks are proposals when the session asks for confirmation)"},
+            "proposal": {"type": "string", "description": "confirm_lock/reject_lock: the proposal's id (p…)"},
             "notes": {"type": "string", "description": "lock: researcher's notes"}
         }
     })
@@ -169,6 +176,12 @@ struct Args {
     reason: Option<String>,
     #[serde(default)]
     constraints: Option<Vec<String>>,
+    #[serde(default)]
+    queued: Option<String>,
+    #[serde(default)]
+    propose: Option<bool>,
+    #[serde(default)]
+    proposal: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,8 +225,14 @@ pub fn apply(state: Option<OptimizerState>, args: &Json, seed: u64) -> Result<Ac
         "optimum" => optimum_action(require_state(state)?, args, seed),
         "status" => status(require_state(state)?),
         "lock" => lock(require_state(state)?, args, seed),
+        "queue" => queue::queue(require_state(state)?, args),
+        "start" => queue::start(require_state(state)?, args),
+        "complete" => queue::complete(require_state(state)?, args),
+        "fail" => queue::fail(require_state(state)?, args),
+        "confirm_lock" => confirm_lock(require_state(state)?, args),
+        "reject_lock" => reject_lock(require_state(state)?, args),
         other => Err(Error::InvalidArguments(format!(
-            "unknown action '{other}' (expected define_space, initial_design, add_experiments, edit_experiment, suggest, predict, optimum, status or lock)"
+            "unknown action '{other}' (expected define_space, initial_design, add_experiments, edit_experiment, suggest, predict, optimum, status, lock, queue, start, complete, fail, confirm_lock or reject_lock)"
         ))),
     }
 }
@@ -342,6 +361,7 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
         audit.push((CONFIG_AUDIT.to_string(), Json::Object(change)));
         next.experiments = old.experiments;
         next.locks = old.locks;
+        next.queue = old.queue;
     } else {
         audit.push((
             CONFIG_AUDIT.to_string(),
@@ -714,6 +734,7 @@ fn status(state: OptimizerState) -> Result<ActionOutcome> {
         "model_current": state.model_is_current(),
         "last_suggestions": state.last_suggestions,
         "locks": state.locks.len(),
+        "queue": state.queue,
     });
     let mut text = format!(
         "iteration {}: {} experiment(s) over {} variable(s); objective '{}' to {}",
@@ -742,6 +763,15 @@ fn status(state: OptimizerState) -> Result<ActionOutcome> {
             text::sig(m.cv.rmse)
         )),
         None => text.push_str("; no model fitted yet"),
+    }
+    let waiting =
+        |s: crate::queue::QueueStatus| state.queue.iter().filter(|q| q.status == s).count();
+    let (queued, running) = (
+        waiting(crate::queue::QueueStatus::Queued),
+        waiting(crate::queue::QueueStatus::Running),
+    );
+    if queued + running > 0 {
+        text.push_str(&format!("; queue: {queued} waiting, {running} running"));
     }
     Ok(ActionOutcome::new(state, result, text))
 }
@@ -778,6 +808,35 @@ fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcom
                 n_experiments: m.n_experiments,
             }
         }
+        "acquisition" if args.points.is_some() => {
+            // Points chosen outside Kiln (a person, another tool) recorded as the decision.
+            let points = args.points.clone().unwrap_or_default();
+            if points.is_empty() {
+                return Err(Error::InvalidArguments(
+                    "lock acquisition: 'points' needs at least one point".into(),
+                ));
+            }
+            let chosen = points
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let raw = state.space.parse_inputs(p).map_err(|(f, m)| {
+                        Error::InvalidPoint(format!("point {i}: {}: {m}", f.unwrap_or_default()))
+                    })?;
+                    Ok(SuggestedPoint {
+                        inputs: state.space.to_inputs(&raw),
+                        mean: None,
+                        std: None,
+                        acquisition: None,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            LockDetails::Acquisition {
+                strategy: "external".into(),
+                params: json!({}),
+                points: chosen,
+            }
+        }
         "acquisition" => {
             let s = state.last_suggestions.clone().ok_or_else(|| {
                 Error::MissingState(
@@ -801,6 +860,30 @@ fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcom
         details,
         notes: args.notes,
     };
+    if args.propose == Some(true) {
+        let id = format!(
+            "p{}",
+            &fingerprint_of(
+                &json!({"record": record, "n": state.proposals.len() + state.locks.len()})
+            )[..10]
+        );
+        let proposal = LockProposal {
+            id: id.clone(),
+            record,
+        };
+        let text = format!(
+            "proposed to lock {what} for iteration {iteration} (proposal {id}): a person with write access confirms it before it enters the audit log"
+        );
+        let result = json!({"proposal": proposal});
+        audit.push((
+            LOCK_PROPOSED_AUDIT.to_string(),
+            serde_json::to_value(&proposal).unwrap_or(Json::Null),
+        ));
+        state.proposals.push(proposal);
+        let mut out = ActionOutcome::new(state, result, text);
+        out.audit = audit;
+        return Ok(out);
+    }
     state.locks.push(record.clone());
     let text = format!("locked {what} for iteration {iteration}");
     let result =
@@ -811,8 +894,72 @@ fn lock(mut state: OptimizerState, args: Args, seed: u64) -> Result<ActionOutcom
     Ok(out)
 }
 
+fn fingerprint_of(v: &Json) -> String {
+    crate::state::fnv_hex(&v.to_string())
+}
+
+fn take_proposal(state: &mut OptimizerState, args: &Args, action: &str) -> Result<LockProposal> {
+    let id = args.proposal.as_deref().ok_or_else(|| {
+        Error::InvalidArguments(format!("{action} needs 'proposal' (the proposal's id)"))
+    })?;
+    let i = state
+        .proposals
+        .iter()
+        .position(|p| p.id == id)
+        .ok_or_else(|| Error::NoSuchProposal(format!("no proposed lock '{id}'")))?;
+    Ok(state.proposals.remove(i))
+}
+
+/// A person confirms a proposed lock: it becomes a lock of the current iteration (notes given
+/// now are added to the proposal's) and goes to the audit log like any lock.
+fn confirm_lock(mut state: OptimizerState, args: Args) -> Result<ActionOutcome> {
+    let p = take_proposal(&mut state, &args, "confirm_lock")?;
+    let mut record = p.record;
+    record.iteration = state.iteration();
+    if let Some(n) = args.notes.filter(|n| !n.trim().is_empty()) {
+        record.notes = Some(match record.notes {
+            Some(old) => format!("{old}\n{n}"),
+            None => n,
+        });
+    }
+    state.locks.push(record.clone());
+    let text = format!(
+        "confirmed proposal {}: locked for iteration {}",
+        p.id, record.iteration
+    );
+    let mut result =
+        serde_json::to_value(&record).map_err(|e| Error::InvalidArguments(e.to_string()))?;
+    result["proposal"] = json!(p.id);
+    let mut out = ActionOutcome::new(state, result, text);
+    out.lock = Some(record);
+    Ok(out)
+}
+
+/// A person rejects a proposed lock, with a reason; it leaves the proposals and the rejection
+/// is audited.
+fn reject_lock(mut state: OptimizerState, args: Args) -> Result<ActionOutcome> {
+    let reason = args
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    if reason.is_empty() {
+        return Err(Error::InvalidArguments(
+            "reject_lock needs a 'reason'".into(),
+        ));
+    }
+    let p = take_proposal(&mut state, &args, "reject_lock")?;
+    let text = format!("rejected proposal {}: {reason}", p.id);
+    let payload = json!({"proposal": p, "reason": reason});
+    let mut out = ActionOutcome::new(state, payload.clone(), text);
+    out.audit = vec![(LOCK_REJECTED_AUDIT.to_string(), payload)];
+    Ok(out)
+}
+
 mod edit;
 mod points;
+mod queue;
 #[cfg(test)]
 mod tests;
 pub(crate) mod text;

@@ -23,6 +23,16 @@ pub enum Error {
     /// The action needs state that does not exist yet (for example no search space).
     #[error("{0}")]
     MissingState(String),
+    /// No queued experiment has the given id.
+    #[error("{0}")]
+    NoSuchQueued(String),
+    /// No proposed lock has the given id.
+    #[error("{0}")]
+    NoSuchProposal(String),
+    /// A queued experiment is not in a status the action can move it from (complete a failed
+    /// one, start a finished one).
+    #[error("{0}")]
+    QueueState(String),
     /// Text given for bulk import could not be parsed as CSV or JSON.
     #[error("could not parse {format}: {message}")]
     Parse {

@@ -31,6 +31,9 @@ pub struct Experiment {
     /// The row's identity, fixed at its first edit (see [`Experiment::key`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The queue entry the row completed; absent for results recorded outside the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<String>,
 }
 
 /// One change to a recorded experiment: why, and the fields' values before it.
@@ -608,6 +611,7 @@ mod tests {
             excluded: None,
             edits: Vec::new(),
             id: None,
+            queued: None,
             inputs: [
                 ("temp".to_string(), Value::Number(200.0)),
                 ("time".to_string(), Value::Number(2.0)),

@@ -23,6 +23,7 @@
 
 pub mod acquisition;
 pub mod action;
+pub mod alchemist;
 pub mod constraint;
 pub mod design;
 pub mod error;
@@ -36,6 +37,7 @@ pub mod merge;
 pub mod model;
 pub mod optimize;
 pub mod plot;
+pub mod queue;
 pub mod report;
 pub mod space;
 pub mod special;
@@ -44,4 +46,5 @@ pub mod state;
 pub use action::{ActionOutcome, apply, tool_schema};
 pub use error::{Error, Result, RowError};
 pub use merge::{Choice, ConflictItem, MergeConflict, Merged, merge, merge_with};
-pub use state::{LockDetails, LockRecord, Objective, OptimizerState};
+pub use queue::{QueueStatus, QueuedExperiment};
+pub use state::{LockDetails, LockProposal, LockRecord, Objective, OptimizerState};

@@ -7,6 +7,7 @@ use serde_json::Value as Json;
 
 use crate::experiment::Experiment;
 use crate::model::Goal;
+use crate::queue::QueuedExperiment;
 use crate::space::{Domain, Inputs, SearchSpace, format_number};
 use crate::state::{Objective, OptimizerState};
 
@@ -311,9 +312,83 @@ pub fn merge_with(
         .cloned()
         .collect();
     merged.locks.extend(their_locks);
+    merge_queues(base, theirs, choose, &mut merged, &mut conflicts);
+    // Proposed locks: one settled (confirmed or rejected) on either side is gone; one proposed
+    // on either side since the base is kept.
+    let in_base_proposal = |id: &str| base.is_some_and(|b| b.proposals.iter().any(|p| p.id == id));
+    merged
+        .proposals
+        .retain(|p| !in_base_proposal(&p.id) || theirs.proposals.iter().any(|t| t.id == p.id));
+    for t in &theirs.proposals {
+        if !in_base_proposal(&t.id) && !merged.proposals.iter().any(|p| p.id == t.id) {
+            merged.proposals.push(t.clone());
+        }
+    }
     Merged {
         state: merged,
         conflicts,
+    }
+}
+
+fn queue_text(q: &QueuedExperiment) -> String {
+    let mut t = q.status.as_str().to_owned();
+    if let Some(r) = &q.reason {
+        t.push_str(&format!(": {r}"));
+    }
+    if let Some(a) = &q.actual {
+        t.push_str(&format!(" at {}", inputs_text(a)));
+    }
+    t
+}
+
+/// Queues are unioned by entry id (`merged` starts as ours); an entry changed on one branch takes the change, changed
+/// differently on both it is a conflict (`queue.<id>`) settled as ours or theirs.
+fn merge_queues(
+    base: Option<&OptimizerState>,
+    theirs: &OptimizerState,
+    choose: &dyn Fn(&ConflictItem) -> Option<Choice>,
+    merged: &mut OptimizerState,
+    conflicts: &mut Vec<(ConflictItem, Option<Choice>)>,
+) {
+    let base_entry = |id: &str| base.and_then(|b| b.queue.iter().find(|q| q.id == id));
+    for t in &theirs.queue {
+        let Some(i) = merged.queue.iter().position(|q| q.id == t.id) else {
+            merged.queue.push(t.clone());
+            continue;
+        };
+        let o = &merged.queue[i].clone();
+        if o == t {
+            continue;
+        }
+        let was = base_entry(&t.id);
+        if was == Some(t) {
+            continue;
+        }
+        if was == Some(o) {
+            merged.queue[i] = t.clone();
+            continue;
+        }
+        let c = ConflictItem {
+            key: format!("queue.{}", t.id),
+            field: "queue".into(),
+            base: was.map_or(Json::Null, to_json),
+            ours: to_json(o),
+            theirs: to_json(t),
+            can_keep_both: false,
+            subject: format!(
+                "Optimizer queued experiment {} at {}",
+                t.id,
+                inputs_text(&t.suggested)
+            ),
+            base_text: was.map(queue_text),
+            ours_text: queue_text(o),
+            theirs_text: queue_text(t),
+        };
+        let pick = choose(&c).filter(|p| *p != Choice::Both);
+        if pick == Some(Choice::Theirs) {
+            merged.queue[i] = t.clone();
+        }
+        conflicts.push((c, pick));
     }
 }
 
@@ -495,5 +570,72 @@ mod tests {
         let err = merge(None, &ours, &theirs).unwrap_err();
         let fields: Vec<&str> = err.conflicts.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, vec!["space", "objective"]);
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+    use crate::queue::{QueueStatus, QueuedExperiment};
+    use crate::space::{SearchSpace, Value, Variable};
+
+    fn entry(x: f64) -> QueuedExperiment {
+        QueuedExperiment::new(
+            1,
+            "EI",
+            [("x".to_string(), Value::Number(x))].into_iter().collect(),
+            "0",
+        )
+    }
+
+    fn state(queue: Vec<QueuedExperiment>) -> OptimizerState {
+        let space = SearchSpace::new(vec![Variable::real("x", 0.0, 1.0).unwrap()]).unwrap();
+        let mut s = OptimizerState::new(
+            space,
+            Objective {
+                name: "y".into(),
+                goal: Goal::Maximize,
+                unit: None,
+            },
+        );
+        s.queue = queue;
+        s
+    }
+
+    fn with(
+        mut e: QueuedExperiment,
+        status: QueueStatus,
+        reason: Option<&str>,
+    ) -> QueuedExperiment {
+        e.status = status;
+        e.reason = reason.map(String::from);
+        e
+    }
+
+    #[test]
+    fn queues_union_a_one_sided_change_wins_and_different_changes_conflict() {
+        let base = state(vec![entry(0.1)]);
+        let ours = state(vec![
+            with(entry(0.1), QueueStatus::Running, None),
+            entry(0.2),
+        ]);
+        let theirs = state(vec![entry(0.1), entry(0.3)]);
+        let m = merge(Some(&base), &ours, &theirs).unwrap();
+        let ids: Vec<&str> = m.queue.iter().map(|q| q.id.as_str()).collect();
+        assert_eq!(ids, [entry(0.1).id, entry(0.2).id, entry(0.3).id]);
+        assert_eq!(m.queue[0].status, QueueStatus::Running, "our change kept");
+        // Their change to an entry we left alone is taken.
+        let m = merge(Some(&base), &theirs, &ours).unwrap();
+        assert_eq!(m.queue[0].status, QueueStatus::Running);
+        // Changed differently on both: a conflict, settled by a choice.
+        let theirs = state(vec![with(entry(0.1), QueueStatus::Failed, Some("broke"))]);
+        let err = merge(Some(&base), &ours, &theirs).unwrap_err();
+        assert_eq!(err.conflicts.len(), 1);
+        assert_eq!(err.conflicts[0].key, format!("queue.{}", entry(0.1).id));
+        assert_eq!(err.conflicts[0].theirs_text, "failed: broke");
+        let m = merge_with(Some(&base), &ours, &theirs, &|_| Some(Choice::Theirs));
+        assert_eq!(m.state.queue[0].status, QueueStatus::Failed);
+        // The same change on both merges cleanly, and merging with itself changes nothing.
+        assert_eq!(merge(Some(&base), &ours, &ours).unwrap(), ours);
     }
 }

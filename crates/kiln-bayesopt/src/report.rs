@@ -105,6 +105,12 @@ pub fn data_rows(state: &OptimizerState) -> Table {
     if has_excluded {
         columns.push("excluded".into());
     }
+    // Suggested versus actual, once anything went through the queue.
+    let has_queue = !state.queue.is_empty();
+    if has_queue {
+        columns.push("source".into());
+        columns.push("suggested".into());
+    }
     let best = state.best();
     let rows = state
         .experiments
@@ -129,7 +135,76 @@ pub fn data_rows(state: &OptimizerState) -> Table {
             if has_excluded {
                 row.push(e.excluded.clone().unwrap_or_default());
             }
+            if has_queue {
+                let (source, suggested) = provenance(state, e);
+                row.push(source);
+                row.push(suggested);
+            }
             row
+        })
+        .collect();
+    Table { columns, rows }
+}
+
+/// Where an experiment came from and what was suggested: ("queue q… (EI, iteration 2)", "as
+/// run" or the suggested inputs), or ("outside the queue", "–").
+pub fn provenance(state: &OptimizerState, e: &crate::experiment::Experiment) -> (String, String) {
+    match state.queued_for(e) {
+        Some(q) => (
+            format!("queue {} ({}, iteration {})", q.id, q.strategy, q.iteration),
+            if q.suggested == e.inputs {
+                "as run".into()
+            } else {
+                inputs_cell(&q.suggested)
+            },
+        ),
+        None if e.queued.is_some() => ("queue (entry not found)".into(), "–".into()),
+        None => ("outside the queue".into(), "–".into()),
+    }
+}
+
+fn inputs_cell(inputs: &crate::space::Inputs) -> String {
+    inputs
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The queue: id, iteration, strategy, kernel, status, suggested and actual inputs, why it
+/// failed.
+pub fn queue_rows(state: &OptimizerState) -> Table {
+    let columns = [
+        "id",
+        "iteration",
+        "strategy",
+        "kernel",
+        "status",
+        "suggested",
+        "actual",
+        "reason",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = state
+        .queue
+        .iter()
+        .map(|q| {
+            vec![
+                q.id.clone(),
+                q.iteration.to_string(),
+                q.strategy.clone(),
+                q.kernel
+                    .map_or("–".into(), |k| format!("{k:?}").to_lowercase()),
+                q.status.as_str().into(),
+                inputs_cell(&q.suggested),
+                match (&q.actual, q.status) {
+                    (Some(a), _) => inputs_cell(a),
+                    (None, crate::queue::QueueStatus::Done) => "as suggested".into(),
+                    (None, _) => "–".into(),
+                },
+                q.reason.clone().unwrap_or_default(),
+            ]
         })
         .collect();
     Table { columns, rows }

@@ -150,6 +150,17 @@ pub struct LockRecord {
     pub notes: Option<String>,
 }
 
+/// A lock the model proposed, waiting for a person with write access to confirm it (it then
+/// becomes a [`LockRecord`] of the iteration current at confirmation) or reject it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockProposal {
+    /// Stable id ("p" + 10 hex digits of the proposed record).
+    pub id: String,
+    /// The lock as proposed (its iteration is the one current when proposed).
+    #[serde(flatten)]
+    pub record: LockRecord,
+}
+
 /// Everything the `bayesian_optimizer` tool keeps on a session branch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerState {
@@ -177,6 +188,12 @@ pub struct OptimizerState {
     /// Lock history.
     #[serde(default)]
     pub locks: Vec<LockRecord>,
+    /// Locks the model proposed that wait for a person to confirm (or reject) them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proposals: Vec<LockProposal>,
+    /// The experiment queue, finished entries included (they are part of the record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queue: Vec<crate::queue::QueuedExperiment>,
 }
 
 /// Raw coordinates, outputs and noise standard deviations (0 = unknown) of the experiments.
@@ -210,6 +227,8 @@ impl OptimizerState {
             model: None,
             last_suggestions: None,
             locks: Vec::new(),
+            queue: Vec::new(),
+            proposals: Vec::new(),
         }
     }
 
@@ -233,6 +252,12 @@ impl OptimizerState {
             .iter()
             .map(|c| c.indexed(&self.space))
             .collect()
+    }
+
+    /// The queue entry an experiment came from, if it came through the queue.
+    pub fn queued_for(&self, e: &Experiment) -> Option<&crate::queue::QueuedExperiment> {
+        let id = e.queued.as_deref()?;
+        self.queue.iter().find(|q| q.id == id)
     }
 
     /// Names of the other recorded outputs.

@@ -7,6 +7,7 @@ mod audit;
 mod batches;
 mod chain;
 mod collaborators;
+mod controllers;
 mod error;
 mod export;
 mod fts;
@@ -31,6 +32,7 @@ pub use audit::{AuditEntry, AuditVerification, verify as verify_chain};
 pub use batches::{BatchItemRow, BatchRow, ItemOutcome, NewBatch};
 pub use chain::NodeVerification;
 pub use collaborators::{Collaborator, Contribution, Membership};
+pub use controllers::{Acquired, ControllerLock};
 pub use error::{Error, Result};
 pub use export::{
     CheckedExport, EXPORT_FORMAT, ImportOptions, MAX_MESSAGE_BYTES, Provenance, SessionExport,

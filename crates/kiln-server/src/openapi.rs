@@ -508,6 +508,15 @@ fn operations() -> Vec<Op> {
         .ok(200, page("AuditEntry")),
         Op::new(
             "GET",
+            "/v1/sessions/{id}/audit/export",
+            "history",
+            "The stand-alone audit record, as ALchemist's export is: session metadata, the branch optimizer's search space, the data table (suggested versus actual, status, exclusions with reasons), decisions by iteration (locks with actor and time), every audit entry and the chain verification. `format=markdown` (default, text/markdown) or `json`; another format is 400",
+        )
+        .query("format", enumeration(&["markdown", "md", "json"]), false)
+        .query("branch", text("whose optimizer (default: the session's default branch)"), false)
+        .ok_as("text/markdown", text("the record in Markdown")),
+        Op::new(
+            "GET",
             "/v1/sessions/{id}/audit/verify",
             "history",
             "Recompute the audit hash chain",
@@ -535,9 +544,15 @@ fn operations() -> Vec<Op> {
             "history",
             "Import an export as a new session: `verified` (signed by a trusted key, authors \
              kept) or `unverified` (nodes credited to the importer); larger than \
-             `integrity.max_import_bytes` is 413 `payload_too_large`",
+             `integrity.max_import_bytes` is 413 `payload_too_large`. With `format=alchemist` \
+             the body is an ALchemist session file: its search space, experiments (Iteration, \
+             Reason), staged queue and lock entries become the optimizer on the default branch, \
+             each ALchemist audit entry an `alchemist.<entry_type>` entry of Kiln's chain with \
+             `imported: true` and ALchemist's hash as `original_hash`; 400 `invalid_alchemist` \
+             for a file Kiln cannot read",
         )
-        .body(r("SessionExport"))
+        .query("format", enumeration(&["kiln", "alchemist"]), false)
+        .body(json!({"oneOf": [r("SessionExport"), r("AlchemistSession")]}))
         .ok(201, r("Session")),
         // Templates
         Op::new(
@@ -684,10 +699,13 @@ fn operations() -> Vec<Op> {
             "`snapshot` first (status, name, last_activity_at, branches with their heads), then \
              as they happen: `nodes` ({nodes: [{id, parent, kind, author, text, created_at}]}, \
              in the order written), `branches` ({changed: [{name, head, status}], removed}), \
+             `audit` ({entries: [{seq, action, actor, at, payload}]}: decisions, including an \
+             optimizer controller's lock taken, released or broken, which write no node), \
              `session` ({status, name, last_activity_at}); `presence` ({present: [{user, since}]}, \
              who is watching, refreshed every 5 s); `turn` ({event: started|token|tool_call|\
              tool_result|done|error, branch, user, text?, name?, node?}, a turn in progress on \
-             this server); `closed` ({reason}) when access is withdrawn or the session deleted. Changes are seen within about 250 ms, whichever \
+             this server); `closed` ({reason}) when access is withdrawn or the session deleted. \
+             Changes are seen within about 250 ms, whichever \
              server made them.",
         ),
         // Agent

@@ -269,7 +269,7 @@ async fn bad_batches_are_refused_and_store_nothing() {
         ),
         (
             json!({"request": "x {a}", "items": [{"a": "1"}], "mode": "parallel"}),
-            "unknown mode",
+            "mode",
         ),
         (
             json!({"request": "x {a}", "items": [{"a": "1"}], "concurrency": 0}),

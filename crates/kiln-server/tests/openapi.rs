@@ -339,7 +339,103 @@ async fn real_responses_match_the_documented_schemas() {
         Some(json!({"what": "acquisition"})),
     )
     .await;
+    call("POST", &format!("{o}/queue"), &format!("{ob}/queue"), None).await;
+    let queue = call("GET", &format!("{o}/queue"), &format!("{ob}/queue"), None).await;
+    let ids: Vec<String> = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["id"].as_str().unwrap().to_owned())
+        .collect();
+    call(
+        "POST",
+        &format!("{o}/queue/{{q}}/start"),
+        &format!("{ob}/queue/{}/start", ids[0]),
+        None,
+    )
+    .await;
+    call(
+        "POST",
+        &format!("{o}/queue/{{q}}/complete"),
+        &format!("{ob}/queue/{}/complete", ids[0]),
+        Some(json!({"output": 3.5, "inputs": {"x": 0.33}, "outputs": {"cost": 2.0}})),
+    )
+    .await;
+    call(
+        "POST",
+        &format!("{o}/queue/{{q}}/fail"),
+        &format!("{ob}/queue/{}/fail", ids[1]),
+        Some(json!({"reason": "sample cracked"})),
+    )
+    .await;
+    let mut proposals = Vec::new();
+    for _ in 0..2 {
+        let v = call(
+            "POST",
+            &format!("{o}/locks"),
+            &format!("{ob}/locks"),
+            Some(json!({"what": "data", "propose": true, "notes": "for review"})),
+        )
+        .await;
+        proposals.push(v["result"]["proposal"]["id"].as_str().unwrap().to_owned());
+    }
+    call(
+        "POST",
+        &format!("{o}/locks/{{p}}/confirm"),
+        &format!("{ob}/locks/{}/confirm", proposals[0]),
+        Some(json!({"notes": "reviewed"})),
+    )
+    .await;
+    call(
+        "POST",
+        &format!("{o}/locks/{{p}}/reject"),
+        &format!("{ob}/locks/{}/reject", proposals[1]),
+        Some(json!({"reason": "duplicate"})),
+    )
+    .await;
+    call(
+        "GET",
+        &format!("{o}/export"),
+        &format!("{ob}/export?format=alchemist"),
+        None,
+    )
+    .await;
+    let grant = call(
+        "POST",
+        &format!("{o}/lock"),
+        &format!("{ob}/lock"),
+        Some(json!({"holder": "rig", "ttl_seconds": 60})),
+    )
+    .await;
+    call("GET", &format!("{o}/lock"), &format!("{ob}/lock"), None).await;
     call("GET", o, &ob, None).await;
+    let lock_token = grant["token"].as_str().unwrap().to_owned();
+    let mut manual: Vec<(String, String)> = Vec::new();
+    for (method, path) in [
+        ("POST", format!("{o}/lock/renew")),
+        ("DELETE", format!("{o}/lock")),
+    ] {
+        let concrete = path.replace(
+            "/v1/sessions/{id}/branches/{b}",
+            &format!("{b}/branches/main"),
+        );
+        let resp = srv
+            .http
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{concrete}", srv.base),
+            )
+            .bearer_auth(&srv.alice)
+            .header("Kiln-Lock-Token", &lock_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{method} {path}");
+        let v: Value = resp.json().await.unwrap();
+        let (_, schema) = success(&doc, method, &path);
+        check(&doc, schema, &v, &path).unwrap_or_else(|e| panic!("{e}\nbody: {v}"));
+        manual.push((method.to_owned(), path));
+    }
     call(
         "GET",
         &format!("{o}/experiments"),
@@ -374,7 +470,26 @@ async fn real_responses_match_the_documented_schemas() {
     let v: Value = resp.json().await.unwrap();
     let (_, schema) = success(&doc, "POST", &format!("{o}/experiments/csv"));
     check(&doc, schema, &v, "csv").unwrap_or_else(|e| panic!("{e}\nbody: {v}"));
-    let mut manual = vec![("POST".to_owned(), format!("{o}/experiments/csv"))];
+    manual.push(("POST".to_owned(), format!("{o}/experiments/csv")));
+    let resp = srv
+        .http
+        .get(format!("{}{b}/audit/export?format=markdown", srv.base))
+        .bearer_auth(&srv.alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/markdown")
+    );
+    assert!(resp.text().await.unwrap().starts_with("# Audit record"));
+    manual.push((
+        "GET".to_owned(),
+        "/v1/sessions/{id}/audit/export".to_owned(),
+    ));
     let resp = srv
         .http
         .get(format!("{}{ob}/plots/parity.svg", srv.base))

@@ -6,6 +6,7 @@ mod batches;
 mod collaborators;
 mod config;
 mod context;
+mod controller;
 mod conversation;
 mod error;
 mod integrity;
@@ -32,12 +33,14 @@ pub use config::{
     SearchConfig, ServerConfig, StorageConfig,
 };
 pub use context::{Cleared, ContextCleanup, ContextItemInput};
+pub use controller::{CONTROLLER_HEADER, ControllerGrant, MAX_CONTROLLER_TTL, MAX_HOLDER_CHARS};
 pub use conversation::{
     BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput, TreeBranch, entry_type_matches,
 };
 pub use error::{Error, Result};
 pub use integrity::InstanceKeyInfo;
 pub use jobs::{JobReport, JobsConfig};
+pub use kiln_db::ControllerLock;
 pub use kiln_db::Visibility;
 pub use kiln_db::{
     AppendOutcome, AuditEntry, AuditVerification, Branch, BranchGraph, Checkpoint, Collaborator,

@@ -62,7 +62,8 @@ impl TurnFeeds {
 /// One thing a watcher is told.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveEvent {
-    /// `snapshot` (first, the state on connect), `nodes`, `branches`, `session`, `closed`.
+    /// `snapshot` (first, the state on connect), `nodes`, `branches`, `audit`, `session`,
+    /// `closed`.
     pub kind: &'static str,
     pub data: Value,
 }
@@ -78,6 +79,7 @@ struct Watch {
     session: String,
     marker: String,
     rowid: i64,
+    audit_seq: i64,
     snapshot: Option<LiveSnapshot>,
     queue: VecDeque<LiveEvent>,
     polls: u32,
@@ -106,6 +108,7 @@ impl SessionManager {
             .live_snapshot(session)
             .await?
             .ok_or_else(|| crate::Error::not_found("no such session"))?;
+        let audit_seq = self.db.audit_max_seq(session).await?;
         let mut queue = VecDeque::new();
         queue.push_back(LiveEvent {
             kind: "snapshot",
@@ -126,6 +129,7 @@ impl SessionManager {
             session: session.to_owned(),
             marker: snap.last_activity_at.clone(),
             rowid: snap.max_rowid,
+            audit_seq,
             snapshot: Some(snap),
             queue,
             polls: 0,
@@ -268,6 +272,36 @@ impl Watch {
             if !full {
                 break;
             }
+        }
+        // Decisions that write no node (a controller lock taken or released) and every other
+        // audit entry, in order.
+        if let Ok(entries) = self
+            .mgr
+            .db
+            .audit_after(&self.session, self.audit_seq, NODES_PER_EVENT)
+            .await
+            && let Some(last) = entries.last()
+        {
+            self.audit_seq = last.seq;
+            let names = self
+                .mgr
+                .db
+                .user_names(entries.iter().map(|e| e.actor.as_str()))
+                .await
+                .unwrap_or_default();
+            let items: Vec<Value> = entries
+                .iter()
+                .map(|e| {
+                    json!({
+                        "seq": e.seq, "action": e.action, "at": e.at, "payload": e.payload,
+                        "actor": names.get(&e.actor).unwrap_or(&e.actor),
+                    })
+                })
+                .collect();
+            self.queue.push_back(LiveEvent {
+                kind: "audit",
+                data: json!({ "entries": items }),
+            });
         }
         // Heads, branches and the lifecycle, when they changed.
         let Ok(Some(now)) = self.mgr.db.live_snapshot(&self.session).await else {

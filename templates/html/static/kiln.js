@@ -762,6 +762,33 @@
     csvPreview(lines.join("\n"));
   }
 
+  // A person settles a lock the agent proposed: Confirm records it, Reject asks why.
+  async function settleLock(button) {
+    const confirm = !!button.dataset.confirmLock;
+    const id = confirm ? button.dataset.confirmLock : button.dataset.rejectLock;
+    const out = button.parentElement.querySelector("output");
+    let payload;
+    if (!confirm) {
+      const reason = window.prompt("Why reject this proposed lock?");
+      if (!reason) return;
+      payload = { reason };
+    }
+    button.disabled = true;
+    try {
+      const r = await api("POST", optBase() + "/locks/" + encodeURIComponent(id) + (confirm ? "/confirm" : "/reject"), payload);
+      if (r.ok) {
+        refreshPanel();
+        refreshConversation();
+        return;
+      }
+      if (out) out.textContent = errorOf(r).message;
+    } catch (e) {
+      if (out) out.textContent = "network error: " + e.message;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   async function optSubmit(form) {
     const out = $("output", form);
     if (out) out.textContent = "";
@@ -861,6 +888,7 @@
       t.hidden = true;
       return refreshConversation();
     }
+    if (t.dataset && (t.dataset.confirmLock || t.dataset.rejectLock)) return settleLock(t);
     if (t.dataset && t.dataset.accept) {
       let inputs = {};
       try { inputs = JSON.parse(t.dataset.accept); } catch (_) { inputs = {}; }

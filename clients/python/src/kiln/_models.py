@@ -248,6 +248,36 @@ class AuditVerification(Model):
     reason: str | None = None
 
 
+class OptimizerController(Model):
+    """An external controller's lock on a branch's optimizer (the token only when taken)."""
+
+    branch: str
+    holder: str
+    acquired_by: str
+    acquired_at: str
+    renewed_at: str
+    expires_at: str
+    token: str | None = None
+
+
+class OptimizerQueued(Model):
+    """One entry of a branch optimizer's experiment queue, with its provenance."""
+
+    id: str
+    iteration: int
+    strategy: str
+    suggested: dict[str, Any]
+    status: Literal["queued", "running", "done", "failed"]
+    acquisition: dict[str, Any] | None = None
+    kernel: str | None = None
+    seed: int | None = None
+    predicted_mean: float | None = None
+    predicted_std: float | None = None
+    actual: dict[str, Any] | None = None
+    experiment: str | None = None
+    reason: str | None = None
+
+
 class ReflogEntry(Model):
     id: int
     branch: str
@@ -675,6 +705,35 @@ OPS: dict[str, Op] = {
         "PATCH", B + "/optimizer/experiments/{n}"
     ),
     "get_sessions_id_branches_b_optimizer_optimum": Op("GET", B + "/optimizer/optimum"),
+    "get_sessions_id_branches_b_optimizer_queue": Op(
+        "GET", B + "/optimizer/queue", None, OptimizerQueued, paged=True
+    ),
+    "post_sessions_id_branches_b_optimizer_queue": Op(
+        "POST", B + "/optimizer/queue", None, ToolCallRecord
+    ),
+    "post_sessions_id_branches_b_optimizer_queue_q_start": Op(
+        "POST", B + "/optimizer/queue/{q}/start", None, ToolCallRecord
+    ),
+    "post_sessions_id_branches_b_optimizer_queue_q_complete": Op(
+        "POST", B + "/optimizer/queue/{q}/complete", None, ToolCallRecord
+    ),
+    "post_sessions_id_branches_b_optimizer_queue_q_fail": Op(
+        "POST", B + "/optimizer/queue/{q}/fail", None, ToolCallRecord
+    ),
+    "post_sessions_id_branches_b_optimizer_lock": Op(
+        "POST", B + "/optimizer/lock", None, OptimizerController
+    ),
+    "post_sessions_id_branches_b_optimizer_lock_renew": Op(
+        "POST", B + "/optimizer/lock/renew", None, OptimizerController
+    ),
+    "delete_sessions_id_branches_b_optimizer_lock": Op(
+        "DELETE", B + "/optimizer/lock", None, OptimizerController
+    ),
+    "post_sessions_id_branches_b_optimizer_locks_p_confirm": Op(
+        "POST", B + "/optimizer/locks/{p}/confirm", None, ToolCallRecord
+    ),
+    "get_sessions_id_audit_export": Op("GET", S + "/audit/export"),
+    "get_sessions_id_branches_b_optimizer_export": Op("GET", B + "/optimizer/export"),
     "get_sessions_id_branches_b_optimizer_plots_file": Op("GET", B + "/optimizer/plots/{file}"),
     "post_sessions_id_branches_b_discard": Op("POST", B + "/discard", None, Branch),
     "post_sessions_id_branches_b_reopen": Op("POST", B + "/reopen", None, Branch),

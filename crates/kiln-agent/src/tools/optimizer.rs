@@ -34,8 +34,17 @@ fn to_tool_error(e: BoError) -> ToolError {
         )),
         // The tool error says "invalid arguments" itself: pass the inner text only.
         BoError::InvalidArguments(m) => ToolError::InvalidArguments(m),
+        BoError::QueueState(m) | BoError::NoSuchQueued(m) => ToolError::Failed(m),
         other => ToolError::InvalidArguments(other.to_string()),
     }
+}
+
+/// Whether an action can change the branch's optimizer (everything but the reads).
+pub fn changes_state(action: &str) -> bool {
+    !matches!(
+        action,
+        "status" | "predict" | "optimum" | "confirm_lock" | "reject_lock"
+    )
 }
 
 fn load(ctx: &ToolContext) -> Result<Option<OptimizerState>, ToolError> {
@@ -101,7 +110,8 @@ impl Tool for BayesianOptimizer {
     fn description(&self) -> &str {
         "Bayesian optimisation of experiments (Gaussian process, EI/PI/UCB, batches): define \
          the search space and objective, add measured experiments, suggest the next ones, \
-         predict, show status, lock decisions into the audit log."
+         predict, show status, lock decisions into the audit log, and queue suggestions as \
+         experiments to start, complete (measured outputs, actual inputs) or fail."
     }
 
     fn schema(&self) -> Value {
@@ -121,6 +131,32 @@ impl Tool for BayesianOptimizer {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned();
+            // Locks are human decisions: the model's are proposals a person confirms when the
+            // session asks for that (the default), and only a person settles a proposal.
+            let mut args = args;
+            if ctx.by_model {
+                if matches!(action.as_str(), "confirm_lock" | "reject_lock") {
+                    return Err(ToolError::InvalidArguments(
+                        "only a person with write access confirms or rejects a proposed lock (the optimizer tab, or POST …/optimizer/locks/{p}/confirm)".into(),
+                    ));
+                }
+                if action == "lock"
+                    && ctx
+                        .manager
+                        .locks_need_confirmation(&ctx.session)
+                        .await
+                        .map_err(|e| ToolError::Failed(e.message))?
+                {
+                    args["propose"] = json!(true);
+                }
+            }
+            // While an external controller holds the branch, only its token changes it.
+            if changes_state(&action) {
+                ctx.manager
+                    .check_controller(&ctx.session, &ctx.branch, ctx.controller_token.as_deref())
+                    .await
+                    .map_err(|e| ToolError::Failed(e.message))?;
+            }
             let prior = before.clone();
             // Fitting a GP is CPU work (milliseconds to a second): off the async workers.
             let outcome =
@@ -141,7 +177,11 @@ impl Tool for BayesianOptimizer {
                 output.audit.push((format!("{NAME}.{kind}"), payload));
             }
             if let Some(lock) = outcome.lock {
-                let payload = serde_json::to_value(&lock).unwrap_or(Value::Null);
+                let mut payload = serde_json::to_value(&lock).unwrap_or(Value::Null);
+                if let Some(p) = output.data.get("proposal") {
+                    // A confirmed proposal: the confirming person is the entry's actor.
+                    payload["confirmed_proposal"] = p.clone();
+                }
                 output.audit.push((format!("{NAME}.lock"), payload));
             }
             if let Some(obj) = output.data.as_object_mut() {
@@ -212,6 +252,12 @@ impl Tool for BayesianOptimizer {
             view.tables.push(table(
                 format!("Latest suggestions ({})", last.strategy),
                 kiln_bayesopt::report::suggestion_rows(&st.space, &last.points),
+            ));
+        }
+        if !st.queue.is_empty() {
+            view.tables.push(table(
+                format!("Queue ({} entries)", st.queue.len()),
+                kiln_bayesopt::report::queue_rows(&st),
             ));
         }
         if !st.locks.is_empty() {
@@ -382,6 +428,21 @@ impl Tool for BayesianOptimizer {
                 inputs_text(&e.inputs),
                 format_number(e.output)
             ));
+        }
+        if let (Some(f), Some(t)) = (&f, &t) {
+            for q in &t.queue {
+                let was = f.queue.iter().find(|p| p.id == q.id);
+                if was.map(|p| p.status) != Some(q.status) {
+                    out.push(format!(
+                        "Optimizer queued experiment {} ({}, iteration {}) at {}: {}.",
+                        q.id,
+                        q.strategy,
+                        q.iteration,
+                        inputs_text(&q.suggested),
+                        q.status.as_str()
+                    ));
+                }
+            }
         }
         if let (Some(f), Some(t)) = (&f, &t)
             && t.locks.len() > f.locks.len()

@@ -632,3 +632,248 @@ fn rounding_never_turns_a_suggestion_into_a_recorded_experiment() {
         }
     }
 }
+
+fn queued_ids(out: &ActionOutcome) -> Vec<String> {
+    out.result["queued"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_suggestion_is_queued_with_provenance_then_run_to_an_experiment() {
+    let s = define();
+    let design = apply(
+        Some(s),
+        &json!({"action": "initial_design", "n": 6, "method": "sobol"}),
+        1,
+    )
+    .unwrap();
+    let added = apply(
+        Some(design.state),
+        &json!({"action": "add_experiments", "experiments": measured(&design.result)}),
+        0,
+    )
+    .unwrap();
+    let sug = apply(
+        Some(added.state),
+        &json!({"action": "suggest", "strategy": "qEI", "q": 2, "kernel": "rbf"}),
+        3,
+    )
+    .unwrap();
+    let q = apply(Some(sug.state), &json!({"action": "queue"}), 0).unwrap();
+    let ids = queued_ids(&q);
+    assert_eq!(ids.len(), 2);
+    let entry = &q.state.queue[0];
+    assert_eq!(
+        (entry.iteration, entry.strategy.as_str(), entry.kernel),
+        (1, "qEI", Some(Kernel::Rbf))
+    );
+    assert_eq!(entry.seed, Some(3));
+    assert!(entry.predicted_mean.is_some() && entry.acquisition.is_some());
+    // Queueing the same suggestions again adds nothing.
+    let again = apply(Some(q.state.clone()), &json!({"action": "queue"}), 0).unwrap();
+    assert_eq!(again.result["skipped"], 2);
+    assert_eq!(again.state.queue.len(), 2);
+    // Start, then complete with a different temperature: suggested and actual both kept.
+    let started = apply(
+        Some(q.state),
+        &json!({"action": "start", "queued": ids[0]}),
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        started.state.queue[0].status,
+        crate::queue::QueueStatus::Running
+    );
+    let err = apply(
+        Some(started.state.clone()),
+        &json!({"action": "start", "queued": ids[0]}),
+        0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::QueueState(_)), "{err:?}");
+    let done = apply(
+        Some(started.state),
+        &json!({"action": "complete", "queued": ids[0], "output": 0.8, "inputs": {"temp": 201}}),
+        0,
+    )
+    .unwrap();
+    let entry = &done.state.queue[0];
+    assert_eq!(entry.status, crate::queue::QueueStatus::Done);
+    let actual = entry.actual.as_ref().unwrap();
+    assert_eq!(actual["temp"], crate::space::Value::Number(201.0));
+    assert_eq!(actual["time"], entry.suggested["time"]);
+    let exp = done.state.experiments.last().unwrap();
+    assert_eq!(exp.queued.as_deref(), Some(ids[0].as_str()));
+    assert_eq!(entry.experiment.as_deref(), Some(exp.key().as_str()));
+    assert_eq!(done.state.queued_for(exp), Some(entry));
+    // Experiments added the ordinary way are outside the queue; the data table shows both.
+    assert!(done.state.experiments[0].queued.is_none());
+    let table = crate::report::data_rows(&done.state);
+    let last = table.rows.last().unwrap();
+    let n = table.columns.len();
+    assert_eq!(&table.columns[n - 2..], ["source", "suggested"]);
+    assert!(last[n - 2].starts_with(&format!("queue {} (qEI, iteration 1)", ids[0])));
+    assert!(last[n - 1].contains("temp = "), "{last:?}");
+    assert_eq!(table.rows[0][n - 2..], ["outside the queue", "–"]);
+    let queue = crate::report::queue_rows(&done.state);
+    assert_eq!(queue.rows[0][4], "done");
+    assert!(
+        queue.rows[0][6].contains("temp = 201"),
+        "{:?}",
+        queue.rows[0]
+    );
+    let err = apply(
+        Some(done.state.clone()),
+        &json!({"action": "complete", "queued": ids[0], "output": 1.0}),
+        0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::QueueState(_)));
+    // The second fails with a reason; it cannot then complete.
+    let err = apply(
+        Some(done.state.clone()),
+        &json!({"action": "fail", "queued": ids[1]}),
+        0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidArguments(_)));
+    let failed = apply(
+        Some(done.state),
+        &json!({"action": "fail", "queued": ids[1], "reason": "furnace tripped"}),
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        failed.state.queue[1].reason.as_deref(),
+        Some("furnace tripped")
+    );
+    assert_eq!(failed.state.experiments.len(), 7);
+    let err = apply(
+        Some(failed.state),
+        &json!({"action": "complete", "queued": "qnope", "output": 1.0}),
+        0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::NoSuchQueued(_)));
+}
+
+#[test]
+fn points_chosen_by_hand_are_queued_as_manual_and_checked_against_the_space() {
+    let s = define();
+    let err = apply(Some(s.clone()), &json!({"action": "queue"}), 0).unwrap_err();
+    assert!(matches!(err, Error::MissingState(_)));
+    let err = apply(
+        Some(s.clone()),
+        &json!({"action": "queue", "points": [{"temp": 900, "time": 2, "solvent": "water"}]}),
+        0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidPoint(_)), "{err:?}");
+    let q = apply(
+        Some(s),
+        &json!({"action": "queue", "points": [{"temp": 150, "time": 2, "solvent": "water"}]}),
+        0,
+    )
+    .unwrap();
+    assert_eq!(q.state.queue[0].strategy, "manual");
+    // A completion whose actual inputs leave the space is refused and changes nothing.
+    let id = q.state.queue[0].id.clone();
+    let err = apply(
+        Some(q.state.clone()),
+        &json!({"action": "complete", "queued": id, "output": 0.5, "inputs": {"temp": 1000}}),
+        0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidExperiments(_)), "{err:?}");
+    let done = apply(
+        Some(q.state),
+        &json!({"action": "complete", "queued": id, "output": 0.5}),
+        0,
+    )
+    .unwrap();
+    assert!(done.state.queue[0].actual.is_none(), "same as suggested");
+    // The state round-trips through JSON with its queue.
+    let back: OptimizerState =
+        serde_json::from_str(&serde_json::to_string(&done.state).unwrap()).unwrap();
+    assert_eq!(back, done.state);
+}
+
+#[test]
+fn a_proposed_lock_waits_for_a_person_and_acquisition_locks_take_outside_points() {
+    let s = define();
+    let err = apply(
+        Some(s.clone()),
+        &json!({"action": "lock", "what": "acquisition", "points": [{"temp": 999, "time": 2, "solvent": "water"}]}),
+        0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidPoint(_)), "{err:?}");
+    let proposed = apply(
+        Some(s),
+        &json!({"action": "lock", "what": "acquisition", "propose": true, "notes": "from the rig",
+                "points": [{"temp": 150, "time": 2, "solvent": "water"}]}),
+        0,
+    )
+    .unwrap();
+    assert!(proposed.lock.is_none(), "a proposal is no lock yet");
+    assert!(proposed.state.locks.is_empty());
+    assert_eq!(proposed.audit[0].0, LOCK_PROPOSED_AUDIT);
+    let id = proposed.state.proposals[0].id.clone();
+    assert!(id.starts_with('p'));
+    let err = apply(
+        Some(proposed.state.clone()),
+        &json!({"action": "confirm_lock", "proposal": "pnope"}),
+        0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::NoSuchProposal(_)));
+    let confirmed = apply(
+        Some(proposed.state.clone()),
+        &json!({"action": "confirm_lock", "proposal": id, "notes": "checked"}),
+        0,
+    )
+    .unwrap();
+    let lock = confirmed.lock.clone().unwrap();
+    assert_eq!(lock.notes.as_deref(), Some("from the rig\nchecked"));
+    match &lock.details {
+        LockDetails::Acquisition {
+            strategy, points, ..
+        } => {
+            assert_eq!(strategy, "external");
+            assert_eq!(points[0].inputs["temp"], crate::space::Value::Number(150.0));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(confirmed.state.proposals.is_empty());
+    assert_eq!(confirmed.state.iteration(), 2);
+    // Rejection needs a reason and is audited; the proposal is gone either way.
+    let err = apply(
+        Some(proposed.state.clone()),
+        &json!({"action": "reject_lock", "proposal": id}),
+        0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidArguments(_)));
+    let rejected = apply(
+        Some(proposed.state.clone()),
+        &json!({"action": "reject_lock", "proposal": id, "reason": "wrong batch"}),
+        0,
+    )
+    .unwrap();
+    assert!(rejected.state.proposals.is_empty() && rejected.state.locks.is_empty());
+    assert_eq!(rejected.audit[0].0, LOCK_REJECTED_AUDIT);
+    // Merge: confirmed on one branch, still open on the other: it does not come back.
+    let m = crate::merge(Some(&proposed.state), &confirmed.state, &proposed.state).unwrap();
+    assert!(m.proposals.is_empty());
+    assert_eq!(m.locks.len(), 1);
+    let m = crate::merge(Some(&define()), &define(), &proposed.state).unwrap();
+    assert_eq!(
+        m.proposals.len(),
+        1,
+        "a new proposal on their side comes along"
+    );
+}

@@ -141,6 +141,158 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                         )),
                     ),
                     ("id", string()),
+                    (
+                        "queued",
+                        text("the queue entry the row completed; absent outside the queue"),
+                    ),
+                    ("source", enumeration(&["queue", "outside_queue"])),
+                    (
+                        "suggested",
+                        nullable(doc(
+                            "object",
+                            "the point the queue suggested (null for results recorded outside the queue); `inputs` are what was run",
+                        )),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "AlchemistSession",
+            obj(
+                &["search_space"],
+                &[
+                    ("version", string()),
+                    (
+                        "metadata",
+                        doc(
+                            "object",
+                            "session_id, name, created_at, last_modified, description, tags, author",
+                        ),
+                    ),
+                    (
+                        "search_space",
+                        obj(
+                            &["variables"],
+                            &[(
+                                "variables",
+                                array(doc(
+                                    "object",
+                                    "name, type (real, integer, categorical), min and max or values, unit, description",
+                                )),
+                            )],
+                        ),
+                    ),
+                    (
+                        "experiments",
+                        doc(
+                            "object",
+                            "`data`: rows of the variables, Output, Noise, Iteration and Reason",
+                        ),
+                    ),
+                    (
+                        "staged_experiments",
+                        array(doc(
+                            "object",
+                            "a queued point: the variables, reason, status",
+                        )),
+                    ),
+                    (
+                        "objective_metadata",
+                        doc("object", "`Output`: label, unit, goal"),
+                    ),
+                    (
+                        "outputs",
+                        array(doc("object", "other recorded outputs (Kiln)")),
+                    ),
+                    ("constraints", array(string())),
+                    (
+                        "model",
+                        nullable(doc("object", "backend, kernel, hyperparameters")),
+                    ),
+                    (
+                        "last_suggestions",
+                        nullable(doc("object", "strategy, parameters, points")),
+                    ),
+                    ("config", doc("object", "goal, random_state, …")),
+                    (
+                        "audit_log",
+                        doc(
+                            "object",
+                            "`entries`: timestamp, entry_type (data_locked, model_locked, acquisition_locked), parameters, hash, notes",
+                        ),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "OptimizerController",
+            obj(
+                &[
+                    "branch",
+                    "holder",
+                    "acquired_by",
+                    "acquired_at",
+                    "renewed_at",
+                    "expires_at",
+                ],
+                &[
+                    ("branch", string()),
+                    (
+                        "holder",
+                        text("who drives the optimizer (the name the controller gave)"),
+                    ),
+                    ("acquired_by", text("the user whose token took the lock")),
+                    ("acquired_at", text("since when (RFC 3339)")),
+                    ("renewed_at", string()),
+                    ("expires_at", text("when it lapses unless renewed")),
+                    (
+                        "token",
+                        text(
+                            "only in the answer that takes the lock: send it as Kiln-Lock-Token; the server keeps only its hash",
+                        ),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "OptimizerQueued",
+            obj(
+                &["id", "iteration", "strategy", "suggested", "status"],
+                &[
+                    (
+                        "id",
+                        text("the entry's id (q + 10 hex digits), stable across branches"),
+                    ),
+                    ("iteration", int()),
+                    (
+                        "strategy",
+                        text("EI, PI, UCB, qEI, design:lhs/sobol/random, or manual"),
+                    ),
+                    (
+                        "acquisition",
+                        doc("object", "the acquisition and its parameters, as suggested"),
+                    ),
+                    ("kernel", enumeration(&["matern52", "rbf"])),
+                    ("seed", int()),
+                    ("suggested", inputs()),
+                    ("predicted_mean", number()),
+                    ("predicted_std", number()),
+                    (
+                        "status",
+                        enumeration(&["queued", "running", "done", "failed"]),
+                    ),
+                    (
+                        "actual",
+                        doc(
+                            "object",
+                            "the inputs run, where they differ from the suggestion",
+                        ),
+                    ),
+                    (
+                        "experiment",
+                        text("the recorded experiment's key, once done"),
+                    ),
+                    ("reason", text("why it failed")),
                 ],
             ),
         ),
@@ -161,6 +313,10 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                     "model_current",
                     "last_suggestions",
                     "locks",
+                    "queue",
+                    "provenance",
+                    "controller",
+                    "proposals",
                 ],
                 &[
                     ("branch", string()),
@@ -203,6 +359,32 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                         nullable(doc("object", "strategy, params and points")),
                     ),
                     ("locks", array(doc("object", "a locked decision"))),
+                    ("queue", array(r("OptimizerQueued"))),
+                    (
+                        "proposals",
+                        array(doc(
+                            "object",
+                            "a lock the agent proposed, waiting for a person: id, iteration, what, notes and what it records",
+                        )),
+                    ),
+                    ("controller", nullable(r("OptimizerController"))),
+                    (
+                        "provenance",
+                        array(obj(
+                            &["number", "source", "suggested", "actual", "output"],
+                            &[
+                                ("number", int()),
+                                ("source", enumeration(&["queue", "outside_queue"])),
+                                ("queued", nullable(string())),
+                                ("iteration", nullable(int())),
+                                ("strategy", nullable(string())),
+                                ("suggested", nullable(inputs())),
+                                ("actual", inputs()),
+                                ("output", number()),
+                                ("excluded", nullable(string())),
+                            ],
+                        )),
+                    ),
                 ],
             ),
         ),
@@ -335,7 +517,7 @@ pub(super) fn operations() -> Vec<Op> {
             ))
             .ok(200, r("ToolCallRecord")),
         Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/locks", "optimizer",
-            "Lock the data, the model or the last suggestions into the audit log for this iteration")
+            "Lock the data, the model or the last suggestions (or `points` chosen outside Kiln) into the audit log for this iteration")
             .body(strict(
                 &["what"],
                 &[
@@ -343,9 +525,86 @@ pub(super) fn operations() -> Vec<Op> {
                     ("notes", string()),
                     ("kernel", enumeration(&["matern52", "rbf"])),
                     ("refit", boolean()),
+                    (
+                        "points",
+                        json!({"type": "array", "minItems": 1, "items": map(json!({"oneOf": [number(), string()]})),
+                               "description": "acquisition: points chosen outside Kiln to record (strategy `external`) instead of the last suggestions"}),
+                    ),
+                    (
+                        "propose",
+                        doc("boolean", "record it as a proposal another person confirms (…/locks/{p}/confirm) rather than a lock"),
+                    ),
                 ],
             ))
             .ok(200, r("ToolCallRecord")),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/locks/{p}/confirm", "optimizer",
+            "A person with write access confirms lock proposal p (the agent's locks are proposals unless the session's `metadata.optimizer.confirm_locks` is false): it becomes a lock of the current iteration, audited as bayesian_optimizer.lock with the confirming person as actor; 404 `no_such_proposal`")
+            .optional_body(strict(&[], &[("notes", string())]))
+            .ok(200, r("ToolCallRecord")),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/locks/{p}/reject", "optimizer",
+            "A person rejects lock proposal p with a reason (audited as bayesian_optimizer.lock_rejected); 404 `no_such_proposal`")
+            .body(strict(&["reason"], &[("reason", nonblank(2000, "why"))]))
+            .ok(200, r("ToolCallRecord")),
+        Op::new("GET", "/v1/sessions/{id}/branches/{b}/optimizer/queue", "optimizer",
+            "The experiment queue, oldest first, finished entries included, each with its provenance (writes nothing)")
+            .ok(200, obj(&["items"], &[("items", array(r("OptimizerQueued")))])),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/queue", "optimizer",
+            "Queue the last suggestions (no body), or `points` chosen by hand (strategy `manual`); a suggestion already queued is skipped. 409 `optimizer_not_ready` without suggestions")
+            .optional_body(strict(
+                &[],
+                &[(
+                    "points",
+                    json!({"type": "array", "minItems": 1, "items": map(json!({"oneOf": [number(), string()]}))}),
+                )],
+            ))
+            .ok(200, r("ToolCallRecord")),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/queue/{q}/start", "optimizer",
+            "Mark queued entry q running; 404 `no_such_queued`, 409 `queue_state` unless it is queued")
+            .ok(200, r("ToolCallRecord")),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/queue/{q}/complete", "optimizer",
+            "Record queued entry q's measurement as an experiment that names it: `output`, other `outputs`, `noise`, and `inputs` where the run differed from the suggestion (both are kept); 409 `queue_state` once it is done or failed")
+            .body(strict(
+                &["output"],
+                &[
+                    ("output", number()),
+                    ("inputs", map(json!({"oneOf": [number(), string()]}))),
+                    ("outputs", map(number())),
+                    ("noise", number()),
+                ],
+            ))
+            .ok(200, r("ToolCallRecord")),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/queue/{q}/fail", "optimizer",
+            "Give up on queued entry q, with a reason; 409 `queue_state` once it is done or failed")
+            .body(strict(&["reason"], &[("reason", nonblank(2000, "why"))]))
+            .ok(200, r("ToolCallRecord")),
+        Op::new("GET", "/v1/sessions/{id}/branches/{b}/optimizer/export", "optimizer",
+            "The branch's optimizer as an ALchemist session file (`format=alchemist`): space, experiments with Iteration and Reason, staged queue, model, last suggestions and the locks as ALchemist audit entries (Kiln's record of each rides along as `kiln_lock`, so an import gives the same state back); writes nothing")
+            .query("format", enumeration(&["alchemist"]), true)
+            .ok(200, r("AlchemistSession")),
+        Op::new("GET", "/v1/sessions/{id}/branches/{b}/optimizer/lock", "optimizer",
+            "The branch's external-controller lock, null when none is live (writes nothing)")
+            .ok(200, obj(&["controller"], &[("controller", nullable(r("OptimizerController")))])),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/lock", "optimizer",
+            "Take the external-controller lock for `holder` for `ttl_seconds` (default 300, at most 86400): the answer's `token` is shown once; while the lock is live only requests carrying it as `Kiln-Lock-Token` change the optimizer (others get 409 `optimizer_controlled` naming the holder and expiry). 409 `optimizer_controlled` while another holds it. Audited as bayesian_optimizer.controller.acquire")
+            .body(strict(
+                &["holder"],
+                &[
+                    ("holder", nonblank(200, "the controller's name, shown as “driven by”")),
+                    ("ttl_seconds", int_in(1, 86_400, "seconds until it lapses unless renewed (default 300)")),
+                ],
+            ))
+            .ok(200, r("OptimizerController")),
+        Op::new("POST", "/v1/sessions/{id}/branches/{b}/optimizer/lock/renew", "optimizer",
+            "Move the expiry of the lock the `Kiln-Lock-Token` header proves to `ttl_seconds` from now (no node, no audit entry); 404 `no_controller_lock` once it expired or was released, 409 when another holds it")
+            .optional_body(strict(
+                &[],
+                &[("ttl_seconds", int_in(1, 86_400, "seconds from now (default 300)"))],
+            ))
+            .ok(200, r("OptimizerController")),
+        Op::new("DELETE", "/v1/sessions/{id}/branches/{b}/optimizer/lock", "optimizer",
+            "Give up the lock the `Kiln-Lock-Token` header proves (audited as bayesian_optimizer.controller.release), or with `force=true` break whatever lock is held (audited as ….break, with who did it)")
+            .query("force", boolean(), false)
+            .ok(200, r("OptimizerController")),
         Op::new("GET", "/v1/sessions/{id}/branches/{b}/optimizer/predict", "optimizer",
             "The model's mean and std at one point, one query parameter per variable (`?temp=200&time=3`); writes nothing")
             .ok(200, r("OptimizerPrediction")),

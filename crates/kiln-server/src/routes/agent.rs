@@ -164,6 +164,7 @@ struct ToolBody {
 async fn run_tool(
     State(st): State<AppState>,
     Auth(caller): Auth,
+    headers: axum::http::HeaderMap,
     Path((id, tool)): Path<(String, String)>,
     Body(body): Body<ToolBody>,
 ) -> ApiResult<Json<ToolCallRecord>> {
@@ -176,9 +177,12 @@ async fn run_tool(
     if !args.is_object() {
         return Err(Error::bad_request("arguments must be a JSON object").into());
     }
+    let token = headers
+        .get(kiln_session::CONTROLLER_HEADER)
+        .and_then(|v| v.to_str().ok());
     let rec = st
         .agent
-        .call_tool(&caller, &id, body.branch.as_deref(), &tool, args)
+        .call_tool_as(&caller, &id, body.branch.as_deref(), &tool, args, token)
         .await?;
     Ok(Json(rec))
 }

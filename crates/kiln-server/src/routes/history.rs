@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sessions/{id}/diff", get(diff))
         .route("/v1/sessions/{id}/audit", get(audit))
         .route("/v1/sessions/{id}/audit/verify", get(verify))
+        .route("/v1/sessions/{id}/audit/export", get(audit_export))
         .route("/v1/sessions/{id}/statistics", get(statistics))
         .route("/v1/sessions/{id}/export", get(export))
         // The import reads its own body up to `integrity.max_import_bytes`.
@@ -29,6 +30,38 @@ pub fn routes() -> Router<AppState> {
             "/v1/sessions/import",
             post(import).layer(DefaultBodyLimit::disable()),
         )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditExportQuery {
+    /// `markdown` (default) or `json`.
+    format: Option<String>,
+    /// The branch whose optimizer the record shows (default: the session's default branch).
+    branch: Option<String>,
+}
+
+/// The stand-alone audit record: Markdown (`text/markdown`) or the same record as JSON.
+async fn audit_export(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<AuditExportQuery>,
+) -> ApiResult<Response> {
+    use kiln_agent::audit_export::{AuditFormat, audit_markdown};
+    let format = AuditFormat::parse(q.format.as_deref().unwrap_or("markdown"))?;
+    let record = st
+        .agent
+        .audit_record(&caller, &id, q.branch.as_deref())
+        .await?;
+    Ok(match format {
+        AuditFormat::Json => Json(record).into_response(),
+        AuditFormat::Markdown => (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            audit_markdown(&record),
+        )
+            .into_response(),
+    })
 }
 
 async fn reflog(
@@ -127,11 +160,29 @@ async fn export(
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportQuery {
+    /// `kiln` (default: a Kiln export) or `alchemist` (an ALchemist session file).
+    format: Option<String>,
+}
+
 async fn import(
     State(st): State<AppState>,
     Auth(caller): Auth,
+    Query(q): Query<ImportQuery>,
     body: axum::body::Body,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
+    let alchemist = match q.format.as_deref() {
+        None | Some("kiln") => false,
+        Some("alchemist") => true,
+        Some(other) => {
+            return Err(Error::bad_request(format!(
+                "unknown import format '{other}' (kiln or alchemist)"
+            ))
+            .into());
+        }
+    };
     st.limiter.charge(&caller, crate::limits::IMPORT_COST)?;
     let limit = st.mgr.max_import_bytes();
     // Over the limit: refused before (Content-Length) or while reading, never buffered whole.
@@ -146,6 +197,12 @@ async fn import(
             )
         }
     })?;
+    if alchemist {
+        return Ok((
+            StatusCode::CREATED,
+            Json(st.agent.import_alchemist(&caller, &bytes).await?),
+        ));
+    }
     Ok((
         StatusCode::CREATED,
         Json(st.mgr.import_bytes(&caller, bytes.to_vec()).await?),

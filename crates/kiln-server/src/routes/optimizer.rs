@@ -1,9 +1,11 @@
 //! The optimizer as a resource of a branch (`/v1/sessions/{id}/branches/{b}/optimizer/…`):
-//! status, space, experiments (JSON, CSV with preview, edit and exclude), suggest, lock,
-//! predict, optimum and SVG charts. Thin: each handler is one `Agent` call; reads write nothing.
+//! status, space, experiments (JSON, CSV with preview, edit and exclude), suggest, lock, the
+//! experiment queue (queue, start, complete, fail), predict, optimum and SVG charts. Thin:
+//! each handler is one `Agent` call; reads write nothing.
 
 use std::collections::BTreeMap;
 
+use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
@@ -11,6 +13,7 @@ use axum::{Json, Router, extract::State};
 use kiln_agent::ToolCallRecord;
 use kiln_agent::optimizer::{CsvUpload, Plot};
 use kiln_session::Error;
+use kiln_session::{CONTROLLER_HEADER, ControllerGrant, ControllerLock};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -31,6 +34,15 @@ pub fn routes() -> Router<AppState> {
         .route(&at("/experiments/{n}"), patch(edit_experiment))
         .route(&at("/suggest"), post(suggest))
         .route(&at("/locks"), post(lock))
+        .route(&at("/queue"), get(queue).post(enqueue))
+        .route(&at("/lock"), get(controller).post(acquire).delete(release))
+        .route(&at("/lock/renew"), post(renew))
+        .route(&at("/export"), get(export))
+        .route(&at("/locks/{p}/confirm"), post(confirm_lock))
+        .route(&at("/locks/{p}/reject"), post(reject_lock))
+        .route(&at("/queue/{q}/start"), post(start_queued))
+        .route(&at("/queue/{q}/complete"), post(complete_queued))
+        .route(&at("/queue/{q}/fail"), post(fail_queued))
         .route(&at("/predict"), get(predict))
         .route(&at("/optimum"), get(optimum))
         .route(&at("/plots/{file}"), get(plot))
@@ -54,6 +66,94 @@ async fn experiments(
     ))
 }
 
+/// The controller's lock token the request carries (`Kiln-Lock-Token`), if any.
+fn token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(CONTROLLER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Seconds a controller lock lives unless renewed, when the request names none.
+const DEFAULT_TTL: u32 = 300;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcquireBody {
+    holder: String,
+    #[serde(default)]
+    ttl_seconds: Option<u32>,
+}
+
+async fn controller(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let lock = st.mgr.controller_lock(&caller, &id, &b).await?;
+    Ok(Json(json!({ "controller": lock })))
+}
+
+async fn acquire(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+    Body(body): Body<AcquireBody>,
+) -> ApiResult<Json<ControllerGrant>> {
+    let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TTL);
+    Ok(Json(
+        st.mgr
+            .acquire_controller(&caller, &id, &b, &body.holder, ttl)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RenewBody {
+    #[serde(default)]
+    ttl_seconds: Option<u32>,
+}
+
+async fn renew(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    Path((id, b)): Path<(String, String)>,
+    OptionalBody(body): OptionalBody<RenewBody>,
+) -> ApiResult<Json<ControllerLock>> {
+    let token = token(&headers)
+        .ok_or_else(|| Error::bad_request("send the lock's token as Kiln-Lock-Token"))?;
+    let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TTL);
+    Ok(Json(
+        st.mgr
+            .renew_controller(&caller, &id, &b, token, ttl)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReleaseQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn release(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    Path((id, b)): Path<(String, String)>,
+    Query(q): Query<ReleaseQuery>,
+) -> ApiResult<Json<ControllerLock>> {
+    Ok(Json(
+        st.mgr
+            .release_controller(&caller, &id, &b, token(&headers), q.force)
+            .await?,
+    ))
+}
+
 /// A body's fields as the tool's arguments, under `action`.
 fn action(name: &str, body: Map<String, Value>) -> Value {
     let mut args = body;
@@ -64,24 +164,30 @@ fn action(name: &str, body: Map<String, Value>) -> Value {
 async fn define_space(
     State(st): State<AppState>,
     Auth(caller): Auth,
+    headers: HeaderMap,
     Path((id, b)): Path<(String, String)>,
     Body(body): Body<Map<String, Value>>,
 ) -> ApiResult<Json<ToolCallRecord>> {
     let args = action("define_space", body);
     Ok(Json(
-        st.agent.optimizer_write(&caller, &id, &b, args).await?,
+        st.agent
+            .optimizer_write(&caller, &id, &b, args, token(&headers))
+            .await?,
     ))
 }
 
 async fn add_experiments(
     State(st): State<AppState>,
     Auth(caller): Auth,
+    headers: HeaderMap,
     Path((id, b)): Path<(String, String)>,
     Body(body): Body<Map<String, Value>>,
 ) -> ApiResult<Json<ToolCallRecord>> {
     let args = action("add_experiments", body);
     Ok(Json(
-        st.agent.optimizer_write(&caller, &id, &b, args).await?,
+        st.agent
+            .optimizer_write(&caller, &id, &b, args, token(&headers))
+            .await?,
     ))
 }
 
@@ -97,13 +203,22 @@ struct CsvQuery {
 async fn upload_csv(
     State(st): State<AppState>,
     Auth(caller): Auth,
+    headers: HeaderMap,
     Path((id, b)): Path<(String, String)>,
     Query(q): Query<CsvQuery>,
     text: String,
 ) -> ApiResult<Json<CsvUpload>> {
     Ok(Json(
         st.agent
-            .optimizer_csv(&caller, &id, &b, text, q.preview, q.skip_invalid)
+            .optimizer_csv(
+                &caller,
+                &id,
+                &b,
+                text,
+                q.preview,
+                q.skip_invalid,
+                token(&headers),
+            )
             .await?,
     ))
 }
@@ -111,39 +226,177 @@ async fn upload_csv(
 async fn edit_experiment(
     State(st): State<AppState>,
     Auth(caller): Auth,
+    headers: HeaderMap,
     Path((id, b, n)): Path<(String, String, usize)>,
     Body(body): Body<Map<String, Value>>,
 ) -> ApiResult<Json<ToolCallRecord>> {
     let mut args = action("edit_experiment", body);
     args["experiment"] = json!(n);
     Ok(Json(
-        st.agent.optimizer_write(&caller, &id, &b, args).await?,
+        st.agent
+            .optimizer_write(&caller, &id, &b, args, token(&headers))
+            .await?,
     ))
 }
 
 async fn suggest(
     State(st): State<AppState>,
     Auth(caller): Auth,
+    headers: HeaderMap,
     Path((id, b)): Path<(String, String)>,
     OptionalBody(body): OptionalBody<Map<String, Value>>,
 ) -> ApiResult<Json<ToolCallRecord>> {
     st.limiter.charge(&caller, 1.0)?;
     let args = action("suggest", body);
     Ok(Json(
-        st.agent.optimizer_write(&caller, &id, &b, args).await?,
+        st.agent
+            .optimizer_write(&caller, &id, &b, args, token(&headers))
+            .await?,
     ))
 }
 
 async fn lock(
     State(st): State<AppState>,
     Auth(caller): Auth,
+    headers: HeaderMap,
     Path((id, b)): Path<(String, String)>,
     Body(body): Body<Map<String, Value>>,
 ) -> ApiResult<Json<ToolCallRecord>> {
     st.limiter.charge(&caller, 1.0)?;
     let args = action("lock", body);
     Ok(Json(
-        st.agent.optimizer_write(&caller, &id, &b, args).await?,
+        st.agent
+            .optimizer_write(&caller, &id, &b, args, token(&headers))
+            .await?,
+    ))
+}
+
+async fn queue(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(st.agent.optimizer_queue(&caller, &id, &b).await?))
+}
+
+async fn enqueue(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    Path((id, b)): Path<(String, String)>,
+    OptionalBody(body): OptionalBody<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    let args = action("queue", body);
+    Ok(Json(
+        st.agent
+            .optimizer_write(&caller, &id, &b, args, token(&headers))
+            .await?,
+    ))
+}
+
+/// Runs a queue action on entry `q`.
+async fn queued_action(
+    st: &AppState,
+    caller: &kiln_session::Caller,
+    (id, b, q): (String, String, String),
+    name: &str,
+    body: Map<String, Value>,
+    token: Option<&str>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    let mut args = action(name, body);
+    args["queued"] = json!(q);
+    Ok(Json(
+        st.agent
+            .optimizer_write(caller, &id, &b, args, token)
+            .await?,
+    ))
+}
+
+async fn start_queued(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    Path(path): Path<(String, String, String)>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    queued_action(&st, &caller, path, "start", Map::new(), token(&headers)).await
+}
+
+async fn complete_queued(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    Path(path): Path<(String, String, String)>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    queued_action(&st, &caller, path, "complete", body, token(&headers)).await
+}
+
+async fn fail_queued(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    Path(path): Path<(String, String, String)>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    queued_action(&st, &caller, path, "fail", body, token(&headers)).await
+}
+
+async fn confirm_lock(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    Path((id, b, p)): Path<(String, String, String)>,
+    OptionalBody(body): OptionalBody<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    let mut args = action("confirm_lock", body);
+    args["proposal"] = json!(p);
+    Ok(Json(
+        st.agent
+            .optimizer_write(&caller, &id, &b, args, token(&headers))
+            .await?,
+    ))
+}
+
+async fn reject_lock(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    Path((id, b, p)): Path<(String, String, String)>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<Json<ToolCallRecord>> {
+    let mut args = action("reject_lock", body);
+    args["proposal"] = json!(p);
+    Ok(Json(
+        st.agent
+            .optimizer_write(&caller, &id, &b, args, token(&headers))
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    format: String,
+}
+
+/// The branch's optimizer in another tool's format (`alchemist`: an ALchemist session file).
+async fn export(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Json<Value>> {
+    if q.format != "alchemist" {
+        return Err(Error::bad_request(format!(
+            "unknown optimizer export format '{}' (alchemist)",
+            q.format
+        ))
+        .into());
+    }
+    Ok(Json(
+        st.agent
+            .optimizer_export_alchemist(&caller, &id, &b)
+            .await?,
     ))
 }
 

@@ -580,6 +580,7 @@ async fn tab_context(
                 // The forms start from the space as it is.
                 ctx["opt"] = value.clone();
             }
+            ctx["controller"] = json!(mgr.controller_lock(caller, id, branch).await?);
         }
         "notebook" => {
             let state = mgr.state(caller, id, branch, None).await?;

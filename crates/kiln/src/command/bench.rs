@@ -1,8 +1,9 @@
 //! `kiln bench`: issue 2's measurements through the real SessionManager — the side-by-side
 //! workload of scripts/bench_sessions_compare.py, and per-operation costs by history size;
-//! and issue 5's search measurements.
+//! issue 5's search measurements; and issue 16's live-event fan-out.
 
 mod compare;
+mod live;
 mod search;
 mod textgen;
 mod tree;
@@ -26,6 +27,9 @@ pub enum BenchCommand {
     /// phrase, filtered and fuzzy queries (and, with `--hot N`, one session holding N matches:
     /// issue 13), SQLite FTS5 on the same corpus in the same run.
     Search(search::SearchArgs),
+    /// Server-sent event fan-out (issue 16): N watchers of one session over loopback HTTP;
+    /// per write, the time until every watcher has it.
+    Live(live::LiveArgs),
 }
 
 pub async fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -33,6 +37,7 @@ pub async fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<ExitC
         BenchCommand::Compare(args) => compare::run(global, args).await?,
         BenchCommand::Tree(args) => tree::run(global, args).await?,
         BenchCommand::Search(args) => search::run(global, args).await?,
+        BenchCommand::Live(args) => live::run(global, args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
