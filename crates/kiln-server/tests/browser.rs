@@ -336,7 +336,7 @@ async fn until(b: &Client, script: &str, what: &str) -> Outcome {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let last = match js(b, script).await {
-            Ok(v) if v == json!(true) => return Ok(()),
+            Ok(Value::Bool(true)) => return Ok(()),
             Ok(v) => format!("last returned {v}"),
             Err(e) => e,
         };
