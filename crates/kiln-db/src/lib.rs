@@ -16,6 +16,7 @@ mod live;
 mod merge;
 mod model;
 mod pool;
+mod projects;
 mod refs;
 mod search;
 mod sessions;
@@ -41,6 +42,7 @@ pub use merge::{
 };
 pub use model::*;
 pub use pool::{Db, DbOptions, now, stamp};
+pub use projects::{Found, MAX_FOLDER_SESSIONS, Project};
 pub use refs::Restored;
 pub use search::{OutboxEntry, SearchNode};
 pub use sessions::{NewSession, SessionFilter, SessionPatch, SessionSort, TallyRow};

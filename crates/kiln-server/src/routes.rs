@@ -9,6 +9,7 @@ pub mod instance;
 pub mod live;
 pub mod mcp;
 pub mod optimizer;
+pub mod projects;
 pub mod search;
 pub mod session_page;
 pub mod sessions;

@@ -713,6 +713,58 @@ async fn real_responses_match_the_documented_schemas() {
         "/v1/sessions/{id}/events/stream".to_owned(),
     ));
 
+    // Projects, folders and write protection (issue 16), each checked as `call` checks.
+    let pid = {
+        let put = "/v1/projects/{project}/sessions/{name}";
+        let (status, v) = srv
+            .request(
+                Method::PUT,
+                "/v1/projects/cathodes/sessions/run-1",
+                Some(&srv.alice),
+                Some(json!({"folder": "/experiments/jan", "tags": ["lfp"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        let ok = &doc["paths"][put]["put"]["responses"]["201"]["content"]["application/json"];
+        check(&doc, &ok["schema"], &v, "PUT 201").unwrap_or_else(|e| panic!("{e}\nbody: {v}"));
+        v["session"]["id"].as_str().unwrap().to_owned()
+    };
+    for (method, path, concrete, body) in [
+        (
+            "PUT",
+            "/v1/projects/{project}/sessions/{name}",
+            "/v1/projects/cathodes/sessions/run-1".to_owned(),
+            None,
+        ),
+        ("GET", "/v1/projects", "/v1/projects".to_owned(), None),
+        (
+            "GET",
+            "/v1/projects/{project}/sessions",
+            "/v1/projects/cathodes/sessions?folder=/experiments".to_owned(),
+            None,
+        ),
+        (
+            "POST",
+            "/v1/sessions/{id}/protect",
+            format!("/v1/sessions/{pid}/protect"),
+            None,
+        ),
+        (
+            "POST",
+            "/v1/sessions/{id}/unprotect",
+            format!("/v1/sessions/{pid}/unprotect"),
+            None,
+        ),
+    ] {
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, v) = srv.request(m, &concrete, Some(&srv.alice), body).await;
+        let (documented, schema) = success(&doc, method, path);
+        assert_eq!(status.as_str(), documented, "{method} {concrete}: {v}");
+        check(&doc, schema, &v, &format!("{method} {path}"))
+            .unwrap_or_else(|e| panic!("{e}\nbody: {v}"));
+        checked.insert((method.to_owned(), path.to_owned()));
+    }
+
     // Every documented operation but the document itself was exercised.
     let untested: Vec<_> = documented(&doc)
         .into_iter()

@@ -13,6 +13,7 @@ mod live;
 mod lock;
 mod manager;
 mod merging;
+mod projects;
 mod quota;
 mod report;
 mod search;
@@ -35,8 +36,9 @@ pub use jobs::{JobReport, JobsConfig};
 pub use kiln_db::Visibility;
 pub use kiln_db::{
     AppendOutcome, AuditEntry, AuditVerification, Branch, BranchGraph, Checkpoint, Collaborator,
-    Contribution, Membership, MergePreview, MergeResult, NewNode, Node, NodeVerification, Page,
-    ReflogEntry, Session, SessionEvent, SessionExport, SessionSort, ShareLink, TurnView, User,
+    Contribution, Found, Membership, MergePreview, MergeResult, NewNode, Node, NodeVerification,
+    Page, Project, ReflogEntry, Session, SessionEvent, SessionExport, SessionSort, ShareLink,
+    TurnView, User,
 };
 pub use kiln_db::{
     DIFF_CONVERSATION_DEFAULT, DIFF_CONVERSATION_MAX, DiffResult, GraphBranch, GraphCheckpoint,
@@ -47,6 +49,7 @@ pub use live::{LiveEvent, POLL as LIVE_POLL};
 pub use lock::{LOCK_FILE, ServeLock};
 pub use manager::SessionManager;
 pub use merging::{MAX_RESOLUTIONS, MergeChoices};
+pub use projects::{FolderTree, ProjectTree, PutSession, normalize_folder};
 pub use report::{Statistics, import_too_large};
 pub use search::{Health, SearchParams};
 pub use sessions::{CreateSession, ListQuery, UpdateSession, title_of};

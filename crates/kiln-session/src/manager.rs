@@ -163,7 +163,26 @@ impl SessionManager {
     }
 
     /// Returns the session and the caller's permissions, if they hold `required`.
+    ///
+    /// This is where a write-protected session refuses every write (409 `session_protected`):
+    /// anything needing more than read is a write. The store's triggers back it for the paths
+    /// that fold the access check into their first query (see migration 0011).
     pub(crate) async fn access(
+        &self,
+        caller: &Caller,
+        id: &str,
+        required: Permissions,
+    ) -> Result<(Session, Permissions)> {
+        let (s, held) = self.access_to_read(caller, id, required).await?;
+        if s.protected && required.list().into_iter().any(|p| p != Permission::Read) {
+            return Err(Error::protected());
+        }
+        Ok((s, held))
+    }
+
+    /// As [`Self::access`], for the few reads that need more than read (listing share links
+    /// needs manage) and for unprotecting: not refused on a protected session.
+    pub(crate) async fn access_to_read(
         &self,
         caller: &Caller,
         id: &str,

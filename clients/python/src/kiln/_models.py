@@ -66,6 +66,11 @@ class Session(Model):
     updated_at: str
     #: When anything last happened in the session (a message, an event, a tool run, a move).
     last_activity_at: str = ""
+    #: Its folder in the project (`/experiments/2026/jan`); `/` when the server leaves it out.
+    folder: str = "/"
+    #: Write-protected: every write is refused (409 session_protected) until unprotected.
+    protected: bool = False
+    protected_at: str | None = None
 
 
 class ListedSession(Session):
