@@ -23,6 +23,7 @@ mod sessions;
 mod shares;
 mod state;
 mod templates;
+mod tracks;
 mod tree;
 mod users;
 
@@ -48,4 +49,5 @@ pub use search::{OutboxEntry, SearchNode};
 pub use sessions::{NewSession, SessionFilter, SessionPatch, SessionSort, TallyRow};
 pub use shares::{NewShare, ShareLink, ShareRefusal};
 pub use templates::{NewTemplate, SavedTemplate, TemplateChange, Visibility};
+pub use tracks::{CHUNK as TRACK_CHUNK, FieldStats, Point, TrackBatch, point_from_json};
 pub use tree::{AppendOutcome, NewNode, TurnView, check_access};

@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::search::routes())
         .merge(routes::optimizer::routes())
         .merge(routes::projects::routes())
+        .merge(routes::notebook::routes())
         .merge(routes::web::routes())
         .merge(routes::session_page::routes())
         .merge(routes::diff_page::routes())

@@ -8,6 +8,7 @@ pub mod history;
 pub mod instance;
 pub mod live;
 pub mod mcp;
+pub mod notebook;
 pub mod optimizer;
 pub mod projects;
 pub mod search;

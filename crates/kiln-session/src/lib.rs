@@ -20,6 +20,7 @@ mod search;
 mod sessions;
 mod shares;
 mod templates;
+mod tracks;
 
 pub use auth::{Caller, ClientInfo, hash_token, new_token};
 pub use config::{
@@ -44,6 +45,7 @@ pub use kiln_db::{
     DIFF_CONVERSATION_DEFAULT, DIFF_CONVERSATION_MAX, DiffResult, GraphBranch, GraphCheckpoint,
     GraphMerge, GraphPoint,
 };
+pub use kiln_db::{FieldStats, Point, TrackBatch};
 pub use kiln_search::{FaultSwitch, Hit, SearchPage, SessionHits, StorageFault, snippet_text};
 pub use live::{LiveEvent, POLL as LIVE_POLL};
 pub use lock::{LOCK_FILE, ServeLock};
@@ -57,3 +59,4 @@ pub use shares::{
     CreateShare, CreatedShare, SharedNode, SharedSession, SharedView, is_share_token_shape,
 };
 pub use templates::{SaveTemplate, SessionTemplate, TemplateBody, TemplateParam, TemplatePatch};
+pub use tracks::{MAX_BATCH_POINTS, check_track_name, points_from_json};

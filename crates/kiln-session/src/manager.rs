@@ -35,6 +35,8 @@ pub struct SessionManager {
     pub(crate) usage: Arc<crate::quota::Usage>,
     /// The signing key and the trusted keys (see `integrity.rs`).
     pub(crate) integrity: Arc<crate::integrity::Integrity>,
+    /// The largest notebook file, in bytes (`[limits] max_file_mb`).
+    pub(crate) max_file_bytes: u64,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -81,6 +83,7 @@ impl SessionManager {
             tallies: Arc::default(),
             usage: Arc::new(crate::quota::Usage::new(config.limits.storage_quota_mb)),
             integrity,
+            max_file_bytes: config.limits.max_file_mb.saturating_mul(1024 * 1024),
         })
     }
 
@@ -102,6 +105,19 @@ impl SessionManager {
     /// The instance's public signing key and the keys it trusts (public, like /v1/health).
     pub fn instance_key(&self) -> crate::InstanceKeyInfo {
         self.integrity.info()
+    }
+
+    /// The largest notebook file, in bytes.
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_file_bytes
+    }
+
+    /// Takes `bytes` of a file the caller is storing from their quota, or refuses with 413
+    /// `storage_quota_exceeded` before anything is written.
+    pub fn reserve_file_bytes(&self, caller: &Caller, bytes: u64) -> Result<()> {
+        self.check_quota(caller, bytes)?;
+        self.count_written(caller, bytes);
+        Ok(())
     }
 
     /// The largest export an import accepts, in bytes.

@@ -3,7 +3,7 @@
 
 mod discovery;
 mod materials;
-mod notebook;
+pub mod notebook;
 pub(crate) mod optimizer;
 mod search;
 
