@@ -6,6 +6,7 @@
 
 mod agent;
 pub mod context;
+pub mod dreamlake;
 pub mod notebook;
 pub mod optimizer;
 pub mod overview;

@@ -229,10 +229,11 @@ impl Tool for Notebook {
             "additionalProperties": false,
             "required": ["action"],
             "properties": {
-                "action": {"type": "string", "enum": ["log", "read_log", "set_params", "get_params", "param_history", "append_track", "read_track", "track_stats", "upload_file", "record_file", "list_files", "delete_file", "log_metric", "read_metric", "attach", "list"]},
+                "action": {"type": "string", "enum": ["log", "log_lines", "read_log", "set_params", "get_params", "param_history", "append_track", "read_track", "track_stats", "upload_file", "record_file", "list_files", "delete_file", "log_metric", "read_metric", "attach", "list"]},
                 "message": {"type": "string", "description": "log: the line"},
                 "level": {"type": "string", "enum": LEVELS, "description": "log: default info; read_log: the least severe level kept"},
                 "metadata": {"type": "object", "description": "log: structured metadata"},
+                "lines": {"type": "array", "items": {"type": "object"}, "description": "log_lines: lines kept with their own times (an import): {at, level, message, metadata}"},
                 "since": {"type": "string", "description": "read_log: RFC 3339, lines at or after"},
                 "until": {"type": "string", "description": "read_log: RFC 3339, lines before"},
                 "meta_key": {"type": "string", "description": "read_log: keep lines whose metadata has this key…"},
@@ -334,6 +335,27 @@ impl Tool for Notebook {
                 "param_history" => {
                     let text = format!("{} parameter change(s).", nb.param_history.len());
                     return Ok(ToolOutput::new(text, json!({"changes": nb.param_history})));
+                }
+                "log_lines" => {
+                    let Some(lines) = args.get("lines").and_then(Value::as_array) else {
+                        return Err(bad("`lines` must be an array of {at, level, message}"));
+                    };
+                    if lines.is_empty() || lines.len() > 10_000 {
+                        return Err(bad("`lines` holds 1 to 10,000 lines"));
+                    }
+                    let mut added = Vec::with_capacity(lines.len());
+                    for (i, l) in lines.iter().enumerate() {
+                        let line =
+                            logs::imported_line(l).map_err(|e| bad(format!("line {i}: {e}")))?;
+                        added.push(line);
+                    }
+                    let n = added.len();
+                    nb.log.extend(added);
+                    nb.log.sort_by(|a, b| a.at.cmp(&b.at));
+                    ToolOutput::new(
+                        format!("Added {n} log line(s) with their own times."),
+                        json!({"added": n, "lines": nb.log.len()}),
+                    )
                 }
                 "read_log" => {
                     let meta = match (

@@ -85,3 +85,40 @@ pub fn read(log: &[LogLine], f: &LogFilter) -> Result<Value, ToolError> {
         "next_offset": (end < kept.len()).then_some(end),
     }))
 }
+
+/// A line given with its own time (an import): `at` RFC 3339 (kept in UTC), a known level
+/// (default info), a message of at most 10,000 bytes, metadata an object of at most 16 KiB.
+pub fn imported_line(v: &Value) -> Result<LogLine, String> {
+    let at = v
+        .get("at")
+        .and_then(Value::as_str)
+        .ok_or("`at` is required")?;
+    let at = chrono::DateTime::parse_from_rfc3339(at)
+        .map(|d| kiln_db::stamp(d.with_timezone(&chrono::Utc)))
+        .map_err(|_| format!("`at` must be an RFC 3339 time, not `{at}`"))?;
+    let level = v.get("level").and_then(Value::as_str).unwrap_or("info");
+    if !LEVELS.contains(&level) {
+        return Err(format!("`level` must be one of {}", LEVELS.join(", ")));
+    }
+    let message = v
+        .get("message")
+        .and_then(Value::as_str)
+        .ok_or("`message` is required")?;
+    if message.trim().is_empty() || message.len() > 10_000 {
+        return Err("`message` must be 1-10,000 bytes".into());
+    }
+    let metadata = match v.get("metadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) if m.is_empty() => None,
+        Some(Value::Object(m)) if Value::Object(m.clone()).to_string().len() <= 16 * 1024 => {
+            Some(m.clone())
+        }
+        Some(_) => return Err("`metadata` must be an object of at most 16 KiB".into()),
+    };
+    Ok(LogLine {
+        at,
+        level: level.to_owned(),
+        message: message.trim().to_owned(),
+        metadata,
+    })
+}
