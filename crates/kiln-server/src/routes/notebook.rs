@@ -292,6 +292,15 @@ async fn download(
             .unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
     h.insert(CONTENT_LENGTH, HeaderValue::from(entry.bytes));
+    // Served as given, but never run: no sniffing, and a sandbox if a browser renders it.
+    h.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
     let safe: String = entry
         .name
         .chars()
