@@ -32,7 +32,7 @@ def test_async_flows(server: Server) -> None:
                 assert e.value.conflicts[0].field == "hypotheses.h"
                 assert (await s.merge("sodium", strategy="union")).merged
                 await s.track("capacity").append(151, step=1)
-                assert (await s.track("capacity").stats())["count"] == 1
+                assert (await s.track("capacity").stats()).points == 1
                 sugg = await s.materials.similar("LiFePO4", limit=2)
                 assert sugg.candidates is not None and len(sugg.candidates) == 2
                 await s.optimizer.add_variable("t", "real", bounds=(300, 900), unit="°C")

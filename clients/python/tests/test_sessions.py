@@ -29,7 +29,7 @@ def test_exception_inside_with_is_recorded_and_reraised(client: kiln.Client) -> 
     assert log[-1]["level"] == "error"
     assert "ZeroDivisionError" in log[-1]["message"]
     assert "division by zero" in log[-1]["message"]
-    assert "traceback" in log[-1]["message"]
+    assert "ZeroDivisionError" in log[-1]["metadata"]["traceback"]
 
 
 def test_decorator_injects_session(server: Server) -> None:

@@ -35,37 +35,63 @@ def test_log_params_track(s: kiln.Session) -> None:
     }
     assert s.params.get() == {"model": {"lr": 1e-3, "layers": 2}, "seed": 7}
     assert s.params.get(flatten=True) == {"model.lr": 1e-3, "model.layers": 2, "seed": 7}
+    s.params.set(model={"lr": 1e-4})
+    last = s.params.history()[-1]
+    assert (last.key, last.old, last.new) == ("model.lr", 1e-3, 1e-4)
     cap = s.track("capacity")
-    assert cap.append(value=151, step=3)["step"] == 3
-    cap.append_batch([149.5, {"value": 150.0, "step": 10}])
+    assert cap.append(value=151, step=3) == {"value": 151, "step": 3, "index": 0}
+    cap.append_batch([{"value": 149.5, "step": 4}, {"value": 150.0, "step": 10, "epoch": 1}])
     pts = cap.read()
     assert [(p["step"], p["value"]) for p in pts] == [(3, 151.0), (4, 149.5), (10, 150.0)]
+    assert [p["index"] for p in cap.read(step_min=4, step_max=10)] == [1, 2]
     st = cap.stats()
-    assert st == {"count": 3, "min": 149.5, "max": 151.0, "mean": pytest.approx(150.1666, 1e-4),
-                  "last": 150.0, "last_step": 10}
-    with pytest.raises(kiln.InvalidInput, match="no metric `empty`"):
+    assert st.points == 3
+    assert st.fields["value"] == {"count": 3, "min": 149.5, "max": 151.0,
+                                  "mean": pytest.approx(150.1666, 1e-4), "last": 150.0}
+    assert st.fields["epoch"]["count"] == 1
+    with pytest.raises(kiln.NotFound) as e:
         s.track("empty").stats()
+    assert e.value.code == "no_such_track"
     df = pts.to_pandas()
     assert list(df["value"]) == [151.0, 149.5, 150.0]
-    log = s.notebook()["log"]
-    assert log[0]["message"] == 'started {"run": 3}'
-    assert log[1]["level"] == "warn"
+    warn = s.logs(level="warn")
+    assert [x.message for x in warn.lines] == ["hot"]
+    started = s.logs(meta="run=3").lines[0]
+    assert started.message == "started" and started.metadata == {"run": 3}
 
 
 def test_files(s: kiln.Session, tmp_path: Path) -> None:
     f = tmp_path / "xrd.csv"
     f.write_text("two_theta,intensity\n20.1,330\n")
     meta = s.files.upload(f)
-    assert meta["name"] == "xrd.csv" and meta["bytes"] == f.stat().st_size
-    assert [x["name"] for x in s.files.list()] == ["xrd.csv"]
+    assert meta.name == "xrd.csv" and meta.bytes == f.stat().st_size
+    assert meta.content_type == "text/csv"
     png = tmp_path / "xrd.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
-    with pytest.raises(kiln.NotSupported) as e:
-        s.files.upload(png)
-    assert "binary attachments" in str(e.value)
-    with pytest.raises(kiln.NotSupported) as e2:
-        s.files.download("xrd.csv")
-    assert "attachment's content" in e2.value.needs
+    s.files.upload(png)
+    assert [x["name"] for x in s.files.list()] == ["xrd.csv", "xrd.png"]
+    out = s.files.download("xrd.png", tmp_path / "back.png")
+    assert out.read_bytes() == png.read_bytes()
+    s.files.delete("xrd.csv")
+    assert [x["name"] for x in s.files.list()] == ["xrd.png"]
+    with pytest.raises(kiln.NotFound):
+        s.files.download("xrd.csv", tmp_path / "gone.csv")
+
+
+def test_project_sessions_and_protection(client: kiln.Client) -> None:
+    a = client.project_session("cathodes", "run-7", folder="/2026/jan", tags=["lfp"])
+    assert a.data.folder == "/2026/jan"
+    assert client.project_session("cathodes", "run-7").id == a.id
+    tree = client.project_tree("cathodes", folder="/2026")
+    assert tree.tree.folders[0]["sessions"][0]["id"] == a.id
+    assert "cathodes" in {p.name for p in client.projects()}
+    a.protect()
+    assert a.data.protected is True
+    with pytest.raises(kiln.Conflict) as e:
+        a.log("refused")
+    assert e.value.code == "session_protected"
+    a.unprotect()
+    a.log("accepted")
 
 
 def branin(x1: float, x2: float) -> float:

@@ -306,8 +306,9 @@ struct Ran {
     hint: Option<String>,
 }
 
-fn tool_error(e: &ToolError) -> Error {
+pub(crate) fn tool_error(e: &ToolError) -> Error {
     let kind = match e {
+        ToolError::Refused { kind, .. } => *kind,
         ToolError::UnknownTool(_) => ErrorKind::NotFound,
         ToolError::Forbidden(_) => ErrorKind::Forbidden,
         ToolError::InvalidArguments(_) | ToolError::Failed(_) => ErrorKind::BadRequest,

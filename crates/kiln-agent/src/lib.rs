@@ -8,6 +8,8 @@ mod agent;
 pub mod audit_export;
 mod batch;
 pub mod context;
+pub mod dreamlake;
+pub mod notebook;
 pub mod optimizer;
 pub mod overview;
 mod recall;

@@ -101,6 +101,24 @@ pub enum ToolError {
     /// The arguments were fine but the work failed (with the tool's explanation).
     #[error("{0}")]
     Failed(String),
+    /// The session layer refused (a missing track, a file over the limit, a protected
+    /// session): its kind and code carry over to HTTP unchanged.
+    #[error("{message}")]
+    Refused {
+        kind: kiln_types::ErrorKind,
+        code: &'static str,
+        message: String,
+    },
+}
+
+impl From<kiln_session::Error> for ToolError {
+    fn from(e: kiln_session::Error) -> Self {
+        ToolError::Refused {
+            kind: e.kind,
+            code: e.code,
+            message: e.message,
+        }
+    }
 }
 
 impl ToolError {
@@ -111,6 +129,7 @@ impl ToolError {
             ToolError::InvalidArguments(_) => "invalid_arguments",
             ToolError::Forbidden(_) => "forbidden",
             ToolError::Failed(_) => "tool_failed",
+            ToolError::Refused { code, .. } => code,
         }
     }
 }

@@ -35,6 +35,9 @@ pub enum Error {
         stored: i64,
         fields: Vec<Value>,
     },
+    /// The session is write-protected (a store trigger or the access check refused the write).
+    #[error("session is write-protected; its owner must unprotect it first")]
+    Protected,
     #[error("branch `{0}` is discarded; reopen it first")]
     BranchDiscarded(String),
     #[error(
@@ -87,6 +90,12 @@ impl From<sqlx::Error> for Error {
             .and_then(|d| d.code())
             .and_then(|c| c.parse::<i64>().ok())
             .map(|c| c & 0xff);
+        // The protection triggers' RAISE(ABORT, 'session_protected') (migration 0011).
+        if e.as_database_error()
+            .is_some_and(|d| d.message() == "session_protected")
+        {
+            return Error::Protected;
+        }
         match (&e, sqlite) {
             (_, Some(SQLITE_FULL)) => Error::StorageFull(e.to_string()),
             (_, Some(SQLITE_IOERR | SQLITE_CANTOPEN)) => Error::StorageFailed(e.to_string()),

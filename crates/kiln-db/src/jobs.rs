@@ -61,7 +61,7 @@ impl Db {
             .join(",");
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE status IN ({list}) AND import_until IS NULL \
-             AND (?1 IS NULL OR session_type = ?1) ORDER BY id"
+             AND protected_at IS NULL AND (?1 IS NULL OR session_type = ?1) ORDER BY id"
         )))
         .bind(session_type)
         .fetch_all(&mut *self.read().await?)

@@ -19,12 +19,14 @@ mod memory;
 mod merge;
 mod model;
 mod pool;
+mod projects;
 mod refs;
 mod search;
 mod sessions;
 mod shares;
 mod state;
 mod templates;
+mod tracks;
 mod tree;
 mod users;
 
@@ -47,9 +49,11 @@ pub use merge::{
 };
 pub use model::*;
 pub use pool::{Db, DbOptions, now, stamp};
+pub use projects::{Found, MAX_FOLDER_SESSIONS, Project};
 pub use refs::Restored;
 pub use search::{OutboxEntry, SearchNode};
 pub use sessions::{NewSession, SessionFilter, SessionPatch, SessionSort, TallyRow};
 pub use shares::{NewShare, ShareLink, ShareRefusal};
 pub use templates::{NewTemplate, SavedTemplate, TemplateChange, Visibility};
+pub use tracks::{CHUNK as TRACK_CHUNK, FieldStats, Point, TrackBatch, point_from_json};
 pub use tree::{AppendOutcome, NewNode, TurnView, check_access};

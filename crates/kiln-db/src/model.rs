@@ -58,11 +58,31 @@ pub struct Session {
     /// session created here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<String>,
+    /// The session's folder in its project (`/` is the top, `/experiments/2026/jan`). Left
+    /// out when `/`, and `protected` when false, so an export signed before they existed
+    /// still serialises to the bytes it was signed as.
+    #[serde(default = "top_folder", skip_serializing_if = "is_top")]
+    pub folder: String,
+    /// Whether the session is write-protected: every write is refused until its owner
+    /// unprotects it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub protected: bool,
+    /// When it was protected, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_at: Option<String>,
+}
+
+fn top_folder() -> String {
+    "/".into()
+}
+
+fn is_top(folder: &str) -> bool {
+    folder == "/"
 }
 
 pub(crate) const SESSION_COLUMNS: &str = "id, owner_id, name, description, session_type, status, \
     project, tags, metadata, config, template, default_branch, version, created_at, updated_at, \
-    last_activity_at, provenance";
+    last_activity_at, provenance, folder, protected_at";
 
 impl Session {
     pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
@@ -84,6 +104,9 @@ impl Session {
             updated_at: r.try_get("updated_at")?,
             last_activity_at: r.try_get("last_activity_at")?,
             provenance: r.try_get("provenance")?,
+            folder: r.try_get("folder")?,
+            protected: r.try_get::<Option<String>, _>("protected_at")?.is_some(),
+            protected_at: r.try_get("protected_at")?,
         })
     }
 }

@@ -23,6 +23,8 @@ pub struct NewSession {
     pub metadata: Value,
     pub config: SessionConfig,
     pub template: Option<String>,
+    /// Its folder in the project (`/` for none).
+    pub folder: String,
 }
 
 /// Filters for listing sessions; `None` matches anything.
@@ -130,89 +132,101 @@ pub(crate) async fn record_transition(
     .await
 }
 
+/// Creates a session with its root node and default branch inside the caller's transaction;
+/// returns its id.
+pub(crate) async fn create_in(
+    tx: &mut SqliteConnection,
+    new: &NewSession,
+    actor: &str,
+) -> Result<String> {
+    let id = SessionId::new().to_string();
+    let root = NodeId::new().to_string();
+    let now = now();
+    sqlx::query(
+        "INSERT INTO sessions (id, owner_id, name, description, session_type, status, project, \
+             tags, metadata, config, template, default_branch, version, created_at, updated_at, \
+             folder) VALUES (?, ?, ?, ?, ?, 'created', ?, ?, ?, ?, ?, 'main', 1, ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(&new.owner_id)
+    .bind(&new.name)
+    .bind(&new.description)
+    .bind(new.session_type.as_str())
+    .bind(&new.project)
+    .bind(serde_json::to_string(&new.tags)?)
+    .bind(new.metadata.to_string())
+    .bind(serde_json::to_string(&new.config)?)
+    .bind(&new.template)
+    .bind(&now)
+    .bind(&now)
+    .bind(&new.folder)
+    .execute(&mut *tx)
+    .await?;
+    let segment: i64 =
+        sqlx::query_scalar("INSERT INTO segments (session_id) VALUES (?) RETURNING id")
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+    insert_node(
+        tx,
+        &NodeInsert {
+            session: &id,
+            id: root.clone(),
+            segment,
+            seq: 0,
+            parent: None,
+            merge_parent: None,
+            kind: NodeKind::Root,
+            author: Some(actor),
+            content: "",
+            data: None,
+            tokens: Some(0),
+            total_tokens: 0,
+            created_at: &now,
+            parent_hash: None,
+            merge_parent_hash: None,
+        },
+    )
+    .await?;
+    sqlx::query(
+        "INSERT INTO branches (session_id, name, head_id, base_id, status, version, state, \
+             state_pending, created_by, created_at, updated_at) \
+             VALUES (?, 'main', ?, ?, 'open', 1, '{}', 0, ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(&root)
+    .bind(&root)
+    .bind(actor)
+    .bind(&now)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    reflog(tx, &id, "main", None, &root, actor, "create", &now).await?;
+    sqlx::query(
+        "INSERT INTO session_events (session_id, from_status, to_status, actor, reason, at) \
+             VALUES (?, NULL, 'created', ?, 'created', ?)",
+    )
+    .bind(&id)
+    .bind(actor)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        tx,
+        &id,
+        actor,
+        "session.create",
+        &json!({"name": new.name, "type": new.session_type, "template": new.template}),
+    )
+    .await?;
+    Ok(id)
+}
+
 impl Db {
     /// Creates a session with its root node and default branch `main`.
     pub async fn create_session(&self, new: NewSession, actor: &str) -> Result<Session> {
-        let id = SessionId::new().to_string();
-        let root = NodeId::new().to_string();
-        let now = now();
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, owner_id, name, description, session_type, status, project, \
-             tags, metadata, config, template, default_branch, version, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 'created', ?, ?, ?, ?, ?, 'main', 1, ?, ?)",
-        )
-        .bind(&id)
-        .bind(&new.owner_id)
-        .bind(&new.name)
-        .bind(&new.description)
-        .bind(new.session_type.as_str())
-        .bind(&new.project)
-        .bind(serde_json::to_string(&new.tags)?)
-        .bind(new.metadata.to_string())
-        .bind(serde_json::to_string(&new.config)?)
-        .bind(&new.template)
-        .bind(&now)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        let segment: i64 =
-            sqlx::query_scalar("INSERT INTO segments (session_id) VALUES (?) RETURNING id")
-                .bind(&id)
-                .fetch_one(&mut *tx)
-                .await?;
-        insert_node(
-            &mut tx,
-            &NodeInsert {
-                session: &id,
-                id: root.clone(),
-                segment,
-                seq: 0,
-                parent: None,
-                merge_parent: None,
-                kind: NodeKind::Root,
-                author: Some(actor),
-                content: "",
-                data: None,
-                tokens: Some(0),
-                total_tokens: 0,
-                created_at: &now,
-                parent_hash: None,
-                merge_parent_hash: None,
-            },
-        )
-        .await?;
-        sqlx::query(
-            "INSERT INTO branches (session_id, name, head_id, base_id, status, version, state, \
-             state_pending, created_by, created_at, updated_at) \
-             VALUES (?, 'main', ?, ?, 'open', 1, '{}', 0, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(&root)
-        .bind(&root)
-        .bind(actor)
-        .bind(&now)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        reflog(&mut tx, &id, "main", None, &root, actor, "create", &now).await?;
-        sqlx::query(
-            "INSERT INTO session_events (session_id, from_status, to_status, actor, reason, at) \
-             VALUES (?, NULL, 'created', ?, 'created', ?)",
-        )
-        .bind(&id)
-        .bind(actor)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        audit::append(
-            &mut tx,
-            &id,
-            actor,
-            "session.create",
-            &json!({"name": new.name, "type": new.session_type, "template": new.template}),
-        )
-        .await?;
+        let id = create_in(&mut tx, &new, actor).await?;
         let s = get_in(&mut tx, &id).await?;
         tx.commit().await?;
         Ok(s)

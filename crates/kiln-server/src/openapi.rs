@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 mod optimizer;
 mod schemas;
+mod tracking;
 pub(crate) mod validate;
 
 use schemas::{
@@ -37,6 +38,8 @@ struct Op {
     /// Whether the body may be left out.
     body_optional: bool,
     status: u16,
+    /// A second success status with the same body (`PUT` that creates: 201 beside 200).
+    also: Option<u16>,
     /// The success body, `None` for no content.
     response: Option<Value>,
     public: bool,
@@ -64,6 +67,7 @@ impl Op {
             response_type: "application/json",
             body_optional: false,
             status: 200,
+            also: None,
             response: None,
             public: false,
             markdown: false,
@@ -117,6 +121,12 @@ impl Op {
     fn ok(mut self, status: u16, schema: Value) -> Self {
         self.status = status;
         self.response = Some(schema);
+        self
+    }
+
+    /// The same success body may also come with `status` (a find-or-create's 201).
+    fn also(mut self, status: u16) -> Self {
+        self.also = Some(status);
         self
     }
 
@@ -175,6 +185,9 @@ impl Op {
             ok["content"]["text/markdown"] = json!({"schema": text("the Markdown report")});
         }
         let mut responses = Map::new();
+        if let Some(also) = self.also {
+            responses.insert(also.to_string(), ok.clone());
+        }
         responses.insert(self.status.to_string(), ok);
         responses.insert(
             "default".into(),
@@ -981,7 +994,11 @@ fn operations() -> Vec<Op> {
 /// Builds the document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for op in operations().into_iter().chain(optimizer::operations()) {
+    for op in operations()
+        .into_iter()
+        .chain(optimizer::operations())
+        .chain(tracking::operations())
+    {
         let entry = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
         entry[op.method.to_ascii_lowercase()] = op.render();
     }
@@ -1000,12 +1017,14 @@ pub fn document() -> Value {
         "shares",
         "search",
         "optimizer",
+        "projects",
+        "notebook",
     ]
     .iter()
     .map(|t| json!({"name": t}))
     .collect();
     let mut components = schemas::all();
-    for (name, schema) in optimizer::schemas() {
+    for (name, schema) in optimizer::schemas().into_iter().chain(tracking::schemas()) {
         components[name] = schema;
     }
     json!({

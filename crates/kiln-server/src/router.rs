@@ -34,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::shares::routes())
         .merge(routes::search::routes())
         .merge(routes::optimizer::routes())
+        .merge(routes::projects::routes())
+        .merge(routes::notebook::routes())
         .merge(routes::web::routes())
         .merge(routes::session_page::routes())
         .merge(routes::diff_page::routes())

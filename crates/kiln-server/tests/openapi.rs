@@ -11,8 +11,10 @@ use serde_json::{Value, json};
 use support::start;
 
 /// The route files, as compiled.
-const SOURCES: [&str; 12] = [
+const SOURCES: [&str; 14] = [
     include_str!("../src/routes/optimizer.rs"),
+    include_str!("../src/routes/notebook.rs"),
+    include_str!("../src/routes/projects.rs"),
     include_str!("../src/router.rs"),
     include_str!("../src/routes/sessions.rs"),
     include_str!("../src/routes/tree.rs"),
@@ -950,6 +952,147 @@ async fn real_responses_match_the_documented_schemas() {
         ("POST", "/v1/sessions/{id}/batches/{batch}/cancel"),
     ] {
         checked.insert((method.to_owned(), path.to_owned()));
+    }
+
+    // Projects, folders and write protection (issue 16), each checked as `call` checks.
+    let pid = {
+        let put = "/v1/projects/{project}/sessions/{name}";
+        let (status, v) = srv
+            .request(
+                Method::PUT,
+                "/v1/projects/cathodes/sessions/run-1",
+                Some(&srv.alice),
+                Some(json!({"folder": "/experiments/jan", "tags": ["lfp"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        let ok = &doc["paths"][put]["put"]["responses"]["201"]["content"]["application/json"];
+        check(&doc, &ok["schema"], &v, "PUT 201").unwrap_or_else(|e| panic!("{e}\nbody: {v}"));
+        v["session"]["id"].as_str().unwrap().to_owned()
+    };
+    for (method, path, concrete, body) in [
+        (
+            "PUT",
+            "/v1/projects/{project}/sessions/{name}",
+            "/v1/projects/cathodes/sessions/run-1".to_owned(),
+            None,
+        ),
+        ("GET", "/v1/projects", "/v1/projects".to_owned(), None),
+        (
+            "GET",
+            "/v1/projects/{project}/sessions",
+            "/v1/projects/cathodes/sessions?folder=/experiments".to_owned(),
+            None,
+        ),
+        (
+            "POST",
+            "/v1/sessions/{id}/protect",
+            format!("/v1/sessions/{pid}/protect"),
+            None,
+        ),
+        (
+            "POST",
+            "/v1/sessions/{id}/unprotect",
+            format!("/v1/sessions/{pid}/unprotect"),
+            None,
+        ),
+    ] {
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, v) = srv.request(m, &concrete, Some(&srv.alice), body).await;
+        let (documented, schema) = success(&doc, method, path);
+        assert_eq!(status.as_str(), documented, "{method} {concrete}: {v}");
+        check(&doc, schema, &v, &format!("{method} {path}"))
+            .unwrap_or_else(|e| panic!("{e}\nbody: {v}"));
+        checked.insert((method.to_owned(), path.to_owned()));
+    }
+
+    // The notebook resource on that session's main branch.
+    let nb = format!("/v1/sessions/{pid}/branches/main/notebook");
+    let nbp = "/v1/sessions/{id}/branches/{b}/notebook";
+    let upload = srv
+        .http
+        .post(format!("{}{nb}/files?name=a.csv", srv.base))
+        .bearer_auth(&srv.alice)
+        .header("content-type", "text/csv")
+        .body("x,y\n1,2\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::OK);
+    let upload: Value = upload.json().await.unwrap();
+    check(
+        &doc,
+        success(&doc, "POST", &format!("{nbp}/files")).1,
+        &upload,
+        "upload",
+    )
+    .unwrap_or_else(|e| panic!("{e}\nbody: {upload}"));
+    checked.insert(("POST".to_owned(), format!("{nbp}/files")));
+    let file = upload["result"]["file"]["id"].as_str().unwrap().to_owned();
+    let download = srv
+        .http
+        .get(format!("{}{nb}/files/{file}", srv.base))
+        .bearer_auth(&srv.alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), StatusCode::OK);
+    assert_eq!(download.text().await.unwrap(), "x,y\n1,2\n");
+    checked.insert(("GET".to_owned(), format!("{nbp}/files/{{file}}")));
+    for (method, path, concrete, body) in [
+        (
+            "PATCH",
+            "/params",
+            "/params".to_owned(),
+            Some(json!({"model": {"lr": 0.1}})),
+        ),
+        ("GET", "/params", "/params?flatten=true".to_owned(), None),
+        ("GET", "/params/history", "/params/history".to_owned(), None),
+        (
+            "POST",
+            "/logs",
+            "/logs".to_owned(),
+            Some(json!({"message": "started", "level": "warn", "metadata": {"run": 1}})),
+        ),
+        (
+            "GET",
+            "/logs",
+            "/logs?level=info&meta=run=1".to_owned(),
+            None,
+        ),
+        (
+            "POST",
+            "/tracks/{track}",
+            "/tracks/loss".to_owned(),
+            Some(json!({"points": [{"step": 0, "value": 1.5}, {"step": 1, "value": 1.2}]})),
+        ),
+        ("GET", "/tracks", "/tracks".to_owned(), None),
+        (
+            "GET",
+            "/tracks/{track}",
+            "/tracks/loss?offset=0&limit=10".to_owned(),
+            None,
+        ),
+        (
+            "GET",
+            "/tracks/{track}/stats",
+            "/tracks/loss/stats".to_owned(),
+            None,
+        ),
+        ("GET", "", String::new(), None),
+        ("GET", "/files", "/files".to_owned(), None),
+        ("DELETE", "/files/{file}", format!("/files/{file}"), None),
+    ] {
+        let path = format!("{nbp}{path}");
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, v) = srv
+            .request(m, &format!("{nb}{concrete}"), Some(&srv.alice), body)
+            .await;
+        let (documented, schema) = success(&doc, method, &path);
+        assert_eq!(status.as_str(), documented, "{method} {concrete}: {v}");
+        check(&doc, schema, &v, &format!("{method} {path}"))
+            .unwrap_or_else(|e| panic!("{e}\nbody: {v}"));
+        checked.insert((method.to_owned(), path));
     }
 
     // Every documented operation but the document itself was exercised.

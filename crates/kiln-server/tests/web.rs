@@ -1250,3 +1250,99 @@ async fn a_batch_starts_from_the_state_tab_and_its_page_fills_in() {
         .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
 }
+
+/// The notebook tab shows the notebook resource's data: nested parameters by dotted key, log
+/// metadata and the fatal level, a stored track charted with its stats, files to download
+/// (through the API with the sign-in cookie, never run by the browser).
+#[tokio::test]
+async fn the_notebook_tab_shows_stored_tracks_files_and_log_metadata() {
+    let srv = start(1 << 20).await;
+    let http = client();
+    let (_, v) = srv
+        .request(
+            reqwest::Method::POST,
+            "/v1/sessions",
+            Some(&srv.alice),
+            Some(json!({"name": "Sweep"})),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    let nb = format!("/v1/sessions/{id}/branches/main/notebook");
+    let call = |m: reqwest::Method, path: String, body: Value| {
+        let srv = &srv;
+        async move {
+            let (s, v) = srv.request(m, &path, Some(&srv.alice), Some(body)).await;
+            assert!(s.is_success(), "{path}: {v}");
+        }
+    };
+    call(
+        reqwest::Method::PATCH,
+        format!("{nb}/params"),
+        json!({"anneal": {"temperature_c": 650}}),
+    )
+    .await;
+    call(
+        reqwest::Method::POST,
+        format!("{nb}/logs"),
+        json!({"message": "interlock tripped", "level": "fatal", "metadata": {"sample": 4}}),
+    )
+    .await;
+    let points: Vec<Value> = (0..50)
+        .map(|i| json!({"step": i, "value": 100.0 + f64::from(i)}))
+        .collect();
+    call(
+        reqwest::Method::POST,
+        format!("{nb}/tracks/capacity"),
+        json!({"points": points}),
+    )
+    .await;
+    let up = http
+        .post(format!("{}{nb}/files?name=page.html", srv.base))
+        .bearer_auth(&srv.alice)
+        .header("content-type", "text/html")
+        .body("<script>alert(1)</script>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), StatusCode::OK);
+    let file = up.json::<Value>().await.unwrap()["result"]["file"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (cookie, _, _) = signed_in(&srv, &http, &srv.alice).await;
+    let (status, page) = page_as(
+        &http,
+        format!("{}/web/sessions/{id}/notebook?level=error", srv.base),
+        cookie.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for shown in [
+        "anneal.temperature_c",
+        "interlock tripped",
+        "sample=4",
+        ">capacity</text>",
+        "<td class=\"num\">149",
+        "page.html",
+        &format!("/notebook/files/{file}"),
+    ] {
+        assert!(page.contains(shown), "{shown} missing");
+    }
+    // The link downloads with the cookie; the browser is told never to run it.
+    let r = http
+        .get(format!("{}{nb}/files/{file}", srv.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-security-policy"], "sandbox");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+}

@@ -125,6 +125,8 @@ pub struct LimitsConfig {
     /// Megabytes of messages and events each user may write (their own and their imports);
     /// 0: no quota.
     pub storage_quota_mb: u64,
+    /// Megabytes one notebook file may hold (an upload past it is 413 payload_too_large).
+    pub max_file_mb: u64,
 }
 
 impl Default for LimitsConfig {
@@ -133,6 +135,7 @@ impl Default for LimitsConfig {
             expensive_per_minute: 120,
             expensive_burst: 30,
             storage_quota_mb: 1024,
+            max_file_mb: 100,
         }
     }
 }

@@ -59,6 +59,16 @@ impl Error {
         Self::new(ErrorKind::Unavailable, "storage_unavailable", message)
     }
 
+    /// The session is write-protected: 409 `session_protected` (distinct from an archived
+    /// session's `session_not_active`).
+    pub fn protected() -> Self {
+        Self::new(
+            ErrorKind::Conflict,
+            "session_protected",
+            "session is write-protected; its owner must unprotect it first",
+        )
+    }
+
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
@@ -102,6 +112,7 @@ impl From<kiln_db::Error> for Error {
             } => Error::new(ErrorKind::Conflict, "version_conflict", message).with_details(
                 json!({"your_version": yours, "stored_version": stored, "fields": fields}),
             ),
+            D::Protected => Error::protected(),
             D::BranchDiscarded(_) => Error::new(ErrorKind::Conflict, "branch_discarded", message),
             D::MergeConflict(conflicts) => {
                 let (open, settled): (Vec<_>, Vec<_>) =

@@ -16,12 +16,14 @@ mod lock;
 mod manager;
 mod memory;
 mod merging;
+mod projects;
 mod quota;
 mod report;
 mod search;
 mod sessions;
 mod shares;
 mod templates;
+mod tracks;
 
 pub use auth::{Caller, ClientInfo, hash_token, new_token};
 pub use batches::{
@@ -44,21 +46,23 @@ pub use kiln_db::ControllerLock;
 pub use kiln_db::Visibility;
 pub use kiln_db::{
     AppendOutcome, AuditEntry, AuditVerification, Branch, BranchGraph, Checkpoint, Collaborator,
-    Contribution, Membership, MemoryEntry, MergePreview, MergeResult, NewNode, Node,
-    NodeVerification, Page, ReflogEntry, Session, SessionEvent, SessionExport, SessionSort,
-    ShareLink, TurnView, User,
+    Contribution, Found, Membership, MemoryEntry, MergePreview, MergeResult, NewNode, Node,
+    NodeVerification, Page, Project, ReflogEntry, Session, SessionEvent, SessionExport,
+    SessionSort, ShareLink, TurnView, User,
 };
 pub use kiln_db::{BatchItemRow, BatchRow, ItemOutcome};
 pub use kiln_db::{
     DIFF_CONVERSATION_DEFAULT, DIFF_CONVERSATION_MAX, DiffResult, GraphBranch, GraphCheckpoint,
     GraphMerge, GraphPoint,
 };
+pub use kiln_db::{FieldStats, Point, TrackBatch};
 pub use kiln_search::{FaultSwitch, Hit, SearchPage, SessionHits, StorageFault, snippet_text};
 pub use live::{LiveEvent, POLL as LIVE_POLL};
 pub use lock::{LOCK_FILE, ServeLock};
 pub use manager::SessionManager;
 pub use memory::{MAX_MEMORY_CHARS, MAX_MEMORY_ENTRIES, MemoryInput, MemoryPatch, MemorySource};
 pub use merging::{MAX_RESOLUTIONS, MergeChoices};
+pub use projects::{FolderTree, ProjectTree, PutSession, normalize_folder};
 pub use report::{Statistics, import_too_large};
 pub use search::{Health, SearchParams};
 pub use sessions::{CreateSession, ListQuery, Member, UpdateSession, title_of};
@@ -66,3 +70,4 @@ pub use shares::{
     CreateShare, CreatedShare, SharedNode, SharedSession, SharedView, is_share_token_shape,
 };
 pub use templates::{SaveTemplate, SessionTemplate, TemplateBody, TemplateParam, TemplatePatch};
+pub use tracks::{MAX_BATCH_POINTS, check_track_name, points_from_json};

@@ -37,6 +37,8 @@ pub struct SessionManager {
     pub(crate) integrity: Arc<crate::integrity::Integrity>,
     /// Turns in progress on this server, for live watchers (see `live.rs`).
     pub(crate) turn_feeds: Arc<crate::live::TurnFeeds>,
+    /// The largest notebook file, in bytes (`[limits] max_file_mb`).
+    pub(crate) max_file_bytes: u64,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -84,6 +86,7 @@ impl SessionManager {
             turn_feeds: Arc::default(),
             usage: Arc::new(crate::quota::Usage::new(config.limits.storage_quota_mb)),
             integrity,
+            max_file_bytes: config.limits.max_file_mb.saturating_mul(1024 * 1024),
         })
     }
 
@@ -105,6 +108,19 @@ impl SessionManager {
     /// The instance's public signing key and the keys it trusts (public, like /v1/health).
     pub fn instance_key(&self) -> crate::InstanceKeyInfo {
         self.integrity.info()
+    }
+
+    /// The largest notebook file, in bytes.
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_file_bytes
+    }
+
+    /// Takes `bytes` of a file the caller is storing from their quota, or refuses with 413
+    /// `storage_quota_exceeded` before anything is written.
+    pub fn reserve_file_bytes(&self, caller: &Caller, bytes: u64) -> Result<()> {
+        self.check_quota(caller, bytes)?;
+        self.count_written(caller, bytes);
+        Ok(())
     }
 
     /// The largest export an import accepts, in bytes.
@@ -166,7 +182,26 @@ impl SessionManager {
     }
 
     /// Returns the session and the caller's permissions, if they hold `required`.
+    ///
+    /// This is where a write-protected session refuses every write (409 `session_protected`):
+    /// anything needing more than read is a write. The store's triggers back it for the paths
+    /// that fold the access check into their first query (see migration 0011).
     pub(crate) async fn access(
+        &self,
+        caller: &Caller,
+        id: &str,
+        required: Permissions,
+    ) -> Result<(Session, Permissions)> {
+        let (s, held) = self.access_to_read(caller, id, required).await?;
+        if s.protected && required.list().into_iter().any(|p| p != Permission::Read) {
+            return Err(Error::protected());
+        }
+        Ok((s, held))
+    }
+
+    /// As [`Self::access`], for the few reads that need more than read (listing share links
+    /// needs manage) and for unprotecting: not refused on a protected session.
+    pub(crate) async fn access_to_read(
         &self,
         caller: &Caller,
         id: &str,

@@ -90,7 +90,7 @@ pub(crate) mod double_option {
 
 /// Checks a text field: not blank when `required`, at most `max` bytes, and no control
 /// characters (a multi-line field may hold line breaks and tabs; nothing may hold NUL).
-fn check_text(field: &str, v: &str, max: usize, required: bool) -> Result<()> {
+pub(crate) fn check_text(field: &str, v: &str, max: usize, required: bool) -> Result<()> {
     if required && v.trim().is_empty() {
         return Err(Error::bad_request(format!("{field} must not be empty")));
     }
@@ -110,7 +110,7 @@ fn check_text(field: &str, v: &str, max: usize, required: bool) -> Result<()> {
     Ok(())
 }
 
-fn check_tags(tags: &[String]) -> Result<()> {
+pub(crate) fn check_tags(tags: &[String]) -> Result<()> {
     if tags.len() > 50 {
         return Err(Error::bad_request("at most 50 tags"));
     }
@@ -263,6 +263,7 @@ impl SessionManager {
                 .unwrap_or_else(|| Value::Object(Default::default())),
             config,
             template: req.template,
+            folder: "/".into(),
         };
         let session = self.db.create_session(new, &caller.user_id).await?;
         for (user, permissions) in members {

@@ -6,7 +6,7 @@
 use chrono::{Duration, Utc};
 use kiln_db::{NewShare, ShareLink, ShareRefusal, stamp};
 use kiln_types::state::{Discovery, Hypothesis, Link, Material};
-use kiln_types::{ErrorKind, NodeKind, Permission, SessionType};
+use kiln_types::{ErrorKind, NodeKind, Permission, Permissions, SessionType};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -190,7 +190,8 @@ impl SessionManager {
 
     /// Lists a session's share links (needs manage); tokens are never shown again.
     pub async fn shares(&self, caller: &Caller, session: &str) -> Result<Vec<ShareLink>> {
-        self.require(caller, session, Permission::Manage).await?;
+        self.access_to_read(caller, session, Permissions::of([Permission::Manage]))
+            .await?;
         Ok(self.db.shares(session).await?)
     }
 

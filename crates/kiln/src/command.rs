@@ -8,6 +8,7 @@ mod chat;
 mod checkpoint;
 mod config;
 pub mod context;
+mod import_dreamlake;
 mod markdown;
 mod materials;
 mod mcp;
@@ -73,6 +74,9 @@ pub enum Command {
     Message(message::MessageCommand),
     /// Full-text search over your sessions; `kiln search reindex` rebuilds the index.
     Search(search::SearchArgs),
+    /// Import a Dreamlake local session folder (logs, parameters, tracks, files) into the
+    /// session of its workspace and name.
+    ImportDreamlake(import_dreamlake::ImportDreamlakeArgs),
     /// Users and their API tokens.
     #[command(subcommand)]
     User(user::UserCommand),
@@ -98,6 +102,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Branch(cmd) => branch::run(g, cmd).await,
         Command::Checkpoint(cmd) => checkpoint::run(g, cmd).await,
         Command::Message(cmd) => message::run(g, cmd).await,
+        Command::ImportDreamlake(args) => import_dreamlake::run(g, args).await,
         Command::User(cmd) => user::run(g, cmd).await,
         Command::Bench(cmd) => bench::run(g, cmd).await,
     }

@@ -66,10 +66,125 @@ class Session(Model):
     updated_at: str
     #: When anything last happened in the session (a message, an event, a tool run, a move).
     last_activity_at: str = ""
+    #: Its folder in the project (`/experiments/2026/jan`); `/` when the server leaves it out.
+    folder: str = "/"
+    #: Write-protected: every write is refused (409 session_protected) until unprotected.
+    protected: bool = False
+    protected_at: str | None = None
 
 
 class ListedSession(Session):
     shared_with_you: dict[str, Any] | None = None
+
+
+class FoundSession(Model):
+    """`PUT /v1/projects/{project}/sessions/{name}`: the session, made now or found."""
+
+    session: Session
+    created: bool
+    #: Older sessions of the same owner, project and name; they keep working.
+    duplicates: list[str] = []
+
+
+class Project(Model):
+    name: str
+    sessions: int
+    last_activity_at: str = ""
+
+
+class FolderTree(Model):
+    path: str
+    sessions: list[Session] = []
+    #: Sub-folders, each `{path, sessions, folders}` (plain data: the shape nests).
+    folders: list[dict[str, Any]] = []
+
+
+class ProjectTree(Model):
+    project: str
+    tree: FolderTree
+    truncated: bool = False
+
+
+class NotebookTrack(Model):
+    name: str
+    points: int
+    batches: int
+
+
+class NotebookSummary(Model):
+    branch: str
+    log_lines: int
+    params: int
+    param_changes: int
+    tracks: list[NotebookTrack] = []
+    files: int
+
+
+class NotebookParams(Model):
+    params: dict[str, Any] = {}
+
+
+class ParamChange(Model):
+    at: str
+    by: str
+    key: str
+    old: Any = None
+    new: Any = None
+
+
+class NotebookParamChanges(Model):
+    changes: list[ParamChange] = []
+
+
+class NotebookLogLine(Model):
+    at: str
+    level: str
+    message: str
+    metadata: dict[str, Any] | None = None
+
+
+class NotebookLogPage(Model):
+    lines: list[NotebookLogLine] = []
+    total: int
+    offset: int = 0
+    next_offset: int | None = None
+
+
+class NotebookTrackPage(Model):
+    track: str
+    total: int
+    offset: int = 0
+    #: Each point: its fields and its `index` on the branch.
+    points: list[dict[str, float]] = []
+    next_offset: int | None = None
+
+
+class NotebookTrackStats(Model):
+    track: str
+    points: int
+    batches: int
+    #: Field → {count, min, max, mean, last}.
+    fields: dict[str, dict[str, float]] = {}
+
+
+class NotebookFile(Model):
+    id: str
+    name: str
+    sha256: str
+    bytes: int
+    content_type: str
+    at: str
+    by: str
+    deleted_at: str | None = None
+    deleted_by: str | None = None
+
+
+class NotebookTracks(Model):
+    items: list[NotebookTrack] = []
+
+
+class NotebookFiles(Model):
+    items: list[NotebookFile] = []
 
 
 class Node(Model):
@@ -656,6 +771,23 @@ class MemoryPatch(Request):
     kind: Literal["note", "preference"] | None = None
 
 
+class PutProjectSession(Request):
+    folder: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+
+
+class NotebookLogInput(Request):
+    message: str
+    level: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class NotebookPoints(Request):
+    points: list[dict[str, float]] | None = None
+    point: dict[str, float] | None = None
+
+
 # ---------------------------------------------------------------- operations
 
 
@@ -672,6 +804,7 @@ class Op:
 
 S = "/v1/sessions/{id}"
 B = S + "/branches/{b}"
+NB = B + "/notebook"
 
 OPS: dict[str, Op] = {
     "get_health": Op("GET", "/v1/health", None, Health),
@@ -780,4 +913,43 @@ OPS: dict[str, Op] = {
     "post_sessions_id_shares": Op("POST", S + "/shares", NewShare, CreatedShare),
     "delete_sessions_id_shares_share": Op("DELETE", S + "/shares/{share}", None, ShareLink),
     "get_sessions_id_export": Op("GET", S + "/export"),
+    "get_projects": Op("GET", "/v1/projects", None, Project, paged=True),
+    "get_projects_project_sessions": Op(
+        "GET", "/v1/projects/{project}/sessions", None, ProjectTree
+    ),
+    "put_projects_project_sessions_name": Op(
+        "PUT", "/v1/projects/{project}/sessions/{name}", PutProjectSession, FoundSession
+    ),
+    "post_sessions_id_protect": Op("POST", S + "/protect", None, Session),
+    "post_sessions_id_unprotect": Op("POST", S + "/unprotect", None, Session),
+    "get_sessions_id_branches_b_notebook": Op("GET", NB, None, NotebookSummary),
+    "get_sessions_id_branches_b_notebook_params": Op("GET", NB + "/params", None, NotebookParams),
+    "patch_sessions_id_branches_b_notebook_params": Op(
+        "PATCH", NB + "/params", None, ToolCallRecord
+    ),
+    "get_sessions_id_branches_b_notebook_params_history": Op(
+        "GET", NB + "/params/history", None, NotebookParamChanges
+    ),
+    "get_sessions_id_branches_b_notebook_logs": Op("GET", NB + "/logs", None, NotebookLogPage),
+    "post_sessions_id_branches_b_notebook_logs": Op(
+        "POST", NB + "/logs", NotebookLogInput, ToolCallRecord
+    ),
+    "get_sessions_id_branches_b_notebook_tracks": Op(
+        "GET", NB + "/tracks", None, NotebookTracks
+    ),
+    "get_sessions_id_branches_b_notebook_tracks_track": Op(
+        "GET", NB + "/tracks/{track}", None, NotebookTrackPage
+    ),
+    "post_sessions_id_branches_b_notebook_tracks_track": Op(
+        "POST", NB + "/tracks/{track}", NotebookPoints, ToolCallRecord
+    ),
+    "get_sessions_id_branches_b_notebook_tracks_track_stats": Op(
+        "GET", NB + "/tracks/{track}/stats", None, NotebookTrackStats
+    ),
+    "get_sessions_id_branches_b_notebook_files": Op("GET", NB + "/files", None, NotebookFiles),
+    "post_sessions_id_branches_b_notebook_files": Op("POST", NB + "/files", None, ToolCallRecord),
+    "get_sessions_id_branches_b_notebook_files_file": Op("GET", NB + "/files/{file}"),
+    "delete_sessions_id_branches_b_notebook_files_file": Op(
+        "DELETE", NB + "/files/{file}", None, ToolCallRecord
+    ),
 }

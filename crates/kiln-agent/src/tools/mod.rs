@@ -4,7 +4,7 @@
 mod discovery;
 mod materials;
 mod memory;
-mod notebook;
+pub mod notebook;
 pub(crate) mod optimizer;
 mod search;
 

@@ -121,6 +121,8 @@ impl Chunks<'_> {
 /// Deletes every row of a session (no visibility check: it may be a half-written import).
 pub(crate) async fn delete_rows(conn: &mut SqliteConnection, id: &str) -> Result<()> {
     for table in [
+        "track_chunks",
+        "track_batches",
         "state_snapshots",
         "nodes",
         "refs",
@@ -482,6 +484,7 @@ mod tests {
                     metadata: json!({}),
                     config: Default::default(),
                     template: None,
+                    folder: "/".into(),
                 },
                 &alice,
             )

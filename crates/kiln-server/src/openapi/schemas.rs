@@ -318,6 +318,19 @@ pub(super) fn all() -> Value {
                         trusted key, original authors) or `unverified` (nodes credited to \
                         the importer)"}),
             ),
+            (
+                "folder",
+                text("its folder in the project, such as `/experiments/2026/jan`; absent for `/`"),
+            ),
+            (
+                "protected",
+                doc(
+                    "boolean",
+                    "write-protected: every write is 409 `session_protected` until the owner \
+                     unprotects it; absent when false",
+                ),
+            ),
+            ("protected_at", ts()),
         ],
     );
     put("Session", session.clone());

@@ -589,7 +589,8 @@ async fn tab_context(
                 .get(NOTEBOOK)
                 .and_then(|v| serde_json::from_value::<NotebookState>(v.clone()).ok())
             {
-                ctx["notebook"] = notebook_view(&nb, &filters);
+                let stored = stored_tracks(st, caller, id, branch, &nb, &filters).await?;
+                ctx["notebook"] = notebook_view(&nb, &filters, &stored);
             }
         }
         "audit" => {
@@ -674,9 +675,84 @@ const LEVELS: [&str; 5] = ["debug", "info", "warn", "error", "fatal"];
 /// Log lines the notebook tab lists (newest first).
 const PAGE_LOG: usize = 200;
 
-/// The notebook tab: parameters, metric tracks (several on one chart, picked by name, with
-/// their statistics), log lines at or above a level, attachments to download.
-fn notebook_view(nb: &NotebookState, f: &TabFilters) -> Value {
+/// Points of a stored track the notebook tab draws (its first page).
+const CHART_POINTS: u64 = 5000;
+
+/// A stored metric track as the tab shows it: its stats, and its points when drawn.
+struct StoredTrack {
+    name: String,
+    stats: Value,
+    points: Option<Vec<(f64, f64)>>,
+}
+
+/// The field a stored track's chart and columns show: `value` when it has one, else the
+/// first field that is not `step`, `epoch` or `index`.
+fn shown_field(stats: &Value) -> Option<String> {
+    let fields = stats["fields"].as_object()?;
+    if fields.contains_key("value") {
+        return Some("value".into());
+    }
+    fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "step" | "epoch" | "index"))
+        .cloned()
+}
+
+/// The branch's stored tracks with their stats, and the points of those the tab draws.
+async fn stored_tracks(
+    st: &AppState,
+    caller: &kiln_session::Caller,
+    id: &str,
+    branch: &str,
+    nb: &NotebookState,
+    f: &TabFilters,
+) -> Result<Vec<StoredTrack>, Error> {
+    let mut out = Vec::new();
+    let chosen_any = f
+        .tracks
+        .iter()
+        .any(|t| nb.tracks.contains_key(t) || nb.metrics.contains_key(t));
+    for (i, name) in nb.tracks.keys().enumerate() {
+        let stats = st
+            .agent
+            .notebook_track_stats(caller, id, branch, name)
+            .await?;
+        let drawn = f.tracks.contains(name) || (!chosen_any && nb.metrics.is_empty() && i == 0);
+        let points = match (drawn, shown_field(&stats)) {
+            (true, Some(field)) => {
+                let range = kiln_agent::tools::notebook::tracks::TrackRange {
+                    limit: Some(CHART_POINTS),
+                    ..Default::default()
+                };
+                let page = st
+                    .agent
+                    .notebook_track(caller, id, branch, name, range)
+                    .await?;
+                let pts = page["points"].as_array().cloned().unwrap_or_default();
+                Some(
+                    pts.iter()
+                        .filter_map(|p| {
+                            let x = p.get("step").or_else(|| p.get("index"))?.as_f64()?;
+                            Some((x, p.get(&field)?.as_f64()?))
+                        })
+                        .collect(),
+                )
+            }
+            _ => None,
+        };
+        out.push(StoredTrack {
+            name: name.clone(),
+            stats,
+            points,
+        });
+    }
+    Ok(out)
+}
+
+/// The notebook tab: parameters (dotted keys), metric tracks (several on one chart, picked by
+/// name, with their statistics), log lines at or above a level with their metadata, files and
+/// attachments to download.
+fn notebook_view(nb: &NotebookState, f: &TabFilters, stored: &[StoredTrack]) -> Value {
     let rank = |l: &str| LEVELS.iter().position(|x| x.eq_ignore_ascii_case(l));
     let min = f.level.as_deref().and_then(rank).unwrap_or(0);
     let lines: Vec<&kiln_agent::tools::LogLine> = nb
@@ -705,37 +781,54 @@ fn notebook_view(nb: &NotebookState, f: &TabFilters) -> Value {
                 "last": pts.last().map(|p| p.value),
             })
         })
+        .chain(stored.iter().map(|t| {
+            let field = shown_field(&t.stats).unwrap_or_default();
+            let fs = &t.stats["fields"][&field];
+            json!({
+                "name": t.name, "count": t.stats["points"], "field": field,
+                "min": fs["min"], "max": fs["max"], "mean": fs["mean"], "last": fs["last"],
+                "partial": t.stats["points"].as_u64().unwrap_or(0) > CHART_POINTS,
+            })
+        }))
         .collect();
     // The tracks asked for that exist; by default the first one.
     let mut chosen: Vec<&str> = f
         .tracks
         .iter()
         .map(String::as_str)
-        .filter(|t| nb.metrics.contains_key(*t))
+        .filter(|t| nb.metrics.contains_key(*t) || stored.iter().any(|s| s.name == *t))
         .collect();
-    if chosen.is_empty()
-        && let Some(first) = nb.metrics.keys().next()
-    {
-        chosen.push(first);
+    if chosen.is_empty() {
+        if let Some(first) = nb.metrics.keys().next() {
+            chosen.push(first);
+        } else if let Some(first) = stored.iter().find(|t| t.points.is_some()) {
+            chosen.push(&first.name);
+        }
     }
     let series: Vec<(&str, Vec<(f64, f64)>)> = chosen
         .iter()
         .map(|name| {
-            let pts = nb.metrics[*name]
-                .iter()
-                .map(|p| (p.step as f64, p.value))
-                .collect();
+            let pts = match nb.metrics.get(*name) {
+                Some(m) => m.iter().map(|p| (p.step as f64, p.value)).collect(),
+                None => stored
+                    .iter()
+                    .find(|t| t.name == *name)
+                    .and_then(|t| t.points.clone())
+                    .unwrap_or_default(),
+            };
             (*name, pts)
         })
         .collect();
     let refs: Vec<(&str, &[(f64, f64)])> = series.iter().map(|(n, p)| (*n, p.as_slice())).collect();
     let chart = (!refs.is_empty())
         .then(|| kiln_bayesopt::plot::lines_svg(&chosen.join(", "), "step", "value", &refs));
+    let flat = kiln_agent::tools::notebook::params::flatten(&nb.params);
     json!({
-        "params": nb.params.iter().map(|(k, v)| json!({"name": k, "value": match v {
+        "params": flat.iter().map(|(k, v)| json!({"name": k, "value": match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         }})).collect::<Vec<_>>(),
+        "files": nb.files.iter().filter(|f| f.deleted_at.is_none()).collect::<Vec<_>>(),
         "tracks": tracks,
         "chosen": chosen,
         "chart": chart,

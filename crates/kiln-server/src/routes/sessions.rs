@@ -22,6 +22,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sessions/{id}", get(show).patch(update).delete(remove))
         .route("/v1/sessions/{id}/status", post(set_status))
         .route("/v1/sessions/{id}/leave", post(leave))
+        .route("/v1/sessions/{id}/protect", post(protect))
+        .route("/v1/sessions/{id}/unprotect", post(unprotect))
         .route("/v1/sessions/{id}/events", get(events))
 }
 
@@ -160,4 +162,22 @@ async fn events(
         items,
         next_cursor: None,
     }))
+}
+
+/// `POST /v1/sessions/{id}/protect`: every write is refused (409 `session_protected`) until
+/// the owner unprotects it.
+async fn protect(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Session>> {
+    Ok(Json(st.mgr.set_protected(&caller, &id, true).await?))
+}
+
+async fn unprotect(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Session>> {
+    Ok(Json(st.mgr.set_protected(&caller, &id, false).await?))
 }

@@ -28,6 +28,7 @@ from kiln import _html
 from kiln import _models as m
 from kiln._errors import (
     KilnError,
+    NotFound,
     NotSupported,
     TransportError,
     error_from_code,
@@ -144,13 +145,14 @@ class Client:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         q = {k: v for k, v in (params or {}).items() if v is not None}
         attempt = 0
         while True:
             try:
                 resp = self._http.request(
-                    method, path, params=q, json=json, headers=headers
+                    method, path, params=q, json=json, headers=headers, content=content
                 )
             except httpx.TransportError as e:
                 raise TransportError(f"{method} {path}: {e!r}") from e
@@ -340,6 +342,36 @@ class Client:
                 continue
             return Session(self, m.Session.model_validate(s.model_dump(by_alias=True)))
         return self.create_session(name, project=project, folder=folder, **create)
+
+    def project_session(
+        self,
+        project: str,
+        name: str,
+        *,
+        folder: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+    ) -> Session:
+        """Your session of this project and name, made (in `folder`) when there is none, in one
+        request (`PUT /v1/projects/{project}/sessions/{name}`): two scripts starting at once get
+        one session. `found.duplicates` lists older sessions of the same name."""
+        body = _body(m.PutProjectSession, folder=folder, description=description, tags=tags)
+        raw = self._call(
+            "put_projects_project_sessions_name", {"project": project, "name": name}, body=body
+        )
+        found = m.FoundSession.model_validate(raw)
+        return Session(self, found.session)
+
+    def projects(self) -> list[m.Project]:
+        """The projects whose sessions you see, with how many."""
+        return [m.Project.model_validate(p) for p in self._items("get_projects")]
+
+    def project_tree(self, project: str, *, folder: str | None = None) -> m.ProjectTree:
+        """A project's sessions under `folder` (default `/`) as a tree of folders."""
+        raw = self._call(
+            "get_projects_project_sessions", {"project": project}, params={"folder": folder}
+        )
+        return m.ProjectTree.model_validate(raw)
 
     def session(
         self, name: str, *, project: str | None = None, folder: str | None = None, **create: Any
@@ -902,14 +934,43 @@ class Session:
     def log(
         self, message: str, *, level: str = "info", branch: str | None = None, **metadata: Any
     ) -> dict[str, Any]:
-        """Writes a line to the session's notebook log. The server's log line has no fields
-        for metadata, so any are appended to the message as JSON."""
-        if metadata:
-            message = f"{message} {json.dumps(metadata, default=str, sort_keys=True)}"
-        rec = self.call_tool(
-            "notebook", {"action": "log", "message": message, "level": level}, branch=branch
+        """Writes a line to the session's notebook log with a level (debug, info, warn, error,
+        fatal) and keyword arguments as its structured metadata."""
+        body = _body(
+            m.NotebookLogInput, message=message, level=level, metadata=metadata or None
         )
-        return dict(rec.result or {})
+        raw = self.client._call(
+            "post_sessions_id_branches_b_notebook_logs", self._p(b=self._b(branch)), body=body
+        )
+        return dict(m.ToolCallRecord.model_validate(raw).result or {})
+
+    def logs(
+        self,
+        *,
+        level: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        meta: str | None = None,
+        limit: int | None = None,
+        branch: str | None = None,
+    ) -> m.NotebookLogPage:
+        """Log lines, oldest first: `level` the least severe kept, `since`/`until` RFC 3339,
+        `meta="key=value"` one metadata field."""
+        raw = self.client._call(
+            "get_sessions_id_branches_b_notebook_logs",
+            self._p(b=self._b(branch)),
+            params={"level": level, "since": since, "until": until, "meta": meta, "limit": limit},
+        )
+        return m.NotebookLogPage.model_validate(raw)
+
+    def protect(self) -> None:
+        """Write-protects the session (owner only): every write is refused until unprotected."""
+        raw = self.client._call("post_sessions_id_protect", self._p())
+        self.data = m.Session.model_validate(raw)
+
+    def unprotect(self) -> None:
+        raw = self.client._call("post_sessions_id_unprotect", self._p())
+        self.data = m.Session.model_validate(raw)
 
     def notebook(self, *, branch: str | None = None) -> dict[str, Any]:
         """Everything in the notebook: log lines, parameters, metric tracks, attachments."""
@@ -1365,19 +1426,34 @@ class Optimizer(_Part):
 
 
 class Params(_Part):
-    """Notebook parameters (Dreamlake's `session.params`)."""
+    """Notebook parameters (Dreamlake's `session.params`): nested objects merge, dotted names
+    nest, every change is kept in the history."""
 
     def set(self, *, branch: str | None = None, **params: Any) -> dict[str, Any]:
-        rec = self.session.call_tool(
-            "notebook", {"action": "set_params", "params": params}, branch=branch
+        raw = self.session.client._call(
+            "patch_sessions_id_branches_b_notebook_params",
+            self.session._p(b=self.session._b(branch)),
+            body=params,
         )
+        rec = m.ToolCallRecord.model_validate(raw)
         return dict((rec.result or {}).get("params") or {})
 
     def get(self, *, flatten: bool = False, branch: str | None = None) -> dict[str, Any]:
         """All parameters; `flatten=True` gives dotted keys (`model.lr`)."""
-        rec = self.session.call_tool("notebook", {"action": "get_params"}, branch=branch)
-        params = dict((rec.result or {}).get("params") or {})
-        return _flatten(params) if flatten else params
+        raw = self.session.client._call(
+            "get_sessions_id_branches_b_notebook_params",
+            self.session._p(b=self.session._b(branch)),
+            params={"flatten": "true" if flatten else None},
+        )
+        return dict(m.NotebookParams.model_validate(raw).params)
+
+    def history(self, *, branch: str | None = None) -> list[m.ParamChange]:
+        """Every parameter change: who, when, old → new."""
+        raw = self.session.client._call(
+            "get_sessions_id_branches_b_notebook_params_history",
+            self.session._p(b=self.session._b(branch)),
+        )
+        return m.NotebookParamChanges.model_validate(raw).changes
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -1392,58 +1468,85 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class Track:
-    """A metric track (Dreamlake's `session.track(name)`): append, read, stats."""
+    """A metric track (Dreamlake's `session.track(name)`): points with any numeric fields
+    (`step`, `epoch`, `value`, …), appended one or a batch at a time, read by index or step,
+    stats computed by the server."""
 
     def __init__(self, session: Session, name: str) -> None:
         self.session = session
         self.name = name
 
+    def _p(self, branch: str | None) -> dict[str, str]:
+        return self.session._p(b=self.session._b(branch), track=self.name)
+
+    def _append(self, body: dict[str, Any], branch: str | None) -> dict[str, Any]:
+        raw = self.session.client._call(
+            "post_sessions_id_branches_b_notebook_tracks_track", self._p(branch), body=body
+        )
+        return dict(m.ToolCallRecord.model_validate(raw).result or {})
+
     def append(
-        self, value: float, *, step: int | None = None, branch: str | None = None
+        self,
+        value: float | None = None,
+        *,
+        step: float | None = None,
+        branch: str | None = None,
+        **fields: float,
     ) -> dict[str, Any]:
-        args: dict[str, Any] = {"action": "log_metric", "name": self.name, "value": value}
+        """Appends one point; returns it with its `index` on the branch."""
+        point: dict[str, float] = dict(fields)
+        if value is not None:
+            point["value"] = value
         if step is not None:
-            args["step"] = step
-        rec = self.session.call_tool("notebook", args, branch=branch)
-        return dict(rec.result or {})
+            point["step"] = step
+        out = self._append(_body(m.NotebookPoints, point=point), branch)
+        return {**point, "index": int(out.get("total", 1)) - 1}
 
     def append_batch(
-        self, points: Iterable[float | Mapping[str, Any]], *, branch: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Appends each point (a value, or `{"value", "step"?}`); the server has no batch
-        action, so this is one request per point."""
-        out = []
-        for p in points:
-            if isinstance(p, Mapping):
-                out.append(self.append(p["value"], step=p.get("step"), branch=branch))
-            else:
-                out.append(self.append(p, branch=branch))
-        return out
+        self, points: Iterable[float | Mapping[str, float]], *, branch: str | None = None
+    ) -> dict[str, Any]:
+        """Appends the points (each a value, or a mapping of fields) in one request: one batch,
+        one node on the branch."""
+        pts = [dict(p) if isinstance(p, Mapping) else {"value": float(p)} for p in points]
+        return self._append(_body(m.NotebookPoints, points=pts), branch)
 
-    def read(self, *, branch: str | None = None) -> Table:
-        rec = self.session.call_tool(
-            "notebook", {"action": "read_metric", "name": self.name}, branch=branch
+    def read(
+        self,
+        *,
+        start_index: int = 0,
+        limit: int | None = None,
+        step_min: float | None = None,
+        step_max: float | None = None,
+        branch: str | None = None,
+    ) -> Table:
+        """Points from `start_index` (at most `limit`, default 1,000), optionally only steps in
+        `[step_min, step_max]`; each with its `index`."""
+        raw = self.session.client._call(
+            "get_sessions_id_branches_b_notebook_tracks_track",
+            self._p(branch),
+            params={
+                "offset": start_index,
+                "limit": limit,
+                "step_min": step_min,
+                "step_max": step_max,
+            },
         )
-        return Table((rec.result or {}).get("points") or [], self.name)
+        return Table(m.NotebookTrackPage.model_validate(raw).points, self.name)
 
-    def stats(self, *, branch: str | None = None) -> dict[str, Any]:
-        """count, min, max, mean, last value and step, computed here from `read()`."""
-        pts = self.read(branch=branch)
-        vals = [float(p["value"]) for p in pts]
-        if not vals:
-            return {"count": 0}
-        return {
-            "count": len(vals),
-            "min": min(vals),
-            "max": max(vals),
-            "mean": sum(vals) / len(vals),
-            "last": vals[-1],
-            "last_step": pts[-1].get("step"),
-        }
+    def stats(self, *, branch: str | None = None) -> m.NotebookTrackStats:
+        """Per field: count, min, max, mean, last (computed by the server from its batches)."""
+        raw = self.session.client._call(
+            "get_sessions_id_branches_b_notebook_tracks_track_stats", self._p(branch)
+        )
+        return m.NotebookTrackStats.model_validate(raw)
 
 
 class Files(_Part):
-    """Notebook attachments (Dreamlake's `session.files`): text files only, for now."""
+    """Notebook files (Dreamlake's `session.files`): any content, stored content-addressed by
+    the server, counted in your quota; deleting keeps the content until purged."""
+
+    def _p(self, branch: str | None, **more: str) -> dict[str, str]:
+        return self.session._p(b=self.session._b(branch), **more)
 
     def upload(
         self,
@@ -1452,30 +1555,58 @@ class Files(_Part):
         name: str | None = None,
         media_type: str | None = None,
         branch: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> m.NotebookFile:
         p = Path(path)
-        raw = p.read_bytes()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise NotSupported(
-                f"uploading the binary file {p.name}",
-                "binary attachments (the notebook stores text files)",
-            ) from e
-        args: dict[str, Any] = {"action": "attach", "name": name or p.name, "content": text}
-        if media_type:
-            args["media_type"] = media_type
-        rec = self.session.call_tool("notebook", args, branch=branch)
-        return dict((rec.result or {}).get("attachment") or {})
+        op = "post_sessions_id_branches_b_notebook_files"
+        resp = self.session.client._send(
+            "POST",
+            _path(op, **self._p(branch)),
+            params={"name": name or p.name},
+            headers={"Content-Type": media_type or _guess_type(p.name)},
+            content=p.read_bytes(),
+        )
+        rec = m.ToolCallRecord.model_validate(resp.json())
+        return m.NotebookFile.model_validate((rec.result or {}).get("file") or {})
 
     def list(self, *, branch: str | None = None) -> Table:
-        nb = self.session.notebook(branch=branch)
-        return Table(nb.get("attachments") or [], "files")
-
-    def download(self, name: str, *args: Any, **kw: Any) -> None:
-        raise NotSupported(
-            f"downloading {name}", "a route that returns an attachment's content"
+        raw = self.session.client._call(
+            "get_sessions_id_branches_b_notebook_files", self._p(branch)
         )
+        return Table(raw.get("items") or [], "files")
+
+    def _find(self, file: str, branch: str | None) -> tuple[str, str]:
+        """A file's id and name from an id or a name (the newest file of that name)."""
+        items = list(self.list(branch=branch))
+        for f in reversed(items):
+            if file in (f["id"], f["name"]):
+                return str(f["id"]), str(f["name"])
+        raise NotFound(f"no file {file!r} on this branch", code="no_such_file", status=404)
+
+    def download(
+        self, file: str, dest: str | Path | None = None, *, branch: str | None = None
+    ) -> Path:
+        """Writes a file's content (by id or name) to `dest` (default: its name here)."""
+        fid, name = self._find(file, branch)
+        op = "get_sessions_id_branches_b_notebook_files_file"
+        resp = self.session.client._send("GET", _path(op, **self._p(branch, file=fid)))
+        out = Path(dest) if dest is not None else Path(Path(name).name)
+        out.write_bytes(resp.content)
+        return out
+
+    def delete(self, file: str, *, branch: str | None = None) -> m.NotebookFile:
+        """Deletes a file on the branch (the node records it; the content is kept)."""
+        fid, _ = self._find(file, branch)
+        raw = self.session.client._call(
+            "delete_sessions_id_branches_b_notebook_files_file", self._p(branch, file=fid)
+        )
+        rec = m.ToolCallRecord.model_validate(raw)
+        return m.NotebookFile.model_validate((rec.result or {}).get("file") or {})
+
+
+def _guess_type(name: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 class Collaborators(_Part):

@@ -1,0 +1,84 @@
+-- Experiment tracking (issue 16; see ARCHITECTURE.md, "Experiment tracking"): sessions found by
+-- project and name, folders, write protection, and metric track points kept out of the branch's
+-- JSON state.
+
+-- A session's folder inside its project ("/" is the top; "/experiments/2026/jan").
+ALTER TABLE sessions ADD COLUMN folder TEXT NOT NULL DEFAULT '/';
+-- Write protection: set by the owner, cleared only by the owner. NULL means writable.
+ALTER TABLE sessions ADD COLUMN protected_at TEXT;
+ALTER TABLE sessions ADD COLUMN protected_by TEXT;
+
+-- Finding a session by (owner, project, name) and listing a project's folders. Not UNIQUE:
+-- sessions made before names were unique per project keep working (the route reports them).
+CREATE INDEX sessions_project_name ON sessions(owner_id, project, name);
+CREATE INDEX sessions_project_folder ON sessions(project, folder, id);
+
+-- The store refuses every write to a protected session's tree, whatever path it comes by (the
+-- one-statement append, merges, restores, jobs): the session layer answers first, these make
+-- sure nothing forgets to ask.
+CREATE TRIGGER nodes_protected BEFORE INSERT ON nodes
+WHEN (SELECT protected_at FROM sessions WHERE id = NEW.session_id) IS NOT NULL
+BEGIN
+    SELECT RAISE(ABORT, 'session_protected');
+END;
+
+CREATE TRIGGER branches_insert_protected BEFORE INSERT ON branches
+WHEN (SELECT protected_at FROM sessions WHERE id = NEW.session_id) IS NOT NULL
+BEGIN
+    SELECT RAISE(ABORT, 'session_protected');
+END;
+
+CREATE TRIGGER branches_update_protected BEFORE UPDATE ON branches
+WHEN (SELECT protected_at FROM sessions WHERE id = NEW.session_id) IS NOT NULL
+BEGIN
+    SELECT RAISE(ABORT, 'session_protected');
+END;
+
+CREATE TRIGGER refs_protected BEFORE INSERT ON refs
+WHEN (SELECT protected_at FROM sessions WHERE id = NEW.session_id) IS NOT NULL
+BEGIN
+    SELECT RAISE(ABORT, 'session_protected');
+END;
+
+-- Metric track points. A batch is one append (one node on the branch, whose notebook state
+-- names the batch and its count); its points are stored in chunks of up to 1,000, each one row
+-- holding the points as compact JSON, with the chunk's step range, so a range read fetches only
+-- the chunks it needs and 1M points are about 1,000 rows. Keyed by session first, so the table
+-- can be distributed by session_id without a rewrite. A batch no state names (its append
+-- failed) is never read.
+CREATE TABLE track_batches (
+    session_id  TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    batch       INTEGER NOT NULL,
+    track       TEXT NOT NULL,
+    count       INTEGER NOT NULL,
+    -- Per field: {"count", "min", "max", "sum", "last"}; the stats of a lineage add these up.
+    stats       TEXT NOT NULL,
+    min_step    REAL,
+    max_step    REAL,
+    created_by  TEXT,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (session_id, batch)
+) WITHOUT ROWID;
+
+CREATE TABLE track_chunks (
+    session_id  TEXT NOT NULL,
+    batch       INTEGER NOT NULL,
+    chunk       INTEGER NOT NULL,
+    count       INTEGER NOT NULL,
+    min_step    REAL,
+    max_step    REAL,
+    -- {"fields": [names], "rows": [[value or null per field], ...]}
+    points      TEXT NOT NULL,
+    PRIMARY KEY (session_id, batch, chunk)
+) WITHOUT ROWID;
+
+CREATE TRIGGER track_batches_protected BEFORE INSERT ON track_batches
+WHEN (SELECT protected_at FROM sessions WHERE id = NEW.session_id) IS NOT NULL
+BEGIN
+    SELECT RAISE(ABORT, 'session_protected');
+END;
+
+CREATE TRIGGER track_batches_deleted AFTER DELETE ON track_batches
+BEGIN
+    DELETE FROM track_chunks WHERE session_id = OLD.session_id AND batch = OLD.batch;
+END;
