@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use futures::future::BoxFuture;
 use kiln_agent::{Registry, Tool, ToolContext, ToolError, ToolOutput};
+use kiln_session::CachePolicy;
 use kiln_session::McpServerConfig;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock};
 use rmcp::service::RunningService;
@@ -99,6 +100,10 @@ impl ToolServer {
                 "mcp server `{name}`: timeout_secs must be at least 1"
             )));
         }
+        for policy in std::iter::once(&cfg.cache).chain(cfg.cache_tools.values()) {
+            CachePolicy::parse(policy)
+                .map_err(|e| Error::Config(format!("mcp server `{name}`: {e}")))?;
+        }
         Ok(ToolServer {
             cfg,
             conn: Mutex::new(Conn {
@@ -113,6 +118,28 @@ impl ToolServer {
     /// The server's name (its tools' prefix).
     pub fn name(&self) -> &str {
         &self.cfg.name
+    }
+
+    /// How long the results of `tool` (its name on the server) are cached.
+    fn cache_policy(&self, tool: &str) -> CachePolicy {
+        let text = self.cfg.cache_tools.get(tool).unwrap_or(&self.cfg.cache);
+        CachePolicy::parse(text).unwrap_or_default()
+    }
+
+    /// The version the running server reported (`name/version`), if it is running.
+    async fn version(&self) -> Option<String> {
+        let conn = self.conn.lock().await;
+        let client = conn.client.as_ref().filter(|c| !c.is_closed())?;
+        // A server that did not say who it is still caches, under "unnamed".
+        let version = client
+            .peer_info()
+            .and_then(|i| {
+                i.server_info
+                    .as_ref()
+                    .map(|s| format!("{}/{}", s.name, s.version))
+            })
+            .unwrap_or_else(|| "unnamed".to_owned());
+        Some(version)
     }
 
     fn timeout(&self) -> Duration {
@@ -329,8 +356,53 @@ impl Tool for McpTool {
                 ));
             }
             let server = self.server.name();
-            match self.server.call(&self.remote, args).await {
-                Ok(result) => output(ctx, server, &self.remote, result).await,
+            // A cached result of this user's for the same call to the same server version.
+            let policy = self.server.cache_policy(&self.remote);
+            if policy != CachePolicy::Off
+                && let Some(version) = self.server.version().await
+                && let Some(hit) = ctx
+                    .manager
+                    .cached_tool_result(&ctx.caller, &self.name, &version, &args)
+                    .await
+            {
+                let mut data = hit.output.get("data").cloned().unwrap_or(Value::Null);
+                data["cache"] =
+                    json!({"hit": true, "stored_at": hit.created_at, "version": version});
+                let text = hit.output.get("text").and_then(Value::as_str).unwrap_or("");
+                return Ok(ToolOutput::new(
+                    format!("{text}\n(cached result from {})", hit.created_at),
+                    data,
+                ));
+            }
+            match self.server.call(&self.remote, args.clone()).await {
+                Ok(result) => {
+                    let mut out = output(ctx, server, &self.remote, result).await?;
+                    if policy != CachePolicy::Off
+                        && let Some(version) = self.server.version().await
+                    {
+                        let kept = json!({"text": out.text, "data": out.data});
+                        if let Err(e) = ctx
+                            .manager
+                            .cache_tool_result(
+                                &ctx.caller,
+                                &self.name,
+                                &version,
+                                &args,
+                                &kept,
+                                policy,
+                            )
+                            .await
+                        {
+                            tracing::debug!(
+                                code = e.code,
+                                "caching a result failed: {}",
+                                e.message
+                            );
+                        }
+                        out.data["cache"] = json!({"hit": false, "version": version});
+                    }
+                    Ok(out)
+                }
                 Err(CallError::Refused(m)) => Err(ToolError::Failed(format!(
                     "the MCP server `{server}` refused the call: {m}"
                 ))),

@@ -279,3 +279,94 @@ async fn a_server_that_cannot_start_is_left_out_and_the_rest_still_come() {
         .unwrap_err();
     assert!(err.to_string().contains("twice"), "{err}");
 }
+
+#[tokio::test]
+#[ignore = "needs KILN_MCP_PYTHON, a Python with the mcp package (scripts/mcp)"]
+async fn an_expensive_tools_results_are_cached_per_user_across_sessions() {
+    let e = env().await;
+    let mut server = e.server();
+    server.users = Vec::new();
+    server.cache = "1h".into();
+    server.cache_tools = [("plot".to_owned(), "off".to_owned())]
+        .into_iter()
+        .collect();
+    let mut tools = Registry::builtin();
+    kiln_mcp::attach(&mut tools, &[server]).await.unwrap();
+    let agent = Agent::new(
+        e.mgr.clone(),
+        Arc::new(ScriptedModel::new([])),
+        tools,
+        quiet(),
+    );
+    let args = json!({"value": 2.0, "from_unit": "eV", "to_unit": "kJ/mol"});
+    let first_session = e.session().await;
+    let first = agent
+        .call_tool(
+            &e.alice,
+            &first_session,
+            None,
+            "units.convert",
+            args.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.result["cache"]["hit"], false, "{:?}", first.result);
+    // The same call in another of alice's sessions, keys in another order: a hit, marked.
+    let second_session = e.session().await;
+    let reordered = json!({"to_unit": "kJ/mol", "value": 2.0, "from_unit": "eV"});
+    let second = agent
+        .call_tool(&e.alice, &second_session, None, "units.convert", reordered)
+        .await
+        .unwrap();
+    assert_eq!(second.result["cache"]["hit"], true, "{:?}", second.result);
+    assert_eq!(second.result["structured"], first.result["structured"]);
+    assert!(
+        second.text.contains("cached result from"),
+        "{}",
+        second.text
+    );
+    // Still recorded on the session like any call.
+    let node = e
+        .mgr
+        .node(&e.alice, &second_session, &second.result_node)
+        .await
+        .unwrap();
+    assert_eq!(node.kind, NodeKind::ToolResult);
+    // Other arguments, another user, or a tool with the cache off: no hit.
+    let other = agent
+        .call_tool(
+            &e.alice,
+            &first_session,
+            None,
+            "units.convert",
+            json!({"value": 3.0, "from_unit": "eV", "to_unit": "kJ/mol"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.result["cache"]["hit"], false);
+    let bobs = e
+        .mgr
+        .create_session(
+            &e.bob,
+            CreateSession {
+                name: "bob's".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    let theirs = agent
+        .call_tool(&e.bob, &bobs, None, "units.convert", args)
+        .await
+        .unwrap();
+    assert_eq!(
+        theirs.result["cache"]["hit"], false,
+        "never shared across users"
+    );
+    let plot = agent
+        .call_tool(&e.alice, &first_session, None, "units.plot", json!({}))
+        .await
+        .unwrap();
+    assert!(plot.result.get("cache").is_none(), "{:?}", plot.result);
+}

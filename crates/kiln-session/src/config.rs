@@ -45,6 +45,11 @@ pub struct McpServerConfig {
     pub timeout_secs: u64,
     /// User names that may call its tools; empty: every user.
     pub users: Vec<String>,
+    /// How long its tools' results are cached per user: `off` (default), `forever`, or a time
+    /// (`3600`, `30m`, `12h`, `7d`). Cached results are shared by the user's sessions.
+    pub cache: String,
+    /// Per tool (its name on the server), overriding `cache`.
+    pub cache_tools: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for McpServerConfig {
@@ -57,6 +62,8 @@ impl Default for McpServerConfig {
             url: String::new(),
             timeout_secs: 30,
             users: Vec::new(),
+            cache: "off".into(),
+            cache_tools: Default::default(),
         }
     }
 }
@@ -71,6 +78,8 @@ impl std::fmt::Debug for McpServerConfig {
             .field("url", &self.url)
             .field("timeout_secs", &self.timeout_secs)
             .field("users", &self.users)
+            .field("cache", &self.cache)
+            .field("cache_tools", &self.cache_tools)
             .finish()
     }
 }

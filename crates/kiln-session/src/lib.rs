@@ -23,6 +23,7 @@ mod search;
 mod sessions;
 mod shares;
 mod templates;
+mod tool_cache;
 mod tracks;
 
 pub use auth::{Caller, ClientInfo, hash_token, new_token};
@@ -70,4 +71,5 @@ pub use shares::{
     CreateShare, CreatedShare, SharedNode, SharedSession, SharedView, is_share_token_shape,
 };
 pub use templates::{SaveTemplate, SessionTemplate, TemplateBody, TemplateParam, TemplatePatch};
+pub use tool_cache::CachePolicy;
 pub use tracks::{MAX_BATCH_POINTS, check_track_name, points_from_json};
