@@ -8,6 +8,7 @@ mod batches;
 mod chain;
 mod collaborators;
 mod controllers;
+mod digest;
 mod error;
 mod export;
 mod fts;
@@ -36,6 +37,7 @@ pub use batches::{BatchItemRow, BatchRow, ItemOutcome, NewBatch};
 pub use chain::NodeVerification;
 pub use collaborators::{Collaborator, Contribution, Membership};
 pub use controllers::{Acquired, ControllerLock};
+pub use digest::ActiveSession;
 pub use error::{Error, Result};
 pub use export::{
     CheckedExport, EXPORT_FORMAT, ImportOptions, MAX_MESSAGE_BYTES, Provenance, SessionExport,

@@ -22,6 +22,18 @@ pub async fn start(mgr: SessionManager, cfg: JobsConfig) -> Result<JobScheduler,
         .map_err(|e| format!("jobs.tick `{}`: {e}", cfg.tick))?
     };
     sched.add(tick).await.map_err(|e| e.to_string())?;
+    if !cfg.digest.trim().is_empty() {
+        let (mgr, holder) = (mgr.clone(), holder.clone());
+        let digest = Job::new_async(cfg.digest.as_str(), move |_, _| {
+            let (mgr, holder) = (mgr.clone(), holder.clone());
+            Box::pin(async move {
+                let r = mgr.run_digests(chrono::Utc::now(), &holder).await;
+                tracing::info!(written = r.written, "weekly digests written");
+            })
+        })
+        .map_err(|e| format!("jobs.digest `{}`: {e}", cfg.digest))?;
+        sched.add(digest).await.map_err(|e| e.to_string())?;
+    }
     if cfg.backup_keep > 0 {
         let keep = cfg.backup_keep;
         let backup = Job::new_async(cfg.backup.as_str(), move |_, _| {

@@ -28,6 +28,8 @@ pub struct JobsConfig {
     pub tick: String,
     /// When a backup is taken (cron, seconds first).
     pub backup: String,
+    /// When the weekly digests are written (cron, seconds first; empty: never).
+    pub digest: String,
     /// Active sessions idle this long are paused (0: never).
     pub idle_pause_minutes: u32,
     /// Sessions paused this long are archived (0: never).
@@ -44,6 +46,7 @@ impl Default for JobsConfig {
             enabled: true,
             tick: "0 * * * * *".into(),
             backup: "0 30 3 * * *".into(),
+            digest: "0 0 7 * * Mon".into(),
             idle_pause_minutes: 120,
             paused_archive_days: 30,
             backup_keep: 7,

@@ -8,6 +8,7 @@ mod config;
 mod context;
 mod controller;
 mod conversation;
+mod digest;
 mod error;
 mod integrity;
 mod jobs;
@@ -40,6 +41,7 @@ pub use controller::{CONTROLLER_HEADER, ControllerGrant, MAX_CONTROLLER_TTL, MAX
 pub use conversation::{
     BranchFrom, EventInput, MAX_MESSAGE_BYTES, MessageInput, TreeBranch, entry_type_matches,
 };
+pub use digest::DigestReport;
 pub use error::{Error, Result};
 pub use integrity::InstanceKeyInfo;
 pub use jobs::{JobReport, JobsConfig};
