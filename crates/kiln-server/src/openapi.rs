@@ -608,6 +608,23 @@ fn operations() -> Vec<Op> {
             "Delete a template you own",
         )
         .no_content(),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/branches/{b}/undo",
+            "branches",
+            "Put the branch back to just before its last question (the chat's /undo): that \
+             point is checkpointed as `undo-…` and restored, so the undone turn stays \
+             reachable from `before-restore-…`; 409 `nothing_to_undo` without a question",
+        )
+        .ok(200, r("Undone")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/fresh-branch",
+            "branches",
+            "Start a fresh branch `fresh-N` from the session's root (the chat's /clear); every \
+             branch is kept",
+        )
+        .ok(201, r("Branch")),
         // Batches
         Op::new(
             "POST",

@@ -1121,3 +1121,56 @@ async fn the_other_pages_are_accessible_in_light_and_dark() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_composer_takes_the_chat_commands() {
+    run("chat-commands", |s, _, b| {
+        Box::pin(async move {
+            let id = seeded_session(s, "Commands").await;
+            sign_in(s, b).await?;
+            goto(b, &format!("{}/web/sessions/{id}", s.base)).await?;
+            wait_text(b, "#conversation article.assistant", "157.755").await?;
+            fill(b, "#message", "/help").await?;
+            click(b, "#composer button[type=submit]").await?;
+            wait_text(b, "#composer-status", "/undo").await?;
+            // /undo takes the question back, keeping it.
+            fill(b, "#message", "/undo").await?;
+            click(b, "#composer button[type=submit]").await?;
+            wait_text(b, "#composer-status", "Took back").await?;
+            until(
+                b,
+                "return !document.querySelector('#conversation').textContent.includes('157.755')",
+                "the answer leaves the branch",
+            )
+            .await?;
+            let (_, cps) = s
+                .request(
+                    Method::GET,
+                    &format!("/v1/sessions/{id}/checkpoints"),
+                    Some(&s.alice),
+                    None,
+                )
+                .await;
+            check(
+                cps.to_string().contains("before-restore-"),
+                "the undone turn is kept",
+            )?;
+            // /clear: a fresh branch from the start.
+            fill(b, "#message", "/clear").await?;
+            click(b, "#composer button[type=submit]").await?;
+            until(
+                b,
+                "return location.search.includes('branch=fresh-2')",
+                "on the fresh branch",
+            )
+            .await?;
+            // An unknown command is said, and the text stays to fix.
+            fill(b, "#message", "/frobnicate").await?;
+            click(b, "#composer button[type=submit]").await?;
+            wait_text(b, "#composer-status", "Unknown command /frobnicate").await?;
+            accessible(b, "the session page after commands").await?;
+            Ok(())
+        })
+    })
+    .await;
+}

@@ -847,6 +847,69 @@ async fn real_responses_match_the_documented_schemas() {
         "/v1/sessions/{id}/events/stream".to_owned(),
     ));
 
+    // The chat's /clear and /undo over HTTP.
+    let (status, fresh) = srv
+        .request(
+            Method::POST,
+            &format!("/v1/sessions/{shared}/fresh-branch"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{fresh}");
+    check(
+        &doc,
+        &json!({"$ref": "#/components/schemas/Branch"}),
+        &fresh,
+        "fresh",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let fresh_name = fresh["name"].as_str().unwrap().to_owned();
+    let (status, v) = srv
+        .request(
+            Method::POST,
+            &format!("/v1/sessions/{shared}/branches/{fresh_name}/messages"),
+            Some(&srv.alice),
+            Some(json!({"role": "user", "content": "a question to take back"})),
+        )
+        .await;
+    assert!(status.is_success(), "{v}");
+    let (status, undone) = srv
+        .request(
+            Method::POST,
+            &format!("/v1/sessions/{shared}/branches/{fresh_name}/undo"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{undone}");
+    check(
+        &doc,
+        &json!({"$ref": "#/components/schemas/Undone"}),
+        &undone,
+        "undone",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(undone["undone"], "a question to take back");
+    let (status, v) = srv
+        .request(
+            Method::POST,
+            &format!("/v1/sessions/{shared}/branches/{fresh_name}/undo"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "nothing_to_undo");
+    checked.insert((
+        "POST".to_owned(),
+        "/v1/sessions/{id}/fresh-branch".to_owned(),
+    ));
+    checked.insert((
+        "POST".to_owned(),
+        "/v1/sessions/{id}/branches/{b}/undo".to_owned(),
+    ));
+
     // A batch: started, read while running or after, its events, its CSV, and cancelled.
     let batches = format!("/v1/sessions/{shared}/batches");
     let (status, started) = srv

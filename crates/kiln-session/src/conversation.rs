@@ -256,6 +256,56 @@ impl SessionManager {
         Ok(self.db.node(session, node).await?)
     }
 
+    /// Puts `branch` back to just before its last user message (the chat's `/undo`): the
+    /// parent of that message is checkpointed as `undo-…` and restored, so the undone turn
+    /// stays reachable from the automatic `before-restore-…` checkpoint. Returns what was done
+    /// and the undone message's text; 409 `nothing_to_undo` on a branch without one.
+    pub async fn undo_turn(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+    ) -> Result<(Restored, String)> {
+        let page = self
+            .messages(caller, session, branch, Some(1000), None)
+            .await?;
+        let last = page
+            .items
+            .iter()
+            .find(|n| n.kind == kiln_types::NodeKind::User)
+            .and_then(|n| Some((n, n.parent_id.clone()?)));
+        let Some((last, parent)) = last else {
+            return Err(Error::new(
+                kiln_types::ErrorKind::Conflict,
+                "nothing_to_undo",
+                format!("{branch} has no question to undo"),
+            ));
+        };
+        let name = format!("undo-{}", last.id.rsplit('-').next().unwrap_or(&last.id));
+        self.create_checkpoint(caller, session, &name, Some(branch), Some(&parent))
+            .await?;
+        let restored = self.restore(caller, session, &name, Some(branch)).await?;
+        Ok((restored, last.content.clone()))
+    }
+
+    /// A new branch from the session's root (the chat's `/clear`): a fresh start that keeps
+    /// every other branch. Named `fresh-N`, the first number free.
+    pub async fn fresh_branch(&self, caller: &Caller, session: &str) -> Result<Branch> {
+        let root = self.root(caller, session).await?;
+        let taken: Vec<String> = self
+            .branches(caller, session, true)
+            .await?
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        let name = (2..)
+            .map(|i| format!("fresh-{i}"))
+            .find(|n| !taken.contains(n))
+            .unwrap_or_else(|| "fresh".to_owned());
+        self.create_branch(caller, session, &name, Some(BranchFrom::Node(root.id)))
+            .await
+    }
+
     /// The session's root node, where a fresh branch starts.
     pub async fn root(&self, caller: &Caller, session: &str) -> Result<Node> {
         self.readable(caller, session).await?;

@@ -209,10 +209,10 @@ fn history_undo_clear_sessions_checkpoints_memory_and_a_recap_on_resume() {
     );
     // /clear: a fresh branch from the start, the old one kept.
     assert!(
-        out.contains("on a fresh branch chat-2 from the beginning; main is kept"),
+        out.contains("on a fresh branch fresh-2 from the beginning; main is kept"),
         "{out}"
     );
-    assert!(out.contains("no turns on chat-2 yet"), "{out}");
+    assert!(out.contains("no turns on fresh-2 yet"), "{out}");
     assert!(out.contains("* 1. "), "{out}");
     // Bad arguments are said, not fatal.
     assert!(

@@ -283,6 +283,67 @@
 
   let running = null; // the AbortController of the turn in flight
 
+  // ---- the chat commands (as in `kiln chat`) ----
+  const COMMANDS = "/undo (take back the last question; it is kept) · /clear (a fresh branch " +
+    "from the start) · /branch NAME · /switch NAME · /checkpoints · /history · /sessions · " +
+    "/memory · /help";
+
+  /** Runs `/command args` typed in the composer; true when it was one. */
+  async function command(form, text) {
+    if (!text.startsWith("/")) return false;
+    const status = $("#composer-status");
+    const textarea = $("textarea", form);
+    const [name, ...rest] = text.slice(1).trim().split(/\s+/);
+    const arg = rest.join(" ");
+    const sid = form.dataset.session;
+    const branch = form.dataset.branch;
+    const base = "/web/sessions/" + encodeURIComponent(sid);
+    const go = (href) => window.location.assign(href);
+    const fail = (r) => { status.textContent = errorOf(r).message; };
+    textarea.value = "";
+    switch (name) {
+      case "help": case "": status.textContent = COMMANDS; break;
+      case "undo": {
+        status.textContent = "Undoing…";
+        const r = await api("POST", "/v1/sessions/" + sid + "/branches/" + encodeURIComponent(branch) + "/undo");
+        if (!r.ok) return fail(r), true;
+        status.textContent = "Took back \u201c" + r.data.undone + "\u201d; it is kept as " + r.data.saved_as + ".";
+        refreshConversation(); refreshPanel();
+        break;
+      }
+      case "clear": {
+        const r = await api("POST", "/v1/sessions/" + sid + "/fresh-branch");
+        if (!r.ok) return fail(r), true;
+        go(base + "?branch=" + encodeURIComponent(r.data.name));
+        break;
+      }
+      case "branch": {
+        if (!arg) { status.textContent = "/branch needs a name"; break; }
+        const r = await api("POST", "/v1/sessions/" + sid + "/branches", { name: arg, from: { branch } });
+        if (!r.ok) return fail(r), true;
+        go(base + "?branch=" + encodeURIComponent(arg));
+        break;
+      }
+      case "switch":
+        if (!arg) { status.textContent = "/switch needs a branch name"; break; }
+        go(base + "?branch=" + encodeURIComponent(arg));
+        break;
+      case "checkpoints": go(base + "/branches?branch=" + encodeURIComponent(branch)); break;
+      case "history": {
+        const conv = conversation();
+        if (conv) conv.scrollTop = 0;
+        status.textContent = "The branch's history is above; older turns load as you scroll up.";
+        break;
+      }
+      case "sessions": go("/"); break;
+      case "memory": go("/web/memory"); break;
+      default:
+        textarea.value = text;
+        status.textContent = "Unknown command /" + name + ". " + COMMANDS;
+    }
+    return true;
+  }
+
   async function send(form, message) {
     const textarea = $("textarea", form);
     const status = $("#composer-status");
@@ -830,7 +891,8 @@
     const form = ev.target;
     if (form.id === "composer") {
       ev.preventDefault();
-      send(form);
+      const text = $("textarea", form).value.trim();
+      command(form, text).then((was) => { if (!was) send(form); });
     } else if (form.id && form.id.startsWith("opt-")) {
       ev.preventDefault();
       optSubmit(form);

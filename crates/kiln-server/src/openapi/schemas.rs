@@ -1187,6 +1187,22 @@ pub(super) fn all() -> Value {
             ],
         ),
     );
+    put(
+        "Undone",
+        obj(
+            &["branch", "old_head", "new_head", "saved_as", "undone"],
+            &[
+                ("branch", string()),
+                ("old_head", string()),
+                ("new_head", string()),
+                (
+                    "saved_as",
+                    text("the automatic checkpoint keeping the undone turn"),
+                ),
+                ("undone", text("the question taken back")),
+            ],
+        ),
+    );
     let memory_kind = json!({"type": "string", "enum": ["note", "preference"],
         "description": "note (default) or preference"});
     let memory_text = json!({"type": "string", "minLength": 1, "maxLength": 1000,

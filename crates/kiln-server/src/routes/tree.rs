@@ -38,6 +38,8 @@ pub fn routes() -> Router<AppState> {
             post(merge_preview),
         )
         .route("/v1/sessions/{id}/branches/{b}/discard", post(discard))
+        .route("/v1/sessions/{id}/branches/{b}/undo", post(undo))
+        .route("/v1/sessions/{id}/fresh-branch", post(fresh))
         .route("/v1/sessions/{id}/branches/{b}/reopen", post(reopen))
         .route(
             "/v1/sessions/{id}/checkpoints",
@@ -207,6 +209,28 @@ async fn discard(
     Path((id, b)): Path<(String, String)>,
 ) -> ApiResult<Json<Branch>> {
     Ok(Json(st.mgr.discard_branch(&caller, &id, &b).await?))
+}
+
+/// The chat's `/undo`: the branch back to before its last question, which stays reachable.
+async fn undo(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let (r, text) = st.mgr.undo_turn(&caller, &id, &b).await?;
+    let mut v = serde_json::json!(r);
+    v["undone"] = serde_json::json!(text);
+    Ok(Json(v))
+}
+
+/// The chat's `/clear`: a new branch from the session's root; every branch is kept.
+async fn fresh(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<(axum::http::StatusCode, Json<Branch>)> {
+    let b = st.mgr.fresh_branch(&caller, &id).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(b)))
 }
 
 async fn reopen(

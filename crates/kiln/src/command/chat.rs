@@ -416,53 +416,23 @@ impl Repl {
                 }
             }
             ("undo", _) => {
-                let page = mgr
-                    .messages(caller, s, &self.branch, Some(400), None)
-                    .await
-                    .cli()?;
-                let Some(last) = page.items.iter().find(|n| n.kind == NodeKind::User) else {
-                    bail!("nothing to undo on {}", self.branch);
-                };
-                let Some(parent) = last.parent_id.clone() else {
-                    bail!("nothing to undo on {}", self.branch);
-                };
-                let name = format!("undo-{}", last.id.rsplit('-').next().unwrap_or(&last.id));
-                mgr.create_checkpoint(caller, s, &name, Some(&self.branch), Some(&parent))
-                    .await
-                    .cli()?;
-                let r = mgr
-                    .restore(caller, s, &name, Some(&self.branch))
-                    .await
-                    .cli()?;
+                let (r, text) = mgr.undo_turn(caller, s, &self.branch).await.cli()?;
                 outln!(
                     "undid \"{}\" on {}; the undone turn is kept as {}",
-                    clip(last.content.trim(), 80),
+                    clip(text.trim(), 80),
                     self.branch,
                     r.saved_as
                 );
             }
             ("clear", _) => {
-                let root = mgr.root(caller, s).await.cli()?;
-                let taken: Vec<String> = mgr
-                    .branches(caller, s, true)
-                    .await
-                    .cli()?
-                    .into_iter()
-                    .map(|b| b.name)
-                    .collect();
-                let fresh = (2..)
-                    .map(|i| format!("chat-{i}"))
-                    .find(|n| !taken.contains(n))
-                    .unwrap_or_else(|| "chat-fresh".to_owned());
-                mgr.create_branch(caller, s, &fresh, Some(BranchFrom::Node(root.id)))
-                    .await
-                    .cli()?;
+                let fresh = mgr.fresh_branch(caller, s).await.cli()?;
                 outln!(
-                    "on a fresh branch {fresh} from the beginning; {} is kept (/switch {} to go back)",
+                    "on a fresh branch {} from the beginning; {} is kept (/switch {} to go back)",
+                    fresh.name,
                     self.branch,
                     self.branch
                 );
-                self.branch = fresh;
+                self.branch = fresh.name;
             }
             ("sessions", None) => {
                 let page = mgr
