@@ -1174,3 +1174,40 @@ async fn the_composer_takes_the_chat_commands() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_page_says_who_else_is_here() {
+    run("presence", |s, _, b| {
+        Box::pin(async move {
+            let id = seeded_session(s, "Together").await;
+            let (st, _) = s
+                .request(
+                    Method::POST,
+                    &format!("/v1/sessions/{id}/collaborators"),
+                    Some(&s.alice),
+                    Some(json!({"user": "bob", "permissions": ["read", "write"]})),
+                )
+                .await;
+            check(st.is_success(), "share")?;
+            sign_in(s, b).await?;
+            goto(b, &format!("{}/web/sessions/{id}", s.base)).await?;
+            // Bob opens the session elsewhere (his live stream is his presence).
+            let bob = s
+                .http
+                .get(format!(
+                    "{}/v1/sessions/{id}/events/stream?max_seconds=60",
+                    s.base
+                ))
+                .bearer_auth(&s.bob)
+                .send()
+                .await
+                .map_err(|e| format!("bob's stream: {e}"))?;
+            check(bob.status().is_success(), "bob watches")?;
+            wait_text(b, "#presence", "Here now: alice, bob").await?;
+            accessible(b, "the session page with someone else here").await?;
+            drop(bob);
+            Ok(())
+        })
+    })
+    .await;
+}

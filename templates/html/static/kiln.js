@@ -1029,6 +1029,26 @@
     if (!id || !("EventSource" in window)) return;
     const es = new EventSource("/v1/sessions/" + encodeURIComponent(id) + "/events/stream");
     for (const kind of ["nodes", "branches", "session"]) es.addEventListener(kind, liveChange);
+    // Who else is here, and another member's turn as it streams (ours shows in its bubble).
+    const me = ($(".who-am-i") || { textContent: "" }).textContent.trim();
+    es.addEventListener("presence", (e) => {
+      const box = $("#presence");
+      if (!box) return;
+      const names = JSON.parse(e.data).present.map((p) => p.user);
+      box.textContent = names.some((n) => n !== me) ? "Here now: " + names.join(", ") : "";
+    });
+    let head = "", said = "";
+    es.addEventListener("turn", (e) => {
+      const d = JSON.parse(e.data);
+      const box = $("#live-turn");
+      if (!box || d.user === me) return;
+      if (d.event === "started") { head = d.user + " asks on " + d.branch + ": \u201c" + d.text + "\u201d"; said = ""; }
+      else if (d.event === "tool_call") head += " \u00b7 " + d.name;
+      else if (d.event === "token") said += d.text;
+      else if (d.event === "done" || d.event === "error") { box.hidden = true; return liveChange(); }
+      box.hidden = false;
+      box.textContent = head + (said ? " \u2014 " + said.slice(-400) : " \u2026");
+    });
     es.addEventListener("closed", () => es.close());
     // Let go of the stream before the page goes (a reload must not wait on it).
     window.addEventListener("pagehide", () => es.close());
