@@ -114,9 +114,15 @@ def seed(k):
     k.api("POST", f"/v1/sessions/{sid}/checkpoints", {"name": "after-screen"})
     k.api("POST", f"/v1/sessions/{sid}/branches", {"name": "sodium", "from": {"branch": "main"}})
     k.api("POST", f"/v1/sessions/{sid}/query", {"message": "Analyse NaFePO4", "branch": "sodium"})
+    k.api("POST", "/v1/me/memory", {"content": "I work at 1 atm unless I say otherwise", "kind": "preference"})
+    k.api("POST", "/v1/me/memory", {"content": "Report capacities in mAh/g"})
+    batch = k.api("POST", f"/v1/sessions/{sid}/batches", {
+        "request": "Analyse {formula}",
+        "items": [{"formula": f} for f in ["LiFePO4", "LiMnPO4", "LiCoO2", "LiNiO2", "NaFePO4", "Xx9"]]})
+    time.sleep(2)
     share = k.api("POST", f"/v1/sessions/{sid}/shares", {"expires_in_days": 7})
     k.api("POST", "/v1/sessions", {"name": "Perovskite PL campaign", "project": "pv"})
-    return sid, share["path"]
+    return sid, share["path"], batch["id"]
 
 
 class Browser:
@@ -177,7 +183,7 @@ def main():
                               stderr=subprocess.DEVNULL)
     browser = None
     try:
-        sid, share = seed(kiln)
+        sid, share, batch = seed(kiln)
         time.sleep(1)
         browser = Browser(f"http://127.0.0.1:{dport}", args.chromium)
         browser.go(kiln.base + "/login")
@@ -189,7 +195,8 @@ def main():
         pages += [(f"session-{t}", f"/web/sessions/{sid}/{t}") for t in
                   ["state", "branches", "optimizer", "notebook", "audit", "sharing"]]
         pages += [("session-sodium", f"/web/sessions/{sid}?branch=sodium"), ("share", share),
-                  ("settings", "/web/settings")]
+                  ("settings", "/web/settings"), ("memory", "/web/memory"),
+                  ("batch", f"/web/sessions/{sid}/batches/{batch}")]
         for theme in ["light", "dark"]:
             browser.cookie("kiln_theme", theme)
             for width, height in [(1400, 900), (390, 844)]:
