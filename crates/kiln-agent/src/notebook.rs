@@ -153,6 +153,71 @@ impl Agent {
         Ok((f, path))
     }
 
+    /// Purges a deleted file's content (the owner only): the blob is removed from the data
+    /// directory unless another session holds the same content, and the purge is an audit
+    /// entry. The branch keeps the file's record; downloading it then answers 410. Returns
+    /// whether the content was removed.
+    pub async fn notebook_purge(
+        &self,
+        caller: &Caller,
+        session: &str,
+        branch: &str,
+        id: &str,
+    ) -> Result<(FileEntry, bool)> {
+        let perms = self.manager().permissions(caller, session).await?;
+        if !perms.has(kiln_types::Permission::Owner) {
+            return Err(Error::forbidden(
+                "only the session's owner purges a file's content",
+            ));
+        }
+        let nb = self.notebook(caller, session, branch).await?;
+        let Some(f) = nb.files.iter().find(|f| f.id == id).cloned() else {
+            return Err(Error::new(
+                kiln_types::ErrorKind::NotFound,
+                "no_such_file",
+                format!("no file `{id}` on this branch"),
+            ));
+        };
+        if f.deleted_at.is_none() {
+            return Err(Error::new(
+                kiln_types::ErrorKind::Conflict,
+                "file_not_deleted",
+                format!(
+                    "delete `{}` first; purging removes a deleted file's content",
+                    f.name
+                ),
+            ));
+        }
+        let shared = self
+            .manager()
+            .content_used_elsewhere(session, &f.sha256)
+            .await?;
+        let path = files::blob_path(self.manager().data_dir(), &f.sha256);
+        let removed = if shared {
+            false
+        } else {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => {
+                    return Err(Error::storage_unavailable(format!(
+                        "could not remove the file's content: {e}"
+                    )));
+                }
+            }
+        };
+        self.manager()
+            .record_audit(
+                caller,
+                session,
+                "notebook.file.purge",
+                &json!({"file": f.id, "name": f.name, "sha256": f.sha256, "branch": branch,
+                        "removed": removed, "kept_for_other_sessions": shared}),
+            )
+            .await?;
+        Ok((f, removed))
+    }
+
     /// Runs one notebook action as a recorded tool call on the branch (write access first: a
     /// reader learns nothing from a validation error).
     pub async fn notebook_write(

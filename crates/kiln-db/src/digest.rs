@@ -88,3 +88,19 @@ impl Db {
         .await?)
     }
 }
+
+impl Db {
+    /// Whether a session other than `session` records `needle` (a content digest) in a tool
+    /// state or result: purging shared content would take it from them too.
+    pub async fn content_used_elsewhere(&self, session: &str, needle: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT 1 FROM nodes WHERE session_id != ? AND kind IN ('tool_state', 'tool_result') \
+             AND instr(data, ?) > 0 LIMIT 1",
+        )
+        .bind(session)
+        .bind(needle)
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .is_some())
+    }
+}

@@ -521,3 +521,98 @@ async fn readers_read_writers_write_and_a_protected_session_refuses_notebook_wri
     assert_eq!(resp.status(), StatusCode::CONFLICT);
     assert_eq!(s.get(&format!("{}/tracks/x", s.base)).await["total"], 1);
 }
+
+#[tokio::test]
+async fn the_owner_purges_a_deleted_files_content_unless_another_session_holds_it() {
+    let srv = start(1 << 20).await;
+    let s = S::new(srv).await;
+    // The same content in a second session of Alice's.
+    let (_, other) = s
+        .srv
+        .request(
+            Method::POST,
+            "/v1/sessions",
+            Some(&s.srv.alice),
+            Some(json!({"name": "other"})),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_owned();
+    let upload = async |base: &str, body: &'static [u8]| -> Value {
+        let r = s
+            .srv
+            .http
+            .post(format!("{}{base}/files?name=xrd.txt", s.srv.base))
+            .bearer_auth(&s.srv.alice)
+            .header("content-type", "text/plain")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json::<Value>().await.unwrap()["result"]["file"].clone()
+    };
+    let shared = upload(&s.base, b"2theta,counts\n10,5\n").await;
+    let other_base = format!("/v1/sessions/{other}/branches/main/notebook");
+    upload(&other_base, b"2theta,counts\n10,5\n").await;
+    let own = upload(&s.base, b"only here\n").await;
+    let f = |file: &Value| format!("{}/files/{}", s.base, file["id"].as_str().unwrap());
+
+    // Not before a delete; not by anyone but the owner.
+    let (st, v) = s
+        .call(Method::POST, &format!("{}/purge", f(&own)), None)
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "file_not_deleted");
+    s.ok(Method::DELETE, &f(&own), json!({})).await;
+    s.ok(
+        Method::POST,
+        &format!("/v1/sessions/{}/collaborators", s.id),
+        json!({"user": "bob", "permissions": ["read", "write", "manage"]}),
+    )
+    .await;
+    let (st, _) = s
+        .srv
+        .request(
+            Method::POST,
+            &format!("{}/purge", f(&own)),
+            Some(&s.srv.bob),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Purged: the content is gone, the record stays, a download is 410.
+    let blob = |sha: &Value| {
+        let sha = sha.as_str().unwrap();
+        s.srv.data_dir().join("files").join(&sha[..2]).join(sha)
+    };
+    assert!(blob(&own["sha256"]).is_file());
+    let v = s
+        .ok(Method::POST, &format!("{}/purge", f(&own)), json!({}))
+        .await;
+    assert_eq!(v["removed"], true, "{v}");
+    assert!(!blob(&own["sha256"]).exists());
+    let r = s
+        .srv
+        .http
+        .get(format!("{}{}", s.srv.base, f(&own)))
+        .bearer_auth(&s.srv.alice)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(r.status(), StatusCode::GONE | StatusCode::NOT_FOUND),
+        "{}",
+        r.status()
+    );
+    let audit = s.get(&format!("/v1/sessions/{}/audit", s.id)).await;
+    assert!(audit.to_string().contains("notebook.file.purge"), "{audit}");
+
+    // Content another session holds stays on disk.
+    s.ok(Method::DELETE, &f(&shared), json!({})).await;
+    let v = s
+        .ok(Method::POST, &format!("{}/purge", f(&shared)), json!({}))
+        .await;
+    assert_eq!(v["removed"], false, "{v}");
+    assert!(blob(&shared["sha256"]).is_file());
+}

@@ -1145,6 +1145,12 @@ async fn real_responses_match_the_documented_schemas() {
         ("GET", "", String::new(), None),
         ("GET", "/files", "/files".to_owned(), None),
         ("DELETE", "/files/{file}", format!("/files/{file}"), None),
+        (
+            "POST",
+            "/files/{file}/purge",
+            format!("/files/{file}/purge"),
+            None,
+        ),
     ] {
         let path = format!("{nbp}{path}");
         let m = Method::from_bytes(method.as_bytes()).unwrap();

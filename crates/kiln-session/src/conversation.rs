@@ -205,6 +205,11 @@ impl SessionManager {
             .await?)
     }
 
+    /// Whether another session records this content digest (see [`kiln_db::Db`]).
+    pub async fn content_used_elsewhere(&self, session: &str, sha256: &str) -> Result<bool> {
+        Ok(self.db.content_used_elsewhere(session, sha256).await?)
+    }
+
     /// Appends a decision (an optimizer lock, …) to the session's audit log.
     pub async fn record_audit(
         &self,

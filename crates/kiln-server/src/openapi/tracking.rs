@@ -468,5 +468,21 @@ pub(super) fn operations() -> Vec<Op> {
              until purged",
         )
         .ok(200, r("ToolCallRecord")),
+        Op::new(
+            "POST",
+            "/v1/sessions/{id}/branches/{b}/notebook/files/{file}/purge",
+            "notebook",
+            "Purge a deleted file's content (the session's owner only): removed from the data \
+             directory unless another session holds the same content; an audit entry; the \
+             branch keeps the record and a download answers 410. 409 `file_not_deleted` \
+             before a delete",
+        )
+        .ok(
+            200,
+            json!({"type": "object", "required": ["file", "removed"], "properties": {
+                "file": {"type": "object"},
+                "removed": {"type": "boolean",
+                            "description": "false when another session holds the content"}}}),
+        ),
     ]
 }

@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
             get(files).post(upload).layer(DefaultBodyLimit::disable()),
         )
         .route(&at("/files/{file}"), get(download).delete(delete_file))
+        .route(&at("/files/{file}/purge"), axum::routing::post(purge_file))
 }
 
 /// A body's fields as the tool's arguments, under `action`.
@@ -316,6 +317,16 @@ async fn download(
         h.insert(CONTENT_DISPOSITION, v);
     }
     Ok(resp)
+}
+
+/// The owner removes a deleted file's content for good (see `Agent::notebook_purge`).
+async fn purge_file(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, b, file)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (f, removed) = st.agent.notebook_purge(&caller, &id, &b, &file).await?;
+    Ok(Json(json!({"file": f, "removed": removed})))
 }
 
 async fn delete_file(
