@@ -99,9 +99,37 @@ pub struct SessionExport {
     pub snapshots: Vec<ExportSnapshot>,
     pub events: Vec<SessionEvent>,
     pub audit: Vec<AuditEntry>,
+    /// Metric track points, which the notebook state names by batch (left out when there are
+    /// none, so exports made before tracks existed keep their digest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<ExportTrackBatch>,
     /// The exporting instance's signature over everything else (see [`SessionExport::digest`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<ExportSignature>,
+}
+
+/// One appended batch of metric-track points, with its stored chunks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportTrackBatch {
+    pub batch: i64,
+    pub track: String,
+    pub count: i64,
+    pub stats: Value,
+    pub min_step: Option<f64>,
+    pub max_step: Option<f64>,
+    pub created_by: Option<String>,
+    pub created_at: String,
+    pub chunks: Vec<ExportTrackChunk>,
+}
+
+/// Up to 1,000 points of a batch as stored (`{"fields": [...], "rows": [[...], ...]}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportTrackChunk {
+    pub chunk: i64,
+    pub count: i64,
+    pub min_step: Option<f64>,
+    pub max_step: Option<f64>,
+    pub points: Value,
 }
 
 /// A document that passed [`SessionExport::check`]: the only thing [`Db::import`] writes.
@@ -186,7 +214,40 @@ impl SessionExport {
         })
     }
 
+    /// Track batches: numbered once each, their chunks once each, points as stored.
+    fn check_tracks(&self) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for b in &self.tracks {
+            if b.batch < 1 || !seen.insert(b.batch) {
+                return Err(bad(format!(
+                    "track batch {} is not a new positive number",
+                    b.batch
+                )));
+            }
+            check_label("a track name", &b.track)?;
+            let mut chunks = std::collections::HashSet::new();
+            for c in &b.chunks {
+                if !chunks.insert(c.chunk) || c.count < 0 {
+                    return Err(bad(format!(
+                        "track batch {}: chunk {} is repeated or negative",
+                        b.batch, c.chunk
+                    )));
+                }
+                if !c.points.get("rows").is_some_and(Value::is_array)
+                    || !c.points.get("fields").is_some_and(Value::is_array)
+                {
+                    return Err(bad(format!(
+                        "track batch {}: chunk {} needs `fields` and `rows`",
+                        b.batch, c.chunk
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn check_structure(&self) -> Result<()> {
+        self.check_tracks()?;
         if self.format != EXPORT_FORMAT {
             return Err(bad(format!(
                 "format is `{}`, expected `{EXPORT_FORMAT}`",
@@ -525,6 +586,47 @@ impl Db {
         })
         .collect::<Result<Vec<_>>>()?;
         let audit = audit::entries(&mut conn, id).await?;
+        let mut tracks = Vec::new();
+        for r in sqlx::query(
+            "SELECT batch, track, count, stats, min_step, max_step, created_by, created_at \
+             FROM track_batches WHERE session_id = ? ORDER BY batch",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        {
+            let batch: i64 = r.try_get(0)?;
+            let chunks = sqlx::query(
+                "SELECT chunk, count, min_step, max_step, points FROM track_chunks \
+                 WHERE session_id = ? AND batch = ? ORDER BY chunk",
+            )
+            .bind(id)
+            .bind(batch)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|c| {
+                Ok(ExportTrackChunk {
+                    chunk: c.try_get(0)?,
+                    count: c.try_get(1)?,
+                    min_step: c.try_get(2)?,
+                    max_step: c.try_get(3)?,
+                    points: serde_json::from_str(c.try_get::<&str, _>(4)?)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+            tracks.push(ExportTrackBatch {
+                batch,
+                track: r.try_get(1)?,
+                count: r.try_get(2)?,
+                stats: serde_json::from_str(r.try_get::<&str, _>(3)?)?,
+                min_step: r.try_get(4)?,
+                max_step: r.try_get(5)?,
+                created_by: r.try_get(6)?,
+                created_at: r.try_get(7)?,
+                chunks,
+            });
+        }
         drop(conn);
         Ok(SessionExport {
             format: EXPORT_FORMAT.into(),
@@ -540,6 +642,7 @@ impl Db {
             snapshots,
             events: self.session_events(id).await?,
             audit,
+            tracks,
             signature: None,
         })
     }

@@ -616,3 +616,33 @@ async fn the_owner_purges_a_deleted_files_content_unless_another_session_holds_i
     assert_eq!(v["removed"], false, "{v}");
     assert!(blob(&shared["sha256"]).is_file());
 }
+
+#[tokio::test]
+async fn an_export_carries_the_track_points_and_an_import_reads_them() {
+    let srv = start(4 << 20).await;
+    let s = S::new(srv).await;
+    let points: Vec<Value> = (0..2500)
+        .map(|i| json!({"step": i, "loss": 1.0 / f64::from(i + 1)}))
+        .collect();
+    s.ok(
+        Method::POST,
+        &format!("{}/tracks/loss", s.base),
+        json!({"points": points}),
+    )
+    .await;
+    let before = s.get(&format!("{}/tracks/loss/stats", s.base)).await;
+    let export = s.get(&format!("/v1/sessions/{}/export", s.id)).await;
+    assert_eq!(export["tracks"][0]["count"], 2500, "{}", export["tracks"]);
+    let (st, imported) = s
+        .call(Method::POST, "/v1/sessions/import", Some(export))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{imported}");
+    let copy = imported["id"].as_str().unwrap();
+    let base = format!("/v1/sessions/{copy}/branches/main/notebook");
+    let after = s.get(&format!("{base}/tracks/loss/stats")).await;
+    assert_eq!(after["fields"], before["fields"]);
+    let page = s
+        .get(&format!("{base}/tracks/loss?offset=2000&limit=3"))
+        .await;
+    assert_eq!(page["points"][0]["step"], 2000.0, "{page}");
+}

@@ -328,6 +328,43 @@ impl Db {
                 .execute(&mut **tx)
                 .await?;
         }
+        // Track points, as the notebook state names them by batch.
+        for b in &doc.tracks {
+            let stats = b.stats.to_string();
+            let tx = chunks.tx(300 + stats.len()).await?;
+            sqlx::query(
+                "INSERT INTO track_batches (session_id, batch, track, count, stats, min_step, \
+                 max_step, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&id)
+            .bind(b.batch)
+            .bind(&b.track)
+            .bind(b.count)
+            .bind(&stats)
+            .bind(b.min_step)
+            .bind(b.max_step)
+            .bind(b.created_by.as_deref().map(who))
+            .bind(&b.created_at)
+            .execute(&mut **tx)
+            .await?;
+            for c in &b.chunks {
+                let points = c.points.to_string();
+                let tx = chunks.tx(200 + points.len()).await?;
+                sqlx::query(
+                    "INSERT INTO track_chunks (session_id, batch, chunk, count, min_step, \
+                     max_step, points) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&id)
+                .bind(b.batch)
+                .bind(c.chunk)
+                .bind(c.count)
+                .bind(c.min_step)
+                .bind(c.max_step)
+                .bind(&points)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
         // The imported chain is kept as it was hashed; the import entry after it says how far
         // its actors can be trusted.
         for a in &doc.audit {

@@ -962,6 +962,12 @@ pub(super) fn all() -> Value {
                 ("events", array(r("SessionEvent"))),
                 ("audit", array(r("AuditEntry"))),
                 (
+                    "tracks",
+                    json!({"type": "array", "items": {"type": "object"},
+                           "description": "metric-track batches with their stored chunks \
+                                           (absent when there are none)"}),
+                ),
+                (
                     "signature",
                     obj(
                         &["algorithm", "key", "digest", "signature"],
