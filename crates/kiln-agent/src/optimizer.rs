@@ -127,6 +127,7 @@ fn provenance(st: &OptimizerState) -> Vec<Value> {
                 "strategy": q.map(|q| &q.strategy),
                 "suggested": suggested,
                 "actual": e.inputs,
+                "derived": kiln_bayesopt::derived::values(&st.derived, &e.inputs),
                 "output": e.output,
                 "excluded": e.excluded,
             })
@@ -196,6 +197,7 @@ impl Agent {
             "space": st.space,
             "objective": st.objective,
             "outputs": st.outputs,
+            "derived": st.derived,
             "iteration": st.iteration(),
             "n_experiments": st.experiments.len(),
             "n_active": active,
@@ -241,6 +243,7 @@ impl Agent {
                 let (source, suggested) = suggested_for(&st, e);
                 v["source"] = json!(source);
                 v["suggested"] = suggested;
+                v["derived"] = json!(kiln_bayesopt::derived::values(&st.derived, &e.inputs));
                 v
             })
             .collect();

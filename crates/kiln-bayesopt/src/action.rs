@@ -87,6 +87,7 @@ pub fn tool_schema() -> Json {
             "objective": {"type": "object", "required": ["name", "goal"], "additionalProperties": false, "description": "define_space: the measured output",
                 "properties": {"name": {"type": "string"}, "goal": {"type": "string", "enum": ["maximize", "minimize"]}, "unit": {"type": "string"}}},
             "constraints": {"type": "array", "items": {"type": "string"}, "description": "define_space: linear input constraints such as 'x1 + x2 <= 1' (real and integer variables); designs and suggestions keep to them"},
+            "derived": {"type": "array", "description": "define_space: quantities computed from the inputs, shown beside them (not modelled)", "items": {"type": "object", "required": ["name", "expression"], "additionalProperties": false, "properties": {"name": {"type": "string"}, "expression": {"type": "string", "description": "arithmetic over the real and integer variables, e.g. 'li / (li + na)'"}, "unit": {"type": "string"}}}},
             "outputs": {"description": "define_space: other measured outputs to record (array of {name, unit}); edit_experiment: their new values ({name: number})"},
             "experiment": {"type": "integer", "minimum": 1, "description": "edit_experiment: the experiment's number (1 = first recorded)"},
             "output": {"type": "number", "description": "edit_experiment: the corrected objective value; complete: the measured objective"},
@@ -126,6 +127,8 @@ pub fn tool_schema() -> Json {
 #[serde(deny_unknown_fields)]
 struct Args {
     action: String,
+    #[serde(default)]
+    derived: Option<Json>,
     #[serde(default)]
     variables: Option<Vec<VariableSpec>>,
     #[serde(default)]
@@ -215,6 +218,53 @@ fn parse_kernel(k: Option<&str>) -> Result<Option<Kernel>> {
 pub fn apply(state: Option<OptimizerState>, args: &Json, seed: u64) -> Result<ActionOutcome> {
     let args: Args =
         serde_json::from_value(args.clone()).map_err(|e| Error::InvalidArguments(e.to_string()))?;
+    let mut out = dispatch(state, args, seed)?;
+    with_derived(&mut out);
+    Ok(out)
+}
+
+/// Adds the derived variables' values to each suggested or designed point (and says them).
+fn with_derived(out: &mut ActionOutcome) {
+    if out.state.derived.is_empty() {
+        return;
+    }
+    let Some(points) = out
+        .result
+        .get_mut("suggestions")
+        .and_then(Json::as_array_mut)
+    else {
+        return;
+    };
+    let mut lines = Vec::new();
+    for (i, p) in points.iter_mut().enumerate() {
+        let Some(inputs) = p
+            .get("inputs")
+            .and_then(|v| serde_json::from_value::<crate::space::Inputs>(v.clone()).ok())
+        else {
+            continue;
+        };
+        let values = crate::derived::values(&out.state.derived, &inputs);
+        if values.is_empty() {
+            continue;
+        }
+        lines.push(format!(
+            "{}. {}",
+            i + 1,
+            values
+                .iter()
+                .map(|(k, v)| format!("{k} {}", crate::space::format_number(*v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        p["derived"] = json!(values);
+    }
+    if !lines.is_empty() {
+        out.text
+            .push_str(&format!("\n\nDerived: {}", lines.join("; ")));
+    }
+}
+
+fn dispatch(state: Option<OptimizerState>, args: Args, seed: u64) -> Result<ActionOutcome> {
     match args.action.as_str() {
         "define_space" => define_space(state, args),
         "initial_design" => initial_design(require_state(state)?, args, seed),
@@ -316,9 +366,24 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
             .transpose()?
             .unwrap_or_default(),
     };
+    let derived: Vec<crate::derived::DerivedVariable> = match args.derived {
+        Some(v) => serde_json::from_value(v).map_err(|e| {
+            Error::InvalidArguments(format!(
+                "define_space: derived must be a list of {{name, expression, unit?}}: {e}"
+            ))
+        })?,
+        None => state
+            .as_ref()
+            .map(|s| s.derived.clone())
+            .unwrap_or_default(),
+    };
+    let mut taken: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+    taken.extend([objective.name.as_str(), "output", "noise"]);
+    crate::derived::check(&derived, &space, &taken)?;
     let mut next = OptimizerState::new(space, objective);
     next.outputs = outputs;
     next.constraints = constraints;
+    next.derived = derived;
     let mut kept = 0;
     let mut audit = Vec::new();
     if let Some(old) = state {
@@ -349,6 +414,30 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
                 "constraints".into(),
                 json!({"before": old.constraints, "after": next.constraints}),
             );
+        }
+        if change.is_empty() && old.derived != next.derived {
+            // Only the derived variables changed: they are not modelled, so the model and
+            // suggestions stay valid.
+            let before = old.derived.clone();
+            let mut kept = old;
+            kept.derived = next.derived;
+            let mut out = ActionOutcome::new(
+                kept.clone(),
+                json!({"space": kept.space, "objective": kept.objective, "outputs": kept.outputs, "constraints": kept.constraints, "derived": kept.derived, "n_experiments": kept.experiments.len(), "changed": true}),
+                format!(
+                    "derived variables set: {}",
+                    kept.derived
+                        .iter()
+                        .map(|d| format!("{} = {}", d.name, d.expression))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            );
+            out.audit.push((
+                CONFIG_AUDIT.to_string(),
+                json!({"derived": {"before": before, "after": kept.derived}}),
+            ));
+            return Ok(out);
         }
         if change.is_empty() {
             // Nothing changed: the model and suggestions stay valid.
@@ -385,7 +474,7 @@ fn define_space(state: Option<OptimizerState>, args: Args) -> Result<ActionOutco
             String::new()
         }
     );
-    let result = json!({"space": next.space, "objective": next.objective, "outputs": next.outputs, "constraints": next.constraints, "n_experiments": next.experiments.len(), "changed": true});
+    let result = json!({"space": next.space, "objective": next.objective, "outputs": next.outputs, "constraints": next.constraints, "derived": next.derived, "n_experiments": next.experiments.len(), "changed": true});
     let mut out = ActionOutcome::new(next, result, text);
     out.audit = audit;
     Ok(out)

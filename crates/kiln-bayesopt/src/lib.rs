@@ -25,6 +25,7 @@ pub mod acquisition;
 pub mod action;
 pub mod alchemist;
 pub mod constraint;
+pub mod derived;
 pub mod design;
 pub mod error;
 pub mod experiment;

@@ -173,6 +173,9 @@ pub struct OptimizerState {
     /// Other measured outputs recorded with the experiments (not optimised).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputSpec>,
+    /// Quantities computed from the inputs, shown beside them (not modelled).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived: Vec<crate::derived::DerivedVariable>,
     /// Linear input constraints designs and suggestions keep to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub constraints: Vec<crate::constraint::LinearConstraint>,
@@ -222,6 +225,7 @@ impl OptimizerState {
             space,
             objective,
             outputs: Vec::new(),
+            derived: Vec::new(),
             constraints: Vec::new(),
             experiments: Vec::new(),
             model: None,

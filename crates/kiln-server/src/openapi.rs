@@ -157,6 +157,13 @@ impl Op {
                 // `{n}` numbers an optimizer experiment (from 1); every other segment is text.
                 let schema = if name == "n" {
                     json!({"type": "integer", "minimum": 1, "maximum": 1_000_000_000})
+                } else if self.path.starts_with("/v1/projects/")
+                    && (name == "project" || name == "name")
+                {
+                    // A project's and a session's names: at most 200 bytes (50 characters of up
+                    // to 4 bytes), not blank, no control characters.
+                    json!({"type": "string", "minLength": 1, "maxLength": 50,
+                           "pattern": schemas::NONBLANK_LINE})
                 } else {
                     string()
                 };

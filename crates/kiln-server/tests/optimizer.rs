@@ -742,3 +742,93 @@ async fn merging_two_branches_that_each_added_experiments_merges_the_sets() {
         .await;
     assert_eq!(list["items"][0]["excluded"], "drifted");
 }
+
+#[tokio::test]
+async fn derived_variables_show_beside_experiments_and_suggestions() {
+    let srv = start(1 << 20).await;
+    let (id, base) = ready(&srv).await;
+    let _ = id;
+    let mut with_derived = space();
+    with_derived["derived"] = json!([
+        {"name": "sum", "expression": "x1 + x2", "unit": "mm"},
+        {"name": "ratio", "expression": "x2 / (x2 + 10)"}
+    ]);
+    let (s, v) = srv
+        .request(
+            Method::PUT,
+            &format!("{base}/space"),
+            Some(&srv.alice),
+            Some(with_derived),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Kept the experiments and the model: only derived variables changed.
+    let (_, status) = srv
+        .request(Method::GET, &base, Some(&srv.alice), None)
+        .await;
+    assert_eq!(status["derived"][0]["name"], "sum", "{status}");
+    assert_eq!(status["n_experiments"], 6);
+    let (_, ex) = srv
+        .request(
+            Method::GET,
+            &format!("{base}/experiments"),
+            Some(&srv.alice),
+            None,
+        )
+        .await;
+    let first = &ex["items"][0];
+    assert_eq!(first["derived"]["sum"], 9.0, "{first}");
+    assert_eq!(first["derived"]["ratio"], 0.545455, "{first}");
+    let (s, sug) = srv
+        .request(
+            Method::POST,
+            &format!("{base}/suggest"),
+            Some(&srv.alice),
+            Some(json!({"q": 2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{sug}");
+    let text = sug.to_string();
+    assert!(text.contains("\"derived\""), "{sug}");
+    assert!(text.contains("Derived: 1. ratio"), "{sug}");
+
+    // Bad definitions: a typed 400, and the space is unchanged.
+    for (derived, says) in [
+        (
+            json!([{"name": "x1", "expression": "x2"}]),
+            "name of its own",
+        ),
+        (
+            json!([{"name": "d", "expression": "x1 +* 2"}]),
+            "not an expression",
+        ),
+        (
+            json!([{"name": "d", "expression": "x1 * pressure"}]),
+            "not a real or integer",
+        ),
+        (
+            json!([{"name": "d", "expression": "1 / (x1 - x1)"}]),
+            "no finite value",
+        ),
+    ] {
+        let mut body = space();
+        body["derived"] = derived.clone();
+        let (s, v) = srv
+            .request(
+                Method::PUT,
+                &format!("{base}/space"),
+                Some(&srv.alice),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{derived}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{v}"
+        );
+    }
+    let (_, after) = srv
+        .request(Method::GET, &base, Some(&srv.alice), None)
+        .await;
+    assert_eq!(after["derived"], status["derived"]);
+}

@@ -115,13 +115,13 @@ pub(crate) fn check_tags(tags: &[String]) -> Result<()> {
         return Err(Error::bad_request("at most 50 tags"));
     }
     for t in tags {
-        if t.trim().is_empty() || t.len() > 64 {
+        if t.trim().is_empty() || t.chars().count() > 64 {
             let shown: String = t.chars().take(64).filter(|c| !c.is_control()).collect();
             return Err(Error::bad_request(format!(
-                "tag `{shown}` must be 1-64 bytes"
+                "tag `{shown}` must be 1-64 characters, not blank"
             )));
         }
-        check_text("tag", t, 64, true)?;
+        check_text("tag", t, 256, true)?;
     }
     Ok(())
 }

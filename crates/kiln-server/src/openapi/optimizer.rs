@@ -101,6 +101,17 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                         json!({"type": "array", "items": output_spec(),
                                "description": "other measured outputs, recorded with each experiment and not optimised"}),
                     ),
+                    (
+                        "derived",
+                        json!({"type": "array", "maxItems": 32,
+                               "description": "derived variables: quantities computed from the inputs (`li / (li + na)`, `temperature * time`) and shown beside them, with each experiment and suggestion; not modelled (kept from before when left out)",
+                               "items": {"type": "object", "required": ["name", "expression"],
+                                         "additionalProperties": false,
+                                         "properties": {
+                                             "name": {"type": "string", "minLength": 1, "pattern": "\\S"},
+                                             "expression": {"type": "string", "minLength": 1, "maxLength": 500},
+                                             "unit": {"type": "string"}}}}),
+                    ),
                 ],
             ),
         ),
@@ -152,6 +163,10 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                             "object",
                             "the point the queue suggested (null for results recorded outside the queue); `inputs` are what was run",
                         )),
+                    ),
+                    (
+                        "derived",
+                        doc("object", "the derived variables' values for these inputs"),
                     ),
                 ],
             ),
@@ -369,6 +384,10 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                     ),
                     ("controller", nullable(r("OptimizerController"))),
                     (
+                        "derived",
+                        array(doc("object", "a derived variable: name, expression, unit")),
+                    ),
+                    (
                         "provenance",
                         array(obj(
                             &["number", "source", "suggested", "actual", "output"],
@@ -380,6 +399,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                                 ("strategy", nullable(string())),
                                 ("suggested", nullable(inputs())),
                                 ("actual", inputs()),
+                                ("derived", map(number())),
                                 ("output", number()),
                                 ("excluded", nullable(string())),
                             ],

@@ -47,9 +47,19 @@ pub(super) fn item_kind() -> Value {
            "description": "e.g. goal, constraint: 1-32 lower-case letters, digits or `_`"})
 }
 
-/// At most 50 tags of 1-64 bytes.
+/// At most 50 tags of 1-64 characters.
+/// One line with at least one character that is neither a space nor a control character, and
+/// no control character (Rust's `char::is_control`: C0, DEL and C1): what a trimmed text field
+/// that must not be blank accepts.
+pub(super) const NONBLANK_LINE: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
+/// As [`NONBLANK_LINE`], with line breaks and tabs allowed.
+pub(super) const NONBLANK_TEXT: &str = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$";
+
 pub(super) fn tags() -> Value {
-    json!({"type": "array", "maxItems": 50, "items": bounded(1, 64, false)})
+    json!({"type": "array", "maxItems": 50, "items": {"type": "string", "minLength": 1,
+           "maxLength": 64, "pattern": NONBLANK_LINE,
+           "description": "1-64 characters, not blank, no control characters"}})
 }
 
 pub(super) fn string() -> Value {
@@ -1212,7 +1222,9 @@ pub(super) fn all() -> Value {
     let memory_kind = json!({"type": "string", "enum": ["note", "preference"],
         "description": "note (default) or preference"});
     let memory_text = json!({"type": "string", "minLength": 1, "maxLength": 1000,
-        "pattern": "\\S", "description": "1-1000 characters"});
+        "pattern": NONBLANK_TEXT,
+        "description": "1-1000 characters, not blank; no control characters but line breaks \
+                        and tabs"});
     put(
         "MemoryEntry",
         obj(

@@ -292,7 +292,13 @@ pub(super) fn operations() -> Vec<Op> {
             "projects",
             "A project's sessions in a folder and below, as a tree of folders",
         )
-        .query("folder", folder(), false)
+        .query(
+            "folder",
+            json!({"type": "string", "maxLength": 1000, "pattern": "^(/|$)",
+                   "description": "a folder path such as `/experiments/2026/jan`; empty or `/`: \
+                                   the whole project"}),
+            false,
+        )
         .ok(200, r("ProjectTree")),
         Op::new(
             "PUT",
@@ -366,13 +372,18 @@ pub(super) fn operations() -> Vec<Op> {
         .query("until", text("RFC 3339: lines before"), false)
         .query(
             "meta",
-            text("`key=value`: lines whose metadata has it"),
+            json!({"type": "string", "pattern": "^([^=]+=[\\s\\S]*)?$",
+                   "description": "`key=value`: lines whose metadata has it"}),
             false,
         )
-        .query("offset", json!({"type": "integer", "minimum": 0}), false)
+        .query(
+            "offset",
+            json!({"type": "integer", "minimum": 0, "maximum": 1_000_000_000_000_000_u64}),
+            false,
+        )
         .query(
             "limit",
-            json!({"type": "integer", "minimum": 0, "description": "at most 1000"}),
+            json!({"type": "integer", "minimum": 0, "maximum": 1_000_000_000_000_000_u64, "description": "at most 1000"}),
             false,
         )
         .ok(200, r("NotebookLogPage")),
@@ -410,10 +421,14 @@ pub(super) fn operations() -> Vec<Op> {
             "A page of a track's points in the branch's order, by index (`offset`) and \
              optionally by step range (writes nothing)",
         )
-        .query("offset", json!({"type": "integer", "minimum": 0}), false)
+        .query(
+            "offset",
+            json!({"type": "integer", "minimum": 0, "maximum": 1_000_000_000_000_000_u64}),
+            false,
+        )
         .query(
             "limit",
-            json!({"type": "integer", "minimum": 0, "description": "default 1000, at most 10000"}),
+            json!({"type": "integer", "minimum": 0, "maximum": 1_000_000_000_000_000_u64, "description": "default 1000, at most 10000"}),
             false,
         )
         .query("step_min", number(), false)
