@@ -160,9 +160,9 @@ impl Op {
                 } else if self.path.starts_with("/v1/projects/")
                     && (name == "project" || name == "name")
                 {
-                    // A project's and a session's names: at most 200 bytes (50 characters of up
-                    // to 4 bytes), not blank, no control characters.
-                    json!({"type": "string", "minLength": 1, "maxLength": 50,
+                    // A project's and a session's names: 1-200 characters, not blank, no
+                    // control characters.
+                    json!({"type": "string", "minLength": 1, "maxLength": 200,
                            "pattern": schemas::NONBLANK_LINE})
                 } else {
                     string()

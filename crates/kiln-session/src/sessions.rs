@@ -88,15 +88,16 @@ pub(crate) mod double_option {
     }
 }
 
-/// Checks a text field: not blank when `required`, at most `max` bytes, and no control
-/// characters (a multi-line field may hold line breaks and tabs; nothing may hold NUL).
+/// Checks a text field: not blank when `required`, at most `max` characters (as the API
+/// document's `maxLength` counts them), and no control characters (a multi-line field may hold
+/// line breaks and tabs; nothing may hold NUL).
 pub(crate) fn check_text(field: &str, v: &str, max: usize, required: bool) -> Result<()> {
     if required && v.trim().is_empty() {
         return Err(Error::bad_request(format!("{field} must not be empty")));
     }
-    if v.len() > max {
+    if v.len() > max && v.chars().count() > max {
         return Err(Error::bad_request(format!(
-            "{field} is longer than {max} bytes"
+            "{field} is longer than {max} characters"
         )));
     }
     let multi_line = field == "description";
@@ -121,7 +122,7 @@ pub(crate) fn check_tags(tags: &[String]) -> Result<()> {
                 "tag `{shown}` must be 1-64 characters, not blank"
             )));
         }
-        check_text("tag", t, 256, true)?;
+        check_text("tag", t, 64, true)?;
     }
     Ok(())
 }

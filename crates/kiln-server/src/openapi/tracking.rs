@@ -12,7 +12,8 @@ const NB: &str = "/v1/sessions/{id}/branches/{b}/notebook";
 
 /// A folder path as the routes take it.
 fn folder() -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^/",
+    json!({"type": "string", "minLength": 1, "maxLength": 1000,
+           "pattern": "^/[^\\u0000-\\u001f\\u007f-\\u009f]*$",
            "description": "a folder path such as `/experiments/2026/jan` (`/` is the top; at \
             most 16 segments of 1-100 bytes, no `.` or `..`)"})
 }
@@ -294,7 +295,8 @@ pub(super) fn operations() -> Vec<Op> {
         )
         .query(
             "folder",
-            json!({"type": "string", "maxLength": 1000, "pattern": "^(/|$)",
+            json!({"type": "string", "maxLength": 1000,
+                   "pattern": "^(/[^\\u0000-\\u001f\\u007f-\\u009f]*)?$",
                    "description": "a folder path such as `/experiments/2026/jan`; empty or `/`: \
                                    the whole project"}),
             false,
