@@ -112,6 +112,12 @@ impl Op {
         self
     }
 
+    /// The body may be left out (an upload of nothing is an empty file).
+    fn body_may_be_empty(mut self) -> Self {
+        self.body_optional = true;
+        self
+    }
+
     fn optional_body(mut self, schema: Value) -> Self {
         self.body = Some(schema);
         self.body_optional = true;

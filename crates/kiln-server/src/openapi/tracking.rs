@@ -86,7 +86,10 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                             ("at", text("RFC 3339 time, UTC")),
                             ("by", text("the user id who set it")),
                             ("key", text("the dotted key")),
-                            ("old", doc("any", "the value before; absent when new")),
+                            (
+                                "old",
+                                json!({"description": "the value before; absent when new"}),
+                            ),
                             ("new", any()),
                         ],
                     )),
@@ -464,8 +467,9 @@ pub(super) fn operations() -> Vec<Op> {
         )
         .text_body(
             "application/octet-stream",
-            "the file's bytes (any media type)",
+            "the file's bytes (any media type; an empty body is an empty file)",
         )
+        .body_may_be_empty()
         .ok(200, r("ToolCallRecord")),
         Op::new(
             "GET",

@@ -129,8 +129,9 @@ async fn logs(
     };
     let filter = LogFilter {
         level: q.level,
-        since: q.since,
-        until: q.until,
+        // An empty bound is no bound, as an empty `meta` is no filter.
+        since: q.since.filter(|t| !t.is_empty()),
+        until: q.until.filter(|t| !t.is_empty()),
         meta,
         offset: q.offset.unwrap_or(0),
         limit: q.limit,
