@@ -540,7 +540,8 @@ fn operations() -> Vec<Op> {
         )
         .query("format", enumeration(&["markdown", "md", "json"]), false)
         .query("branch", text("whose optimizer (default: the session's default branch)"), false)
-        .ok_as("text/markdown", text("the record in Markdown")),
+        .ok(200, json!({"type": "object", "description": "`format=json`: the record as data"}))
+        .also_markdown(),
         Op::new(
             "GET",
             "/v1/sessions/{id}/audit/verify",

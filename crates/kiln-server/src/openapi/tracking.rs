@@ -373,8 +373,20 @@ pub(super) fn operations() -> Vec<Op> {
             enumeration(&["debug", "info", "warn", "error", "fatal"]),
             false,
         )
-        .query("since", text("RFC 3339: lines at or after"), false)
-        .query("until", text("RFC 3339: lines before"), false)
+        .query(
+            "since",
+            json!({"anyOf": [{"type": "string", "format": "date-time"},
+                             {"type": "string", "maxLength": 0}],
+                   "description": "RFC 3339: lines at or after (empty: no bound)"}),
+            false,
+        )
+        .query(
+            "until",
+            json!({"anyOf": [{"type": "string", "format": "date-time"},
+                             {"type": "string", "maxLength": 0}],
+                   "description": "RFC 3339: lines before (empty: no bound)"}),
+            false,
+        )
         .query(
             "meta",
             json!({"type": "string", "pattern": "^([^=]+=[\\s\\S]*)?$",

@@ -46,6 +46,19 @@ pub fn routes() -> Router<AppState> {
         .route(&at("/files/{file}/purge"), axum::routing::post(purge_file))
 }
 
+/// The largest `offset` or `limit` a page takes (the document's maximum).
+const MAX_PAGE_NUMBER: u64 = 1_000_000_000_000_000;
+
+/// A paging number within the documented bound, or a 400 naming it.
+fn bounded<T: Copy + TryInto<u64>>(name: &str, v: Option<T>) -> Result<Option<T>, Error> {
+    match v {
+        Some(n) if n.try_into().map_or(true, |n: u64| n > MAX_PAGE_NUMBER) => Err(
+            Error::bad_request(format!("`{name}` must be at most {MAX_PAGE_NUMBER}")),
+        ),
+        other => Ok(other),
+    }
+}
+
 /// A body's fields as the tool's arguments, under `action`.
 fn action(name: &str, body: Map<String, Value>) -> Value {
     let mut args = body;
@@ -133,8 +146,8 @@ async fn logs(
         since: q.since.filter(|t| !t.is_empty()),
         until: q.until.filter(|t| !t.is_empty()),
         meta,
-        offset: q.offset.unwrap_or(0),
-        limit: q.limit,
+        offset: bounded("offset", q.offset)?.unwrap_or(0),
+        limit: bounded("limit", q.limit)?,
     };
     Ok(Json(
         st.agent.notebook_logs(&caller, &id, &b, &filter).await?,
@@ -175,8 +188,8 @@ async fn track(
     Query(q): Query<TrackQuery>,
 ) -> ApiResult<Json<Value>> {
     let range = TrackRange {
-        offset: q.offset.unwrap_or(0),
-        limit: q.limit,
+        offset: bounded("offset", q.offset)?.unwrap_or(0),
+        limit: bounded("limit", q.limit)?,
         steps: step_range(q.step_min, q.step_max),
     };
     Ok(Json(
