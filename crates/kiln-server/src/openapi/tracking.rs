@@ -487,10 +487,11 @@ pub(super) fn operations() -> Vec<Op> {
             "GET",
             "/v1/sessions/{id}/branches/{b}/notebook/files/{file}",
             "notebook",
-            "Download a file, streamed, with its content type and length",
+            "Download a file, streamed, with the content type it was uploaded with and its \
+             length",
         )
         .ok_as(
-            "application/octet-stream",
+            "*/*",
             json!({"type": "string", "format": "binary"}),
         ),
         Op::new(
