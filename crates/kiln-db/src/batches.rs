@@ -209,6 +209,18 @@ impl Db {
         rows.iter().map(item_row).collect()
     }
 
+    /// A batch's items counted by status (no item is read).
+    pub async fn batch_status_counts(&self, session: &str, id: &str) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT status, count(*) FROM batch_items WHERE session_id = ? AND batch_id = ? \
+             GROUP BY status",
+        )
+        .bind(session)
+        .bind(id)
+        .fetch_all(&mut *self.read().await?)
+        .await?)
+    }
+
     /// Takes the first pending item of a running batch (marking it running), if any.
     pub async fn claim_batch_item(&self, session: &str, id: &str) -> Result<Option<BatchItemRow>> {
         let mut tx = self.write().await?;

@@ -79,17 +79,27 @@ pub struct BatchView {
 
 impl BatchView {
     fn new(batch: BatchRow, items: Vec<BatchItemRow>, with_items: bool) -> Self {
+        let statuses: Vec<(String, i64)> = items.iter().map(|i| (i.status.clone(), 1)).collect();
+        let mut view = Self::counted(batch, &statuses);
+        view.items = with_items.then_some(items);
+        view
+    }
+
+    /// A view from the items' counts by status, without the items.
+    fn counted(batch: BatchRow, statuses: &[(String, i64)]) -> Self {
         let mut counts = BatchCounts::default();
-        for i in &items {
-            match i.status.as_str() {
-                "pending" => counts.pending += 1,
-                "running" => counts.running += 1,
-                "done" => counts.done += 1,
-                "failed" => counts.failed += 1,
-                _ => counts.cancelled += 1,
+        for (status, n) in statuses {
+            let n = *n as u32;
+            match status.as_str() {
+                "pending" => counts.pending += n,
+                "running" => counts.running += n,
+                "done" => counts.done += n,
+                "failed" => counts.failed += n,
+                _ => counts.cancelled += n,
             }
         }
-        let total = items.len() as u32;
+        let total =
+            counts.pending + counts.running + counts.done + counts.failed + counts.cancelled;
         let finished = counts.done + counts.failed + counts.cancelled;
         let start = chrono::DateTime::parse_from_rfc3339(&batch.created_at).ok();
         let end = batch
@@ -112,7 +122,7 @@ impl BatchView {
                 f64::from(finished) / f64::from(total)
             },
             elapsed_seconds,
-            items: with_items.then_some(items),
+            items: None,
         }
     }
 
@@ -385,8 +395,8 @@ impl SessionManager {
         self.readable(caller, session).await?;
         let mut out = Vec::new();
         for b in self.db.batches(session, 50).await? {
-            let items = self.db.batch_items(session, &b.id).await?;
-            out.push(BatchView::new(b, items, false));
+            let counts = self.db.batch_status_counts(session, &b.id).await?;
+            out.push(BatchView::counted(b, &counts));
         }
         Ok(out)
     }
