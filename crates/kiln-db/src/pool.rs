@@ -192,7 +192,9 @@ impl Db {
             .foreign_keys(true)
             .statement_cache_capacity(256);
         let mut conn = base.connect().await?;
-        sqlx::migrate!("../../migrations").run(&mut conn).await?;
+        sqlx::migrate!("../../migrations/sqlite")
+            .run(&mut conn)
+            .await?;
         crate::chain::backfill(&mut conn).await?;
         let slots = (0..opts.max_readers.max(1))
             .map(|_| Mutex::new(None))
