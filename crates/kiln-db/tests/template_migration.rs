@@ -13,7 +13,7 @@ use sqlx::{ConnectOptions, Connection};
 /// Applies the migrations before 0008 to a new database at `path`, through sqlx's migrator so
 /// the file records them as applied, exactly like a Kiln that predates 0008.
 async fn schema_before_owners(path: &Path, scratch: &Path) -> sqlx::SqliteConnection {
-    let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+    let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/sqlite");
     for entry in std::fs::read_dir(&all).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().to_string_lossy().into_owned();
