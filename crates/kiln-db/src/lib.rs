@@ -20,8 +20,10 @@ mod memory;
 mod merge;
 mod model;
 mod pool;
+mod postgres;
 mod projects;
 mod refs;
+mod schema;
 mod search;
 mod sessions;
 mod shares;
@@ -52,8 +54,12 @@ pub use merge::{
 };
 pub use model::*;
 pub use pool::{Db, DbOptions, now, stamp};
+pub use postgres::{describe_postgres, migrate_postgres, postgres_migrations};
 pub use projects::{Found, MAX_FOLDER_SESSIONS, Project};
 pub use refs::Restored;
+pub use schema::{
+    Column, ForeignKey, Index, Schema, Table, Trigger, describe_sqlite, normalize_sql_text,
+};
 pub use search::{OutboxEntry, SearchNode};
 pub use sessions::{NewSession, SessionFilter, SessionPatch, SessionSort, TallyRow};
 pub use shares::{NewShare, ShareLink, ShareRefusal};
