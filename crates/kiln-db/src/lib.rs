@@ -1,7 +1,8 @@
 //! Kiln's SQLite store: the only crate that knows sqlx. One writer connection (every write is
 //! a `BEGIN IMMEDIATE` transaction on it, so concurrent requests queue instead of failing with
 //! "database is locked"), a few read-only connections, migrations embedded and applied at
-//! open. Repositories are grouped per aggregate.
+//! open. Repositories are grouped per aggregate. PostgreSQL, the second backend, has its own
+//! migrations (`postgres.rs`) and a schema description comparable with SQLite's (`schema.rs`).
 
 mod audit;
 mod batches;
