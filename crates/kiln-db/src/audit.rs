@@ -86,29 +86,50 @@ pub(crate) async fn append(
     Ok(())
 }
 
+/// An audit row as stored (the payload as text), read the same way from either database.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    seq: i64,
+    actor: String,
+    action: String,
+    payload: String,
+    at: String,
+    prev_hash: String,
+    hash: String,
+}
+
 pub(crate) async fn entries(conn: &mut SqliteConnection, session: &str) -> Result<Vec<AuditEntry>> {
-    let rows = sqlx::query(
+    entries_in(conn, session).await
+}
+
+/// A session's audit entries in order, from SQLite or PostgreSQL (the copy check reads both).
+pub(crate) async fn entries_in<'e, DB, E>(conn: E, session: &str) -> Result<Vec<AuditEntry>>
+where
+    DB: sqlx::Database,
+    E: sqlx::Executor<'e, Database = DB>,
+    AuditRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    let rows: Vec<AuditRow> = sqlx::query_as(
         "SELECT seq, actor, action, payload, at, prev_hash, hash FROM audit_log \
-         WHERE session_id = ? ORDER BY seq",
+         WHERE session_id = $1 ORDER BY seq",
     )
-    .bind(session)
-    .fetch_all(&mut *conn)
+    .bind(session.to_string())
+    .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            let payload: &str = r.try_get(3)?;
-            Ok(AuditEntry {
-                seq: r.try_get(0)?,
-                actor: r.try_get(1)?,
-                action: r.try_get(2)?,
-                payload: serde_json::from_str(payload)
-                    .unwrap_or(Value::String(payload.to_string())),
-                at: r.try_get(4)?,
-                prev_hash: r.try_get(5)?,
-                hash: r.try_get(6)?,
-            })
+    Ok(rows
+        .into_iter()
+        .map(|r| AuditEntry {
+            seq: r.seq,
+            actor: r.actor,
+            action: r.action,
+            payload: serde_json::from_str(&r.payload).unwrap_or(Value::String(r.payload)),
+            at: r.at,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
         })
-        .collect()
+        .collect())
 }
 
 /// Recomputes a chain and reports the first entry that does not verify.

@@ -4,17 +4,20 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use crate::integrity::{NodeFields, node_hash};
 use crate::{Db, Result};
 
 /// A node row with what its hash covers.
-struct Stored {
+#[derive(sqlx::FromRow)]
+pub(crate) struct Stored {
     rowid: i64,
     id: String,
     seq: i64,
+    #[sqlx(rename = "parent_id")]
     parent: Option<String>,
+    #[sqlx(rename = "merge_parent_id")]
     merge_parent: Option<String>,
     kind: String,
     author: Option<String>,
@@ -47,31 +50,50 @@ impl Stored {
 }
 
 async fn stored(conn: &mut SqliteConnection, session: &str) -> Result<Vec<Stored>> {
-    let rows = sqlx::query(
+    stored_in(conn, session).await
+}
+
+/// A session's nodes in write order with what their hashes cover, from either database.
+async fn stored_in<'e, DB, E>(conn: E, session: &str) -> Result<Vec<Stored>>
+where
+    DB: sqlx::Database,
+    E: sqlx::Executor<'e, Database = DB>,
+    Stored: for<'r> sqlx::FromRow<'r, DB::Row>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    Ok(sqlx::query_as(
         "SELECT rowid, id, seq, parent_id, merge_parent_id, kind, author, content, data, tokens, \
-         created_at, hash FROM nodes WHERE session_id = ? ORDER BY rowid",
+         created_at, hash FROM nodes WHERE session_id = $1 ORDER BY rowid",
     )
-    .bind(session)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Stored {
-                rowid: r.try_get(0)?,
-                id: r.try_get(1)?,
-                seq: r.try_get(2)?,
-                parent: r.try_get(3)?,
-                merge_parent: r.try_get(4)?,
-                kind: r.try_get(5)?,
-                author: r.try_get(6)?,
-                content: r.try_get(7)?,
-                data: r.try_get(8)?,
-                tokens: r.try_get(9)?,
-                created_at: r.try_get(10)?,
-                hash: r.try_get(11)?,
-            })
-        })
-        .collect()
+    .bind(session.to_string())
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Checks a session's nodes against their hashes, in either database.
+pub(crate) async fn verify_in<'e, DB, E>(conn: E, session: &str) -> Result<NodeVerification>
+where
+    DB: sqlx::Database,
+    E: sqlx::Executor<'e, Database = DB>,
+    Stored: for<'r> sqlx::FromRow<'r, DB::Row>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    Ok(verify_stored(&stored_in(conn, session).await?))
+}
+
+fn verify_stored(nodes: &[Stored]) -> NodeVerification {
+    let hashes = recompute(nodes);
+    let first_broken = nodes
+        .iter()
+        .find(|n| n.hash.as_deref() != hashes.get(n.id.as_str()).map(|h| &h[..]))
+        .map(|n| n.id.clone());
+    NodeVerification {
+        valid: first_broken.is_none(),
+        nodes: nodes.len() as i64,
+        first_broken,
+    }
 }
 
 /// Recomputes every node's hash from its stored fields, parents first. Returns the hashes by
@@ -144,15 +166,6 @@ impl Db {
         crate::sessions::exists(&mut conn, session).await?;
         let nodes = stored(&mut conn, session).await?;
         drop(conn);
-        let hashes = recompute(&nodes);
-        let first_broken = nodes
-            .iter()
-            .find(|n| n.hash.as_deref() != hashes.get(n.id.as_str()).map(|h| &h[..]))
-            .map(|n| n.id.clone());
-        Ok(NodeVerification {
-            valid: first_broken.is_none(),
-            nodes: nodes.len() as i64,
-            first_broken,
-        })
+        Ok(verify_stored(&nodes))
     }
 }

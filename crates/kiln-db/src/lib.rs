@@ -32,6 +32,7 @@ mod state;
 mod templates;
 mod tool_cache;
 mod tracks;
+mod transfer;
 mod tree;
 mod users;
 
@@ -67,4 +68,5 @@ pub use shares::{NewShare, ShareLink, ShareRefusal};
 pub use templates::{NewTemplate, SavedTemplate, TemplateChange, Visibility};
 pub use tool_cache::CachedOutput;
 pub use tracks::{CHUNK as TRACK_CHUNK, FieldStats, Point, TrackBatch, point_from_json};
+pub use transfer::{TableTransfer, TransferOptions, TransferReport, redact_url};
 pub use tree::{AppendOutcome, NewNode, TurnView, check_access};

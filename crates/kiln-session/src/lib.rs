@@ -59,6 +59,7 @@ pub use kiln_db::{
     GraphMerge, GraphPoint,
 };
 pub use kiln_db::{FieldStats, Point, TrackBatch};
+pub use kiln_db::{TableTransfer, TransferOptions, TransferReport, redact_url};
 pub use kiln_search::{FaultSwitch, Hit, SearchPage, SessionHits, StorageFault, snippet_text};
 pub use live::{LiveEvent, POLL as LIVE_POLL};
 pub use lock::{LOCK_FILE, ServeLock};

@@ -14,6 +14,7 @@ mod materials;
 mod mcp;
 mod memory;
 mod message;
+mod migrate;
 mod output;
 mod search;
 mod serve;
@@ -58,6 +59,8 @@ pub enum Command {
     /// Serve Kiln to an MCP client (a desktop assistant) on stdin/stdout, as the user whose
     /// API token is in KILN_TOKEN.
     Mcp(mcp::McpArgs),
+    /// Copy this data directory's store into PostgreSQL and check the copy (server stopped).
+    Migrate(migrate::MigrateArgs),
     /// Run the HTTP service (SQLite under the data directory; 127.0.0.1:8080 by default).
     Serve(serve::ServeArgs),
     /// Create, list, inspect, move through the lifecycle, export and import sessions.
@@ -96,6 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Materials(cmd) => materials::run(cmd),
         Command::Memory(cmd) => memory::run(g, cmd).await,
         Command::Mcp(args) => mcp::run(g, args).await,
+        Command::Migrate(args) => migrate::run(g, args).await,
         Command::Serve(args) => serve::run(g, args).await,
         Command::Sessions(cmd) => sessions::run(g, cmd).await,
         Command::Search(args) => search::run(g, args).await,
