@@ -83,6 +83,23 @@ async fn a_second_server_on_one_data_directory_is_refused_and_names_the_first() 
         err.contains(&format!("process {}", first.pid())) && err.contains("already serving"),
         "{err}"
     );
+    // Commands that must not run beside a server are refused the same way: resuming batches
+    // (the server is running their items) and copying the store to PostgreSQL (writes after
+    // the snapshot would be missing).
+    for args in [
+        &["batch", "resume"][..],
+        &["migrate", "--to", "postgres://kiln@127.0.0.1:1/kiln"][..],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran beside a server");
+        assert!(err.contains("already serving"), "{args:?}: {err}");
+    }
     // The first one is undisturbed, and once it is gone the directory is free again.
     let r = reqwest::get(format!("http://{}/v1/health", first.addr))
         .await

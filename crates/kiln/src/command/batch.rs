@@ -53,7 +53,8 @@ pub enum BatchCommand {
     },
     /// Cancel a running batch.
     Cancel { session: String, batch: String },
-    /// Carry on with every unfinished batch (after a crash), waiting until they finish.
+    /// Carry on with every unfinished batch (after a crash), waiting until they finish. With
+    /// the server stopped: a server resumes them itself when it starts.
     Resume,
 }
 
@@ -283,6 +284,10 @@ async fn dispatch(
             );
         }
         BatchCommand::Resume => {
+            // A running server resumes batches itself at start and is running their items
+            // now: putting those back to pending would run them twice.
+            let config = super::context::load_config(global)?;
+            let _lock = kiln_session::ServeLock::acquire(&config.storage.data_dir).cli()?;
             let agent = agent(global, local).await?;
             let left = m.resume_batches().await.cli()?;
             if left.is_empty() {
