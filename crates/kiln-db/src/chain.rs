@@ -135,7 +135,7 @@ pub(crate) async fn backfill(conn: &mut SqliteConnection) -> Result<()> {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
         for n in nodes.iter().filter(|n| n.hash.is_none()) {
             if let Some(h) = hashes.get(n.id.as_str()) {
-                sqlx::query("UPDATE nodes SET hash = ? WHERE rowid = ?")
+                sqlx::query("UPDATE nodes SET hash = $1 WHERE rowid = $2")
                     .bind(&h[..])
                     .bind(n.rowid)
                     .execute(&mut *conn)

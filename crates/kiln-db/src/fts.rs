@@ -36,10 +36,10 @@ impl Db {
         let rows: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT f.rowid, f.session_id, snippet(bench_fts, 0, '<b>', '</b>', '…', 16) \
              FROM bench_fts f JOIN sessions s ON s.id = f.session_id \
-             WHERE bench_fts MATCH ?1 \
-               AND (s.owner_id = ?2 OR EXISTS (SELECT 1 FROM collaborators c \
-                    WHERE c.session_id = s.id AND c.user_id = ?2 AND (c.perms & 1) = 1)) \
-               AND (?3 IS NULL OR s.project = ?3) AND (?4 IS NULL OR f.kind = ?4) \
+             WHERE bench_fts MATCH $1 \
+               AND (s.owner_id = $2 OR EXISTS (SELECT 1 FROM collaborators c \
+                    WHERE c.session_id = s.id AND c.user_id = $2 AND (c.perms & 1) = 1)) \
+               AND ($3 IS NULL OR s.project = $3) AND ($4 IS NULL OR f.kind = $4) \
              ORDER BY rank LIMIT {}",
             limit.max(1)
         )))

@@ -278,7 +278,7 @@ impl Db {
     pub async fn backup_to(&self, dest: &Path) -> Result<()> {
         let dest = dest.to_string_lossy().to_string();
         let mut w = self.writer().await;
-        sqlx::query("VACUUM INTO ?")
+        sqlx::query("VACUUM INTO $1")
             .bind(dest)
             .execute(&mut w.conn)
             .await?;

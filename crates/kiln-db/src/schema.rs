@@ -241,7 +241,7 @@ async fn describe_sqlite_conn(conn: &mut SqliteConnection) -> Result<Schema> {
         let mut table = Table::default();
 
         let info = sqlx::query(
-            "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?) ORDER BY cid",
+            "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info($1) ORDER BY cid",
         )
         .bind(&name)
         .fetch_all(&mut *conn)
@@ -270,14 +270,14 @@ async fn describe_sqlite_conn(conn: &mut SqliteConnection) -> Result<Schema> {
         }
 
         let indexes: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT name, \"unique\", origin FROM pragma_index_list(?) ORDER BY name",
+            "SELECT name, \"unique\", origin FROM pragma_index_list($1) ORDER BY name",
         )
         .bind(&name)
         .fetch_all(&mut *conn)
         .await?;
         for (index, unique, origin) in indexes {
             let columns: Vec<Option<String>> =
-                sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno")
+                sqlx::query_scalar("SELECT name FROM pragma_index_info($1) ORDER BY seqno")
                     .bind(&index)
                     .fetch_all(&mut *conn)
                     .await?;
@@ -292,7 +292,7 @@ async fn describe_sqlite_conn(conn: &mut SqliteConnection) -> Result<Schema> {
                 }
                 _ => {
                     let sql: Option<String> = sqlx::query_scalar(
-                        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
+                        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = $1",
                     )
                     .bind(&index)
                     .fetch_optional(&mut *conn)
@@ -317,7 +317,7 @@ async fn describe_sqlite_conn(conn: &mut SqliteConnection) -> Result<Schema> {
 
         let fks = sqlx::query(
             "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete \
-             FROM pragma_foreign_key_list(?) ORDER BY id, seq",
+             FROM pragma_foreign_key_list($1) ORDER BY id, seq",
         )
         .bind(&name)
         .fetch_all(&mut *conn)
@@ -344,7 +344,7 @@ async fn describe_sqlite_conn(conn: &mut SqliteConnection) -> Result<Schema> {
             if to_primary_key {
                 // `REFERENCES t` without columns: the parent's primary key.
                 fk.references = sqlx::query_scalar(
-                    "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk",
+                    "SELECT name FROM pragma_table_info($1) WHERE pk > 0 ORDER BY pk",
                 )
                 .bind(&fk.table)
                 .fetch_all(&mut *conn)
