@@ -179,8 +179,10 @@ impl Db {
     pub async fn contributions(&self, session: &str) -> Result<Vec<Contribution>> {
         let rows = sqlx::query(
             "SELECT n.author, u.name, \
-               SUM(n.kind = 'user'), SUM(n.kind IN ('user', 'note')), \
-               SUM(n.kind = 'discovery'), SUM(n.kind = 'material') \
+               COUNT(*) FILTER (WHERE n.kind = 'user'), \
+               COUNT(*) FILTER (WHERE n.kind IN ('user', 'note')), \
+               COUNT(*) FILTER (WHERE n.kind = 'discovery'), \
+               COUNT(*) FILTER (WHERE n.kind = 'material') \
              FROM nodes n JOIN users u ON u.id = n.author \
              WHERE n.session_id = $1 GROUP BY n.author ORDER BY u.name",
         )

@@ -108,9 +108,12 @@ impl Db {
             expires_at: expiry(ttl_seconds),
         };
         sqlx::query(
-            "INSERT OR REPLACE INTO optimizer_controllers \
+            "INSERT INTO optimizer_controllers \
              (session_id, branch, holder, token_hash, acquired_by, acquired_at, renewed_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, branch) DO UPDATE SET \
+             holder = excluded.holder, token_hash = excluded.token_hash, \
+             acquired_by = excluded.acquired_by, acquired_at = excluded.acquired_at, \
+             renewed_at = excluded.renewed_at, expires_at = excluded.expires_at",
         )
         .bind(session)
         .bind(branch)

@@ -73,4 +73,53 @@ mod tests {
         assert_eq!(m.next(), "$9");
         assert_eq!(Marks::after(3).next(), "$4");
     }
+
+    /// The forms the store shares with PostgreSQL run on the bundled SQLite as they do there.
+    #[tokio::test]
+    async fn shared_forms_run_on_the_bundled_sqlite() {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TABLE t (k TEXT NOT NULL, n INTEGER NOT NULL, v TEXT, PRIMARY KEY (k, n))",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        // Numbered placeholders: bound by number, reused, in any order in the text.
+        let upsert = "INSERT INTO t (k, n, v) VALUES ($2, $1, $3) \
+             ON CONFLICT (k, n) DO UPDATE SET v = excluded.v RETURNING n";
+        for v in ["a", "bé"] {
+            let n: i64 = sqlx::query_scalar(upsert)
+                .bind(7_i64)
+                .bind("x")
+                .bind(v)
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            assert_eq!(n, 7);
+        }
+        sqlx::query("INSERT INTO t (k, n, v) VALUES ($1, $2, NULL) ON CONFLICT (k, n) DO NOTHING")
+            .bind("x")
+            .bind(8_i64)
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let row: (i64, i64, i64, bool, bool) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE v IS NOT NULL), SUM(octet_length(v)), \
+             COALESCE(SUM(n) FILTER (WHERE k = $1), 0), \
+             MAX(v) IS NOT DISTINCT FROM $2, MIN(v) IS DISTINCT FROM $2 FROM t",
+        )
+        .bind("y")
+        .bind("bé")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(row, (1, 3, 0, true, false), "SQLite {version}");
+    }
 }

@@ -123,11 +123,14 @@ async fn share_with<S: AsRef<str>>(
     users: impl IntoIterator<Item = S>,
 ) -> Result<()> {
     for user in users {
-        sqlx::query("INSERT OR IGNORE INTO template_shares (template_id, user_id) VALUES ($1, $2)")
-            .bind(id)
-            .bind(user.as_ref())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO template_shares (template_id, user_id) VALUES ($1, $2) \
+             ON CONFLICT (template_id, user_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(user.as_ref())
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

@@ -55,7 +55,8 @@ impl Db {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO tool_cache (user_id, tool, version, args_hash, output, created_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO UPDATE SET \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (user_id, tool, version, args_hash) DO UPDATE SET \
              output = excluded.output, created_at = excluded.created_at, \
              expires_at = excluded.expires_at",
         )

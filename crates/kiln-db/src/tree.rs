@@ -496,7 +496,8 @@ pub(crate) async fn insert_snapshot(
     state: &str,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT OR REPLACE INTO state_snapshots (session_id, node_id, state) VALUES ($1, $2, $3)",
+        "INSERT INTO state_snapshots (session_id, node_id, state) VALUES ($1, $2, $3) \
+         ON CONFLICT (session_id, node_id) DO UPDATE SET state = excluded.state",
     )
     .bind(session)
     .bind(node)

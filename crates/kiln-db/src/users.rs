@@ -123,8 +123,7 @@ impl Db {
     /// the storage quota's starting totals).
     pub async fn bytes_by_author(&self) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query(
-            "SELECT author, SUM(length(CAST(content AS BLOB)) + \
-             COALESCE(length(CAST(data AS BLOB)), 0)) FROM nodes \
+            "SELECT author, SUM(octet_length(content) + COALESCE(octet_length(data), 0)) FROM nodes \
              WHERE author IS NOT NULL GROUP BY author",
         )
         .fetch_all(&mut *self.read().await?)
