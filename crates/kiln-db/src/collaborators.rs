@@ -73,6 +73,7 @@ impl Db {
         if sessions.is_empty() {
             return Ok(Default::default());
         }
+        // dialect: json_each($2) over a JSON array: PostgreSQL uses jsonb_array_elements_text($2::jsonb)
         let rows = sqlx::query(
             "SELECT c.session_id, c.perms, u.name, c.added_at FROM collaborators c \
              LEFT JOIN users u ON u.id = c.added_by \

@@ -32,6 +32,7 @@ impl Db {
         since: &str,
         limit: u32,
     ) -> Result<Vec<ActiveSession>> {
+        // dialect: json_extract(s.metadata, '$.digest'): PostgreSQL uses s.metadata::jsonb -> 'digest'
         let rows = sqlx::query(
             "SELECT s.id, s.name, s.default_branch FROM sessions s \
              WHERE (s.owner_id = $1 OR EXISTS (SELECT 1 FROM collaborators c \
@@ -79,6 +80,7 @@ impl Db {
 
     /// The id of `user`'s digest session, if they have one.
     pub async fn digest_session(&self, user: &str) -> Result<Option<String>> {
+        // dialect: json_extract(metadata, '$.digest') = 1: PostgreSQL uses (metadata::jsonb ->> 'digest') = '1' (or jsonb -> 'digest' = '1'::jsonb)
         Ok(sqlx::query_scalar(
             "SELECT id FROM sessions WHERE owner_id = $1 AND json_extract(metadata, '$.digest') = 1 \
              ORDER BY created_at LIMIT 1",
@@ -93,6 +95,7 @@ impl Db {
     /// Whether a session other than `session` records `needle` (a content digest) in a tool
     /// state or result: purging shared content would take it from them too.
     pub async fn content_used_elsewhere(&self, session: &str, needle: &str) -> Result<bool> {
+        // dialect: instr(data, $2) > 0: PostgreSQL uses strpos(data, $2) > 0 (and SELECT 1 is int4 there; read as i64)
         Ok(sqlx::query_scalar::<_, i64>(
             "SELECT 1 FROM nodes WHERE session_id != $1 AND kind IN ('tool_state', 'tool_result') \
              AND instr(data, $2) > 0 LIMIT 1",

@@ -10,6 +10,7 @@ impl Db {
     pub async fn fts5_build(&self) -> Result<Duration> {
         let start = Instant::now();
         let mut w = self.writer().await;
+        // dialect: SQLite FTS5 (virtual table, rowid): the benchmark has no PostgreSQL form (tsvector/GIN would be its own)
         for sql in [
             "DROP TABLE IF EXISTS bench_fts",
             "CREATE VIRTUAL TABLE bench_fts USING fts5(text, session_id UNINDEXED, \
@@ -33,6 +34,7 @@ impl Db {
         kind: Option<&str>,
         limit: u32,
     ) -> Result<usize> {
+        // dialect: FTS5 MATCH, snippet() and rank: PostgreSQL would use to_tsquery/ts_headline/ts_rank on a tsvector
         let rows: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT f.rowid, f.session_id, snippet(bench_fts, 0, '<b>', '</b>', '…', 16) \
              FROM bench_fts f JOIN sessions s ON s.id = f.session_id \
@@ -55,6 +57,7 @@ impl Db {
     /// Drops the FTS5 table.
     pub async fn fts5_drop(&self) -> Result<()> {
         let mut w = self.writer().await;
+        // dialect: FTS5 table: SQLite-only benchmark
         sqlx::query("DROP TABLE IF EXISTS bench_fts")
             .execute(&mut w.conn)
             .await?;

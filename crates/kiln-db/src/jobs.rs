@@ -73,6 +73,7 @@ impl Db {
 
     /// The newest of the session's own update time and its branches' head moves.
     pub async fn last_activity(&self, session: &str) -> Result<String> {
+        // dialect: scalar MAX(a, b): PostgreSQL uses GREATEST(a, b)
         let row = sqlx::query(
             "SELECT MAX(COALESCE((SELECT MAX(updated_at) FROM branches WHERE session_id = s.id), ''), \
              s.updated_at) FROM sessions s WHERE s.id = $1",
@@ -97,6 +98,7 @@ impl Db {
     /// The name of the session's newest automatic checkpoint (`auto-<UTC time>`, so the
     /// newest sorts last).
     pub async fn last_auto_checkpoint(&self, session: &str) -> Result<Option<String>> {
+        // dialect: LIKE 'auto-%' is ASCII case-insensitive on SQLite: PostgreSQL needs ILIKE for the same matches
         Ok(sqlx::query_scalar(
             "SELECT MAX(name) FROM refs WHERE session_id = $1 AND auto = 1 \
              AND name LIKE 'auto-%'",

@@ -52,6 +52,7 @@ impl Db {
     /// (ignoring case and surrounding space) returns the existing entry instead of a copy.
     pub async fn insert_memory(&self, m: &NewMemory<'_>, limit: u32) -> Result<MemoryEntry> {
         let mut tx = self.write().await?;
+        // dialect: lower() folds ASCII only on SQLite, all letters on PostgreSQL: mirror with translate(x, 'A…Z', 'a…z')
         let same = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM user_memory WHERE user_id = $1 \
              AND lower(trim(content)) = lower(trim($2)) LIMIT 1"

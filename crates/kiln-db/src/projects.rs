@@ -98,6 +98,7 @@ impl Db {
         } else {
             format!("{}/%", like_escape(folder))
         };
+        // dialect: LIKE is ASCII case-insensitive on SQLite: PostgreSQL needs ILIKE (… ESCAPE '\') for the same matches
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE project = $2 AND {VISIBLE} \
              AND (folder = $3 OR folder LIKE $4 ESCAPE '\\') ORDER BY folder, name, id LIMIT {}",

@@ -227,6 +227,7 @@ impl Db {
     pub async fn newest_checkpoint(&self, session: &str, branch: &str) -> Result<Checkpoint> {
         let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
+        // dialect: NOT LIKE is ASCII case-insensitive on SQLite: PostgreSQL needs NOT ILIKE for the same matches
         let row = sqlx::query(
             "SELECT name, node_id, branch, auto, created_by, created_at FROM refs \
              WHERE session_id = $1 AND name NOT LIKE 'before-restore-%' \

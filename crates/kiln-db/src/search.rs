@@ -193,6 +193,7 @@ impl Db {
         user: &str,
         f: &SessionFilter,
     ) -> Result<Vec<(String, String)>> {
+        // dialect: json_each(sessions.tags): PostgreSQL uses jsonb_array_elements_text(sessions.tags::jsonb)
         let rows = sqlx::query(
             "SELECT id, name FROM sessions WHERE import_until IS NULL AND (owner_id = $1 OR EXISTS (SELECT 1 FROM \
                collaborators c WHERE c.session_id = sessions.id AND c.user_id = $1 \

@@ -256,6 +256,7 @@ impl Db {
                 "last_activity_at DESC, id DESC",
             ),
         };
+        // dialect: json_each(sessions.tags): PostgreSQL uses jsonb_array_elements_text(sessions.tags::jsonb)
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE import_until IS NULL AND ($1 IS NULL OR owner_id = $1 \
                OR EXISTS (SELECT 1 FROM collaborators c \
@@ -433,6 +434,7 @@ impl Db {
     /// what was added, not the history. Node rowids only grow (rows are never renumbered:
     /// Kiln never VACUUMs in place), so a tally folded up to a rowid stays exact.
     pub async fn node_tally(&self, id: &str, after: i64) -> Result<Vec<TallyRow>> {
+        // dialect: NOT INDEXED hint and json_group_array(json(data)) FILTER: PostgreSQL drops the hint and uses json_agg(data::json) FILTER
         let hint = if after > 0 { "NOT INDEXED" } else { "" };
         let sql = format!(
             "SELECT kind, author, COUNT(*), MAX(rowid), \

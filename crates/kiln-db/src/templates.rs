@@ -87,6 +87,7 @@ pub struct TemplateChange {
     pub shared_with: Option<Vec<String>>,
 }
 
+// dialect: json_group_array(name) over an ordered subquery: PostgreSQL uses COALESCE(json_agg(name ORDER BY name), '[]')
 const SELECT: &str = "SELECT t.id, t.owner_id, u.name AS owner, t.name, t.description, \
     t.visibility, t.body, t.created_at, t.updated_at, \
     (SELECT json_group_array(name) FROM (SELECT su.name FROM template_shares s \

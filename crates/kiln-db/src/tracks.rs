@@ -180,6 +180,7 @@ impl Db {
 
     /// The stored batches among `batches` (one query), in no particular order.
     pub async fn track_batches(&self, session: &str, batches: &[i64]) -> Result<Vec<TrackBatch>> {
+        // dialect: json_each($2) over a JSON array: PostgreSQL uses jsonb_array_elements_text($2::jsonb)::bigint (or = ANY($2))
         let rows = sqlx::query(
             "SELECT batch, track, count, stats, min_step, max_step FROM track_batches \
              WHERE session_id = $1 AND batch IN (SELECT value FROM json_each($2))",

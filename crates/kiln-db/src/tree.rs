@@ -932,6 +932,7 @@ async fn last_messages(
     // binding one marks the statement expired and it is re-prepared on every execution.
     // The page comes back as one JSON row: each row of a result is a separate hand-off from
     // the connection's worker thread, which costs more than SQLite's JSON encoding.
+    // dialect: scalar MIN(h.seq, $1) and NODES_AS_JSON: PostgreSQL uses LEAST(h.seq, $1) and json_agg
     let sql = format!(
         "SELECT p.root_segment, {NODES_AS_JSON} FROM (SELECT g.parent_segment IS NULL AS root_segment, {NODE_COLUMNS} \
            FROM branches b JOIN sessions s ON s.id = b.session_id \
@@ -985,6 +986,7 @@ async fn page_before(
     };
     // One JSON row per segment: each result row would be a separate hand-off from the
     // connection's worker thread.
+    // dialect: NODES_AS_JSON (json_group_array): PostgreSQL uses json_agg
     let sql = format!(
         "SELECT {NODES_AS_JSON} FROM (SELECT {NODE_COLUMNS} FROM nodes n \
            WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 \

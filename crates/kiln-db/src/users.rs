@@ -102,6 +102,7 @@ impl Db {
             return Ok(names);
         }
         let list = serde_json::to_string(&names.keys().collect::<Vec<_>>())?;
+        // dialect: json_each($1) over a JSON array: PostgreSQL uses jsonb_array_elements_text($1::jsonb)
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT id, name FROM users WHERE id IN (SELECT value FROM json_each($1))",
         )

@@ -273,6 +273,7 @@ pub(crate) fn required_for(nodes: &[NewNode]) -> Permissions {
 
 /// The fast path's statement batch for `rows` nodes (see [`fast_append`]); placeholders in
 /// the order [`fast_append`] binds.
+// dialect: PostgreSQL prepares one statement per query: BEGIN, INSERT … SELECT, UPDATE … RETURNING, COMMIT separately
 fn fast_sql(rows: usize, checked: bool) -> String {
     let mut m = Marks::new();
     let (session, segment, now) = (m.next(), m.next(), m.next());
@@ -361,6 +362,7 @@ fn set_head_sql(m: &mut Marks, with_state: bool) -> String {
 /// Returns one INSERT of `rows` nodes, followed by the head move ([`set_head_sql`], with the
 /// state when `Some(true)`) when given, so that the last rows and the head move reach SQLite in
 /// one round trip.
+// dialect: PostgreSQL prepares one statement per query: the head move goes separately
 fn insert_sql(rows: usize, then_set_head: Option<bool>) -> String {
     const HEAD: &str = "INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, \
         merge_parent_id, kind, is_state, author, content, data, tokens, total_tokens, created_at, \
