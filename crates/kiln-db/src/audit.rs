@@ -58,7 +58,7 @@ pub(crate) async fn append(
     payload: &Value,
 ) -> Result<()> {
     let last = sqlx::query(
-        "SELECT seq, hash FROM audit_log WHERE session_id = ? ORDER BY seq DESC LIMIT 1",
+        "SELECT seq, hash FROM audit_log WHERE session_id = $1 ORDER BY seq DESC LIMIT 1",
     )
     .bind(session)
     .fetch_optional(&mut *conn)
@@ -71,7 +71,7 @@ pub(crate) async fn append(
     let hash = entry_hash(&prev, seq, &at, actor, action, payload);
     sqlx::query(
         "INSERT INTO audit_log (session_id, seq, actor, action, payload, at, prev_hash, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(session)
     .bind(seq)

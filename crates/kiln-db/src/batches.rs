@@ -131,7 +131,7 @@ impl Db {
         sqlx::query(
             "INSERT INTO batches (session_id, id, user_id, request, mode, concurrency, \
              item_timeout_ms, from_node, checkpoint, status, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'running', $10, $11)",
         )
         .bind(b.session_id)
         .bind(b.id)
@@ -149,7 +149,7 @@ impl Db {
         for (idx, (item, request)) in b.items.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO batch_items (session_id, batch_id, idx, item, request) \
-                 VALUES (?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(b.session_id)
             .bind(b.id)
@@ -160,7 +160,7 @@ impl Db {
             .await?;
         }
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {BATCH} FROM batches WHERE session_id = ? AND id = ?"
+            "SELECT {BATCH} FROM batches WHERE session_id = $1 AND id = $2"
         )))
         .bind(b.session_id)
         .bind(b.id)
@@ -174,7 +174,7 @@ impl Db {
     /// One batch of a session.
     pub async fn batch(&self, session: &str, id: &str) -> Result<BatchRow> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {BATCH} FROM batches WHERE session_id = ? AND id = ?"
+            "SELECT {BATCH} FROM batches WHERE session_id = $1 AND id = $2"
         )))
         .bind(session)
         .bind(id)
@@ -187,8 +187,8 @@ impl Db {
     /// A session's batches, newest first (at most `limit`).
     pub async fn batches(&self, session: &str, limit: u32) -> Result<Vec<BatchRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {BATCH} FROM batches WHERE session_id = ? ORDER BY created_at DESC, id DESC \
-             LIMIT ?"
+            "SELECT {BATCH} FROM batches WHERE session_id = $1 ORDER BY created_at DESC, id DESC \
+             LIMIT $2"
         )))
         .bind(session)
         .bind(i64::from(limit))
@@ -200,7 +200,7 @@ impl Db {
     /// A batch's items in order.
     pub async fn batch_items(&self, session: &str, id: &str) -> Result<Vec<BatchItemRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ITEM} FROM batch_items WHERE session_id = ? AND batch_id = ? ORDER BY idx"
+            "SELECT {ITEM} FROM batch_items WHERE session_id = $1 AND batch_id = $2 ORDER BY idx"
         )))
         .bind(session)
         .bind(id)
@@ -212,7 +212,7 @@ impl Db {
     /// A batch's items counted by status (no item is read).
     pub async fn batch_status_counts(&self, session: &str, id: &str) -> Result<Vec<(String, i64)>> {
         Ok(sqlx::query_as(
-            "SELECT status, count(*) FROM batch_items WHERE session_id = ? AND batch_id = ? \
+            "SELECT status, count(*) FROM batch_items WHERE session_id = $1 AND batch_id = $2 \
              GROUP BY status",
         )
         .bind(session)
@@ -225,11 +225,11 @@ impl Db {
     pub async fn claim_batch_item(&self, session: &str, id: &str) -> Result<Option<BatchItemRow>> {
         let mut tx = self.write().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE batch_items SET status = 'running', attempts = attempts + 1, started_at = ?3 \
-             WHERE session_id = ?1 AND batch_id = ?2 AND idx = ( \
+            "UPDATE batch_items SET status = 'running', attempts = attempts + 1, started_at = $3 \
+             WHERE session_id = $1 AND batch_id = $2 AND idx = ( \
                SELECT i.idx FROM batch_items i JOIN batches b \
                  ON b.session_id = i.session_id AND b.id = i.batch_id \
-               WHERE i.session_id = ?1 AND i.batch_id = ?2 AND i.status = 'pending' \
+               WHERE i.session_id = $1 AND i.batch_id = $2 AND i.status = 'pending' \
                  AND b.status = 'running' ORDER BY i.idx LIMIT 1) \
              RETURNING {ITEM}"
         )))
@@ -253,7 +253,7 @@ impl Db {
     ) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "UPDATE batch_items SET branch = ? WHERE session_id = ? AND batch_id = ? AND idx = ?",
+            "UPDATE batch_items SET branch = $1 WHERE session_id = $2 AND batch_id = $3 AND idx = $4",
         )
         .bind(branch)
         .bind(session)
@@ -275,9 +275,9 @@ impl Db {
     ) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "UPDATE batch_items SET status = ?, branch = COALESCE(?, branch), answer = ?, \
-             numbers = ?, error = ?, finished_at = ? \
-             WHERE session_id = ? AND batch_id = ? AND idx = ? AND status = 'running'",
+            "UPDATE batch_items SET status = $1, branch = COALESCE($2, branch), answer = $3, \
+             numbers = $4, error = $5, finished_at = $6 \
+             WHERE session_id = $7 AND batch_id = $8 AND idx = $9 AND status = 'running'",
         )
         .bind(o.status)
         .bind(o.branch.as_deref())
@@ -300,9 +300,9 @@ impl Db {
         let mut tx = self.write().await?;
         let at = now();
         sqlx::query(
-            "UPDATE batches SET status = 'done', finished_at = ?1, updated_at = ?1 \
-             WHERE session_id = ?2 AND id = ?3 AND status = 'running' AND NOT EXISTS ( \
-               SELECT 1 FROM batch_items WHERE session_id = ?2 AND batch_id = ?3 \
+            "UPDATE batches SET status = 'done', finished_at = $1, updated_at = $1 \
+             WHERE session_id = $2 AND id = $3 AND status = 'running' AND NOT EXISTS ( \
+               SELECT 1 FROM batch_items WHERE session_id = $2 AND batch_id = $3 \
                AND status IN ('pending', 'running'))",
         )
         .bind(&at)
@@ -311,7 +311,7 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         let status: String =
-            sqlx::query_scalar("SELECT status FROM batches WHERE session_id = ? AND id = ?")
+            sqlx::query_scalar("SELECT status FROM batches WHERE session_id = $1 AND id = $2")
                 .bind(session)
                 .bind(id)
                 .fetch_one(&mut *tx)
@@ -326,8 +326,8 @@ impl Db {
         let mut tx = self.write().await?;
         let at = now();
         let done = sqlx::query(
-            "UPDATE batches SET status = 'cancelled', finished_at = ?1, updated_at = ?1 \
-             WHERE session_id = ?2 AND id = ?3 AND status = 'running'",
+            "UPDATE batches SET status = 'cancelled', finished_at = $1, updated_at = $1 \
+             WHERE session_id = $2 AND id = $3 AND status = 'running'",
         )
         .bind(&at)
         .bind(session)
@@ -338,8 +338,8 @@ impl Db {
             return Ok(false);
         }
         sqlx::query(
-            "UPDATE batch_items SET status = 'cancelled', finished_at = ?1 \
-             WHERE session_id = ?2 AND batch_id = ?3 AND status IN ('pending', 'running')",
+            "UPDATE batch_items SET status = 'cancelled', finished_at = $1 \
+             WHERE session_id = $2 AND batch_id = $3 AND status IN ('pending', 'running')",
         )
         .bind(&at)
         .bind(session)

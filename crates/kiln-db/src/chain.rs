@@ -132,10 +132,11 @@ pub(crate) async fn backfill(conn: &mut SqliteConnection) -> Result<()> {
     for session in sessions {
         let nodes = stored(conn, &session).await?;
         let hashes = recompute(&nodes);
+        // dialect: BEGIN IMMEDIATE: PostgreSQL uses BEGIN
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
         for n in nodes.iter().filter(|n| n.hash.is_none()) {
             if let Some(h) = hashes.get(n.id.as_str()) {
-                sqlx::query("UPDATE nodes SET hash = ? WHERE rowid = ?")
+                sqlx::query("UPDATE nodes SET hash = $1 WHERE rowid = $2")
                     .bind(&h[..])
                     .bind(n.rowid)
                     .execute(&mut *conn)

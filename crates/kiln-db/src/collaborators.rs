@@ -50,8 +50,8 @@ impl Db {
     ) -> Result<(Session, Permissions)> {
         let sql = format!(
             "SELECT {SESSION_COLUMNS}, (SELECT c.perms FROM collaborators c \
-             WHERE c.session_id = sessions.id AND c.user_id = ?) AS collab \
-             FROM sessions WHERE id = ? AND import_until IS NULL"
+             WHERE c.session_id = sessions.id AND c.user_id = $1) AS collab \
+             FROM sessions WHERE id = $2 AND import_until IS NULL"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user)
@@ -73,10 +73,11 @@ impl Db {
         if sessions.is_empty() {
             return Ok(Default::default());
         }
+        // dialect: json_each($2) over a JSON array: PostgreSQL uses jsonb_array_elements_text($2::jsonb)
         let rows = sqlx::query(
             "SELECT c.session_id, c.perms, u.name, c.added_at FROM collaborators c \
              LEFT JOIN users u ON u.id = c.added_by \
-             WHERE c.user_id = ? AND c.session_id IN (SELECT value FROM json_each(?))",
+             WHERE c.user_id = $1 AND c.session_id IN (SELECT value FROM json_each($2))",
         )
         .bind(user)
         .bind(serde_json::to_string(sessions)?)
@@ -108,7 +109,7 @@ impl Db {
         let at = now();
         sqlx::query(
             "INSERT INTO collaborators (session_id, user_id, perms, added_by, added_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, user_id) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id, user_id) \
              DO UPDATE SET perms = excluded.perms, updated_at = excluded.updated_at",
         )
         .bind(session)
@@ -135,7 +136,7 @@ impl Db {
     /// Removes a collaborator; `false` if they were not one.
     pub async fn remove_collaborator(&self, session: &str, user: &str, by: &str) -> Result<bool> {
         let mut tx = self.write().await?;
-        let gone = sqlx::query("DELETE FROM collaborators WHERE session_id = ? AND user_id = ?")
+        let gone = sqlx::query("DELETE FROM collaborators WHERE session_id = $1 AND user_id = $2")
             .bind(session)
             .bind(user)
             .execute(&mut *tx)
@@ -179,10 +180,12 @@ impl Db {
     pub async fn contributions(&self, session: &str) -> Result<Vec<Contribution>> {
         let rows = sqlx::query(
             "SELECT n.author, u.name, \
-               SUM(n.kind = 'user'), SUM(n.kind IN ('user', 'note')), \
-               SUM(n.kind = 'discovery'), SUM(n.kind = 'material') \
+               COUNT(*) FILTER (WHERE n.kind = 'user'), \
+               COUNT(*) FILTER (WHERE n.kind IN ('user', 'note')), \
+               COUNT(*) FILTER (WHERE n.kind = 'discovery'), \
+               COUNT(*) FILTER (WHERE n.kind = 'material') \
              FROM nodes n JOIN users u ON u.id = n.author \
-             WHERE n.session_id = ? GROUP BY n.author ORDER BY u.name",
+             WHERE n.session_id = $1 GROUP BY n.author ORDER BY u.name",
         )
         .bind(session)
         .fetch_all(&mut *self.read().await?)
@@ -204,7 +207,7 @@ impl Db {
 
 const COLLABORATOR_SELECT_ALL: &str = "SELECT c.user_id, u.name, c.perms, c.added_by, c.added_at, c.updated_at \
      FROM collaborators c JOIN users u ON u.id = c.user_id \
-     WHERE c.session_id = ? ORDER BY u.name";
+     WHERE c.session_id = $1 ORDER BY u.name";
 
 async fn collaborator_in(
     conn: &mut sqlx::SqliteConnection,
@@ -214,7 +217,7 @@ async fn collaborator_in(
     let row = sqlx::query(
         "SELECT c.user_id, u.name, c.perms, c.added_by, c.added_at, c.updated_at \
          FROM collaborators c JOIN users u ON u.id = c.user_id \
-         WHERE c.session_id = ? AND c.user_id = ?",
+         WHERE c.session_id = $1 AND c.user_id = $2",
     )
     .bind(session)
     .bind(user)

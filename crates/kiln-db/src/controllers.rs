@@ -57,7 +57,7 @@ impl Db {
         branch: &str,
     ) -> Result<Option<(ControllerLock, Vec<u8>)>> {
         let sql = format!(
-            "SELECT {COLUMNS}, token_hash FROM optimizer_controllers WHERE session_id = ? AND branch = ?"
+            "SELECT {COLUMNS}, token_hash FROM optimizer_controllers WHERE session_id = $1 AND branch = $2"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
@@ -84,7 +84,7 @@ impl Db {
         let mut tx = self.write().await?;
         crate::sessions::exists(&mut tx, session).await?;
         let sql = format!(
-            "SELECT {COLUMNS} FROM optimizer_controllers WHERE session_id = ? AND branch = ?"
+            "SELECT {COLUMNS} FROM optimizer_controllers WHERE session_id = $1 AND branch = $2"
         );
         let existing = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
@@ -108,9 +108,12 @@ impl Db {
             expires_at: expiry(ttl_seconds),
         };
         sqlx::query(
-            "INSERT OR REPLACE INTO optimizer_controllers \
+            "INSERT INTO optimizer_controllers \
              (session_id, branch, holder, token_hash, acquired_by, acquired_at, renewed_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, branch) DO UPDATE SET \
+             holder = excluded.holder, token_hash = excluded.token_hash, \
+             acquired_by = excluded.acquired_by, acquired_at = excluded.acquired_at, \
+             renewed_at = excluded.renewed_at, expires_at = excluded.expires_at",
         )
         .bind(session)
         .bind(branch)
@@ -145,8 +148,8 @@ impl Db {
     ) -> Result<Option<ControllerLock>> {
         let at = now();
         let sql = format!(
-            "UPDATE optimizer_controllers SET renewed_at = ?, expires_at = ? \
-             WHERE session_id = ? AND branch = ? AND token_hash = ? AND expires_at > ? \
+            "UPDATE optimizer_controllers SET renewed_at = $1, expires_at = $2 \
+             WHERE session_id = $3 AND branch = $4 AND token_hash = $5 AND expires_at > $6 \
              RETURNING {COLUMNS}"
         );
         let mut tx = self.write().await?;
@@ -178,8 +181,8 @@ impl Db {
     ) -> Result<Option<ControllerLock>> {
         let mut tx = self.write().await?;
         let sql = format!(
-            "DELETE FROM optimizer_controllers WHERE session_id = ? AND branch = ? \
-             AND (? IS NULL OR token_hash = ?) RETURNING {COLUMNS}"
+            "DELETE FROM optimizer_controllers WHERE session_id = $1 AND branch = $2 \
+             AND ($3 IS NULL OR token_hash = $4) RETURNING {COLUMNS}"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
@@ -204,7 +207,7 @@ impl Db {
     /// The newest audit entry's number in a session (0 when none): where a watcher starts.
     pub async fn audit_max_seq(&self, session: &str) -> Result<i64> {
         Ok(
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log WHERE session_id = ?")
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log WHERE session_id = $1")
                 .bind(session)
                 .fetch_one(&mut *self.read().await?)
                 .await?,
@@ -220,7 +223,7 @@ impl Db {
     ) -> Result<Vec<crate::AuditEntry>> {
         let rows = sqlx::query(
             "SELECT seq, actor, action, payload, at, prev_hash, hash FROM audit_log \
-             WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+             WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(session)
         .bind(seq)

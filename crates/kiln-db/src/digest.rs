@@ -32,13 +32,14 @@ impl Db {
         since: &str,
         limit: u32,
     ) -> Result<Vec<ActiveSession>> {
+        // dialect: json_extract(s.metadata, '$.digest'): PostgreSQL uses s.metadata::jsonb -> 'digest'
         let rows = sqlx::query(
             "SELECT s.id, s.name, s.default_branch FROM sessions s \
-             WHERE (s.owner_id = ?1 OR EXISTS (SELECT 1 FROM collaborators c \
-                    WHERE c.session_id = s.id AND c.user_id = ?1)) \
-               AND s.last_activity_at >= ?2 \
+             WHERE (s.owner_id = $1 OR EXISTS (SELECT 1 FROM collaborators c \
+                    WHERE c.session_id = s.id AND c.user_id = $1)) \
+               AND s.last_activity_at >= $2 \
                AND json_extract(s.metadata, '$.digest') IS NULL \
-             ORDER BY s.last_activity_at DESC, s.id LIMIT ?3",
+             ORDER BY s.last_activity_at DESC, s.id LIMIT $3",
         )
         .bind(user)
         .bind(since)
@@ -65,8 +66,8 @@ impl Db {
         limit: u32,
     ) -> Result<Vec<Node>> {
         let sql = format!(
-            "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = ? AND n.created_at >= ? \
-             AND n.kind IN ('discovery', 'hypothesis', 'tool_state') ORDER BY n.rowid LIMIT ?"
+            "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = $1 AND n.created_at >= $2 \
+             AND n.kind IN ('discovery', 'hypothesis', 'tool_state') ORDER BY n.rowid LIMIT $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
@@ -79,8 +80,9 @@ impl Db {
 
     /// The id of `user`'s digest session, if they have one.
     pub async fn digest_session(&self, user: &str) -> Result<Option<String>> {
+        // dialect: json_extract(metadata, '$.digest') = 1: PostgreSQL uses (metadata::jsonb ->> 'digest') = '1' (or jsonb -> 'digest' = '1'::jsonb)
         Ok(sqlx::query_scalar(
-            "SELECT id FROM sessions WHERE owner_id = ? AND json_extract(metadata, '$.digest') = 1 \
+            "SELECT id FROM sessions WHERE owner_id = $1 AND json_extract(metadata, '$.digest') = 1 \
              ORDER BY created_at LIMIT 1",
         )
         .bind(user)
@@ -93,9 +95,10 @@ impl Db {
     /// Whether a session other than `session` records `needle` (a content digest) in a tool
     /// state or result: purging shared content would take it from them too.
     pub async fn content_used_elsewhere(&self, session: &str, needle: &str) -> Result<bool> {
+        // dialect: instr(data, $2) > 0: PostgreSQL uses strpos(data, $2) > 0 (and SELECT 1 is int4 there; read as i64)
         Ok(sqlx::query_scalar::<_, i64>(
-            "SELECT 1 FROM nodes WHERE session_id != ? AND kind IN ('tool_state', 'tool_result') \
-             AND instr(data, ?) > 0 LIMIT 1",
+            "SELECT 1 FROM nodes WHERE session_id != $1 AND kind IN ('tool_state', 'tool_result') \
+             AND instr(data, $2) > 0 LIMIT 1",
         )
         .bind(session)
         .bind(needle)

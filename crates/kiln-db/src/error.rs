@@ -141,12 +141,14 @@ mod tests {
             .execute(&mut c)
             .await
             .unwrap();
+        // dialect: test of SQLite's SQLITE_FULL: PRAGMA max_page_count has no PostgreSQL form
         sqlx::query("PRAGMA max_page_count = 8")
             .execute(&mut c)
             .await
             .unwrap();
         let mut full = None;
         for _ in 0..64 {
+            // dialect: zeroblob(4096): PostgreSQL uses decode(repeat('00', 4096), 'hex') (SQLite-only test)
             if let Err(e) = sqlx::query("INSERT INTO t VALUES (zeroblob(4096))")
                 .execute(&mut c)
                 .await

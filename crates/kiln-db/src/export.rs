@@ -509,7 +509,7 @@ impl Db {
         let mut conn = self.read().await?;
         let session = sessions::get_in(&mut conn, id).await?;
         let segments = sqlx::query(
-            "SELECT id, parent_segment, fork_seq FROM segments WHERE session_id = ? ORDER BY id",
+            "SELECT id, parent_segment, fork_seq FROM segments WHERE session_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(&mut *conn)
@@ -525,7 +525,7 @@ impl Db {
         .collect::<Result<Vec<_>>>()?;
         let nodes = sqlx::query(
             "SELECT id, segment_id, seq, parent_id, merge_parent_id, kind, author, content, data, \
-             tokens, total_tokens, created_at, hash FROM nodes WHERE session_id = ? ORDER BY segment_id, seq",
+             tokens, total_tokens, created_at, hash FROM nodes WHERE session_id = $1 ORDER BY segment_id, seq",
         )
         .bind(id)
         .fetch_all(&mut *conn)
@@ -554,7 +554,7 @@ impl Db {
         let mut branches = Vec::new();
         for r in sqlx::query(
             "SELECT name, head_id, base_id, status, version, created_by, created_at, updated_at, state \
-             FROM branches WHERE session_id = ? ORDER BY created_at, name",
+             FROM branches WHERE session_id = $1 ORDER BY created_at, name",
         )
         .bind(id)
         .fetch_all(&mut *conn)
@@ -563,7 +563,7 @@ impl Db {
             let state: &str = r.try_get(8)?;
             branches.push(ExportBranch { branch: Branch::from_row(&r)?, state: serde_json::from_str(state)? });
         }
-        let merges = sqlx::query("SELECT from_branch, into_branch, from_head, merge_node, at FROM merges WHERE session_id = ? ORDER BY id")
+        let merges = sqlx::query("SELECT from_branch, into_branch, from_head, merge_node, at FROM merges WHERE session_id = $1 ORDER BY id")
             .bind(id)
             .fetch_all(&mut *conn)
             .await?
@@ -571,7 +571,7 @@ impl Db {
             .map(|r| Ok(ExportMerge { from_branch: r.try_get(0)?, into_branch: r.try_get(1)?, from_head: r.try_get(2)?, merge_node: r.try_get(3)?, at: r.try_get(4)? }))
             .collect::<Result<Vec<_>>>()?;
         let snapshots = sqlx::query(
-            "SELECT node_id, state FROM state_snapshots WHERE session_id = ? ORDER BY node_id",
+            "SELECT node_id, state FROM state_snapshots WHERE session_id = $1 ORDER BY node_id",
         )
         .bind(id)
         .fetch_all(&mut *conn)
@@ -589,7 +589,7 @@ impl Db {
         let mut tracks = Vec::new();
         for r in sqlx::query(
             "SELECT batch, track, count, stats, min_step, max_step, created_by, created_at \
-             FROM track_batches WHERE session_id = ? ORDER BY batch",
+             FROM track_batches WHERE session_id = $1 ORDER BY batch",
         )
         .bind(id)
         .fetch_all(&mut *conn)
@@ -598,7 +598,7 @@ impl Db {
             let batch: i64 = r.try_get(0)?;
             let chunks = sqlx::query(
                 "SELECT chunk, count, min_step, max_step, points FROM track_chunks \
-                 WHERE session_id = ? AND batch = ? ORDER BY chunk",
+                 WHERE session_id = $1 AND batch = $2 ORDER BY chunk",
             )
             .bind(id)
             .bind(batch)

@@ -10,6 +10,7 @@ impl Db {
     pub async fn fts5_build(&self) -> Result<Duration> {
         let start = Instant::now();
         let mut w = self.writer().await;
+        // dialect: SQLite FTS5 (virtual table, rowid): the benchmark has no PostgreSQL form (tsvector/GIN would be its own)
         for sql in [
             "DROP TABLE IF EXISTS bench_fts",
             "CREATE VIRTUAL TABLE bench_fts USING fts5(text, session_id UNINDEXED, \
@@ -33,13 +34,14 @@ impl Db {
         kind: Option<&str>,
         limit: u32,
     ) -> Result<usize> {
+        // dialect: FTS5 MATCH, snippet() and rank: PostgreSQL would use to_tsquery/ts_headline/ts_rank on a tsvector
         let rows: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT f.rowid, f.session_id, snippet(bench_fts, 0, '<b>', '</b>', '…', 16) \
              FROM bench_fts f JOIN sessions s ON s.id = f.session_id \
-             WHERE bench_fts MATCH ?1 \
-               AND (s.owner_id = ?2 OR EXISTS (SELECT 1 FROM collaborators c \
-                    WHERE c.session_id = s.id AND c.user_id = ?2 AND (c.perms & 1) = 1)) \
-               AND (?3 IS NULL OR s.project = ?3) AND (?4 IS NULL OR f.kind = ?4) \
+             WHERE bench_fts MATCH $1 \
+               AND (s.owner_id = $2 OR EXISTS (SELECT 1 FROM collaborators c \
+                    WHERE c.session_id = s.id AND c.user_id = $2 AND (c.perms & 1) = 1)) \
+               AND ($3 IS NULL OR s.project = $3) AND ($4 IS NULL OR f.kind = $4) \
              ORDER BY rank LIMIT {}",
             limit.max(1)
         )))
@@ -55,6 +57,7 @@ impl Db {
     /// Drops the FTS5 table.
     pub async fn fts5_drop(&self) -> Result<()> {
         let mut w = self.writer().await;
+        // dialect: FTS5 table: SQLite-only benchmark
         sqlx::query("DROP TABLE IF EXISTS bench_fts")
             .execute(&mut w.conn)
             .await?;

@@ -100,7 +100,7 @@ impl Db {
         let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
         let segments: HashMap<i64, (Option<i64>, Option<i64>)> =
-            sqlx::query("SELECT id, parent_segment, fork_seq FROM segments WHERE session_id = ?")
+            sqlx::query("SELECT id, parent_segment, fork_seq FROM segments WHERE session_id = $1")
                 .bind(session)
                 .fetch_all(&mut *conn)
                 .await?
@@ -113,7 +113,7 @@ impl Db {
              FROM branches b \
              JOIN nodes h ON h.session_id = b.session_id AND h.id = b.head_id \
              JOIN nodes s ON s.session_id = b.session_id AND s.id = b.base_id \
-             WHERE b.session_id = ? ORDER BY b.created_at, b.name",
+             WHERE b.session_id = $1 ORDER BY b.created_at, b.name",
         )
         .bind(session)
         .fetch_all(&mut *conn)
@@ -150,7 +150,7 @@ impl Db {
              FROM merges m \
              JOIN nodes f ON f.session_id = m.session_id AND f.id = m.from_head \
              JOIN nodes n ON n.session_id = m.session_id AND n.id = m.merge_node \
-             WHERE m.session_id = ? ORDER BY m.id",
+             WHERE m.session_id = $1 ORDER BY m.id",
         )
         .bind(session)
         .fetch_all(&mut *conn)
@@ -175,7 +175,7 @@ impl Db {
         for r in sqlx::query(
             "SELECT r.name, r.node_id, n.segment_id, n.seq, r.branch, r.auto \
              FROM refs r JOIN nodes n ON n.session_id = r.session_id AND n.id = r.node_id \
-             WHERE r.session_id = ? ORDER BY n.seq, r.name",
+             WHERE r.session_id = $1 ORDER BY n.seq, r.name",
         )
         .bind(session)
         .fetch_all(&mut *conn)

@@ -19,9 +19,9 @@ impl Db {
     ) -> Result<bool> {
         let mut w = self.writer().await;
         let n = sqlx::query(
-            "INSERT INTO job_leases (job, session_id, holder, until) VALUES (?1, ?2, ?3, ?5) \
-             ON CONFLICT (job, session_id) DO UPDATE SET holder = ?3, until = ?5 \
-             WHERE job_leases.until <= ?4 OR job_leases.holder = ?3",
+            "INSERT INTO job_leases (job, session_id, holder, until) VALUES ($1, $2, $3, $5) \
+             ON CONFLICT (job, session_id) DO UPDATE SET holder = $3, until = $5 \
+             WHERE job_leases.until <= $4 OR job_leases.holder = $3",
         )
         .bind(job)
         .bind(session)
@@ -37,7 +37,7 @@ impl Db {
     /// Gives a lease back early.
     pub async fn release_lease(&self, job: &str, session: &str, holder: &str) -> Result<()> {
         let mut w = self.writer().await;
-        sqlx::query("DELETE FROM job_leases WHERE job = ? AND session_id = ? AND holder = ?")
+        sqlx::query("DELETE FROM job_leases WHERE job = $1 AND session_id = $2 AND holder = $3")
             .bind(job)
             .bind(session)
             .bind(holder)
@@ -61,7 +61,7 @@ impl Db {
             .join(",");
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE status IN ({list}) AND import_until IS NULL \
-             AND protected_at IS NULL AND (?1 IS NULL OR session_type = ?1) ORDER BY id"
+             AND protected_at IS NULL AND ($1 IS NULL OR session_type = $1) ORDER BY id"
         )))
         .bind(session_type)
         .fetch_all(&mut *self.read().await?)
@@ -73,9 +73,10 @@ impl Db {
 
     /// The newest of the session's own update time and its branches' head moves.
     pub async fn last_activity(&self, session: &str) -> Result<String> {
+        // dialect: scalar MAX(a, b): PostgreSQL uses GREATEST(a, b)
         let row = sqlx::query(
             "SELECT MAX(COALESCE((SELECT MAX(updated_at) FROM branches WHERE session_id = s.id), ''), \
-             s.updated_at) FROM sessions s WHERE s.id = ?",
+             s.updated_at) FROM sessions s WHERE s.id = $1",
         )
         .bind(session)
         .fetch_one(&mut *self.read().await?)
@@ -86,7 +87,7 @@ impl Db {
     /// When the session last entered `status` (from its session events).
     pub async fn entered_status_at(&self, session: &str, status: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT MAX(at) FROM session_events WHERE session_id = ? AND to_status = ?",
+            "SELECT MAX(at) FROM session_events WHERE session_id = $1 AND to_status = $2",
         )
         .bind(session)
         .bind(status)
@@ -97,8 +98,9 @@ impl Db {
     /// The name of the session's newest automatic checkpoint (`auto-<UTC time>`, so the
     /// newest sorts last).
     pub async fn last_auto_checkpoint(&self, session: &str) -> Result<Option<String>> {
+        // dialect: LIKE 'auto-%' is ASCII case-insensitive on SQLite: PostgreSQL needs ILIKE for the same matches
         Ok(sqlx::query_scalar(
-            "SELECT MAX(name) FROM refs WHERE session_id = ? AND auto = 1 \
+            "SELECT MAX(name) FROM refs WHERE session_id = $1 AND auto = 1 \
              AND name LIKE 'auto-%'",
         )
         .bind(session)

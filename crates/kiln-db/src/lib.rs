@@ -32,6 +32,7 @@ mod schema;
 mod search;
 mod sessions;
 mod shares;
+mod sql;
 mod state;
 mod templates;
 mod tool_cache;

@@ -31,7 +31,7 @@ impl Db {
     /// session is gone.
     pub async fn live_marker(&self, session: &str) -> Result<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT last_activity_at FROM sessions WHERE id = ?")
+            sqlx::query_scalar("SELECT last_activity_at FROM sessions WHERE id = $1")
                 .bind(session)
                 .fetch_optional(&mut *self.read().await?)
                 .await?,
@@ -44,7 +44,7 @@ impl Db {
         let Some(row) = sqlx::query(
             "SELECT last_activity_at, status, name, \
              (SELECT COALESCE(MAX(rowid), 0) FROM nodes) AS max_rowid \
-             FROM sessions WHERE id = ?",
+             FROM sessions WHERE id = $1",
         )
         .bind(session)
         .fetch_optional(&mut *conn)
@@ -53,7 +53,7 @@ impl Db {
             return Ok(None);
         };
         let branches = sqlx::query(
-            "SELECT name, head_id, status FROM branches WHERE session_id = ? ORDER BY name",
+            "SELECT name, head_id, status FROM branches WHERE session_id = $1 ORDER BY name",
         )
         .bind(session)
         .fetch_all(&mut *conn)
@@ -87,7 +87,7 @@ impl Db {
     ) -> Result<Vec<(i64, Node)>> {
         let sql = format!(
             "SELECT n.rowid AS rid, {NODE_COLUMNS} FROM nodes n \
-             WHERE n.rowid > ? AND n.session_id = ? ORDER BY n.rowid LIMIT ?"
+             WHERE n.rowid > $1 AND n.session_id = $2 ORDER BY n.rowid LIMIT $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(rowid)
@@ -122,7 +122,7 @@ impl Db {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO presence (session_id, watcher, user_id, client, since, seen_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
+             VALUES ($1, $2, $3, $4, $5, $5) \
              ON CONFLICT (session_id, watcher) DO UPDATE SET seen_at = excluded.seen_at",
         )
         .bind(session)
@@ -134,7 +134,7 @@ impl Db {
         .await?;
         // Streams of a server that stopped without saying so: gone after a minute.
         let stale = crate::stamp(chrono::Utc::now() - chrono::Duration::seconds(60));
-        sqlx::query("DELETE FROM presence WHERE session_id = ? AND seen_at < ?")
+        sqlx::query("DELETE FROM presence WHERE session_id = $1 AND seen_at < $2")
             .bind(session)
             .bind(stale)
             .execute(&mut *tx)
@@ -146,7 +146,7 @@ impl Db {
     /// Forgets a closed live stream.
     pub async fn leave_presence(&self, session: &str, watcher: &str) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM presence WHERE session_id = ? AND watcher = ?")
+        sqlx::query("DELETE FROM presence WHERE session_id = $1 AND watcher = $2")
             .bind(session)
             .bind(watcher)
             .execute(&mut *tx)
@@ -160,7 +160,7 @@ impl Db {
         let rows = sqlx::query(
             "SELECT u.name AS user, min(p.since) AS since FROM presence p \
              JOIN users u ON u.id = p.user_id \
-             WHERE p.session_id = ? AND p.seen_at >= ? GROUP BY u.name ORDER BY u.name",
+             WHERE p.session_id = $1 AND p.seen_at >= $2 GROUP BY u.name ORDER BY u.name",
         )
         .bind(session)
         .bind(since)

@@ -52,9 +52,10 @@ impl Db {
     /// (ignoring case and surrounding space) returns the existing entry instead of a copy.
     pub async fn insert_memory(&self, m: &NewMemory<'_>, limit: u32) -> Result<MemoryEntry> {
         let mut tx = self.write().await?;
+        // dialect: lower() folds ASCII only on SQLite, all letters on PostgreSQL: mirror with translate(x, 'A…Z', 'a…z')
         let same = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM user_memory WHERE user_id = ? \
-             AND lower(trim(content)) = lower(trim(?)) LIMIT 1"
+            "SELECT {COLUMNS} FROM user_memory WHERE user_id = $1 \
+             AND lower(trim(content)) = lower(trim($2)) LIMIT 1"
         )))
         .bind(m.user_id)
         .bind(m.content)
@@ -63,7 +64,7 @@ impl Db {
         if let Some(row) = same {
             return from_row(&row);
         }
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM user_memory WHERE user_id = ?")
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM user_memory WHERE user_id = $1")
             .bind(m.user_id)
             .fetch_one(&mut *tx)
             .await?;
@@ -77,7 +78,7 @@ impl Db {
         sqlx::query(
             "INSERT INTO user_memory \
              (id, user_id, kind, content, source, session_id, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(m.user_id)
@@ -104,7 +105,7 @@ impl Db {
     /// The user's entries, oldest first.
     pub async fn memory(&self, user_id: &str) -> Result<Vec<MemoryEntry>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM user_memory WHERE user_id = ? ORDER BY created_at, id"
+            "SELECT {COLUMNS} FROM user_memory WHERE user_id = $1 ORDER BY created_at, id"
         )))
         .bind(user_id)
         .fetch_all(&mut *self.read().await?)
@@ -122,8 +123,8 @@ impl Db {
     ) -> Result<MemoryEntry> {
         let mut tx = self.write().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE user_memory SET content = COALESCE(?, content), kind = COALESCE(?, kind), \
-             updated_at = ? WHERE user_id = ? AND id = ? RETURNING {COLUMNS}"
+            "UPDATE user_memory SET content = COALESCE($1, content), kind = COALESCE($2, kind), \
+             updated_at = $3 WHERE user_id = $4 AND id = $5 RETURNING {COLUMNS}"
         )))
         .bind(content.map(str::trim))
         .bind(kind)
@@ -141,7 +142,7 @@ impl Db {
     /// Deletes an entry; `NotFound` when `user_id` has no entry `id`.
     pub async fn delete_memory(&self, user_id: &str, id: &str) -> Result<()> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("DELETE FROM user_memory WHERE user_id = ? AND id = ?")
+        let done = sqlx::query("DELETE FROM user_memory WHERE user_id = $1 AND id = $2")
             .bind(user_id)
             .bind(id)
             .execute(&mut *tx)

@@ -129,8 +129,8 @@ async fn last_merged(
     into_chain: &[Link],
 ) -> Result<Option<PastMerge>> {
     let rows = sqlx::query(
-        "SELECT from_head, merge_node, id FROM merges WHERE session_id = ? AND into_branch = ? \
-         AND from_branch = ? ORDER BY id DESC LIMIT 20",
+        "SELECT from_head, merge_node, id FROM merges WHERE session_id = $1 AND into_branch = $2 \
+         AND from_branch = $3 ORDER BY id DESC LIMIT 20",
     )
     .bind(session)
     .bind(into)
@@ -327,7 +327,7 @@ impl Db {
         insert_snapshot(&mut tx, session, &id, &st).await?;
         set_head(&mut tx, session, into, a.version, &id, Some((&st, 0)), &now).await?;
         sqlx::query(
-            "UPDATE branches SET status = 'merged', updated_at = ? WHERE session_id = ? AND name = ?",
+            "UPDATE branches SET status = 'merged', updated_at = $1 WHERE session_id = $2 AND name = $3",
         )
         .bind(&now)
         .bind(session)
@@ -336,7 +336,7 @@ impl Db {
         .await?;
         sqlx::query(
             "INSERT INTO merges (session_id, from_branch, into_branch, from_head, merge_node, at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(session)
         .bind(from)
@@ -433,11 +433,11 @@ async fn conversation_after(
         .collect::<Vec<_>>()
         .join(", ");
     let rows_sql = format!(
-        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = ? AND n.seq >= ? AND n.seq <= ? \
-         AND n.kind IN ({kinds}) ORDER BY n.seq DESC LIMIT ?"
+        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 \
+         AND n.kind IN ({kinds}) ORDER BY n.seq DESC LIMIT $4"
     );
     let count_sql = format!(
-        "SELECT COUNT(*) FROM nodes n WHERE n.segment_id = ? AND n.seq >= ? AND n.seq <= ? \
+        "SELECT COUNT(*) FROM nodes n WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 \
          AND n.kind IN ({kinds})"
     );
     let mut newest_first = Vec::new();

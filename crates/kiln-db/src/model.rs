@@ -185,6 +185,7 @@ impl Node {
 
 /// Aggregates the rows of a subquery `p` over [`NODE_COLUMNS`] into one JSON array of
 /// [`NodeTuple`]s: one result row instead of one hand-off per node.
+// dialect: json_group_array/json_array/json(): PostgreSQL uses COALESCE(json_agg(json_build_array(…, p.data::json, …)), '[]') (json_agg of no rows is NULL)
 pub(crate) const NODES_AS_JSON: &str = "json_group_array(json_array(p.id, p.seq, p.parent_id, \
     p.merge_parent_id, p.kind, p.author, p.content, json(p.data), p.tokens, p.created_at))";
 

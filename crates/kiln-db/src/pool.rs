@@ -229,6 +229,7 @@ impl Db {
     /// Starts a write transaction on a writer connection already held.
     pub(crate) async fn begin(&self, mut w: WriteConn) -> Result<Tx> {
         w.dirty = true;
+        // dialect: BEGIN IMMEDIATE takes SQLite's write lock up front: PostgreSQL uses BEGIN (row locks as it goes)
         sqlx::query("BEGIN IMMEDIATE").execute(&mut w.conn).await?;
         Ok(Tx {
             w,
@@ -259,9 +260,11 @@ impl Db {
     /// Returns the journal mode and synchronous setting in force, as SQLite reports them.
     pub async fn durability(&self) -> Result<(String, String)> {
         let mut w = self.writer().await;
+        // dialect: PRAGMA journal_mode: PostgreSQL has no journal mode (SHOW wal_level is the nearest)
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&mut w.conn)
             .await?;
+        // dialect: PRAGMA synchronous: PostgreSQL uses SHOW synchronous_commit (text, not 0..3)
         let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
             .fetch_one(&mut w.conn)
             .await?;
@@ -278,7 +281,8 @@ impl Db {
     pub async fn backup_to(&self, dest: &Path) -> Result<()> {
         let dest = dest.to_string_lossy().to_string();
         let mut w = self.writer().await;
-        sqlx::query("VACUUM INTO ?")
+        // dialect: VACUUM INTO: PostgreSQL has no in-SQL copy (pg_dump)
+        sqlx::query("VACUUM INTO $1")
             .bind(dest)
             .execute(&mut w.conn)
             .await?;
@@ -294,6 +298,7 @@ impl Db {
             }
         }
         let mut w = self.writer().await;
+        // dialect: PRAGMA wal_checkpoint: PostgreSQL uses CHECKPOINT (or nothing on close)
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut w.conn)
             .await;

@@ -32,9 +32,9 @@ pub struct Project {
     pub last_activity_at: String,
 }
 
-/// The visibility condition of the session lists (owner or collaborator), user bound as `?1`.
-const VISIBLE: &str = "import_until IS NULL AND (owner_id = ?1 OR EXISTS (SELECT 1 FROM \
-    collaborators c WHERE c.session_id = sessions.id AND c.user_id = ?1))";
+/// The visibility condition of the session lists (owner or collaborator), user bound as `$1`.
+const VISIBLE: &str = "import_until IS NULL AND (owner_id = $1 OR EXISTS (SELECT 1 FROM \
+    collaborators c WHERE c.session_id = sessions.id AND c.user_id = $1))";
 
 impl Db {
     /// Returns the owner's session of that project and name, creating it when there is none,
@@ -42,7 +42,7 @@ impl Db {
     pub async fn find_or_create(&self, new: NewSession, actor: &str) -> Result<Found> {
         let mut tx = self.write().await?;
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM sessions WHERE owner_id = ? AND project = ? AND name = ? \
+            "SELECT id FROM sessions WHERE owner_id = $1 AND project = $2 AND name = $3 \
              AND import_until IS NULL ORDER BY id",
         )
         .bind(&new.owner_id)
@@ -98,9 +98,10 @@ impl Db {
         } else {
             format!("{}/%", like_escape(folder))
         };
+        // dialect: LIKE is ASCII case-insensitive on SQLite: PostgreSQL needs ILIKE (… ESCAPE '\') for the same matches
         let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE project = ?2 AND {VISIBLE} \
-             AND (folder = ?3 OR folder LIKE ?4 ESCAPE '\\') ORDER BY folder, name, id LIMIT {}",
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE project = $2 AND {VISIBLE} \
+             AND (folder = $3 OR folder LIKE $4 ESCAPE '\\') ORDER BY folder, name, id LIMIT {}",
             MAX_FOLDER_SESSIONS + 1
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -123,7 +124,7 @@ impl Db {
             return Ok(s);
         }
         let at = now();
-        sqlx::query("UPDATE sessions SET protected_at = ?, protected_by = ? WHERE id = ?")
+        sqlx::query("UPDATE sessions SET protected_at = $1, protected_by = $2 WHERE id = $3")
             .bind(on.then_some(&at))
             .bind(on.then_some(actor))
             .bind(session)

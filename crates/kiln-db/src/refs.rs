@@ -25,7 +25,7 @@ pub(crate) async fn checkpoint_in(
 ) -> Result<Checkpoint> {
     let row = sqlx::query(
         "SELECT name, node_id, branch, auto, created_by, created_at FROM refs \
-         WHERE session_id = ? AND name = ?",
+         WHERE session_id = $1 AND name = $2",
     )
     .bind(session)
     .bind(name)
@@ -46,7 +46,7 @@ async fn insert_ref(
 ) -> Result<()> {
     let res = sqlx::query(
         "INSERT INTO refs (session_id, name, node_id, branch, auto, created_by, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     )
     .bind(session)
     .bind(name)
@@ -72,7 +72,7 @@ async fn fresh_name(conn: &mut SqliteConnection, session: &str, stem: &str) -> R
             format!("{stem}-{i}")
         };
         let taken: bool = sqlx::query_scalar(
-            "SELECT EXISTS(SELECT 1 FROM refs WHERE session_id = ? AND name = ?)",
+            "SELECT EXISTS(SELECT 1 FROM refs WHERE session_id = $1 AND name = $2)",
         )
         .bind(session)
         .bind(&name)
@@ -116,7 +116,7 @@ impl Db {
         sessions::exists(&mut conn, session).await?;
         let rows = sqlx::query(
             "SELECT name, node_id, branch, auto, created_by, created_at FROM refs \
-             WHERE session_id = ? ORDER BY created_at, name",
+             WHERE session_id = $1 ORDER BY created_at, name",
         )
         .bind(session)
         .fetch_all(&mut *conn)
@@ -227,10 +227,11 @@ impl Db {
     pub async fn newest_checkpoint(&self, session: &str, branch: &str) -> Result<Checkpoint> {
         let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
+        // dialect: NOT LIKE is ASCII case-insensitive on SQLite: PostgreSQL needs NOT ILIKE for the same matches
         let row = sqlx::query(
             "SELECT name, node_id, branch, auto, created_by, created_at FROM refs \
-             WHERE session_id = ? AND name NOT LIKE 'before-restore-%' \
-             ORDER BY (branch = ?) DESC, created_at DESC, name DESC LIMIT 1",
+             WHERE session_id = $1 AND name NOT LIKE 'before-restore-%' \
+             ORDER BY (branch = $2) DESC, created_at DESC, name DESC LIMIT 1",
         )
         .bind(session)
         .bind(branch)
@@ -246,7 +247,7 @@ impl Db {
         sessions::exists(&mut conn, session).await?;
         let rows = sqlx::query(
             "SELECT id, branch, old_head, new_head, actor, reason, at FROM reflog \
-             WHERE session_id = ? ORDER BY id DESC",
+             WHERE session_id = $1 ORDER BY id DESC",
         )
         .bind(session)
         .fetch_all(&mut *conn)

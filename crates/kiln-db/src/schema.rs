@@ -222,6 +222,7 @@ pub async fn describe_sqlite(path: &Path) -> Result<Schema> {
 
 async fn describe_sqlite_conn(conn: &mut SqliteConnection) -> Result<Schema> {
     let mut schema = Schema::default();
+    // dialect: sqlite_master: SQLite catalog (describe_sqlite): describe_postgres reads pg_catalog instead
     let tables: Vec<(String, String)> = sqlx::query_as(
         "SELECT name, sql FROM sqlite_master WHERE type = 'table' \
          AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
@@ -240,8 +241,9 @@ async fn describe_sqlite_conn(conn: &mut SqliteConnection) -> Result<Schema> {
         }
         let mut table = Table::default();
 
+        // dialect: pragma_table_info: SQLite catalog (describe_sqlite): describe_postgres reads pg_catalog instead
         let info = sqlx::query(
-            "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?) ORDER BY cid",
+            "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info($1) ORDER BY cid",
         )
         .bind(&name)
         .fetch_all(&mut *conn)
@@ -269,15 +271,17 @@ async fn describe_sqlite_conn(conn: &mut SqliteConnection) -> Result<Schema> {
             });
         }
 
+        // dialect: pragma_index_list: SQLite catalog (describe_sqlite): describe_postgres reads pg_catalog instead
         let indexes: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT name, \"unique\", origin FROM pragma_index_list(?) ORDER BY name",
+            "SELECT name, \"unique\", origin FROM pragma_index_list($1) ORDER BY name",
         )
         .bind(&name)
         .fetch_all(&mut *conn)
         .await?;
         for (index, unique, origin) in indexes {
             let columns: Vec<Option<String>> =
-                sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno")
+                // dialect: pragma_index_info: SQLite catalog (describe_sqlite): describe_postgres reads pg_catalog instead
+                sqlx::query_scalar("SELECT name FROM pragma_index_info($1) ORDER BY seqno")
                     .bind(&index)
                     .fetch_all(&mut *conn)
                     .await?;
@@ -291,8 +295,9 @@ async fn describe_sqlite_conn(conn: &mut SqliteConnection) -> Result<Schema> {
                     table.uniques.insert(columns);
                 }
                 _ => {
+                    // dialect: sqlite_master: SQLite catalog (describe_sqlite): describe_postgres reads pg_catalog instead
                     let sql: Option<String> = sqlx::query_scalar(
-                        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
+                        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = $1",
                     )
                     .bind(&index)
                     .fetch_optional(&mut *conn)
@@ -315,9 +320,10 @@ async fn describe_sqlite_conn(conn: &mut SqliteConnection) -> Result<Schema> {
             }
         }
 
+        // dialect: pragma_foreign_key_list: SQLite catalog (describe_sqlite): describe_postgres reads pg_catalog instead
         let fks = sqlx::query(
             "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete \
-             FROM pragma_foreign_key_list(?) ORDER BY id, seq",
+             FROM pragma_foreign_key_list($1) ORDER BY id, seq",
         )
         .bind(&name)
         .fetch_all(&mut *conn)
@@ -343,8 +349,9 @@ async fn describe_sqlite_conn(conn: &mut SqliteConnection) -> Result<Schema> {
         for (_, (mut fk, to_primary_key)) in by_id {
             if to_primary_key {
                 // `REFERENCES t` without columns: the parent's primary key.
+                // dialect: pragma_table_info: SQLite catalog (describe_sqlite): describe_postgres reads pg_catalog instead
                 fk.references = sqlx::query_scalar(
-                    "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk",
+                    "SELECT name FROM pragma_table_info($1) WHERE pk > 0 ORDER BY pk",
                 )
                 .bind(&fk.table)
                 .fetch_all(&mut *conn)
@@ -361,6 +368,7 @@ async fn describe_sqlite_conn(conn: &mut SqliteConnection) -> Result<Schema> {
         schema.tables.insert(name, table);
     }
 
+    // dialect: sqlite_master: SQLite catalog (describe_sqlite): describe_postgres reads pg_catalog instead
     let triggers: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name",
     )

@@ -7,6 +7,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::model::{SESSION_COLUMNS, Session};
+use crate::sql::Marks;
 use crate::tree::{Pos, chain, on_path, pos};
 use crate::{Db, Result, SessionFilter};
 
@@ -54,7 +55,7 @@ impl Db {
     /// Outbox entries after `after`, oldest first.
     pub async fn outbox_after(&self, after: i64, limit: u32) -> Result<Vec<OutboxEntry>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, session_id, node_rowid, op FROM search_outbox WHERE id > ? \
+            "SELECT id, session_id, node_rowid, op FROM search_outbox WHERE id > $1 \
              ORDER BY id LIMIT {}",
             limit.max(1)
         )))
@@ -85,7 +86,7 @@ impl Db {
     /// Deletes applied outbox entries (up to and including `upto`).
     pub async fn trim_outbox(&self, upto: i64) -> Result<u64> {
         let mut w = self.writer().await;
-        Ok(sqlx::query("DELETE FROM search_outbox WHERE id <= ?")
+        Ok(sqlx::query("DELETE FROM search_outbox WHERE id <= $1")
             .bind(upto)
             .execute(&mut w.conn)
             .await?
@@ -118,7 +119,7 @@ impl Db {
         limit: u32,
     ) -> Result<Vec<SearchNode>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{NODE_SELECT} WHERE session_id = ? AND rowid > ? ORDER BY rowid LIMIT {}",
+            "{NODE_SELECT} WHERE session_id = $1 AND rowid > $2 ORDER BY rowid LIMIT {}",
             limit.max(1)
         )))
         .bind(session)
@@ -131,7 +132,7 @@ impl Db {
     /// The sessions `user` collaborates on with read access (not the ones they own).
     pub async fn shared_with(&self, user: &str) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT session_id FROM collaborators WHERE user_id = ? AND (perms & 1) = 1",
+            "SELECT session_id FROM collaborators WHERE user_id = $1 AND (perms & 1) = 1",
         )
         .bind(user)
         .fetch_all(&mut *self.read().await?)
@@ -143,7 +144,7 @@ impl Db {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let marks = vec!["?"; ids.len()].join(",");
+        let marks = Marks::new().list(ids.len());
         let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(format!(
             "SELECT id, name FROM sessions WHERE id IN ({marks})"
         )));
@@ -159,7 +160,7 @@ impl Db {
     /// Nodes in rowid order after `after` (for rebuilding the index).
     pub async fn search_nodes_after(&self, after: i64, limit: u32) -> Result<Vec<SearchNode>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{NODE_SELECT} WHERE rowid > ? ORDER BY rowid LIMIT {}",
+            "{NODE_SELECT} WHERE rowid > $1 ORDER BY rowid LIMIT {}",
             limit.max(1)
         )))
         .bind(after)
@@ -192,13 +193,14 @@ impl Db {
         user: &str,
         f: &SessionFilter,
     ) -> Result<Vec<(String, String)>> {
+        // dialect: json_each(sessions.tags): PostgreSQL uses jsonb_array_elements_text(sessions.tags::jsonb)
         let rows = sqlx::query(
-            "SELECT id, name FROM sessions WHERE import_until IS NULL AND (owner_id = ?1 OR EXISTS (SELECT 1 FROM \
-               collaborators c WHERE c.session_id = sessions.id AND c.user_id = ?1 \
+            "SELECT id, name FROM sessions WHERE import_until IS NULL AND (owner_id = $1 OR EXISTS (SELECT 1 FROM \
+               collaborators c WHERE c.session_id = sessions.id AND c.user_id = $1 \
                AND (c.perms & 1) = 1)) \
-             AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR status = ?3) \
-             AND (?4 IS NULL OR project = ?4) AND (?5 IS NULL OR session_type = ?5) \
-             AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE value = ?6))",
+             AND ($2 IS NULL OR owner_id = $2) AND ($3 IS NULL OR status = $3) \
+             AND ($4 IS NULL OR project = $4) AND ($5 IS NULL OR session_type = $5) \
+             AND ($6 IS NULL OR EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE value = $6))",
         )
         .bind(user)
         .bind(&f.owner)
@@ -221,7 +223,7 @@ impl Db {
     ) -> Result<HashMap<String, Vec<String>>> {
         let mut conn = self.read().await?;
         let names: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM branches WHERE session_id = ? AND status <> 'discarded' ORDER BY name",
+            "SELECT name FROM branches WHERE session_id = $1 AND status <> 'discarded' ORDER BY name",
         )
         .bind(session)
         .fetch_all(&mut *conn)
@@ -232,7 +234,7 @@ impl Db {
             let head: Option<(i64, i64)> = sqlx::query_as(
                 "SELECT n.segment_id, n.seq FROM branches b JOIN nodes n \
                  ON n.session_id = b.session_id AND n.id = b.head_id \
-                 WHERE b.session_id = ? AND b.name = ?",
+                 WHERE b.session_id = $1 AND b.name = $2",
             )
             .bind(session)
             .bind(name)

@@ -71,7 +71,7 @@ pub struct SessionPatch {
 
 pub(crate) async fn exists(conn: &mut SqliteConnection, session: &str) -> Result<()> {
     let found: bool = sqlx::query_scalar(
-        "SELECT EXISTS(SELECT 1 FROM sessions WHERE id = ? AND import_until IS NULL)",
+        "SELECT EXISTS(SELECT 1 FROM sessions WHERE id = $1 AND import_until IS NULL)",
     )
     .bind(session)
     .fetch_one(&mut *conn)
@@ -85,7 +85,7 @@ pub(crate) async fn exists(conn: &mut SqliteConnection, session: &str) -> Result
 
 pub(crate) async fn get_in(conn: &mut SqliteConnection, session: &str) -> Result<Session> {
     let sql =
-        format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ? AND import_until IS NULL");
+        format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND import_until IS NULL");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(session)
         .fetch_optional(&mut *conn)
@@ -104,7 +104,7 @@ pub(crate) async fn record_transition(
     reason: &str,
     at: &str,
 ) -> Result<()> {
-    sqlx::query("UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?")
+    sqlx::query("UPDATE sessions SET status = $1, updated_at = $2 WHERE id = $3")
         .bind(to.as_str())
         .bind(at)
         .bind(session)
@@ -112,7 +112,7 @@ pub(crate) async fn record_transition(
         .await?;
     sqlx::query(
         "INSERT INTO session_events (session_id, from_status, to_status, actor, reason, at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(session)
     .bind(from.as_str())
@@ -145,7 +145,7 @@ pub(crate) async fn create_in(
     sqlx::query(
         "INSERT INTO sessions (id, owner_id, name, description, session_type, status, project, \
              tags, metadata, config, template, default_branch, version, created_at, updated_at, \
-             folder) VALUES (?, ?, ?, ?, ?, 'created', ?, ?, ?, ?, ?, 'main', 1, ?, ?, ?)",
+             folder) VALUES ($1, $2, $3, $4, $5, 'created', $6, $7, $8, $9, $10, 'main', 1, $11, $12, $13)",
     )
     .bind(&id)
     .bind(&new.owner_id)
@@ -163,7 +163,7 @@ pub(crate) async fn create_in(
     .execute(&mut *tx)
     .await?;
     let segment: i64 =
-        sqlx::query_scalar("INSERT INTO segments (session_id) VALUES (?) RETURNING id")
+        sqlx::query_scalar("INSERT INTO segments (session_id) VALUES ($1) RETURNING id")
             .bind(&id)
             .fetch_one(&mut *tx)
             .await?;
@@ -191,7 +191,7 @@ pub(crate) async fn create_in(
     sqlx::query(
         "INSERT INTO branches (session_id, name, head_id, base_id, status, version, state, \
              state_pending, created_by, created_at, updated_at) \
-             VALUES (?, 'main', ?, ?, 'open', 1, '{}', 0, ?, ?, ?)",
+             VALUES ($1, 'main', $2, $3, 'open', 1, '{}', 0, $4, $5, $6)",
     )
     .bind(&id)
     .bind(&root)
@@ -204,7 +204,7 @@ pub(crate) async fn create_in(
     reflog(tx, &id, "main", None, &root, actor, "create", &now).await?;
     sqlx::query(
         "INSERT INTO session_events (session_id, from_status, to_status, actor, reason, at) \
-             VALUES (?, NULL, 'created', ?, 'created', ?)",
+             VALUES ($1, NULL, 'created', $2, 'created', $3)",
     )
     .bind(&id)
     .bind(actor)
@@ -250,19 +250,20 @@ impl Db {
             (_, c) => (None, c),
         };
         let (after, order) = match f.sort {
-            SessionSort::Created => ("(?7 IS NULL OR id < ?7)", "id DESC"),
+            SessionSort::Created => ("($7 IS NULL OR id < $7)", "id DESC"),
             SessionSort::Activity => (
-                "(?8 IS NULL OR last_activity_at < ?8 OR (last_activity_at = ?8 AND id < ?7))",
+                "($8 IS NULL OR last_activity_at < $8 OR (last_activity_at = $8 AND id < $7))",
                 "last_activity_at DESC, id DESC",
             ),
         };
+        // dialect: json_each(sessions.tags): PostgreSQL uses jsonb_array_elements_text(sessions.tags::jsonb)
         let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE import_until IS NULL AND (?1 IS NULL OR owner_id = ?1 \
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE import_until IS NULL AND ($1 IS NULL OR owner_id = $1 \
                OR EXISTS (SELECT 1 FROM collaborators c \
-                          WHERE c.session_id = sessions.id AND c.user_id = ?1)) \
-             AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR status = ?3) \
-             AND (?4 IS NULL OR project = ?4) AND (?5 IS NULL OR session_type = ?5) \
-             AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE value = ?6)) \
+                          WHERE c.session_id = sessions.id AND c.user_id = $1)) \
+             AND ($2 IS NULL OR owner_id = $2) AND ($3 IS NULL OR status = $3) \
+             AND ($4 IS NULL OR project = $4) AND ($5 IS NULL OR session_type = $5) \
+             AND ($6 IS NULL OR EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE value = $6)) \
              AND {after} ORDER BY {order} LIMIT {}",
             limit + 1
         );
@@ -340,8 +341,8 @@ impl Db {
         }
         let now = now();
         sqlx::query(
-            "UPDATE sessions SET name = ?, description = ?, project = ?, tags = ?, metadata = ?, \
-             config = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
+            "UPDATE sessions SET name = $1, description = $2, project = $3, tags = $4, metadata = $5, \
+             config = $6, version = version + 1, updated_at = $7 WHERE id = $8 AND version = $9",
         )
         .bind(&s.name)
         .bind(&s.description)
@@ -405,7 +406,7 @@ impl Db {
         exists(&mut conn, id).await?;
         let rows = sqlx::query(
             "SELECT id, from_status, to_status, actor, reason, at FROM session_events \
-             WHERE session_id = ? ORDER BY id",
+             WHERE session_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(&mut *conn)
@@ -416,7 +417,7 @@ impl Db {
     /// Counts nodes of a session by kind and author, and tool calls by tool.
     pub async fn node_counts(&self, id: &str) -> Result<Vec<(String, Option<String>, i64)>> {
         let rows = sqlx::query(
-            "SELECT kind, author, COUNT(*) FROM nodes WHERE session_id = ? GROUP BY kind, author",
+            "SELECT kind, author, COUNT(*) FROM nodes WHERE session_id = $1 GROUP BY kind, author",
         )
         .bind(id)
         .fetch_all(&mut *self.read().await?)
@@ -433,12 +434,13 @@ impl Db {
     /// what was added, not the history. Node rowids only grow (rows are never renumbered:
     /// Kiln never VACUUMs in place), so a tally folded up to a rowid stays exact.
     pub async fn node_tally(&self, id: &str, after: i64) -> Result<Vec<TallyRow>> {
+        // dialect: NOT INDEXED hint and json_group_array(json(data)) FILTER: PostgreSQL drops the hint and uses json_agg(data::json) FILTER
         let hint = if after > 0 { "NOT INDEXED" } else { "" };
         let sql = format!(
             "SELECT kind, author, COUNT(*), MAX(rowid), \
                json_group_array(json(data)) FILTER (WHERE data IS NOT NULL \
                  AND kind IN ('material', 'discovery', 'tool_call')) \
-             FROM nodes {hint} WHERE rowid > ? AND session_id = ? GROUP BY kind, author"
+             FROM nodes {hint} WHERE rowid > $1 AND session_id = $2 GROUP BY kind, author"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(after)

@@ -73,7 +73,7 @@ impl Db {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO share_links (id, session_id, token_hash, node_id, branch, checkpoint, \
-             created_by, created_at, expires_at, max_views) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_by, created_at, expires_at, max_views) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(s.id)
         .bind(s.session)
@@ -101,7 +101,7 @@ impl Db {
     }
 
     pub async fn share(&self, session: &str, id: &str) -> Result<ShareLink> {
-        let sql = format!("SELECT {COLUMNS} FROM share_links WHERE session_id = ? AND id = ?");
+        let sql = format!("SELECT {COLUMNS} FROM share_links WHERE session_id = $1 AND id = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(id)
@@ -114,7 +114,7 @@ impl Db {
     /// A session's share links, newest first.
     pub async fn shares(&self, session: &str) -> Result<Vec<ShareLink>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM share_links WHERE session_id = ? ORDER BY created_at DESC, id"
+            "SELECT {COLUMNS} FROM share_links WHERE session_id = $1 ORDER BY created_at DESC, id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
@@ -133,8 +133,8 @@ impl Db {
     ) -> Result<ShareLink> {
         let mut tx = self.write().await?;
         let n = sqlx::query(
-            "UPDATE share_links SET revoked_at = COALESCE(revoked_at, ?) \
-             WHERE session_id = ? AND id = ?",
+            "UPDATE share_links SET revoked_at = COALESCE(revoked_at, $1) \
+             WHERE session_id = $2 AND id = $3",
         )
         .bind(at)
         .bind(session)
@@ -167,8 +167,8 @@ impl Db {
     ) -> Result<std::result::Result<ShareLink, ShareRefusal>> {
         let mut w = self.writer().await;
         let sql = format!(
-            "UPDATE share_links SET views = views + 1 WHERE token_hash = ? AND revoked_at IS NULL \
-             AND expires_at > ? AND (max_views IS NULL OR views < max_views) RETURNING {COLUMNS}"
+            "UPDATE share_links SET views = views + 1 WHERE token_hash = $1 AND revoked_at IS NULL \
+             AND expires_at > $2 AND (max_views IS NULL OR views < max_views) RETURNING {COLUMNS}"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(token_hash)
@@ -179,7 +179,7 @@ impl Db {
         if let Some(row) = row {
             return Ok(Ok(from_row(&row)?));
         }
-        let sql = format!("SELECT {COLUMNS} FROM share_links WHERE token_hash = ?");
+        let sql = format!("SELECT {COLUMNS} FROM share_links WHERE token_hash = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(token_hash)
             .fetch_optional(&mut *self.read().await?)
@@ -202,8 +202,8 @@ impl Db {
     /// is answered like any unknown token.
     pub async fn is_live_share_token(&self, token_hash: &[u8], now: &str) -> Result<bool> {
         Ok(sqlx::query_scalar(
-            "SELECT EXISTS(SELECT 1 FROM share_links WHERE token_hash = ? AND revoked_at IS NULL \
-             AND expires_at > ? AND (max_views IS NULL OR views < max_views))",
+            "SELECT EXISTS(SELECT 1 FROM share_links WHERE token_hash = $1 AND revoked_at IS NULL \
+             AND expires_at > $2 AND (max_views IS NULL OR views < max_views))",
         )
         .bind(token_hash)
         .bind(now)
@@ -215,7 +215,7 @@ impl Db {
     pub async fn purge_shares(&self, cutoff: &str) -> Result<u64> {
         let mut w = self.writer().await;
         Ok(
-            sqlx::query("DELETE FROM share_links WHERE expires_at <= ? OR revoked_at <= ?")
+            sqlx::query("DELETE FROM share_links WHERE expires_at <= $1 OR revoked_at <= $2")
                 .bind(cutoff)
                 .bind(cutoff)
                 .execute(&mut w.conn)

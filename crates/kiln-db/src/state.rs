@@ -21,7 +21,7 @@ pub(crate) async fn state_at(
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT n.id, n.kind, n.data, s.state, n.seq FROM nodes n \
                  LEFT JOIN state_snapshots s ON s.session_id = n.session_id AND s.node_id = n.id \
-                 WHERE n.segment_id = ? AND n.seq >= ? AND n.seq <= ? AND n.is_state = 1 \
+                 WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 AND n.is_state = 1 \
                  ORDER BY n.seq DESC LIMIT {}",
                 k + 1
             )))

@@ -87,6 +87,7 @@ pub struct TemplateChange {
     pub shared_with: Option<Vec<String>>,
 }
 
+// dialect: json_group_array(name) over an ordered subquery: PostgreSQL uses COALESCE(json_agg(name ORDER BY name), '[]')
 const SELECT: &str = "SELECT t.id, t.owner_id, u.name AS owner, t.name, t.description, \
     t.visibility, t.body, t.created_at, t.updated_at, \
     (SELECT json_group_array(name) FROM (SELECT su.name FROM template_shares s \
@@ -94,9 +95,9 @@ const SELECT: &str = "SELECT t.id, t.owner_id, u.name AS owner, t.name, t.descri
      AS shared_with \
     FROM session_templates t JOIN users u ON u.id = t.owner_id";
 
-/// The templates user `?1` may see: their own, those shared with them, instance-wide ones.
-const VISIBLE: &str = "(t.owner_id = ?1 OR t.visibility = 'instance' OR (t.visibility = 'shared' \
-    AND EXISTS (SELECT 1 FROM template_shares s WHERE s.template_id = t.id AND s.user_id = ?1)))";
+/// The templates user `$1` may see: their own, those shared with them, instance-wide ones.
+const VISIBLE: &str = "(t.owner_id = $1 OR t.visibility = 'instance' OR (t.visibility = 'shared' \
+    AND EXISTS (SELECT 1 FROM template_shares s WHERE s.template_id = t.id AND s.user_id = $1)))";
 
 fn from_row(r: &SqliteRow) -> Result<SavedTemplate> {
     Ok(SavedTemplate {
@@ -123,18 +124,21 @@ async fn share_with<S: AsRef<str>>(
     users: impl IntoIterator<Item = S>,
 ) -> Result<()> {
     for user in users {
-        sqlx::query("INSERT OR IGNORE INTO template_shares (template_id, user_id) VALUES (?, ?)")
-            .bind(id)
-            .bind(user.as_ref())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO template_shares (template_id, user_id) VALUES ($1, $2) \
+             ON CONFLICT (template_id, user_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(user.as_ref())
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
 
 /// Template `id` as stored, read inside the transaction that wrote it.
 async fn read_back(conn: &mut SqliteConnection, id: i64) -> Result<SavedTemplate> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE t.id = ?")))
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE t.id = $1")))
         .bind(id)
         .fetch_one(&mut *conn)
         .await?;
@@ -150,7 +154,7 @@ impl Db {
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO session_templates \
              (owner_id, name, description, visibility, body, created_by, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?1, ?6, ?6) ON CONFLICT DO NOTHING RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $1, $6, $6) ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(t.owner_id)
         .bind(t.name)
@@ -178,8 +182,8 @@ impl Db {
         owner: Option<&str>,
     ) -> Result<Vec<SavedTemplate>> {
         let sql = format!(
-            "{SELECT} WHERE {VISIBLE} AND (?2 IS NULL OR t.name = ?2) \
-             AND (?3 IS NULL OR u.name = ?3) ORDER BY t.name, u.name"
+            "{SELECT} WHERE {VISIBLE} AND ($2 IS NULL OR t.name = $2) \
+             AND ($3 IS NULL OR u.name = $3) ORDER BY t.name, u.name"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user)
@@ -199,9 +203,9 @@ impl Db {
     ) -> Result<SavedTemplate> {
         let mut tx = self.write().await?;
         let res = sqlx::query(
-            "UPDATE session_templates SET description = COALESCE(?1, description), \
-             visibility = COALESCE(?2, visibility), body = COALESCE(?3, body), updated_at = ?4 \
-             WHERE id = ?5 AND owner_id = ?6",
+            "UPDATE session_templates SET description = COALESCE($1, description), \
+             visibility = COALESCE($2, visibility), body = COALESCE($3, body), updated_at = $4 \
+             WHERE id = $5 AND owner_id = $6",
         )
         .bind(change.description.as_deref())
         .bind(change.visibility.map(Visibility::as_str))
@@ -215,7 +219,7 @@ impl Db {
             return Err(Error::not_found("template"));
         }
         if let Some(users) = &change.shared_with {
-            sqlx::query("DELETE FROM template_shares WHERE template_id = ?")
+            sqlx::query("DELETE FROM template_shares WHERE template_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
@@ -228,7 +232,7 @@ impl Db {
 
     /// Deletes a template `owner` owns (its shares go with it).
     pub async fn delete_template(&self, id: i64, owner: &str) -> Result<()> {
-        let res = sqlx::query("DELETE FROM session_templates WHERE id = ? AND owner_id = ?")
+        let res = sqlx::query("DELETE FROM session_templates WHERE id = $1 AND owner_id = $2")
             .bind(id)
             .bind(owner)
             .execute(&mut self.writer().await.conn)

@@ -23,8 +23,8 @@ impl Db {
         args_hash: &str,
     ) -> Result<Option<CachedOutput>> {
         let row = sqlx::query(
-            "SELECT output, created_at FROM tool_cache WHERE user_id = ? AND tool = ? \
-             AND version = ? AND args_hash = ? AND (expires_at IS NULL OR expires_at > ?)",
+            "SELECT output, created_at FROM tool_cache WHERE user_id = $1 AND tool = $2 \
+             AND version = $3 AND args_hash = $4 AND (expires_at IS NULL OR expires_at > $5)",
         )
         .bind(user)
         .bind(tool)
@@ -55,7 +55,8 @@ impl Db {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO tool_cache (user_id, tool, version, args_hash, output, created_at, \
-             expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (user_id, tool, version, args_hash) DO UPDATE SET \
              output = excluded.output, created_at = excluded.created_at, \
              expires_at = excluded.expires_at",
         )
@@ -69,7 +70,7 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         // Expired entries of this user go as new ones come.
-        sqlx::query("DELETE FROM tool_cache WHERE user_id = ? AND expires_at <= ?")
+        sqlx::query("DELETE FROM tool_cache WHERE user_id = $1 AND expires_at <= $2")
             .bind(user)
             .bind(now())
             .execute(&mut *tx)

@@ -131,14 +131,14 @@ impl Db {
         let (min_step, max_step) = step_range(points);
         let mut tx = self.write().await?;
         let batch: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(batch), 0) + 1 FROM track_batches WHERE session_id = ?",
+            "SELECT COALESCE(MAX(batch), 0) + 1 FROM track_batches WHERE session_id = $1",
         )
         .bind(session)
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query(
             "INSERT INTO track_batches (session_id, batch, track, count, stats, min_step, \
-             max_step, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             max_step, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(session)
         .bind(batch)
@@ -155,7 +155,7 @@ impl Db {
             let (lo, hi) = step_range(chunk);
             sqlx::query(
                 "INSERT INTO track_chunks (session_id, batch, chunk, count, min_step, max_step, \
-                 points) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 points) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(session)
             .bind(batch)
@@ -180,9 +180,10 @@ impl Db {
 
     /// The stored batches among `batches` (one query), in no particular order.
     pub async fn track_batches(&self, session: &str, batches: &[i64]) -> Result<Vec<TrackBatch>> {
+        // dialect: json_each($2) over a JSON array: PostgreSQL uses jsonb_array_elements_text($2::jsonb)::bigint (or = ANY($2))
         let rows = sqlx::query(
             "SELECT batch, track, count, stats, min_step, max_step FROM track_batches \
-             WHERE session_id = ? AND batch IN (SELECT value FROM json_each(?))",
+             WHERE session_id = $1 AND batch IN (SELECT value FROM json_each($2))",
         )
         .bind(session)
         .bind(serde_json::to_string(batches)?)
@@ -214,8 +215,8 @@ impl Db {
     ) -> Result<Vec<(u64, Point)>> {
         let (lo, hi) = steps.map_or((None, None), |(l, h)| (Some(l), Some(h)));
         let rows = sqlx::query(
-            "SELECT chunk, points FROM track_chunks WHERE session_id = ? AND batch = ? \
-             AND chunk BETWEEN ? AND ? AND (?5 IS NULL OR (max_step >= ?5 AND min_step <= ?6)) \
+            "SELECT chunk, points FROM track_chunks WHERE session_id = $1 AND batch = $2 \
+             AND chunk BETWEEN $3 AND $4 AND ($5 IS NULL OR (max_step >= $5 AND min_step <= $6)) \
              ORDER BY chunk",
         )
         .bind(session)

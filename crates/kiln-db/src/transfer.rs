@@ -278,6 +278,7 @@ pub fn redact_url(url: &str) -> String {
 /// The tables of the SQLite store in an order where every table comes after those it
 /// references.
 async fn sqlite_tables(conn: &mut sqlx::SqliteConnection) -> Result<Vec<String>> {
+    // dialect: sqlite_master, NOT LIKE 'sqlite_%': the SQLite source's catalog (the transfer reads SQLite only; PostgreSQL's side uses information_schema)
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' \
          AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
@@ -287,6 +288,7 @@ async fn sqlite_tables(conn: &mut sqlx::SqliteConnection) -> Result<Vec<String>>
     let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for name in &names {
         let refs: Vec<String> =
+            // dialect: pragma_foreign_key_list: the SQLite source's catalog (the transfer reads SQLite only; PostgreSQL's side uses information_schema)
             sqlx::query_scalar("SELECT DISTINCT \"table\" FROM pragma_foreign_key_list($1)")
                 .bind(name)
                 .fetch_all(&mut *conn)
@@ -429,12 +431,14 @@ async fn copy_all(
     }
     // Identity columns continue after the highest id SQLite gave, deleted rows included.
     let mut seqs: HashMap<String, i64> = HashMap::new();
+    // dialect: sqlite_master: the SQLite source's catalog (the transfer reads SQLite only; PostgreSQL's side uses information_schema)
     let has_seq: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence')",
     )
     .fetch_one(&mut *lite)
     .await?;
     if has_seq {
+        // dialect: sqlite_sequence: the SQLite source's catalog (the transfer reads SQLite only; PostgreSQL's side uses information_schema)
         for r in sqlx::query("SELECT name, seq FROM sqlite_sequence")
             .fetch_all(&mut *lite)
             .await?
@@ -470,6 +474,7 @@ async fn copy_table(
     t: &Table,
     progress: &mut impl FnMut(&str, i64),
 ) -> Result<TableDigest> {
+    // dialect: pragma_table_info: the SQLite source's catalog (the transfer reads SQLite only; PostgreSQL's side uses information_schema)
     let lite_cols: BTreeSet<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
         .bind(&t.name)
         .fetch_all(&mut *lite)
@@ -490,6 +495,7 @@ async fn copy_table(
     let pg_cols = select.join(", ");
     // Rowid tables go in rowid order, so a row that references an earlier row of its own
     // table (a segment's parent) follows it; WITHOUT ROWID tables come in key order.
+    // dialect: sqlite_master, instr, WITHOUT ROWID: the SQLite source's catalog (the transfer reads SQLite only; PostgreSQL's side uses information_schema)
     let without_rowid: bool = sqlx::query_scalar(
         "SELECT COALESCE(instr(upper(sql), 'WITHOUT ROWID') > 0, 0) FROM sqlite_master \
          WHERE type = 'table' AND name = $1",

@@ -13,6 +13,7 @@ use crate::integrity::{NodeFields, node_hash};
 use crate::model::{
     BRANCH_COLUMNS, Branch, NODE_COLUMNS, NODES_AS_JSON, Node, Page, nodes_from_json,
 };
+use crate::sql::Marks;
 use crate::{Db, Error, Result, audit, now, sessions, state};
 
 mod append;
@@ -104,7 +105,7 @@ pub struct AppendOutcome {
 pub(crate) async fn pos(conn: &mut SqliteConnection, session: &str, node: &str) -> Result<Pos> {
     let row = sqlx::query(
         "SELECT segment_id, seq, COALESCE(total_tokens, 0) AS t, hash FROM nodes \
-         WHERE session_id = ? AND id = ?",
+         WHERE session_id = $1 AND id = $2",
     )
     .bind(session)
     .bind(node)
@@ -142,7 +143,7 @@ pub(crate) async fn chain(
 ) -> Result<Vec<Link>> {
     let rows = sqlx::query(
         "WITH RECURSIVE c(id, parent, fork, depth) AS ( \
-           SELECT id, parent_segment, fork_seq, 0 FROM segments WHERE id = ? \
+           SELECT id, parent_segment, fork_seq, 0 FROM segments WHERE id = $1 \
            UNION ALL \
            SELECT s.id, s.parent_segment, s.fork_seq, c.depth + 1 \
            FROM segments s JOIN c ON s.id = c.parent) \
@@ -187,7 +188,7 @@ pub(crate) async fn lca(
         if let Some(lb) = cb.iter().find(|l| l.segment == la.segment) {
             let seq = la.upto.min(lb.upto);
             let id: String =
-                sqlx::query_scalar("SELECT id FROM nodes WHERE segment_id = ? AND seq = ?")
+                sqlx::query_scalar("SELECT id FROM nodes WHERE segment_id = $1 AND seq = $2")
                     .bind(la.segment)
                     .bind(seq)
                     .fetch_one(&mut *conn)
@@ -208,7 +209,7 @@ pub(crate) async fn nodes_after(
     after: i64,
 ) -> Result<Vec<Node>> {
     let sql = format!(
-        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = ? AND n.seq >= ? AND n.seq <= ? \
+        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 \
          ORDER BY n.seq"
     );
     let mut out = Vec::new();
@@ -268,11 +269,11 @@ async fn head_state_for(
                            AND t.seq = n.seq + 1), \
                 g.parent_segment IS NULL, \
                 (SELECT c.perms FROM collaborators c \
-                 WHERE c.session_id = b.session_id AND c.user_id = ?), n.hash \
+                 WHERE c.session_id = b.session_id AND c.user_id = $1), n.hash \
          FROM branches b JOIN sessions s ON s.id = b.session_id \
          JOIN nodes n ON n.session_id = b.session_id AND n.id = b.head_id \
          JOIN segments g ON g.id = n.segment_id \
-         WHERE b.session_id = ? AND b.name = ?",
+         WHERE b.session_id = $2 AND b.name = $3",
     )
     .bind(user)
     .bind(session)
@@ -357,7 +358,7 @@ pub(crate) async fn owned_head(
         Err(Error::NotFound(what)) => {
             let found: Option<(String, Option<i64>)> = sqlx::query_as(
                 "SELECT s.owner_id, (SELECT c.perms FROM collaborators c \
-                 WHERE c.session_id = s.id AND c.user_id = ?) FROM sessions s WHERE s.id = ?",
+                 WHERE c.session_id = s.id AND c.user_id = $1) FROM sessions s WHERE s.id = $2",
             )
             .bind(user)
             .bind(session)
@@ -376,9 +377,14 @@ pub(crate) async fn owned_head(
 }
 
 /// The SQL condition that the user (bound twice) holds the permission bits (bound twice) on
-/// the session aliased `s`.
-pub(crate) const MAY: &str = "(s.owner_id = ? OR EXISTS (SELECT 1 FROM collaborators c \
-    WHERE c.session_id = s.id AND c.user_id = ? AND (c.perms & ?) = ?))";
+/// the session aliased `s`: the next four placeholders of `m`, bound user, user, bits, bits.
+pub(crate) fn may(m: &mut Marks) -> String {
+    let (user, again, bits, equal) = (m.next(), m.next(), m.next(), m.next());
+    format!(
+        "(s.owner_id = {user} OR EXISTS (SELECT 1 FROM collaborators c \
+         WHERE c.session_id = s.id AND c.user_id = {again} AND (c.perms & {bits}) = {equal}))"
+    )
+}
 
 /// Returns the segment a node appended after `at` goes into: `at`'s own segment when `at` is
 /// its tip, otherwise a new segment forking there.
@@ -388,7 +394,7 @@ pub(crate) async fn slot_after(
     at: &Pos,
 ) -> Result<i64> {
     let taken: bool =
-        sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM nodes WHERE segment_id = ? AND seq = ?)")
+        sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM nodes WHERE segment_id = $1 AND seq = $2)")
             .bind(at.segment)
             .bind(at.seq + 1)
             .fetch_one(&mut *conn)
@@ -406,7 +412,7 @@ pub(crate) async fn new_segment(
     at: &Pos,
 ) -> Result<i64> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO segments (session_id, parent_segment, fork_seq) VALUES (?, ?, ?) RETURNING id",
+        "INSERT INTO segments (session_id, parent_segment, fork_seq) VALUES ($1, $2, $3) RETURNING id",
     )
     .bind(session)
     .bind(at.segment)
@@ -461,7 +467,7 @@ pub(crate) async fn insert_node(conn: &mut SqliteConnection, n: &NodeInsert<'_>)
     sqlx::query(
         "INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, merge_parent_id, kind, \
          is_state, author, content, data, tokens, total_tokens, created_at, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&n.id)
     .bind(n.session)
@@ -490,7 +496,8 @@ pub(crate) async fn insert_snapshot(
     state: &str,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT OR REPLACE INTO state_snapshots (session_id, node_id, state) VALUES (?, ?, ?)",
+        "INSERT INTO state_snapshots (session_id, node_id, state) VALUES ($1, $2, $3) \
+         ON CONFLICT (session_id, node_id) DO UPDATE SET state = excluded.state",
     )
     .bind(session)
     .bind(node)
@@ -513,9 +520,9 @@ pub(crate) async fn set_head(
     let res = match state {
         Some((state, pending)) => {
             sqlx::query(
-                "UPDATE branches SET head_id = ?, version = version + 1, updated_at = ?, \
-                 state = ?, state_pending = ?, status = CASE status WHEN 'merged' THEN 'open' \
-                 ELSE status END WHERE session_id = ? AND name = ? AND version = ?",
+                "UPDATE branches SET head_id = $1, version = version + 1, updated_at = $2, \
+                 state = $3, state_pending = $4, status = CASE status WHEN 'merged' THEN 'open' \
+                 ELSE status END WHERE session_id = $5 AND name = $6 AND version = $7",
             )
             .bind(head)
             .bind(at)
@@ -529,9 +536,9 @@ pub(crate) async fn set_head(
         }
         None => {
             sqlx::query(
-                "UPDATE branches SET head_id = ?, version = version + 1, updated_at = ?, \
+                "UPDATE branches SET head_id = $1, version = version + 1, updated_at = $2, \
                  status = CASE status WHEN 'merged' THEN 'open' ELSE status END \
-                 WHERE session_id = ? AND name = ? AND version = ?",
+                 WHERE session_id = $3 AND name = $4 AND version = $5",
             )
             .bind(head)
             .bind(at)
@@ -564,7 +571,7 @@ pub(crate) async fn reflog(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO reflog (session_id, branch, old_head, new_head, actor, reason, at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(session)
     .bind(branch)
@@ -716,7 +723,8 @@ impl Db {
 
     /// Returns one node.
     pub async fn node(&self, session: &str, node: &str) -> Result<Node> {
-        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = ? AND n.id = ?");
+        let sql =
+            format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = $1 AND n.id = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(node)
@@ -729,7 +737,7 @@ impl Db {
     /// The session's root node (seq 0): every branch descends from it.
     pub async fn root(&self, session: &str) -> Result<Node> {
         let sql =
-            format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = ? AND n.seq = 0");
+            format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = $1 AND n.seq = 0");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .fetch_optional(&mut *self.read().await?)
@@ -752,7 +760,7 @@ impl Db {
         sessions::exists(&mut tx, session).await?;
         let at = pos(&mut tx, session, from).await?;
         let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS(SELECT 1 FROM branches WHERE session_id = ? AND name = ?)",
+            "SELECT EXISTS(SELECT 1 FROM branches WHERE session_id = $1 AND name = $2)",
         )
         .bind(session)
         .bind(name)
@@ -766,7 +774,7 @@ impl Db {
         sqlx::query(
             "INSERT INTO branches (session_id, name, head_id, base_id, status, version, state, \
              state_pending, created_by, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, 'open', 1, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, 'open', 1, $5, $6, $7, $8, $9)",
         )
         .bind(session)
         .bind(name)
@@ -790,8 +798,8 @@ impl Db {
         let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
         let sql = format!(
-            "SELECT {BRANCH_COLUMNS} FROM branches WHERE session_id = ? \
-             AND (? OR status != 'discarded') ORDER BY created_at, name"
+            "SELECT {BRANCH_COLUMNS} FROM branches WHERE session_id = $1 \
+             AND ($2 OR status != 'discarded') ORDER BY created_at, name"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
@@ -828,7 +836,7 @@ impl Db {
             return Ok(b);
         }
         let now = now();
-        sqlx::query("UPDATE branches SET status = ?, version = version + 1, updated_at = ? WHERE session_id = ? AND name = ?")
+        sqlx::query("UPDATE branches SET status = $1, version = version + 1, updated_at = $2 WHERE session_id = $3 AND name = $4")
             .bind(to)
             .bind(&now)
             .bind(session)
@@ -866,7 +874,7 @@ pub(crate) async fn branch_in(
     session: &str,
     name: &str,
 ) -> Result<Branch> {
-    let sql = format!("SELECT {BRANCH_COLUMNS} FROM branches WHERE session_id = ? AND name = ?");
+    let sql = format!("SELECT {BRANCH_COLUMNS} FROM branches WHERE session_id = $1 AND name = $2");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(session)
         .bind(name)
@@ -884,8 +892,8 @@ pub(crate) async fn branch_in(
 /// Returns the newest summary node on a path (one index probe per segment, newest first).
 async fn summary_on(conn: &mut SqliteConnection, links: &[Link]) -> Result<Option<Node>> {
     let sql = format!(
-        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = ? AND n.seq >= ? \
-         AND n.seq <= ? AND n.kind = 'summary' ORDER BY n.seq DESC LIMIT 1"
+        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = $1 AND n.seq >= $2 \
+         AND n.seq <= $3 AND n.kind = 'summary' ORDER BY n.seq DESC LIMIT 1"
     );
     for link in links {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
@@ -915,20 +923,25 @@ async fn last_messages(
 ) -> Result<Option<Page<Node>>> {
     let limit = i64::from(limit.clamp(1, 1000));
     let read = Permissions::of([Permission::Read]).bits();
-    let allowed = if user.is_some() { MAY } else { "1 = 1" };
+    let allowed = if user.is_some() {
+        may(&mut Marks::after(3))
+    } else {
+        "1 = 1".to_string()
+    };
     // LIMIT is a literal, never a bound parameter: SQLite plans with a bound LIMIT's value, so
     // binding one marks the statement expired and it is re-prepared on every execution.
     // The page comes back as one JSON row: each row of a result is a separate hand-off from
     // the connection's worker thread, which costs more than SQLite's JSON encoding.
+    // dialect: scalar MIN(h.seq, $1) and NODES_AS_JSON: PostgreSQL uses LEAST(h.seq, $1) and json_agg
     let sql = format!(
         "SELECT p.root_segment, {NODES_AS_JSON} FROM (SELECT g.parent_segment IS NULL AS root_segment, {NODE_COLUMNS} \
            FROM branches b JOIN sessions s ON s.id = b.session_id \
            JOIN nodes h ON h.session_id = b.session_id AND h.id = b.head_id \
            JOIN segments g ON g.id = h.segment_id \
            JOIN nodes n ON n.segment_id = h.segment_id \
-             AND n.seq >= COALESCE(g.fork_seq + 1, 0) AND n.seq <= MIN(h.seq, ?) \
+             AND n.seq >= COALESCE(g.fork_seq + 1, 0) AND n.seq <= MIN(h.seq, $1) \
              AND (n.is_state = 0 OR n.kind = 'merge') AND n.kind != 'root' \
-           WHERE b.session_id = ? AND b.name = ? AND {allowed} \
+           WHERE b.session_id = $2 AND b.name = $3 AND {allowed} \
            ORDER BY n.seq DESC LIMIT {}) AS p",
         limit + 1
     );
@@ -973,9 +986,10 @@ async fn page_before(
     };
     // One JSON row per segment: each result row would be a separate hand-off from the
     // connection's worker thread.
+    // dialect: NODES_AS_JSON (json_group_array): PostgreSQL uses json_agg
     let sql = format!(
         "SELECT {NODES_AS_JSON} FROM (SELECT {NODE_COLUMNS} FROM nodes n \
-           WHERE n.segment_id = ? AND n.seq >= ? AND n.seq <= ? \
+           WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 \
            {filter} ORDER BY n.seq DESC LIMIT "
     );
     let mut items: Vec<Node> = Vec::new();

@@ -22,7 +22,7 @@ impl Db {
         let now = now();
         let mut tx = self.write().await?;
         let res = sqlx::query(
-            "INSERT INTO users (id, name, is_owner, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO users (id, name, is_owner, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
         .bind(&id)
         .bind(name)
@@ -33,7 +33,7 @@ impl Db {
         if res.rows_affected() == 0 {
             return Err(Error::AlreadyExists(format!("user `{name}`")));
         }
-        sqlx::query("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES ($1, $2, $3)")
             .bind(&id)
             .bind(token_hash)
             .bind(&now)
@@ -50,7 +50,7 @@ impl Db {
 
     /// Adds another token for an existing user.
     pub async fn add_token(&self, user_id: &str, token_hash: &[u8]) -> Result<()> {
-        sqlx::query("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES ($1, $2, $3)")
             .bind(user_id)
             .bind(token_hash)
             .bind(now())
@@ -63,7 +63,7 @@ impl Db {
     pub async fn user_by_token_hash(&self, token_hash: &[u8]) -> Result<Option<User>> {
         let row = sqlx::query(
             "SELECT u.id, u.name, u.is_owner, u.created_at FROM api_tokens t \
-             JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+             JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&mut *self.read().await?)
@@ -72,7 +72,7 @@ impl Db {
     }
 
     pub async fn user_by_name(&self, name: &str) -> Result<User> {
-        let row = sqlx::query("SELECT id, name, is_owner, created_at FROM users WHERE name = ?")
+        let row = sqlx::query("SELECT id, name, is_owner, created_at FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *self.read().await?)
             .await?
@@ -81,7 +81,7 @@ impl Db {
     }
 
     pub async fn user(&self, id: &str) -> Result<User> {
-        let row = sqlx::query("SELECT id, name, is_owner, created_at FROM users WHERE id = ?")
+        let row = sqlx::query("SELECT id, name, is_owner, created_at FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *self.read().await?)
             .await?
@@ -102,8 +102,9 @@ impl Db {
             return Ok(names);
         }
         let list = serde_json::to_string(&names.keys().collect::<Vec<_>>())?;
+        // dialect: json_each($1) over a JSON array: PostgreSQL uses jsonb_array_elements_text($1::jsonb)
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT id, name FROM users WHERE id IN (SELECT value FROM json_each(?))",
+            "SELECT id, name FROM users WHERE id IN (SELECT value FROM json_each($1))",
         )
         .bind(list)
         .fetch_all(&mut *self.read().await?)
@@ -123,8 +124,7 @@ impl Db {
     /// the storage quota's starting totals).
     pub async fn bytes_by_author(&self) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query(
-            "SELECT author, SUM(length(CAST(content AS BLOB)) + \
-             COALESCE(length(CAST(data AS BLOB)), 0)) FROM nodes \
+            "SELECT author, SUM(octet_length(content) + COALESCE(octet_length(data), 0)) FROM nodes \
              WHERE author IS NOT NULL GROUP BY author",
         )
         .fetch_all(&mut *self.read().await?)

@@ -15,6 +15,7 @@ use sqlx::SqliteConnection;
 
 use super::{CheckedExport, ExportNode, bad, replay};
 use crate::pool::Tx;
+use crate::sql::Marks;
 use kiln_types::SessionId;
 
 use crate::{Db, Error, Result, audit, now, sessions, stamp};
@@ -97,7 +98,7 @@ impl Chunks<'_> {
         if self.tx.is_none() {
             let mut tx = self.db.write().await?;
             let renewed = sqlx::query(
-                "UPDATE sessions SET import_until = ? WHERE id = ? AND import_until IS NOT NULL",
+                "UPDATE sessions SET import_until = $1 WHERE id = $2 AND import_until IS NOT NULL",
             )
             .bind(self.until())
             .bind(self.session)
@@ -133,13 +134,13 @@ pub(crate) async fn delete_rows(conn: &mut SqliteConnection, id: &str) -> Result
         "session_events",
         "audit_log",
     ] {
-        let sql = format!("DELETE FROM {table} WHERE session_id = ?");
+        let sql = format!("DELETE FROM {table} WHERE session_id = $1");
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .execute(&mut *conn)
             .await?;
     }
-    sqlx::query("DELETE FROM sessions WHERE id = ?")
+    sqlx::query("DELETE FROM sessions WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
@@ -167,7 +168,7 @@ impl Db {
         sqlx::query(
             "INSERT INTO sessions (id, owner_id, name, description, session_type, status, project, \
              tags, metadata, config, template, default_branch, version, created_at, updated_at, \
-             provenance, import_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+             provenance, import_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $16)",
         )
         .bind(&id)
         .bind(&opts.owner)
@@ -240,7 +241,7 @@ impl Db {
                     },
                 };
                 let new_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO segments (session_id, parent_segment, fork_seq) VALUES (?, ?, ?) RETURNING id",
+                    "INSERT INTO segments (session_id, parent_segment, fork_seq) VALUES ($1, $2, $3) RETURNING id",
                 )
                 .bind(&id)
                 .bind(parent)
@@ -277,7 +278,7 @@ impl Db {
         for c in &doc.checkpoints {
             let tx = chunks.tx(200).await?;
             sqlx::query(
-                "INSERT INTO refs (session_id, name, node_id, branch, auto, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO refs (session_id, name, node_id, branch, auto, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&id)
             .bind(&c.name)
@@ -306,7 +307,7 @@ impl Db {
         }
         for m in &doc.merges {
             let tx = chunks.tx(200).await?;
-            sqlx::query("INSERT INTO merges (session_id, from_branch, into_branch, from_head, merge_node, at) VALUES (?, ?, ?, ?, ?, ?)")
+            sqlx::query("INSERT INTO merges (session_id, from_branch, into_branch, from_head, merge_node, at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&id)
                 .bind(&m.from_branch)
                 .bind(&m.into_branch)
@@ -318,7 +319,7 @@ impl Db {
         }
         for e in &doc.events {
             let tx = chunks.tx(200 + e.reason.len()).await?;
-            sqlx::query("INSERT INTO session_events (session_id, from_status, to_status, actor, reason, at) VALUES (?, ?, ?, ?, ?, ?)")
+            sqlx::query("INSERT INTO session_events (session_id, from_status, to_status, actor, reason, at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&id)
                 .bind(e.from.map(|s| s.as_str()))
                 .bind(e.to.as_str())
@@ -334,7 +335,7 @@ impl Db {
             let tx = chunks.tx(300 + stats.len()).await?;
             sqlx::query(
                 "INSERT INTO track_batches (session_id, batch, track, count, stats, min_step, \
-                 max_step, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 max_step, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&id)
             .bind(b.batch)
@@ -352,7 +353,7 @@ impl Db {
                 let tx = chunks.tx(200 + points.len()).await?;
                 sqlx::query(
                     "INSERT INTO track_chunks (session_id, batch, chunk, count, min_step, \
-                     max_step, points) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     max_step, points) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&id)
                 .bind(b.batch)
@@ -370,7 +371,7 @@ impl Db {
         for a in &doc.audit {
             let payload = a.payload.to_string();
             let tx = chunks.tx(300 + payload.len()).await?;
-            sqlx::query("INSERT INTO audit_log (session_id, seq, actor, action, payload, at, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            sqlx::query("INSERT INTO audit_log (session_id, seq, actor, action, payload, at, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(&id)
                 .bind(a.seq)
                 .bind(&a.actor)
@@ -392,7 +393,7 @@ impl Db {
             let (st, pending) = crate::state::state_at(tx, &head, snapshot_every).await?;
             sqlx::query(
                 "INSERT INTO branches (session_id, name, head_id, base_id, status, version, state, \
-                 state_pending, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
+                 state_pending, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10)",
             )
             .bind(&id)
             .bind(&b.name)
@@ -408,12 +409,12 @@ impl Db {
             .await?;
         }
         audit::append(tx, &id, &opts.owner, "session.import", &opts.audit).await?;
-        sqlx::query("UPDATE sessions SET import_until = NULL WHERE id = ?")
+        sqlx::query("UPDATE sessions SET import_until = NULL WHERE id = $1")
             .bind(&id)
             .execute(&mut **tx)
             .await?;
         // The search index skipped the nodes while the session was invisible: index it whole.
-        sqlx::query("INSERT INTO search_outbox (session_id, op) VALUES (?, 'meta')")
+        sqlx::query("INSERT INTO search_outbox (session_id, op) VALUES ($1, 'meta')")
             .bind(&id)
             .execute(&mut **tx)
             .await?;
@@ -428,7 +429,7 @@ impl Db {
     /// import), as of `now`. Returns how many.
     pub async fn purge_stale_imports(&self, now: &str) -> Result<usize> {
         let stale: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM sessions WHERE import_until IS NOT NULL AND import_until <= ?",
+            "SELECT id FROM sessions WHERE import_until IS NOT NULL AND import_until <= $1",
         )
         .bind(now)
         .fetch_all(&mut *self.read().await?)
@@ -437,7 +438,7 @@ impl Db {
             let mut tx = self.write().await?;
             // Only if it is still stale: its importer may have renewed the lease meanwhile.
             let still: bool = sqlx::query_scalar(
-                "SELECT EXISTS(SELECT 1 FROM sessions WHERE id = ? AND import_until <= ?)",
+                "SELECT EXISTS(SELECT 1 FROM sessions WHERE id = $1 AND import_until <= $2)",
             )
             .bind(id)
             .bind(now)
@@ -463,11 +464,10 @@ async fn insert_nodes(
     hashes: &[[u8; 32]],
     credit: Option<&str>,
 ) -> Result<()> {
-    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     let sql = format!(
         "INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, merge_parent_id, kind, \
          is_state, author, content, data, tokens, total_tokens, created_at, hash) VALUES {}",
-        vec![row; batch.len()].join(", ")
+        Marks::new().rows(batch.len(), 15)
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for &i in batch {

@@ -3,10 +3,11 @@
 use kiln_types::{NodeKind, Permission, Permissions, ResearchState, SessionStatus};
 use serde_json::Value;
 
-use super::{Access, AppendOutcome, MAY, NewNode, insert_snapshot, new_segment, owned_head};
+use super::{Access, AppendOutcome, NewNode, insert_snapshot, may, new_segment, owned_head};
 use crate::integrity::{NodeFields, node_hash};
 use crate::model::Node;
 use crate::pool::{CachedHead, Tx, Writer};
+use crate::sql::Marks;
 use crate::{Db, Error, Result, now, sessions};
 
 /// Refuses nodes the tree could not replay: a root or merge node (only session creation and
@@ -245,7 +246,7 @@ async fn fast_append(
     })
 }
 
-/// Binds the user and the permission bits of [`MAY`] (nothing without an access check).
+/// Binds the user and the permission bits of [`may`] (nothing without an access check).
 fn bind_access<'q>(
     q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
     access: Access<'q>,
@@ -270,29 +271,41 @@ pub(crate) fn required_for(nodes: &[NewNode]) -> Permissions {
     }))
 }
 
-/// The fast path's statement batch for `rows` nodes (see [`fast_append`]).
+/// The fast path's statement batch for `rows` nodes (see [`fast_append`]); placeholders in
+/// the order [`fast_append`] binds.
+// dialect: PostgreSQL prepares one statement per query: BEGIN, INSERT … SELECT, UPDATE … RETURNING, COMMIT separately
 fn fast_sql(rows: usize, checked: bool) -> String {
-    let owner = if checked {
-        format!("AND {MAY}")
+    let mut m = Marks::new();
+    let (session, segment, now) = (m.next(), m.next(), m.next());
+    let values = m.rows(rows, 10);
+    let (s1, b1, v1, h1) = (m.next(), m.next(), m.next(), m.next());
+    let owner1 = if checked {
+        format!("AND {}", may(&mut m))
     } else {
         String::new()
     };
-    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    let (head, at) = (m.next(), m.next());
+    let (s2, b2, v2, h2, s3) = (m.next(), m.next(), m.next(), m.next(), m.next());
+    let owner2 = if checked {
+        format!("AND {}", may(&mut m))
+    } else {
+        String::new()
+    };
     format!(
         "BEGIN IMMEDIATE; \
          INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, merge_parent_id, kind, \
            is_state, author, content, data, tokens, total_tokens, created_at, hash) \
-         SELECT v.column1, ?, ?, v.column2, v.column3, NULL, v.column4, 0, v.column5, \
-           v.column6, v.column7, v.column8, v.column9, ?, v.column10 \
+         SELECT v.column1, {session}, {segment}, v.column2, v.column3, NULL, v.column4, 0, \
+           v.column5, v.column6, v.column7, v.column8, v.column9, {now}, v.column10 \
          FROM (VALUES {values}) AS v \
          WHERE EXISTS (SELECT 1 FROM branches b JOIN sessions s ON s.id = b.session_id \
-           WHERE b.session_id = ? AND b.name = ? AND b.version = ? AND b.head_id = ? \
-           AND b.status <> 'discarded' AND s.status = 'active' {owner}); \
-         UPDATE branches SET head_id = ?, version = version + 1, updated_at = ?, \
+           WHERE b.session_id = {s1} AND b.name = {b1} AND b.version = {v1} AND b.head_id = {h1} \
+           AND b.status <> 'discarded' AND s.status = 'active' {owner1}); \
+         UPDATE branches SET head_id = {head}, version = version + 1, updated_at = {at}, \
            status = CASE status WHEN 'merged' THEN 'open' ELSE status END \
-         WHERE session_id = ? AND name = ? AND version = ? AND head_id = ? \
+         WHERE session_id = {s2} AND name = {b2} AND version = {v2} AND head_id = {h2} \
            AND status <> 'discarded' \
-           AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = ? AND s.status = 'active' {owner}) \
+           AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = {s3} AND s.status = 'active' {owner2}) \
          RETURNING version; \
          COMMIT"
     )
@@ -329,33 +342,48 @@ fn chain_hash(
 /// Rows per INSERT statement when appending (15 parameters each).
 const INSERT_CHUNK: usize = 32;
 
-const SET_HEAD: &str = "UPDATE branches SET head_id = ?, version = version + 1, updated_at = ?, \
-     status = CASE status WHEN 'merged' THEN 'open' ELSE status END \
-     WHERE session_id = ? AND name = ? AND version = ?";
+/// The compare-and-set head move, placeholders from `m`: head, updated_at, then with
+/// `with_state` state and state_pending, then session, branch, version.
+fn set_head_sql(m: &mut Marks, with_state: bool) -> String {
+    let (head, at) = (m.next(), m.next());
+    let state = if with_state {
+        format!("state = {}, state_pending = {}, ", m.next(), m.next())
+    } else {
+        String::new()
+    };
+    let (session, branch, version) = (m.next(), m.next(), m.next());
+    format!(
+        "UPDATE branches SET head_id = {head}, version = version + 1, updated_at = {at}, {state}\
+         status = CASE status WHEN 'merged' THEN 'open' ELSE status END \
+         WHERE session_id = {session} AND name = {branch} AND version = {version}"
+    )
+}
 
-const SET_HEAD_AND_STATE: &str = "UPDATE branches SET head_id = ?, version = version + 1, \
-     updated_at = ?, state = ?, state_pending = ?, \
-     status = CASE status WHEN 'merged' THEN 'open' ELSE status END \
-     WHERE session_id = ? AND name = ? AND version = ?";
-
-/// Returns one INSERT of `rows` nodes, followed by the statement `then` when given, so that
-/// the last rows and the head move reach SQLite in one round trip.
-fn insert_sql(rows: usize, then: Option<&str>) -> String {
+/// Returns one INSERT of `rows` nodes, followed by the head move ([`set_head_sql`], with the
+/// state when `Some(true)`) when given, so that the last rows and the head move reach SQLite in
+/// one round trip.
+// dialect: PostgreSQL prepares one statement per query: the head move goes separately
+fn insert_sql(rows: usize, then_set_head: Option<bool>) -> String {
     const HEAD: &str = "INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, \
         merge_parent_id, kind, is_state, author, content, data, tokens, total_tokens, created_at, \
         hash) VALUES ";
-    const ROW: &str = "(?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    let mut sql = String::with_capacity(HEAD.len() + rows * (ROW.len() + 1) + 300);
+    let mut m = Marks::new();
+    let mut sql = String::with_capacity(HEAD.len() + rows * 80 + 300);
     sql.push_str(HEAD);
     for i in 0..rows {
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(ROW);
+        // (id, session, segment, seq, parent, NULL, kind, is_state, …, hash)
+        sql.push('(');
+        m.push_list(&mut sql, 5);
+        sql.push_str(", NULL, ");
+        m.push_list(&mut sql, 9);
+        sql.push(')');
     }
-    if let Some(then) = then {
+    if let Some(with_state) = then_set_head {
         sql.push_str("; ");
-        sql.push_str(then);
+        sql.push_str(&set_head_sql(&mut m, with_state));
     }
     sql
 }
@@ -501,15 +529,10 @@ async fn append_in(
         });
     }
     let state_text = state.as_ref().map(serde_json::to_string).transpose()?;
-    let set_head = if state_text.is_some() {
-        SET_HEAD_AND_STATE
-    } else {
-        SET_HEAD
-    };
     let chunks = rows.len().div_ceil(INSERT_CHUNK);
     for (i, chunk) in rows.chunks(INSERT_CHUNK).enumerate() {
         let last = i + 1 == chunks;
-        let sql = insert_sql(chunk.len(), last.then_some(set_head));
+        let sql = insert_sql(chunk.len(), last.then_some(state_text.is_some()));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
             q = q
