@@ -144,7 +144,7 @@ impl Db {
         .bind(b.checkpoint)
         .bind(&at)
         .bind(&at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         for (idx, (item, request)) in b.items.iter().enumerate() {
             sqlx::query(
@@ -156,7 +156,7 @@ impl Db {
             .bind(idx as i64)
             .bind(item.to_string())
             .bind(request)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -164,7 +164,7 @@ impl Db {
         )))
         .bind(b.session_id)
         .bind(b.id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let batch = batch_row(&row)?;
         tx.commit().await?;
@@ -178,7 +178,7 @@ impl Db {
         )))
         .bind(session)
         .bind(id)
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_optional(&mut **self.read().await?)
         .await?
         .ok_or_else(|| Error::not_found(format!("batch {id}")))?;
         batch_row(&row)
@@ -192,7 +192,7 @@ impl Db {
         )))
         .bind(session)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter().map(batch_row).collect()
     }
@@ -204,7 +204,7 @@ impl Db {
         )))
         .bind(session)
         .bind(id)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter().map(item_row).collect()
     }
@@ -217,7 +217,7 @@ impl Db {
         )
         .bind(session)
         .bind(id)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?)
     }
 
@@ -236,7 +236,7 @@ impl Db {
         .bind(session)
         .bind(id)
         .bind(now())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let item = row.as_ref().map(item_row).transpose()?;
         tx.commit().await?;
@@ -259,7 +259,7 @@ impl Db {
         .bind(session)
         .bind(id)
         .bind(i64::from(idx))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -288,7 +288,7 @@ impl Db {
         .bind(session)
         .bind(id)
         .bind(i64::from(idx))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -308,13 +308,13 @@ impl Db {
         .bind(&at)
         .bind(session)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let status: String =
             sqlx::query_scalar("SELECT status FROM batches WHERE session_id = $1 AND id = $2")
                 .bind(session)
                 .bind(id)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?;
         tx.commit().await?;
         Ok(status != "running")
@@ -332,7 +332,7 @@ impl Db {
         .bind(&at)
         .bind(session)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if done.rows_affected() == 0 {
             return Ok(false);
@@ -344,7 +344,7 @@ impl Db {
         .bind(&at)
         .bind(session)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(true)
@@ -359,12 +359,12 @@ impl Db {
                SELECT 1 FROM batches b WHERE b.session_id = batch_items.session_id \
                AND b.id = batch_items.batch_id AND b.status = 'running')",
         )
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {BATCH} FROM batches WHERE status = 'running' ORDER BY created_at"
         )))
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let batches = rows.iter().map(batch_row).collect::<Result<Vec<_>>>()?;
         tx.commit().await?;

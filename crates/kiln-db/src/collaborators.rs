@@ -56,7 +56,7 @@ impl Db {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user)
             .bind(session)
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut **self.read().await?)
             .await?
             .ok_or_else(|| Error::not_found(format!("session {session}")))?;
         let s = Session::from_row(&row)?;
@@ -81,7 +81,7 @@ impl Db {
         )
         .bind(user)
         .bind(serde_json::to_string(sessions)?)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -118,7 +118,7 @@ impl Db {
         .bind(by)
         .bind(&at)
         .bind(&at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         crate::audit::append(
             &mut tx,
@@ -139,7 +139,7 @@ impl Db {
         let gone = sqlx::query("DELETE FROM collaborators WHERE session_id = $1 AND user_id = $2")
             .bind(session)
             .bind(user)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected()
             > 0;
@@ -171,7 +171,7 @@ impl Db {
     pub async fn collaborators(&self, session: &str) -> Result<Vec<Collaborator>> {
         let rows = sqlx::query(COLLABORATOR_SELECT_ALL)
             .bind(session)
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut **self.read().await?)
             .await?;
         rows.iter().map(from_row).collect()
     }
@@ -188,7 +188,7 @@ impl Db {
              WHERE n.session_id = $1 GROUP BY n.author ORDER BY u.name",
         )
         .bind(session)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter()
             .map(|r| {

@@ -13,16 +13,38 @@
 //! the column it stands for (`Option<String>` binds a text NULL), and `SUM` of integers is
 //! cast to `BIGINT` (PostgreSQL's is `numeric`).
 
-use sqlx::postgres::{PgConnection, PgRow, Postgres};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnection, SqliteRow};
 use sqlx::{Decode, Executor as _, FromRow, Row as _, SqlSafeStr, SqlStr, Type};
 
 use crate::Result;
 
-/// A connection to either database.
+/// A connection to either database: SQLite's own, or one lent by PostgreSQL's pool.
 pub(crate) enum Conn {
     Lite(SqliteConnection),
-    Pg(PgConnection),
+    Pg(PoolConnection<Postgres>),
+}
+
+/// The SQLite connection, for the repositories that still speak to SQLite alone (not yet on
+/// [`query`]); reaching one of them on PostgreSQL is a bug of the port, and panics.
+impl std::ops::Deref for Conn {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            Conn::Lite(c) => c,
+            Conn::Pg(_) => panic!("this repository is not yet ported to PostgreSQL"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            Conn::Lite(c) => c,
+            Conn::Pg(_) => panic!("this repository is not yet ported to PostgreSQL"),
+        }
+    }
 }
 
 impl Conn {
@@ -162,7 +184,7 @@ impl Query {
                 .await?
                 .rows_affected(),
             Conn::Pg(c) => bound!(self.sql, self.binds)
-                .execute(&mut *c)
+                .execute(&mut **c)
                 .await?
                 .rows_affected(),
         })
@@ -178,7 +200,7 @@ impl Query {
                 .map(Row::Lite)
                 .collect(),
             Conn::Pg(c) => bound!(self.sql, self.binds)
-                .fetch_all(&mut *c)
+                .fetch_all(&mut **c)
                 .await?
                 .into_iter()
                 .map(Row::Pg)
@@ -194,7 +216,7 @@ impl Query {
                 .await?
                 .map(Row::Lite),
             Conn::Pg(c) => bound!(self.sql, self.binds)
-                .fetch_optional(&mut *c)
+                .fetch_optional(&mut **c)
                 .await?
                 .map(Row::Pg),
         })
@@ -364,7 +386,12 @@ mod tests {
             "KILN_TEST_DATABASE_URL is unset: run `scripts/pg run cargo test -p kiln-db --lib \
              -- --include-ignored`",
         );
-        let mut conn = Conn::Pg(PgConnection::connect(&url).await.unwrap());
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let mut conn = Conn::Pg(pool.acquire().await.unwrap());
         assert_eq!(exercise(&mut conn).await, expected());
     }
 }

@@ -62,7 +62,7 @@ impl Db {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(branch)
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut **self.read().await?)
             .await?;
         row.map(|r| Ok((lock_from(&r)?, r.try_get("token_hash")?)))
             .transpose()
@@ -89,7 +89,7 @@ impl Db {
         let existing = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(branch)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .map(|r| lock_from(&r))
             .transpose()?;
@@ -123,7 +123,7 @@ impl Db {
         .bind(&lock.acquired_at)
         .bind(&lock.renewed_at)
         .bind(&lock.expires_at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let payload = serde_json::json!({
             "branch": branch, "holder": holder, "expires_at": lock.expires_at,
@@ -160,7 +160,7 @@ impl Db {
             .bind(branch)
             .bind(token_hash)
             .bind(&at)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         let lock = row.map(|r| lock_from(&r)).transpose()?;
         tx.commit().await?;
@@ -189,7 +189,7 @@ impl Db {
             .bind(branch)
             .bind(token_hash)
             .bind(token_hash)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         let Some(lock) = row.map(|r| lock_from(&r)).transpose()? else {
             return Ok(None);
@@ -209,7 +209,7 @@ impl Db {
         Ok(
             sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log WHERE session_id = $1")
                 .bind(session)
-                .fetch_one(&mut *self.read().await?)
+                .fetch_one(&mut **self.read().await?)
                 .await?,
         )
     }
@@ -228,7 +228,7 @@ impl Db {
         .bind(session)
         .bind(seq)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter()
             .map(|r| {

@@ -19,7 +19,7 @@ impl Db {
     pub async fn user_ids(&self) -> Result<Vec<String>> {
         Ok(
             sqlx::query_scalar("SELECT id FROM users ORDER BY created_at, id")
-                .fetch_all(&mut *self.read().await?)
+                .fetch_all(&mut **self.read().await?)
                 .await?,
         )
     }
@@ -44,7 +44,7 @@ impl Db {
         .bind(user)
         .bind(since)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -73,7 +73,7 @@ impl Db {
             .bind(session)
             .bind(since)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut **self.read().await?)
             .await?;
         rows.iter().map(Node::from_row).collect()
     }
@@ -86,7 +86,7 @@ impl Db {
              ORDER BY created_at LIMIT 1",
         )
         .bind(user)
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_optional(&mut **self.read().await?)
         .await?)
     }
 }
@@ -102,7 +102,7 @@ impl Db {
         )
         .bind(session)
         .bind(needle)
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_optional(&mut **self.read().await?)
         .await?
         .is_some())
     }

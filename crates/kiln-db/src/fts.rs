@@ -9,7 +9,7 @@ impl Db {
     /// Builds (or rebuilds) the FTS5 table over every node's content; returns how long it took.
     pub async fn fts5_build(&self) -> Result<Duration> {
         let start = Instant::now();
-        let mut w = self.writer().await;
+        let mut w = self.writer().await?;
         // dialect: SQLite FTS5 (virtual table, rowid): the benchmark has no PostgreSQL form (tsvector/GIN would be its own)
         for sql in [
             "DROP TABLE IF EXISTS bench_fts",
@@ -18,7 +18,7 @@ impl Db {
             "INSERT INTO bench_fts (rowid, text, session_id, kind) \
              SELECT rowid, content, session_id, kind FROM nodes WHERE content <> ''",
         ] {
-            sqlx::query(sql).execute(&mut w.conn).await?;
+            sqlx::query(sql).execute(&mut *w.conn).await?;
         }
         Ok(start.elapsed())
     }
@@ -49,17 +49,17 @@ impl Db {
         .bind(user)
         .bind(project)
         .bind(kind)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         Ok(rows.len())
     }
 
     /// Drops the FTS5 table.
     pub async fn fts5_drop(&self) -> Result<()> {
-        let mut w = self.writer().await;
+        let mut w = self.writer().await?;
         // dialect: FTS5 table: SQLite-only benchmark
         sqlx::query("DROP TABLE IF EXISTS bench_fts")
-            .execute(&mut w.conn)
+            .execute(&mut *w.conn)
             .await?;
         Ok(())
     }

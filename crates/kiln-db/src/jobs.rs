@@ -17,7 +17,7 @@ impl Db {
         now: &str,
         until: &str,
     ) -> Result<bool> {
-        let mut w = self.writer().await;
+        let mut w = self.writer().await?;
         let n = sqlx::query(
             "INSERT INTO job_leases (job, session_id, holder, until) VALUES ($1, $2, $3, $5) \
              ON CONFLICT (job, session_id) DO UPDATE SET holder = $3, until = $5 \
@@ -28,7 +28,7 @@ impl Db {
         .bind(holder)
         .bind(now)
         .bind(until)
-        .execute(&mut w.conn)
+        .execute(&mut *w.conn)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -36,12 +36,12 @@ impl Db {
 
     /// Gives a lease back early.
     pub async fn release_lease(&self, job: &str, session: &str, holder: &str) -> Result<()> {
-        let mut w = self.writer().await;
+        let mut w = self.writer().await?;
         sqlx::query("DELETE FROM job_leases WHERE job = $1 AND session_id = $2 AND holder = $3")
             .bind(job)
             .bind(session)
             .bind(holder)
-            .execute(&mut w.conn)
+            .execute(&mut *w.conn)
             .await?;
         Ok(())
     }
@@ -64,7 +64,7 @@ impl Db {
              AND protected_at IS NULL AND ($1 IS NULL OR session_type = $1) ORDER BY id"
         )))
         .bind(session_type)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get::<String, _>("id")?, Session::from_row(r))))
@@ -79,7 +79,7 @@ impl Db {
              s.updated_at) FROM sessions s WHERE s.id = $1",
         )
         .bind(session)
-        .fetch_one(&mut *self.read().await?)
+        .fetch_one(&mut **self.read().await?)
         .await?;
         Ok(row.try_get::<Option<String>, _>(0)?.unwrap_or_default())
     }
@@ -91,7 +91,7 @@ impl Db {
         )
         .bind(session)
         .bind(status)
-        .fetch_one(&mut *self.read().await?)
+        .fetch_one(&mut **self.read().await?)
         .await?)
     }
 
@@ -104,7 +104,7 @@ impl Db {
              AND name LIKE 'auto-%'",
         )
         .bind(session)
-        .fetch_one(&mut *self.read().await?)
+        .fetch_one(&mut **self.read().await?)
         .await?)
     }
 }

@@ -33,7 +33,7 @@ impl Db {
         Ok(
             sqlx::query_scalar("SELECT last_activity_at FROM sessions WHERE id = $1")
                 .bind(session)
-                .fetch_optional(&mut *self.read().await?)
+                .fetch_optional(&mut **self.read().await?)
                 .await?,
         )
     }
@@ -47,7 +47,7 @@ impl Db {
              FROM sessions WHERE id = $1",
         )
         .bind(session)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut **conn)
         .await?
         else {
             return Ok(None);
@@ -56,7 +56,7 @@ impl Db {
             "SELECT name, head_id, status FROM branches WHERE session_id = $1 ORDER BY name",
         )
         .bind(session)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut **conn)
         .await?
         .iter()
         .map(|r| {
@@ -93,7 +93,7 @@ impl Db {
             .bind(rowid)
             .bind(session)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut **self.read().await?)
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("rid")?, Node::from_row(r)?)))
@@ -130,14 +130,14 @@ impl Db {
         .bind(user)
         .bind(client)
         .bind(&at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         // Streams of a server that stopped without saying so: gone after a minute.
         let stale = crate::stamp(chrono::Utc::now() - chrono::Duration::seconds(60));
         sqlx::query("DELETE FROM presence WHERE session_id = $1 AND seen_at < $2")
             .bind(session)
             .bind(stale)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(())
@@ -149,7 +149,7 @@ impl Db {
         sqlx::query("DELETE FROM presence WHERE session_id = $1 AND watcher = $2")
             .bind(session)
             .bind(watcher)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(())
@@ -164,7 +164,7 @@ impl Db {
         )
         .bind(session)
         .bind(since)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter()
             .map(|r| {

@@ -59,14 +59,14 @@ impl Db {
         )))
         .bind(m.user_id)
         .bind(m.content)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         if let Some(row) = same {
             return from_row(&row);
         }
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM user_memory WHERE user_id = $1")
             .bind(m.user_id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         if count >= i64::from(limit) {
             return Err(Error::Invalid(format!(
@@ -88,7 +88,7 @@ impl Db {
         .bind(m.session_id)
         .bind(&at)
         .bind(&at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(MemoryEntry {
@@ -108,7 +108,7 @@ impl Db {
             "SELECT {COLUMNS} FROM user_memory WHERE user_id = $1 ORDER BY created_at, id"
         )))
         .bind(user_id)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter().map(from_row).collect()
     }
@@ -131,7 +131,7 @@ impl Db {
         .bind(now())
         .bind(user_id)
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| Error::not_found(format!("memory entry {id}")))?;
         let entry = from_row(&row)?;
@@ -145,7 +145,7 @@ impl Db {
         let done = sqlx::query("DELETE FROM user_memory WHERE user_id = $1 AND id = $2")
             .bind(user_id)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(Error::not_found(format!("memory entry {id}")));

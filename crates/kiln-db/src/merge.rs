@@ -332,7 +332,7 @@ impl Db {
         .bind(&now)
         .bind(session)
         .bind(from)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query(
             "INSERT INTO merges (session_id, from_branch, into_branch, from_head, merge_node, at) \
@@ -344,7 +344,7 @@ impl Db {
         .bind(&b.pos.id)
         .bind(&id)
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         reflog(
             &mut tx,

@@ -1,4 +1,5 @@
-//! Opening the database: WAL, busy timeout, one writer connection and a few read-only ones.
+//! Opening the database. SQLite: WAL, busy timeout, one writer connection and a few read-only
+//! ones. PostgreSQL: a pool, and one advisory lock for every write transaction.
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
@@ -8,10 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection as _};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, OwnedMutexGuard};
 
+use crate::conn::{Conn, Dialect, query, run_plain};
 use crate::{Error, Result};
 
 /// How the store opens its database.
@@ -38,34 +41,57 @@ impl Default for DbOptions {
 
 /// The store: cheap to clone, shared by the server, the CLI and the jobs.
 ///
-/// Connections are held directly, not in an sqlx pool: every statement is already a hop to the
-/// connection's worker thread, and the pool adds a `ping` hop on every release. The writer is
-/// one connection behind a fair async mutex (writes queue in arrival order); readers are a
-/// small set of lazily opened read-only connections.
+/// On SQLite, connections are held directly, not in an sqlx pool: every statement is already a
+/// hop to the connection's worker thread, and the pool adds a `ping` hop on every release. The
+/// writer is one connection behind a fair async mutex (writes queue in arrival order); readers
+/// are a small set of lazily opened read-only connections.
+///
+/// On PostgreSQL ([`Db::open_postgres`]), reads and writes take connections from an sqlx pool,
+/// and every write transaction takes one advisory lock shared by every server on the database
+/// ([`WRITE_LOCK`]): the counterpart of SQLite's single writer.
 #[derive(Clone)]
 pub struct Db {
-    pub(crate) writer: Arc<Mutex<Writer>>,
-    readers: Arc<Readers>,
+    backend: Backend,
     pub(crate) snapshot_every: i64,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Lite {
+        writer: Arc<Mutex<Writer>>,
+        readers: Arc<Readers>,
+    },
+    Pg(PgPool),
 }
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db")
-            .field("readers", &self.readers.slots.len())
-            .field("snapshot_every", &self.snapshot_every)
+        let mut d = f.debug_struct("Db");
+        match &self.backend {
+            Backend::Lite { readers, .. } => d.field("readers", &readers.slots.len()),
+            Backend::Pg(pool) => d.field("postgres_pool", &pool.size()),
+        };
+        d.field("snapshot_every", &self.snapshot_every)
             .finish_non_exhaustive()
     }
 }
 
-/// The one writer connection and what only the writer may touch.
+/// The key of the one PostgreSQL advisory lock every write transaction takes
+/// (`pg_advisory_xact_lock`), on every server: writes are serialised as on SQLite's single
+/// writer. Correctness first: per-session locks (`hashtextextended(session_id, 0)`, so writers
+/// of different sessions run in parallel) are the later refinement ARCHITECTURE.md plans.
+pub(crate) const WRITE_LOCK: i64 = 0x6b69_6c6e_0001; // "kiln", 1
+
+/// A writer connection and what only the writer may touch.
 pub(crate) struct Writer {
-    pub(crate) conn: SqliteConnection,
+    pub(crate) conn: Conn,
     /// A transaction may be open on `conn` that nobody will finish (its future was dropped,
     /// or a statement batch stopped half-way). The next holder rolls it back first.
     pub(crate) dirty: bool,
     /// Branch heads as this process last wrote them, for the append fast path. Only a hint:
     /// the fast path re-checks every field in SQL and falls back to the full path on a miss.
+    /// (Kept on SQLite's one writer; PostgreSQL's pooled writers start empty and take the
+    /// full path, which re-reads the head under the write lock.)
     pub(crate) heads: HashMap<(String, String), CachedHead>,
 }
 
@@ -89,7 +115,7 @@ impl Writer {
     pub(crate) async fn settle(&mut self) {
         if self.dirty {
             // "no transaction is active" is the expected error when the batch had finished.
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            let _ = run_plain(&mut self.conn, "ROLLBACK").await;
             self.dirty = false;
         }
     }
@@ -103,19 +129,73 @@ impl Writer {
     }
 }
 
-/// The writer connection, held.
-pub(crate) type WriteConn = OwnedMutexGuard<Writer>;
+/// A writer connection, held: SQLite's one writer, or a pooled PostgreSQL connection.
+pub(crate) enum WriteConn {
+    Lite(OwnedMutexGuard<Writer>),
+    /// Always `Some` until dropped.
+    Pg(Option<Writer>),
+}
 
-/// A write transaction (`BEGIN IMMEDIATE`) on the writer connection. Dropped without
-/// [`Tx::commit`], it is rolled back before the writer is used again.
+impl Deref for WriteConn {
+    type Target = Writer;
+    fn deref(&self) -> &Writer {
+        match self {
+            WriteConn::Lite(w) => w,
+            WriteConn::Pg(w) => w.as_ref().expect("writer present until drop"),
+        }
+    }
+}
+
+impl DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut Writer {
+        match self {
+            WriteConn::Lite(w) => w,
+            WriteConn::Pg(w) => w.as_mut().expect("writer present until drop"),
+        }
+    }
+}
+
+impl Drop for WriteConn {
+    fn drop(&mut self) {
+        // A pooled PostgreSQL connection left inside a transaction is rolled back before it
+        // goes back to the pool (which also releases the advisory write lock); without a
+        // runtime to run the ROLLBACK on, it is closed instead, which ends the transaction.
+        if let WriteConn::Pg(slot) = self
+            && let Some(mut w) = slot.take()
+            && w.dirty
+        {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        if run_plain(&mut w.conn, "ROLLBACK").await.is_err()
+                            && let Conn::Pg(c) = &mut w.conn
+                        {
+                            c.close_on_drop();
+                        }
+                    });
+                }
+                Err(_) => {
+                    if let Conn::Pg(c) = &mut w.conn {
+                        c.close_on_drop();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A write transaction on a writer connection: `BEGIN IMMEDIATE` on SQLite; `BEGIN` and the
+/// advisory write lock on PostgreSQL. Dropped without [`Tx::commit`], it is rolled back before
+/// the connection is used again.
 pub(crate) struct Tx {
     w: WriteConn,
-    lock: Arc<Mutex<Writer>>,
+    /// SQLite's writer, to roll back on drop.
+    lock: Option<Arc<Mutex<Writer>>>,
 }
 
 impl Tx {
     pub(crate) async fn commit(mut self) -> Result<()> {
-        sqlx::query("COMMIT").execute(&mut self.w.conn).await?;
+        run_plain(&mut self.w.conn, "COMMIT").await?;
         self.w.dirty = false;
         Ok(())
     }
@@ -127,14 +207,14 @@ impl Tx {
 }
 
 impl Deref for Tx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
         &self.w.conn
     }
 }
 
 impl DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
+    fn deref_mut(&mut self) -> &mut Conn {
         &mut self.w.conn
     }
 }
@@ -142,36 +222,46 @@ impl DerefMut for Tx {
 impl Drop for Tx {
     fn drop(&mut self) {
         if self.w.dirty
+            && let Some(lock) = self.lock.take()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
             // Taking the lock after this guard is released runs the rollback at once rather
             // than at the next write, so the file's write lock is not held meanwhile.
-            let lock = Arc::clone(&self.lock);
             rt.spawn(async move { lock.lock().await.settle().await });
         }
+        // PostgreSQL: `WriteConn`'s own drop rolls back.
     }
 }
 
 /// Read-only connections, opened on first use.
 struct Readers {
-    slots: Box<[Mutex<Option<SqliteConnection>>]>,
+    slots: Box<[Mutex<Option<Conn>>]>,
     next: AtomicUsize,
     options: SqliteConnectOptions,
 }
 
-/// A read-only connection, held.
-pub(crate) struct ReadConn<'a>(MappedMutexGuard<'a, SqliteConnection>);
+/// A read connection, held: one of SQLite's read-only connections, or a pooled PostgreSQL one.
+pub(crate) enum ReadConn<'a> {
+    Lite(MappedMutexGuard<'a, Conn>),
+    Pg(Conn),
+}
 
 impl Deref for ReadConn<'_> {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        &self.0
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        match self {
+            ReadConn::Lite(c) => c,
+            ReadConn::Pg(c) => c,
+        }
     }
 }
 
 impl DerefMut for ReadConn<'_> {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.0
+    fn deref_mut(&mut self) -> &mut Conn {
+        match self {
+            ReadConn::Lite(c) => c,
+            ReadConn::Pg(c) => c,
+        }
     }
 }
 
@@ -195,78 +285,144 @@ impl Db {
         sqlx::migrate!("../../migrations/sqlite")
             .run(&mut conn)
             .await?;
+        let mut conn = Conn::Lite(conn);
         crate::chain::backfill(&mut conn).await?;
         let slots = (0..opts.max_readers.max(1))
             .map(|_| Mutex::new(None))
             .collect();
         Ok(Self {
-            writer: Arc::new(Mutex::new(Writer {
-                conn,
-                dirty: false,
-                heads: HashMap::new(),
-            })),
-            readers: Arc::new(Readers {
-                slots,
-                next: AtomicUsize::new(0),
-                options: base.read_only(true),
-            }),
+            backend: Backend::Lite {
+                writer: Arc::new(Mutex::new(Writer {
+                    conn,
+                    dirty: false,
+                    heads: HashMap::new(),
+                })),
+                readers: Arc::new(Readers {
+                    slots,
+                    next: AtomicUsize::new(0),
+                    options: base.read_only(true),
+                }),
+            },
             snapshot_every: i64::from(opts.snapshot_every.max(1)),
         })
     }
 
-    /// Takes the writer connection (waiting for earlier writers), with no transaction open.
-    pub(crate) async fn writer(&self) -> WriteConn {
-        let mut w = Arc::clone(&self.writer).lock_owned().await;
-        w.settle().await;
-        w
+    /// Opens the PostgreSQL database at `url` (`postgres://…`): applies pending migrations,
+    /// then serves reads and writes from a pool of `max_readers + 2` connections that wait up
+    /// to `busy_timeout` for a free one.
+    pub async fn open_postgres(url: &str, opts: &DbOptions) -> Result<Self> {
+        crate::postgres::migrate_postgres(url).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_readers.max(1) + 2)
+            .acquire_timeout(opts.busy_timeout.max(Duration::from_secs(1)))
+            .connect(url)
+            .await?;
+        let db = Self {
+            backend: Backend::Pg(pool),
+            snapshot_every: i64::from(opts.snapshot_every.max(1)),
+        };
+        let mut w = db.writer().await?;
+        crate::chain::backfill(&mut w.conn).await?;
+        Ok(db)
     }
 
-    /// Starts a write transaction on the one writer connection.
+    /// Which database this store runs on.
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self.backend {
+            Backend::Lite { .. } => Dialect::Sqlite,
+            Backend::Pg(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Takes a writer connection (waiting for earlier writers on SQLite), with no transaction
+    /// open.
+    pub(crate) async fn writer(&self) -> Result<WriteConn> {
+        match &self.backend {
+            Backend::Lite { writer, .. } => {
+                let mut w = Arc::clone(writer).lock_owned().await;
+                w.settle().await;
+                Ok(WriteConn::Lite(w))
+            }
+            Backend::Pg(pool) => Ok(WriteConn::Pg(Some(Writer {
+                conn: Conn::Pg(pool.acquire().await?),
+                dirty: false,
+                heads: HashMap::new(),
+            }))),
+        }
+    }
+
+    /// Starts a write transaction.
     pub(crate) async fn write(&self) -> Result<Tx> {
-        self.begin(self.writer().await).await
+        self.begin(self.writer().await?).await
     }
 
     /// Starts a write transaction on a writer connection already held.
     pub(crate) async fn begin(&self, mut w: WriteConn) -> Result<Tx> {
         w.dirty = true;
-        // dialect: BEGIN IMMEDIATE takes SQLite's write lock up front: PostgreSQL uses BEGIN (row locks as it goes)
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut w.conn).await?;
-        Ok(Tx {
-            w,
-            lock: Arc::clone(&self.writer),
-        })
+        let lock = match &self.backend {
+            Backend::Lite { writer, .. } => {
+                // dialect: BEGIN IMMEDIATE takes SQLite's write lock up front: PostgreSQL uses BEGIN (row locks as it goes)
+                run_plain(&mut w.conn, "BEGIN IMMEDIATE").await?;
+                Some(Arc::clone(writer))
+            }
+            Backend::Pg(_) => {
+                run_plain(&mut w.conn, "BEGIN").await?;
+                query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut w.conn)
+                    .await?;
+                None
+            }
+        };
+        Ok(Tx { w, lock })
     }
 
-    /// Takes a read-only connection: the first free one (so a quiet store keeps reusing one
-    /// connection and its warm page cache), else waits for one in turn.
+    /// Takes a read connection. SQLite: the first free read-only connection (so a quiet store
+    /// keeps reusing one connection and its warm page cache), else waits for one in turn.
+    /// PostgreSQL: a pooled connection.
     pub(crate) async fn read(&self) -> Result<ReadConn<'_>> {
-        let slots = &self.readers.slots;
+        let readers = match &self.backend {
+            Backend::Lite { readers, .. } => readers,
+            Backend::Pg(pool) => return Ok(ReadConn::Pg(Conn::Pg(pool.acquire().await?))),
+        };
+        let slots = &readers.slots;
         let free = slots.iter().find_map(|slot| slot.try_lock().ok());
         let mut guard = match free {
             Some(g) => g,
             None => {
-                let next = self.readers.next.fetch_add(1, Ordering::Relaxed) % slots.len();
+                let next = readers.next.fetch_add(1, Ordering::Relaxed) % slots.len();
                 slots[next].lock().await
             }
         };
         if guard.is_none() {
-            *guard = Some(self.readers.options.connect().await?);
+            *guard = Some(Conn::Lite(readers.options.connect().await?));
         }
         MutexGuard::try_map(guard, Option::as_mut)
-            .map(ReadConn)
+            .map(ReadConn::Lite)
             .map_err(|_| Error::Corrupt("reader connection missing after open".into()))
     }
 
-    /// Returns the journal mode and synchronous setting in force, as SQLite reports them.
+    /// Returns the journal mode and synchronous setting in force, as SQLite reports them. On
+    /// PostgreSQL: `("postgres", <synchronous_commit>)`.
     pub async fn durability(&self) -> Result<(String, String)> {
-        let mut w = self.writer().await;
+        let mut w = self.writer().await?;
+        let conn = match &mut w.conn {
+            Conn::Lite(c) => c,
+            Conn::Pg(c) => {
+                // dialect: PRAGMA synchronous: PostgreSQL uses SHOW synchronous_commit (text, not 0..3)
+                let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
+                    .fetch_one(&mut **c)
+                    .await?;
+                return Ok(("postgres".to_string(), sync));
+            }
+        };
         // dialect: PRAGMA journal_mode: PostgreSQL has no journal mode (SHOW wal_level is the nearest)
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut w.conn)
+            .fetch_one(&mut *conn)
             .await?;
         // dialect: PRAGMA synchronous: PostgreSQL uses SHOW synchronous_commit (text, not 0..3)
         let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut w.conn)
+            .fetch_one(&mut *conn)
             .await?;
         let sync = match sync {
             0 => "off",
@@ -277,31 +433,44 @@ impl Db {
         Ok((mode, sync.to_string()))
     }
 
-    /// Writes a consistent copy of the database to `dest` (`VACUUM INTO`).
+    /// Writes a consistent copy of the database to `dest` (`VACUUM INTO`). PostgreSQL has no
+    /// in-SQL copy: refused there (use `pg_dump`).
     pub async fn backup_to(&self, dest: &Path) -> Result<()> {
         let dest = dest.to_string_lossy().to_string();
-        let mut w = self.writer().await;
-        // dialect: VACUUM INTO: PostgreSQL has no in-SQL copy (pg_dump)
+        let mut w = self.writer().await?;
+        let Conn::Lite(conn) = &mut w.conn else {
+            // dialect: VACUUM INTO: PostgreSQL has no in-SQL copy (pg_dump)
+            return Err(Error::Invalid(
+                "backup_to copies a SQLite file; on PostgreSQL use pg_dump".into(),
+            ));
+        };
         sqlx::query("VACUUM INTO $1")
             .bind(dest)
-            .execute(&mut w.conn)
+            .execute(&mut *conn)
             .await?;
         Ok(())
     }
 
-    /// Checkpoints the WAL into the main file and closes the read connections (the writer
-    /// closes when the last clone of this store is dropped).
+    /// SQLite: checkpoints the WAL into the main file and closes the read connections (the
+    /// writer closes when the last clone of this store is dropped). PostgreSQL: closes the
+    /// pool (PostgreSQL needs no checkpoint on close).
     pub async fn close(&self) {
-        for slot in &self.readers.slots {
-            if let Some(conn) = slot.lock().await.take() {
+        let (writer, readers) = match &self.backend {
+            Backend::Lite { writer, readers } => (writer, readers),
+            Backend::Pg(pool) => {
+                pool.close().await;
+                return;
+            }
+        };
+        for slot in &readers.slots {
+            if let Some(Conn::Lite(conn)) = slot.lock().await.take() {
                 let _ = conn.close().await;
             }
         }
-        let mut w = self.writer().await;
+        let mut w = Arc::clone(writer).lock_owned().await;
+        w.settle().await;
         // dialect: PRAGMA wal_checkpoint: PostgreSQL uses CHECKPOINT (or nothing on close)
-        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&mut w.conn)
-            .await;
+        let _ = run_plain(&mut w.conn, "PRAGMA wal_checkpoint(TRUNCATE)").await;
     }
 }
 

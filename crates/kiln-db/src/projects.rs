@@ -48,7 +48,7 @@ impl Db {
         .bind(&new.owner_id)
         .bind(&new.project)
         .bind(&new.name)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let (id, created) = match ids.first() {
             Some(id) => (id.clone(), false),
@@ -71,7 +71,7 @@ impl Db {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user)
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut **self.read().await?)
             .await?;
         rows.iter()
             .map(|r| {
@@ -109,7 +109,7 @@ impl Db {
             .bind(project)
             .bind(folder)
             .bind(below)
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut **self.read().await?)
             .await?;
         rows.iter().map(Session::from_row).collect()
     }
@@ -128,7 +128,7 @@ impl Db {
             .bind(on.then_some(&at))
             .bind(on.then_some(actor))
             .bind(session)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let action = if on {
             "session.protect"

@@ -60,7 +60,7 @@ impl Db {
             limit.max(1)
         )))
         .bind(after)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -78,17 +78,17 @@ impl Db {
     pub async fn outbox_max(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM search_outbox")
-                .fetch_one(&mut *self.read().await?)
+                .fetch_one(&mut **self.read().await?)
                 .await?,
         )
     }
 
     /// Deletes applied outbox entries (up to and including `upto`).
     pub async fn trim_outbox(&self, upto: i64) -> Result<u64> {
-        let mut w = self.writer().await;
+        let mut w = self.writer().await?;
         Ok(sqlx::query("DELETE FROM search_outbox WHERE id <= $1")
             .bind(upto)
-            .execute(&mut w.conn)
+            .execute(&mut *w.conn)
             .await?
             .rows_affected())
     }
@@ -106,7 +106,7 @@ impl Db {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{NODE_SELECT} WHERE rowid IN ({list})"
         )))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter().map(node_from_row).collect()
     }
@@ -124,7 +124,7 @@ impl Db {
         )))
         .bind(session)
         .bind(after)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter().map(node_from_row).collect()
     }
@@ -135,7 +135,7 @@ impl Db {
             "SELECT session_id FROM collaborators WHERE user_id = $1 AND (perms & 1) = 1",
         )
         .bind(user)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?)
     }
 
@@ -151,7 +151,7 @@ impl Db {
         for id in ids {
             q = q.bind(id);
         }
-        Ok(q.fetch_all(&mut *self.read().await?)
+        Ok(q.fetch_all(&mut **self.read().await?)
             .await?
             .into_iter()
             .collect())
@@ -164,7 +164,7 @@ impl Db {
             limit.max(1)
         )))
         .bind(after)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter().map(node_from_row).collect()
     }
@@ -172,7 +172,7 @@ impl Db {
     /// How many nodes there are (for progress reports).
     pub async fn node_count(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM nodes")
-            .fetch_one(&mut *self.read().await?)
+            .fetch_one(&mut **self.read().await?)
             .await?)
     }
 
@@ -181,7 +181,7 @@ impl Db {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE import_until IS NULL ORDER BY id"
         )))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter().map(Session::from_row).collect()
     }
@@ -208,7 +208,7 @@ impl Db {
         .bind(&f.project)
         .bind(f.session_type.map(|t| t.as_str()))
         .bind(&f.tag)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -226,7 +226,7 @@ impl Db {
             "SELECT name FROM branches WHERE session_id = $1 AND status <> 'discarded' ORDER BY name",
         )
         .bind(session)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut **conn)
         .await?;
         let mut chains = Vec::with_capacity(names.len());
         for name in &names {
@@ -238,7 +238,7 @@ impl Db {
             )
             .bind(session)
             .bind(name)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut **conn)
             .await?;
             if let Some((segment, seq)) = head {
                 chains.push((name, chain(&mut conn, segment, seq).await?));

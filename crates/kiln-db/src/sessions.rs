@@ -276,7 +276,7 @@ impl Db {
             .bind(&f.tag)
             .bind(cursor_id)
             .bind(cursor_at)
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut **self.read().await?)
             .await?;
         let mut items = rows
             .iter()
@@ -353,7 +353,7 @@ impl Db {
         .bind(&now)
         .bind(id)
         .bind(s.version)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         audit::append(
             &mut tx,
@@ -409,7 +409,7 @@ impl Db {
              WHERE session_id = $1 ORDER BY id",
         )
         .bind(id)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut **conn)
         .await?;
         rows.iter().map(SessionEvent::from_row).collect()
     }
@@ -420,7 +420,7 @@ impl Db {
             "SELECT kind, author, COUNT(*) FROM nodes WHERE session_id = $1 GROUP BY kind, author",
         )
         .bind(id)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
@@ -445,7 +445,7 @@ impl Db {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(after)
             .bind(id)
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut **self.read().await?)
             .await?;
         rows.iter()
             .map(|r| {
@@ -467,7 +467,7 @@ impl Db {
     /// Counts users; zero means a fresh install.
     pub async fn count_sessions(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-            .fetch_one(&mut *self.read().await?)
+            .fetch_one(&mut **self.read().await?)
             .await?)
     }
 }

@@ -85,7 +85,7 @@ impl Db {
         .bind(s.created_at)
         .bind(s.expires_at)
         .bind(s.max_views)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         crate::audit::append(
             &mut tx,
@@ -105,7 +105,7 @@ impl Db {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(id)
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut **self.read().await?)
             .await?
             .ok_or_else(|| Error::not_found(format!("share link {id}")))?;
         from_row(&row)
@@ -118,7 +118,7 @@ impl Db {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut **self.read().await?)
             .await?;
         rows.iter().map(from_row).collect()
     }
@@ -139,7 +139,7 @@ impl Db {
         .bind(at)
         .bind(session)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if n == 0 {
@@ -165,7 +165,7 @@ impl Db {
         token_hash: &[u8],
         now: &str,
     ) -> Result<std::result::Result<ShareLink, ShareRefusal>> {
-        let mut w = self.writer().await;
+        let mut w = self.writer().await?;
         let sql = format!(
             "UPDATE share_links SET views = views + 1 WHERE token_hash = $1 AND revoked_at IS NULL \
              AND expires_at > $2 AND (max_views IS NULL OR views < max_views) RETURNING {COLUMNS}"
@@ -173,7 +173,7 @@ impl Db {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(token_hash)
             .bind(now)
-            .fetch_optional(&mut w.conn)
+            .fetch_optional(&mut *w.conn)
             .await?;
         drop(w);
         if let Some(row) = row {
@@ -182,7 +182,7 @@ impl Db {
         let sql = format!("SELECT {COLUMNS} FROM share_links WHERE token_hash = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(token_hash)
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut **self.read().await?)
             .await?;
         let Some(row) = row else {
             return Ok(Err(ShareRefusal::Unknown));
@@ -207,18 +207,18 @@ impl Db {
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_one(&mut *self.read().await?)
+        .fetch_one(&mut **self.read().await?)
         .await?)
     }
 
     /// Deletes links that expired before `cutoff` or were revoked before it; returns how many.
     pub async fn purge_shares(&self, cutoff: &str) -> Result<u64> {
-        let mut w = self.writer().await;
+        let mut w = self.writer().await?;
         Ok(
             sqlx::query("DELETE FROM share_links WHERE expires_at <= $1 OR revoked_at <= $2")
                 .bind(cutoff)
                 .bind(cutoff)
-                .execute(&mut w.conn)
+                .execute(&mut *w.conn)
                 .await?
                 .rows_affected(),
         )

@@ -162,7 +162,7 @@ impl Db {
         .bind(t.visibility.as_str())
         .bind(t.body.to_string())
         .bind(&at)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(id) = id else {
             return Err(Error::AlreadyExists(format!("your template `{}`", t.name)));
@@ -189,7 +189,7 @@ impl Db {
             .bind(user)
             .bind(name)
             .bind(owner)
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut **self.read().await?)
             .await?;
         rows.iter().map(from_row).collect()
     }
@@ -213,7 +213,7 @@ impl Db {
         .bind(now())
         .bind(id)
         .bind(owner)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if res.rows_affected() == 0 {
             return Err(Error::not_found("template"));
@@ -221,7 +221,7 @@ impl Db {
         if let Some(users) = &change.shared_with {
             sqlx::query("DELETE FROM template_shares WHERE template_id = $1")
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             share_with(&mut tx, id, users).await?;
         }
@@ -235,7 +235,7 @@ impl Db {
         let res = sqlx::query("DELETE FROM session_templates WHERE id = $1 AND owner_id = $2")
             .bind(id)
             .bind(owner)
-            .execute(&mut self.writer().await.conn)
+            .execute(&mut *self.writer().await?.conn)
             .await?;
         if res.rows_affected() == 0 {
             return Err(Error::not_found("template"));

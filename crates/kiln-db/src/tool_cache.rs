@@ -31,7 +31,7 @@ impl Db {
         .bind(version)
         .bind(args_hash)
         .bind(now())
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_optional(&mut **self.read().await?)
         .await?;
         row.map(|r| {
             Ok(CachedOutput {
@@ -67,13 +67,13 @@ impl Db {
         .bind(output.to_string())
         .bind(now())
         .bind(expires_at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         // Expired entries of this user go as new ones come.
         sqlx::query("DELETE FROM tool_cache WHERE user_id = $1 AND expires_at <= $2")
             .bind(user)
             .bind(now())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(())

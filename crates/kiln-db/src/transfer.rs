@@ -364,9 +364,9 @@ impl Db {
         crate::postgres::migrate_postgres(url).await?;
         let mut pg = PgConnection::connect(url).await?;
         let mut lite = self.read().await?;
-        sqlx::query("BEGIN").execute(&mut *lite).await?;
+        sqlx::query("BEGIN").execute(&mut **lite).await?;
         let copied = copy_all(&mut lite, &mut pg, options, &mut progress).await;
-        let _ = sqlx::query("ROLLBACK").execute(&mut *lite).await;
+        let _ = sqlx::query("ROLLBACK").execute(&mut **lite).await;
         let (tables, digests, copy_seconds) = copied?;
         let started = Instant::now();
         let report = check(&mut lite, &mut pg, tables, digests).await;

@@ -728,7 +728,7 @@ impl Db {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(node)
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut **self.read().await?)
             .await?
             .ok_or_else(|| Error::not_found(format!("node {node}")))?;
         Node::from_row(&row)
@@ -740,7 +740,7 @@ impl Db {
             format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = $1 AND n.seq = 0");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut **self.read().await?)
             .await?
             .ok_or_else(|| Error::not_found(format!("session {session}")))?;
         Node::from_row(&row)
@@ -764,7 +764,7 @@ impl Db {
         )
         .bind(session)
         .bind(name)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         if exists {
             return Err(Error::AlreadyExists(format!("branch `{name}`")));
@@ -785,7 +785,7 @@ impl Db {
         .bind(actor)
         .bind(&now)
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         reflog(&mut tx, session, name, None, from, actor, "create", &now).await?;
         let b = branch_in(&mut tx, session, name).await?;
@@ -804,7 +804,7 @@ impl Db {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(include_discarded)
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut **conn)
             .await?;
         rows.iter().map(Branch::from_row).collect()
     }
@@ -841,7 +841,7 @@ impl Db {
             .bind(&now)
             .bind(session)
             .bind(name)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let reason = if discard { "discard" } else { "reopen" };
         reflog(

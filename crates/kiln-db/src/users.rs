@@ -28,7 +28,7 @@ impl Db {
         .bind(name)
         .bind(is_owner)
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if res.rows_affected() == 0 {
             return Err(Error::AlreadyExists(format!("user `{name}`")));
@@ -37,7 +37,7 @@ impl Db {
             .bind(&id)
             .bind(token_hash)
             .bind(&now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(User {
@@ -54,7 +54,7 @@ impl Db {
             .bind(user_id)
             .bind(token_hash)
             .bind(now())
-            .execute(&mut self.writer().await.conn)
+            .execute(&mut *self.writer().await?.conn)
             .await?;
         Ok(())
     }
@@ -66,7 +66,7 @@ impl Db {
              JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_optional(&mut **self.read().await?)
         .await?;
         row.as_ref().map(User::from_row).transpose()
     }
@@ -74,7 +74,7 @@ impl Db {
     pub async fn user_by_name(&self, name: &str) -> Result<User> {
         let row = sqlx::query("SELECT id, name, is_owner, created_at FROM users WHERE name = $1")
             .bind(name)
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut **self.read().await?)
             .await?
             .ok_or_else(|| Error::not_found(format!("user `{name}`")))?;
         User::from_row(&row)
@@ -83,7 +83,7 @@ impl Db {
     pub async fn user(&self, id: &str) -> Result<User> {
         let row = sqlx::query("SELECT id, name, is_owner, created_at FROM users WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut **self.read().await?)
             .await?
             .ok_or_else(|| Error::not_found(format!("user {id}")))?;
         User::from_row(&row)
@@ -107,7 +107,7 @@ impl Db {
             "SELECT id, name FROM users WHERE id IN (SELECT value FROM json_each($1))",
         )
         .bind(list)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         names.extend(rows);
         Ok(names)
@@ -115,7 +115,7 @@ impl Db {
 
     pub async fn count_users(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) FROM users")
-            .fetch_one(&mut *self.read().await?)
+            .fetch_one(&mut **self.read().await?)
             .await?;
         Ok(row.try_get(0)?)
     }
@@ -127,7 +127,7 @@ impl Db {
             "SELECT author, SUM(octet_length(content) + COALESCE(octet_length(data), 0)) FROM nodes \
              WHERE author IS NOT NULL GROUP BY author",
         )
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut **self.read().await?)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get::<Option<i64>, _>(1)?.unwrap_or(0))))

@@ -85,7 +85,7 @@ impl Db {
         for n in &nodes {
             check_new_node(n)?;
         }
-        let mut w = self.writer().await;
+        let mut w = self.writer().await?;
         let nodes = match fast_append(&mut w, session, branch, nodes, expected_head, access).await {
             Ok(out) => return Ok(out),
             Err(nodes) => nodes,
@@ -126,6 +126,7 @@ async fn fast_append(
     access: Access<'_>,
 ) -> std::result::Result<AppendOutcome, Vec<NewNode>> {
     let key = (session.to_string(), branch.to_string());
+    // PostgreSQL's pooled writers keep no cached heads: the full path, under the write lock.
     let Some(head) = w.heads.get(&key).cloned() else {
         return Err(nodes);
     };
@@ -195,7 +196,7 @@ async fn fast_append(
         .bind(session);
     q = bind_access(q, access);
     w.dirty = true;
-    let done = q.fetch_all(&mut w.conn).await;
+    let done = q.fetch_all(&mut *w.conn).await;
     match done {
         Ok(moved) if moved.len() == 1 => w.dirty = false,
         Ok(_) => {
@@ -558,7 +559,7 @@ async fn append_in(
             }
             q = q.bind(session).bind(branch).bind(head.version);
         }
-        let done = q.execute(&mut **tx).await?;
+        let done = q.execute(&mut ***tx).await?;
         if done.rows_affected() != chunk.len() as u64 + u64::from(last) {
             return Err(Error::HeadMoved {
                 branch: branch.to_string(),
