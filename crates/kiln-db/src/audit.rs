@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::{Row, SqliteConnection};
 
+use crate::conn::{Conn, query};
 use crate::{Db, Result, now};
 
 pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -51,25 +51,24 @@ pub(crate) fn entry_hash(
 
 /// Appends an entry to a session's chain inside the caller's transaction.
 pub(crate) async fn append(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     actor: &str,
     action: &str,
     payload: &Value,
 ) -> Result<()> {
-    let last = sqlx::query(
-        "SELECT seq, hash FROM audit_log WHERE session_id = $1 ORDER BY seq DESC LIMIT 1",
-    )
-    .bind(session)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let last =
+        query("SELECT seq, hash FROM audit_log WHERE session_id = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(session)
+            .fetch_optional(&mut *conn)
+            .await?;
     let (seq, prev) = match last {
         Some(r) => (r.try_get::<i64, _>(0)? + 1, r.try_get::<String, _>(1)?),
         None => (1, GENESIS.to_string()),
     };
     let at = now();
     let hash = entry_hash(&prev, seq, &at, actor, action, payload);
-    sqlx::query(
+    query(
         "INSERT INTO audit_log (session_id, seq, actor, action, payload, at, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -98,8 +97,11 @@ pub(crate) struct AuditRow {
     hash: String,
 }
 
-pub(crate) async fn entries(conn: &mut SqliteConnection, session: &str) -> Result<Vec<AuditEntry>> {
-    entries_in(conn, session).await
+pub(crate) async fn entries(conn: &mut Conn, session: &str) -> Result<Vec<AuditEntry>> {
+    match conn {
+        Conn::Lite(c) => entries_in(&mut *c, session).await,
+        Conn::Pg(c) => entries_in(&mut **c, session).await,
+    }
 }
 
 /// A session's audit entries in order, from SQLite or PostgreSQL (the copy check reads both).

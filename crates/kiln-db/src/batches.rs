@@ -5,9 +5,8 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
+use crate::conn::{Row, query, query_as, query_scalar};
 use crate::{Db, Error, Result, now};
 
 /// A batch as stored.
@@ -83,7 +82,7 @@ const BATCH: &str = "session_id, id, user_id, request, mode, concurrency, item_t
 const ITEM: &str = "idx, item, request, status, attempts, branch, answer, numbers, error, \
     started_at, finished_at";
 
-fn batch_row(r: &SqliteRow) -> Result<BatchRow> {
+fn batch_row(r: &Row) -> Result<BatchRow> {
     Ok(BatchRow {
         session_id: r.try_get("session_id")?,
         id: r.try_get("id")?,
@@ -101,7 +100,7 @@ fn batch_row(r: &SqliteRow) -> Result<BatchRow> {
     })
 }
 
-fn item_row(r: &SqliteRow) -> Result<BatchItemRow> {
+fn item_row(r: &Row) -> Result<BatchItemRow> {
     let json = |col: &str| -> Result<Option<Value>> {
         r.try_get::<Option<&str>, _>(col)?
             .map(serde_json::from_str)
@@ -128,7 +127,7 @@ impl Db {
     pub async fn insert_batch(&self, b: &NewBatch<'_>) -> Result<BatchRow> {
         let at = now();
         let mut tx = self.write().await?;
-        sqlx::query(
+        query(
             "INSERT INTO batches (session_id, id, user_id, request, mode, concurrency, \
              item_timeout_ms, from_node, checkpoint, status, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'running', $10, $11)",
@@ -144,10 +143,10 @@ impl Db {
         .bind(b.checkpoint)
         .bind(&at)
         .bind(&at)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         for (idx, (item, request)) in b.items.iter().enumerate() {
-            sqlx::query(
+            query(
                 "INSERT INTO batch_items (session_id, batch_id, idx, item, request) \
                  VALUES ($1, $2, $3, $4, $5)",
             )
@@ -156,15 +155,15 @@ impl Db {
             .bind(idx as i64)
             .bind(item.to_string())
             .bind(request)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = query(sqlx::AssertSqlSafe(format!(
             "SELECT {BATCH} FROM batches WHERE session_id = $1 AND id = $2"
         )))
         .bind(b.session_id)
         .bind(b.id)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
         let batch = batch_row(&row)?;
         tx.commit().await?;
@@ -173,12 +172,12 @@ impl Db {
 
     /// One batch of a session.
     pub async fn batch(&self, session: &str, id: &str) -> Result<BatchRow> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = query(sqlx::AssertSqlSafe(format!(
             "SELECT {BATCH} FROM batches WHERE session_id = $1 AND id = $2"
         )))
         .bind(session)
         .bind(id)
-        .fetch_optional(&mut **self.read().await?)
+        .fetch_optional(&mut *self.read().await?)
         .await?
         .ok_or_else(|| Error::not_found(format!("batch {id}")))?;
         batch_row(&row)
@@ -186,45 +185,45 @@ impl Db {
 
     /// A session's batches, newest first (at most `limit`).
     pub async fn batches(&self, session: &str, limit: u32) -> Result<Vec<BatchRow>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(sqlx::AssertSqlSafe(format!(
             "SELECT {BATCH} FROM batches WHERE session_id = $1 ORDER BY created_at DESC, id DESC \
              LIMIT $2"
         )))
         .bind(session)
         .bind(i64::from(limit))
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(batch_row).collect()
     }
 
     /// A batch's items in order.
     pub async fn batch_items(&self, session: &str, id: &str) -> Result<Vec<BatchItemRow>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(sqlx::AssertSqlSafe(format!(
             "SELECT {ITEM} FROM batch_items WHERE session_id = $1 AND batch_id = $2 ORDER BY idx"
         )))
         .bind(session)
         .bind(id)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(item_row).collect()
     }
 
     /// A batch's items counted by status (no item is read).
     pub async fn batch_status_counts(&self, session: &str, id: &str) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as(
+        Ok(query_as(
             "SELECT status, count(*) FROM batch_items WHERE session_id = $1 AND batch_id = $2 \
              GROUP BY status",
         )
         .bind(session)
         .bind(id)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?)
     }
 
     /// Takes the first pending item of a running batch (marking it running), if any.
     pub async fn claim_batch_item(&self, session: &str, id: &str) -> Result<Option<BatchItemRow>> {
         let mut tx = self.write().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = query(sqlx::AssertSqlSafe(format!(
             "UPDATE batch_items SET status = 'running', attempts = attempts + 1, started_at = $3 \
              WHERE session_id = $1 AND batch_id = $2 AND idx = ( \
                SELECT i.idx FROM batch_items i JOIN batches b \
@@ -236,7 +235,7 @@ impl Db {
         .bind(session)
         .bind(id)
         .bind(now())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
         let item = row.as_ref().map(item_row).transpose()?;
         tx.commit().await?;
@@ -252,14 +251,14 @@ impl Db {
         branch: &str,
     ) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        query(
             "UPDATE batch_items SET branch = $1 WHERE session_id = $2 AND batch_id = $3 AND idx = $4",
         )
         .bind(branch)
         .bind(session)
         .bind(id)
         .bind(i64::from(idx))
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -274,7 +273,7 @@ impl Db {
         o: &ItemOutcome,
     ) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        query(
             "UPDATE batch_items SET status = $1, branch = COALESCE($2, branch), answer = $3, \
              numbers = $4, error = $5, finished_at = $6 \
              WHERE session_id = $7 AND batch_id = $8 AND idx = $9 AND status = 'running'",
@@ -288,7 +287,7 @@ impl Db {
         .bind(session)
         .bind(id)
         .bind(i64::from(idx))
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -299,7 +298,7 @@ impl Db {
     pub async fn settle_batch(&self, session: &str, id: &str) -> Result<bool> {
         let mut tx = self.write().await?;
         let at = now();
-        sqlx::query(
+        query(
             "UPDATE batches SET status = 'done', finished_at = $1, updated_at = $1 \
              WHERE session_id = $2 AND id = $3 AND status = 'running' AND NOT EXISTS ( \
                SELECT 1 FROM batch_items WHERE session_id = $2 AND batch_id = $3 \
@@ -308,13 +307,13 @@ impl Db {
         .bind(&at)
         .bind(session)
         .bind(id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         let status: String =
-            sqlx::query_scalar("SELECT status FROM batches WHERE session_id = $1 AND id = $2")
+            query_scalar("SELECT status FROM batches WHERE session_id = $1 AND id = $2")
                 .bind(session)
                 .bind(id)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *tx)
                 .await?;
         tx.commit().await?;
         Ok(status != "running")
@@ -325,26 +324,26 @@ impl Db {
     pub async fn cancel_batch(&self, session: &str, id: &str) -> Result<bool> {
         let mut tx = self.write().await?;
         let at = now();
-        let done = sqlx::query(
+        let done = query(
             "UPDATE batches SET status = 'cancelled', finished_at = $1, updated_at = $1 \
              WHERE session_id = $2 AND id = $3 AND status = 'running'",
         )
         .bind(&at)
         .bind(session)
         .bind(id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Ok(false);
         }
-        sqlx::query(
+        query(
             "UPDATE batch_items SET status = 'cancelled', finished_at = $1 \
              WHERE session_id = $2 AND batch_id = $3 AND status IN ('pending', 'running')",
         )
         .bind(&at)
         .bind(session)
         .bind(id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(true)
@@ -354,17 +353,17 @@ impl Db {
     /// to pending, since whoever ran them is gone.
     pub async fn resume_batches(&self) -> Result<Vec<BatchRow>> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        query(
             "UPDATE batch_items SET status = 'pending' WHERE status = 'running' AND EXISTS ( \
                SELECT 1 FROM batches b WHERE b.session_id = batch_items.session_id \
                AND b.id = batch_items.batch_id AND b.status = 'running')",
         )
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(sqlx::AssertSqlSafe(format!(
             "SELECT {BATCH} FROM batches WHERE status = 'running' ORDER BY created_at"
         )))
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
         let batches = rows.iter().map(batch_row).collect::<Result<Vec<_>>>()?;
         tx.commit().await?;

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
 
+use crate::conn::{Conn, query, query_scalar};
 use crate::integrity::{NodeFields, node_hash};
 use crate::{Db, Result};
 
@@ -49,8 +49,11 @@ impl Stored {
     }
 }
 
-async fn stored(conn: &mut SqliteConnection, session: &str) -> Result<Vec<Stored>> {
-    stored_in(conn, session).await
+async fn stored(conn: &mut Conn, session: &str) -> Result<Vec<Stored>> {
+    match conn {
+        Conn::Lite(c) => stored_in(&mut *c, session).await,
+        Conn::Pg(c) => stored_in(&mut **c, session).await,
+    }
 }
 
 /// A session's nodes in write order with what their hashes cover, from either database.
@@ -124,26 +127,26 @@ fn recompute(nodes: &[Stored]) -> HashMap<&str, [u8; 32]> {
 
 /// Gives nodes written before migration 0009 their hash (once: the partial index finds none
 /// afterwards).
-pub(crate) async fn backfill(conn: &mut SqliteConnection) -> Result<()> {
+pub(crate) async fn backfill(conn: &mut Conn) -> Result<()> {
     let sessions: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT session_id FROM nodes WHERE hash IS NULL")
+        query_scalar("SELECT DISTINCT session_id FROM nodes WHERE hash IS NULL")
             .fetch_all(&mut *conn)
             .await?;
     for session in sessions {
         let nodes = stored(conn, &session).await?;
         let hashes = recompute(&nodes);
         // dialect: BEGIN IMMEDIATE: PostgreSQL uses BEGIN
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
         for n in nodes.iter().filter(|n| n.hash.is_none()) {
             if let Some(h) = hashes.get(n.id.as_str()) {
-                sqlx::query("UPDATE nodes SET hash = $1 WHERE rowid = $2")
+                query("UPDATE nodes SET hash = $1 WHERE rowid = $2")
                     .bind(&h[..])
                     .bind(n.rowid)
                     .execute(&mut *conn)
                     .await?;
             }
         }
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        query("COMMIT").execute(&mut *conn).await?;
         tracing::info!(session = %session, nodes = nodes.len(), "node hashes written");
     }
     Ok(())

@@ -2,8 +2,8 @@
 
 use kiln_types::Permissions;
 use serde::Serialize;
-use sqlx::Row;
 
+use crate::conn::{Conn, Row, query};
 use crate::model::{SESSION_COLUMNS, Session};
 use crate::tree::held;
 use crate::{Db, Error, Result, now};
@@ -53,10 +53,10 @@ impl Db {
              WHERE c.session_id = sessions.id AND c.user_id = $1) AS collab \
              FROM sessions WHERE id = $2 AND import_until IS NULL"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sqlx::AssertSqlSafe(sql))
             .bind(user)
             .bind(session)
-            .fetch_optional(&mut **self.read().await?)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .ok_or_else(|| Error::not_found(format!("session {session}")))?;
         let s = Session::from_row(&row)?;
@@ -74,14 +74,14 @@ impl Db {
             return Ok(Default::default());
         }
         // dialect: json_each($2) over a JSON array: PostgreSQL uses jsonb_array_elements_text($2::jsonb)
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT c.session_id, c.perms, u.name, c.added_at FROM collaborators c \
              LEFT JOIN users u ON u.id = c.added_by \
              WHERE c.user_id = $1 AND c.session_id IN (SELECT value FROM json_each($2))",
         )
         .bind(user)
         .bind(serde_json::to_string(sessions)?)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -107,7 +107,7 @@ impl Db {
     ) -> Result<Collaborator> {
         let mut tx = self.write().await?;
         let at = now();
-        sqlx::query(
+        query(
             "INSERT INTO collaborators (session_id, user_id, perms, added_by, added_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id, user_id) \
              DO UPDATE SET perms = excluded.perms, updated_at = excluded.updated_at",
@@ -118,7 +118,7 @@ impl Db {
         .bind(by)
         .bind(&at)
         .bind(&at)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         crate::audit::append(
             &mut tx,
@@ -136,12 +136,11 @@ impl Db {
     /// Removes a collaborator; `false` if they were not one.
     pub async fn remove_collaborator(&self, session: &str, user: &str, by: &str) -> Result<bool> {
         let mut tx = self.write().await?;
-        let gone = sqlx::query("DELETE FROM collaborators WHERE session_id = $1 AND user_id = $2")
+        let gone = query("DELETE FROM collaborators WHERE session_id = $1 AND user_id = $2")
             .bind(session)
             .bind(user)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
             > 0;
         if gone {
             crate::audit::append(
@@ -169,16 +168,16 @@ impl Db {
 
     /// Lists a session's collaborators by name.
     pub async fn collaborators(&self, session: &str) -> Result<Vec<Collaborator>> {
-        let rows = sqlx::query(COLLABORATOR_SELECT_ALL)
+        let rows = query(COLLABORATOR_SELECT_ALL)
             .bind(session)
-            .fetch_all(&mut **self.read().await?)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         rows.iter().map(from_row).collect()
     }
 
     /// Counts each user's contributions to a session (every node on every branch).
     pub async fn contributions(&self, session: &str) -> Result<Vec<Contribution>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT n.author, u.name, \
                COUNT(*) FILTER (WHERE n.kind = 'user'), \
                COUNT(*) FILTER (WHERE n.kind IN ('user', 'note')), \
@@ -188,7 +187,7 @@ impl Db {
              WHERE n.session_id = $1 GROUP BY n.author ORDER BY u.name",
         )
         .bind(session)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -209,25 +208,21 @@ const COLLABORATOR_SELECT_ALL: &str = "SELECT c.user_id, u.name, c.perms, c.adde
      FROM collaborators c JOIN users u ON u.id = c.user_id \
      WHERE c.session_id = $1 ORDER BY u.name";
 
-async fn collaborator_in(
-    conn: &mut sqlx::SqliteConnection,
-    session: &str,
-    user: &str,
-) -> Result<Collaborator> {
-    let row = sqlx::query(
+async fn collaborator_in(conn: &mut Conn, session: &str, user: &str) -> Result<Collaborator> {
+    let row = query(
         "SELECT c.user_id, u.name, c.perms, c.added_by, c.added_at, c.updated_at \
          FROM collaborators c JOIN users u ON u.id = c.user_id \
          WHERE c.session_id = $1 AND c.user_id = $2",
     )
     .bind(session)
     .bind(user)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(conn)
     .await?
     .ok_or_else(|| Error::not_found(format!("collaborator {user}")))?;
     from_row(&row)
 }
 
-fn from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Collaborator> {
+fn from_row(r: &Row) -> Result<Collaborator> {
     Ok(Collaborator {
         user_id: r.try_get(0)?,
         name: r.try_get(1)?,

@@ -16,7 +16,9 @@
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnection, SqliteRow};
-use sqlx::{Decode, Executor as _, FromRow, Row as _, SqlSafeStr, SqlStr, Type};
+use std::marker::PhantomData;
+
+use sqlx::{ColumnIndex, Decode, Executor as _, FromRow, Row as _, SqlSafeStr, SqlStr, Type};
 
 use crate::Result;
 
@@ -95,9 +97,15 @@ macro_rules! bind_as {
     )*};
 }
 
-bind_as!(Int, i64 => |v| v, i32 => i64::from, u32 => i64::from, bool => i64::from);
+bind_as!(Int, i64 => |v| v, &i64 => |v| *v, i32 => i64::from, u32 => i64::from, bool => i64::from);
 bind_as!(Real, f64 => |v| v);
-bind_as!(Text, String => |v| v, &str => str::to_string, &String => String::clone);
+bind_as!(Text, String => |v| v, &str => str::to_string, &String => String::clone, &&str => |v| v.to_string());
+
+impl IntoBind for &Option<String> {
+    fn into_bind(self) -> Bind {
+        Bind::Text(self.clone())
+    }
+}
 bind_as!(Bytes, Vec<u8> => |v| v, &[u8] => <[u8]>::to_vec, &Vec<u8> => Vec::clone);
 
 /// A row from either database.
@@ -117,9 +125,23 @@ impl<T> Column for T where
 {
 }
 
+/// A column index both row types accept: its position (`usize`) or its name (`&str`).
+pub(crate) trait Index: ColumnIndex<SqliteRow> + ColumnIndex<PgRow> {}
+
+impl<I> Index for I where I: ColumnIndex<SqliteRow> + ColumnIndex<PgRow> {}
+
 impl Row {
     /// Decodes column `i`.
     pub(crate) fn get<T: Column>(&self, i: usize) -> Result<T> {
+        self.try_get(i)
+    }
+
+    /// Decodes the column at position or name `i` (the name sqlx's own rows use); borrowed
+    /// types (`&str`) borrow from the row.
+    pub(crate) fn try_get<'r, T, I: Index>(&'r self, i: I) -> Result<T>
+    where
+        T: Decode<'r, Sqlite> + Type<Sqlite> + Decode<'r, Postgres> + Type<Postgres>,
+    {
         Ok(match self {
             Row::Lite(r) => r.try_get(i)?,
             Row::Pg(r) => r.try_get(i)?,
@@ -240,6 +262,99 @@ impl Query {
         T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>,
     {
         self.fetch_all(conn).await?.iter().map(Row::to).collect()
+    }
+}
+
+/// A statement whose rows are one column of `T` (sqlx's `query_scalar`, on either database).
+pub(crate) struct Scalar<T> {
+    q: Query,
+    t: PhantomData<fn() -> T>,
+}
+
+/// Starts a statement whose first column is decoded as `T`.
+pub(crate) fn query_scalar<S: SqlSafeStr, T: Column>(sql: S) -> Scalar<T> {
+    Scalar {
+        q: query(sql),
+        t: PhantomData,
+    }
+}
+
+impl<T: Column> Scalar<T> {
+    /// Adds the next argument.
+    pub(crate) fn bind(mut self, v: impl IntoBind) -> Self {
+        self.q = self.q.bind(v);
+        self
+    }
+
+    /// The first column of the one row (`RowNotFound` when there is none).
+    pub(crate) async fn fetch_one(self, conn: &mut Conn) -> Result<T> {
+        self.q.scalar(conn).await
+    }
+
+    /// The first column of the first row, if any.
+    pub(crate) async fn fetch_optional(self, conn: &mut Conn) -> Result<Option<T>> {
+        self.q
+            .fetch_optional(conn)
+            .await?
+            .map(|r| r.get(0))
+            .transpose()
+    }
+
+    /// The first column of every row.
+    pub(crate) async fn fetch_all(self, conn: &mut Conn) -> Result<Vec<T>> {
+        self.q
+            .fetch_all(conn)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+}
+
+/// A statement whose rows decode into `T` (sqlx's `query_as`, on either database).
+pub(crate) struct As<T> {
+    q: Query,
+    t: PhantomData<fn() -> T>,
+}
+
+/// Starts a statement whose rows decode into `T` (a `FromRow` struct or a tuple).
+pub(crate) fn query_as<S: SqlSafeStr, T>(sql: S) -> As<T>
+where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>,
+{
+    As {
+        q: query(sql),
+        t: PhantomData,
+    }
+}
+
+impl<T> As<T>
+where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>,
+{
+    /// Adds the next argument.
+    pub(crate) fn bind(mut self, v: impl IntoBind) -> Self {
+        self.q = self.q.bind(v);
+        self
+    }
+
+    /// The one row (`RowNotFound` when there is none).
+    pub(crate) async fn fetch_one(self, conn: &mut Conn) -> Result<T> {
+        self.q.fetch_one(conn).await?.to()
+    }
+
+    /// The first row, if any.
+    pub(crate) async fn fetch_optional(self, conn: &mut Conn) -> Result<Option<T>> {
+        self.q
+            .fetch_optional(conn)
+            .await?
+            .map(|r| r.to())
+            .transpose()
+    }
+
+    /// Every row.
+    pub(crate) async fn fetch_all(self, conn: &mut Conn) -> Result<Vec<T>> {
+        self.q.fetch_as(conn).await
     }
 }
 

@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
 
+use crate::conn::{Row, query, query_scalar};
 use crate::{Db, Result, now};
 
 /// A controller lock as stored (the token hash stays inside the store).
@@ -32,7 +32,7 @@ pub enum Acquired {
     Held(ControllerLock),
 }
 
-fn lock_from(r: &sqlx::sqlite::SqliteRow) -> Result<ControllerLock> {
+fn lock_from(r: &Row) -> Result<ControllerLock> {
     Ok(ControllerLock {
         branch: r.try_get("branch")?,
         holder: r.try_get("holder")?,
@@ -59,10 +59,10 @@ impl Db {
         let sql = format!(
             "SELECT {COLUMNS}, token_hash FROM optimizer_controllers WHERE session_id = $1 AND branch = $2"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(branch)
-            .fetch_optional(&mut **self.read().await?)
+            .fetch_optional(&mut *self.read().await?)
             .await?;
         row.map(|r| Ok((lock_from(&r)?, r.try_get("token_hash")?)))
             .transpose()
@@ -86,10 +86,10 @@ impl Db {
         let sql = format!(
             "SELECT {COLUMNS} FROM optimizer_controllers WHERE session_id = $1 AND branch = $2"
         );
-        let existing = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let existing = query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(branch)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?
             .map(|r| lock_from(&r))
             .transpose()?;
@@ -107,7 +107,7 @@ impl Db {
             renewed_at: at,
             expires_at: expiry(ttl_seconds),
         };
-        sqlx::query(
+        query(
             "INSERT INTO optimizer_controllers \
              (session_id, branch, holder, token_hash, acquired_by, acquired_at, renewed_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, branch) DO UPDATE SET \
@@ -123,7 +123,7 @@ impl Db {
         .bind(&lock.acquired_at)
         .bind(&lock.renewed_at)
         .bind(&lock.expires_at)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         let payload = serde_json::json!({
             "branch": branch, "holder": holder, "expires_at": lock.expires_at,
@@ -153,14 +153,14 @@ impl Db {
              RETURNING {COLUMNS}"
         );
         let mut tx = self.write().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sqlx::AssertSqlSafe(sql))
             .bind(&at)
             .bind(expiry(ttl_seconds))
             .bind(session)
             .bind(branch)
             .bind(token_hash)
             .bind(&at)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?;
         let lock = row.map(|r| lock_from(&r)).transpose()?;
         tx.commit().await?;
@@ -184,12 +184,12 @@ impl Db {
             "DELETE FROM optimizer_controllers WHERE session_id = $1 AND branch = $2 \
              AND ($3 IS NULL OR token_hash = $4) RETURNING {COLUMNS}"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(branch)
             .bind(token_hash)
             .bind(token_hash)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?;
         let Some(lock) = row.map(|r| lock_from(&r)).transpose()? else {
             return Ok(None);
@@ -207,9 +207,9 @@ impl Db {
     /// The newest audit entry's number in a session (0 when none): where a watcher starts.
     pub async fn audit_max_seq(&self, session: &str) -> Result<i64> {
         Ok(
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log WHERE session_id = $1")
+            query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log WHERE session_id = $1")
                 .bind(session)
-                .fetch_one(&mut **self.read().await?)
+                .fetch_one(&mut *self.read().await?)
                 .await?,
         )
     }
@@ -221,14 +221,14 @@ impl Db {
         seq: i64,
         limit: u32,
     ) -> Result<Vec<crate::AuditEntry>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT seq, actor, action, payload, at, prev_hash, hash FROM audit_log \
              WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(session)
         .bind(seq)
         .bind(i64::from(limit))
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter()
             .map(|r| {

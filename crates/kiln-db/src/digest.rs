@@ -1,8 +1,7 @@
 //! What the weekly digest reads: every user, the sessions a user may read that moved since a
 //! time, the findings recorded in a session since then, and the user's digest session.
 
-use sqlx::Row;
-
+use crate::conn::{query, query_scalar};
 use crate::model::{NODE_COLUMNS, Node};
 use crate::{Db, Result};
 
@@ -17,11 +16,9 @@ pub struct ActiveSession {
 impl Db {
     /// Every user's id, oldest first.
     pub async fn user_ids(&self) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM users ORDER BY created_at, id")
-                .fetch_all(&mut **self.read().await?)
-                .await?,
-        )
+        Ok(query_scalar("SELECT id FROM users ORDER BY created_at, id")
+            .fetch_all(&mut *self.read().await?)
+            .await?)
     }
 
     /// The sessions `user` owns or collaborates on that moved since `since` (digest sessions
@@ -33,7 +30,7 @@ impl Db {
         limit: u32,
     ) -> Result<Vec<ActiveSession>> {
         // dialect: json_extract(s.metadata, '$.digest'): PostgreSQL uses s.metadata::jsonb -> 'digest'
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT s.id, s.name, s.default_branch FROM sessions s \
              WHERE (s.owner_id = $1 OR EXISTS (SELECT 1 FROM collaborators c \
                     WHERE c.session_id = s.id AND c.user_id = $1)) \
@@ -44,7 +41,7 @@ impl Db {
         .bind(user)
         .bind(since)
         .bind(i64::from(limit))
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -69,11 +66,11 @@ impl Db {
             "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = $1 AND n.created_at >= $2 \
              AND n.kind IN ('discovery', 'hypothesis', 'tool_state') ORDER BY n.rowid LIMIT $3"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(since)
             .bind(i64::from(limit))
-            .fetch_all(&mut **self.read().await?)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         rows.iter().map(Node::from_row).collect()
     }
@@ -81,12 +78,12 @@ impl Db {
     /// The id of `user`'s digest session, if they have one.
     pub async fn digest_session(&self, user: &str) -> Result<Option<String>> {
         // dialect: json_extract(metadata, '$.digest') = 1: PostgreSQL uses (metadata::jsonb ->> 'digest') = '1' (or jsonb -> 'digest' = '1'::jsonb)
-        Ok(sqlx::query_scalar(
+        Ok(query_scalar(
             "SELECT id FROM sessions WHERE owner_id = $1 AND json_extract(metadata, '$.digest') = 1 \
              ORDER BY created_at LIMIT 1",
         )
         .bind(user)
-        .fetch_optional(&mut **self.read().await?)
+        .fetch_optional(&mut *self.read().await?)
         .await?)
     }
 }
@@ -96,13 +93,13 @@ impl Db {
     /// state or result: purging shared content would take it from them too.
     pub async fn content_used_elsewhere(&self, session: &str, needle: &str) -> Result<bool> {
         // dialect: instr(data, $2) > 0: PostgreSQL uses strpos(data, $2) > 0 (and SELECT 1 is int4 there; read as i64)
-        Ok(sqlx::query_scalar::<_, i64>(
+        Ok(query_scalar::<_, i64>(
             "SELECT 1 FROM nodes WHERE session_id != $1 AND kind IN ('tool_state', 'tool_result') \
              AND instr(data, $2) > 0 LIMIT 1",
         )
         .bind(session)
         .bind(needle)
-        .fetch_optional(&mut **self.read().await?)
+        .fetch_optional(&mut *self.read().await?)
         .await?
         .is_some())
     }

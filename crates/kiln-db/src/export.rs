@@ -11,9 +11,9 @@ use std::collections::{HashMap, HashSet};
 use kiln_types::{NodeKind, ResearchState, StateEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::Row;
 
 use crate::audit::{self, AuditEntry};
+use crate::conn::query;
 use crate::integrity::{self, ExportSignature, InstanceKey, PublicKey, Trust};
 use crate::model::{Branch, Checkpoint, ReflogEntry, Session, SessionEvent};
 use crate::{Db, Error, Result, now, sessions};
@@ -508,11 +508,11 @@ impl Db {
     pub async fn export(&self, id: &str) -> Result<SessionExport> {
         let mut conn = self.read().await?;
         let session = sessions::get_in(&mut conn, id).await?;
-        let segments = sqlx::query(
+        let segments = query(
             "SELECT id, parent_segment, fork_seq FROM segments WHERE session_id = $1 ORDER BY id",
         )
         .bind(id)
-        .fetch_all(&mut **conn)
+        .fetch_all(&mut *conn)
         .await?
         .iter()
         .map(|r| {
@@ -523,12 +523,12 @@ impl Db {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-        let nodes = sqlx::query(
+        let nodes = query(
             "SELECT id, segment_id, seq, parent_id, merge_parent_id, kind, author, content, data, \
              tokens, total_tokens, created_at, hash FROM nodes WHERE session_id = $1 ORDER BY segment_id, seq",
         )
         .bind(id)
-        .fetch_all(&mut **conn)
+        .fetch_all(&mut *conn)
         .await?
         .iter()
         .map(|r| {
@@ -552,29 +552,29 @@ impl Db {
         })
         .collect::<Result<Vec<_>>>()?;
         let mut branches = Vec::new();
-        for r in sqlx::query(
+        for r in query(
             "SELECT name, head_id, base_id, status, version, created_by, created_at, updated_at, state \
              FROM branches WHERE session_id = $1 ORDER BY created_at, name",
         )
         .bind(id)
-        .fetch_all(&mut **conn)
+        .fetch_all(&mut *conn)
         .await?
         {
             let state: &str = r.try_get(8)?;
             branches.push(ExportBranch { branch: Branch::from_row(&r)?, state: serde_json::from_str(state)? });
         }
-        let merges = sqlx::query("SELECT from_branch, into_branch, from_head, merge_node, at FROM merges WHERE session_id = $1 ORDER BY id")
+        let merges = query("SELECT from_branch, into_branch, from_head, merge_node, at FROM merges WHERE session_id = $1 ORDER BY id")
             .bind(id)
-            .fetch_all(&mut **conn)
+            .fetch_all(&mut *conn)
             .await?
             .iter()
             .map(|r| Ok(ExportMerge { from_branch: r.try_get(0)?, into_branch: r.try_get(1)?, from_head: r.try_get(2)?, merge_node: r.try_get(3)?, at: r.try_get(4)? }))
             .collect::<Result<Vec<_>>>()?;
-        let snapshots = sqlx::query(
+        let snapshots = query(
             "SELECT node_id, state FROM state_snapshots WHERE session_id = $1 ORDER BY node_id",
         )
         .bind(id)
-        .fetch_all(&mut **conn)
+        .fetch_all(&mut *conn)
         .await?
         .iter()
         .map(|r| {
@@ -587,22 +587,22 @@ impl Db {
         .collect::<Result<Vec<_>>>()?;
         let audit = audit::entries(&mut conn, id).await?;
         let mut tracks = Vec::new();
-        for r in sqlx::query(
+        for r in query(
             "SELECT batch, track, count, stats, min_step, max_step, created_by, created_at \
              FROM track_batches WHERE session_id = $1 ORDER BY batch",
         )
         .bind(id)
-        .fetch_all(&mut **conn)
+        .fetch_all(&mut *conn)
         .await?
         {
             let batch: i64 = r.try_get(0)?;
-            let chunks = sqlx::query(
+            let chunks = query(
                 "SELECT chunk, count, min_step, max_step, points FROM track_chunks \
                  WHERE session_id = $1 AND batch = $2 ORDER BY chunk",
             )
             .bind(id)
             .bind(batch)
-            .fetch_all(&mut **conn)
+            .fetch_all(&mut *conn)
             .await?
             .iter()
             .map(|c| {

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::conn::{query, query_as};
 use crate::{Db, Result};
 
 impl Db {
@@ -18,7 +19,7 @@ impl Db {
             "INSERT INTO bench_fts (rowid, text, session_id, kind) \
              SELECT rowid, content, session_id, kind FROM nodes WHERE content <> ''",
         ] {
-            sqlx::query(sql).execute(&mut *w.conn).await?;
+            query(sql).execute(&mut w.conn).await?;
         }
         Ok(start.elapsed())
     }
@@ -35,7 +36,7 @@ impl Db {
         limit: u32,
     ) -> Result<usize> {
         // dialect: FTS5 MATCH, snippet() and rank: PostgreSQL would use to_tsquery/ts_headline/ts_rank on a tsvector
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<(i64, String, String)> = query_as(sqlx::AssertSqlSafe(format!(
             "SELECT f.rowid, f.session_id, snippet(bench_fts, 0, '<b>', '</b>', '…', 16) \
              FROM bench_fts f JOIN sessions s ON s.id = f.session_id \
              WHERE bench_fts MATCH $1 \
@@ -49,7 +50,7 @@ impl Db {
         .bind(user)
         .bind(project)
         .bind(kind)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         Ok(rows.len())
     }
@@ -58,8 +59,8 @@ impl Db {
     pub async fn fts5_drop(&self) -> Result<()> {
         let mut w = self.writer().await?;
         // dialect: FTS5 table: SQLite-only benchmark
-        sqlx::query("DROP TABLE IF EXISTS bench_fts")
-            .execute(&mut *w.conn)
+        query("DROP TABLE IF EXISTS bench_fts")
+            .execute(&mut w.conn)
             .await?;
         Ok(())
     }

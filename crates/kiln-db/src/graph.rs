@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use sqlx::Row;
 
+use crate::conn::query;
 use crate::tree::{Link, Pos, on_path};
 use crate::{Db, Result, sessions};
 
@@ -100,14 +100,14 @@ impl Db {
         let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
         let segments: HashMap<i64, (Option<i64>, Option<i64>)> =
-            sqlx::query("SELECT id, parent_segment, fork_seq FROM segments WHERE session_id = $1")
+            query("SELECT id, parent_segment, fork_seq FROM segments WHERE session_id = $1")
                 .bind(session)
-                .fetch_all(&mut **conn)
+                .fetch_all(&mut *conn)
                 .await?
                 .iter()
                 .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
                 .collect::<Result<_>>()?;
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT b.name, b.status, b.created_at, b.head_id, h.segment_id, h.seq, \
                     b.base_id, s.segment_id, s.seq \
              FROM branches b \
@@ -116,7 +116,7 @@ impl Db {
              WHERE b.session_id = $1 ORDER BY b.created_at, b.name",
         )
         .bind(session)
-        .fetch_all(&mut **conn)
+        .fetch_all(&mut *conn)
         .await?;
         let mut branches = Vec::with_capacity(rows.len());
         let mut paths = Vec::with_capacity(rows.len());
@@ -145,7 +145,7 @@ impl Db {
                 .find(|&j| on_path(&paths[j], &bases[i]))
                 .map(|j| branches[j].name.clone());
         }
-        let merges = sqlx::query(
+        let merges = query(
             "SELECT m.from_branch, m.into_branch, m.from_head, f.seq, m.merge_node, n.seq \
              FROM merges m \
              JOIN nodes f ON f.session_id = m.session_id AND f.id = m.from_head \
@@ -153,7 +153,7 @@ impl Db {
              WHERE m.session_id = $1 ORDER BY m.id",
         )
         .bind(session)
-        .fetch_all(&mut **conn)
+        .fetch_all(&mut *conn)
         .await?
         .iter()
         .map(|r| {
@@ -172,13 +172,13 @@ impl Db {
         })
         .collect::<Result<Vec<_>>>()?;
         let mut checkpoints = Vec::new();
-        for r in sqlx::query(
+        for r in query(
             "SELECT r.name, r.node_id, n.segment_id, n.seq, r.branch, r.auto \
              FROM refs r JOIN nodes n ON n.session_id = r.session_id AND n.id = r.node_id \
              WHERE r.session_id = $1 ORDER BY n.seq, r.name",
         )
         .bind(session)
-        .fetch_all(&mut **conn)
+        .fetch_all(&mut *conn)
         .await?
         {
             let p = at(r.try_get(2)?, r.try_get(3)?);

@@ -1,8 +1,7 @@
 //! What the scheduled jobs read and lease: sessions due for a lifecycle step, the last
 //! automatic checkpoint, and per-(job, session) leases with an expiry.
 
-use sqlx::Row;
-
+use crate::conn::{query, query_scalar};
 use crate::model::{SESSION_COLUMNS, Session};
 use crate::{Db, Result};
 
@@ -18,7 +17,7 @@ impl Db {
         until: &str,
     ) -> Result<bool> {
         let mut w = self.writer().await?;
-        let n = sqlx::query(
+        let n = query(
             "INSERT INTO job_leases (job, session_id, holder, until) VALUES ($1, $2, $3, $5) \
              ON CONFLICT (job, session_id) DO UPDATE SET holder = $3, until = $5 \
              WHERE job_leases.until <= $4 OR job_leases.holder = $3",
@@ -28,20 +27,19 @@ impl Db {
         .bind(holder)
         .bind(now)
         .bind(until)
-        .execute(&mut *w.conn)
-        .await?
-        .rows_affected();
+        .execute(&mut w.conn)
+        .await?;
         Ok(n == 1)
     }
 
     /// Gives a lease back early.
     pub async fn release_lease(&self, job: &str, session: &str, holder: &str) -> Result<()> {
         let mut w = self.writer().await?;
-        sqlx::query("DELETE FROM job_leases WHERE job = $1 AND session_id = $2 AND holder = $3")
+        query("DELETE FROM job_leases WHERE job = $1 AND session_id = $2 AND holder = $3")
             .bind(job)
             .bind(session)
             .bind(holder)
-            .execute(&mut *w.conn)
+            .execute(&mut w.conn)
             .await?;
         Ok(())
     }
@@ -59,12 +57,12 @@ impl Db {
             .map(|s| format!("'{}'", s.replace('\'', "")))
             .collect::<Vec<_>>()
             .join(",");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE status IN ({list}) AND import_until IS NULL \
              AND protected_at IS NULL AND ($1 IS NULL OR session_type = $1) ORDER BY id"
         )))
         .bind(session_type)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get::<String, _>("id")?, Session::from_row(r))))
@@ -74,24 +72,24 @@ impl Db {
     /// The newest of the session's own update time and its branches' head moves.
     pub async fn last_activity(&self, session: &str) -> Result<String> {
         // dialect: scalar MAX(a, b): PostgreSQL uses GREATEST(a, b)
-        let row = sqlx::query(
+        let row = query(
             "SELECT MAX(COALESCE((SELECT MAX(updated_at) FROM branches WHERE session_id = s.id), ''), \
              s.updated_at) FROM sessions s WHERE s.id = $1",
         )
         .bind(session)
-        .fetch_one(&mut **self.read().await?)
+        .fetch_one(&mut *self.read().await?)
         .await?;
         Ok(row.try_get::<Option<String>, _>(0)?.unwrap_or_default())
     }
 
     /// When the session last entered `status` (from its session events).
     pub async fn entered_status_at(&self, session: &str, status: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(
+        Ok(query_scalar(
             "SELECT MAX(at) FROM session_events WHERE session_id = $1 AND to_status = $2",
         )
         .bind(session)
         .bind(status)
-        .fetch_one(&mut **self.read().await?)
+        .fetch_one(&mut *self.read().await?)
         .await?)
     }
 
@@ -99,12 +97,12 @@ impl Db {
     /// newest sorts last).
     pub async fn last_auto_checkpoint(&self, session: &str) -> Result<Option<String>> {
         // dialect: LIKE 'auto-%' is ASCII case-insensitive on SQLite: PostgreSQL needs ILIKE for the same matches
-        Ok(sqlx::query_scalar(
+        Ok(query_scalar(
             "SELECT MAX(name) FROM refs WHERE session_id = $1 AND auto = 1 \
              AND name LIKE 'auto-%'",
         )
         .bind(session)
-        .fetch_one(&mut **self.read().await?)
+        .fetch_one(&mut *self.read().await?)
         .await?)
     }
 }

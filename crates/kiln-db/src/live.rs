@@ -1,8 +1,7 @@
 //! What a live watcher of a session reads: a cheap change marker (the session's last activity,
 //! kept by triggers), the branch heads and lifecycle, and the nodes added after a point.
 
-use sqlx::Row;
-
+use crate::conn::{query, query_scalar};
 use crate::model::{NODE_COLUMNS, Node};
 use crate::{Db, Result};
 
@@ -31,9 +30,9 @@ impl Db {
     /// session is gone.
     pub async fn live_marker(&self, session: &str) -> Result<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT last_activity_at FROM sessions WHERE id = $1")
+            query_scalar("SELECT last_activity_at FROM sessions WHERE id = $1")
                 .bind(session)
-                .fetch_optional(&mut **self.read().await?)
+                .fetch_optional(&mut *self.read().await?)
                 .await?,
         )
     }
@@ -41,32 +40,31 @@ impl Db {
     /// The session's lifecycle, branch heads and newest node.
     pub async fn live_snapshot(&self, session: &str) -> Result<Option<LiveSnapshot>> {
         let mut conn = self.read().await?;
-        let Some(row) = sqlx::query(
+        let Some(row) = query(
             "SELECT last_activity_at, status, name, \
              (SELECT COALESCE(MAX(rowid), 0) FROM nodes) AS max_rowid \
              FROM sessions WHERE id = $1",
         )
         .bind(session)
-        .fetch_optional(&mut **conn)
+        .fetch_optional(&mut *conn)
         .await?
         else {
             return Ok(None);
         };
-        let branches = sqlx::query(
-            "SELECT name, head_id, status FROM branches WHERE session_id = $1 ORDER BY name",
-        )
-        .bind(session)
-        .fetch_all(&mut **conn)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(LiveBranch {
-                name: r.try_get("name")?,
-                head: r.try_get("head_id")?,
-                status: r.try_get("status")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+        let branches =
+            query("SELECT name, head_id, status FROM branches WHERE session_id = $1 ORDER BY name")
+                .bind(session)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(LiveBranch {
+                        name: r.try_get("name")?,
+                        head: r.try_get("head_id")?,
+                        status: r.try_get("status")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
         Ok(Some(LiveSnapshot {
             last_activity_at: row.try_get("last_activity_at")?,
             status: row.try_get("status")?,
@@ -89,11 +87,11 @@ impl Db {
             "SELECT n.rowid AS rid, {NODE_COLUMNS} FROM nodes n \
              WHERE n.rowid > $1 AND n.session_id = $2 ORDER BY n.rowid LIMIT $3"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sqlx::AssertSqlSafe(sql))
             .bind(rowid)
             .bind(session)
             .bind(i64::from(limit))
-            .fetch_all(&mut **self.read().await?)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("rid")?, Node::from_row(r)?)))
@@ -120,7 +118,7 @@ impl Db {
     ) -> Result<()> {
         let at = crate::now();
         let mut tx = self.write().await?;
-        sqlx::query(
+        query(
             "INSERT INTO presence (session_id, watcher, user_id, client, since, seen_at) \
              VALUES ($1, $2, $3, $4, $5, $5) \
              ON CONFLICT (session_id, watcher) DO UPDATE SET seen_at = excluded.seen_at",
@@ -130,14 +128,14 @@ impl Db {
         .bind(user)
         .bind(client)
         .bind(&at)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         // Streams of a server that stopped without saying so: gone after a minute.
         let stale = crate::stamp(chrono::Utc::now() - chrono::Duration::seconds(60));
-        sqlx::query("DELETE FROM presence WHERE session_id = $1 AND seen_at < $2")
+        query("DELETE FROM presence WHERE session_id = $1 AND seen_at < $2")
             .bind(session)
             .bind(stale)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(())
@@ -146,10 +144,10 @@ impl Db {
     /// Forgets a closed live stream.
     pub async fn leave_presence(&self, session: &str, watcher: &str) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM presence WHERE session_id = $1 AND watcher = $2")
+        query("DELETE FROM presence WHERE session_id = $1 AND watcher = $2")
             .bind(session)
             .bind(watcher)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(())
@@ -157,14 +155,14 @@ impl Db {
 
     /// The users with a stream on `session` refreshed since `since`, by name.
     pub async fn present(&self, session: &str, since: &str) -> Result<Vec<Present>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT u.name AS user, min(p.since) AS since FROM presence p \
              JOIN users u ON u.id = p.user_id \
              WHERE p.session_id = $1 AND p.seen_at >= $2 GROUP BY u.name ORDER BY u.name",
         )
         .bind(session)
         .bind(since)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter()
             .map(|r| {

@@ -2,9 +2,8 @@
 //! Every query takes the owner, so one user's entries are unreachable from another's calls.
 
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
+use crate::conn::{Row, query, query_scalar};
 use crate::{Db, Error, Result, now};
 
 /// One saved note or preference.
@@ -34,7 +33,7 @@ pub struct NewMemory<'a> {
 
 const COLUMNS: &str = "id, kind, content, source, session_id, created_at, updated_at";
 
-fn from_row(r: &SqliteRow) -> Result<MemoryEntry> {
+fn from_row(r: &Row) -> Result<MemoryEntry> {
     Ok(MemoryEntry {
         id: r.try_get("id")?,
         kind: r.try_get("kind")?,
@@ -53,20 +52,20 @@ impl Db {
     pub async fn insert_memory(&self, m: &NewMemory<'_>, limit: u32) -> Result<MemoryEntry> {
         let mut tx = self.write().await?;
         // dialect: lower() folds ASCII only on SQLite, all letters on PostgreSQL: mirror with translate(x, 'A…Z', 'a…z')
-        let same = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let same = query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM user_memory WHERE user_id = $1 \
              AND lower(trim(content)) = lower(trim($2)) LIMIT 1"
         )))
         .bind(m.user_id)
         .bind(m.content)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = same {
             return from_row(&row);
         }
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM user_memory WHERE user_id = $1")
+        let count: i64 = query_scalar("SELECT count(*) FROM user_memory WHERE user_id = $1")
             .bind(m.user_id)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?;
         if count >= i64::from(limit) {
             return Err(Error::Invalid(format!(
@@ -75,7 +74,7 @@ impl Db {
         }
         let id = kiln_types::MemoryId::new().to_string();
         let at = now();
-        sqlx::query(
+        query(
             "INSERT INTO user_memory \
              (id, user_id, kind, content, source, session_id, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -88,7 +87,7 @@ impl Db {
         .bind(m.session_id)
         .bind(&at)
         .bind(&at)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(MemoryEntry {
@@ -104,11 +103,11 @@ impl Db {
 
     /// The user's entries, oldest first.
     pub async fn memory(&self, user_id: &str) -> Result<Vec<MemoryEntry>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM user_memory WHERE user_id = $1 ORDER BY created_at, id"
         )))
         .bind(user_id)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(from_row).collect()
     }
@@ -122,7 +121,7 @@ impl Db {
         kind: Option<&str>,
     ) -> Result<MemoryEntry> {
         let mut tx = self.write().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = query(sqlx::AssertSqlSafe(format!(
             "UPDATE user_memory SET content = COALESCE($1, content), kind = COALESCE($2, kind), \
              updated_at = $3 WHERE user_id = $4 AND id = $5 RETURNING {COLUMNS}"
         )))
@@ -131,7 +130,7 @@ impl Db {
         .bind(now())
         .bind(user_id)
         .bind(id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::not_found(format!("memory entry {id}")))?;
         let entry = from_row(&row)?;
@@ -142,12 +141,12 @@ impl Db {
     /// Deletes an entry; `NotFound` when `user_id` has no entry `id`.
     pub async fn delete_memory(&self, user_id: &str, id: &str) -> Result<()> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("DELETE FROM user_memory WHERE user_id = $1 AND id = $2")
+        let done = query("DELETE FROM user_memory WHERE user_id = $1 AND id = $2")
             .bind(user_id)
             .bind(id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Err(Error::not_found(format!("memory entry {id}")));
         }
         tx.commit().await?;

@@ -11,8 +11,8 @@ use kiln_types::state::{Labels, MergeOutcome, Resolver, StateDiff, ToolMerger, d
 use kiln_types::{Conflict, NodeId, NodeKind, ResearchState};
 use serde::Serialize;
 use serde_json::json;
-use sqlx::{Row, SqliteConnection};
 
+use crate::conn::{Conn, query, query_scalar};
 use crate::model::{NODE_COLUMNS, Node};
 use crate::tree::{
     Link, NodeInsert, Pos, chain, head_state, insert_node, insert_snapshot, lca, nodes_after,
@@ -121,14 +121,14 @@ struct PastMerge {
 
 /// Returns the last head of `from` merged into `into` that is still on both paths.
 async fn last_merged(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     from: &str,
     into: &str,
     from_chain: &[Link],
     into_chain: &[Link],
 ) -> Result<Option<PastMerge>> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT from_head, merge_node, id FROM merges WHERE session_id = $1 AND into_branch = $2 \
          AND from_branch = $3 ORDER BY id DESC LIMIT 20",
     )
@@ -154,11 +154,7 @@ async fn last_merged(
 }
 
 /// Works out a merge on `conn` without writing: the base, the merged state and conflicts.
-async fn plan(
-    conn: &mut SqliteConnection,
-    req: &MergeRequest<'_>,
-    snapshot_every: i64,
-) -> Result<Plan> {
+async fn plan(conn: &mut Conn, req: &MergeRequest<'_>, snapshot_every: i64) -> Result<Plan> {
     let (session, from, into) = (req.session, req.from, req.into);
     if from == into {
         return Err(Error::Invalid("cannot merge a branch into itself".into()));
@@ -326,15 +322,15 @@ impl Db {
         let st = serde_json::to_string(&outcome.state)?;
         insert_snapshot(&mut tx, session, &id, &st).await?;
         set_head(&mut tx, session, into, a.version, &id, Some((&st, 0)), &now).await?;
-        sqlx::query(
+        query(
             "UPDATE branches SET status = 'merged', updated_at = $1 WHERE session_id = $2 AND name = $3",
         )
         .bind(&now)
         .bind(session)
         .bind(from)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        query(
             "INSERT INTO merges (session_id, from_branch, into_branch, from_head, merge_node, at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -344,7 +340,7 @@ impl Db {
         .bind(&b.pos.id)
         .bind(&id)
         .bind(&now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         reflog(
             &mut tx,
@@ -421,7 +417,7 @@ impl Db {
 /// and how many there are in all: newest segment first, each read newest first with a LIMIT,
 /// so a long side costs one count per segment, not a read of every node.
 async fn conversation_after(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     chain: &[Link],
     after: i64,
     limit: usize,
@@ -447,7 +443,7 @@ async fn conversation_after(
             continue;
         }
         let start = link.start.max(after + 1);
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql.clone()))
+        let n: i64 = query_scalar(sqlx::AssertSqlSafe(count_sql.clone()))
             .bind(link.segment)
             .bind(start)
             .bind(link.upto)
@@ -458,7 +454,7 @@ async fn conversation_after(
         if room == 0 {
             continue;
         }
-        let rows = sqlx::query(sqlx::AssertSqlSafe(rows_sql.clone()))
+        let rows = query(sqlx::AssertSqlSafe(rows_sql.clone()))
             .bind(link.segment)
             .bind(start)
             .bind(link.upto)

@@ -4,9 +4,8 @@ use kiln_types::session::SessionConfig;
 use kiln_types::{NodeKind, SessionStatus, SessionType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
+use crate::conn::Row;
 use crate::{Error, Result};
 
 fn parse<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T> {
@@ -22,7 +21,7 @@ pub struct User {
 }
 
 impl User {
-    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+    pub(crate) fn from_row(r: &Row) -> Result<Self> {
         Ok(Self {
             id: r.try_get("id")?,
             name: r.try_get("name")?,
@@ -85,7 +84,7 @@ pub(crate) const SESSION_COLUMNS: &str = "id, owner_id, name, description, sessi
     last_activity_at, provenance, folder, protected_at";
 
 impl Session {
-    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+    pub(crate) fn from_row(r: &Row) -> Result<Self> {
         Ok(Self {
             id: r.try_get("id")?,
             owner_id: r.try_get("owner_id")?,
@@ -164,7 +163,7 @@ impl Node {
             .and_then(tool_result_words)
     }
 
-    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+    pub(crate) fn from_row(r: &Row) -> Result<Self> {
         let kind: NodeKind = parse(r.try_get::<&str, _>("kind")?)?;
         let data: Option<&str> = r.try_get("data")?;
         Ok(Self {
@@ -252,7 +251,7 @@ pub(crate) const BRANCH_COLUMNS: &str =
     "name, head_id, base_id, status, version, created_by, created_at, updated_at";
 
 impl Branch {
-    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+    pub(crate) fn from_row(r: &Row) -> Result<Self> {
         Ok(Self {
             name: r.try_get("name")?,
             head: r.try_get("head_id")?,
@@ -278,7 +277,7 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+    pub(crate) fn from_row(r: &Row) -> Result<Self> {
         Ok(Self {
             name: r.try_get("name")?,
             node: r.try_get("node_id")?,
@@ -302,7 +301,7 @@ pub struct ReflogEntry {
 }
 
 impl ReflogEntry {
-    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+    pub(crate) fn from_row(r: &Row) -> Result<Self> {
         Ok(Self {
             id: r.try_get("id")?,
             branch: r.try_get("branch")?,
@@ -327,7 +326,7 @@ pub struct SessionEvent {
 }
 
 impl SessionEvent {
-    pub(crate) fn from_row(r: &SqliteRow) -> Result<Self> {
+    pub(crate) fn from_row(r: &Row) -> Result<Self> {
         let from: Option<&str> = r.try_get("from_status")?;
         Ok(Self {
             id: r.try_get("id")?,

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 use serde_json::json;
-use sqlx::Row;
 
+use crate::conn::{query, query_scalar};
 use crate::model::{SESSION_COLUMNS, Session};
 use crate::sessions::{NewSession, create_in, get_in};
 use crate::{Db, Result, audit, now};
@@ -41,14 +41,14 @@ impl Db {
     /// in one writer transaction (so two concurrent calls make one session).
     pub async fn find_or_create(&self, new: NewSession, actor: &str) -> Result<Found> {
         let mut tx = self.write().await?;
-        let ids: Vec<String> = sqlx::query_scalar(
+        let ids: Vec<String> = query_scalar(
             "SELECT id FROM sessions WHERE owner_id = $1 AND project = $2 AND name = $3 \
              AND import_until IS NULL ORDER BY id",
         )
         .bind(&new.owner_id)
         .bind(&new.project)
         .bind(&new.name)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
         let (id, created) = match ids.first() {
             Some(id) => (id.clone(), false),
@@ -69,9 +69,9 @@ impl Db {
             "SELECT project, COUNT(*), MAX(last_activity_at) FROM sessions \
              WHERE project IS NOT NULL AND {VISIBLE} GROUP BY project ORDER BY project LIMIT 1000"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sqlx::AssertSqlSafe(sql))
             .bind(user)
-            .fetch_all(&mut **self.read().await?)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         rows.iter()
             .map(|r| {
@@ -104,12 +104,12 @@ impl Db {
              AND (folder = $3 OR folder LIKE $4 ESCAPE '\\') ORDER BY folder, name, id LIMIT {}",
             MAX_FOLDER_SESSIONS + 1
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sqlx::AssertSqlSafe(sql))
             .bind(user)
             .bind(project)
             .bind(folder)
             .bind(below)
-            .fetch_all(&mut **self.read().await?)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         rows.iter().map(Session::from_row).collect()
     }
@@ -124,11 +124,11 @@ impl Db {
             return Ok(s);
         }
         let at = now();
-        sqlx::query("UPDATE sessions SET protected_at = $1, protected_by = $2 WHERE id = $3")
+        query("UPDATE sessions SET protected_at = $1, protected_by = $2 WHERE id = $3")
             .bind(on.then_some(&at))
             .bind(on.then_some(actor))
             .bind(session)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         let action = if on {
             "session.protect"

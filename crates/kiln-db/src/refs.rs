@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 use serde_json::json;
-use sqlx::SqliteConnection;
 
+use crate::conn::{Conn, query, query_scalar};
 use crate::model::{Checkpoint, ReflogEntry};
 use crate::tree::{branch_in, check_name, head_state, pos, reflog, set_head};
 use crate::{Db, Error, Result, audit, now, sessions, state};
@@ -19,11 +19,11 @@ pub struct Restored {
 }
 
 pub(crate) async fn checkpoint_in(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     name: &str,
 ) -> Result<Checkpoint> {
-    let row = sqlx::query(
+    let row = query(
         "SELECT name, node_id, branch, auto, created_by, created_at FROM refs \
          WHERE session_id = $1 AND name = $2",
     )
@@ -36,7 +36,7 @@ pub(crate) async fn checkpoint_in(
 }
 
 async fn insert_ref(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     name: &str,
     node: &str,
@@ -44,7 +44,7 @@ async fn insert_ref(
     auto: bool,
     actor: &str,
 ) -> Result<()> {
-    let res = sqlx::query(
+    let res = query(
         "INSERT INTO refs (session_id, name, node_id, branch, auto, created_by, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     )
@@ -57,27 +57,26 @@ async fn insert_ref(
     .bind(now())
     .execute(&mut *conn)
     .await?;
-    if res.rows_affected() == 0 {
+    if res == 0 {
         return Err(Error::AlreadyExists(format!("checkpoint `{name}`")));
     }
     Ok(())
 }
 
 /// Returns an unused checkpoint name starting with `stem`.
-async fn fresh_name(conn: &mut SqliteConnection, session: &str, stem: &str) -> Result<String> {
+async fn fresh_name(conn: &mut Conn, session: &str, stem: &str) -> Result<String> {
     for i in 0..1000 {
         let name = if i == 0 {
             stem.to_string()
         } else {
             format!("{stem}-{i}")
         };
-        let taken: bool = sqlx::query_scalar(
-            "SELECT EXISTS(SELECT 1 FROM refs WHERE session_id = $1 AND name = $2)",
-        )
-        .bind(session)
-        .bind(&name)
-        .fetch_one(&mut *conn)
-        .await?;
+        let taken: bool =
+            query_scalar("SELECT EXISTS(SELECT 1 FROM refs WHERE session_id = $1 AND name = $2)")
+                .bind(session)
+                .bind(&name)
+                .fetch_one(&mut *conn)
+                .await?;
         if !taken {
             return Ok(name);
         }
@@ -114,12 +113,12 @@ impl Db {
     pub async fn checkpoints(&self, session: &str) -> Result<Vec<Checkpoint>> {
         let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT name, node_id, branch, auto, created_by, created_at FROM refs \
              WHERE session_id = $1 ORDER BY created_at, name",
         )
         .bind(session)
-        .fetch_all(&mut **conn)
+        .fetch_all(&mut *conn)
         .await?;
         rows.iter().map(Checkpoint::from_row).collect()
     }
@@ -228,14 +227,14 @@ impl Db {
         let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
         // dialect: NOT LIKE is ASCII case-insensitive on SQLite: PostgreSQL needs NOT ILIKE for the same matches
-        let row = sqlx::query(
+        let row = query(
             "SELECT name, node_id, branch, auto, created_by, created_at FROM refs \
              WHERE session_id = $1 AND name NOT LIKE 'before-restore-%' \
              ORDER BY (branch = $2) DESC, created_at DESC, name DESC LIMIT 1",
         )
         .bind(session)
         .bind(branch)
-        .fetch_optional(&mut **conn)
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| Error::not_found("checkpoint to recover from"))?;
         Checkpoint::from_row(&row)
@@ -245,12 +244,12 @@ impl Db {
     pub async fn reflog(&self, session: &str) -> Result<Vec<ReflogEntry>> {
         let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, branch, old_head, new_head, actor, reason, at FROM reflog \
              WHERE session_id = $1 ORDER BY id DESC",
         )
         .bind(session)
-        .fetch_all(&mut **conn)
+        .fetch_all(&mut *conn)
         .await?;
         rows.iter().map(ReflogEntry::from_row).collect()
     }
@@ -262,11 +261,7 @@ impl Db {
     }
 }
 
-pub(crate) async fn resolve_in(
-    conn: &mut SqliteConnection,
-    session: &str,
-    spec: &str,
-) -> Result<String> {
+pub(crate) async fn resolve_in(conn: &mut Conn, session: &str, spec: &str) -> Result<String> {
     sessions::exists(conn, session).await?;
     if let Ok(b) = branch_in(conn, session, spec).await {
         return Ok(b.head);

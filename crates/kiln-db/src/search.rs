@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
-use sqlx::Row;
 
+use crate::conn::{Row, query, query_as, query_scalar};
 use crate::model::{SESSION_COLUMNS, Session};
 use crate::sql::Marks;
 use crate::tree::{Pos, chain, on_path, pos};
@@ -37,7 +37,7 @@ pub struct SearchNode {
 const NODE_SELECT: &str =
     "SELECT rowid, session_id, id, kind, author, content, data, created_at FROM nodes";
 
-fn node_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<SearchNode> {
+fn node_from_row(r: &Row) -> Result<SearchNode> {
     let data: Option<&str> = r.try_get(6)?;
     Ok(SearchNode {
         rowid: r.try_get(0)?,
@@ -54,13 +54,13 @@ fn node_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<SearchNode> {
 impl Db {
     /// Outbox entries after `after`, oldest first.
     pub async fn outbox_after(&self, after: i64, limit: u32) -> Result<Vec<OutboxEntry>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(sqlx::AssertSqlSafe(format!(
             "SELECT id, session_id, node_rowid, op FROM search_outbox WHERE id > $1 \
              ORDER BY id LIMIT {}",
             limit.max(1)
         )))
         .bind(after)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -77,8 +77,8 @@ impl Db {
     /// The newest outbox id (0 when empty).
     pub async fn outbox_max(&self) -> Result<i64> {
         Ok(
-            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM search_outbox")
-                .fetch_one(&mut **self.read().await?)
+            query_scalar("SELECT COALESCE(MAX(id), 0) FROM search_outbox")
+                .fetch_one(&mut *self.read().await?)
                 .await?,
         )
     }
@@ -86,11 +86,10 @@ impl Db {
     /// Deletes applied outbox entries (up to and including `upto`).
     pub async fn trim_outbox(&self, upto: i64) -> Result<u64> {
         let mut w = self.writer().await?;
-        Ok(sqlx::query("DELETE FROM search_outbox WHERE id <= $1")
+        Ok(query("DELETE FROM search_outbox WHERE id <= $1")
             .bind(upto)
-            .execute(&mut *w.conn)
-            .await?
-            .rows_affected())
+            .execute(&mut w.conn)
+            .await?)
     }
 
     /// The nodes with these rowids (missing ones are skipped).
@@ -103,10 +102,10 @@ impl Db {
             .map(i64::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(sqlx::AssertSqlSafe(format!(
             "{NODE_SELECT} WHERE rowid IN ({list})"
         )))
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(node_from_row).collect()
     }
@@ -118,24 +117,24 @@ impl Db {
         after: i64,
         limit: u32,
     ) -> Result<Vec<SearchNode>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(sqlx::AssertSqlSafe(format!(
             "{NODE_SELECT} WHERE session_id = $1 AND rowid > $2 ORDER BY rowid LIMIT {}",
             limit.max(1)
         )))
         .bind(session)
         .bind(after)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(node_from_row).collect()
     }
 
     /// The sessions `user` collaborates on with read access (not the ones they own).
     pub async fn shared_with(&self, user: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
+        Ok(query_scalar(
             "SELECT session_id FROM collaborators WHERE user_id = $1 AND (perms & 1) = 1",
         )
         .bind(user)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?)
     }
 
@@ -145,13 +144,13 @@ impl Db {
             return Ok(HashMap::new());
         }
         let marks = Marks::new().list(ids.len());
-        let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(format!(
+        let mut q = query_as::<_, (String, String)>(sqlx::AssertSqlSafe(format!(
             "SELECT id, name FROM sessions WHERE id IN ({marks})"
         )));
         for id in ids {
             q = q.bind(id);
         }
-        Ok(q.fetch_all(&mut **self.read().await?)
+        Ok(q.fetch_all(&mut *self.read().await?)
             .await?
             .into_iter()
             .collect())
@@ -159,29 +158,29 @@ impl Db {
 
     /// Nodes in rowid order after `after` (for rebuilding the index).
     pub async fn search_nodes_after(&self, after: i64, limit: u32) -> Result<Vec<SearchNode>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(sqlx::AssertSqlSafe(format!(
             "{NODE_SELECT} WHERE rowid > $1 ORDER BY rowid LIMIT {}",
             limit.max(1)
         )))
         .bind(after)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(node_from_row).collect()
     }
 
     /// How many nodes there are (for progress reports).
     pub async fn node_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM nodes")
-            .fetch_one(&mut **self.read().await?)
+        Ok(query_scalar("SELECT COUNT(*) FROM nodes")
+            .fetch_one(&mut *self.read().await?)
             .await?)
     }
 
     /// Every session (for rebuilding the index).
     pub async fn all_sessions(&self) -> Result<Vec<Session>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE import_until IS NULL ORDER BY id"
         )))
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(Session::from_row).collect()
     }
@@ -194,7 +193,7 @@ impl Db {
         f: &SessionFilter,
     ) -> Result<Vec<(String, String)>> {
         // dialect: json_each(sessions.tags): PostgreSQL uses jsonb_array_elements_text(sessions.tags::jsonb)
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, name FROM sessions WHERE import_until IS NULL AND (owner_id = $1 OR EXISTS (SELECT 1 FROM \
                collaborators c WHERE c.session_id = sessions.id AND c.user_id = $1 \
                AND (c.perms & 1) = 1)) \
@@ -208,7 +207,7 @@ impl Db {
         .bind(&f.project)
         .bind(f.session_type.map(|t| t.as_str()))
         .bind(&f.tag)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -222,23 +221,23 @@ impl Db {
         nodes: &[String],
     ) -> Result<HashMap<String, Vec<String>>> {
         let mut conn = self.read().await?;
-        let names: Vec<String> = sqlx::query_scalar(
+        let names: Vec<String> = query_scalar(
             "SELECT name FROM branches WHERE session_id = $1 AND status <> 'discarded' ORDER BY name",
         )
         .bind(session)
-        .fetch_all(&mut **conn)
+        .fetch_all(&mut *conn)
         .await?;
         let mut chains = Vec::with_capacity(names.len());
         for name in &names {
             // The head's position only: not the branch's materialised state.
-            let head: Option<(i64, i64)> = sqlx::query_as(
+            let head: Option<(i64, i64)> = query_as(
                 "SELECT n.segment_id, n.seq FROM branches b JOIN nodes n \
                  ON n.session_id = b.session_id AND n.id = b.head_id \
                  WHERE b.session_id = $1 AND b.name = $2",
             )
             .bind(session)
             .bind(name)
-            .fetch_optional(&mut **conn)
+            .fetch_optional(&mut *conn)
             .await?;
             if let Some((segment, seq)) = head {
                 chains.push((name, chain(&mut conn, segment, seq).await?));

@@ -5,8 +5,8 @@ use kiln_types::session::SessionConfig;
 use kiln_types::{NodeId, NodeKind, SessionId, SessionStatus, SessionType};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::{Row, SqliteConnection};
 
+use crate::conn::{Conn, query, query_scalar};
 use crate::model::{Page, SESSION_COLUMNS, Session, SessionEvent};
 use crate::tree::{NodeInsert, insert_node, reflog};
 use crate::{Db, Error, Result, audit, now};
@@ -69,8 +69,8 @@ pub struct SessionPatch {
     pub config: Option<SessionConfig>,
 }
 
-pub(crate) async fn exists(conn: &mut SqliteConnection, session: &str) -> Result<()> {
-    let found: bool = sqlx::query_scalar(
+pub(crate) async fn exists(conn: &mut Conn, session: &str) -> Result<()> {
+    let found: bool = query_scalar(
         "SELECT EXISTS(SELECT 1 FROM sessions WHERE id = $1 AND import_until IS NULL)",
     )
     .bind(session)
@@ -83,10 +83,10 @@ pub(crate) async fn exists(conn: &mut SqliteConnection, session: &str) -> Result
     }
 }
 
-pub(crate) async fn get_in(conn: &mut SqliteConnection, session: &str) -> Result<Session> {
+pub(crate) async fn get_in(conn: &mut Conn, session: &str) -> Result<Session> {
     let sql =
         format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND import_until IS NULL");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let row = query(sqlx::AssertSqlSafe(sql))
         .bind(session)
         .fetch_optional(&mut *conn)
         .await?
@@ -96,7 +96,7 @@ pub(crate) async fn get_in(conn: &mut SqliteConnection, session: &str) -> Result
 
 /// Records a lifecycle transition (session event, status, audit) inside a transaction.
 pub(crate) async fn record_transition(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     from: SessionStatus,
     to: SessionStatus,
@@ -104,13 +104,13 @@ pub(crate) async fn record_transition(
     reason: &str,
     at: &str,
 ) -> Result<()> {
-    sqlx::query("UPDATE sessions SET status = $1, updated_at = $2 WHERE id = $3")
+    query("UPDATE sessions SET status = $1, updated_at = $2 WHERE id = $3")
         .bind(to.as_str())
         .bind(at)
         .bind(session)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
+    query(
         "INSERT INTO session_events (session_id, from_status, to_status, actor, reason, at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -134,15 +134,11 @@ pub(crate) async fn record_transition(
 
 /// Creates a session with its root node and default branch inside the caller's transaction;
 /// returns its id.
-pub(crate) async fn create_in(
-    tx: &mut SqliteConnection,
-    new: &NewSession,
-    actor: &str,
-) -> Result<String> {
+pub(crate) async fn create_in(tx: &mut Conn, new: &NewSession, actor: &str) -> Result<String> {
     let id = SessionId::new().to_string();
     let root = NodeId::new().to_string();
     let now = now();
-    sqlx::query(
+    query(
         "INSERT INTO sessions (id, owner_id, name, description, session_type, status, project, \
              tags, metadata, config, template, default_branch, version, created_at, updated_at, \
              folder) VALUES ($1, $2, $3, $4, $5, 'created', $6, $7, $8, $9, $10, 'main', 1, $11, $12, $13)",
@@ -162,11 +158,10 @@ pub(crate) async fn create_in(
     .bind(&new.folder)
     .execute(&mut *tx)
     .await?;
-    let segment: i64 =
-        sqlx::query_scalar("INSERT INTO segments (session_id) VALUES ($1) RETURNING id")
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let segment: i64 = query_scalar("INSERT INTO segments (session_id) VALUES ($1) RETURNING id")
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
     insert_node(
         tx,
         &NodeInsert {
@@ -188,7 +183,7 @@ pub(crate) async fn create_in(
         },
     )
     .await?;
-    sqlx::query(
+    query(
         "INSERT INTO branches (session_id, name, head_id, base_id, status, version, state, \
              state_pending, created_by, created_at, updated_at) \
              VALUES ($1, 'main', $2, $3, 'open', 1, '{}', 0, $4, $5, $6)",
@@ -202,7 +197,7 @@ pub(crate) async fn create_in(
     .execute(&mut *tx)
     .await?;
     reflog(tx, &id, "main", None, &root, actor, "create", &now).await?;
-    sqlx::query(
+    query(
         "INSERT INTO session_events (session_id, from_status, to_status, actor, reason, at) \
              VALUES ($1, NULL, 'created', $2, 'created', $3)",
     )
@@ -267,7 +262,7 @@ impl Db {
              AND {after} ORDER BY {order} LIMIT {}",
             limit + 1
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sqlx::AssertSqlSafe(sql))
             .bind(&f.visible_to)
             .bind(&f.owner)
             .bind(f.status.map(|s| s.as_str()))
@@ -276,7 +271,7 @@ impl Db {
             .bind(&f.tag)
             .bind(cursor_id)
             .bind(cursor_at)
-            .fetch_all(&mut **self.read().await?)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         let mut items = rows
             .iter()
@@ -340,7 +335,7 @@ impl Db {
             s.config = c.clone();
         }
         let now = now();
-        sqlx::query(
+        query(
             "UPDATE sessions SET name = $1, description = $2, project = $3, tags = $4, metadata = $5, \
              config = $6, version = version + 1, updated_at = $7 WHERE id = $8 AND version = $9",
         )
@@ -353,7 +348,7 @@ impl Db {
         .bind(&now)
         .bind(id)
         .bind(s.version)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         audit::append(
             &mut tx,
@@ -404,23 +399,23 @@ impl Db {
     pub async fn session_events(&self, id: &str) -> Result<Vec<SessionEvent>> {
         let mut conn = self.read().await?;
         exists(&mut conn, id).await?;
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, from_status, to_status, actor, reason, at FROM session_events \
              WHERE session_id = $1 ORDER BY id",
         )
         .bind(id)
-        .fetch_all(&mut **conn)
+        .fetch_all(&mut *conn)
         .await?;
         rows.iter().map(SessionEvent::from_row).collect()
     }
 
     /// Counts nodes of a session by kind and author, and tool calls by tool.
     pub async fn node_counts(&self, id: &str) -> Result<Vec<(String, Option<String>, i64)>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT kind, author, COUNT(*) FROM nodes WHERE session_id = $1 GROUP BY kind, author",
         )
         .bind(id)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
@@ -442,10 +437,10 @@ impl Db {
                  AND kind IN ('material', 'discovery', 'tool_call')) \
              FROM nodes {hint} WHERE rowid > $1 AND session_id = $2 GROUP BY kind, author"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sqlx::AssertSqlSafe(sql))
             .bind(after)
             .bind(id)
-            .fetch_all(&mut **self.read().await?)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         rows.iter()
             .map(|r| {
@@ -466,8 +461,8 @@ impl Db {
 
     /// Counts users; zero means a fresh install.
     pub async fn count_sessions(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-            .fetch_one(&mut **self.read().await?)
+        Ok(query_scalar("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&mut *self.read().await?)
             .await?)
     }
 }

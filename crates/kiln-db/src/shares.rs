@@ -2,8 +2,8 @@
 //! revocation. Checking a link and counting the view is one conditional UPDATE.
 
 use serde::Serialize;
-use sqlx::Row;
 
+use crate::conn::{Row, query, query_scalar};
 use crate::{Db, Error, Result};
 
 /// A share link as its creator sees it (never the token: only its hash is stored).
@@ -51,7 +51,7 @@ pub enum ShareRefusal {
 const COLUMNS: &str = "id, token_hash, session_id, node_id, branch, checkpoint, created_by, created_at, \
     expires_at, max_views, views, revoked_at";
 
-fn from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ShareLink> {
+fn from_row(r: &Row) -> Result<ShareLink> {
     Ok(ShareLink {
         id: r.try_get(0)?,
         token_hash: r.try_get(1)?,
@@ -71,7 +71,7 @@ fn from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ShareLink> {
 impl Db {
     pub async fn create_share(&self, s: &NewShare<'_>) -> Result<ShareLink> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        query(
             "INSERT INTO share_links (id, session_id, token_hash, node_id, branch, checkpoint, \
              created_by, created_at, expires_at, max_views) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
@@ -85,7 +85,7 @@ impl Db {
         .bind(s.created_at)
         .bind(s.expires_at)
         .bind(s.max_views)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         crate::audit::append(
             &mut tx,
@@ -102,10 +102,10 @@ impl Db {
 
     pub async fn share(&self, session: &str, id: &str) -> Result<ShareLink> {
         let sql = format!("SELECT {COLUMNS} FROM share_links WHERE session_id = $1 AND id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(id)
-            .fetch_optional(&mut **self.read().await?)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .ok_or_else(|| Error::not_found(format!("share link {id}")))?;
         from_row(&row)
@@ -116,9 +116,9 @@ impl Db {
         let sql = format!(
             "SELECT {COLUMNS} FROM share_links WHERE session_id = $1 ORDER BY created_at DESC, id"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sqlx::AssertSqlSafe(sql))
             .bind(session)
-            .fetch_all(&mut **self.read().await?)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         rows.iter().map(from_row).collect()
     }
@@ -132,16 +132,15 @@ impl Db {
         at: &str,
     ) -> Result<ShareLink> {
         let mut tx = self.write().await?;
-        let n = sqlx::query(
+        let n = query(
             "UPDATE share_links SET revoked_at = COALESCE(revoked_at, $1) \
              WHERE session_id = $2 AND id = $3",
         )
         .bind(at)
         .bind(session)
         .bind(id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        .execute(&mut *tx)
+        .await?;
         if n == 0 {
             return Err(Error::not_found(format!("share link {id}")));
         }
@@ -170,19 +169,19 @@ impl Db {
             "UPDATE share_links SET views = views + 1 WHERE token_hash = $1 AND revoked_at IS NULL \
              AND expires_at > $2 AND (max_views IS NULL OR views < max_views) RETURNING {COLUMNS}"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sqlx::AssertSqlSafe(sql))
             .bind(token_hash)
             .bind(now)
-            .fetch_optional(&mut *w.conn)
+            .fetch_optional(&mut w.conn)
             .await?;
         drop(w);
         if let Some(row) = row {
             return Ok(Ok(from_row(&row)?));
         }
         let sql = format!("SELECT {COLUMNS} FROM share_links WHERE token_hash = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sqlx::AssertSqlSafe(sql))
             .bind(token_hash)
-            .fetch_optional(&mut **self.read().await?)
+            .fetch_optional(&mut *self.read().await?)
             .await?;
         let Some(row) = row else {
             return Ok(Err(ShareRefusal::Unknown));
@@ -201,13 +200,13 @@ impl Db {
     /// hash, so a share token used as an API token is told it is read-only. A dead link's token
     /// is answered like any unknown token.
     pub async fn is_live_share_token(&self, token_hash: &[u8], now: &str) -> Result<bool> {
-        Ok(sqlx::query_scalar(
+        Ok(query_scalar(
             "SELECT EXISTS(SELECT 1 FROM share_links WHERE token_hash = $1 AND revoked_at IS NULL \
              AND expires_at > $2 AND (max_views IS NULL OR views < max_views))",
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_one(&mut **self.read().await?)
+        .fetch_one(&mut *self.read().await?)
         .await?)
     }
 
@@ -215,12 +214,11 @@ impl Db {
     pub async fn purge_shares(&self, cutoff: &str) -> Result<u64> {
         let mut w = self.writer().await?;
         Ok(
-            sqlx::query("DELETE FROM share_links WHERE expires_at <= $1 OR revoked_at <= $2")
+            query("DELETE FROM share_links WHERE expires_at <= $1 OR revoked_at <= $2")
                 .bind(cutoff)
                 .bind(cutoff)
-                .execute(&mut *w.conn)
-                .await?
-                .rows_affected(),
+                .execute(&mut w.conn)
+                .await?,
         )
     }
 }

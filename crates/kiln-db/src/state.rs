@@ -1,24 +1,20 @@
 //! Research state at any node: the nearest snapshot on the path plus the events after it.
 
 use kiln_types::{NodeKind, ResearchState, StateEvent};
-use sqlx::{Row, SqliteConnection};
 
+use crate::conn::{Conn, query};
 use crate::tree::{Pos, chain, pos};
 use crate::{Db, Error, Result};
 
 /// Returns the state at `at` and how many events were replayed since the nearest snapshot.
-pub(crate) async fn state_at(
-    conn: &mut SqliteConnection,
-    at: &Pos,
-    k: i64,
-) -> Result<(ResearchState, i64)> {
+pub(crate) async fn state_at(conn: &mut Conn, at: &Pos, k: i64) -> Result<(ResearchState, i64)> {
     let links = chain(conn, at.segment, at.seq).await?;
     let mut events: Vec<(String, String, Option<String>)> = Vec::new();
     let mut base: Option<ResearchState> = None;
     'walk: for link in &links {
         let mut upper = link.upto;
         loop {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let rows = query(sqlx::AssertSqlSafe(format!(
                 "SELECT n.id, n.kind, n.data, s.state, n.seq FROM nodes n \
                  LEFT JOIN state_snapshots s ON s.session_id = n.session_id AND s.node_id = n.id \
                  WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 AND n.is_state = 1 \

@@ -6,10 +6,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::SqliteConnection;
-use sqlx::sqlite::SqliteRow;
 
+use crate::conn::{Conn, Row, query, query_scalar};
 use crate::{Db, Error, Result, now};
 
 /// Who sees a saved template besides its owner.
@@ -99,7 +97,7 @@ const SELECT: &str = "SELECT t.id, t.owner_id, u.name AS owner, t.name, t.descri
 const VISIBLE: &str = "(t.owner_id = $1 OR t.visibility = 'instance' OR (t.visibility = 'shared' \
     AND EXISTS (SELECT 1 FROM template_shares s WHERE s.template_id = t.id AND s.user_id = $1)))";
 
-fn from_row(r: &SqliteRow) -> Result<SavedTemplate> {
+fn from_row(r: &Row) -> Result<SavedTemplate> {
     Ok(SavedTemplate {
         id: r.try_get("id")?,
         owner_id: r.try_get("owner_id")?,
@@ -119,12 +117,12 @@ fn from_row(r: &SqliteRow) -> Result<SavedTemplate> {
 
 /// Shares template `id` with `users` (again sharing is a no-op).
 async fn share_with<S: AsRef<str>>(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: i64,
     users: impl IntoIterator<Item = S>,
 ) -> Result<()> {
     for user in users {
-        sqlx::query(
+        query(
             "INSERT INTO template_shares (template_id, user_id) VALUES ($1, $2) \
              ON CONFLICT (template_id, user_id) DO NOTHING",
         )
@@ -137,8 +135,8 @@ async fn share_with<S: AsRef<str>>(
 }
 
 /// Template `id` as stored, read inside the transaction that wrote it.
-async fn read_back(conn: &mut SqliteConnection, id: i64) -> Result<SavedTemplate> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE t.id = $1")))
+async fn read_back(conn: &mut Conn, id: i64) -> Result<SavedTemplate> {
+    let row = query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE t.id = $1")))
         .bind(id)
         .fetch_one(&mut *conn)
         .await?;
@@ -151,7 +149,7 @@ impl Db {
         crate::tree::check_name("template", t.name)?;
         let at = now();
         let mut tx = self.write().await?;
-        let id: Option<i64> = sqlx::query_scalar(
+        let id: Option<i64> = query_scalar(
             "INSERT INTO session_templates \
              (owner_id, name, description, visibility, body, created_by, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $1, $6, $6) ON CONFLICT DO NOTHING RETURNING id",
@@ -162,7 +160,7 @@ impl Db {
         .bind(t.visibility.as_str())
         .bind(t.body.to_string())
         .bind(&at)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
         let Some(id) = id else {
             return Err(Error::AlreadyExists(format!("your template `{}`", t.name)));
@@ -185,11 +183,11 @@ impl Db {
             "{SELECT} WHERE {VISIBLE} AND ($2 IS NULL OR t.name = $2) \
              AND ($3 IS NULL OR u.name = $3) ORDER BY t.name, u.name"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sqlx::AssertSqlSafe(sql))
             .bind(user)
             .bind(name)
             .bind(owner)
-            .fetch_all(&mut **self.read().await?)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         rows.iter().map(from_row).collect()
     }
@@ -202,7 +200,7 @@ impl Db {
         change: &TemplateChange,
     ) -> Result<SavedTemplate> {
         let mut tx = self.write().await?;
-        let res = sqlx::query(
+        let res = query(
             "UPDATE session_templates SET description = COALESCE($1, description), \
              visibility = COALESCE($2, visibility), body = COALESCE($3, body), updated_at = $4 \
              WHERE id = $5 AND owner_id = $6",
@@ -213,15 +211,15 @@ impl Db {
         .bind(now())
         .bind(id)
         .bind(owner)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-        if res.rows_affected() == 0 {
+        if res == 0 {
             return Err(Error::not_found("template"));
         }
         if let Some(users) = &change.shared_with {
-            sqlx::query("DELETE FROM template_shares WHERE template_id = $1")
+            query("DELETE FROM template_shares WHERE template_id = $1")
                 .bind(id)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             share_with(&mut tx, id, users).await?;
         }
@@ -232,12 +230,12 @@ impl Db {
 
     /// Deletes a template `owner` owns (its shares go with it).
     pub async fn delete_template(&self, id: i64, owner: &str) -> Result<()> {
-        let res = sqlx::query("DELETE FROM session_templates WHERE id = $1 AND owner_id = $2")
+        let res = query("DELETE FROM session_templates WHERE id = $1 AND owner_id = $2")
             .bind(id)
             .bind(owner)
-            .execute(&mut *self.writer().await?.conn)
+            .execute(&mut self.writer().await?.conn)
             .await?;
-        if res.rows_affected() == 0 {
+        if res == 0 {
             return Err(Error::not_found("template"));
         }
         Ok(())

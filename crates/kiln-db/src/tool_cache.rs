@@ -2,8 +2,8 @@
 //! normalised arguments; an entry may expire.
 
 use serde_json::Value;
-use sqlx::Row;
 
+use crate::conn::query;
 use crate::{Db, Result, now};
 
 /// A cached result and when it was stored.
@@ -22,7 +22,7 @@ impl Db {
         version: &str,
         args_hash: &str,
     ) -> Result<Option<CachedOutput>> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT output, created_at FROM tool_cache WHERE user_id = $1 AND tool = $2 \
              AND version = $3 AND args_hash = $4 AND (expires_at IS NULL OR expires_at > $5)",
         )
@@ -31,7 +31,7 @@ impl Db {
         .bind(version)
         .bind(args_hash)
         .bind(now())
-        .fetch_optional(&mut **self.read().await?)
+        .fetch_optional(&mut *self.read().await?)
         .await?;
         row.map(|r| {
             Ok(CachedOutput {
@@ -53,7 +53,7 @@ impl Db {
         expires_at: Option<&str>,
     ) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        query(
             "INSERT INTO tool_cache (user_id, tool, version, args_hash, output, created_at, \
              expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (user_id, tool, version, args_hash) DO UPDATE SET \
@@ -67,13 +67,13 @@ impl Db {
         .bind(output.to_string())
         .bind(now())
         .bind(expires_at)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         // Expired entries of this user go as new ones come.
-        sqlx::query("DELETE FROM tool_cache WHERE user_id = $1 AND expires_at <= $2")
+        query("DELETE FROM tool_cache WHERE user_id = $1 AND expires_at <= $2")
             .bind(user)
             .bind(now())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(())

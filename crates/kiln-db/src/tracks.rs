@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::Row;
 
+use crate::conn::{query, query_scalar};
 use crate::{Db, Error, Result, now};
 
 /// Points per stored chunk (one row).
@@ -130,13 +130,13 @@ impl Db {
         let stats = stats_of(points);
         let (min_step, max_step) = step_range(points);
         let mut tx = self.write().await?;
-        let batch: i64 = sqlx::query_scalar(
+        let batch: i64 = query_scalar(
             "SELECT COALESCE(MAX(batch), 0) + 1 FROM track_batches WHERE session_id = $1",
         )
         .bind(session)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
+        query(
             "INSERT INTO track_batches (session_id, batch, track, count, stats, min_step, \
              max_step, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
@@ -149,11 +149,11 @@ impl Db {
         .bind(max_step)
         .bind(actor)
         .bind(now())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         for (i, chunk) in points.chunks(CHUNK).enumerate() {
             let (lo, hi) = step_range(chunk);
-            sqlx::query(
+            query(
                 "INSERT INTO track_chunks (session_id, batch, chunk, count, min_step, max_step, \
                  points) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
@@ -164,7 +164,7 @@ impl Db {
             .bind(lo)
             .bind(hi)
             .bind(encode(chunk))
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
@@ -181,13 +181,13 @@ impl Db {
     /// The stored batches among `batches` (one query), in no particular order.
     pub async fn track_batches(&self, session: &str, batches: &[i64]) -> Result<Vec<TrackBatch>> {
         // dialect: json_each($2) over a JSON array: PostgreSQL uses jsonb_array_elements_text($2::jsonb)::bigint (or = ANY($2))
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT batch, track, count, stats, min_step, max_step FROM track_batches \
              WHERE session_id = $1 AND batch IN (SELECT value FROM json_each($2))",
         )
         .bind(session)
         .bind(serde_json::to_string(batches)?)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -214,7 +214,7 @@ impl Db {
         steps: Option<(f64, f64)>,
     ) -> Result<Vec<(u64, Point)>> {
         let (lo, hi) = steps.map_or((None, None), |(l, h)| (Some(l), Some(h)));
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT chunk, points FROM track_chunks WHERE session_id = $1 AND batch = $2 \
              AND chunk BETWEEN $3 AND $4 AND ($5 IS NULL OR (max_step >= $5 AND min_step <= $6)) \
              ORDER BY chunk",
@@ -225,7 +225,7 @@ impl Db {
         .bind(to)
         .bind(lo)
         .bind(hi)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         let mut out = Vec::new();
         for r in &rows {

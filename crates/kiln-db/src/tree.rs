@@ -7,8 +7,8 @@
 use kiln_types::{NodeKind, Permission, Permissions, ResearchState, SessionStatus, StateEvent};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{Row, SqliteConnection};
 
+use crate::conn::{Conn, query, query_as, query_scalar};
 use crate::integrity::{NodeFields, node_hash};
 use crate::model::{
     BRANCH_COLUMNS, Branch, NODE_COLUMNS, NODES_AS_JSON, Node, Page, nodes_from_json,
@@ -102,8 +102,8 @@ pub struct AppendOutcome {
     pub activated: bool,
 }
 
-pub(crate) async fn pos(conn: &mut SqliteConnection, session: &str, node: &str) -> Result<Pos> {
-    let row = sqlx::query(
+pub(crate) async fn pos(conn: &mut Conn, session: &str, node: &str) -> Result<Pos> {
+    let row = query(
         "SELECT segment_id, seq, COALESCE(total_tokens, 0) AS t, hash FROM nodes \
          WHERE session_id = $1 AND id = $2",
     )
@@ -123,7 +123,7 @@ pub(crate) async fn pos(conn: &mut SqliteConnection, session: &str, node: &str) 
 
 /// Returns the segment links of a branch head's path; a head on the root segment needs no
 /// recursive walk.
-async fn head_links(conn: &mut SqliteConnection, head: &HeadState) -> Result<Vec<Link>> {
+async fn head_links(conn: &mut Conn, head: &HeadState) -> Result<Vec<Link>> {
     if head.root_segment {
         Ok(vec![Link {
             segment: head.pos.segment,
@@ -136,12 +136,8 @@ async fn head_links(conn: &mut SqliteConnection, head: &HeadState) -> Result<Vec
 }
 
 /// Returns the segments of the path ending at `(segment, seq)`, leaf first.
-pub(crate) async fn chain(
-    conn: &mut SqliteConnection,
-    segment: i64,
-    seq: i64,
-) -> Result<Vec<Link>> {
-    let rows = sqlx::query(
+pub(crate) async fn chain(conn: &mut Conn, segment: i64, seq: i64) -> Result<Vec<Link>> {
+    let rows = query(
         "WITH RECURSIVE c(id, parent, fork, depth) AS ( \
            SELECT id, parent_segment, fork_seq, 0 FROM segments WHERE id = $1 \
            UNION ALL \
@@ -176,19 +172,14 @@ pub(crate) fn on_path(chain: &[Link], x: &Pos) -> bool {
 }
 
 /// Returns the lowest common ancestor of two nodes (first parents only).
-pub(crate) async fn lca(
-    conn: &mut SqliteConnection,
-    session: &str,
-    a: &Pos,
-    b: &Pos,
-) -> Result<Pos> {
+pub(crate) async fn lca(conn: &mut Conn, session: &str, a: &Pos, b: &Pos) -> Result<Pos> {
     let ca = chain(conn, a.segment, a.seq).await?;
     let cb = chain(conn, b.segment, b.seq).await?;
     for la in &ca {
         if let Some(lb) = cb.iter().find(|l| l.segment == la.segment) {
             let seq = la.upto.min(lb.upto);
             let id: String =
-                sqlx::query_scalar("SELECT id FROM nodes WHERE segment_id = $1 AND seq = $2")
+                query_scalar("SELECT id FROM nodes WHERE segment_id = $1 AND seq = $2")
                     .bind(la.segment)
                     .bind(seq)
                     .fetch_one(&mut *conn)
@@ -203,11 +194,7 @@ pub(crate) async fn lca(
 }
 
 /// Returns the nodes on `chain` with seq greater than `after`, oldest first.
-pub(crate) async fn nodes_after(
-    conn: &mut SqliteConnection,
-    chain: &[Link],
-    after: i64,
-) -> Result<Vec<Node>> {
+pub(crate) async fn nodes_after(conn: &mut Conn, chain: &[Link], after: i64) -> Result<Vec<Node>> {
     let sql = format!(
         "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 \
          ORDER BY n.seq"
@@ -217,7 +204,7 @@ pub(crate) async fn nodes_after(
         if link.upto <= after {
             continue;
         }
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+        let rows = query(sqlx::AssertSqlSafe(sql.clone()))
             .bind(link.segment)
             .bind(link.start.max(after + 1))
             .bind(link.upto)
@@ -247,22 +234,18 @@ pub(crate) struct HeadState {
     pub root_segment: bool,
 }
 
-pub(crate) async fn head_state(
-    conn: &mut SqliteConnection,
-    session: &str,
-    branch: &str,
-) -> Result<HeadState> {
+pub(crate) async fn head_state(conn: &mut Conn, session: &str, branch: &str) -> Result<HeadState> {
     head_state_for(conn, session, branch, None).await
 }
 
 /// [`head_state`], with `user`'s permissions on the session.
 async fn head_state_for(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     branch: &str,
     user: Option<&str>,
 ) -> Result<HeadState> {
-    let row = sqlx::query(
+    let row = query(
         "SELECT b.head_id, n.segment_id, n.seq, COALESCE(n.total_tokens, 0), b.status, b.version, \
                 b.state, b.state_pending, s.status, s.owner_id, \
                 NOT EXISTS(SELECT 1 FROM nodes t WHERE t.segment_id = n.segment_id \
@@ -342,7 +325,7 @@ pub fn check_access(session: &str, held: Permissions, required: Permissions) -> 
 /// Returns a branch's head as [`head_state`] does; with `access`, the user must hold the
 /// permissions asked for ([`check_access`]), whatever else is missing.
 pub(crate) async fn owned_head(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     branch: &str,
     access: Access<'_>,
@@ -356,7 +339,7 @@ pub(crate) async fn owned_head(
             Ok(h)
         }
         Err(Error::NotFound(what)) => {
-            let found: Option<(String, Option<i64>)> = sqlx::query_as(
+            let found: Option<(String, Option<i64>)> = query_as(
                 "SELECT s.owner_id, (SELECT c.perms FROM collaborators c \
                  WHERE c.session_id = s.id AND c.user_id = $1) FROM sessions s WHERE s.id = $2",
             )
@@ -388,13 +371,9 @@ pub(crate) fn may(m: &mut Marks) -> String {
 
 /// Returns the segment a node appended after `at` goes into: `at`'s own segment when `at` is
 /// its tip, otherwise a new segment forking there.
-pub(crate) async fn slot_after(
-    conn: &mut SqliteConnection,
-    session: &str,
-    at: &Pos,
-) -> Result<i64> {
+pub(crate) async fn slot_after(conn: &mut Conn, session: &str, at: &Pos) -> Result<i64> {
     let taken: bool =
-        sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM nodes WHERE segment_id = $1 AND seq = $2)")
+        query_scalar("SELECT EXISTS(SELECT 1 FROM nodes WHERE segment_id = $1 AND seq = $2)")
             .bind(at.segment)
             .bind(at.seq + 1)
             .fetch_one(&mut *conn)
@@ -406,12 +385,8 @@ pub(crate) async fn slot_after(
 }
 
 /// Opens a segment forking after `at`.
-pub(crate) async fn new_segment(
-    conn: &mut SqliteConnection,
-    session: &str,
-    at: &Pos,
-) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+pub(crate) async fn new_segment(conn: &mut Conn, session: &str, at: &Pos) -> Result<i64> {
+    Ok(query_scalar(
         "INSERT INTO segments (session_id, parent_segment, fork_seq) VALUES ($1, $2, $3) RETURNING id",
     )
     .bind(session)
@@ -463,8 +438,8 @@ impl NodeInsert<'_> {
     }
 }
 
-pub(crate) async fn insert_node(conn: &mut SqliteConnection, n: &NodeInsert<'_>) -> Result<()> {
-    sqlx::query(
+pub(crate) async fn insert_node(conn: &mut Conn, n: &NodeInsert<'_>) -> Result<()> {
+    query(
         "INSERT INTO nodes (id, session_id, segment_id, seq, parent_id, merge_parent_id, kind, \
          is_state, author, content, data, tokens, total_tokens, created_at, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
@@ -490,12 +465,12 @@ pub(crate) async fn insert_node(conn: &mut SqliteConnection, n: &NodeInsert<'_>)
 }
 
 pub(crate) async fn insert_snapshot(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     node: &str,
     state: &str,
 ) -> Result<()> {
-    sqlx::query(
+    query(
         "INSERT INTO state_snapshots (session_id, node_id, state) VALUES ($1, $2, $3) \
          ON CONFLICT (session_id, node_id) DO UPDATE SET state = excluded.state",
     )
@@ -509,7 +484,7 @@ pub(crate) async fn insert_snapshot(
 
 /// Moves a branch head with a compare-and-set on its version.
 pub(crate) async fn set_head(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     branch: &str,
     expected_version: i64,
@@ -519,7 +494,7 @@ pub(crate) async fn set_head(
 ) -> Result<()> {
     let res = match state {
         Some((state, pending)) => {
-            sqlx::query(
+            query(
                 "UPDATE branches SET head_id = $1, version = version + 1, updated_at = $2, \
                  state = $3, state_pending = $4, status = CASE status WHEN 'merged' THEN 'open' \
                  ELSE status END WHERE session_id = $5 AND name = $6 AND version = $7",
@@ -535,7 +510,7 @@ pub(crate) async fn set_head(
             .await?
         }
         None => {
-            sqlx::query(
+            query(
                 "UPDATE branches SET head_id = $1, version = version + 1, updated_at = $2, \
                  status = CASE status WHEN 'merged' THEN 'open' ELSE status END \
                  WHERE session_id = $3 AND name = $4 AND version = $5",
@@ -549,7 +524,7 @@ pub(crate) async fn set_head(
             .await?
         }
     };
-    if res.rows_affected() != 1 {
+    if res != 1 {
         return Err(Error::HeadMoved {
             branch: branch.to_string(),
             expected: format!("version {expected_version}"),
@@ -560,7 +535,7 @@ pub(crate) async fn set_head(
 }
 
 pub(crate) async fn reflog(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &str,
     branch: &str,
     old: Option<&str>,
@@ -569,7 +544,7 @@ pub(crate) async fn reflog(
     reason: &str,
     at: &str,
 ) -> Result<()> {
-    sqlx::query(
+    query(
         "INSERT INTO reflog (session_id, branch, old_head, new_head, actor, reason, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -725,10 +700,10 @@ impl Db {
     pub async fn node(&self, session: &str, node: &str) -> Result<Node> {
         let sql =
             format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = $1 AND n.id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(node)
-            .fetch_optional(&mut **self.read().await?)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .ok_or_else(|| Error::not_found(format!("node {node}")))?;
         Node::from_row(&row)
@@ -738,9 +713,9 @@ impl Db {
     pub async fn root(&self, session: &str) -> Result<Node> {
         let sql =
             format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = $1 AND n.seq = 0");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sqlx::AssertSqlSafe(sql))
             .bind(session)
-            .fetch_optional(&mut **self.read().await?)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .ok_or_else(|| Error::not_found(format!("session {session}")))?;
         Node::from_row(&row)
@@ -759,19 +734,19 @@ impl Db {
         let mut tx = self.write().await?;
         sessions::exists(&mut tx, session).await?;
         let at = pos(&mut tx, session, from).await?;
-        let exists: bool = sqlx::query_scalar(
+        let exists: bool = query_scalar(
             "SELECT EXISTS(SELECT 1 FROM branches WHERE session_id = $1 AND name = $2)",
         )
         .bind(session)
         .bind(name)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
         if exists {
             return Err(Error::AlreadyExists(format!("branch `{name}`")));
         }
         let (st, pending) = state::state_at(&mut tx, &at, self.snapshot_every).await?;
         let now = now();
-        sqlx::query(
+        query(
             "INSERT INTO branches (session_id, name, head_id, base_id, status, version, state, \
              state_pending, created_by, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, 'open', 1, $5, $6, $7, $8, $9)",
@@ -785,7 +760,7 @@ impl Db {
         .bind(actor)
         .bind(&now)
         .bind(&now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         reflog(&mut tx, session, name, None, from, actor, "create", &now).await?;
         let b = branch_in(&mut tx, session, name).await?;
@@ -801,10 +776,10 @@ impl Db {
             "SELECT {BRANCH_COLUMNS} FROM branches WHERE session_id = $1 \
              AND ($2 OR status != 'discarded') ORDER BY created_at, name"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(include_discarded)
-            .fetch_all(&mut **conn)
+            .fetch_all(&mut *conn)
             .await?;
         rows.iter().map(Branch::from_row).collect()
     }
@@ -836,12 +811,12 @@ impl Db {
             return Ok(b);
         }
         let now = now();
-        sqlx::query("UPDATE branches SET status = $1, version = version + 1, updated_at = $2 WHERE session_id = $3 AND name = $4")
+        query("UPDATE branches SET status = $1, version = version + 1, updated_at = $2 WHERE session_id = $3 AND name = $4")
             .bind(to)
             .bind(&now)
             .bind(session)
             .bind(name)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         let reason = if discard { "discard" } else { "reopen" };
         reflog(
@@ -869,13 +844,9 @@ impl Db {
     }
 }
 
-pub(crate) async fn branch_in(
-    conn: &mut SqliteConnection,
-    session: &str,
-    name: &str,
-) -> Result<Branch> {
+pub(crate) async fn branch_in(conn: &mut Conn, session: &str, name: &str) -> Result<Branch> {
     let sql = format!("SELECT {BRANCH_COLUMNS} FROM branches WHERE session_id = $1 AND name = $2");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let row = query(sqlx::AssertSqlSafe(sql))
         .bind(session)
         .bind(name)
         .fetch_optional(&mut *conn)
@@ -890,13 +861,13 @@ pub(crate) async fn branch_in(
 }
 
 /// Returns the newest summary node on a path (one index probe per segment, newest first).
-async fn summary_on(conn: &mut SqliteConnection, links: &[Link]) -> Result<Option<Node>> {
+async fn summary_on(conn: &mut Conn, links: &[Link]) -> Result<Option<Node>> {
     let sql = format!(
         "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = $1 AND n.seq >= $2 \
          AND n.seq <= $3 AND n.kind = 'summary' ORDER BY n.seq DESC LIMIT 1"
     );
     for link in links {
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+        let row = query(sqlx::AssertSqlSafe(sql.clone()))
             .bind(link.segment)
             .bind(link.start)
             .bind(link.upto)
@@ -914,7 +885,7 @@ async fn summary_on(conn: &mut SqliteConnection, links: &[Link]) -> Result<Optio
 /// whole page (or is the root segment, so there is nothing before it); otherwise `None`, and the
 /// caller walks the path, which also reports a missing session or branch precisely.
 async fn last_messages(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     user: Option<&str>,
     session: &str,
     branch: &str,
@@ -945,7 +916,7 @@ async fn last_messages(
            ORDER BY n.seq DESC LIMIT {}) AS p",
         limit + 1
     );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let mut q = query(sqlx::AssertSqlSafe(sql))
         .bind(before.map_or(i64::MAX, |b| b.saturating_sub(1)))
         .bind(session)
         .bind(branch);
@@ -971,7 +942,7 @@ async fn last_messages(
 }
 
 async fn page_before(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     chain: &[Link],
     head_seq: i64,
     limit: u32,
@@ -1002,13 +973,12 @@ async fn page_before(
         if link.start > upper {
             continue;
         }
-        let json: String =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("{sql}{remaining}) AS p")))
-                .bind(link.segment)
-                .bind(link.start)
-                .bind(link.upto.min(upper))
-                .fetch_one(&mut *conn)
-                .await?;
+        let json: String = query_scalar(sqlx::AssertSqlSafe(format!("{sql}{remaining}) AS p")))
+            .bind(link.segment)
+            .bind(link.start)
+            .bind(link.upto.min(upper))
+            .fetch_one(&mut *conn)
+            .await?;
         items.extend(nodes_from_json(&json)?);
     }
     let next_cursor = if items.len() as i64 > limit {

@@ -11,9 +11,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::SqliteConnection;
 
 use super::{CheckedExport, ExportNode, bad, replay};
+use crate::conn::{Conn, query, query_scalar};
 use crate::pool::Tx;
 use crate::sql::Marks;
 use kiln_types::SessionId;
@@ -97,14 +97,13 @@ impl Chunks<'_> {
         }
         if self.tx.is_none() {
             let mut tx = self.db.write().await?;
-            let renewed = sqlx::query(
+            let renewed = query(
                 "UPDATE sessions SET import_until = $1 WHERE id = $2 AND import_until IS NOT NULL",
             )
             .bind(self.until())
             .bind(self.session)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+            .execute(&mut *tx)
+            .await?;
             if renewed != 1 {
                 return Err(Error::Corrupt(
                     "the import's lease ran out and it was cleaned up; import again".into(),
@@ -120,7 +119,7 @@ impl Chunks<'_> {
 }
 
 /// Deletes every row of a session (no visibility check: it may be a half-written import).
-pub(crate) async fn delete_rows(conn: &mut SqliteConnection, id: &str) -> Result<()> {
+pub(crate) async fn delete_rows(conn: &mut Conn, id: &str) -> Result<()> {
     for table in [
         "track_chunks",
         "track_batches",
@@ -135,12 +134,12 @@ pub(crate) async fn delete_rows(conn: &mut SqliteConnection, id: &str) -> Result
         "audit_log",
     ] {
         let sql = format!("DELETE FROM {table} WHERE session_id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .execute(&mut *conn)
             .await?;
     }
-    sqlx::query("DELETE FROM sessions WHERE id = $1")
+    query("DELETE FROM sessions WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
@@ -165,7 +164,7 @@ impl Db {
         };
         let s = &doc.doc().session;
         let mut tx = self.write().await?;
-        sqlx::query(
+        query(
             "INSERT INTO sessions (id, owner_id, name, description, session_type, status, project, \
              tags, metadata, config, template, default_branch, version, created_at, updated_at, \
              provenance, import_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $16)",
@@ -186,7 +185,7 @@ impl Db {
         .bind(now())
         .bind(opts.provenance.as_str())
         .bind(chunks.until())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         match self.write_import(doc, opts, &mut chunks).await {
@@ -240,13 +239,13 @@ impl Db {
                         }
                     },
                 };
-                let new_id: i64 = sqlx::query_scalar(
+                let new_id: i64 = query_scalar(
                     "INSERT INTO segments (session_id, parent_segment, fork_seq) VALUES ($1, $2, $3) RETURNING id",
                 )
                 .bind(&id)
                 .bind(parent)
                 .bind(seg.fork_seq)
-                .fetch_one(&mut ***chunks.tx(32).await?)
+                .fetch_one(&mut **chunks.tx(32).await?)
                 .await?;
                 map.insert(seg.id, new_id);
             }
@@ -277,7 +276,7 @@ impl Db {
         }
         for c in &doc.checkpoints {
             let tx = chunks.tx(200).await?;
-            sqlx::query(
+            query(
                 "INSERT INTO refs (session_id, name, node_id, branch, auto, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&id)
@@ -287,7 +286,7 @@ impl Db {
             .bind(c.auto)
             .bind(c.created_by.as_deref().map(who))
             .bind(&c.created_at)
-            .execute(&mut ***tx)
+            .execute(&mut **tx)
             .await
             .map_err(|_| bad(format!("checkpoint `{}` appears twice", c.name)))?;
         }
@@ -307,33 +306,33 @@ impl Db {
         }
         for m in &doc.merges {
             let tx = chunks.tx(200).await?;
-            sqlx::query("INSERT INTO merges (session_id, from_branch, into_branch, from_head, merge_node, at) VALUES ($1, $2, $3, $4, $5, $6)")
+            query("INSERT INTO merges (session_id, from_branch, into_branch, from_head, merge_node, at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&id)
                 .bind(&m.from_branch)
                 .bind(&m.into_branch)
                 .bind(&m.from_head)
                 .bind(&m.merge_node)
                 .bind(&m.at)
-                .execute(&mut ***tx)
+                .execute(&mut **tx)
                 .await?;
         }
         for e in &doc.events {
             let tx = chunks.tx(200 + e.reason.len()).await?;
-            sqlx::query("INSERT INTO session_events (session_id, from_status, to_status, actor, reason, at) VALUES ($1, $2, $3, $4, $5, $6)")
+            query("INSERT INTO session_events (session_id, from_status, to_status, actor, reason, at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&id)
                 .bind(e.from.map(|s| s.as_str()))
                 .bind(e.to.as_str())
                 .bind(who(&e.actor))
                 .bind(&e.reason)
                 .bind(&e.at)
-                .execute(&mut ***tx)
+                .execute(&mut **tx)
                 .await?;
         }
         // Track points, as the notebook state names them by batch.
         for b in &doc.tracks {
             let stats = b.stats.to_string();
             let tx = chunks.tx(300 + stats.len()).await?;
-            sqlx::query(
+            query(
                 "INSERT INTO track_batches (session_id, batch, track, count, stats, min_step, \
                  max_step, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
@@ -346,12 +345,12 @@ impl Db {
             .bind(b.max_step)
             .bind(b.created_by.as_deref().map(who))
             .bind(&b.created_at)
-            .execute(&mut ***tx)
+            .execute(&mut **tx)
             .await?;
             for c in &b.chunks {
                 let points = c.points.to_string();
                 let tx = chunks.tx(200 + points.len()).await?;
-                sqlx::query(
+                query(
                     "INSERT INTO track_chunks (session_id, batch, chunk, count, min_step, \
                      max_step, points) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
@@ -362,7 +361,7 @@ impl Db {
                 .bind(c.min_step)
                 .bind(c.max_step)
                 .bind(&points)
-                .execute(&mut ***tx)
+                .execute(&mut **tx)
                 .await?;
             }
         }
@@ -371,7 +370,7 @@ impl Db {
         for a in &doc.audit {
             let payload = a.payload.to_string();
             let tx = chunks.tx(300 + payload.len()).await?;
-            sqlx::query("INSERT INTO audit_log (session_id, seq, actor, action, payload, at, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            query("INSERT INTO audit_log (session_id, seq, actor, action, payload, at, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(&id)
                 .bind(a.seq)
                 .bind(&a.actor)
@@ -380,7 +379,7 @@ impl Db {
                 .bind(&a.at)
                 .bind(&a.prev_hash)
                 .bind(&a.hash)
-                .execute(&mut ***tx)
+                .execute(&mut **tx)
                 .await?;
         }
         // The last chunk: branches (their state folded from what is now stored), the import
@@ -391,7 +390,7 @@ impl Db {
             let b = &b.branch;
             let head = crate::tree::pos(tx, &id, &b.head).await?;
             let (st, pending) = crate::state::state_at(tx, &head, snapshot_every).await?;
-            sqlx::query(
+            query(
                 "INSERT INTO branches (session_id, name, head_id, base_id, status, version, state, \
                  state_pending, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10)",
             )
@@ -405,18 +404,18 @@ impl Db {
             .bind(b.created_by.as_deref().map(who))
             .bind(&b.created_at)
             .bind(&b.updated_at)
-            .execute(&mut ***tx)
+            .execute(&mut **tx)
             .await?;
         }
         audit::append(tx, &id, &opts.owner, "session.import", &opts.audit).await?;
-        sqlx::query("UPDATE sessions SET import_until = NULL WHERE id = $1")
+        query("UPDATE sessions SET import_until = NULL WHERE id = $1")
             .bind(&id)
-            .execute(&mut ***tx)
+            .execute(&mut **tx)
             .await?;
         // The search index skipped the nodes while the session was invisible: index it whole.
-        sqlx::query("INSERT INTO search_outbox (session_id, op) VALUES ($1, 'meta')")
+        query("INSERT INTO search_outbox (session_id, op) VALUES ($1, 'meta')")
             .bind(&id)
-            .execute(&mut ***tx)
+            .execute(&mut **tx)
             .await?;
         let out = sessions::get_in(tx, &id).await?;
         if let Some(tx) = chunks.tx.take() {
@@ -428,21 +427,21 @@ impl Db {
     /// Deletes imports whose lease ran out before their last chunk (a failed or killed
     /// import), as of `now`. Returns how many.
     pub async fn purge_stale_imports(&self, now: &str) -> Result<usize> {
-        let stale: Vec<String> = sqlx::query_scalar(
+        let stale: Vec<String> = query_scalar(
             "SELECT id FROM sessions WHERE import_until IS NOT NULL AND import_until <= $1",
         )
         .bind(now)
-        .fetch_all(&mut **self.read().await?)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         for id in &stale {
             let mut tx = self.write().await?;
             // Only if it is still stale: its importer may have renewed the lease meanwhile.
-            let still: bool = sqlx::query_scalar(
+            let still: bool = query_scalar(
                 "SELECT EXISTS(SELECT 1 FROM sessions WHERE id = $1 AND import_until <= $2)",
             )
             .bind(id)
             .bind(now)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?;
             if still {
                 delete_rows(&mut tx, id).await?;
@@ -469,7 +468,7 @@ async fn insert_nodes(
          is_state, author, content, data, tokens, total_tokens, created_at, hash) VALUES {}",
         Marks::new().rows(batch.len(), 15)
     );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut q = query(sqlx::AssertSqlSafe(sql));
     for &i in batch {
         let n: &ExportNode = &doc.nodes[i];
         let segment = *segments
@@ -492,7 +491,7 @@ async fn insert_nodes(
             .bind(n.created_at.clone())
             .bind(hashes[i].to_vec());
     }
-    q.execute(&mut ***tx).await?;
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -502,6 +501,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::conn::query_as;
     use crate::{DbOptions, NewNode, NewSession, SessionFilter};
 
     async fn db_with_session(dir: &std::path::Path) -> (Db, String, String) {
@@ -549,12 +549,12 @@ mod tests {
             .items
             .len();
         let mut c = db.read().await.unwrap();
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-            .fetch_one(&mut **c)
+        let rows: i64 = query_scalar("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&mut *c)
             .await
             .unwrap();
-        let nodes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nodes")
-            .fetch_one(&mut **c)
+        let nodes: i64 = query_scalar("SELECT COUNT(*) FROM nodes")
+            .fetch_one(&mut *c)
             .await
             .unwrap();
         (listed, rows, nodes)
@@ -572,11 +572,11 @@ mod tests {
         let watch = async {
             loop {
                 let mut c = db.read().await.unwrap();
-                let pending: Vec<(String, i64)> = sqlx::query_as(
+                let pending: Vec<(String, i64)> = query_as(
                     "SELECT s.id, (SELECT COUNT(*) FROM nodes n WHERE n.session_id = s.id) \
                      FROM sessions s WHERE s.import_until IS NOT NULL",
                 )
-                .fetch_all(&mut **c)
+                .fetch_all(&mut *c)
                 .await
                 .unwrap();
                 drop(c);

@@ -4,6 +4,7 @@ use kiln_types::{NodeKind, Permission, Permissions, ResearchState, SessionStatus
 use serde_json::Value;
 
 use super::{Access, AppendOutcome, NewNode, insert_snapshot, may, new_segment, owned_head};
+use crate::conn::{Query, query};
 use crate::integrity::{NodeFields, node_hash};
 use crate::model::Node;
 use crate::pool::{CachedHead, Tx, Writer};
@@ -163,7 +164,7 @@ async fn fast_append(
         rows.push((id, seq, parent, data_text, total, hash));
     }
     let sql = fast_sql(nodes.len(), access.is_some());
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let mut q = query(sqlx::AssertSqlSafe(sql))
         .bind(session)
         .bind(head.segment)
         .bind(&now);
@@ -196,7 +197,7 @@ async fn fast_append(
         .bind(session);
     q = bind_access(q, access);
     w.dirty = true;
-    let done = q.fetch_all(&mut *w.conn).await;
+    let done = q.fetch_all(&mut w.conn).await;
     match done {
         Ok(moved) if moved.len() == 1 => w.dirty = false,
         Ok(_) => {
@@ -248,10 +249,7 @@ async fn fast_append(
 }
 
 /// Binds the user and the permission bits of [`may`] (nothing without an access check).
-fn bind_access<'q>(
-    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    access: Access<'q>,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+fn bind_access(q: Query, access: Access<'_>) -> Query {
     match access {
         Some((user, required)) => q
             .bind(user)
@@ -534,7 +532,7 @@ async fn append_in(
     for (i, chunk) in rows.chunks(INSERT_CHUNK).enumerate() {
         let last = i + 1 == chunks;
         let sql = insert_sql(chunk.len(), last.then_some(state_text.is_some()));
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
             q = q
                 .bind(&r.id)
@@ -559,8 +557,8 @@ async fn append_in(
             }
             q = q.bind(session).bind(branch).bind(head.version);
         }
-        let done = q.execute(&mut ***tx).await?;
-        if done.rows_affected() != chunk.len() as u64 + u64::from(last) {
+        let done = q.execute(&mut **tx).await?;
+        if done != chunk.len() as u64 + u64::from(last) {
             return Err(Error::HeadMoved {
                 branch: branch.to_string(),
                 expected: format!("version {}", head.version),
