@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::conn::{Conn, query, query_scalar};
+use crate::conn::{Dialect, Conn, query, query_scalar};
 use crate::integrity::{NodeFields, node_hash};
 use crate::{Db, Result};
 
@@ -136,7 +136,11 @@ pub(crate) async fn backfill(conn: &mut Conn) -> Result<()> {
         let nodes = stored(conn, &session).await?;
         let hashes = recompute(&nodes);
         // dialect: BEGIN IMMEDIATE: PostgreSQL uses BEGIN
-        query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let begin = match conn.dialect() {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        };
+        query(begin).execute(&mut *conn).await?;
         for n in nodes.iter().filter(|n| n.hash.is_none()) {
             if let Some(h) = hashes.get(n.id.as_str()) {
                 query("UPDATE nodes SET hash = $1 WHERE rowid = $2")

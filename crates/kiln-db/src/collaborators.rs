@@ -3,7 +3,7 @@
 use kiln_types::Permissions;
 use serde::Serialize;
 
-use crate::conn::{Conn, Row, query};
+use crate::conn::{Dialect, Conn, Row, query};
 use crate::model::{SESSION_COLUMNS, Session};
 use crate::tree::held;
 use crate::{Db, Error, Result, now};
@@ -74,11 +74,20 @@ impl Db {
             return Ok(Default::default());
         }
         // dialect: json_each($2) over a JSON array: PostgreSQL uses jsonb_array_elements_text($2::jsonb)
-        let rows = query(
-            "SELECT c.session_id, c.perms, u.name, c.added_at FROM collaborators c \
-             LEFT JOIN users u ON u.id = c.added_by \
-             WHERE c.user_id = $1 AND c.session_id IN (SELECT value FROM json_each($2))",
-        )
+        let sql = match self.dialect() {
+            Dialect::Sqlite => {
+                "SELECT c.session_id, c.perms, u.name, c.added_at FROM collaborators c \
+                 LEFT JOIN users u ON u.id = c.added_by \
+                 WHERE c.user_id = $1 AND c.session_id IN (SELECT value FROM json_each($2))"
+            }
+            Dialect::Postgres => {
+                "SELECT c.session_id, c.perms, u.name, c.added_at FROM collaborators c \
+                 LEFT JOIN users u ON u.id = c.added_by \
+                 WHERE c.user_id = $1 AND c.session_id IN \
+                   (SELECT jsonb_array_elements_text($2::jsonb))"
+            }
+        };
+        let rows = query(sql)
         .bind(user)
         .bind(serde_json::to_string(sessions)?)
         .fetch_all(&mut *self.read().await?)

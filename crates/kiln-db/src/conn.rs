@@ -28,27 +28,6 @@ pub(crate) enum Conn {
     Pg(PoolConnection<Postgres>),
 }
 
-/// The SQLite connection, for the repositories that still speak to SQLite alone (not yet on
-/// [`query`]); reaching one of them on PostgreSQL is a bug of the port, and panics.
-impl std::ops::Deref for Conn {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        match self {
-            Conn::Lite(c) => c,
-            Conn::Pg(_) => panic!("this repository is not yet ported to PostgreSQL"),
-        }
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        match self {
-            Conn::Lite(c) => c,
-            Conn::Pg(_) => panic!("this repository is not yet ported to PostgreSQL"),
-        }
-    }
-}
-
 impl Conn {
     /// Which database this connection talks to.
     pub(crate) fn dialect(&self) -> Dialect {

@@ -1,7 +1,7 @@
 //! What the weekly digest reads: every user, the sessions a user may read that moved since a
 //! time, the findings recorded in a session since then, and the user's digest session.
 
-use crate::conn::{query, query_scalar};
+use crate::conn::{Dialect, query, query_scalar};
 use crate::model::{NODE_COLUMNS, Node};
 use crate::{Db, Result};
 
@@ -30,14 +30,18 @@ impl Db {
         limit: u32,
     ) -> Result<Vec<ActiveSession>> {
         // dialect: json_extract(s.metadata, '$.digest'): PostgreSQL uses s.metadata::jsonb -> 'digest'
-        let rows = query(
+        let digest = match self.dialect() {
+            Dialect::Sqlite => "json_extract(s.metadata, '$.digest')",
+            Dialect::Postgres => "(s.metadata::jsonb -> 'digest')",
+        };
+        let rows = query(sqlx::AssertSqlSafe(format!(
             "SELECT s.id, s.name, s.default_branch FROM sessions s \
              WHERE (s.owner_id = $1 OR EXISTS (SELECT 1 FROM collaborators c \
                     WHERE c.session_id = s.id AND c.user_id = $1)) \
                AND s.last_activity_at >= $2 \
-               AND json_extract(s.metadata, '$.digest') IS NULL \
-             ORDER BY s.last_activity_at DESC, s.id LIMIT $3",
-        )
+               AND {digest} IS NULL \
+             ORDER BY s.last_activity_at DESC, s.id LIMIT $3"
+        )))
         .bind(user)
         .bind(since)
         .bind(i64::from(limit))
@@ -78,10 +82,17 @@ impl Db {
     /// The id of `user`'s digest session, if they have one.
     pub async fn digest_session(&self, user: &str) -> Result<Option<String>> {
         // dialect: json_extract(metadata, '$.digest') = 1: PostgreSQL uses (metadata::jsonb ->> 'digest') = '1' (or jsonb -> 'digest' = '1'::jsonb)
-        Ok(query_scalar(
-            "SELECT id FROM sessions WHERE owner_id = $1 AND json_extract(metadata, '$.digest') = 1 \
-             ORDER BY created_at LIMIT 1",
-        )
+        let sql = match self.dialect() {
+            Dialect::Sqlite => {
+                "SELECT id FROM sessions WHERE owner_id = $1 AND json_extract(metadata, '$.digest') = 1 \
+                 ORDER BY created_at LIMIT 1"
+            }
+            Dialect::Postgres => {
+                "SELECT id FROM sessions WHERE owner_id = $1 AND (metadata::jsonb -> 'digest') = '1'::jsonb \
+                 ORDER BY created_at LIMIT 1"
+            }
+        };
+        Ok(query_scalar(sql)
         .bind(user)
         .fetch_optional(&mut *self.read().await?)
         .await?)
@@ -93,10 +104,17 @@ impl Db {
     /// state or result: purging shared content would take it from them too.
     pub async fn content_used_elsewhere(&self, session: &str, needle: &str) -> Result<bool> {
         // dialect: instr(data, $2) > 0: PostgreSQL uses strpos(data, $2) > 0 (and SELECT 1 is int4 there; read as i64)
-        Ok(query_scalar::<_, i64>(
-            "SELECT 1 FROM nodes WHERE session_id != $1 AND kind IN ('tool_state', 'tool_result') \
-             AND instr(data, $2) > 0 LIMIT 1",
-        )
+        let sql = match self.dialect() {
+            Dialect::Sqlite => {
+                "SELECT 1 FROM nodes WHERE session_id != $1 AND kind IN ('tool_state', 'tool_result') \
+                 AND instr(data, $2) > 0 LIMIT 1"
+            }
+            Dialect::Postgres => {
+                "SELECT CAST(1 AS BIGINT) FROM nodes WHERE session_id != $1 \
+                 AND kind IN ('tool_state', 'tool_result') AND strpos(data, $2) > 0 LIMIT 1"
+            }
+        };
+        Ok(query_scalar::<_, i64>(sql)
         .bind(session)
         .bind(needle)
         .fetch_optional(&mut *self.read().await?)

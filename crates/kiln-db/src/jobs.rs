@@ -1,7 +1,7 @@
 //! What the scheduled jobs read and lease: sessions due for a lifecycle step, the last
 //! automatic checkpoint, and per-(job, session) leases with an expiry.
 
-use crate::conn::{query, query_scalar};
+use crate::conn::{Dialect, query, query_scalar};
 use crate::model::{SESSION_COLUMNS, Session};
 use crate::{Db, Result};
 
@@ -72,10 +72,17 @@ impl Db {
     /// The newest of the session's own update time and its branches' head moves.
     pub async fn last_activity(&self, session: &str) -> Result<String> {
         // dialect: scalar MAX(a, b): PostgreSQL uses GREATEST(a, b)
-        let row = query(
-            "SELECT MAX(COALESCE((SELECT MAX(updated_at) FROM branches WHERE session_id = s.id), ''), \
-             s.updated_at) FROM sessions s WHERE s.id = $1",
-        )
+        let sql = match self.dialect() {
+            Dialect::Sqlite => {
+                "SELECT MAX(COALESCE((SELECT MAX(updated_at) FROM branches WHERE session_id = s.id), ''), \
+                 s.updated_at) FROM sessions s WHERE s.id = $1"
+            }
+            Dialect::Postgres => {
+                "SELECT GREATEST(COALESCE((SELECT MAX(updated_at) FROM branches WHERE session_id = s.id), ''), \
+                 s.updated_at) FROM sessions s WHERE s.id = $1"
+            }
+        };
+        let row = query(sql)
         .bind(session)
         .fetch_one(&mut *self.read().await?)
         .await?;
@@ -97,10 +104,17 @@ impl Db {
     /// newest sorts last).
     pub async fn last_auto_checkpoint(&self, session: &str) -> Result<Option<String>> {
         // dialect: LIKE 'auto-%' is ASCII case-insensitive on SQLite: PostgreSQL needs ILIKE for the same matches
-        Ok(query_scalar(
-            "SELECT MAX(name) FROM refs WHERE session_id = $1 AND auto = 1 \
-             AND name LIKE 'auto-%'",
-        )
+        let sql = match self.dialect() {
+            Dialect::Sqlite => {
+                "SELECT MAX(name) FROM refs WHERE session_id = $1 AND auto = 1 \
+                 AND name LIKE 'auto-%'"
+            }
+            Dialect::Postgres => {
+                "SELECT MAX(name) FROM refs WHERE session_id = $1 AND auto = 1 \
+                 AND name ILIKE 'auto-%'"
+            }
+        };
+        Ok(query_scalar(sql)
         .bind(session)
         .fetch_one(&mut *self.read().await?)
         .await?)

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::conn::{Row, query, query_scalar};
+use crate::conn::{Dialect, Row, query, query_scalar};
 use crate::{Db, Error, Result, now};
 
 /// One saved note or preference.
@@ -52,9 +52,15 @@ impl Db {
     pub async fn insert_memory(&self, m: &NewMemory<'_>, limit: u32) -> Result<MemoryEntry> {
         let mut tx = self.write().await?;
         // dialect: lower() folds ASCII only on SQLite, all letters on PostgreSQL: mirror with translate(x, 'A…Z', 'a…z')
+        let fold = match tx.dialect() {
+            Dialect::Sqlite => "lower(trim(content)) = lower(trim($2))",
+            Dialect::Postgres => {
+                "translate(trim(content), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') \
+                 = translate(trim($2), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+            }
+        };
         let same = query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM user_memory WHERE user_id = $1 \
-             AND lower(trim(content)) = lower(trim($2)) LIMIT 1"
+            "SELECT {COLUMNS} FROM user_memory WHERE user_id = $1 AND {fold} LIMIT 1"
         )))
         .bind(m.user_id)
         .bind(m.content)

@@ -188,6 +188,19 @@ impl Node {
 pub(crate) const NODES_AS_JSON: &str = "json_group_array(json_array(p.id, p.seq, p.parent_id, \
     p.merge_parent_id, p.kind, p.author, p.content, json(p.data), p.tokens, p.created_at))";
 
+/// [`NODES_AS_JSON`] on PostgreSQL (text, `[]` for no rows).
+pub(crate) const NODES_AS_JSON_PG: &str = "COALESCE(json_agg(json_build_array(p.id, p.seq, \
+    p.parent_id, p.merge_parent_id, p.kind, p.author, p.content, p.data::json, p.tokens, \
+    p.created_at))::text, '[]')";
+
+/// [`NODES_AS_JSON`] in `d`'s dialect.
+pub(crate) fn nodes_as_json(d: crate::conn::Dialect) -> &'static str {
+    match d {
+        crate::conn::Dialect::Sqlite => NODES_AS_JSON,
+        crate::conn::Dialect::Postgres => NODES_AS_JSON_PG,
+    }
+}
+
 /// Parses [`NODES_AS_JSON`] output, newest first.
 pub(crate) fn nodes_from_json(json: &str) -> Result<Vec<Node>> {
     let mut nodes = serde_json::from_str::<Vec<NodeTuple>>(json)?

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use crate::conn::{query, query_scalar};
+use crate::conn::{Dialect, query, query_scalar};
 use crate::model::{SESSION_COLUMNS, Session};
 use crate::sessions::{NewSession, create_in, get_in};
 use crate::{Db, Result, audit, now};
@@ -99,9 +99,13 @@ impl Db {
             format!("{}/%", like_escape(folder))
         };
         // dialect: LIKE is ASCII case-insensitive on SQLite: PostgreSQL needs ILIKE (… ESCAPE '\') for the same matches
+        let like = match self.dialect() {
+            Dialect::Sqlite => "LIKE",
+            Dialect::Postgres => "ILIKE",
+        };
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE project = $2 AND {VISIBLE} \
-             AND (folder = $3 OR folder LIKE $4 ESCAPE '\\') ORDER BY folder, name, id LIMIT {}",
+             AND (folder = $3 OR folder {like} $4 ESCAPE '\\') ORDER BY folder, name, id LIMIT {}",
             MAX_FOLDER_SESSIONS + 1
         );
         let rows = query(sqlx::AssertSqlSafe(sql))

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use crate::conn::{Conn, query, query_scalar};
+use crate::conn::{Dialect, Conn, query, query_scalar};
 use crate::model::{Checkpoint, ReflogEntry};
 use crate::tree::{branch_in, check_name, head_state, pos, reflog, set_head};
 use crate::{Db, Error, Result, audit, now, sessions, state};
@@ -227,11 +227,19 @@ impl Db {
         let mut conn = self.read().await?;
         sessions::exists(&mut conn, session).await?;
         // dialect: NOT LIKE is ASCII case-insensitive on SQLite: PostgreSQL needs NOT ILIKE for the same matches
-        let row = query(
-            "SELECT name, node_id, branch, auto, created_by, created_at FROM refs \
-             WHERE session_id = $1 AND name NOT LIKE 'before-restore-%' \
-             ORDER BY (branch = $2) DESC, created_at DESC, name DESC LIMIT 1",
-        )
+        let sql = match conn.dialect() {
+            Dialect::Sqlite => {
+                "SELECT name, node_id, branch, auto, created_by, created_at FROM refs \
+                 WHERE session_id = $1 AND name NOT LIKE 'before-restore-%' \
+                 ORDER BY (branch = $2) DESC, created_at DESC, name DESC LIMIT 1"
+            }
+            Dialect::Postgres => {
+                "SELECT name, node_id, branch, auto, created_by, created_at FROM refs \
+                 WHERE session_id = $1 AND name NOT ILIKE 'before-restore-%' \
+                 ORDER BY (branch = $2) DESC, created_at DESC, name DESC LIMIT 1"
+            }
+        };
+        let row = query(sql)
         .bind(session)
         .bind(branch)
         .fetch_optional(&mut *conn)

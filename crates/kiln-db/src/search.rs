@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::conn::{Row, query, query_as, query_scalar};
+use crate::conn::{Dialect, Row, query, query_as, query_scalar};
 use crate::model::{SESSION_COLUMNS, Session};
 use crate::sql::Marks;
 use crate::tree::{Pos, chain, on_path, pos};
@@ -193,14 +193,18 @@ impl Db {
         f: &SessionFilter,
     ) -> Result<Vec<(String, String)>> {
         // dialect: json_each(sessions.tags): PostgreSQL uses jsonb_array_elements_text(sessions.tags::jsonb)
-        let rows = query(
+        let tags = match self.dialect() {
+            Dialect::Sqlite => "json_each(sessions.tags)",
+            Dialect::Postgres => "jsonb_array_elements_text(sessions.tags::jsonb) AS t(value)",
+        };
+        let rows = query(sqlx::AssertSqlSafe(format!(
             "SELECT id, name FROM sessions WHERE import_until IS NULL AND (owner_id = $1 OR EXISTS (SELECT 1 FROM \
                collaborators c WHERE c.session_id = sessions.id AND c.user_id = $1 \
                AND (c.perms & 1) = 1)) \
              AND ($2 IS NULL OR owner_id = $2) AND ($3 IS NULL OR status = $3) \
              AND ($4 IS NULL OR project = $4) AND ($5 IS NULL OR session_type = $5) \
-             AND ($6 IS NULL OR EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE value = $6))",
-        )
+             AND ($6 IS NULL OR EXISTS (SELECT 1 FROM {tags} WHERE value = $6))"
+        )))
         .bind(user)
         .bind(&f.owner)
         .bind(f.status.map(|s| s.as_str()))

@@ -6,7 +6,7 @@ use kiln_types::{NodeId, NodeKind, SessionId, SessionStatus, SessionType};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::conn::{Conn, query, query_scalar};
+use crate::conn::{Dialect, Conn, query, query_scalar};
 use crate::model::{Page, SESSION_COLUMNS, Session, SessionEvent};
 use crate::tree::{NodeInsert, insert_node, reflog};
 use crate::{Db, Error, Result, audit, now};
@@ -252,13 +252,17 @@ impl Db {
             ),
         };
         // dialect: json_each(sessions.tags): PostgreSQL uses jsonb_array_elements_text(sessions.tags::jsonb)
+        let tags = match self.dialect() {
+            Dialect::Sqlite => "json_each(sessions.tags)",
+            Dialect::Postgres => "jsonb_array_elements_text(sessions.tags::jsonb) AS t(value)",
+        };
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE import_until IS NULL AND ($1 IS NULL OR owner_id = $1 \
                OR EXISTS (SELECT 1 FROM collaborators c \
                           WHERE c.session_id = sessions.id AND c.user_id = $1)) \
              AND ($2 IS NULL OR owner_id = $2) AND ($3 IS NULL OR status = $3) \
              AND ($4 IS NULL OR project = $4) AND ($5 IS NULL OR session_type = $5) \
-             AND ($6 IS NULL OR EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE value = $6)) \
+             AND ($6 IS NULL OR EXISTS (SELECT 1 FROM {tags} WHERE value = $6)) \
              AND {after} ORDER BY {order} LIMIT {}",
             limit + 1
         );
@@ -430,13 +434,22 @@ impl Db {
     /// Kiln never VACUUMs in place), so a tally folded up to a rowid stays exact.
     pub async fn node_tally(&self, id: &str, after: i64) -> Result<Vec<TallyRow>> {
         // dialect: NOT INDEXED hint and json_group_array(json(data)) FILTER: PostgreSQL drops the hint and uses json_agg(data::json) FILTER
-        let hint = if after > 0 { "NOT INDEXED" } else { "" };
-        let sql = format!(
-            "SELECT kind, author, COUNT(*), MAX(rowid), \
-               json_group_array(json(data)) FILTER (WHERE data IS NOT NULL \
-                 AND kind IN ('material', 'discovery', 'tool_call')) \
-             FROM nodes {hint} WHERE rowid > $1 AND session_id = $2 GROUP BY kind, author"
-        );
+        let sql = match self.dialect() {
+            Dialect::Sqlite => {
+                let hint = if after > 0 { "NOT INDEXED" } else { "" };
+                format!(
+                    "SELECT kind, author, COUNT(*), MAX(rowid), \
+                       json_group_array(json(data)) FILTER (WHERE data IS NOT NULL \
+                         AND kind IN ('material', 'discovery', 'tool_call')) \
+                     FROM nodes {hint} WHERE rowid > $1 AND session_id = $2 GROUP BY kind, author"
+                )
+            }
+            Dialect::Postgres => "SELECT kind, author, COUNT(*), MAX(rowid), \
+                 (json_agg(data::json) FILTER (WHERE data IS NOT NULL \
+                   AND kind IN ('material', 'discovery', 'tool_call')))::text \
+                 FROM nodes WHERE rowid > $1 AND session_id = $2 GROUP BY kind, author"
+                .to_string(),
+        };
         let rows = query(sqlx::AssertSqlSafe(sql))
             .bind(after)
             .bind(id)

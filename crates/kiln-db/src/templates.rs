@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::conn::{Conn, Row, query, query_scalar};
+use crate::conn::{Dialect, Conn, Row, query, query_scalar};
 use crate::{Db, Error, Result, now};
 
 /// Who sees a saved template besides its owner.
@@ -86,12 +86,26 @@ pub struct TemplateChange {
 }
 
 // dialect: json_group_array(name) over an ordered subquery: PostgreSQL uses COALESCE(json_agg(name ORDER BY name), '[]')
-const SELECT: &str = "SELECT t.id, t.owner_id, u.name AS owner, t.name, t.description, \
+const SELECT_LITE: &str = "SELECT t.id, t.owner_id, u.name AS owner, t.name, t.description, \
     t.visibility, t.body, t.created_at, t.updated_at, \
     (SELECT json_group_array(name) FROM (SELECT su.name FROM template_shares s \
      JOIN users su ON su.id = s.user_id WHERE s.template_id = t.id ORDER BY su.name)) \
      AS shared_with \
     FROM session_templates t JOIN users u ON u.id = t.owner_id";
+const SELECT_PG: &str = "SELECT t.id, t.owner_id, u.name AS owner, t.name, t.description, \
+    t.visibility, t.body, t.created_at, t.updated_at, \
+    COALESCE((SELECT json_agg(su.name ORDER BY su.name)::text FROM template_shares s \
+     JOIN users su ON su.id = s.user_id WHERE s.template_id = t.id), '[]') \
+     AS shared_with \
+    FROM session_templates t JOIN users u ON u.id = t.owner_id";
+
+/// The template SELECT in `d`'s dialect.
+fn select(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => SELECT_LITE,
+        Dialect::Postgres => SELECT_PG,
+    }
+}
 
 /// The templates user `$1` may see: their own, those shared with them, instance-wide ones.
 const VISIBLE: &str = "(t.owner_id = $1 OR t.visibility = 'instance' OR (t.visibility = 'shared' \
@@ -136,7 +150,8 @@ async fn share_with<S: AsRef<str>>(
 
 /// Template `id` as stored, read inside the transaction that wrote it.
 async fn read_back(conn: &mut Conn, id: i64) -> Result<SavedTemplate> {
-    let row = query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE t.id = $1")))
+    let select = select(conn.dialect());
+    let row = query(sqlx::AssertSqlSafe(format!("{select} WHERE t.id = $1")))
         .bind(id)
         .fetch_one(&mut *conn)
         .await?;
@@ -179,8 +194,9 @@ impl Db {
         name: Option<&str>,
         owner: Option<&str>,
     ) -> Result<Vec<SavedTemplate>> {
+        let select = select(self.dialect());
         let sql = format!(
-            "{SELECT} WHERE {VISIBLE} AND ($2 IS NULL OR t.name = $2) \
+            "{select} WHERE {VISIBLE} AND ($2 IS NULL OR t.name = $2) \
              AND ($3 IS NULL OR u.name = $3) ORDER BY t.name, u.name"
         );
         let rows = query(sqlx::AssertSqlSafe(sql))

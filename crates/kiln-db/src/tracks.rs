@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::conn::{query, query_scalar};
+use crate::conn::{Dialect, query, query_scalar};
 use crate::{Db, Error, Result, now};
 
 /// Points per stored chunk (one row).
@@ -181,10 +181,18 @@ impl Db {
     /// The stored batches among `batches` (one query), in no particular order.
     pub async fn track_batches(&self, session: &str, batches: &[i64]) -> Result<Vec<TrackBatch>> {
         // dialect: json_each($2) over a JSON array: PostgreSQL uses jsonb_array_elements_text($2::jsonb)::bigint (or = ANY($2))
-        let rows = query(
-            "SELECT batch, track, count, stats, min_step, max_step FROM track_batches \
-             WHERE session_id = $1 AND batch IN (SELECT value FROM json_each($2))",
-        )
+        let sql = match self.dialect() {
+            Dialect::Sqlite => {
+                "SELECT batch, track, count, stats, min_step, max_step FROM track_batches \
+                 WHERE session_id = $1 AND batch IN (SELECT value FROM json_each($2))"
+            }
+            Dialect::Postgres => {
+                "SELECT batch, track, count, stats, min_step, max_step FROM track_batches \
+                 WHERE session_id = $1 \
+                   AND batch IN (SELECT jsonb_array_elements_text($2::jsonb)::bigint)"
+            }
+        };
+        let rows = query(sql)
         .bind(session)
         .bind(serde_json::to_string(batches)?)
         .fetch_all(&mut *self.read().await?)

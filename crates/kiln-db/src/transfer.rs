@@ -362,14 +362,19 @@ impl Db {
         mut progress: impl FnMut(&str, i64),
     ) -> Result<TransferReport> {
         crate::postgres::migrate_postgres(url).await?;
+        let mut read = self.read().await?;
+        let crate::conn::Conn::Lite(lite) = &mut *read else {
+            return Err(Error::Invalid(
+                "copy_to_postgres copies a SQLite store; this store is already on PostgreSQL".into(),
+            ));
+        };
         let mut pg = PgConnection::connect(url).await?;
-        let mut lite = self.read().await?;
-        sqlx::query("BEGIN").execute(&mut **lite).await?;
-        let copied = copy_all(&mut lite, &mut pg, options, &mut progress).await;
-        let _ = sqlx::query("ROLLBACK").execute(&mut **lite).await;
+        sqlx::query("BEGIN").execute(&mut *lite).await?;
+        let copied = copy_all(lite, &mut pg, options, &mut progress).await;
+        let _ = sqlx::query("ROLLBACK").execute(&mut *lite).await;
         let (tables, digests, copy_seconds) = copied?;
         let started = Instant::now();
-        let report = check(&mut lite, &mut pg, tables, digests).await;
+        let report = check(lite, &mut pg, tables, digests).await;
         let _ = pg.close().await;
         let mut report = report?;
         report.copy_seconds = copy_seconds;

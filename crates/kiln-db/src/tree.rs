@@ -8,10 +8,10 @@ use kiln_types::{NodeKind, Permission, Permissions, ResearchState, SessionStatus
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::conn::{Conn, query, query_as, query_scalar};
+use crate::conn::{Conn, Dialect, query, query_as, query_scalar};
 use crate::integrity::{NodeFields, node_hash};
 use crate::model::{
-    BRANCH_COLUMNS, Branch, NODE_COLUMNS, NODES_AS_JSON, Node, Page, nodes_from_json,
+    BRANCH_COLUMNS, Branch, NODE_COLUMNS, Node, Page, nodes_as_json, nodes_from_json,
 };
 use crate::sql::Marks;
 use crate::{Db, Error, Result, audit, now, sessions, state};
@@ -904,13 +904,18 @@ async fn last_messages(
     // The page comes back as one JSON row: each row of a result is a separate hand-off from
     // the connection's worker thread, which costs more than SQLite's JSON encoding.
     // dialect: scalar MIN(h.seq, $1) and NODES_AS_JSON: PostgreSQL uses LEAST(h.seq, $1) and json_agg
+    let (root, upto) = match conn.dialect() {
+        Dialect::Sqlite => ("p.root_segment", "MIN(h.seq, $1)"),
+        Dialect::Postgres => ("bool_or(p.root_segment)", "LEAST(h.seq, $1)"),
+    };
+    let nodes_json = nodes_as_json(conn.dialect());
     let sql = format!(
-        "SELECT p.root_segment, {NODES_AS_JSON} FROM (SELECT g.parent_segment IS NULL AS root_segment, {NODE_COLUMNS} \
+        "SELECT {root}, {nodes_json} FROM (SELECT g.parent_segment IS NULL AS root_segment, {NODE_COLUMNS} \
            FROM branches b JOIN sessions s ON s.id = b.session_id \
            JOIN nodes h ON h.session_id = b.session_id AND h.id = b.head_id \
            JOIN segments g ON g.id = h.segment_id \
            JOIN nodes n ON n.segment_id = h.segment_id \
-             AND n.seq >= COALESCE(g.fork_seq + 1, 0) AND n.seq <= MIN(h.seq, $1) \
+             AND n.seq >= COALESCE(g.fork_seq + 1, 0) AND n.seq <= {upto} \
              AND (n.is_state = 0 OR n.kind = 'merge') AND n.kind != 'root' \
            WHERE b.session_id = $2 AND b.name = $3 AND {allowed} \
            ORDER BY n.seq DESC LIMIT {}) AS p",
@@ -958,8 +963,9 @@ async fn page_before(
     // One JSON row per segment: each result row would be a separate hand-off from the
     // connection's worker thread.
     // dialect: NODES_AS_JSON (json_group_array): PostgreSQL uses json_agg
+    let nodes_json = nodes_as_json(conn.dialect());
     let sql = format!(
-        "SELECT {NODES_AS_JSON} FROM (SELECT {NODE_COLUMNS} FROM nodes n \
+        "SELECT {nodes_json} FROM (SELECT {NODE_COLUMNS} FROM nodes n \
            WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 \
            {filter} ORDER BY n.seq DESC LIMIT "
     );

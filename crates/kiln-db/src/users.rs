@@ -2,7 +2,7 @@
 
 use kiln_types::UserId;
 
-use crate::conn::{query, query_as};
+use crate::conn::{Dialect, query, query_as};
 use crate::model::User;
 use crate::{Db, Error, Result, now};
 
@@ -103,8 +103,15 @@ impl Db {
         }
         let list = serde_json::to_string(&names.keys().collect::<Vec<_>>())?;
         // dialect: json_each($1) over a JSON array: PostgreSQL uses jsonb_array_elements_text($1::jsonb)
-        let rows: Vec<(String, String)> =
-            query_as("SELECT id, name FROM users WHERE id IN (SELECT value FROM json_each($1))")
+        let sql = match self.dialect() {
+            Dialect::Sqlite => {
+                "SELECT id, name FROM users WHERE id IN (SELECT value FROM json_each($1))"
+            }
+            Dialect::Postgres => {
+                "SELECT id, name FROM users WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))"
+            }
+        };
+        let rows: Vec<(String, String)> = query_as(sql)
                 .bind(list)
                 .fetch_all(&mut *self.read().await?)
                 .await?;

@@ -4,7 +4,7 @@ use kiln_types::{NodeKind, Permission, Permissions, ResearchState, SessionStatus
 use serde_json::Value;
 
 use super::{Access, AppendOutcome, NewNode, insert_snapshot, may, new_segment, owned_head};
-use crate::conn::{Query, query};
+use crate::conn::{Dialect, Query, query};
 use crate::integrity::{NodeFields, node_hash};
 use crate::model::Node;
 use crate::pool::{CachedHead, Tx, Writer};
@@ -529,9 +529,14 @@ async fn append_in(
     }
     let state_text = state.as_ref().map(serde_json::to_string).transpose()?;
     let chunks = rows.len().div_ceil(INSERT_CHUNK);
+    // PostgreSQL prepares one statement per query: the head move is sent on its own there.
+    let batched = tx.dialect() == Dialect::Sqlite;
     for (i, chunk) in rows.chunks(INSERT_CHUNK).enumerate() {
         let last = i + 1 == chunks;
-        let sql = insert_sql(chunk.len(), last.then_some(state_text.is_some()));
+        let sql = insert_sql(
+            chunk.len(),
+            (last && batched).then_some(state_text.is_some()),
+        );
         let mut q = query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
             q = q
@@ -550,14 +555,23 @@ async fn append_in(
                 .bind(&now)
                 .bind(&r.hash[..]);
         }
-        if last {
+        let bind_head = |mut q: Query| {
             q = q.bind(&prev_id).bind(&now);
             if let Some(st) = &state_text {
                 q = q.bind(st).bind(pending);
             }
-            q = q.bind(session).bind(branch).bind(head.version);
+            q.bind(session).bind(branch).bind(head.version)
+        };
+        if last && batched {
+            q = bind_head(q);
         }
-        let done = q.execute(&mut **tx).await?;
+        let mut done = q.execute(&mut *tx).await?;
+        if last && !batched {
+            let sql = set_head_sql(&mut Marks::new(), state_text.is_some());
+            done += bind_head(query(sqlx::AssertSqlSafe(sql)))
+                .execute(&mut *tx)
+                .await?;
+        }
         if done != chunk.len() as u64 + u64::from(last) {
             return Err(Error::HeadMoved {
                 branch: branch.to_string(),
