@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::conn::{Dialect, Conn, query, query_scalar};
+use crate::conn::{Conn, Dialect, query, query_scalar};
 use crate::integrity::{NodeFields, node_hash};
 use crate::{Db, Result};
 

@@ -3,7 +3,7 @@
 use kiln_types::Permissions;
 use serde::Serialize;
 
-use crate::conn::{Dialect, Conn, Row, query};
+use crate::conn::{Conn, Dialect, Row, query};
 use crate::model::{SESSION_COLUMNS, Session};
 use crate::tree::held;
 use crate::{Db, Error, Result, now};
@@ -88,10 +88,10 @@ impl Db {
             }
         };
         let rows = query(sql)
-        .bind(user)
-        .bind(serde_json::to_string(sessions)?)
-        .fetch_all(&mut *self.read().await?)
-        .await?;
+            .bind(user)
+            .bind(serde_json::to_string(sessions)?)
+            .fetch_all(&mut *self.read().await?)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok((

@@ -127,6 +127,18 @@ impl Row {
         })
     }
 
+    /// Decodes a flag: a 0/1 integer column (`bigint` on PostgreSQL) or a boolean expression
+    /// (a comparison, `EXISTS`, `IS NULL`: `boolean` on PostgreSQL).
+    pub(crate) fn flag<I: Index + Copy>(&self, i: I) -> Result<bool> {
+        Ok(match self {
+            Row::Lite(r) => r.try_get(i)?,
+            Row::Pg(r) => match r.try_get::<i64, _>(i) {
+                Ok(v) => v != 0,
+                Err(_) => r.try_get(i)?,
+            },
+        })
+    }
+
     /// Decodes the whole row into a struct that derives `sqlx::FromRow`.
     pub(crate) fn to<T>(&self) -> Result<T>
     where

@@ -93,9 +93,9 @@ impl Db {
             }
         };
         Ok(query_scalar(sql)
-        .bind(user)
-        .fetch_optional(&mut *self.read().await?)
-        .await?)
+            .bind(user)
+            .fetch_optional(&mut *self.read().await?)
+            .await?)
     }
 }
 
@@ -115,10 +115,10 @@ impl Db {
             }
         };
         Ok(query_scalar::<_, i64>(sql)
-        .bind(session)
-        .bind(needle)
-        .fetch_optional(&mut *self.read().await?)
-        .await?
-        .is_some())
+            .bind(session)
+            .bind(needle)
+            .fetch_optional(&mut *self.read().await?)
+            .await?
+            .is_some())
     }
 }

@@ -202,7 +202,7 @@ impl Db {
                     seq: p.seq,
                 },
                 branch,
-                auto: r.try_get(5)?,
+                auto: r.flag(5)?,
             });
         }
         Ok(BranchGraph {

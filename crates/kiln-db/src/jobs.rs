@@ -83,9 +83,9 @@ impl Db {
             }
         };
         let row = query(sql)
-        .bind(session)
-        .fetch_one(&mut *self.read().await?)
-        .await?;
+            .bind(session)
+            .fetch_one(&mut *self.read().await?)
+            .await?;
         Ok(row.try_get::<Option<String>, _>(0)?.unwrap_or_default())
     }
 
@@ -115,8 +115,8 @@ impl Db {
             }
         };
         Ok(query_scalar(sql)
-        .bind(session)
-        .fetch_one(&mut *self.read().await?)
-        .await?)
+            .bind(session)
+            .fetch_one(&mut *self.read().await?)
+            .await?)
     }
 }

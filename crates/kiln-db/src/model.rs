@@ -25,7 +25,7 @@ impl User {
         Ok(Self {
             id: r.try_get("id")?,
             name: r.try_get("name")?,
-            is_owner: r.try_get("is_owner")?,
+            is_owner: r.flag("is_owner")?,
             created_at: r.try_get("created_at")?,
         })
     }
@@ -295,7 +295,7 @@ impl Checkpoint {
             name: r.try_get("name")?,
             node: r.try_get("node_id")?,
             branch: r.try_get("branch")?,
-            auto: r.try_get("auto")?,
+            auto: r.flag("auto")?,
             created_by: r.try_get("created_by")?,
             created_at: r.try_get("created_at")?,
         })

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use crate::conn::{Dialect, Conn, query, query_scalar};
+use crate::conn::{Conn, Dialect, query, query_scalar};
 use crate::model::{Checkpoint, ReflogEntry};
 use crate::tree::{branch_in, check_name, head_state, pos, reflog, set_head};
 use crate::{Db, Error, Result, audit, now, sessions, state};
@@ -240,11 +240,11 @@ impl Db {
             }
         };
         let row = query(sql)
-        .bind(session)
-        .bind(branch)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| Error::not_found("checkpoint to recover from"))?;
+            .bind(session)
+            .bind(branch)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::not_found("checkpoint to recover from"))?;
         Checkpoint::from_row(&row)
     }
 

@@ -6,7 +6,7 @@ use kiln_types::{NodeId, NodeKind, SessionId, SessionStatus, SessionType};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::conn::{Dialect, Conn, query, query_scalar};
+use crate::conn::{Conn, Dialect, query, query_scalar};
 use crate::model::{Page, SESSION_COLUMNS, Session, SessionEvent};
 use crate::tree::{NodeInsert, insert_node, reflog};
 use crate::{Db, Error, Result, audit, now};

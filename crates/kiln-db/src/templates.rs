@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::conn::{Dialect, Conn, Row, query, query_scalar};
+use crate::conn::{Conn, Dialect, Row, query, query_scalar};
 use crate::{Db, Error, Result, now};
 
 /// Who sees a saved template besides its owner.

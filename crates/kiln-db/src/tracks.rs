@@ -193,10 +193,10 @@ impl Db {
             }
         };
         let rows = query(sql)
-        .bind(session)
-        .bind(serde_json::to_string(batches)?)
-        .fetch_all(&mut *self.read().await?)
-        .await?;
+            .bind(session)
+            .bind(serde_json::to_string(batches)?)
+            .fetch_all(&mut *self.read().await?)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(TrackBatch {

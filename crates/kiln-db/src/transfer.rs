@@ -365,7 +365,8 @@ impl Db {
         let mut read = self.read().await?;
         let crate::conn::Conn::Lite(lite) = &mut *read else {
             return Err(Error::Invalid(
-                "copy_to_postgres copies a SQLite store; this store is already on PostgreSQL".into(),
+                "copy_to_postgres copies a SQLite store; this store is already on PostgreSQL"
+                    .into(),
             ));
         };
         let mut pg = PgConnection::connect(url).await?;

@@ -283,8 +283,8 @@ async fn head_state_for(
         session_status: session_status.parse().map_err(Error::Invalid)?,
         owner: row.try_get(9)?,
         collaborator: row.try_get(12)?,
-        tip: row.try_get(10)?,
-        root_segment: row.try_get(11)?,
+        tip: row.flag(10)?,
+        root_segment: row.flag(11)?,
     })
 }
 

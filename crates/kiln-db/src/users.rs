@@ -112,9 +112,9 @@ impl Db {
             }
         };
         let rows: Vec<(String, String)> = query_as(sql)
-                .bind(list)
-                .fetch_all(&mut *self.read().await?)
-                .await?;
+            .bind(list)
+            .fetch_all(&mut *self.read().await?)
+            .await?;
         names.extend(rows);
         Ok(names)
     }
