@@ -143,7 +143,7 @@ impl Db {
         .bind(b.checkpoint)
         .bind(&at)
         .bind(&at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         for (idx, (item, request)) in b.items.iter().enumerate() {
             query(
@@ -155,7 +155,7 @@ impl Db {
             .bind(idx as i64)
             .bind(item.to_string())
             .bind(request)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         let row = query(sqlx::AssertSqlSafe(format!(
@@ -163,7 +163,7 @@ impl Db {
         )))
         .bind(b.session_id)
         .bind(b.id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
         let batch = batch_row(&row)?;
         tx.commit().await?;
@@ -210,14 +210,14 @@ impl Db {
 
     /// A batch's items counted by status (no item is read).
     pub async fn batch_status_counts(&self, session: &str, id: &str) -> Result<Vec<(String, i64)>> {
-        Ok(query_as(
+        query_as(
             "SELECT status, count(*) FROM batch_items WHERE session_id = $1 AND batch_id = $2 \
              GROUP BY status",
         )
         .bind(session)
         .bind(id)
         .fetch_all(&mut *self.read().await?)
-        .await?)
+        .await
     }
 
     /// Takes the first pending item of a running batch (marking it running), if any.
@@ -235,7 +235,7 @@ impl Db {
         .bind(session)
         .bind(id)
         .bind(now())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let item = row.as_ref().map(item_row).transpose()?;
         tx.commit().await?;
@@ -258,7 +258,7 @@ impl Db {
         .bind(session)
         .bind(id)
         .bind(i64::from(idx))
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -287,7 +287,7 @@ impl Db {
         .bind(session)
         .bind(id)
         .bind(i64::from(idx))
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -307,13 +307,13 @@ impl Db {
         .bind(&at)
         .bind(session)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         let status: String =
             query_scalar("SELECT status FROM batches WHERE session_id = $1 AND id = $2")
                 .bind(session)
                 .bind(id)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut tx)
                 .await?;
         tx.commit().await?;
         Ok(status != "running")
@@ -331,7 +331,7 @@ impl Db {
         .bind(&at)
         .bind(session)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if done == 0 {
             return Ok(false);
@@ -343,7 +343,7 @@ impl Db {
         .bind(&at)
         .bind(session)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(true)
@@ -358,12 +358,12 @@ impl Db {
                SELECT 1 FROM batches b WHERE b.session_id = batch_items.session_id \
                AND b.id = batch_items.batch_id AND b.status = 'running')",
         )
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         let rows = query(sqlx::AssertSqlSafe(format!(
             "SELECT {BATCH} FROM batches WHERE status = 'running' ORDER BY created_at"
         )))
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await?;
         let batches = rows.iter().map(batch_row).collect::<Result<Vec<_>>>()?;
         tx.commit().await?;

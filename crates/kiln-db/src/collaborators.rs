@@ -127,7 +127,7 @@ impl Db {
         .bind(by)
         .bind(&at)
         .bind(&at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         crate::audit::append(
             &mut tx,
@@ -148,7 +148,7 @@ impl Db {
         let gone = query("DELETE FROM collaborators WHERE session_id = $1 AND user_id = $2")
             .bind(session)
             .bind(user)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?
             > 0;
         if gone {
@@ -193,7 +193,7 @@ impl Db {
                COUNT(*) FILTER (WHERE n.kind = 'discovery'), \
                COUNT(*) FILTER (WHERE n.kind = 'material') \
              FROM nodes n JOIN users u ON u.id = n.author \
-             WHERE n.session_id = $1 GROUP BY n.author ORDER BY u.name",
+             WHERE n.session_id = $1 GROUP BY n.author, u.name ORDER BY u.name",
         )
         .bind(session)
         .fetch_all(&mut *self.read().await?)

@@ -329,11 +329,6 @@ where
         self
     }
 
-    /// The one row (`RowNotFound` when there is none).
-    pub(crate) async fn fetch_one(self, conn: &mut Conn) -> Result<T> {
-        self.q.fetch_one(conn).await?.to()
-    }
-
     /// The first row, if any.
     pub(crate) async fn fetch_optional(self, conn: &mut Conn) -> Result<Option<T>> {
         self.q

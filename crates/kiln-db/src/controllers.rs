@@ -89,7 +89,7 @@ impl Db {
         let existing = query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(branch)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?
             .map(|r| lock_from(&r))
             .transpose()?;
@@ -123,7 +123,7 @@ impl Db {
         .bind(&lock.acquired_at)
         .bind(&lock.renewed_at)
         .bind(&lock.expires_at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         let payload = serde_json::json!({
             "branch": branch, "holder": holder, "expires_at": lock.expires_at,
@@ -160,7 +160,7 @@ impl Db {
             .bind(branch)
             .bind(token_hash)
             .bind(&at)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
         let lock = row.map(|r| lock_from(&r)).transpose()?;
         tx.commit().await?;
@@ -189,7 +189,7 @@ impl Db {
             .bind(branch)
             .bind(token_hash)
             .bind(token_hash)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
         let Some(lock) = row.map(|r| lock_from(&r)).transpose()? else {
             return Ok(None);
@@ -206,12 +206,10 @@ impl Db {
 
     /// The newest audit entry's number in a session (0 when none): where a watcher starts.
     pub async fn audit_max_seq(&self, session: &str) -> Result<i64> {
-        Ok(
-            query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log WHERE session_id = $1")
-                .bind(session)
-                .fetch_one(&mut *self.read().await?)
-                .await?,
-        )
+        query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log WHERE session_id = $1")
+            .bind(session)
+            .fetch_one(&mut *self.read().await?)
+            .await
     }
 
     /// The session's audit entries after number `seq`, oldest first, at most `limit`.

@@ -16,9 +16,9 @@ pub struct ActiveSession {
 impl Db {
     /// Every user's id, oldest first.
     pub async fn user_ids(&self) -> Result<Vec<String>> {
-        Ok(query_scalar("SELECT id FROM users ORDER BY created_at, id")
+        query_scalar("SELECT id FROM users ORDER BY created_at, id")
             .fetch_all(&mut *self.read().await?)
-            .await?)
+            .await
     }
 
     /// The sessions `user` owns or collaborates on that moved since `since` (digest sessions
@@ -92,10 +92,10 @@ impl Db {
                  ORDER BY created_at LIMIT 1"
             }
         };
-        Ok(query_scalar(sql)
+        query_scalar(sql)
             .bind(user)
             .fetch_optional(&mut *self.read().await?)
-            .await?)
+            .await
     }
 }
 

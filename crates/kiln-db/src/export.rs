@@ -512,7 +512,7 @@ impl Db {
             "SELECT id, parent_segment, fork_seq FROM segments WHERE session_id = $1 ORDER BY id",
         )
         .bind(id)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?
         .iter()
         .map(|r| {
@@ -528,7 +528,7 @@ impl Db {
              tokens, total_tokens, created_at, hash FROM nodes WHERE session_id = $1 ORDER BY segment_id, seq",
         )
         .bind(id)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?
         .iter()
         .map(|r| {
@@ -557,7 +557,7 @@ impl Db {
              FROM branches WHERE session_id = $1 ORDER BY created_at, name",
         )
         .bind(id)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?
         {
             let state: &str = r.try_get(8)?;
@@ -565,7 +565,7 @@ impl Db {
         }
         let merges = query("SELECT from_branch, into_branch, from_head, merge_node, at FROM merges WHERE session_id = $1 ORDER BY id")
             .bind(id)
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut conn)
             .await?
             .iter()
             .map(|r| Ok(ExportMerge { from_branch: r.try_get(0)?, into_branch: r.try_get(1)?, from_head: r.try_get(2)?, merge_node: r.try_get(3)?, at: r.try_get(4)? }))
@@ -574,7 +574,7 @@ impl Db {
             "SELECT node_id, state FROM state_snapshots WHERE session_id = $1 ORDER BY node_id",
         )
         .bind(id)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?
         .iter()
         .map(|r| {
@@ -592,7 +592,7 @@ impl Db {
              FROM track_batches WHERE session_id = $1 ORDER BY batch",
         )
         .bind(id)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?
         {
             let batch: i64 = r.try_get(0)?;
@@ -602,7 +602,7 @@ impl Db {
             )
             .bind(id)
             .bind(batch)
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut conn)
             .await?
             .iter()
             .map(|c| {

@@ -102,7 +102,7 @@ impl Db {
         let segments: HashMap<i64, (Option<i64>, Option<i64>)> =
             query("SELECT id, parent_segment, fork_seq FROM segments WHERE session_id = $1")
                 .bind(session)
-                .fetch_all(&mut *conn)
+                .fetch_all(&mut conn)
                 .await?
                 .iter()
                 .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
@@ -116,7 +116,7 @@ impl Db {
              WHERE b.session_id = $1 ORDER BY b.created_at, b.name",
         )
         .bind(session)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?;
         let mut branches = Vec::with_capacity(rows.len());
         let mut paths = Vec::with_capacity(rows.len());
@@ -153,7 +153,7 @@ impl Db {
              WHERE m.session_id = $1 ORDER BY m.id",
         )
         .bind(session)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?
         .iter()
         .map(|r| {
@@ -178,7 +178,7 @@ impl Db {
              WHERE r.session_id = $1 ORDER BY n.seq, r.name",
         )
         .bind(session)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?
         {
             let p = at(r.try_get(2)?, r.try_get(3)?);

@@ -91,13 +91,11 @@ impl Db {
 
     /// When the session last entered `status` (from its session events).
     pub async fn entered_status_at(&self, session: &str, status: &str) -> Result<Option<String>> {
-        Ok(query_scalar(
-            "SELECT MAX(at) FROM session_events WHERE session_id = $1 AND to_status = $2",
-        )
-        .bind(session)
-        .bind(status)
-        .fetch_one(&mut *self.read().await?)
-        .await?)
+        query_scalar("SELECT MAX(at) FROM session_events WHERE session_id = $1 AND to_status = $2")
+            .bind(session)
+            .bind(status)
+            .fetch_one(&mut *self.read().await?)
+            .await
     }
 
     /// The name of the session's newest automatic checkpoint (`auto-<UTC time>`, so the
@@ -114,9 +112,9 @@ impl Db {
                  AND name ILIKE 'auto-%'"
             }
         };
-        Ok(query_scalar(sql)
+        query_scalar(sql)
             .bind(session)
             .fetch_one(&mut *self.read().await?)
-            .await?)
+            .await
     }
 }

@@ -1,16 +1,15 @@
-//! Kiln's SQLite store: the only crate that knows sqlx. One writer connection (every write is
-//! a `BEGIN IMMEDIATE` transaction on it, so concurrent requests queue instead of failing with
-//! "database is locked"), a few read-only connections, migrations embedded and applied at
-//! open. Repositories are grouped per aggregate. PostgreSQL, the second backend, has its own
+//! Kiln's store: the only crate that knows sqlx. On SQLite, one writer connection (every write
+//! is a `BEGIN IMMEDIATE` transaction on it, so concurrent requests queue instead of failing
+//! with "database is locked") and a few read-only connections; on PostgreSQL
+//! (`Db::open_postgres`), a pool and one advisory lock per write transaction. Migrations are
+//! embedded and applied at open. Repositories are grouped per aggregate and run on either
+//! database through one connection type and query facade (`conn.rs`). PostgreSQL has its own
 //! migrations (`postgres.rs`) and a schema description comparable with SQLite's (`schema.rs`).
 
 mod audit;
 mod batches;
 mod chain;
 mod collaborators;
-// The repositories move onto this seam in the next step of the PostgreSQL work; until then
-// only its tests (on both databases) use it.
-#[allow(dead_code)]
 mod conn;
 mod controllers;
 mod digest;

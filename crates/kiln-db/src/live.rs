@@ -29,12 +29,10 @@ impl Db {
     /// The session's change marker: its last activity (one primary-key read); `None` when the
     /// session is gone.
     pub async fn live_marker(&self, session: &str) -> Result<Option<String>> {
-        Ok(
-            query_scalar("SELECT last_activity_at FROM sessions WHERE id = $1")
-                .bind(session)
-                .fetch_optional(&mut *self.read().await?)
-                .await?,
-        )
+        query_scalar("SELECT last_activity_at FROM sessions WHERE id = $1")
+            .bind(session)
+            .fetch_optional(&mut *self.read().await?)
+            .await
     }
 
     /// The session's lifecycle, branch heads and newest node.
@@ -46,7 +44,7 @@ impl Db {
              FROM sessions WHERE id = $1",
         )
         .bind(session)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut conn)
         .await?
         else {
             return Ok(None);
@@ -54,7 +52,7 @@ impl Db {
         let branches =
             query("SELECT name, head_id, status FROM branches WHERE session_id = $1 ORDER BY name")
                 .bind(session)
-                .fetch_all(&mut *conn)
+                .fetch_all(&mut conn)
                 .await?
                 .iter()
                 .map(|r| {
@@ -128,14 +126,14 @@ impl Db {
         .bind(user)
         .bind(client)
         .bind(&at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         // Streams of a server that stopped without saying so: gone after a minute.
         let stale = crate::stamp(chrono::Utc::now() - chrono::Duration::seconds(60));
         query("DELETE FROM presence WHERE session_id = $1 AND seen_at < $2")
             .bind(session)
             .bind(stale)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         Ok(())
@@ -147,7 +145,7 @@ impl Db {
         query("DELETE FROM presence WHERE session_id = $1 AND watcher = $2")
             .bind(session)
             .bind(watcher)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         Ok(())

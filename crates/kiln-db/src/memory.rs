@@ -64,14 +64,14 @@ impl Db {
         )))
         .bind(m.user_id)
         .bind(m.content)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         if let Some(row) = same {
             return from_row(&row);
         }
         let count: i64 = query_scalar("SELECT count(*) FROM user_memory WHERE user_id = $1")
             .bind(m.user_id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut tx)
             .await?;
         if count >= i64::from(limit) {
             return Err(Error::Invalid(format!(
@@ -93,7 +93,7 @@ impl Db {
         .bind(m.session_id)
         .bind(&at)
         .bind(&at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(MemoryEntry {
@@ -136,7 +136,7 @@ impl Db {
         .bind(now())
         .bind(user_id)
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?
         .ok_or_else(|| Error::not_found(format!("memory entry {id}")))?;
         let entry = from_row(&row)?;
@@ -150,7 +150,7 @@ impl Db {
         let done = query("DELETE FROM user_memory WHERE user_id = $1 AND id = $2")
             .bind(user_id)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         if done == 0 {
             return Err(Error::not_found(format!("memory entry {id}")));

@@ -328,7 +328,7 @@ impl Db {
         .bind(&now)
         .bind(session)
         .bind(from)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         query(
             "INSERT INTO merges (session_id, from_branch, into_branch, from_head, merge_node, at) \
@@ -340,7 +340,7 @@ impl Db {
         .bind(&b.pos.id)
         .bind(&id)
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         reflog(
             &mut tx,

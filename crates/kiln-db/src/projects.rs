@@ -48,7 +48,7 @@ impl Db {
         .bind(&new.owner_id)
         .bind(&new.project)
         .bind(&new.name)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await?;
         let (id, created) = match ids.first() {
             Some(id) => (id.clone(), false),
@@ -132,7 +132,7 @@ impl Db {
             .bind(on.then_some(&at))
             .bind(on.then_some(actor))
             .bind(session)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         let action = if on {
             "session.protect"

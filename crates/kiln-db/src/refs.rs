@@ -118,7 +118,7 @@ impl Db {
              WHERE session_id = $1 ORDER BY created_at, name",
         )
         .bind(session)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?;
         rows.iter().map(Checkpoint::from_row).collect()
     }
@@ -242,7 +242,7 @@ impl Db {
         let row = query(sql)
             .bind(session)
             .bind(branch)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut conn)
             .await?
             .ok_or_else(|| Error::not_found("checkpoint to recover from"))?;
         Checkpoint::from_row(&row)
@@ -257,7 +257,7 @@ impl Db {
              WHERE session_id = $1 ORDER BY id DESC",
         )
         .bind(session)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?;
         rows.iter().map(ReflogEntry::from_row).collect()
     }

@@ -76,20 +76,18 @@ impl Db {
 
     /// The newest outbox id (0 when empty).
     pub async fn outbox_max(&self) -> Result<i64> {
-        Ok(
-            query_scalar("SELECT COALESCE(MAX(id), 0) FROM search_outbox")
-                .fetch_one(&mut *self.read().await?)
-                .await?,
-        )
+        query_scalar("SELECT COALESCE(MAX(id), 0) FROM search_outbox")
+            .fetch_one(&mut *self.read().await?)
+            .await
     }
 
     /// Deletes applied outbox entries (up to and including `upto`).
     pub async fn trim_outbox(&self, upto: i64) -> Result<u64> {
         let mut w = self.writer().await?;
-        Ok(query("DELETE FROM search_outbox WHERE id <= $1")
+        query("DELETE FROM search_outbox WHERE id <= $1")
             .bind(upto)
             .execute(&mut w.conn)
-            .await?)
+            .await
     }
 
     /// The nodes with these rowids (missing ones are skipped).
@@ -130,12 +128,10 @@ impl Db {
 
     /// The sessions `user` collaborates on with read access (not the ones they own).
     pub async fn shared_with(&self, user: &str) -> Result<Vec<String>> {
-        Ok(query_scalar(
-            "SELECT session_id FROM collaborators WHERE user_id = $1 AND (perms & 1) = 1",
-        )
-        .bind(user)
-        .fetch_all(&mut *self.read().await?)
-        .await?)
+        query_scalar("SELECT session_id FROM collaborators WHERE user_id = $1 AND (perms & 1) = 1")
+            .bind(user)
+            .fetch_all(&mut *self.read().await?)
+            .await
     }
 
     /// Names of these sessions (one query).
@@ -170,9 +166,9 @@ impl Db {
 
     /// How many nodes there are (for progress reports).
     pub async fn node_count(&self) -> Result<i64> {
-        Ok(query_scalar("SELECT COUNT(*) FROM nodes")
+        query_scalar("SELECT COUNT(*) FROM nodes")
             .fetch_one(&mut *self.read().await?)
-            .await?)
+            .await
     }
 
     /// Every session (for rebuilding the index).
@@ -229,7 +225,7 @@ impl Db {
             "SELECT name FROM branches WHERE session_id = $1 AND status <> 'discarded' ORDER BY name",
         )
         .bind(session)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?;
         let mut chains = Vec::with_capacity(names.len());
         for name in &names {
@@ -241,7 +237,7 @@ impl Db {
             )
             .bind(session)
             .bind(name)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut conn)
             .await?;
             if let Some((segment, seq)) = head {
                 chains.push((name, chain(&mut conn, segment, seq).await?));

@@ -352,7 +352,7 @@ impl Db {
         .bind(&now)
         .bind(id)
         .bind(s.version)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         audit::append(
             &mut tx,
@@ -408,7 +408,7 @@ impl Db {
              WHERE session_id = $1 ORDER BY id",
         )
         .bind(id)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?;
         rows.iter().map(SessionEvent::from_row).collect()
     }
@@ -474,9 +474,9 @@ impl Db {
 
     /// Counts users; zero means a fresh install.
     pub async fn count_sessions(&self) -> Result<i64> {
-        Ok(query_scalar("SELECT COUNT(*) FROM sessions")
+        query_scalar("SELECT COUNT(*) FROM sessions")
             .fetch_one(&mut *self.read().await?)
-            .await?)
+            .await
     }
 }
 

@@ -85,7 +85,7 @@ impl Db {
         .bind(s.created_at)
         .bind(s.expires_at)
         .bind(s.max_views)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         crate::audit::append(
             &mut tx,
@@ -139,7 +139,7 @@ impl Db {
         .bind(at)
         .bind(session)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if n == 0 {
             return Err(Error::not_found(format!("share link {id}")));
@@ -200,25 +200,23 @@ impl Db {
     /// hash, so a share token used as an API token is told it is read-only. A dead link's token
     /// is answered like any unknown token.
     pub async fn is_live_share_token(&self, token_hash: &[u8], now: &str) -> Result<bool> {
-        Ok(query_scalar(
+        query_scalar(
             "SELECT EXISTS(SELECT 1 FROM share_links WHERE token_hash = $1 AND revoked_at IS NULL \
              AND expires_at > $2 AND (max_views IS NULL OR views < max_views))",
         )
         .bind(token_hash)
         .bind(now)
         .fetch_one(&mut *self.read().await?)
-        .await?)
+        .await
     }
 
     /// Deletes links that expired before `cutoff` or were revoked before it; returns how many.
     pub async fn purge_shares(&self, cutoff: &str) -> Result<u64> {
         let mut w = self.writer().await?;
-        Ok(
-            query("DELETE FROM share_links WHERE expires_at <= $1 OR revoked_at <= $2")
-                .bind(cutoff)
-                .bind(cutoff)
-                .execute(&mut w.conn)
-                .await?,
-        )
+        query("DELETE FROM share_links WHERE expires_at <= $1 OR revoked_at <= $2")
+            .bind(cutoff)
+            .bind(cutoff)
+            .execute(&mut w.conn)
+            .await
     }
 }

@@ -175,7 +175,7 @@ impl Db {
         .bind(t.visibility.as_str())
         .bind(t.body.to_string())
         .bind(&at)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let Some(id) = id else {
             return Err(Error::AlreadyExists(format!("your template `{}`", t.name)));
@@ -227,7 +227,7 @@ impl Db {
         .bind(now())
         .bind(id)
         .bind(owner)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if res == 0 {
             return Err(Error::not_found("template"));
@@ -235,7 +235,7 @@ impl Db {
         if let Some(users) = &change.shared_with {
             query("DELETE FROM template_shares WHERE template_id = $1")
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
             share_with(&mut tx, id, users).await?;
         }

@@ -67,13 +67,13 @@ impl Db {
         .bind(output.to_string())
         .bind(now())
         .bind(expires_at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         // Expired entries of this user go as new ones come.
         query("DELETE FROM tool_cache WHERE user_id = $1 AND expires_at <= $2")
             .bind(user)
             .bind(now())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         Ok(())

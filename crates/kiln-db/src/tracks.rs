@@ -134,7 +134,7 @@ impl Db {
             "SELECT COALESCE(MAX(batch), 0) + 1 FROM track_batches WHERE session_id = $1",
         )
         .bind(session)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
         query(
             "INSERT INTO track_batches (session_id, batch, track, count, stats, min_step, \
@@ -149,7 +149,7 @@ impl Db {
         .bind(max_step)
         .bind(actor)
         .bind(now())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         for (i, chunk) in points.chunks(CHUNK).enumerate() {
             let (lo, hi) = step_range(chunk);
@@ -164,7 +164,7 @@ impl Db {
             .bind(lo)
             .bind(hi)
             .bind(encode(chunk))
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         tx.commit().await?;

@@ -386,14 +386,14 @@ pub(crate) async fn slot_after(conn: &mut Conn, session: &str, at: &Pos) -> Resu
 
 /// Opens a segment forking after `at`.
 pub(crate) async fn new_segment(conn: &mut Conn, session: &str, at: &Pos) -> Result<i64> {
-    Ok(query_scalar(
+    query_scalar(
         "INSERT INTO segments (session_id, parent_segment, fork_seq) VALUES ($1, $2, $3) RETURNING id",
     )
     .bind(session)
     .bind(at.segment)
     .bind(at.seq)
     .fetch_one(&mut *conn)
-    .await?)
+    .await
 }
 
 /// A fully prepared node row.
@@ -739,7 +739,7 @@ impl Db {
         )
         .bind(session)
         .bind(name)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
         if exists {
             return Err(Error::AlreadyExists(format!("branch `{name}`")));
@@ -760,7 +760,7 @@ impl Db {
         .bind(actor)
         .bind(&now)
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         reflog(&mut tx, session, name, None, from, actor, "create", &now).await?;
         let b = branch_in(&mut tx, session, name).await?;
@@ -774,12 +774,12 @@ impl Db {
         sessions::exists(&mut conn, session).await?;
         let sql = format!(
             "SELECT {BRANCH_COLUMNS} FROM branches WHERE session_id = $1 \
-             AND ($2 OR status != 'discarded') ORDER BY created_at, name"
+             AND ($2 = 1 OR status != 'discarded') ORDER BY created_at, name"
         );
         let rows = query(sqlx::AssertSqlSafe(sql))
             .bind(session)
             .bind(include_discarded)
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut conn)
             .await?;
         rows.iter().map(Branch::from_row).collect()
     }
@@ -816,7 +816,7 @@ impl Db {
             .bind(&now)
             .bind(session)
             .bind(name)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         let reason = if discard { "discard" } else { "reopen" };
         reflog(

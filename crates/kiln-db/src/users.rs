@@ -28,7 +28,7 @@ impl Db {
         .bind(name)
         .bind(is_owner)
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if res == 0 {
             return Err(Error::AlreadyExists(format!("user `{name}`")));
@@ -37,7 +37,7 @@ impl Db {
             .bind(&id)
             .bind(token_hash)
             .bind(&now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         Ok(User {
@@ -123,7 +123,7 @@ impl Db {
         let row = query("SELECT COUNT(*) FROM users")
             .fetch_one(&mut *self.read().await?)
             .await?;
-        Ok(row.try_get(0)?)
+        row.try_get(0)
     }
 
     /// Bytes of text and JSON each author has written, over every node (one grouped scan;

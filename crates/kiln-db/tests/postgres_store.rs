@@ -11,9 +11,11 @@ mod support;
 use std::collections::BTreeMap;
 
 use kiln_db::{
-    Db, DbOptions, Error, ImportOptions, MergeRequest, NewNode, NewSession, NewShare, Provenance,
-    SessionFilter, now,
+    Db, DbOptions, Error, ImportOptions, ItemOutcome, MergeRequest, NewBatch, NewMemory, NewNode,
+    NewSession, NewShare, NewTemplate, Point, Provenance, SessionFilter, SessionPatch,
+    TemplateChange, Visibility, now,
 };
+use kiln_types::SessionStatus;
 use kiln_types::{
     MergeStrategy, NodeKind, Permission, Permissions, Resolver, SessionType, StateEvent,
 };
@@ -376,6 +378,738 @@ async fn the_core_scenario_runs_the_same_on_postgres() {
         pg.backup_to(&dir.path().join("copy.db")).await,
         Err(Error::Invalid(_))
     ));
+    pg.close().await;
+}
+
+/// The rest of the store's calls, each run once: a PostgreSQL statement that does not parse or
+/// decode fails here. Returns a digest of what they answered, compared across the databases.
+async fn breadth(db: &Db) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut note = |what: &str, v: String| seen.push(format!("{what}: {v}"));
+    let alice = db.create_user("alice", true, b"ha").await.unwrap().id;
+    let bob = db.create_user("bob", false, b"hb").await.unwrap().id;
+    db.add_token(&bob, b"hb2").await.unwrap();
+    note(
+        "by token",
+        db.user_by_token_hash(b"hb2").await.unwrap().unwrap().name,
+    );
+    note(
+        "by name",
+        db.user_by_name("alice")
+            .await
+            .unwrap()
+            .id
+            .eq(&alice)
+            .to_string(),
+    );
+    note("user", db.user(&bob).await.unwrap().name);
+    note(
+        "names",
+        format!(
+            "{:?}",
+            db.user_names([alice.as_str(), bob.as_str()])
+                .await
+                .unwrap()
+                .values()
+                .collect::<Vec<_>>()
+        ),
+    );
+    note("count users", db.count_users().await.unwrap().to_string());
+    note("user ids", db.user_ids().await.unwrap().len().to_string());
+    let new = |name: &str| NewSession {
+        owner_id: alice.clone(),
+        name: name.into(),
+        description: String::new(),
+        session_type: kiln_types::SessionType::Interactive,
+        project: Some("minerals".into()),
+        tags: vec!["a".into()],
+        metadata: json!({}),
+        config: Default::default(),
+        template: None,
+        folder: "/oxides".into(),
+    };
+    let found = db.find_or_create(new("spinel"), &alice).await.unwrap();
+    let id = found.session.id.clone();
+    note(
+        "found again",
+        db.find_or_create(new("spinel"), &alice)
+            .await
+            .unwrap()
+            .created
+            .to_string(),
+    );
+    note(
+        "projects",
+        db.projects(&alice).await.unwrap().len().to_string(),
+    );
+    note(
+        "folder",
+        db.folder_sessions(&alice, "minerals", "/OXIDES")
+            .await
+            .unwrap()
+            .len()
+            .to_string(),
+    );
+    let mut nodes = vec![msg(&alice, "hello")];
+    nodes.push(
+        NewNode::message(NodeKind::ToolCall, Some(alice.clone()), "call")
+            .with_data(json!({"tool": "x"})),
+    );
+    nodes.push(NewNode::message(NodeKind::Assistant, None, "answer").with_tokens(7));
+    let out = db.append(&id, "main", nodes, None, &alice).await.unwrap();
+    db.append(&id, "main", vec![pin(&alice, "k", "v")], None, &alice)
+        .await
+        .unwrap();
+    note(
+        "head state",
+        db.head_state(&id, "main")
+            .await
+            .unwrap()
+            .context
+            .len()
+            .to_string(),
+    );
+    note(
+        "state at",
+        db.state_at_node(&id, &out.head)
+            .await
+            .unwrap()
+            .context
+            .len()
+            .to_string(),
+    );
+    note(
+        "live marker",
+        db.live_marker(&id).await.unwrap().is_some().to_string(),
+    );
+    note(
+        "live snapshot",
+        db.live_snapshot(&id).await.unwrap().is_some().to_string(),
+    );
+    note(
+        "nodes after",
+        db.nodes_after(&id, 0, 100).await.unwrap().len().to_string(),
+    );
+    db.touch_presence(&id, "w1", &alice, Some("cli"))
+        .await
+        .unwrap();
+    note(
+        "present",
+        db.present(&id, "2000-01-01T00:00:00Z")
+            .await
+            .unwrap()
+            .len()
+            .to_string(),
+    );
+    db.leave_presence(&id, "w1").await.unwrap();
+    note(
+        "node counts",
+        db.node_counts(&id).await.unwrap().len().to_string(),
+    );
+    let tally = db.node_tally(&id, 0).await.unwrap();
+    note("tally", tally.len().to_string());
+    note(
+        "tally warm",
+        db.node_tally(&id, 1).await.unwrap().len().to_string(),
+    );
+    note(
+        "count sessions",
+        db.count_sessions().await.unwrap().to_string(),
+    );
+    note(
+        "session events",
+        db.session_events(&id).await.unwrap().len().to_string(),
+    );
+    let patched = db
+        .update_session(
+            &id,
+            &SessionPatch {
+                name: Some("spinel 2".into()),
+                tags: Some(vec!["b".into()]),
+                ..Default::default()
+            },
+            None,
+            &alice,
+        )
+        .await
+        .unwrap();
+    note("patched", patched.name.clone());
+    db.set_protected(&id, true, &alice).await.unwrap();
+    let refused = db
+        .append(&id, "main", vec![msg(&alice, "no")], None, &alice)
+        .await;
+    note(
+        "protected",
+        matches!(refused, Err(Error::Protected)).to_string(),
+    );
+    db.set_protected(&id, false, &alice).await.unwrap();
+    db.set_status(&id, SessionStatus::Paused, &alice, "break")
+        .await
+        .unwrap();
+    note(
+        "paused at",
+        db.entered_status_at(&id, "paused")
+            .await
+            .unwrap()
+            .is_some()
+            .to_string(),
+    );
+    note(
+        "with status",
+        db.sessions_with_status(&["paused"], None)
+            .await
+            .unwrap()
+            .len()
+            .to_string(),
+    );
+    db.set_status(&id, SessionStatus::Resumed, &alice, "back")
+        .await
+        .unwrap();
+    note(
+        "last activity",
+        (!db.last_activity(&id).await.unwrap().is_empty()).to_string(),
+    );
+    db.create_checkpoint(&id, "auto-1", Some("main"), None, true, &alice)
+        .await
+        .unwrap();
+    note(
+        "last auto",
+        format!("{:?}", db.last_auto_checkpoint(&id).await.unwrap()),
+    );
+    note(
+        "newest",
+        db.newest_checkpoint(&id, "main").await.unwrap().name,
+    );
+    note(
+        "checkpoints",
+        db.checkpoints(&id).await.unwrap().len().to_string(),
+    );
+    note("reflog", db.reflog(&id).await.unwrap().len().to_string());
+    note(
+        "resolve",
+        (db.resolve(&id, "main").await.unwrap() == db.branch(&id, "main").await.unwrap().head)
+            .to_string(),
+    );
+    db.create_branch(&id, "b2", &out.head, &alice)
+        .await
+        .unwrap();
+    db.append(&id, "b2", vec![msg(&alice, "b2 says")], None, &alice)
+        .await
+        .unwrap();
+    note(
+        "branches",
+        db.branches(&id, false).await.unwrap().len().to_string(),
+    );
+    db.set_branch_discarded(&id, "b2", true, &alice)
+        .await
+        .unwrap();
+    note(
+        "open branches",
+        db.branches(&id, false).await.unwrap().len().to_string(),
+    );
+    note(
+        "all branches",
+        db.branches(&id, true).await.unwrap().len().to_string(),
+    );
+    db.set_branch_discarded(&id, "b2", false, &alice)
+        .await
+        .unwrap();
+    let graph = db.branch_graph(&id).await.unwrap();
+    note("graph", graph.branches.len().to_string());
+    let none = Resolver::new(MergeStrategy::Fail, BTreeMap::new());
+    let preview = db
+        .merge_preview(MergeRequest {
+            session: &id,
+            from: "b2",
+            into: "main",
+            resolver: &none,
+            actor: &alice,
+            tools: &(),
+        })
+        .await
+        .unwrap();
+    note("preview", preview.conflicts.len().to_string());
+    note(
+        "diff",
+        db.diff(&id, "main", "b2", 50, &())
+            .await
+            .unwrap()
+            .only_to_total
+            .to_string(),
+    );
+    note(
+        "turn view",
+        db.turn_view(Some(&alice), &id, "main", 10)
+            .await
+            .unwrap()
+            .messages
+            .items
+            .len()
+            .to_string(),
+    );
+    note(
+        "latest summary",
+        db.latest_summary(&id, "main")
+            .await
+            .unwrap()
+            .is_none()
+            .to_string(),
+    );
+    note("root", db.root(&id).await.unwrap().kind.to_string());
+    note("node", db.node(&id, &out.head).await.unwrap().content);
+    // Search feeds.
+    let outbox = db.outbox_after(0, 100).await.unwrap();
+    note(
+        "outbox max",
+        (db.outbox_max().await.unwrap() >= outbox.len() as i64).to_string(),
+    );
+    let rowids: Vec<i64> = outbox.iter().filter_map(|e| e.node_rowid).collect();
+    note(
+        "search nodes",
+        db.search_nodes(&rowids).await.unwrap().len().to_string(),
+    );
+    note(
+        "session nodes after",
+        db.session_nodes_after(&id, 0, 100)
+            .await
+            .unwrap()
+            .len()
+            .to_string(),
+    );
+    note(
+        "search nodes after",
+        db.search_nodes_after(0, 100)
+            .await
+            .unwrap()
+            .len()
+            .to_string(),
+    );
+    note("node count", db.node_count().await.unwrap().to_string());
+    note(
+        "all sessions",
+        db.all_sessions().await.unwrap().len().to_string(),
+    );
+    note(
+        "names",
+        db.session_names(std::slice::from_ref(&id))
+            .await
+            .unwrap()
+            .len()
+            .to_string(),
+    );
+    note(
+        "searchable",
+        db.searchable_sessions(
+            &alice,
+            &SessionFilter {
+                tag: Some("b".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .len()
+        .to_string(),
+    );
+    note(
+        "reaching",
+        db.branches_reaching(&id, std::slice::from_ref(&out.head))
+            .await
+            .unwrap()
+            .len()
+            .to_string(),
+    );
+    note("trim", db.trim_outbox(1).await.unwrap().to_string());
+    // Collaborators, access.
+    db.set_collaborator(&id, &bob, Permissions::of([Permission::Read]), &alice)
+        .await
+        .unwrap();
+    note(
+        "shared with",
+        db.shared_with(&bob).await.unwrap().len().to_string(),
+    );
+    note(
+        "access",
+        db.session_access(&id, &bob)
+            .await
+            .unwrap()
+            .1
+            .bits()
+            .to_string(),
+    );
+    note(
+        "memberships",
+        db.memberships(&bob, std::slice::from_ref(&id))
+            .await
+            .unwrap()
+            .len()
+            .to_string(),
+    );
+    note(
+        "collaborator",
+        db.collaborator(&id, &bob)
+            .await
+            .unwrap()
+            .is_some()
+            .to_string(),
+    );
+    note(
+        "contributions",
+        db.contributions(&id).await.unwrap().len().to_string(),
+    );
+    note(
+        "active of",
+        db.active_sessions_of(&bob, "2000-01-01T00:00:00Z", 10)
+            .await
+            .unwrap()
+            .len()
+            .to_string(),
+    );
+    note(
+        "removed",
+        db.remove_collaborator(&id, &bob, &alice)
+            .await
+            .unwrap()
+            .to_string(),
+    );
+    // Digest helpers.
+    note(
+        "findings",
+        db.findings_since(&id, "2000-01-01T00:00:00Z", 10)
+            .await
+            .unwrap()
+            .len()
+            .to_string(),
+    );
+    note(
+        "digest session",
+        db.digest_session(&alice)
+            .await
+            .unwrap()
+            .is_none()
+            .to_string(),
+    );
+    note(
+        "used elsewhere",
+        db.content_used_elsewhere(&id, "nothing")
+            .await
+            .unwrap()
+            .to_string(),
+    );
+    note(
+        "bytes",
+        db.bytes_by_author().await.unwrap().len().to_string(),
+    );
+    // Leases and controllers.
+    let later = kiln_db::stamp(chrono::Utc::now() + chrono::TimeDelta::minutes(5));
+    note(
+        "lease",
+        db.try_lease("job", &id, "me", &now(), &later)
+            .await
+            .unwrap()
+            .to_string(),
+    );
+    note(
+        "lease taken",
+        db.try_lease("job", &id, "other", &now(), &later)
+            .await
+            .unwrap()
+            .to_string(),
+    );
+    db.release_lease("job", &id, "me").await.unwrap();
+    let acquired = db
+        .acquire_controller(
+            &id,
+            "main",
+            "agent",
+            b"ct",
+            &alice,
+            60,
+            "controller.acquire",
+        )
+        .await
+        .unwrap();
+    note(
+        "acquired",
+        format!("{}", matches!(acquired, kiln_db::Acquired::Taken { .. })),
+    );
+    note(
+        "controller",
+        db.controller(&id, "main")
+            .await
+            .unwrap()
+            .is_some()
+            .to_string(),
+    );
+    note(
+        "renew",
+        db.renew_controller(&id, "main", b"ct", 60)
+            .await
+            .unwrap()
+            .is_some()
+            .to_string(),
+    );
+    note(
+        "release",
+        db.release_controller(
+            &id,
+            "main",
+            Some(b"ct"),
+            &alice,
+            "controller.release",
+            json!({}),
+        )
+        .await
+        .unwrap()
+        .is_some()
+        .to_string(),
+    );
+    note(
+        "audit max",
+        (db.audit_max_seq(&id).await.unwrap() > 0).to_string(),
+    );
+    note(
+        "audit after",
+        (!db.audit_after(&id, 0, 5).await.unwrap().is_empty()).to_string(),
+    );
+    // Memory, templates, tool cache, tracks, batches.
+    let m = db
+        .insert_memory(
+            &NewMemory {
+                user_id: &alice,
+                kind: "note",
+                content: "Olivine is green",
+                source: "user",
+                session_id: Some(&id),
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    let again = db
+        .insert_memory(
+            &NewMemory {
+                user_id: &alice,
+                kind: "note",
+                content: " olivine IS green ",
+                source: "user",
+                session_id: None,
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    note("memory dedup", (m.id == again.id).to_string());
+    db.update_memory(&alice, &m.id, Some("olivine is olive"), None)
+        .await
+        .unwrap();
+    note("memory", db.memory(&alice).await.unwrap().len().to_string());
+    db.delete_memory(&alice, &m.id).await.unwrap();
+    let body = json!({"focus": "x"});
+    let t = db
+        .insert_template(&NewTemplate {
+            owner_id: &alice,
+            name: "t1",
+            description: "",
+            visibility: Visibility::Shared,
+            body: &body,
+            shared_with: std::slice::from_ref(&bob),
+        })
+        .await
+        .unwrap();
+    note("template shared", format!("{:?}", t.shared_with));
+    note(
+        "visible to bob",
+        db.visible_templates(&bob, None, None)
+            .await
+            .unwrap()
+            .len()
+            .to_string(),
+    );
+    db.update_template(
+        t.id,
+        &alice,
+        &TemplateChange {
+            description: Some("d".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    db.delete_template(t.id, &alice).await.unwrap();
+    db.cache_tool_output(&alice, "tool", "1", "h", &json!({"r": 1}), None)
+        .await
+        .unwrap();
+    note(
+        "tool cache",
+        db.cached_tool_output(&alice, "tool", "1", "h")
+            .await
+            .unwrap()
+            .is_some()
+            .to_string(),
+    );
+    let points: Vec<Point> = (0..5)
+        .map(|i| {
+            [
+                ("step".to_string(), f64::from(i)),
+                ("loss".to_string(), 1.0 / f64::from(i + 1)),
+            ]
+            .into()
+        })
+        .collect();
+    let tb = db
+        .append_track_batch(&id, "loss", &points, &alice)
+        .await
+        .unwrap();
+    note(
+        "track batches",
+        db.track_batches(&id, &[tb.batch])
+            .await
+            .unwrap()
+            .len()
+            .to_string(),
+    );
+    note(
+        "track points",
+        db.track_points(&id, tb.batch, 0, 10, None)
+            .await
+            .unwrap()
+            .len()
+            .to_string(),
+    );
+    let items = vec![
+        (json!({"q": 1}), "one".to_string()),
+        (json!({"q": 2}), "two".to_string()),
+    ];
+    let head = db.branch(&id, "main").await.unwrap().head;
+    db.insert_batch(&NewBatch {
+        session_id: &id,
+        id: "bt1",
+        user_id: &alice,
+        request: "{}",
+        mode: "branches",
+        concurrency: 1,
+        item_timeout_ms: 1000,
+        from_node: &head,
+        checkpoint: None,
+        items: &items,
+    })
+    .await
+    .unwrap();
+    let item = db.claim_batch_item(&id, "bt1").await.unwrap().unwrap();
+    db.set_batch_item_branch(&id, "bt1", item.idx as u32, "b2")
+        .await
+        .unwrap();
+    db.finish_batch_item(
+        &id,
+        "bt1",
+        item.idx as u32,
+        &ItemOutcome {
+            status: "done",
+            answer: Some("42".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    note(
+        "batch counts",
+        format!("{:?}", db.batch_status_counts(&id, "bt1").await.unwrap()),
+    );
+    note(
+        "batch items",
+        db.batch_items(&id, "bt1").await.unwrap().len().to_string(),
+    );
+    note(
+        "batches",
+        db.batches(&id, 10).await.unwrap().len().to_string(),
+    );
+    note(
+        "resume",
+        db.resume_batches().await.unwrap().len().to_string(),
+    );
+    note(
+        "cancel",
+        db.cancel_batch(&id, "bt1").await.unwrap().to_string(),
+    );
+    note(
+        "settle",
+        db.settle_batch(&id, "bt1").await.unwrap().to_string(),
+    );
+    note("batch", db.batch(&id, "bt1").await.unwrap().status);
+    // Shares: use, revoke, purge.
+    let expires = kiln_db::stamp(chrono::Utc::now() + chrono::TimeDelta::days(1));
+    let created = now();
+    db.create_share(&NewShare {
+        id: "s1",
+        session: &id,
+        token_hash: b"tok",
+        node: &head,
+        branch: None,
+        checkpoint: None,
+        created_by: &alice,
+        created_at: &created,
+        expires_at: &expires,
+        max_views: Some(1),
+    })
+    .await
+    .unwrap();
+    note(
+        "use share",
+        db.use_share(b"tok", &now())
+            .await
+            .unwrap()
+            .is_ok()
+            .to_string(),
+    );
+    note(
+        "use share again",
+        db.use_share(b"tok", &now())
+            .await
+            .unwrap()
+            .is_ok()
+            .to_string(),
+    );
+    note("share", db.share(&id, "s1").await.unwrap().id);
+    db.revoke_share(&id, "s1", &alice, &now()).await.unwrap();
+    note(
+        "purge shares",
+        db.purge_shares(&expires).await.unwrap().to_string(),
+    );
+    // Delete.
+    let gone = db.create_session(new("gone"), &alice).await.unwrap();
+    db.delete_session(&gone.id).await.unwrap();
+    note(
+        "deleted",
+        matches!(db.session(&gone.id).await, Err(Error::NotFound(_))).to_string(),
+    );
+    seen
+}
+
+#[tokio::test]
+async fn the_breadth_scenario_runs_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("kiln.db"), &DbOptions::default())
+        .await
+        .unwrap();
+    let seen = breadth(&db).await;
+    assert!(seen.len() > 80, "{seen:#?}");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
+async fn the_breadth_scenario_answers_the_same_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let lite = Db::open(&dir.path().join("kiln.db"), &DbOptions::default())
+        .await
+        .unwrap();
+    let on_sqlite = breadth(&lite).await;
+    let scratch = Scratch::new().await;
+    let pg = Db::open_postgres(&scratch.url, &DbOptions::default())
+        .await
+        .unwrap();
+    let on_postgres = breadth(&pg).await;
+    assert_eq!(on_postgres, on_sqlite);
     pg.close().await;
 }
 

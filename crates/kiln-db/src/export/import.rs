@@ -102,7 +102,7 @@ impl Chunks<'_> {
             )
             .bind(self.until())
             .bind(self.session)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
             if renewed != 1 {
                 return Err(Error::Corrupt(
@@ -185,7 +185,7 @@ impl Db {
         .bind(now())
         .bind(opts.provenance.as_str())
         .bind(chunks.until())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         match self.write_import(doc, opts, &mut chunks).await {
@@ -286,7 +286,7 @@ impl Db {
             .bind(c.auto)
             .bind(c.created_by.as_deref().map(who))
             .bind(&c.created_at)
-            .execute(&mut **tx)
+            .execute(tx)
             .await
             .map_err(|_| bad(format!("checkpoint `{}` appears twice", c.name)))?;
         }
@@ -313,7 +313,7 @@ impl Db {
                 .bind(&m.from_head)
                 .bind(&m.merge_node)
                 .bind(&m.at)
-                .execute(&mut **tx)
+                .execute(tx)
                 .await?;
         }
         for e in &doc.events {
@@ -325,7 +325,7 @@ impl Db {
                 .bind(who(&e.actor))
                 .bind(&e.reason)
                 .bind(&e.at)
-                .execute(&mut **tx)
+                .execute(tx)
                 .await?;
         }
         // Track points, as the notebook state names them by batch.
@@ -345,7 +345,7 @@ impl Db {
             .bind(b.max_step)
             .bind(b.created_by.as_deref().map(who))
             .bind(&b.created_at)
-            .execute(&mut **tx)
+            .execute(tx)
             .await?;
             for c in &b.chunks {
                 let points = c.points.to_string();
@@ -361,7 +361,7 @@ impl Db {
                 .bind(c.min_step)
                 .bind(c.max_step)
                 .bind(&points)
-                .execute(&mut **tx)
+                .execute(tx)
                 .await?;
             }
         }
@@ -379,7 +379,7 @@ impl Db {
                 .bind(&a.at)
                 .bind(&a.prev_hash)
                 .bind(&a.hash)
-                .execute(&mut **tx)
+                .execute(tx)
                 .await?;
         }
         // The last chunk: branches (their state folded from what is now stored), the import
@@ -404,18 +404,18 @@ impl Db {
             .bind(b.created_by.as_deref().map(who))
             .bind(&b.created_at)
             .bind(&b.updated_at)
-            .execute(&mut **tx)
+            .execute(tx)
             .await?;
         }
         audit::append(tx, &id, &opts.owner, "session.import", &opts.audit).await?;
         query("UPDATE sessions SET import_until = NULL WHERE id = $1")
             .bind(&id)
-            .execute(&mut **tx)
+            .execute(tx)
             .await?;
         // The search index skipped the nodes while the session was invisible: index it whole.
         query("INSERT INTO search_outbox (session_id, op) VALUES ($1, 'meta')")
             .bind(&id)
-            .execute(&mut **tx)
+            .execute(tx)
             .await?;
         let out = sessions::get_in(tx, &id).await?;
         if let Some(tx) = chunks.tx.take() {
@@ -441,7 +441,7 @@ impl Db {
             )
             .bind(id)
             .bind(now)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut tx)
             .await?;
             if still {
                 delete_rows(&mut tx, id).await?;
@@ -491,7 +491,7 @@ async fn insert_nodes(
             .bind(n.created_at.clone())
             .bind(hashes[i].to_vec());
     }
-    q.execute(&mut **tx).await?;
+    q.execute(tx).await?;
     Ok(())
 }
 
@@ -550,11 +550,11 @@ mod tests {
             .len();
         let mut c = db.read().await.unwrap();
         let rows: i64 = query_scalar("SELECT COUNT(*) FROM sessions")
-            .fetch_one(&mut *c)
+            .fetch_one(&mut c)
             .await
             .unwrap();
         let nodes: i64 = query_scalar("SELECT COUNT(*) FROM nodes")
-            .fetch_one(&mut *c)
+            .fetch_one(&mut c)
             .await
             .unwrap();
         (listed, rows, nodes)
@@ -576,7 +576,7 @@ mod tests {
                     "SELECT s.id, (SELECT COUNT(*) FROM nodes n WHERE n.session_id = s.id) \
                      FROM sessions s WHERE s.import_until IS NOT NULL",
                 )
-                .fetch_all(&mut *c)
+                .fetch_all(&mut c)
                 .await
                 .unwrap();
                 drop(c);
