@@ -3,12 +3,23 @@
 
 use std::time::{Duration, Instant};
 
-use crate::conn::{query, query_as};
-use crate::{Db, Result};
+use crate::conn::{Dialect, query, query_as};
+use crate::{Db, Error, Result};
 
 impl Db {
+    /// The FTS5 baseline is SQLite's; on PostgreSQL each call answers `Invalid`.
+    fn fts5_here(&self) -> Result<()> {
+        match self.dialect() {
+            Dialect::Sqlite => Ok(()),
+            Dialect::Postgres => Err(Error::Invalid(
+                "the FTS5 search baseline runs on SQLite only".into(),
+            )),
+        }
+    }
+
     /// Builds (or rebuilds) the FTS5 table over every node's content; returns how long it took.
     pub async fn fts5_build(&self) -> Result<Duration> {
+        self.fts5_here()?;
         let start = Instant::now();
         let mut w = self.writer().await?;
         // dialect: SQLite FTS5 (virtual table, rowid): the benchmark has no PostgreSQL form (tsvector/GIN would be its own)
@@ -35,6 +46,7 @@ impl Db {
         kind: Option<&str>,
         limit: u32,
     ) -> Result<usize> {
+        self.fts5_here()?;
         // dialect: FTS5 MATCH, snippet() and rank: PostgreSQL would use to_tsquery/ts_headline/ts_rank on a tsvector
         let rows: Vec<(i64, String, String)> = query_as(sqlx::AssertSqlSafe(format!(
             "SELECT f.rowid, f.session_id, snippet(bench_fts, 0, '<b>', '</b>', '…', 16) \
@@ -57,6 +69,7 @@ impl Db {
 
     /// Drops the FTS5 table.
     pub async fn fts5_drop(&self) -> Result<()> {
+        self.fts5_here()?;
         let mut w = self.writer().await?;
         // dialect: FTS5 table: SQLite-only benchmark
         query("DROP TABLE IF EXISTS bench_fts")
