@@ -1012,10 +1012,11 @@ async fn breadth(db: &Db) -> Vec<String> {
     )
     .await
     .unwrap();
-    note(
-        "batch counts",
-        format!("{:?}", db.batch_status_counts(&id, "bt1").await.unwrap()),
-    );
+    note("batch counts", {
+        let mut counts = db.batch_status_counts(&id, "bt1").await.unwrap();
+        counts.sort();
+        format!("{counts:?}")
+    });
     note(
         "batch items",
         db.batch_items(&id, "bt1").await.unwrap().len().to_string(),
@@ -1076,6 +1077,80 @@ async fn breadth(db: &Db) -> Vec<String> {
         "purge shares",
         db.purge_shares(&expires).await.unwrap().to_string(),
     );
+    // The access-checked calls, audit records, stale imports.
+    let checked = db
+        .append_as(
+            &alice,
+            &id,
+            "main",
+            vec![msg(&alice, "checked")],
+            None,
+            &alice,
+        )
+        .await
+        .unwrap();
+    note("append as", checked.nodes.len().to_string());
+    let refused = db
+        .append_as(&bob, &id, "main", vec![msg(&bob, "not mine")], None, &bob)
+        .await;
+    note("append as refused", refused.is_err().to_string());
+    note(
+        "fast again",
+        db.append_as(
+            &alice,
+            &id,
+            "main",
+            vec![msg(&alice, "again")],
+            None,
+            &alice,
+        )
+        .await
+        .unwrap()
+        .nodes
+        .len()
+        .to_string(),
+    );
+    note(
+        "messages as",
+        db.messages_as(&alice, &id, "main", 3, None)
+            .await
+            .unwrap()
+            .items
+            .len()
+            .to_string(),
+    );
+    note(
+        "path messages",
+        db.path_messages(&id, &checked.head, 50, None)
+            .await
+            .unwrap()
+            .items
+            .len()
+            .to_string(),
+    );
+    db.record_audit(&id, &alice, "test.note", &json!({"n": 1}))
+        .await
+        .unwrap();
+    note(
+        "audit",
+        db.audit(&id).await.unwrap().last().unwrap().action.clone(),
+    );
+    note(
+        "checkpoint",
+        db.checkpoint(&id, "auto-1").await.unwrap().name,
+    );
+    note(
+        "purge imports",
+        db.purge_stale_imports(&now()).await.unwrap().to_string(),
+    );
+    note(
+        "audit valid",
+        db.verify_audit(&id).await.unwrap().valid.to_string(),
+    );
+    note(
+        "nodes valid",
+        db.verify_nodes(&id).await.unwrap().valid.to_string(),
+    );
     // Delete.
     let gone = db.create_session(new("gone"), &alice).await.unwrap();
     db.delete_session(&gone.id).await.unwrap();
@@ -1093,6 +1168,7 @@ async fn the_breadth_scenario_runs_on_sqlite() {
         .await
         .unwrap();
     let seen = breadth(&db).await;
+    eprintln!("{seen:#?}");
     assert!(seen.len() > 80, "{seen:#?}");
 }
 
