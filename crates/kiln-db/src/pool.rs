@@ -402,6 +402,11 @@ impl Db {
             .map_err(|_| Error::Corrupt("reader connection missing after open".into()))
     }
 
+    /// Whether this store is on PostgreSQL (several servers may share it) rather than SQLite.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Pg(_))
+    }
+
     /// Returns the journal mode and synchronous setting in force, as SQLite reports them. On
     /// PostgreSQL: `("postgres", <synchronous_commit>)`.
     pub async fn durability(&self) -> Result<(String, String)> {

@@ -81,12 +81,56 @@ impl Db {
             .await
     }
 
-    /// Deletes applied outbox entries (up to and including `upto`).
-    pub async fn trim_outbox(&self, upto: i64) -> Result<u64> {
-        let mut w = self.writer().await?;
-        query("DELETE FROM search_outbox WHERE id <= $1")
-            .bind(upto)
-            .execute(&mut w.conn)
+    /// Records that `server`'s index has applied the outbox up to `applied`, forgets servers
+    /// silent for a day, and deletes the entries every remaining server has applied (on one
+    /// SQLite server: its own). Returns the entries deleted.
+    pub async fn trim_outbox(&self, server: &str, applied: i64) -> Result<u64> {
+        let now = crate::now();
+        let stale = crate::stamp(chrono::Utc::now() - chrono::Duration::days(1));
+        let mut tx = self.write().await?;
+        query(
+            "INSERT INTO search_cursors (server, applied, seen_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (server) DO UPDATE SET applied = excluded.applied, seen_at = excluded.seen_at",
+        )
+        .bind(server)
+        .bind(applied)
+        .bind(&now)
+        .execute(&mut tx)
+        .await?;
+        query("DELETE FROM search_cursors WHERE server <> '' AND seen_at < $1")
+            .bind(&stale)
+            .execute(&mut tx)
+            .await?;
+        let floor: i64 = query_scalar(
+            "SELECT COALESCE(MIN(applied), $1) FROM search_cursors WHERE server <> ''",
+        )
+        .bind(applied)
+        .fetch_one(&mut tx)
+        .await?;
+        let deleted = query("DELETE FROM search_outbox WHERE id <= $1")
+            .bind(floor)
+            .execute(&mut tx)
+            .await?;
+        // The trim watermark only grows: an index behind it has missed entries.
+        query(
+            "INSERT INTO search_cursors (server, applied, seen_at) VALUES ('', $1, $2) \
+             ON CONFLICT (server) DO UPDATE SET seen_at = excluded.seen_at, applied = \
+             CASE WHEN excluded.applied > search_cursors.applied THEN excluded.applied \
+             ELSE search_cursors.applied END",
+        )
+        .bind(floor)
+        .bind(&now)
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// The highest outbox id trimmed so far (0 when none was): an index that has applied less
+    /// than this missed entries another server's trim deleted, and must rebuild.
+    pub async fn outbox_trimmed(&self) -> Result<i64> {
+        query_scalar("SELECT COALESCE(MAX(applied), 0) FROM search_cursors WHERE server = ''")
+            .fetch_one(&mut *self.read().await?)
             .await
     }
 

@@ -720,7 +720,10 @@ async fn breadth(db: &Db) -> Vec<String> {
             .len()
             .to_string(),
     );
-    note("trim", db.trim_outbox(1).await.unwrap().to_string());
+    note(
+        "trim",
+        db.trim_outbox("a-server", 1).await.unwrap().to_string(),
+    );
     // Collaborators, access.
     db.set_collaborator(&id, &bob, Permissions::of([Permission::Read]), &alice)
         .await

@@ -147,6 +147,8 @@ type SharedWriter = Arc<std::sync::Mutex<Option<IndexWriter>>>;
 /// workers; searches are synchronous and the caller runs them there too.
 pub struct SearchIndex {
     dir: PathBuf,
+    /// This server's name in the database's outbox cursors (`server_id`).
+    server: String,
     index: Index,
     reader: IndexReader,
     f: Fields,
@@ -269,6 +271,29 @@ fn check(deadline: Option<Instant>) -> Result<()> {
     }
 }
 
+/// This server's name among the servers sharing a database: a random id kept beside the index
+/// (`<data_dir>/search-server.id`), so it outlives rebuilds, which empty the index directory.
+fn server_id(dir: &Path) -> String {
+    let file = dir
+        .parent()
+        .map(|p| p.join("search-server.id"))
+        .unwrap_or_else(|| dir.with_extension("server-id"));
+    if let Ok(id) = std::fs::read_to_string(&file) {
+        let id = id.trim();
+        if !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return id.to_string();
+        }
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    if let Err(e) = std::fs::write(&file, &id) {
+        tracing::warn!(file = %file.display(), "could not keep the search server id: {e}");
+    }
+    id
+}
+
 /// Runs blocking index work on tokio's blocking threads.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
@@ -355,6 +380,7 @@ impl SearchIndex {
         };
         Ok(Self {
             dir: dir.to_path_buf(),
+            server: server_id(dir),
             index,
             reader,
             f,
@@ -410,6 +436,18 @@ impl SearchIndex {
             return Ok(0);
         }
         self.ensure_writer(st).await?;
+        // Another server trimmed entries this index never applied (it was down for over a
+        // day, or new): only a rebuild from the database gets them back.
+        let trimmed = db.outbox_trimmed().await?;
+        if trimmed > st.applied {
+            tracing::info!(
+                applied = st.applied,
+                trimmed,
+                "search index is behind the shared outbox; rebuilding"
+            );
+            let nodes = self.rebuild_locked(st, db, |_, _| {}).await?;
+            return Ok(usize::try_from(nodes).unwrap_or(usize::MAX));
+        }
         let mut total = 0;
         loop {
             check(deadline)?;
@@ -424,7 +462,7 @@ impl SearchIndex {
             total += entries.len();
         }
         if total > 0 {
-            db.trim_outbox(st.applied).await?;
+            db.trim_outbox(&self.server, st.applied).await?;
         }
         Ok(total)
     }
@@ -672,6 +710,11 @@ impl SearchIndex {
         self.ensure_writer(st).await?;
         // Entries written from here on are applied by the next sync (re-adding is idempotent).
         let upto = db.outbox_max().await?;
+        // Claims them now, so no other server trims past them while this one reads the store.
+        // Whatever another server trimmed before the claim was deleted before the read below
+        // began, so the read covers it: the index has applied up to that watermark too.
+        db.trim_outbox(&self.server, upto).await?;
+        let upto = upto.max(db.outbox_trimmed().await?);
         {
             let slot = self.writer.clone();
             blocking(move || {
@@ -709,7 +752,7 @@ impl SearchIndex {
         self.write(ops, Some(upto)).await?;
         st.applied = upto;
         st.synced_from = None;
-        db.trim_outbox(upto).await?;
+        db.trim_outbox(&self.server, upto).await?;
         Ok(done)
     }
 

@@ -34,7 +34,8 @@ pub async fn start(mgr: SessionManager, cfg: JobsConfig) -> Result<JobScheduler,
         .map_err(|e| format!("jobs.digest `{}`: {e}", cfg.digest))?;
         sched.add(digest).await.map_err(|e| e.to_string())?;
     }
-    if cfg.backup_keep > 0 {
+    // PostgreSQL is backed up by the database's own tools, not by `VACUUM INTO` copies.
+    if cfg.backup_keep > 0 && !mgr.db().is_postgres() {
         let keep = cfg.backup_keep;
         let backup = Job::new_async(cfg.backup.as_str(), move |_, _| {
             let mgr = mgr.clone();

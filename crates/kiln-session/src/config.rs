@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
+    pub database: DatabaseConfig,
     pub llm: LlmConfig,
     pub agent: AgentConfig,
     pub jobs: crate::JobsConfig,
@@ -250,6 +251,30 @@ impl Default for ServerConfig {
             max_header_bytes: 32 * 1024,
             shutdown_grace_secs: 10,
         }
+    }
+}
+
+/// Where the store lives: empty `url` is SQLite in the data directory (the default);
+/// `postgres://…` is a PostgreSQL database that several servers may share.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+}
+
+impl DatabaseConfig {
+    /// The PostgreSQL URL in force, if any.
+    pub fn postgres_url(&self) -> Option<&str> {
+        let url = self.url.trim();
+        (!url.is_empty()).then_some(url)
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &kiln_db::redact_url(&self.url))
+            .finish()
     }
 }
 

@@ -397,6 +397,12 @@ impl SessionManager {
     /// Writes a consistent copy of the database into `dir` (created if needed) named after
     /// `now`, then keeps only the newest `keep` backups there. Returns the new file.
     pub async fn backup(&self, dir: &Path, now: DateTime<Utc>, keep: u32) -> Result<PathBuf> {
+        if self.db.is_postgres() {
+            return Err(Error::bad_request(
+                "the store is on PostgreSQL: back it up with the database's own tools \
+                 (pg_dump, base backups)",
+            ));
+        }
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::internal(format!("could not create {}: {e}", dir.display())))?;
         let file = dir.join(format!("kiln-{}.db", now.format("%Y%m%dT%H%M%S%.3fZ")));

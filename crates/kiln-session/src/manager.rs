@@ -65,12 +65,30 @@ impl SessionManager {
             snapshot_every: config.storage.snapshot_every,
             synchronous_full: false,
         };
-        let db = Db::open(&config.db_path(), &opts).await.map_err(|e| {
-            Error::internal(format!(
-                "could not open database {}: {e}",
-                config.db_path().display()
-            ))
-        })?;
+        let db = match config.database.postgres_url() {
+            Some(url) => {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err(Error::bad_request(
+                        "database.url takes a PostgreSQL URL (postgres://user@host:port/db), \
+                         or nothing for SQLite in the data directory",
+                    ));
+                }
+                // The message names the server, never the password.
+                Db::open_postgres(url, &opts).await.map_err(|e| {
+                    Error::internal(format!(
+                        "could not open database {}: {}",
+                        kiln_db::redact_url(url),
+                        e.to_string().replace(url, &kiln_db::redact_url(url))
+                    ))
+                })?
+            }
+            None => Db::open(&config.db_path(), &opts).await.map_err(|e| {
+                Error::internal(format!(
+                    "could not open database {}: {e}",
+                    config.db_path().display()
+                ))
+            })?,
+        };
         let integrity = Arc::new(crate::integrity::Integrity::load(config)?);
         // Imports a killed process left half-written (their lease ran out) go now.
         db.purge_stale_imports(&kiln_db::now()).await?;

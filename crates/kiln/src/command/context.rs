@@ -17,6 +17,10 @@ pub struct GlobalArgs {
     /// Data directory holding kiln.db (overrides storage.data_dir).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The store's PostgreSQL database (overrides database.url; KILN_DATABASE__URL also sets
+    /// it). Without it the store is SQLite in the data directory.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
     /// Act as this user instead of the local owner.
     #[arg(long = "as", global = true, value_name = "USER")]
     pub as_user: Option<String>,
@@ -30,6 +34,9 @@ pub fn load_config(global: &GlobalArgs) -> anyhow::Result<Config> {
     let mut config = Config::load(global.config.as_deref()).map_err(|e| anyhow!(e))?;
     if let Some(dir) = &global.data_dir {
         config.storage.data_dir = dir.clone();
+    }
+    if let Some(url) = &global.database_url {
+        config.database.url = url.clone();
     }
     Ok(config)
 }

@@ -45,9 +45,15 @@ impl Drop for Running {
 
 /// Starts `kiln serve` on `dir` and waits until it listens.
 pub fn start(dir: &Path) -> Running {
+    start_with(dir, &[])
+}
+
+/// Starts `kiln serve` on `dir` with more arguments (`--database-url …`).
+pub fn start_with(dir: &Path, extra: &[&str]) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -1,0 +1,246 @@
+//! Two `kiln serve` processes on one PostgreSQL database, as an institute runs them: 32
+//! writers through each onto one shared branch lose nothing and leave one linear history with
+//! a valid audit chain; a stale head is 409 `head_moved` whichever server holds the newer one;
+//! a write on one server is found by search on the other within seconds; after one server is
+//! killed (SIGKILL) the other keeps answering. Needs a server: `scripts/pg run cargo test -p
+//! kiln --test postgres_servers -- --include-ignored` (scripts/test does it).
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn server_url() -> String {
+    match std::env::var("KILN_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "KILN_TEST_DATABASE_URL is unset: this test needs a PostgreSQL server; run it with \
+             `scripts/pg run cargo test -p kiln --test postgres_servers -- --include-ignored`"
+        ),
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Client {
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Client {
+    async fn call(&self, method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let v = res.json().await.unwrap_or(Value::Null);
+        (status, v)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
+async fn two_servers_on_one_database_share_branches_audit_and_search() {
+    let server = server_url();
+    let name = format!("kiln_servers_{}", std::process::id());
+    psql(&server, &format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&server, &format!("CREATE DATABASE {name}"));
+    let db = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
+
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = support::start_with(dirs.0.path(), &["--database-url", &db]);
+    let b = support::start_with(dirs.1.path(), &["--database-url", &db]);
+    // The owner is created once, by the first server; the second finds it.
+    let token = a.token.clone().expect("the first server creates the owner");
+    assert!(
+        b.token.is_none(),
+        "the second server must not create another owner"
+    );
+    let c = Client {
+        http: reqwest::Client::new(),
+        token,
+    };
+    let (ua, ub) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
+
+    let (st, s) = c
+        .call(
+            "POST",
+            &format!("{ua}/v1/sessions"),
+            Some(json!({"name": "Shared campaign"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{s}");
+    let id = s["id"].as_str().unwrap().to_string();
+
+    // 32 writers through each server, 5 messages each, onto main.
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..64 {
+        let base = if w % 2 == 0 { ua.clone() } else { ub.clone() };
+        let (http, token, id) = (c.http.clone(), c.token.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = Client { http, token };
+            for i in 0..5 {
+                let (st, v) = c
+                    .call(
+                        "POST",
+                        &format!("{base}/v1/sessions/{id}/branches/main/messages"),
+                        Some(json!({"role": "user", "content": format!("writer {w} note {i}")})),
+                    )
+                    .await;
+                assert_eq!(st, 201, "writer {w} note {i}: {v}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+
+    // Both servers read the same linear history: every message once, each node's parent the
+    // node before it.
+    for base in [&ua, &ub] {
+        let (st, v) = c
+            .call(
+                "GET",
+                &format!("{base}/v1/sessions/{id}/branches/main/messages?limit=1000"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let items = v["items"].as_array().unwrap();
+        let mut notes: Vec<&str> = items
+            .iter()
+            .filter_map(|n| n["content"].as_str())
+            .filter(|t| t.starts_with("writer "))
+            .collect();
+        assert_eq!(notes.len(), 320, "{base}: {} notes", notes.len());
+        notes.sort_unstable();
+        notes.dedup();
+        assert_eq!(notes.len(), 320, "a note was stored twice");
+        // Linear: no two messages share a parent, and every one but the oldest has its
+        // parent among them.
+        let ids: std::collections::HashSet<&str> =
+            items.iter().filter_map(|n| n["id"].as_str()).collect();
+        let parents: Vec<&str> = items
+            .iter()
+            .filter_map(|n| n["parent_id"].as_str())
+            .collect();
+        let distinct: std::collections::HashSet<&str> = parents.iter().copied().collect();
+        assert_eq!(
+            distinct.len(),
+            parents.len(),
+            "two messages share a parent: main forked"
+        );
+        let inside = parents.iter().filter(|p| ids.contains(*p)).count();
+        assert_eq!(
+            inside,
+            items.len() - 1,
+            "the history on main is not one chain"
+        );
+        let (st, v) = c
+            .call(
+                "GET",
+                &format!("{base}/v1/sessions/{id}/audit/verify"),
+                None,
+            )
+            .await;
+        assert_eq!((st, v["valid"].as_bool()), (200, Some(true)), "{v}");
+    }
+
+    // A head older than the branch's is refused on either server.
+    let (_, first) = c
+        .call(
+            "POST",
+            &format!("{ua}/v1/sessions/{id}/branches/main/messages"),
+            Some(json!({"role": "user", "content": "head probe"})),
+        )
+        .await;
+    let stale = first["head"].as_str().unwrap().to_string();
+    let (st, _) = c
+        .call(
+            "POST",
+            &format!("{ub}/v1/sessions/{id}/branches/main/messages"),
+            Some(json!({"role": "user", "content": "moves the head", "expected_head": stale})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let (st, v) = c
+        .call(
+            "POST",
+            &format!("{ua}/v1/sessions/{id}/branches/main/messages"),
+            Some(json!({"role": "user", "content": "stale", "expected_head": stale})),
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (409, Some("head_moved")),
+        "{v}"
+    );
+
+    // A word written through A is found through B (and the other way round).
+    for (write, read, word) in [(&ua, &ub, "vanadophosphate"), (&ub, &ua, "niobotitanate")] {
+        let (st, _) = c
+            .call(
+                "POST",
+                &format!("{write}/v1/sessions/{id}/branches/main/messages"),
+                Some(json!({"role": "user", "content": format!("try {word} next")})),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let t = Instant::now();
+        loop {
+            let (st, v) = c
+                .call("GET", &format!("{read}/v1/search?q={word}"), None)
+                .await;
+            assert_eq!(st, 200, "{v}");
+            if v["items"].as_array().is_some_and(|i| !i.is_empty()) {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{word} written on {write} not found on {read}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!(
+            "{word}: searchable on the other server after {:?}",
+            t.elapsed()
+        );
+    }
+
+    // One server killed: the other keeps serving reads and writes.
+    drop(a);
+    let (st, v) = c
+        .call(
+            "POST",
+            &format!("{ub}/v1/sessions/{id}/branches/main/messages"),
+            Some(json!({"role": "user", "content": "after the crash"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = c
+        .call("GET", &format!("{ub}/v1/sessions/{id}/audit/verify"), None)
+        .await;
+    assert_eq!((st, v["valid"].as_bool()), (200, Some(true)), "{v}");
+    eprintln!("320 appends through two servers in {elapsed:?}");
+    drop(b);
+    psql(&server, &format!("DROP DATABASE {name} WITH (FORCE)"));
+}
