@@ -140,8 +140,10 @@ pub async fn run(global: &GlobalArgs, args: CompareArgs) -> anyhow::Result<()> {
         .map_err(kiln_session::Error::from)
         .cli()?;
     // `close` runs PRAGMA wal_checkpoint(TRUNCATE), as the Python side does before measuring.
+    // On PostgreSQL the store is not a file here: its size is not reported (0).
+    let on_postgres = manager.db().is_postgres();
     manager.close().await;
-    let size = db_bytes(&db_path)?;
+    let size = if on_postgres { 0 } else { db_bytes(&db_path)? };
 
     let (_, manager) = context::open(global).await?;
     let caller = manager.local_caller(None).await.cli()?;
@@ -163,7 +165,7 @@ pub async fn run(global: &GlobalArgs, args: CompareArgs) -> anyhow::Result<()> {
         "the fork does not end at turn {fork_at}"
     );
     manager.close().await;
-    let size_after_fork = db_bytes(&db_path)?;
+    let size_after_fork = if on_postgres { 0 } else { db_bytes(&db_path)? };
 
     let n = args.turns as f64;
     let out = json!({
