@@ -1,7 +1,8 @@
 //! Two `kiln serve` processes on one PostgreSQL database, as an institute runs them: 32
 //! writers through each onto one shared branch lose nothing and leave one linear history with
 //! a valid audit chain; a stale head is 409 `head_moved` whichever server holds the newer one;
-//! a write on one server is found by search on the other within seconds; after one server is
+//! a write on one server is found by search on the other within seconds and reaches a live
+//! watcher there; after one server is
 //! killed (SIGKILL) the other keeps answering. Needs a server: `scripts/pg run cargo test -p
 //! kiln --test postgres_servers -- --include-ignored` (scripts/test does it).
 
@@ -225,6 +226,36 @@ async fn two_servers_on_one_database_share_branches_audit_and_search() {
             t.elapsed()
         );
     }
+
+    // A watcher on B sees what is written through A (live events poll the shared database).
+    let mut stream = c
+        .http
+        .get(format!("{ub}/v1/sessions/{id}/events/stream"))
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    let (st, _) = c
+        .call(
+            "POST",
+            &format!("{ua}/v1/sessions/{id}/branches/main/messages"),
+            Some(json!({"role": "user", "content": "seen from the other server"})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let t = Instant::now();
+    let mut seen = String::new();
+    while !seen.contains("seen from the other server") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+            .await
+            .expect("no live event from the other server within 5 s")
+            .unwrap()
+            .expect("the stream ended");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    eprintln!("live event on the other server after {:?}", t.elapsed());
+    drop(stream);
 
     // One server killed: the other keeps serving reads and writes.
     drop(a);
