@@ -4,32 +4,13 @@
 //! the same command then succeeds. Needs a server: `scripts/pg run cargo test -p kiln --test
 //! migrate -- --include-ignored` (scripts/test does it).
 
+mod support;
+
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn server_url() -> String {
-    match std::env::var("KILN_TEST_DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!(
-            "KILN_TEST_DATABASE_URL is unset: this test needs a PostgreSQL server; run it with \
-             `scripts/pg run cargo test -p kiln --test migrate -- --include-ignored`"
-        ),
-    }
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use support::{pg_database, pg_server_url, psql};
 
 fn kiln(data: &Path, args: &[&str], input: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
@@ -62,12 +43,10 @@ fn text(o: &Output) -> String {
 #[test]
 #[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
 fn a_data_directory_moves_to_postgres_verified_and_a_failed_run_can_be_rerun() {
-    let server = server_url();
+    let server = pg_server_url("migrate");
     let name = format!("kiln_migrate_{}", std::process::id());
-    psql(&server, &format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&server, &format!("CREATE DATABASE {name}"));
+    let url = pg_database(&server, &name);
     let base = server.rsplit_once('/').map(|(b, _)| b).unwrap();
-    let url = format!("{base}/{name}");
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

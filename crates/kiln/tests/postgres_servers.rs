@@ -8,32 +8,10 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-
-fn server_url() -> String {
-    match std::env::var("KILN_TEST_DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!(
-            "KILN_TEST_DATABASE_URL is unset: this test needs a PostgreSQL server; run it with \
-             `scripts/pg run cargo test -p kiln --test postgres_servers -- --include-ignored`"
-        ),
-    }
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use support::{pg_database, pg_server_url, psql};
 
 struct Client {
     http: reqwest::Client,
@@ -59,11 +37,9 @@ impl Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
 async fn two_servers_on_one_database_share_branches_audit_and_search() {
-    let server = server_url();
+    let server = pg_server_url("postgres_servers");
     let name = format!("kiln_servers_{}", std::process::id());
-    psql(&server, &format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&server, &format!("CREATE DATABASE {name}"));
-    let db = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
+    let db = pg_database(&server, &name);
 
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = support::start_with(dirs.0.path(), &["--database-url", &db]);

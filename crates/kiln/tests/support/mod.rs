@@ -76,3 +76,39 @@ pub fn start_with(dir: &Path, extra: &[&str]) -> Running {
     }
     panic!("serve exited before listening")
 }
+
+/// The throwaway PostgreSQL server `scripts/pg` started (`KILN_TEST_DATABASE_URL`); panics
+/// with how to run the test when there is none.
+pub fn pg_server_url(test: &str) -> String {
+    match std::env::var("KILN_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "KILN_TEST_DATABASE_URL is unset: this test needs a PostgreSQL server; run it with \
+             `scripts/pg run cargo test -p kiln --test {test} -- --include-ignored`"
+        ),
+    }
+}
+
+/// Runs one statement with `psql` and returns its unaligned output.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A fresh database `name` on the server at `server` (dropped first if left over); its URL.
+pub fn pg_database(server: &str, name: &str) -> String {
+    psql(server, &format!("DROP DATABASE IF EXISTS {name}"));
+    psql(server, &format!("CREATE DATABASE {name}"));
+    format!(
+        "{}/{name}",
+        server.rsplit_once('/').map_or(server, |(b, _)| b)
+    )
+}
