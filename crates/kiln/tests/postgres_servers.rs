@@ -3,7 +3,8 @@
 //! a valid audit chain; a stale head is 409 `head_moved` whichever server holds the newer one;
 //! a write on one server is found by search on the other within seconds and reaches a live
 //! watcher there; after one server is
-//! killed (SIGKILL) the other keeps answering. Needs a server: `scripts/pg run cargo test -p
+//! killed (SIGKILL) the other keeps answering; a job the killed server held runs on the other
+//! within a lease period. Needs a server: `scripts/pg run cargo test -p
 //! kiln --test postgres_servers -- --include-ignored` (scripts/test does it).
 
 mod support;
@@ -250,4 +251,104 @@ async fn two_servers_on_one_database_share_branches_audit_and_search() {
     eprintln!("320 appends through two servers in {elapsed:?}");
     drop(b);
     psql(&server, &format!("DROP DATABASE {name} WITH (FORCE)"));
+}
+
+/// The lease of a dead server: two servers run the lifecycle jobs every second with 2-second
+/// leases; the one holding a research session's checkpoint lease is SIGKILLed, and the other
+/// takes the job over within a lease period and goes on checkpointing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
+async fn a_job_held_by_a_killed_server_runs_on_the_other_within_a_lease() {
+    let server = pg_server_url("postgres_servers");
+    let name = format!("kiln_leases_{}", std::process::id());
+    let db = pg_database(&server, &name);
+    let env = [
+        ("KILN_JOBS__TICK", "* * * * * *"),
+        ("KILN_JOBS__LEASE_SECONDS", "2"),
+    ];
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = support::start_env(dirs.0.path(), &["--database-url", &db], &env);
+    let b = support::start_env(dirs.1.path(), &["--database-url", &db], &env);
+    let c = Client {
+        http: reqwest::Client::new(),
+        token: a.token.clone().unwrap(),
+    };
+    let (st, s) = c
+        .call(
+            "POST",
+            &format!("http://{}/v1/sessions", a.addr),
+            Some(json!({
+                "name": "Nightly furnace run",
+                "session_type": "research",
+                "duration_days": 30,
+                "checkpoint_frequency": "* * * * * *"
+            })),
+        )
+        .await;
+    assert_eq!(st, 201, "{s}");
+    let holder_pid = |h: &str| -> u32 {
+        h.strip_prefix("kiln-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("holder {h:?} names no process"))
+    };
+    let (first, _) = wait_for_holder(&db, |_| true, "no server took the checkpoint lease").await;
+    let (dead, alive) = if holder_pid(&first) == a.pid() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(holder_pid(&first), dead.pid());
+    let survivor = alive.pid();
+    let checkpoints = |addr: &str| {
+        let (c, addr, id) = (&c, addr.to_string(), s["id"].as_str().unwrap().to_string());
+        async move {
+            let (st, v) = c
+                .call(
+                    "GET",
+                    &format!("http://{addr}/v1/sessions/{id}/checkpoints"),
+                    None,
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+            v["items"].as_array().map_or(0, Vec::len)
+        }
+    };
+    drop(dead); // SIGKILL
+    let before = checkpoints(&alive.addr).await;
+    let (_, took) = wait_for_holder(
+        &db,
+        |h| holder_pid(h) == survivor,
+        "the surviving server never took the job over",
+    )
+    .await;
+    eprintln!("the job moved to the surviving server {took:?} after the kill (lease 2 s)");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // And it goes on doing the job.
+    let t = Instant::now();
+    while checkpoints(&alive.addr).await <= before {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "no checkpoint after the takeover"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(alive);
+    psql(&server, &format!("DROP DATABASE {name} WITH (FORCE)"));
+}
+
+/// Polls the checkpoint job's lease holder until `want` accepts it (10 s at most).
+async fn wait_for_holder(db: &str, want: impl Fn(&str) -> bool, what: &str) -> (String, Duration) {
+    let t = Instant::now();
+    loop {
+        let h = psql(db, "SELECT holder FROM job_leases WHERE job = 'checkpoint'");
+        if !h.is_empty() && want(&h) {
+            return (h, t.elapsed());
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{what}: holder {h:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -50,10 +50,16 @@ pub fn start(dir: &Path) -> Running {
 
 /// Starts `kiln serve` on `dir` with more arguments (`--database-url …`).
 pub fn start_with(dir: &Path, extra: &[&str]) -> Running {
+    start_env(dir, extra, &[])
+}
+
+/// Starts `kiln serve` on `dir` with more arguments and environment (`KILN_JOBS__TICK=…`).
+pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
