@@ -1193,12 +1193,8 @@ async fn the_breadth_scenario_answers_the_same_on_postgres() {
     pg.close().await;
 }
 
-/// Two stores on one database (two servers) append 50 nodes each to one branch, each append
-/// naming the head it expects and retrying when another moved it.
-#[tokio::test]
-#[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
-async fn two_servers_append_to_one_branch_in_one_history() {
-    let scratch = Scratch::new().await;
+/// Two stores on one scratch database (two servers), alice, and a session of hers named `name`.
+async fn two_servers(scratch: &Scratch, name: &str) -> (Db, Db, String, String) {
     let opts = DbOptions::default();
     let one = Db::open_postgres(&scratch.url, &opts).await.unwrap();
     let two = Db::open_postgres(&scratch.url, &opts).await.unwrap();
@@ -1207,7 +1203,7 @@ async fn two_servers_append_to_one_branch_in_one_history() {
         .create_session(
             NewSession {
                 owner_id: alice.clone(),
-                name: "race".into(),
+                name: name.into(),
                 description: String::new(),
                 session_type: SessionType::Interactive,
                 project: None,
@@ -1222,6 +1218,16 @@ async fn two_servers_append_to_one_branch_in_one_history() {
         .await
         .unwrap()
         .id;
+    (one, two, alice, id)
+}
+
+/// Two stores on one database (two servers) append 50 nodes each to one branch, each append
+/// naming the head it expects and retrying when another moved it.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
+async fn two_servers_append_to_one_branch_in_one_history() {
+    let scratch = Scratch::new().await;
+    let (one, two, alice, id) = two_servers(&scratch, "race").await;
     let writer = |db: Db, tag: &'static str| {
         let (id, alice) = (id.clone(), alice.clone());
         tokio::spawn(async move {
@@ -1276,29 +1282,7 @@ async fn two_servers_append_to_one_branch_in_one_history() {
 #[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
 async fn a_dropped_write_is_rolled_back_and_frees_the_lock() {
     let scratch = Scratch::new().await;
-    let opts = DbOptions::default();
-    let one = Db::open_postgres(&scratch.url, &opts).await.unwrap();
-    let two = Db::open_postgres(&scratch.url, &opts).await.unwrap();
-    let alice = one.create_user("alice", true, b"ha").await.unwrap().id;
-    let id = one
-        .create_session(
-            NewSession {
-                owner_id: alice.clone(),
-                name: "cancel".into(),
-                description: String::new(),
-                session_type: SessionType::Interactive,
-                project: None,
-                tags: vec![],
-                metadata: json!({}),
-                config: Default::default(),
-                template: None,
-                folder: "/".into(),
-            },
-            &alice,
-        )
-        .await
-        .unwrap()
-        .id;
+    let (one, two, alice, id) = two_servers(&scratch, "cancel").await;
     let big: Vec<NewNode> = (0..2000).map(|i| msg(&alice, &format!("n{i}"))).collect();
     let mut cancelled = 0;
     for ms in [1, 5, 20, 100, 300, 1000, 10_000] {
