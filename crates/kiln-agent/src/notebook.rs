@@ -146,10 +146,10 @@ impl Agent {
         session: &str,
         branch: &str,
         id: &str,
-    ) -> Result<(FileEntry, PathBuf)> {
+    ) -> Result<(FileEntry, Option<PathBuf>)> {
         let nb = self.notebook(caller, session, branch).await?;
         let f = files::find(&nb, id).map_err(err)?.clone();
-        let path = files::blob_path(self.manager().data_dir(), &f.sha256);
+        let path = self.manager().file_content(&f.sha256).await?;
         Ok((f, path))
     }
 
@@ -192,19 +192,10 @@ impl Agent {
             .manager()
             .content_used_elsewhere(session, &f.sha256)
             .await?;
-        let path = files::blob_path(self.manager().data_dir(), &f.sha256);
         let removed = if shared {
             false
         } else {
-            match tokio::fs::remove_file(&path).await {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-                Err(e) => {
-                    return Err(Error::storage_unavailable(format!(
-                        "could not remove the file's content: {e}"
-                    )));
-                }
-            }
+            self.manager().remove_file_content(&f.sha256).await?
         };
         self.manager()
             .record_audit(
@@ -256,7 +247,7 @@ impl Agent {
             .map_err(Error::from)?;
         files::check_meta(name, content_type).map_err(err)?;
         let limit = self.manager().max_file_bytes();
-        let (sha256, bytes) = files::store_stream(self.manager().data_dir(), body, limit).await?;
+        let (sha256, bytes) = self.manager().store_file(body, limit).await?;
         self.manager().reserve_file_bytes(caller, bytes)?;
         self.call_tool(
             caller,

@@ -8,6 +8,7 @@
 
 mod audit;
 mod batches;
+mod blobs;
 mod chain;
 mod collaborators;
 mod conn;
@@ -42,6 +43,7 @@ mod users;
 
 pub use audit::{AuditEntry, AuditVerification, verify as verify_chain};
 pub use batches::{BatchItemRow, BatchRow, ItemOutcome, NewBatch};
+pub use blobs::BLOB_CHUNK;
 pub use chain::NodeVerification;
 pub use collaborators::{Collaborator, Contribution, Membership};
 pub use controllers::{Acquired, ControllerLock};
@@ -72,5 +74,5 @@ pub use shares::{NewShare, ShareLink, ShareRefusal};
 pub use templates::{NewTemplate, SavedTemplate, TemplateChange, Visibility};
 pub use tool_cache::CachedOutput;
 pub use tracks::{CHUNK as TRACK_CHUNK, FieldStats, Point, TrackBatch, point_from_json};
-pub use transfer::{TableTransfer, TransferOptions, TransferReport, redact_url};
+pub use transfer::{ContentTransfer, TableTransfer, TransferOptions, TransferReport, redact_url};
 pub use tree::{AppendOutcome, NewNode, TurnView, check_access};

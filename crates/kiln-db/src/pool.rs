@@ -377,6 +377,21 @@ impl Db {
         Ok(Tx { w, lock })
     }
 
+    /// Starts a write transaction outside the store's write order, for rows no other write
+    /// depends on (content-addressed file blobs): on PostgreSQL it takes no advisory lock, so
+    /// a long upload never holds up appends; on SQLite it is an ordinary write transaction.
+    pub(crate) async fn write_unordered(&self) -> Result<Tx> {
+        match &self.backend {
+            Backend::Lite { .. } => self.write().await,
+            Backend::Pg(_) => {
+                let mut w = self.writer().await?;
+                w.dirty = true;
+                run_plain(&mut w.conn, "BEGIN").await?;
+                Ok(Tx { w, lock: None })
+            }
+        }
+    }
+
     /// Takes a read connection. SQLite: the first free read-only connection (so a quiet store
     /// keeps reusing one connection and its warm page cache), else waits for one in turn.
     /// PostgreSQL: a pooled connection.

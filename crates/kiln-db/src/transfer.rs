@@ -10,13 +10,24 @@
 //! it and can simply be re-run. A target that already holds data is refused unless `replace`
 //! (it is then emptied inside the same transaction).
 //!
+//! The data directory's stored content (notebook files, attachments) goes into PostgreSQL in
+//! the same transaction (`content`), since servers that share a database share no disk.
+//!
 //! The check reads everything back from PostgreSQL: per table the row count and an
 //! order-independent digest of every row's values (each value decoded by its PostgreSQL column
 //! type, compared with the same digest of the SQLite rows), then every session's audit chain
 //! and node hash chain recomputed from the PostgreSQL rows, which must verify exactly as they
-//! do in SQLite.
+//! do in SQLite, every blob read back and hashed, and for a sample of sessions the whole
+//! session read through the PostgreSQL store, its states replayed from its events (every
+//! branch state and snapshot must equal the replay) and the document compared with the same
+//! read of SQLite.
+
+mod content;
+
+pub use content::ContentTransfer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use futures::TryStreamExt;
@@ -29,10 +40,14 @@ use sqlx::{Connection, Row, TypeInfo, ValueRef};
 use crate::{Db, Error, Result};
 
 /// How `copy_to_postgres` treats a target.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TransferOptions {
     /// Empty a target that already holds data (in the same transaction as the copy).
     pub replace: bool,
+    /// The stored content to move: (kind, folder), e.g. `("files", <data_dir>/files)`.
+    pub content: Vec<(String, PathBuf)>,
+    /// How many sessions to read back whole and replay (spread over all of them; 0: none).
+    pub state_sample: usize,
 }
 
 /// One table's copy and check.
@@ -56,6 +71,13 @@ pub struct TransferReport {
     pub node_chains_valid: i64,
     /// Sessions whose chains verify differently in the two stores (must be empty).
     pub chain_mismatches: Vec<String>,
+    /// Stored content per kind.
+    pub content: Vec<ContentTransfer>,
+    /// Sessions read back whole from PostgreSQL whose states were replayed.
+    pub states_checked: i64,
+    /// Sampled sessions whose states do not equal a replay in PostgreSQL, or whose document
+    /// differs from SQLite's (must be empty), each with the reason.
+    pub state_mismatches: Vec<String>,
     pub copy_seconds: f64,
     pub check_seconds: f64,
 }
@@ -64,6 +86,11 @@ impl TransferReport {
     /// Everything was copied and every check held.
     pub fn verified(&self) -> bool {
         self.chain_mismatches.is_empty()
+            && self.state_mismatches.is_empty()
+            && self
+                .content
+                .iter()
+                .all(|c| c.same_content && c.damaged.is_empty())
             && self
                 .tables
                 .iter()
@@ -369,30 +396,97 @@ impl Db {
                     .into(),
             ));
         };
+        let started = Instant::now();
+        let mut found = Vec::with_capacity(options.content.len());
+        for (kind, dir) in &options.content {
+            let (f, damaged) = content::scan(dir).await?;
+            found.push((kind.clone(), f, damaged));
+        }
         let mut pg = PgConnection::connect(url).await?;
         sqlx::query("BEGIN").execute(&mut *lite).await?;
-        let copied = copy_all(lite, &mut pg, options, &mut progress).await;
+        let copied = copy_all(lite, &mut pg, &options, &found, &mut progress).await;
         let _ = sqlx::query("ROLLBACK").execute(&mut *lite).await;
-        let (tables, digests, copy_seconds) = copied?;
+        let (tables, digests) = copied?;
+        let copy_seconds = started.elapsed().as_secs_f64();
         let started = Instant::now();
         let report = check(lite, &mut pg, tables, digests).await;
+        let mut content = Vec::with_capacity(found.len());
+        let mut content_err = None;
+        if report.is_ok() {
+            for (kind, f, damaged) in found {
+                match content::check(&mut pg, &kind, &f, damaged).await {
+                    Ok(c) => content.push(c),
+                    Err(e) => {
+                        content_err = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
         let _ = pg.close().await;
+        drop(read);
         let mut report = report?;
+        if let Some(e) = content_err {
+            return Err(e);
+        }
+        report.content = content;
+        self.check_states(url, &mut report, options.state_sample)
+            .await?;
         report.copy_seconds = copy_seconds;
         report.check_seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
+
+    /// Reads a sample of sessions whole through a PostgreSQL store on `url` and through this
+    /// one: PostgreSQL's must pass the replay check, and both documents must be the same.
+    async fn check_states(
+        &self,
+        url: &str,
+        report: &mut TransferReport,
+        sample: usize,
+    ) -> Result<()> {
+        if sample == 0 {
+            return Ok(());
+        }
+        let ids: Vec<String> = {
+            let mut conn = self.read().await?;
+            crate::conn::query_scalar("SELECT id FROM sessions ORDER BY id")
+                .fetch_all(&mut conn)
+                .await?
+        };
+        let n = ids.len();
+        let picked: BTreeSet<usize> = (0..sample.min(n)).map(|i| i * n / sample.min(n)).collect();
+        let pg = Db::open_postgres(url, &crate::DbOptions::default()).await?;
+        for i in picked {
+            let id = &ids[i];
+            let mut there = pg.export(id).await?;
+            let mut here = self.export(id).await?;
+            // The one field that is not the session's: when the document was made.
+            there.exported_at.clear();
+            here.exported_at.clear();
+            report.states_checked += 1;
+            if let Err(e) = there.check() {
+                report.state_mismatches.push(format!("{id}: {e}"));
+            } else if there.digest()? != here.digest()? {
+                report
+                    .state_mismatches
+                    .push(format!("{id}: reads differently from SQLite"));
+            }
+        }
+        pg.close().await;
+        Ok(())
+    }
 }
 
-type Copied = (Vec<Table>, HashMap<String, TableDigest>, f64);
+type Copied = (Vec<Table>, HashMap<String, TableDigest>);
 
 async fn copy_all(
     lite: &mut sqlx::SqliteConnection,
     pg: &mut PgConnection,
-    options: TransferOptions,
+    options: &TransferOptions,
+    found: &[(String, content::Found, Vec<String>)],
     progress: &mut impl FnMut(&str, i64),
 ) -> Result<Copied> {
-    let started = Instant::now();
     let names = sqlite_tables(lite).await?;
     let mut tables = Vec::with_capacity(names.len());
     for name in &names {
@@ -424,6 +518,8 @@ async fn copy_all(
         .execute(&mut *tx)
         .await?;
     }
+    // The content tables are empty on SQLite: filled from the data directory below instead.
+    tables.retain(|t| !content::CONTENT_TABLES.contains(&t.name.as_str()));
     let mut digests = HashMap::new();
     for t in &tables {
         sqlx::query(sql!("ALTER TABLE {} DISABLE TRIGGER USER", ident(&t.name)))
@@ -469,8 +565,12 @@ async fn copy_all(
             .await?;
         }
     }
+    for (kind, f, _) in found {
+        content::copy(&mut tx, kind, f).await?;
+        progress(kind, f.len() as i64);
+    }
     tx.commit().await?;
-    Ok((tables, digests, started.elapsed().as_secs_f64()))
+    Ok((tables, digests))
 }
 
 /// Streams one table into PostgreSQL and returns the digest of what was sent.
@@ -609,6 +709,9 @@ async fn check(
         audit_chains_valid: audit_valid,
         node_chains_valid: nodes_valid,
         chain_mismatches: mismatches,
+        content: Vec::new(),
+        states_checked: 0,
+        state_mismatches: Vec::new(),
         copy_seconds: 0.0,
         check_seconds: 0.0,
     })

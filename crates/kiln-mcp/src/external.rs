@@ -15,7 +15,6 @@ use rmcp::service::RunningService;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::Error;
@@ -486,17 +485,11 @@ async fn store_image(
             bytes.len()
         )));
     }
-    let sha = hex::encode(Sha256::digest(&bytes));
-    let path = kiln_agent::tools::attachment_path(&ctx.data_dir, &sha);
-    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-        let parent = path.parent().unwrap_or(&ctx.data_dir);
-        let fail = |e: std::io::Error| ToolError::Failed(format!("could not store the image: {e}"));
-        tokio::fs::create_dir_all(parent).await.map_err(fail)?;
-        // Write then rename: a crash never leaves a partial file under the final name.
-        let tmp = parent.join(format!("{sha}.tmp-{}", std::process::id()));
-        tokio::fs::write(&tmp, &bytes).await.map_err(fail)?;
-        tokio::fs::rename(&tmp, &path).await.map_err(fail)?;
-    }
+    let sha = ctx
+        .manager
+        .store_content(kiln_session::files::Content::Attachments, &bytes)
+        .await
+        .map_err(|e| ToolError::Failed(format!("could not store the image: {e}")))?;
     Ok((sha, bytes.len()))
 }
 

@@ -10,6 +10,7 @@ mod controller;
 mod conversation;
 mod digest;
 mod error;
+pub mod files;
 mod integrity;
 mod jobs;
 mod live;
@@ -54,12 +55,12 @@ pub use kiln_db::{
     SessionSort, ShareLink, TurnView, User,
 };
 pub use kiln_db::{BatchItemRow, BatchRow, ItemOutcome};
+pub use kiln_db::{ContentTransfer, TableTransfer, TransferOptions, TransferReport, redact_url};
 pub use kiln_db::{
     DIFF_CONVERSATION_DEFAULT, DIFF_CONVERSATION_MAX, DiffResult, GraphBranch, GraphCheckpoint,
     GraphMerge, GraphPoint,
 };
 pub use kiln_db::{FieldStats, Point, TrackBatch};
-pub use kiln_db::{TableTransfer, TransferOptions, TransferReport, redact_url};
 pub use kiln_search::{FaultSwitch, Hit, SearchPage, SessionHits, StorageFault, snippet_text};
 pub use live::{LiveEvent, POLL as LIVE_POLL};
 pub use lock::{LOCK_FILE, ServeLock};

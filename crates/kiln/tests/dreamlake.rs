@@ -115,6 +115,7 @@ async fn a_dreamlake_folder_becomes_a_session_with_its_notebook() {
         .await
         .unwrap();
     assert_eq!(csv.content_type, "text/csv");
+    let path = path.expect("the imported file's content is stored");
     assert!(std::fs::read_to_string(path).unwrap().contains("650,158.3"));
     mgr.close().await;
 

@@ -18,7 +18,6 @@ use kiln_types::state::words::{self, ConflictWords};
 use kiln_types::state::{Conflict, Resolution, Resolver, ToolMerge};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::tool::{
     Tool, ToolContext, ToolError, ToolOutput, ToolView, ViewChart, ViewTable, opt_str_arg, str_arg,
@@ -97,12 +96,10 @@ pub struct NotebookState {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Notebook;
 
-/// Returns where an attachment with this digest is stored.
+/// Returns where an attachment with this digest is on this server's disk (on a shared store
+/// a cache: read it through `SessionManager::content`).
 pub fn attachment_path(data_dir: &Path, sha256: &str) -> PathBuf {
-    data_dir
-        .join("attachments")
-        .join(sha256.get(..2).unwrap_or("00"))
-        .join(sha256)
+    kiln_session::files::content_path(data_dir, kiln_session::files::Content::Attachments, sha256)
 }
 
 pub(crate) fn bad(message: impl Into<String>) -> ToolError {
@@ -151,23 +148,6 @@ pub fn step_range(lo: Option<f64>, hi: Option<f64>) -> Option<(f64, f64)> {
         (None, None) => None,
         (lo, hi) => Some((lo.unwrap_or(f64::MIN), hi.unwrap_or(f64::MAX))),
     }
-}
-
-async fn store_attachment(dir: &Path, content: &[u8]) -> Result<String, ToolError> {
-    let sha = hex::encode(Sha256::digest(content));
-    let path = attachment_path(dir, &sha);
-    if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-        return Ok(sha);
-    }
-    let parent = path.parent().unwrap_or(dir);
-    let fail =
-        |e: std::io::Error| ToolError::Failed(format!("could not store the attachment: {e}"));
-    tokio::fs::create_dir_all(parent).await.map_err(fail)?;
-    // Write then rename: a crash never leaves a partial file under the final name.
-    let tmp = parent.join(format!("{sha}.tmp-{}", std::process::id()));
-    tokio::fs::write(&tmp, content).await.map_err(fail)?;
-    tokio::fs::rename(&tmp, &path).await.map_err(fail)?;
-    Ok(sha)
 }
 
 /// The parameters, nested or with dotted keys.
@@ -439,12 +419,9 @@ impl Tool for Notebook {
                     files::check_meta(&name, &content_type)?;
                     let (sha256, bytes) = if action == "record_file" {
                         let sha = str_arg(&args, "sha256")?.to_owned();
-                        let path = files::blob_path(&ctx.data_dir, &sha);
-                        let stored = files::is_digest(&sha)
-                            && tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file());
-                        if !stored {
+                        let Some(path) = ctx.manager.file_content(&sha).await? else {
                             return Err(bad("`sha256` names no stored upload"));
-                        }
+                        };
                         let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
                         (sha, size)
                     } else {
@@ -456,7 +433,7 @@ impl Tool for Notebook {
                         ctx.manager
                             .reserve_file_bytes(&ctx.caller, content.len() as u64)?;
                         let chunks = futures::stream::iter([Ok::<_, std::io::Error>(content)]);
-                        files::store_stream(&ctx.data_dir, chunks, limit).await?
+                        ctx.manager.store_file(chunks, limit).await?
                     };
                     let entry = files::record(
                         &mut nb,
@@ -540,7 +517,13 @@ impl Tool for Notebook {
                     let media_type = opt_str_arg(&args, "media_type")?
                         .unwrap_or("text/plain")
                         .to_owned();
-                    let sha256 = store_attachment(&ctx.data_dir, content.as_bytes()).await?;
+                    let sha256 = ctx
+                        .manager
+                        .store_content(
+                            kiln_session::files::Content::Attachments,
+                            content.as_bytes(),
+                        )
+                        .await?;
                     let att = Attachment {
                         name: name.clone(),
                         sha256: sha256.clone(),

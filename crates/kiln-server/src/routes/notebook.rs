@@ -279,13 +279,17 @@ async fn download(
     Path((id, b, file)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     let (entry, path) = st.agent.notebook_file(&caller, &id, &b, &file).await?;
-    let f = tokio::fs::File::open(&path).await.map_err(|e| {
-        tracing::warn!(error = %e, path = %path.display(), "a notebook file is missing");
+    let gone = || {
         Error::new(
             kiln_types::ErrorKind::Gone,
             "file_content_gone",
             "the file's content is no longer stored (purged)",
         )
+    };
+    let path = path.ok_or_else(gone)?;
+    let f = tokio::fs::File::open(&path).await.map_err(|e| {
+        tracing::warn!(error = %e, path = %path.display(), "a notebook file is missing");
+        gone()
     })?;
     let stream = futures::stream::unfold(f, |mut f| async move {
         let mut buf = vec![0u8; 64 * 1024];

@@ -13,7 +13,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kiln_agent::tools::{NotebookState, attachment_path};
+use kiln_agent::tools::NotebookState;
 use kiln_session::{Caller, Error, ListQuery, Node, SessionSort, TreeBranch};
 use kiln_types::{NodeKind, Permission};
 use serde::Deserialize;
@@ -876,10 +876,13 @@ async fn notebook_attachment(
             .rev()
             .find(|a| a.name == q.name)
             .ok_or_else(|| Error::not_found(format!("no attachment `{}` on {branch}", q.name)))?;
-        let path = attachment_path(st.mgr.data_dir(), &att.sha256);
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|_| Error::not_found("the attachment's content is no longer stored"))?;
+        let gone = || Error::not_found("the attachment's content is no longer stored");
+        let path = st
+            .mgr
+            .content(kiln_session::files::Content::Attachments, &att.sha256)
+            .await?
+            .ok_or_else(gone)?;
+        let bytes = tokio::fs::read(&path).await.map_err(|_| gone())?;
         Ok::<_, Error>((att, bytes))
     }
     .await;

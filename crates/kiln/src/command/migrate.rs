@@ -1,11 +1,13 @@
-//! `kiln migrate --to postgres://…`: copies this data directory's SQLite store into a
-//! PostgreSQL database and checks the copy (counts and content per table, every audit and
-//! node hash chain). The server must be stopped; a failed run leaves the target unchanged.
+//! `kiln migrate --to postgres://…`: copies this data directory's SQLite store and its stored
+//! content (notebook files, attachments) into a PostgreSQL database and checks the copy
+//! (counts and content per table, every audit and node hash chain, every blob, a sample of
+//! sessions replayed). The server must be stopped; a failed run leaves the target unchanged.
 
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
+use kiln_session::files::Content;
 use kiln_session::{ServeLock, TransferOptions, redact_url};
 
 use super::context::{self, Cli as _, GlobalArgs};
@@ -25,6 +27,10 @@ pub struct MigrateArgs {
     /// Overwrite a target that already holds data (emptied in the same transaction).
     #[arg(long)]
     pub replace: bool,
+    /// How many sessions (spread over all) to read back whole from PostgreSQL, replaying
+    /// their states from their events and comparing them with SQLite's.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub check_states: usize,
 }
 
 pub async fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<ExitCode> {
@@ -51,6 +57,10 @@ pub async fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<ExitC
             &args.to,
             TransferOptions {
                 replace: args.replace,
+                content: [Content::Files, Content::Attachments]
+                    .map(|k| (k.dir().to_owned(), config.storage.data_dir.join(k.dir())))
+                    .into(),
+                state_sample: args.check_states,
             },
             |table, rows| {
                 if shown.0 != table {
@@ -93,14 +103,31 @@ pub async fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<ExitC
             report.node_chains_valid,
             report.chain_mismatches.len()
         );
+        for c in &report.content {
+            outln!(
+                "{:<24} {:>10} {:>10}  {} ({} bytes)",
+                format!("content: {}", c.kind),
+                c.on_disk,
+                c.in_postgres,
+                if c.same_content { "same" } else { "DIFFERENT" },
+                c.bytes
+            );
+            for d in &c.damaged {
+                outln!("  damaged on disk (its content does not match its name; not copied): {d}");
+            }
+        }
+        outln!(
+            "sessions read back and replayed: {}; differing: {}",
+            report.states_checked,
+            report.state_mismatches.len()
+        );
+        for m in &report.state_mismatches {
+            outln!("  {m}");
+        }
         outln!(
             "copied in {:.1} s, checked in {:.1} s",
             report.copy_seconds,
             report.check_seconds
-        );
-        outln!(
-            "notebook files stay in {}/files: give every server that directory (a shared volume)",
-            config.storage.data_dir.display()
         );
     }
     if report.verified() {

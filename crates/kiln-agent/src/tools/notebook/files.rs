@@ -1,14 +1,12 @@
-//! Notebook files: content-addressed blobs under `<data_dir>/files/<sha[..2]>/<sha>`, written
-//! while hashing (never whole in memory for an upload), named on the branch by an entry that
-//! a deletion marks rather than removes (the content stays until purged).
-
-use std::path::{Path, PathBuf};
+//! Notebook files on a branch: an entry per file naming content-addressed content (stored by
+//! `kiln_session::files`), which a deletion marks rather than removes (the content stays
+//! until purged).
 
 use kiln_session::Error;
+pub use kiln_session::files::{blob_path, is_digest, too_large};
 use kiln_types::ErrorKind;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use super::{NotebookState, bad};
 use crate::tool::ToolError;
@@ -35,99 +33,6 @@ pub struct FileEntry {
     pub deleted_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_by: Option<String>,
-}
-
-/// Where a blob with this digest is stored.
-pub fn blob_path(data_dir: &Path, sha256: &str) -> PathBuf {
-    data_dir
-        .join("files")
-        .join(sha256.get(..2).unwrap_or("00"))
-        .join(sha256)
-}
-
-/// Whether `s` is a SHA-256 in lower-case hex.
-pub fn is_digest(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-fn io_error(e: std::io::Error) -> Error {
-    if e.raw_os_error() == Some(28) {
-        Error::insufficient_storage("the server's disk is full; retry once space is freed")
-    } else {
-        tracing::warn!(error = %e, "could not store a notebook file");
-        Error::storage_unavailable("could not store the file; retry later")
-    }
-}
-
-/// The file is larger than the limit: 413.
-pub fn too_large(limit: u64) -> Error {
-    Error::new(
-        ErrorKind::PayloadTooLarge,
-        "payload_too_large",
-        format!("the file is larger than the limit of {limit} bytes ([limits] max_file_mb)"),
-    )
-}
-
-/// Writes chunks to the store as they come, hashing them, refusing past `limit` bytes; the
-/// blob appears under its digest only when complete (write, then rename).
-pub async fn store_stream<S, B, E>(
-    data_dir: &Path,
-    mut chunks: S,
-    limit: u64,
-) -> Result<(String, u64), Error>
-where
-    S: futures::Stream<Item = Result<B, E>> + Unpin,
-    B: AsRef<[u8]>,
-    E: std::fmt::Display,
-{
-    use futures::StreamExt;
-    let tmp_dir = data_dir.join("files").join("tmp");
-    tokio::fs::create_dir_all(&tmp_dir)
-        .await
-        .map_err(io_error)?;
-    let tmp = tmp_dir.join(format!("upload-{}", uuid::Uuid::now_v7()));
-    let mut file = tokio::fs::File::create(&tmp).await.map_err(io_error)?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let outcome: Result<(), Error> = async {
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|e| {
-                Error::new(
-                    ErrorKind::BadRequest,
-                    "invalid_body",
-                    format!("the upload broke off: {e}"),
-                )
-            })?;
-            let chunk = chunk.as_ref();
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(too_large(limit));
-            }
-            hasher.update(chunk);
-            file.write_all(chunk).await.map_err(io_error)?;
-        }
-        file.flush().await.map_err(io_error)?;
-        file.sync_all().await.map_err(io_error)
-    }
-    .await;
-    drop(file);
-    if let Err(e) = outcome {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
-    }
-    let sha = hex::encode(hasher.finalize());
-    let path = blob_path(data_dir, &sha);
-    if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Ok((sha, size));
-    }
-    if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent).await.map_err(io_error)?;
-    }
-    tokio::fs::rename(&tmp, &path).await.map_err(io_error)?;
-    Ok((sha, size))
 }
 
 /// Checks a file name and media type.
