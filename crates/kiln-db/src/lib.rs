@@ -20,6 +20,7 @@ mod fts;
 mod graph;
 pub mod integrity;
 mod jobs;
+mod keys;
 mod live;
 mod memory;
 mod merge;

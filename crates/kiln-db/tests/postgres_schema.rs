@@ -77,7 +77,7 @@ async fn both_migration_sets_build_the_same_schema() {
         assert_eq!(pg_applied.len(), kiln_db::postgres_migrations().len());
 
         // The description is not empty on either side (a broken reader would compare equal).
-        assert_eq!(sqlite.tables.len(), 29, "{:?}", sqlite.tables.keys());
+        assert_eq!(sqlite.tables.len(), 30, "{:?}", sqlite.tables.keys());
         let count = |s: &Schema, f: fn(&kiln_db::Table) -> usize| -> usize {
             s.tables.values().map(f).sum()
         };

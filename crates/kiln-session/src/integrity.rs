@@ -26,6 +26,9 @@ pub struct InstanceKeyInfo {
     pub public_key: String,
     /// The other instances' keys this one trusts.
     pub trusted_keys: Vec<String>,
+    /// The keys of the other servers sharing this store (several servers on one PostgreSQL),
+    /// trusted as this instance's own.
+    pub server_keys: Vec<String>,
 }
 
 impl Integrity {
@@ -51,6 +54,7 @@ impl Integrity {
             algorithm: kiln_db::integrity::ALGORITHM,
             public_key: self.key.public().to_hex(),
             trusted_keys: self.trusted[1..].iter().map(PublicKey::to_hex).collect(),
+            server_keys: Vec::new(),
         }
     }
 }

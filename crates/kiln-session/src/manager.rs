@@ -90,6 +90,9 @@ impl SessionManager {
             })?,
         };
         let integrity = Arc::new(crate::integrity::Integrity::load(config)?);
+        // Servers sharing the store trust each other's exports (see `server_keys`).
+        db.register_server_key(&integrity.key.public().to_hex())
+            .await?;
         // Imports a killed process left half-written (their lease ran out) go now.
         db.purge_stale_imports(&kiln_db::now()).await?;
         Ok(Self {
@@ -123,9 +126,33 @@ impl SessionManager {
         &self.data_dir
     }
 
-    /// The instance's public signing key and the keys it trusts (public, like /v1/health).
-    pub fn instance_key(&self) -> crate::InstanceKeyInfo {
-        self.integrity.info()
+    /// The instance's public signing key and the keys it trusts (public, like /v1/health),
+    /// with the keys of the other servers sharing this store.
+    pub async fn instance_key(&self) -> Result<crate::InstanceKeyInfo> {
+        let mut info = self.integrity.info();
+        info.server_keys = self
+            .db
+            .server_keys()
+            .await?
+            .into_iter()
+            .filter(|k| *k != info.public_key)
+            .collect();
+        Ok(info)
+    }
+
+    /// The keys an import's signature is checked against: this server's, the configured
+    /// ones, and those of every server that has run on this store.
+    pub(crate) async fn trusted_keys(&self) -> Result<Vec<kiln_db::PublicKey>> {
+        let mut trusted = self.integrity.trusted.clone();
+        for k in self.db.server_keys().await? {
+            // A malformed row trusts nothing.
+            if let Ok(k) = kiln_db::PublicKey::from_hex(&k)
+                && !trusted.contains(&k)
+            {
+                trusted.push(k);
+            }
+        }
+        Ok(trusted)
     }
 
     /// The largest notebook file, in bytes.

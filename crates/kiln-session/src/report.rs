@@ -302,11 +302,11 @@ impl SessionManager {
     /// `size` (the export's bytes) counts against the caller's storage quota.
     async fn import_doc(&self, caller: &Caller, doc: SessionExport, size: u64) -> Result<Session> {
         self.check_quota(caller, size)?;
-        let integrity = Arc::clone(&self.integrity);
+        let trusted = self.trusted_keys().await?;
         // Checking replays every event and hashes the document: CPU work, off the async threads.
         let (checked, trust) = tokio::task::spawn_blocking(move || {
             crate::sessions::check_imported(&doc.session)?;
-            let trust = doc.trust(&integrity.trusted)?;
+            let trust = doc.trust(&trusted)?;
             Ok::<_, Error>((doc.checked()?, trust))
         })
         .await

@@ -253,7 +253,7 @@ async fn a_signed_export_imports_verified_with_its_authors() {
     let id = shared(&e).await;
     let doc = export(&e, &id).await;
     assert_eq!(doc["signature"]["algorithm"], "ed25519");
-    let key = e.mgr.instance_key();
+    let key = e.mgr.instance_key().await.unwrap();
     assert_eq!(doc["signature"]["key"], json!(key.public_key));
     let new = e.mgr.import(&e.alice, &doc).await.unwrap();
     assert_eq!(new.provenance.as_deref(), Some("verified"));
@@ -444,16 +444,16 @@ async fn a_configured_trusted_key_keeps_another_instances_authors() {
     let s = untrusting.import(&carol, &doc).await.unwrap();
     assert_eq!(s.provenance.as_deref(), Some("unverified"));
     untrusting.close().await;
-    config.integrity.trusted_keys = vec![first.mgr.instance_key().public_key];
+    config.integrity.trusted_keys = vec![first.mgr.instance_key().await.unwrap().public_key];
     let trusting = SessionManager::open(&config).await.unwrap();
     assert_eq!(
-        trusting.instance_key().trusted_keys,
-        vec![first.mgr.instance_key().public_key]
+        trusting.instance_key().await.unwrap().trusted_keys,
+        vec![first.mgr.instance_key().await.unwrap().public_key]
     );
     // The key file persisted: the same instance key after reopening.
     assert_eq!(
-        trusting.instance_key().public_key,
-        untrusting.instance_key().public_key
+        trusting.instance_key().await.unwrap().public_key,
+        untrusting.instance_key().await.unwrap().public_key
     );
     let s = trusting.import(&carol, &doc).await.unwrap();
     assert_eq!(s.provenance.as_deref(), Some("verified"));

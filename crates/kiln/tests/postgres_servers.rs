@@ -352,3 +352,77 @@ async fn wait_for_holder(db: &str, want: impl Fn(&str) -> bool, what: &str) -> (
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
+async fn an_export_signed_by_one_server_imports_verified_on_the_other() {
+    let server = pg_server_url("postgres_servers");
+    let name = format!("kiln_keys_{}", std::process::id());
+    let db = pg_database(&server, &name);
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = support::start_with(dirs.0.path(), &["--database-url", &db]);
+    let b = support::start_with(dirs.1.path(), &["--database-url", &db]);
+    let c = Client {
+        http: reqwest::Client::new(),
+        token: a.token.clone().unwrap(),
+    };
+    let (ua, ub) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
+
+    // Each server signs with a key of its own, and each lists the other's.
+    let (_, ka) = c.call("GET", &format!("{ua}/v1/instance/key"), None).await;
+    let (_, kb) = c.call("GET", &format!("{ub}/v1/instance/key"), None).await;
+    assert_ne!(ka["public_key"], kb["public_key"], "{ka} {kb}");
+    assert_eq!(ka["server_keys"], json!([kb["public_key"]]), "{ka}");
+    assert_eq!(kb["server_keys"], json!([ka["public_key"]]), "{kb}");
+    assert_eq!(
+        psql(&db, "SELECT count(*) FROM server_keys"),
+        "2",
+        "public keys only, one row a server"
+    );
+
+    let (st, s) = c
+        .call(
+            "POST",
+            &format!("{ua}/v1/sessions"),
+            Some(json!({"name": "Signed on A"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{s}");
+    let id = s["id"].as_str().unwrap();
+    let (st, doc) = c
+        .call("GET", &format!("{ua}/v1/sessions/{id}/export"), None)
+        .await;
+    assert_eq!(st, 200, "{doc}");
+    assert_eq!(doc["signature"]["key"], ka["public_key"], "signed by A");
+
+    // B checks A's signature against the keys of the servers sharing its store.
+    let (st, imported) = c
+        .call(
+            "POST",
+            &format!("{ub}/v1/sessions/import"),
+            Some(doc.clone()),
+        )
+        .await;
+    assert_eq!(st, 201, "{imported}");
+    assert_eq!(imported["provenance"], "verified", "{imported}");
+
+    // A server on another store does not know A's key: the same document is unverified there.
+    let lone = tempfile::tempdir().unwrap();
+    let other = support::start(lone.path());
+    let stranger = Client {
+        http: reqwest::Client::new(),
+        token: other.token.clone().unwrap(),
+    };
+    let (st, v) = stranger
+        .call(
+            "POST",
+            &format!("http://{}/v1/sessions/import", other.addr),
+            Some(doc),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["provenance"], "unverified", "{v}");
+
+    drop((a, b, other));
+    psql(&server, &format!("DROP DATABASE {name} WITH (FORCE)"));
+}

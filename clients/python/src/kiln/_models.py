@@ -45,6 +45,8 @@ class InstanceKey(Model):
     algorithm: str
     public_key: str
     trusted_keys: list[str] = []
+    #: Other servers sharing this store (several servers on one PostgreSQL).
+    server_keys: list[str] = []
 
 
 class Session(Model):

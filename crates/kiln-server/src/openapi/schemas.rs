@@ -1008,13 +1008,20 @@ pub(super) fn all() -> Value {
     put(
         "InstanceKey",
         obj(
-            &["algorithm", "public_key", "trusted_keys"],
+            &["algorithm", "public_key", "trusted_keys", "server_keys"],
             &[
                 ("algorithm", enumeration(&["ed25519"])),
                 ("public_key", doc("string", "64 hex digits")),
                 (
                     "trusted_keys",
                     array(doc("string", "another instance's public key")),
+                ),
+                (
+                    "server_keys",
+                    array(doc(
+                        "string",
+                        "the public key of another server sharing this store, trusted as this one's",
+                    )),
                 ),
             ],
         ),

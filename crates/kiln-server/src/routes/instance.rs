@@ -6,7 +6,8 @@ use axum::extract::State;
 use kiln_session::InstanceKeyInfo;
 
 use crate::AppState;
+use crate::error::ApiResult;
 
-pub async fn key(State(st): State<AppState>) -> Json<InstanceKeyInfo> {
-    Json(st.mgr.instance_key())
+pub async fn key(State(st): State<AppState>) -> ApiResult<Json<InstanceKeyInfo>> {
+    Ok(Json(st.mgr.instance_key().await?))
 }
