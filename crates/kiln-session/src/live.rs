@@ -146,17 +146,23 @@ impl SessionManager {
                     return None;
                 }
                 tokio::select! {
-                    _ = w.tick.tick() => w.poll().await,
-                    turn = w.turns.recv() => match turn {
-                        Ok(data) => w.queue.push_back(LiveEvent { kind: "turn", data }),
-                        Err(broadcast::error::RecvError::Lagged(n)) => {
-                            w.queue.push_back(LiveEvent {
-                                kind: "turn",
-                                data: json!({"event": "lagged", "missed": n}),
-                            });
+                    _ = w.tick.tick() => {
+                        // Turn events published before this poll come before what it finds.
+                        loop {
+                            match w.turns.try_recv() {
+                                Ok(data) => w.turn(Ok(data)),
+                                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                    w.turn(Err(broadcast::error::RecvError::Lagged(n)));
+                                }
+                                Err(_) => break,
+                            }
                         }
+                        w.poll().await;
+                    }
+                    turn = w.turns.recv() => match turn {
                         // (Never while this receiver lives; wait for the next poll.)
                         Err(broadcast::error::RecvError::Closed) => w.poll().await,
+                        turn => w.turn(turn),
                     },
                 }
             }
@@ -177,6 +183,15 @@ impl Drop for Watch {
 }
 
 impl Watch {
+    fn turn(&mut self, turn: std::result::Result<Value, broadcast::error::RecvError>) {
+        let data = match turn {
+            Ok(data) => data,
+            Err(broadcast::error::RecvError::Lagged(n)) => json!({"event": "lagged", "missed": n}),
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        self.queue.push_back(LiveEvent { kind: "turn", data });
+    }
+
     fn close(&mut self, reason: &str) {
         self.queue.push_back(LiveEvent {
             kind: "closed",
