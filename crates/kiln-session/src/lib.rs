@@ -19,6 +19,7 @@ mod memory;
 mod merging;
 mod projects;
 mod quota;
+mod relay;
 mod report;
 mod search;
 mod sessions;
