@@ -4,7 +4,8 @@
 //! (`Db::open_postgres`), a pool and one advisory lock per write transaction. Migrations are
 //! embedded and applied at open. Repositories are grouped per aggregate and run on either
 //! database through one connection type and query facade (`conn.rs`). PostgreSQL has its own
-//! migrations (`postgres.rs`) and a schema description comparable with SQLite's (`schema.rs`).
+//! migrations (`postgres.rs`) and a schema description comparable with SQLite's (`schema.rs`),
+//! and carries turn notifications between the servers sharing it (`notify.rs`).
 
 mod audit;
 mod batches;
@@ -25,6 +26,7 @@ mod live;
 mod memory;
 mod merge;
 mod model;
+mod notify;
 mod pool;
 mod postgres;
 mod projects;
@@ -62,6 +64,7 @@ pub use merge::{
     MergeResult,
 };
 pub use model::*;
+pub use notify::{TURN_CHANNEL, TURN_PAYLOAD_MAX, TurnListener, TurnNotice};
 pub use pool::{Db, DbOptions, now, stamp};
 pub use postgres::{describe_postgres, migrate_postgres, postgres_migrations};
 pub use projects::{Found, MAX_FOLDER_SESSIONS, Project};

@@ -53,6 +53,9 @@ impl Default for DbOptions {
 pub struct Db {
     backend: Backend,
     pub(crate) snapshot_every: i64,
+    /// Names this store among the processes sharing its database (a random id per open): turn
+    /// notifications carry it so a listener skips its own (`notify.rs`).
+    pub(crate) origin: Arc<str>,
 }
 
 #[derive(Clone)]
@@ -304,6 +307,7 @@ impl Db {
                 }),
             },
             snapshot_every: i64::from(opts.snapshot_every.max(1)),
+            origin: new_origin(),
         })
     }
 
@@ -320,6 +324,7 @@ impl Db {
         let db = Self {
             backend: Backend::Pg(pool),
             snapshot_every: i64::from(opts.snapshot_every.max(1)),
+            origin: new_origin(),
         };
         let mut w = db.writer().await?;
         crate::chain::backfill(&mut w.conn).await?;
@@ -417,6 +422,14 @@ impl Db {
             .map_err(|_| Error::Corrupt("reader connection missing after open".into()))
     }
 
+    /// The PostgreSQL pool, or `None` on SQLite.
+    pub(crate) fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.backend {
+            Backend::Lite { .. } => None,
+            Backend::Pg(pool) => Some(pool),
+        }
+    }
+
     /// Whether this store is on PostgreSQL (several servers may share it) rather than SQLite.
     pub fn is_postgres(&self) -> bool {
         matches!(self.backend, Backend::Pg(_))
@@ -492,6 +505,10 @@ impl Db {
         // dialect: PRAGMA wal_checkpoint: PostgreSQL uses CHECKPOINT (or nothing on close)
         let _ = run_plain(&mut w.conn, "PRAGMA wal_checkpoint(TRUNCATE)").await;
     }
+}
+
+fn new_origin() -> Arc<str> {
+    kiln_types::NodeId::new().to_string().into()
 }
 
 /// Returns the current time as stored: RFC 3339, UTC, microseconds.

@@ -4,7 +4,7 @@
 //! and import) runs through the public `Db` API on SQLite and on PostgreSQL with the same
 //! outcomes; and two stores on one PostgreSQL database (two "servers") append to one branch
 //! at once, leaving one linear history; a write cancelled half-way is rolled back and frees the
-//! write lock. The PostgreSQL tests need a server:
+//! write lock; turn notifications pass between them in order. The PostgreSQL tests need a server:
 //! `scripts/pg run cargo test -p kiln-db --test postgres_store -- --include-ignored`.
 
 mod support;
@@ -1441,4 +1441,112 @@ async fn stored_content_answers_the_same_on_postgres() {
     let on_postgres = blobs(&pg, dir.path()).await;
     assert_eq!(on_postgres, on_sqlite);
     pg.close().await;
+}
+
+#[tokio::test]
+async fn turn_notifications_are_a_no_op_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("kiln.db"), &DbOptions::default())
+        .await
+        .unwrap();
+    db.notify_turn("s", "[]").await.unwrap();
+    assert!(db.turn_listener().await.unwrap().is_none());
+    db.close().await;
+}
+
+/// Turn notifications between two stores on one database (two servers): each hears the
+/// other's in the order sent and never its own; an oversized payload is refused; a listener
+/// whose connection is killed says so once it is back, and hears what is sent afterwards.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
+async fn turn_notifications_reach_the_other_store_in_order_and_survive_a_lost_connection() {
+    use kiln_db::{TURN_PAYLOAD_MAX, TurnNotice};
+    use std::time::{Duration, Instant};
+
+    let scratch = Scratch::new().await;
+    let (one, two, _, id) = two_servers(&scratch, "notify").await;
+    let mut hears_one = one.turn_listener().await.unwrap().unwrap();
+    let mut hears_two = two.turn_listener().await.unwrap().unwrap();
+    async fn next(l: &mut kiln_db::TurnListener) -> TurnNotice {
+        tokio::time::timeout(Duration::from_secs(10), l.recv())
+            .await
+            .expect("no notification within 10 s")
+    }
+
+    let n = 200;
+    let started = Instant::now();
+    for i in 0..n {
+        one.notify_turn(&id, &format!("[{i}]")).await.unwrap();
+    }
+    let sending = started.elapsed();
+    for i in 0..n {
+        assert_eq!(
+            next(&mut hears_two).await,
+            TurnNotice::Turn {
+                session: id.clone(),
+                payload: format!("[{i}]")
+            }
+        );
+    }
+    eprintln!(
+        "{n} notifications sent in {sending:?} ({:?} each), all heard after {:?}",
+        sending / n,
+        started.elapsed()
+    );
+    // One's listener skipped its own 200: the first thing it hears is two's.
+    two.notify_turn(&id, "from two").await.unwrap();
+    assert_eq!(
+        next(&mut hears_one).await,
+        TurnNotice::Turn {
+            session: id.clone(),
+            payload: "from two".into()
+        }
+    );
+    // The largest payload goes through, whatever its bytes; one byte more, or a bad session
+    // id, is refused before it reaches PostgreSQL.
+    let big = "é".repeat(TURN_PAYLOAD_MAX / 2);
+    one.notify_turn(&id, &big).await.unwrap();
+    assert!(
+        matches!(next(&mut hears_two).await, TurnNotice::Turn { payload, .. } if payload == big)
+    );
+    for (session, payload) in [
+        (id.as_str(), format!("{big}x")),
+        ("", "[]".into()),
+        ("a\nb", "[]".into()),
+    ] {
+        assert!(matches!(
+            one.notify_turn(session, &payload).await,
+            Err(Error::Invalid(_))
+        ));
+    }
+
+    // Both listening connections killed: each says it lost some once it listens again, then
+    // hears what is sent after.
+    let killed = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%') t",
+    )
+    .fetch_one(
+        &mut <sqlx::PgConnection as sqlx::Connection>::connect(&scratch.url)
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(killed, 2);
+    let t = Instant::now();
+    assert_eq!(next(&mut hears_two).await, TurnNotice::Lost);
+    eprintln!("listening again {:?} after the kill", t.elapsed());
+    one.notify_turn(&id, "after").await.unwrap();
+    assert_eq!(
+        next(&mut hears_two).await,
+        TurnNotice::Turn {
+            session: id.clone(),
+            payload: "after".into()
+        }
+    );
+    assert_eq!(next(&mut hears_one).await, TurnNotice::Lost);
+    drop((hears_one, hears_two));
+    one.close().await;
+    two.close().await;
 }

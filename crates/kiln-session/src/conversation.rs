@@ -133,6 +133,10 @@ impl SessionManager {
         };
         let bytes = self.incoming_bytes(&nodes);
         self.check_quota(caller, bytes)?;
+        // Watchers on other servers hear a turn's events before they read the nodes it writes.
+        if let Some(relay) = &self.turn_relay {
+            relay.flush(session).await;
+        }
         // The access check rides on the append's first query: the hot path.
         let out = self
             .db

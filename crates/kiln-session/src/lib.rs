@@ -20,6 +20,7 @@ mod memory;
 mod merging;
 mod projects;
 mod quota;
+mod relay;
 mod report;
 mod search;
 mod sessions;

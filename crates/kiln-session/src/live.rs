@@ -9,8 +9,11 @@
 //!
 //! Two things are not in the tree and come another way. Presence (who is watching) is a row
 //! per open stream in the store, refreshed every few seconds, so it holds across servers. A turn
-//! in progress (its tokens and tool calls, before anything is stored) comes from the agent of
-//! this server through an in-process feed per session.
+//! in progress (its tokens and tool calls, before anything is stored) comes through an
+//! in-process feed per session: from the agent of this server, and on PostgreSQL from the
+//! agents of the other servers through the relay (`relay.rs`), which puts their notifications
+//! into the same feeds. Turn events are handed out before each poll of the store, so a watcher
+//! hears a turn's tokens before the answer node they made.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -48,7 +51,7 @@ impl TurnFeeds {
             .subscribe()
     }
 
-    fn publish(&self, session: &str, data: Value) {
+    pub(crate) fn publish(&self, session: &str, data: Value) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = map.get(session)
             && tx.send(data).is_err()
@@ -56,6 +59,13 @@ impl TurnFeeds {
             // Nobody watches any more.
             map.remove(session);
         }
+    }
+
+    /// Tells every session's watchers on this server the same thing.
+    pub(crate) fn publish_all(&self, data: &Value) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Feeds nobody watches any more go.
+        map.retain(|_, tx| tx.send(data.clone()).is_ok());
     }
 }
 
@@ -88,10 +98,18 @@ struct Watch {
 }
 
 impl SessionManager {
-    /// Tells this server's watchers of `session` about a turn in progress (the agent calls it
-    /// as tokens, tool calls and results come); costs nothing when nobody watches.
+    /// Tells the watchers of `session` about a turn in progress (the agent calls it as tokens,
+    /// tool calls and results come): this server's at once, and on PostgreSQL the other
+    /// servers' through the relay (queued here, sent within 50 ms, see `relay.rs`). On SQLite
+    /// it costs nothing when nobody watches.
     pub fn publish_turn(&self, session: &str, data: Value) {
-        self.turn_feeds.publish(session, data);
+        match &self.turn_relay {
+            Some(relay) => {
+                self.turn_feeds.publish(session, data.clone());
+                relay.send(session, data);
+            }
+            None => self.turn_feeds.publish(session, data),
+        }
     }
 
     /// The live events of a session the caller may read, for at most `max` (then the stream
@@ -115,6 +133,9 @@ impl SessionManager {
             data: json!(snap),
         });
         let id = kiln_types::NodeId::new().to_string();
+        if let Some(relay) = &self.turn_relay {
+            relay.listen().await;
+        }
         let turns = self.turn_feeds.subscribe(session);
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -146,17 +167,23 @@ impl SessionManager {
                     return None;
                 }
                 tokio::select! {
-                    _ = w.tick.tick() => w.poll().await,
-                    turn = w.turns.recv() => match turn {
-                        Ok(data) => w.queue.push_back(LiveEvent { kind: "turn", data }),
-                        Err(broadcast::error::RecvError::Lagged(n)) => {
-                            w.queue.push_back(LiveEvent {
-                                kind: "turn",
-                                data: json!({"event": "lagged", "missed": n}),
-                            });
+                    _ = w.tick.tick() => {
+                        // Turn events published before this poll come before what it finds.
+                        loop {
+                            match w.turns.try_recv() {
+                                Ok(data) => w.turn(Ok(data)),
+                                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                    w.turn(Err(broadcast::error::RecvError::Lagged(n)));
+                                }
+                                Err(_) => break,
+                            }
                         }
+                        w.poll().await;
+                    }
+                    turn = w.turns.recv() => match turn {
                         // (Never while this receiver lives; wait for the next poll.)
                         Err(broadcast::error::RecvError::Closed) => w.poll().await,
+                        turn => w.turn(turn),
                     },
                 }
             }
@@ -177,6 +204,15 @@ impl Drop for Watch {
 }
 
 impl Watch {
+    fn turn(&mut self, turn: std::result::Result<Value, broadcast::error::RecvError>) {
+        let data = match turn {
+            Ok(data) => data,
+            Err(broadcast::error::RecvError::Lagged(n)) => json!({"event": "lagged", "missed": n}),
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        self.queue.push_back(LiveEvent { kind: "turn", data });
+    }
+
     fn close(&mut self, reason: &str) {
         self.queue.push_back(LiveEvent {
             kind: "closed",

@@ -37,6 +37,8 @@ pub struct SessionManager {
     pub(crate) integrity: Arc<crate::integrity::Integrity>,
     /// Turns in progress on this server, for live watchers (see `live.rs`).
     pub(crate) turn_feeds: Arc<crate::live::TurnFeeds>,
+    /// On PostgreSQL, carries turns to and from the other servers (see `relay.rs`).
+    pub(crate) turn_relay: Option<Arc<crate::relay::TurnRelay>>,
     /// The largest notebook file, in bytes (`[limits] max_file_mb`).
     pub(crate) max_file_bytes: u64,
 }
@@ -95,6 +97,8 @@ impl SessionManager {
             .await?;
         // Imports a killed process left half-written (their lease ran out) go now.
         db.purge_stale_imports(&kiln_db::now()).await?;
+        let turn_feeds = Arc::<crate::live::TurnFeeds>::default();
+        let turn_relay = crate::relay::TurnRelay::new(&db, Arc::clone(&turn_feeds));
         Ok(Self {
             db,
             data_dir: dir.clone(),
@@ -104,7 +108,8 @@ impl SessionManager {
             search_faults: kiln_search::FaultSwitch::default(),
             search_health: Arc::default(),
             tallies: Arc::default(),
-            turn_feeds: Arc::default(),
+            turn_feeds,
+            turn_relay,
             usage: Arc::new(crate::quota::Usage::new(config.limits.storage_quota_mb)),
             integrity,
             max_file_bytes: config.limits.max_file_mb.saturating_mul(1024 * 1024),

@@ -2,10 +2,12 @@
 //! writers through each onto one shared branch lose nothing and leave one linear history with
 //! a valid audit chain; a stale head is 409 `head_moved` whichever server holds the newer one;
 //! a write on one server is found by search on the other within seconds and reaches a live
-//! watcher there; after one server is
-//! killed (SIGKILL) the other keeps answering; a job the killed server held runs on the other
-//! within a lease period. Needs a server: `scripts/pg run cargo test -p
-//! kiln --test postgres_servers -- --include-ignored` (scripts/test does it).
+//! watcher there, and so does a turn in progress (its streamed tokens, in order, each once,
+//! before the stored answer); after one server is killed (SIGKILL) the other keeps answering; a
+//! job the killed server held runs on the other within a lease period; an export signed by one
+//! server imports verified on the other (and unverified on a server elsewhere). Needs a server:
+//! `scripts/pg run cargo test -p kiln --test postgres_servers -- --include-ignored`
+//! (scripts/test does it).
 
 mod support;
 
@@ -351,6 +353,305 @@ async fn wait_for_holder(db: &str, want: impl Fn(&str) -> bool, what: &str) -> (
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Words the loopback model streams per answer, and the pause between two.
+const WORDS: usize = 40;
+const GAP: Duration = Duration::from_millis(15);
+
+/// An OpenAI-compatible model on loopback that streams its answer a word every [`GAP`], as a
+/// model does; a call that does not stream (discovery detection) gets an empty list.
+async fn slow_model() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // Headers, then as many body bytes as Content-Length says.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 8192];
+                loop {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                if !String::from_utf8_lossy(&request).contains("\"stream\":true") {
+                    let body = r#"{"id":"c","object":"chat.completion","created":1,"model":"slow-model","choices":[{"index":0,"message":{"role":"assistant","content":"{\"discoveries\": []}"},"finish_reason":"stop"}]}"#;
+                    let _ = s
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .await;
+                    return;
+                }
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                            Connection: close\r\n\r\n";
+                if s.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for i in 0..=WORDS {
+                    let (delta, finish) = if i < WORDS {
+                        (json!({"content": format!("w{i} ")}), Value::Null)
+                    } else {
+                        (json!({}), json!("stop"))
+                    };
+                    let chunk = json!({"id": "c", "object": "chat.completion.chunk",
+                        "created": 1, "model": "slow-model",
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+                    if s.write_all(format!("data: {chunk}\n\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(GAP).await;
+                }
+                let _ = s.write_all(b"data: [DONE]\n\n").await;
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+/// One live event as a watcher received it.
+#[derive(Debug, Clone)]
+struct Seen {
+    at: Instant,
+    kind: String,
+    data: Value,
+}
+
+/// Opens a live-event stream on `base` and collects its events in the background.
+async fn open_watcher(
+    c: &Client,
+    base: &str,
+    id: &str,
+) -> std::sync::Arc<std::sync::Mutex<Vec<Seen>>> {
+    let mut res = c
+        .http
+        .get(format!(
+            "{base}/v1/sessions/{id}/events/stream?max_seconds=60"
+        ))
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = seen.clone();
+    tokio::spawn(async move {
+        let mut buf: Vec<u8> = Vec::new();
+        while let Ok(Some(chunk)) = res.chunk().await {
+            let at = Instant::now();
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = buf.drain(..end + 2).collect();
+                let block = String::from_utf8_lossy(&block);
+                let kind = block.lines().find_map(|l| l.strip_prefix("event: "));
+                let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+                if let (Some(kind), Some(data)) = (kind, data) {
+                    out.lock().unwrap().push(Seen {
+                        at,
+                        kind: kind.to_owned(),
+                        data: serde_json::from_str(data).unwrap_or(Value::Null),
+                    });
+                }
+            }
+        }
+    });
+    seen
+}
+
+/// Where in `seen` the `nodes` event carrying node `id` is.
+fn node_event(seen: &[Seen], id: &str) -> Option<usize> {
+    seen.iter().position(|s| {
+        s.kind == "nodes"
+            && s.data["nodes"]
+                .as_array()
+                .is_some_and(|n| n.iter().any(|n| n["id"] == id))
+    })
+}
+
+/// Runs `sql` with psql, `None` when it fails (pg_stat_statements may be missing).
+fn psql_soft(url: &str, sql: &str) -> Option<String> {
+    let out = std::process::Command::new("psql")
+        .args([url, "-XAtq", "-c", sql])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A turn in progress reaches watchers on the other server: a turn on A whose model streams
+/// 40 words over 0.6 s, and a turn of the offline planner (a tool call and its result) on B.
+/// Each server's watcher sees the same turn events, in the same order, each once, and the
+/// streamed tokens before the stored answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
+async fn a_turn_on_one_server_streams_to_watchers_on_the_other() {
+    let server = pg_server_url("postgres_servers");
+    let name = format!("kiln_turns_{}", std::process::id());
+    let db = pg_database(&server, &name);
+    let counting = psql_soft(&db, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements").is_some();
+    let model = slow_model().await;
+
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = support::start_with(
+        dirs.0.path(),
+        &[
+            "--database-url",
+            &db,
+            "--llm-base-url",
+            &model,
+            "--llm-model",
+            "slow-model",
+        ],
+    );
+    let b = support::start_with(dirs.1.path(), &["--database-url", &db]);
+    let c = Client {
+        http: reqwest::Client::new(),
+        token: a.token.clone().unwrap(),
+    };
+    let (ua, ub) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
+    let (st, s) = c
+        .call(
+            "POST",
+            &format!("{ua}/v1/sessions"),
+            Some(json!({"name": "Watched from afar"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{s}");
+    let id = s["id"].as_str().unwrap().to_string();
+
+    for (runs, other, message) in [
+        (&ua, &ub, "Tell me something"),
+        (&ub, &ua, "Analyse LiFePO4"),
+    ] {
+        let here = open_watcher(&c, runs, &id).await;
+        let there = open_watcher(&c, other, &id).await;
+        if counting {
+            psql_soft(&db, "SELECT pg_stat_statements_reset()");
+        }
+        let (st, turn) = c
+            .call(
+                "POST",
+                &format!("{runs}/v1/sessions/{id}/query"),
+                Some(json!({"message": message})),
+            )
+            .await;
+        assert_eq!(st, 200, "{turn}");
+        let answer = turn["answer_node"].as_str().unwrap().to_string();
+        // Both watchers: the turn's `done` and the stored answer.
+        let t = Instant::now();
+        let complete = |seen: &[Seen]| {
+            node_event(seen, &answer).is_some()
+                && seen
+                    .iter()
+                    .any(|s| s.kind == "turn" && s.data["event"] == "done")
+        };
+        while !(complete(&here.lock().unwrap()) && complete(&there.lock().unwrap())) {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{message}: no complete turn on both servers within 10 s:\nhere {:?}\nthere {:?}",
+                here.lock().unwrap(),
+                there.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (here, there) = (here.lock().unwrap().clone(), there.lock().unwrap().clone());
+        let turns = |seen: &[Seen]| -> Vec<(usize, Seen)> {
+            seen.iter()
+                .cloned()
+                .enumerate()
+                .filter(|(_, s)| s.kind == "turn")
+                .collect()
+        };
+        let (local, remote) = (turns(&here), turns(&there));
+        let data = |t: &[(usize, Seen)]| t.iter().map(|(_, s)| s.data.clone()).collect::<Vec<_>>();
+        // The same events, in the same order, each once (a duplicate or a gap would differ).
+        assert_eq!(data(&remote), data(&local), "{message}");
+        let kinds: Vec<&str> = local
+            .iter()
+            .filter_map(|(_, s)| s.data["event"].as_str())
+            .collect();
+        assert_eq!(kinds.first(), Some(&"started"), "{kinds:?}");
+        assert_eq!(kinds.last(), Some(&"done"), "{kinds:?}");
+        assert!(!kinds.contains(&"lagged"), "{kinds:?}");
+        let text: String = local
+            .iter()
+            .filter(|(_, s)| s.data["event"] == "token")
+            .filter_map(|(_, s)| s.data["text"].as_str())
+            .collect();
+        assert_eq!(text.trim(), turn["answer"].as_str().unwrap().trim());
+        if message == "Analyse LiFePO4" {
+            assert!(kinds.contains(&"tool_call") && kinds.contains(&"tool_result"));
+        } else {
+            assert_eq!(kinds.iter().filter(|k| **k == "token").count(), WORDS);
+        }
+        // Every token before the stored answer, on both servers.
+        for (seen, turns) in [(&here, &local), (&there, &remote)] {
+            let stored = node_event(seen, &answer).unwrap();
+            let last_token = turns
+                .iter()
+                .filter(|(_, s)| s.data["event"] == "token")
+                .map(|(i, _)| *i)
+                .max()
+                .unwrap();
+            assert!(last_token < stored, "{message}: a token after the answer");
+        }
+        // How much later the other server's watcher hears each event.
+        let mut delays: Vec<Duration> = local
+            .iter()
+            .zip(&remote)
+            .map(|((_, l), (_, r))| r.at.saturating_duration_since(l.at))
+            .collect();
+        delays.sort();
+        let notifies = counting
+            .then(|| {
+                psql_soft(
+                    &db,
+                    "SELECT COALESCE(sum(calls), 0) FROM pg_stat_statements \
+                     WHERE query LIKE '%pg_notify%'",
+                )
+            })
+            .flatten()
+            .unwrap_or_else(|| "?".into());
+        eprintln!(
+            "{message}: {} turn events ({} tokens) in {notifies} notifications; the other \
+             server's watcher heard each {:?} later at the median, {:?} at most",
+            delays.len(),
+            kinds.iter().filter(|k| **k == "token").count(),
+            delays[delays.len() / 2],
+            delays[delays.len() - 1],
+        );
+    }
+    drop((a, b));
+    psql(&server, &format!("DROP DATABASE {name} WITH (FORCE)"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
