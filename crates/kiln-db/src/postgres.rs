@@ -119,22 +119,29 @@ async fn distribution_check(conn: &mut PgConnection) -> Result<Vec<String>> {
         }
     }
 
-    let fks: Vec<(String, String, String, Vec<String>, Vec<String>)> =
+    let fks: Vec<FkRow> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT c.relname::text, con.conname::text, f.relname::text, \
+            "SELECT c.relname::text AS tbl, con.conname::text AS name, f.relname::text AS target, \
                 ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, n) \
                       JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum \
-                      ORDER BY k.n), \
+                      ORDER BY k.n) AS cols, \
                 ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, n) \
                       JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum \
-                      ORDER BY k.n) \
+                      ORDER BY k.n) AS refs \
              FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
              JOIN pg_class f ON f.oid = con.confrelid \
              WHERE {TABLES} AND con.contype = 'f' ORDER BY 1, 2"
         )))
         .fetch_all(&mut *conn)
         .await?;
-    for (table, name, target, cols, refs) in fks {
+    for FkRow {
+        tbl: table,
+        name,
+        target,
+        cols,
+        refs,
+    } in fks
+    {
         match (column(&table), column(&target)) {
             (Some(ours), Some(theirs)) => {
                 let paired = cols
@@ -158,6 +165,17 @@ async fn distribution_check(conn: &mut PgConnection) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// A foreign key as the distribution check reads it: its table, name, referenced table, and
+/// the column lists on both sides.
+#[derive(sqlx::FromRow)]
+struct FkRow {
+    tbl: String,
+    name: String,
+    target: String,
+    cols: Vec<String>,
+    refs: Vec<String>,
 }
 
 /// The tables of the current schema, but sqlx's bookkeeping.
