@@ -143,8 +143,9 @@ pub(crate) async fn backfill(conn: &mut Conn) -> Result<()> {
         query(begin).execute(&mut *conn).await?;
         for n in nodes.iter().filter(|n| n.hash.is_none()) {
             if let Some(h) = hashes.get(n.id.as_str()) {
-                query("UPDATE nodes SET hash = $1 WHERE rowid = $2")
+                query("UPDATE nodes SET hash = $1 WHERE session_id = $2 AND rowid = $3")
                     .bind(&h[..])
+                    .bind(&session)
                     .bind(n.rowid)
                     .execute(&mut *conn)
                     .await?;

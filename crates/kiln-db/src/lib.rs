@@ -66,11 +66,14 @@ pub use merge::{
 pub use model::*;
 pub use notify::{TURN_CHANNEL, TURN_PAYLOAD_MAX, TurnListener, TurnNotice};
 pub use pool::{Db, DbOptions, now, stamp};
-pub use postgres::{describe_postgres, migrate_postgres, postgres_migrations};
+pub use postgres::{
+    describe_postgres, distribution_violations, migrate_postgres, postgres_migrations,
+};
 pub use projects::{Found, MAX_FOLDER_SESSIONS, Project};
 pub use refs::Restored;
 pub use schema::{
-    Column, ForeignKey, Index, Schema, Table, Trigger, describe_sqlite, normalize_sql_text,
+    Column, DISTRIBUTED, ForeignKey, Index, LOOKUP_INDEXES, NOT_DISTRIBUTED_BY_SESSION, Schema,
+    Table, Trigger, describe_sqlite, normalize_sql_text,
 };
 pub use search::{OutboxEntry, SearchNode};
 pub use sessions::{NewSession, SessionFilter, SessionPatch, SessionSort, TallyRow};

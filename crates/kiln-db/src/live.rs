@@ -1,7 +1,7 @@
 //! What a live watcher of a session reads: a cheap change marker (the session's last activity,
 //! kept by triggers), the branch heads and lifecycle, and the nodes added after a point.
 
-use crate::conn::{query, query_scalar};
+use crate::conn::{Dialect, query, query_scalar};
 use crate::model::{NODE_COLUMNS, Node};
 use crate::{Db, Result};
 
@@ -11,8 +11,9 @@ pub struct LiveSnapshot {
     pub last_activity_at: String,
     pub status: String,
     pub name: String,
-    /// The newest node row of the whole store at that moment: nodes of this session written
-    /// after it are what a watcher has not seen.
+    /// A node row no older than this session's newest at that moment: nodes of this session
+    /// written after it are what a watcher has not seen. (SQLite: the whole store's newest row;
+    /// PostgreSQL: the session's own.)
     pub max_rowid: i64,
     /// Every branch: name, head, status.
     pub branches: Vec<LiveBranch>,
@@ -38,11 +39,20 @@ impl Db {
     /// The session's lifecycle, branch heads and newest node.
     pub async fn live_snapshot(&self, session: &str) -> Result<Option<LiveSnapshot>> {
         let mut conn = self.read().await?;
-        let Some(row) = query(
-            "SELECT last_activity_at, status, name, \
-             (SELECT COALESCE(MAX(rowid), 0) FROM nodes) AS max_rowid \
-             FROM sessions WHERE id = $1",
-        )
+        // dialect: MAX(rowid) of the whole store on SQLite (the rowid's own b-tree, one step;
+        // the session's would scan its index entries), of the session on PostgreSQL (one probe
+        // of (session_id, rowid)): a frontier per session, so it stays right with writers of
+        // several sessions at once, and on one shard when distributed.
+        let newest = match conn.dialect() {
+            Dialect::Sqlite => "(SELECT COALESCE(MAX(rowid), 0) FROM nodes)",
+            Dialect::Postgres => {
+                "(SELECT COALESCE(MAX(n.rowid), 0) FROM nodes n WHERE n.session_id = sessions.id)"
+            }
+        };
+        let Some(row) = query(sqlx::AssertSqlSafe(format!(
+            "SELECT last_activity_at, status, name, {newest} AS max_rowid \
+             FROM sessions WHERE id = $1"
+        )))
         .bind(session)
         .fetch_optional(&mut conn)
         .await?

@@ -170,8 +170,8 @@ async fn plan(conn: &mut Conn, req: &MergeRequest<'_>, snapshot_every: i64) -> R
     if a.status == "discarded" {
         return Err(Error::BranchDiscarded(into.to_string()));
     }
-    let a_chain = chain(conn, a.pos.segment, a.pos.seq).await?;
-    let b_chain = chain(conn, b.pos.segment, b.pos.seq).await?;
+    let a_chain = chain(conn, session, a.pos.segment, a.pos.seq).await?;
+    let b_chain = chain(conn, session, b.pos.segment, b.pos.seq).await?;
     let previous = last_merged(conn, session, from, into, &b_chain, &a_chain).await?;
     if on_path(&a_chain, &b.pos)
         || previous
@@ -196,7 +196,7 @@ async fn plan(conn: &mut Conn, req: &MergeRequest<'_>, snapshot_every: i64) -> R
         Some(p) if p.from_head.seq > fork.seq => p.from_head,
         _ => fork,
     };
-    let (base_state, _) = state::state_at(conn, &base, snapshot_every).await?;
+    let (base_state, _) = state::state_at(conn, session, &base, snapshot_every).await?;
     let ours: ResearchState = serde_json::from_str(&a.state)?;
     let theirs: ResearchState = serde_json::from_str(&b.state)?;
     let labels = Labels {
@@ -205,7 +205,7 @@ async fn plan(conn: &mut Conn, req: &MergeRequest<'_>, snapshot_every: i64) -> R
     };
     let outcome = merge(&base_state, &ours, &theirs, req.resolver, labels, req.tools)
         .map_err(Error::BadResolution)?;
-    let explored = nodes_after(conn, &b_chain, base.seq).await?;
+    let explored = nodes_after(conn, session, &b_chain, base.seq).await?;
     let summary = summary::summarise(from, &explored, &base_state, &theirs);
     Ok(Plan::Ready(Box::new(Ready {
         a,
@@ -390,13 +390,14 @@ impl Db {
         let fp = pos(&mut conn, session, &f).await?;
         let tp = pos(&mut conn, session, &t).await?;
         let base = lca(&mut conn, session, &fp, &tp).await?;
-        let fc = chain(&mut conn, fp.segment, fp.seq).await?;
-        let tc = chain(&mut conn, tp.segment, tp.seq).await?;
+        let fc = chain(&mut conn, session, fp.segment, fp.seq).await?;
+        let tc = chain(&mut conn, session, tp.segment, tp.seq).await?;
         let (only_from, only_from_total) =
-            conversation_after(&mut conn, &fc, base.seq, limit).await?;
-        let (only_to, only_to_total) = conversation_after(&mut conn, &tc, base.seq, limit).await?;
-        let (fs, _) = state::state_at(&mut conn, &fp, self.snapshot_every).await?;
-        let (ts, _) = state::state_at(&mut conn, &tp, self.snapshot_every).await?;
+            conversation_after(&mut conn, session, &fc, base.seq, limit).await?;
+        let (only_to, only_to_total) =
+            conversation_after(&mut conn, session, &tc, base.seq, limit).await?;
+        let (fs, _) = state::state_at(&mut conn, session, &fp, self.snapshot_every).await?;
+        let (ts, _) = state::state_at(&mut conn, session, &tp, self.snapshot_every).await?;
         Ok(DiffResult {
             from: f,
             to: t,
@@ -413,11 +414,12 @@ impl Db {
     }
 }
 
-/// Returns the newest `limit` conversation nodes on `chain` after seq `after` (oldest first)
-/// and how many there are in all: newest segment first, each read newest first with a LIMIT,
-/// so a long side costs one count per segment, not a read of every node.
+/// Returns the newest `limit` conversation nodes on `chain` (a path of `session`) after seq
+/// `after` (oldest first) and how many there are in all: newest segment first, each read newest
+/// first with a LIMIT, so a long side costs one count per segment, not a read of every node.
 async fn conversation_after(
     conn: &mut Conn,
+    session: &str,
     chain: &[Link],
     after: i64,
     limit: usize,
@@ -429,12 +431,12 @@ async fn conversation_after(
         .collect::<Vec<_>>()
         .join(", ");
     let rows_sql = format!(
-        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 \
-         AND n.kind IN ({kinds}) ORDER BY n.seq DESC LIMIT $4"
+        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = $1 AND n.segment_id = $2 \
+         AND n.seq >= $3 AND n.seq <= $4 AND n.kind IN ({kinds}) ORDER BY n.seq DESC LIMIT $5"
     );
     let count_sql = format!(
-        "SELECT COUNT(*) FROM nodes n WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 \
-         AND n.kind IN ({kinds})"
+        "SELECT COUNT(*) FROM nodes n WHERE n.session_id = $1 AND n.segment_id = $2 \
+         AND n.seq >= $3 AND n.seq <= $4 AND n.kind IN ({kinds})"
     );
     let mut newest_first = Vec::new();
     let mut total = 0usize;
@@ -444,6 +446,7 @@ async fn conversation_after(
         }
         let start = link.start.max(after + 1);
         let n: i64 = query_scalar(sqlx::AssertSqlSafe(count_sql.clone()))
+            .bind(session)
             .bind(link.segment)
             .bind(start)
             .bind(link.upto)
@@ -455,6 +458,7 @@ async fn conversation_after(
             continue;
         }
         let rows = query(sqlx::AssertSqlSafe(rows_sql.clone()))
+            .bind(session)
             .bind(link.segment)
             .bind(start)
             .bind(link.upto)

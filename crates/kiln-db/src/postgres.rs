@@ -1,6 +1,7 @@
 //! PostgreSQL, the second backend: its migrations (`migrations/postgres`, the SQLite set
-//! translated, same versions and names) applied at start, and its schema described in the same
-//! terms as SQLite's ([`Schema`]) so the two can be compared.
+//! translated, same versions and names) applied at start, its schema described in the same
+//! terms as SQLite's ([`Schema`]) so the two can be compared, and checked against the rule that
+//! lets it be distributed by session ([`distribution_violations`]).
 
 use std::collections::BTreeSet;
 
@@ -37,6 +38,144 @@ pub async fn describe_postgres(url: &str) -> Result<Schema> {
     let schema = describe(&mut conn).await;
     let _ = conn.close().await;
     schema
+}
+
+/// Checks the distribution rule ([`crate::DISTRIBUTED`]) on the PostgreSQL database at `url`,
+/// straight from its catalog: every table listed exists with its distribution column NOT NULL;
+/// every unique index of one (primary keys and UNIQUE constraints included) holds that column;
+/// every foreign key between two of them pairs their distribution columns; no table outside the
+/// list references one inside; and every table with a `session_id` column is either listed or
+/// declared in [`crate::NOT_DISTRIBUTED_BY_SESSION`]. Returns one line per violation (empty:
+/// Citus could distribute the schema as it is).
+pub async fn distribution_violations(url: &str) -> Result<Vec<String>> {
+    let mut conn = PgConnection::connect(url).await?;
+    let found = distribution_check(&mut conn).await;
+    let _ = conn.close().await;
+    found
+}
+
+async fn distribution_check(conn: &mut PgConnection) -> Result<Vec<String>> {
+    use crate::schema::{DISTRIBUTED, NOT_DISTRIBUTED_BY_SESSION};
+    let column = |table: &str| {
+        DISTRIBUTED
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map(|(_, c)| *c)
+    };
+    let mut out = Vec::new();
+
+    let columns: Vec<(String, String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT c.relname::text, a.attname::text, a.attnotnull \
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+         WHERE {TABLES} AND a.attnum > 0 AND NOT a.attisdropped"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (table, key) in DISTRIBUTED {
+        match columns.iter().find(|(t, c, _)| t == table && c == key) {
+            None => out.push(format!("table {table}: no distribution column {key}")),
+            Some((_, _, false)) => out.push(format!("table {table}: {key} may be NULL")),
+            Some(_) => {}
+        }
+    }
+    for (table, _, _) in columns.iter().filter(|(_, c, _)| c == "session_id") {
+        let declared =
+            column(table).is_some() || NOT_DISTRIBUTED_BY_SESSION.iter().any(|(t, _)| t == table);
+        if !declared {
+            out.push(format!(
+                "table {table}: has session_id but is neither in DISTRIBUTED nor in \
+                 NOT_DISTRIBUTED_BY_SESSION"
+            ));
+        }
+    }
+
+    // Every unique index: primary keys, UNIQUE constraints and CREATE UNIQUE INDEX alike (an
+    // expression counts as no column).
+    let uniques: Vec<(String, String, Vec<Option<String>>)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT c.relname::text, ic.relname::text, \
+                ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) \
+                      LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                      WHERE k.n <= i.indnkeyatts ORDER BY k.n) \
+             FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+             JOIN pg_class c ON c.oid = i.indrelid \
+             WHERE {TABLES} AND i.indisunique ORDER BY 1, 2"
+        )))
+        .fetch_all(&mut *conn)
+        .await?;
+    for (table, index, cols) in uniques {
+        let Some(key) = column(&table) else {
+            continue;
+        };
+        if !cols.iter().any(|c| c.as_deref() == Some(key)) {
+            let shown: Vec<&str> = cols
+                .iter()
+                .map(|c| c.as_deref().unwrap_or("<expression>"))
+                .collect();
+            out.push(format!(
+                "table {table}: unique key {index} ({}) lacks {key}",
+                shown.join(", ")
+            ));
+        }
+    }
+
+    let fks: Vec<FkRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT c.relname::text AS tbl, con.conname::text AS name, f.relname::text AS target, \
+                ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, n) \
+                      JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum \
+                      ORDER BY k.n) AS cols, \
+                ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, n) \
+                      JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum \
+                      ORDER BY k.n) AS refs \
+             FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
+             JOIN pg_class f ON f.oid = con.confrelid \
+             WHERE {TABLES} AND con.contype = 'f' ORDER BY 1, 2"
+        )))
+        .fetch_all(&mut *conn)
+        .await?;
+    for FkRow {
+        tbl: table,
+        name,
+        target,
+        cols,
+        refs,
+    } in fks
+    {
+        match (column(&table), column(&target)) {
+            (Some(ours), Some(theirs)) => {
+                let paired = cols
+                    .iter()
+                    .zip(&refs)
+                    .any(|(c, r)| c == ours && r == theirs);
+                if !paired {
+                    out.push(format!(
+                        "table {table}: foreign key {name} ({}) -> {target} ({}) does not pair \
+                         {ours} with {theirs}",
+                        cols.join(", "),
+                        refs.join(", ")
+                    ));
+                }
+            }
+            (None, Some(_)) => out.push(format!(
+                "table {table}: foreign key {name} into distributed table {target} from a table \
+                 that is not distributed"
+            )),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A foreign key as the distribution check reads it: its table, name, referenced table, and
+/// the column lists on both sides.
+#[derive(sqlx::FromRow)]
+struct FkRow {
+    tbl: String,
+    name: String,
+    target: String,
+    cols: Vec<String>,
+    refs: Vec<String>,
 }
 
 /// The tables of the current schema, but sqlx's bookkeeping.
@@ -118,7 +257,8 @@ async fn describe(conn: &mut PgConnection) -> Result<Schema> {
                     }
                 }
             }
-            "u" if columns == ["rowid"] && rowid_candidates.contains(&table_name) => {
+            // The rowid's own key: alone, or after the table's distribution column.
+            "u" if rowid_key(&table_name, &columns) && rowid_candidates.contains(&table_name) => {
                 table.columns.retain(|c| c.name != "rowid");
                 schema.rowid.insert(table_name);
             }
@@ -222,6 +362,21 @@ async fn describe(conn: &mut PgConnection) -> Result<Schema> {
         }
     }
     Ok(schema)
+}
+
+/// Whether a UNIQUE constraint's columns are a rowid's key: `rowid` alone, or the table's
+/// distribution column then `rowid` ([`crate::DISTRIBUTED`]).
+fn rowid_key(table: &str, columns: &[String]) -> bool {
+    match columns {
+        [r] => r == "rowid",
+        [d, r] => {
+            r == "rowid"
+                && crate::DISTRIBUTED
+                    .iter()
+                    .any(|(t, c)| *t == table && c == d)
+        }
+        _ => false,
+    }
 }
 
 /// The type class of a PostgreSQL column type (see [`Column::class`]).

@@ -178,7 +178,7 @@ impl Db {
         )
         .await?;
         let target = pos(&mut tx, session, &cp.node).await?;
-        let (st, pending) = state::state_at(&mut tx, &target, self.snapshot_every).await?;
+        let (st, pending) = state::state_at(&mut tx, session, &target, self.snapshot_every).await?;
         let at = now();
         let st = serde_json::to_string(&st)?;
         set_head(

@@ -1,6 +1,8 @@
 //! A dialect-neutral description of the store's schema (tables, columns, keys, checks, indexes,
 //! triggers), read from a SQLite file here or from PostgreSQL (`postgres.rs`), so a test can
-//! assert that the two migration sets build the same schema.
+//! assert that the two migration sets build the same schema, up to one declared rule: on
+//! PostgreSQL the keys of the tables distributed by session hold `session_id`
+//! ([`DISTRIBUTED`], [`Schema::distributed`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -17,7 +19,8 @@ pub struct Schema {
     pub tables: BTreeMap<String, Table>,
     /// The tables whose rows have a `rowid` SQL can read. In SQLite: every table that is not
     /// `WITHOUT ROWID` (the implicit rowid). In PostgreSQL: the tables with an explicit
-    /// `rowid bigint` identity column with a UNIQUE constraint of its own; that column and that
+    /// `rowid bigint` identity column with a UNIQUE constraint of its own (`rowid`, or on a
+    /// [`DISTRIBUTED`] table its distribution column then `rowid`); that column and that
     /// constraint are left out of the table's `columns` and `uniques`. Not compared by
     /// [`Schema::differences`]: the two sets differ by design.
     pub rowid: BTreeSet<String>,
@@ -92,7 +95,131 @@ pub struct Trigger {
     pub for_each_row: bool,
 }
 
+/// The tables distributed by session (Citus-style; ARCHITECTURE.md, "Past one database"), each
+/// with its distribution column: `sessions` by its own id, the tables that grow with a session
+/// by `session_id`, all co-located. On PostgreSQL every primary or unique key of these tables
+/// holds the distribution column and every foreign key between two of them pairs the two
+/// distribution columns (migration 0019); SQLite keeps the keys it had ([`Schema::distributed`]
+/// says how the two relate). A new table keyed by session belongs here.
+pub const DISTRIBUTED: &[(&str, &str)] = &[
+    ("sessions", "id"),
+    ("audit_log", "session_id"),
+    ("batch_items", "session_id"),
+    ("batches", "session_id"),
+    ("branches", "session_id"),
+    ("collaborators", "session_id"),
+    ("job_leases", "session_id"),
+    ("merges", "session_id"),
+    ("nodes", "session_id"),
+    ("optimizer_controllers", "session_id"),
+    ("presence", "session_id"),
+    ("reflog", "session_id"),
+    ("refs", "session_id"),
+    ("search_outbox", "session_id"),
+    ("segments", "session_id"),
+    ("session_events", "session_id"),
+    ("share_links", "session_id"),
+    ("state_snapshots", "session_id"),
+    ("track_batches", "session_id"),
+    ("track_chunks", "session_id"),
+];
+
+/// Tables with a `session_id` column that are not distributed by it, and why.
+pub const NOT_DISTRIBUTED_BY_SESSION: &[(&str, &str)] = &[(
+    "user_memory",
+    "a user's memory: distributed by user; session_id only says where a note was saved",
+)];
+
+/// The plain indexes PostgreSQL keeps on a key that stopped being unique on its own when it
+/// took the distribution column, for the statements that find rows by it across sessions
+/// (ARCHITECTURE.md lists them): `(table, index, columns)`. SQLite's unique key serves them.
+pub const LOOKUP_INDEXES: &[(&str, &str, &[&str])] = &[
+    // Rebuilding the search index, the nodes an outbox batch names (rowid order).
+    ("nodes", "nodes_rowid", &["rowid"]),
+    // Each server's indexer and the trim read the outbox in id order.
+    ("search_outbox", "search_outbox_id", &["id"]),
+    // A share link is used by its token's hash.
+    ("share_links", "share_links_token", &["token_hash"]),
+];
+
+/// The distribution column of a distributed table.
+fn distribution_column(table: &str) -> Option<&'static str> {
+    DISTRIBUTED
+        .iter()
+        .find(|(t, _)| *t == table)
+        .map(|(_, c)| *c)
+}
+
 impl Schema {
+    /// Returns the schema PostgreSQL is to have when `self` is SQLite's: for each table of
+    /// [`DISTRIBUTED`], the primary key, every UNIQUE constraint and every unique index that
+    /// lacks the distribution column take it first; every foreign key to another distributed
+    /// table that lacks it pairs the two distribution columns first; and the
+    /// [`LOOKUP_INDEXES`] are added. Everything else is left as it is, so comparing the result
+    /// with PostgreSQL's description still reports any other difference.
+    pub fn distributed(&self) -> Schema {
+        let mut out = self.clone();
+        for (name, table) in &mut out.tables {
+            let Some(key) = distribution_column(name) else {
+                continue;
+            };
+            let in_pk = table
+                .columns
+                .iter()
+                .any(|c| c.name == key && c.primary_key.is_some());
+            let has_pk = table.columns.iter().any(|c| c.primary_key.is_some());
+            if has_pk && !in_pk {
+                for c in &mut table.columns {
+                    if c.name == key {
+                        c.primary_key = Some(1);
+                    } else if let Some(p) = c.primary_key.as_mut() {
+                        *p += 1;
+                    }
+                }
+            }
+            let prepend = |cols: &Vec<String>| {
+                if cols.iter().any(|c| c == key) {
+                    cols.clone()
+                } else {
+                    std::iter::once(key.to_string())
+                        .chain(cols.iter().cloned())
+                        .collect()
+                }
+            };
+            table.uniques = table.uniques.iter().map(prepend).collect();
+            for index in table.indexes.values_mut().filter(|i| i.unique) {
+                index.columns = prepend(&index.columns);
+            }
+            table.foreign_keys = table
+                .foreign_keys
+                .iter()
+                .map(|fk| match distribution_column(&fk.table) {
+                    Some(theirs) if !fk.columns.iter().any(|c| c == key) => ForeignKey {
+                        columns: prepend(&fk.columns),
+                        references: std::iter::once(theirs.to_string())
+                            .chain(fk.references.iter().cloned())
+                            .collect(),
+                        ..fk.clone()
+                    },
+                    _ => fk.clone(),
+                })
+                .collect();
+        }
+        for (table, index, columns) in LOOKUP_INDEXES {
+            if let Some(t) = out.tables.get_mut(*table) {
+                t.indexes.insert(
+                    index.to_string(),
+                    Index {
+                        columns: columns.iter().map(|c| c.to_string()).collect(),
+                        unique: false,
+                        predicate: None,
+                    },
+                );
+            }
+        }
+        out
+    }
+
     /// Lists, one readable line each, how `self` (called `left`) and `other` (`right`) differ:
     /// tables, columns, unique constraints, foreign keys, checks, indexes and triggers. Empty
     /// when they are the same. [`Schema::rowid`] is not compared.
@@ -615,6 +742,132 @@ mod tests {
             assert_eq!(normalize_sql_text(sqlite), normalize_sql_text(postgres));
         }
         assert_ne!(normalize_sql_text("a = 1"), normalize_sql_text("a = 2"));
+    }
+
+    fn column(name: &str, primary_key: Option<u32>) -> Column {
+        Column {
+            name: name.into(),
+            class: "integer".into(),
+            not_null: true,
+            default: None,
+            primary_key,
+            generated: false,
+        }
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn distributed_keys_take_the_distribution_column_first() {
+        let fk = |columns: &[&str], table: &str, references: &[&str]| ForeignKey {
+            columns: strings(columns),
+            table: table.into(),
+            references: strings(references),
+            on_delete: "NO ACTION".into(),
+            on_update: "NO ACTION".into(),
+        };
+        let index = |columns: &[&str], unique: bool| Index {
+            columns: strings(columns),
+            unique,
+            predicate: None,
+        };
+        let mut sqlite = Schema::default();
+        sqlite.tables.insert(
+            "segments".into(),
+            Table {
+                columns: vec![
+                    column("id", Some(1)),
+                    column("session_id", None),
+                    column("parent_segment", None),
+                ],
+                foreign_keys: [
+                    fk(&["session_id"], "sessions", &["id"]),
+                    fk(&["parent_segment"], "segments", &["id"]),
+                ]
+                .into(),
+                ..Table::default()
+            },
+        );
+        sqlite.tables.insert(
+            "share_links".into(),
+            Table {
+                columns: vec![column("id", Some(1)), column("session_id", None)],
+                uniques: [strings(&["token_hash"]), strings(&["session_id", "x"])].into(),
+                indexes: [
+                    ("by_seq".to_string(), index(&["segment_id", "seq"], true)),
+                    ("plain".to_string(), index(&["created_at"], false)),
+                ]
+                .into(),
+                foreign_keys: [fk(&["created_by"], "users", &["id"])].into(),
+                ..Table::default()
+            },
+        );
+        // Not distributed: left alone.
+        sqlite.tables.insert(
+            "users".into(),
+            Table {
+                columns: vec![column("id", Some(1))],
+                uniques: [strings(&["name"])].into(),
+                ..Table::default()
+            },
+        );
+        let pg = sqlite.distributed();
+
+        let segments = &pg.tables["segments"];
+        let pk: Vec<(&str, Option<u32>)> = segments
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.primary_key))
+            .collect();
+        assert_eq!(
+            pk,
+            [
+                ("id", Some(2)),
+                ("session_id", Some(1)),
+                ("parent_segment", None)
+            ]
+        );
+        assert_eq!(
+            segments.foreign_keys,
+            [
+                fk(&["session_id"], "sessions", &["id"]),
+                fk(
+                    &["session_id", "parent_segment"],
+                    "segments",
+                    &["session_id", "id"]
+                ),
+            ]
+            .into()
+        );
+
+        let links = &pg.tables["share_links"];
+        assert_eq!(
+            links.uniques,
+            [
+                strings(&["session_id", "token_hash"]),
+                strings(&["session_id", "x"])
+            ]
+            .into()
+        );
+        assert_eq!(
+            links.indexes["by_seq"],
+            index(&["session_id", "segment_id", "seq"], true)
+        );
+        assert_eq!(links.indexes["plain"], index(&["created_at"], false));
+        assert_eq!(
+            links.indexes["share_links_token"],
+            index(&["token_hash"], false)
+        );
+        assert_eq!(
+            links.foreign_keys,
+            sqlite.tables["share_links"].foreign_keys
+        );
+
+        assert_eq!(pg.tables["users"], sqlite.tables["users"]);
+        // Applying the rule again changes nothing.
+        assert_eq!(pg.distributed(), pg);
     }
 
     #[test]

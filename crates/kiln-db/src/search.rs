@@ -1,7 +1,7 @@
 //! What the search index reads from SQLite: the outbox, the documents it names, the sessions a
 //! user may search, and which branches reach a hit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -134,22 +134,37 @@ impl Db {
             .await
     }
 
-    /// The nodes with these rowids (missing ones are skipped).
-    pub async fn search_nodes(&self, rowids: &[i64]) -> Result<Vec<SearchNode>> {
-        if rowids.is_empty() {
+    /// The nodes with these `(session, rowid)` keys, as outbox entries name them (missing ones
+    /// are skipped). The sessions are in the statement, so it reads only their rows (their
+    /// shards, when distributed).
+    pub async fn search_nodes(&self, keys: &[(&str, i64)]) -> Result<Vec<SearchNode>> {
+        if keys.is_empty() {
             return Ok(Vec::new());
         }
+        let wanted: HashSet<(&str, i64)> = keys.iter().copied().collect();
+        let sessions: BTreeSet<&str> = keys.iter().map(|(s, _)| *s).collect();
+        let rowids: BTreeSet<i64> = keys.iter().map(|(_, r)| *r).collect();
         let list = rowids
             .iter()
             .map(i64::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let rows = query(sqlx::AssertSqlSafe(format!(
-            "{NODE_SELECT} WHERE rowid IN ({list})"
-        )))
-        .fetch_all(&mut *self.read().await?)
-        .await?;
-        rows.iter().map(node_from_row).collect()
+        let marks = Marks::new().list(sessions.len());
+        let mut q = query(sqlx::AssertSqlSafe(format!(
+            "{NODE_SELECT} WHERE session_id IN ({marks}) AND rowid IN ({list})"
+        )));
+        for s in &sessions {
+            q = q.bind(*s);
+        }
+        let rows = q.fetch_all(&mut *self.read().await?).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let n = node_from_row(r)?;
+            if wanted.contains(&(n.session_id.as_str(), n.rowid)) {
+                out.push(n);
+            }
+        }
+        Ok(out)
     }
 
     /// A session's nodes in rowid order after `after` (re-indexing one session).
@@ -284,7 +299,7 @@ impl Db {
             .fetch_optional(&mut conn)
             .await?;
             if let Some((segment, seq)) = head {
-                chains.push((name, chain(&mut conn, segment, seq).await?));
+                chains.push((name, chain(&mut conn, session, segment, seq).await?));
             }
         }
         let mut out = HashMap::new();

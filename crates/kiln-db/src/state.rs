@@ -6,9 +6,15 @@ use crate::conn::{Conn, query};
 use crate::tree::{Pos, chain, pos};
 use crate::{Db, Error, Result};
 
-/// Returns the state at `at` and how many events were replayed since the nearest snapshot.
-pub(crate) async fn state_at(conn: &mut Conn, at: &Pos, k: i64) -> Result<(ResearchState, i64)> {
-    let links = chain(conn, at.segment, at.seq).await?;
+/// Returns the state at `at` (a node of `session`) and how many events were replayed since the
+/// nearest snapshot.
+pub(crate) async fn state_at(
+    conn: &mut Conn,
+    session: &str,
+    at: &Pos,
+    k: i64,
+) -> Result<(ResearchState, i64)> {
+    let links = chain(conn, session, at.segment, at.seq).await?;
     let mut events: Vec<(String, String, Option<String>)> = Vec::new();
     let mut base: Option<ResearchState> = None;
     'walk: for link in &links {
@@ -17,10 +23,12 @@ pub(crate) async fn state_at(conn: &mut Conn, at: &Pos, k: i64) -> Result<(Resea
             let rows = query(sqlx::AssertSqlSafe(format!(
                 "SELECT n.id, n.kind, n.data, s.state, n.seq FROM nodes n \
                  LEFT JOIN state_snapshots s ON s.session_id = n.session_id AND s.node_id = n.id \
-                 WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 AND n.is_state = 1 \
+                 WHERE n.session_id = $1 AND n.segment_id = $2 AND n.seq >= $3 AND n.seq <= $4 \
+                 AND n.is_state = 1 \
                  ORDER BY n.seq DESC LIMIT {}",
                 k + 1
             )))
+            .bind(session)
             .bind(link.segment)
             .bind(link.start)
             .bind(upper)
@@ -67,6 +75,8 @@ impl Db {
     pub async fn state_at_node(&self, session: &str, node: &str) -> Result<ResearchState> {
         let mut conn = self.read().await?;
         let p = pos(&mut conn, session, node).await?;
-        Ok(state_at(&mut conn, &p, self.snapshot_every).await?.0)
+        Ok(state_at(&mut conn, session, &p, self.snapshot_every)
+            .await?
+            .0)
     }
 }

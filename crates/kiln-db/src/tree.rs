@@ -123,7 +123,7 @@ pub(crate) async fn pos(conn: &mut Conn, session: &str, node: &str) -> Result<Po
 
 /// Returns the segment links of a branch head's path; a head on the root segment needs no
 /// recursive walk.
-async fn head_links(conn: &mut Conn, head: &HeadState) -> Result<Vec<Link>> {
+async fn head_links(conn: &mut Conn, session: &str, head: &HeadState) -> Result<Vec<Link>> {
     if head.root_segment {
         Ok(vec![Link {
             segment: head.pos.segment,
@@ -131,20 +131,26 @@ async fn head_links(conn: &mut Conn, head: &HeadState) -> Result<Vec<Link>> {
             upto: head.pos.seq,
         }])
     } else {
-        chain(conn, head.pos.segment, head.pos.seq).await
+        chain(conn, session, head.pos.segment, head.pos.seq).await
     }
 }
 
-/// Returns the segments of the path ending at `(segment, seq)`, leaf first.
-pub(crate) async fn chain(conn: &mut Conn, segment: i64, seq: i64) -> Result<Vec<Link>> {
+/// Returns the segments of the path ending at `(segment, seq)` of `session`, leaf first.
+pub(crate) async fn chain(
+    conn: &mut Conn,
+    session: &str,
+    segment: i64,
+    seq: i64,
+) -> Result<Vec<Link>> {
     let rows = query(
         "WITH RECURSIVE c(id, parent, fork, depth) AS ( \
-           SELECT id, parent_segment, fork_seq, 0 FROM segments WHERE id = $1 \
+           SELECT id, parent_segment, fork_seq, 0 FROM segments WHERE session_id = $1 AND id = $2 \
            UNION ALL \
            SELECT s.id, s.parent_segment, s.fork_seq, c.depth + 1 \
-           FROM segments s JOIN c ON s.id = c.parent) \
+           FROM segments s JOIN c ON s.session_id = $1 AND s.id = c.parent) \
          SELECT id, fork FROM c ORDER BY depth",
     )
+    .bind(session)
     .bind(segment)
     .fetch_all(&mut *conn)
     .await?;
@@ -173,17 +179,19 @@ pub(crate) fn on_path(chain: &[Link], x: &Pos) -> bool {
 
 /// Returns the lowest common ancestor of two nodes (first parents only).
 pub(crate) async fn lca(conn: &mut Conn, session: &str, a: &Pos, b: &Pos) -> Result<Pos> {
-    let ca = chain(conn, a.segment, a.seq).await?;
-    let cb = chain(conn, b.segment, b.seq).await?;
+    let ca = chain(conn, session, a.segment, a.seq).await?;
+    let cb = chain(conn, session, b.segment, b.seq).await?;
     for la in &ca {
         if let Some(lb) = cb.iter().find(|l| l.segment == la.segment) {
             let seq = la.upto.min(lb.upto);
-            let id: String =
-                query_scalar("SELECT id FROM nodes WHERE segment_id = $1 AND seq = $2")
-                    .bind(la.segment)
-                    .bind(seq)
-                    .fetch_one(&mut *conn)
-                    .await?;
+            let id: String = query_scalar(
+                "SELECT id FROM nodes WHERE session_id = $1 AND segment_id = $2 AND seq = $3",
+            )
+            .bind(session)
+            .bind(la.segment)
+            .bind(seq)
+            .fetch_one(&mut *conn)
+            .await?;
             return pos(conn, session, &id).await;
         }
     }
@@ -193,11 +201,17 @@ pub(crate) async fn lca(conn: &mut Conn, session: &str, a: &Pos, b: &Pos) -> Res
     )))
 }
 
-/// Returns the nodes on `chain` with seq greater than `after`, oldest first.
-pub(crate) async fn nodes_after(conn: &mut Conn, chain: &[Link], after: i64) -> Result<Vec<Node>> {
+/// Returns the nodes on `chain` (a path of `session`) with seq greater than `after`, oldest
+/// first.
+pub(crate) async fn nodes_after(
+    conn: &mut Conn,
+    session: &str,
+    chain: &[Link],
+    after: i64,
+) -> Result<Vec<Node>> {
     let sql = format!(
-        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 \
-         ORDER BY n.seq"
+        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = $1 AND n.segment_id = $2 \
+         AND n.seq >= $3 AND n.seq <= $4 ORDER BY n.seq"
     );
     let mut out = Vec::new();
     for link in chain.iter().rev() {
@@ -205,6 +219,7 @@ pub(crate) async fn nodes_after(conn: &mut Conn, chain: &[Link], after: i64) -> 
             continue;
         }
         let rows = query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(session)
             .bind(link.segment)
             .bind(link.start.max(after + 1))
             .bind(link.upto)
@@ -248,14 +263,14 @@ async fn head_state_for(
     let row = query(
         "SELECT b.head_id, n.segment_id, n.seq, COALESCE(n.total_tokens, 0), b.status, b.version, \
                 b.state, b.state_pending, s.status, s.owner_id, \
-                NOT EXISTS(SELECT 1 FROM nodes t WHERE t.segment_id = n.segment_id \
-                           AND t.seq = n.seq + 1), \
+                NOT EXISTS(SELECT 1 FROM nodes t WHERE t.session_id = n.session_id \
+                           AND t.segment_id = n.segment_id AND t.seq = n.seq + 1), \
                 g.parent_segment IS NULL, \
                 (SELECT c.perms FROM collaborators c \
                  WHERE c.session_id = b.session_id AND c.user_id = $1), n.hash \
          FROM branches b JOIN sessions s ON s.id = b.session_id \
          JOIN nodes n ON n.session_id = b.session_id AND n.id = b.head_id \
-         JOIN segments g ON g.id = n.segment_id \
+         JOIN segments g ON g.session_id = n.session_id AND g.id = n.segment_id \
          WHERE b.session_id = $2 AND b.name = $3",
     )
     .bind(user)
@@ -372,12 +387,14 @@ pub(crate) fn may(m: &mut Marks) -> String {
 /// Returns the segment a node appended after `at` goes into: `at`'s own segment when `at` is
 /// its tip, otherwise a new segment forking there.
 pub(crate) async fn slot_after(conn: &mut Conn, session: &str, at: &Pos) -> Result<i64> {
-    let taken: bool =
-        query_scalar("SELECT EXISTS(SELECT 1 FROM nodes WHERE segment_id = $1 AND seq = $2)")
-            .bind(at.segment)
-            .bind(at.seq + 1)
-            .fetch_one(&mut *conn)
-            .await?;
+    let taken: bool = query_scalar(
+        "SELECT EXISTS(SELECT 1 FROM nodes WHERE session_id = $1 AND segment_id = $2 AND seq = $3)",
+    )
+    .bind(session)
+    .bind(at.segment)
+    .bind(at.seq + 1)
+    .fetch_one(&mut *conn)
+    .await?;
     if !taken {
         return Ok(at.segment);
     }
@@ -622,8 +639,17 @@ impl Db {
             return Ok(page);
         }
         let head = owned_head(&mut conn, session, branch, access).await?;
-        let links = head_links(&mut conn, &head).await?;
-        page_before(&mut conn, &links, head.pos.seq, limit, before, true).await
+        let links = head_links(&mut conn, session, &head).await?;
+        page_before(
+            &mut conn,
+            session,
+            &links,
+            head.pos.seq,
+            limit,
+            before,
+            true,
+        )
+        .await
     }
 
     /// Returns the newest summary node on a branch's path, if any (one index probe per
@@ -631,8 +657,8 @@ impl Db {
     pub async fn latest_summary(&self, session: &str, branch: &str) -> Result<Option<Node>> {
         let mut conn = self.read().await?;
         let head = owned_head(&mut conn, session, branch, None).await?;
-        let links = head_links(&mut conn, &head).await?;
-        summary_on(&mut conn, &links).await
+        let links = head_links(&mut conn, session, &head).await?;
+        summary_on(&mut conn, session, &links).await
     }
 
     /// Everything the agent reads for one step, on one connection: the research state at the
@@ -648,9 +674,10 @@ impl Db {
         let mut conn = self.read().await?;
         let access = user.map(|u| (u, Permissions::of([Permission::Read])));
         let head = owned_head(&mut conn, session, branch, access).await?;
-        let links = head_links(&mut conn, &head).await?;
-        let messages = page_before(&mut conn, &links, head.pos.seq, limit, None, true).await?;
-        let summary = summary_on(&mut conn, &links).await?;
+        let links = head_links(&mut conn, session, &head).await?;
+        let messages =
+            page_before(&mut conn, session, &links, head.pos.seq, limit, None, true).await?;
+        let summary = summary_on(&mut conn, session, &links).await?;
         Ok(TurnView {
             state: serde_json::from_str(&head.state)?,
             summary,
@@ -692,8 +719,17 @@ impl Db {
     ) -> Result<Page<Node>> {
         let mut conn = self.read().await?;
         let p = pos(&mut conn, session, node).await?;
-        let links = chain(&mut conn, p.segment, p.seq).await?;
-        page_before(&mut conn, &links, p.seq, limit, before, messages_only).await
+        let links = chain(&mut conn, session, p.segment, p.seq).await?;
+        page_before(
+            &mut conn,
+            session,
+            &links,
+            p.seq,
+            limit,
+            before,
+            messages_only,
+        )
+        .await
     }
 
     /// Returns one node.
@@ -744,7 +780,7 @@ impl Db {
         if exists {
             return Err(Error::AlreadyExists(format!("branch `{name}`")));
         }
-        let (st, pending) = state::state_at(&mut tx, &at, self.snapshot_every).await?;
+        let (st, pending) = state::state_at(&mut tx, session, &at, self.snapshot_every).await?;
         let now = now();
         query(
             "INSERT INTO branches (session_id, name, head_id, base_id, status, version, state, \
@@ -860,14 +896,16 @@ pub(crate) async fn branch_in(conn: &mut Conn, session: &str, name: &str) -> Res
     }
 }
 
-/// Returns the newest summary node on a path (one index probe per segment, newest first).
-async fn summary_on(conn: &mut Conn, links: &[Link]) -> Result<Option<Node>> {
+/// Returns the newest summary node on a path of `session` (one index probe per segment, newest
+/// first).
+async fn summary_on(conn: &mut Conn, session: &str, links: &[Link]) -> Result<Option<Node>> {
     let sql = format!(
-        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.segment_id = $1 AND n.seq >= $2 \
-         AND n.seq <= $3 AND n.kind = 'summary' ORDER BY n.seq DESC LIMIT 1"
+        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.session_id = $1 AND n.segment_id = $2 \
+         AND n.seq >= $3 AND n.seq <= $4 AND n.kind = 'summary' ORDER BY n.seq DESC LIMIT 1"
     );
     for link in links {
         let row = query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(session)
             .bind(link.segment)
             .bind(link.start)
             .bind(link.upto)
@@ -919,8 +957,8 @@ async fn last_messages(
         "SELECT {root}, {nodes_json} FROM (SELECT g.parent_segment IS NULL AS root_segment, {NODE_COLUMNS} \
            FROM branches b JOIN sessions s ON s.id = b.session_id \
            JOIN nodes h ON h.session_id = b.session_id AND h.id = b.head_id \
-           JOIN segments g ON g.id = h.segment_id \
-           JOIN nodes n ON n.segment_id = h.segment_id \
+           JOIN segments g ON g.session_id = h.session_id AND g.id = h.segment_id \
+           JOIN nodes n ON n.session_id = h.session_id AND n.segment_id = h.segment_id \
              AND n.seq >= COALESCE(g.fork_seq + 1, 0) AND n.seq <= {upto} \
              AND (n.is_state = 0 OR n.kind = 'merge') AND n.kind != 'root' \
            WHERE b.session_id = $2 AND b.name = $3 AND {allowed} \
@@ -954,6 +992,7 @@ async fn last_messages(
 
 async fn page_before(
     conn: &mut Conn,
+    session: &str,
     chain: &[Link],
     head_seq: i64,
     limit: u32,
@@ -972,7 +1011,7 @@ async fn page_before(
     let nodes_json = nodes_as_json(conn.dialect());
     let sql = format!(
         "SELECT {nodes_json} FROM (SELECT {NODE_COLUMNS} FROM nodes n \
-           WHERE n.segment_id = $1 AND n.seq >= $2 AND n.seq <= $3 \
+           WHERE n.session_id = $1 AND n.segment_id = $2 AND n.seq >= $3 AND n.seq <= $4 \
            {filter} ORDER BY n.seq DESC LIMIT "
     );
     let mut items: Vec<Node> = Vec::new();
@@ -986,6 +1025,7 @@ async fn page_before(
             continue;
         }
         let json: String = query_scalar(sqlx::AssertSqlSafe(format!("{sql}{remaining}) AS p")))
+            .bind(session)
             .bind(link.segment)
             .bind(link.start)
             .bind(link.upto.min(upper))

@@ -1,8 +1,10 @@
 //! PostgreSQL parity: `migrations/postgres` builds the same schema as `migrations/sqlite`
 //! (tables, columns with type class, nullability, default and key position, unique sets,
-//! foreign keys, checks, index names and definitions, trigger names and firing), applies
-//! twice without change, and its triggers behave as SQLite's (the same statements run on both
-//! and must leave the same rows). The PostgreSQL tests need a server:
+//! foreign keys, checks, index names and definitions, trigger names and firing) but for the
+//! declared distribution keys (`Schema::distributed`), which hold on every distributed table
+//! (`distribution_violations`); it applies twice without change, and its triggers behave as
+//! SQLite's (the same statements run on both and must leave the same rows). The PostgreSQL
+//! tests need a server:
 //! `scripts/pg run cargo test -p kiln-db --test postgres_schema -- --include-ignored`.
 
 use std::collections::BTreeSet;
@@ -10,7 +12,10 @@ use std::path::Path;
 
 mod support;
 
-use kiln_db::{Db, DbOptions, Error, Schema, describe_postgres, describe_sqlite, migrate_postgres};
+use kiln_db::{
+    Db, DbOptions, Error, Schema, describe_postgres, describe_sqlite, distribution_violations,
+    migrate_postgres,
+};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, SqliteConnection};
 use support::{Scratch, database_url};
@@ -86,13 +91,39 @@ async fn both_migration_sets_build_the_same_schema() {
         assert_eq!(count(&sqlite, |t| t.indexes.len()), 24);
         assert!(count(&sqlite, |t| t.foreign_keys.len()) >= 20);
 
-        let differences = sqlite.differences(&postgres, "sqlite", "postgres");
+        // PostgreSQL is SQLite with the distribution keys (kiln_db::DISTRIBUTED), exactly.
+        let expected = sqlite.distributed();
+        let differences = expected.differences(&postgres, "sqlite", "postgres");
         assert!(
             differences.is_empty(),
-            "the PostgreSQL schema differs from SQLite's in {} place(s):\n{}",
+            "the PostgreSQL schema differs from SQLite's (with the distribution keys) in {} \
+             place(s):\n{}",
             differences.len(),
             differences.join("\n")
         );
+        // The rule is not vacuous: it changes the keys migration 0019 changed, and only those
+        // tables' (the seven keyed by `id` alone, and nodes).
+        let changed: Vec<&String> = sqlite
+            .tables
+            .iter()
+            .filter(|(name, t)| expected.tables[name.as_str()] != **t)
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                "audit_log",
+                "merges",
+                "nodes",
+                "reflog",
+                "search_outbox",
+                "segments",
+                "session_events",
+                "share_links"
+            ],
+            "tables whose keys the distribution rule changes"
+        );
+        assert!(sqlite.differences(&postgres, "sqlite", "postgres").len() >= 10);
 
         // The explicit rowid column is only where Kiln's SQL reads a table's rowid (nodes:
         // search, live events, statistics, hash backfill), and SQLite has one there too.
@@ -412,6 +443,55 @@ fn database_urls_keep_the_server_and_options() {
     );
 }
 
+/// Every table distributed by session can be distributed as Citus requires: each unique key
+/// holds the distribution column, each foreign key between two such tables pairs theirs, and
+/// every table with a `session_id` is accounted for. A migration that breaks this fails here.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
+async fn distribution_keys_hold_on_postgres() {
+    let scratch = Scratch::new().await;
+    migrate_postgres(&scratch.url).await.unwrap();
+    let found = distribution_violations(&scratch.url).await.unwrap();
+    assert!(found.is_empty(), "{}", found.join("\n"));
+
+    // Each kind of break is reported, one line each.
+    let mut pg = PgConnection::connect(&scratch.url).await.unwrap();
+    for sql in [
+        "ALTER TABLE reflog DROP CONSTRAINT reflog_pkey, ADD PRIMARY KEY (id)",
+        "CREATE UNIQUE INDEX nodes_seq_only ON nodes(segment_id, seq)",
+        "ALTER TABLE nodes DROP CONSTRAINT nodes_session_id_rowid_key, ADD UNIQUE (rowid)",
+        "ALTER TABLE nodes DROP CONSTRAINT nodes_session_id_segment_id_fkey",
+        "ALTER TABLE segments ADD UNIQUE (id)",
+        "ALTER TABLE nodes ADD FOREIGN KEY (segment_id) REFERENCES segments(id)",
+        "ALTER TABLE user_memory ADD FOREIGN KEY (session_id) REFERENCES sessions(id)",
+        "CREATE TABLE notes (session_id text NOT NULL, body text)",
+    ] {
+        sqlx::query(sql).execute(&mut pg).await.unwrap();
+    }
+    let found = distribution_violations(&scratch.url).await.unwrap();
+    eprintln!("{}", found.join("\n"));
+    let expected = [
+        "table reflog: unique key reflog_pkey (id) lacks session_id",
+        "table nodes: unique key nodes_seq_only (segment_id, seq) lacks session_id",
+        "table nodes: unique key nodes_rowid_key (rowid) lacks session_id",
+        "table segments: unique key segments_id_key (id) lacks session_id",
+        "table nodes: foreign key nodes_segment_id_fkey (segment_id) -> segments (id) does not \
+         pair session_id with session_id",
+        "table user_memory: foreign key user_memory_session_id_fkey into distributed table \
+         sessions from a table that is not distributed",
+        "table notes: has session_id but is neither in DISTRIBUTED nor in \
+         NOT_DISTRIBUTED_BY_SESSION",
+    ];
+    for e in expected {
+        assert!(
+            found.iter().any(|f| f == e),
+            "{e:?} not in:\n{}",
+            found.join("\n")
+        );
+    }
+    assert_eq!(found.len(), expected.len(), "{}", found.join("\n"));
+}
+
 /// The comparison is not vacuous: each kind of drift in the PostgreSQL schema is reported, one
 /// readable line per difference.
 #[tokio::test]
@@ -430,6 +510,9 @@ async fn drift_is_reported() {
         "ALTER TABLE presence DROP CONSTRAINT presence_user_id_fkey",
         "ALTER TABLE presence ADD FOREIGN KEY (user_id) REFERENCES users(id)",
         "ALTER TABLE audit_log DROP CONSTRAINT audit_log_session_id_seq_key",
+        // A distribution key undone is drift too.
+        "ALTER TABLE merges DROP CONSTRAINT merges_pkey, ADD PRIMARY KEY (id)",
+        "DROP INDEX share_links_token",
     ] {
         sqlx::query(sql).execute(&mut pg).await.unwrap();
     }
@@ -437,7 +520,7 @@ async fn drift_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kiln.db");
     sqlite_store(&path).await;
-    let sqlite = describe_sqlite(&path).await.unwrap();
+    let sqlite = describe_sqlite(&path).await.unwrap().distributed();
     let differences = sqlite.differences(&postgres, "sqlite", "postgres");
     eprintln!("{}", differences.join("\n"));
     let expected = [
@@ -449,6 +532,9 @@ async fn drift_is_reported() {
         "table refs: trigger refs_protected only in sqlite",
         "table presence: foreign key",
         "table audit_log: unique [\"session_id\", \"seq\"] only in sqlite",
+        "table merges, column id",
+        "table merges, column session_id",
+        "table share_links: index share_links_token only in sqlite",
     ];
     for e in expected {
         assert!(

@@ -664,10 +664,13 @@ async fn breadth(db: &Db) -> Vec<String> {
         "outbox max",
         (db.outbox_max().await.unwrap() >= outbox.len() as i64).to_string(),
     );
-    let rowids: Vec<i64> = outbox.iter().filter_map(|e| e.node_rowid).collect();
+    let keys: Vec<(&str, i64)> = outbox
+        .iter()
+        .filter_map(|e| Some((e.session_id.as_str(), e.node_rowid?)))
+        .collect();
     note(
         "search nodes",
-        db.search_nodes(&rowids).await.unwrap().len().to_string(),
+        db.search_nodes(&keys).await.unwrap().len().to_string(),
     );
     note(
         "session nodes after",

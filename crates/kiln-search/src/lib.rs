@@ -566,8 +566,11 @@ impl SearchIndex {
         ops: &mut Vec<Op>,
         deadline: Option<Instant>,
     ) -> Result<()> {
-        let rowids: Vec<i64> = entries.iter().filter_map(|e| e.node_rowid).collect();
-        let nodes = db.search_nodes(&rowids).await?;
+        let keys: Vec<(&str, i64)> = entries
+            .iter()
+            .filter_map(|e| Some((e.session_id.as_str(), e.node_rowid?)))
+            .collect();
+        let nodes = db.search_nodes(&keys).await?;
         let mut by_rowid: HashMap<i64, SearchNode> =
             nodes.into_iter().map(|n| (n.rowid, n)).collect();
         let mut sessions: HashMap<String, Option<Session>> = HashMap::new();

@@ -389,7 +389,7 @@ impl Db {
         for b in &doc.branches {
             let b = &b.branch;
             let head = crate::tree::pos(tx, &id, &b.head).await?;
-            let (st, pending) = crate::state::state_at(tx, &head, snapshot_every).await?;
+            let (st, pending) = crate::state::state_at(tx, &id, &head, snapshot_every).await?;
             query(
                 "INSERT INTO branches (session_id, name, head_id, base_id, status, version, state, \
                  state_pending, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10)",
