@@ -38,6 +38,8 @@ mod shares;
 mod sql;
 mod state;
 mod templates;
+#[doc(hidden)]
+pub mod testing;
 mod tool_cache;
 mod tracks;
 mod transfer;

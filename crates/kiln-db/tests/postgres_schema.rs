@@ -18,7 +18,7 @@ use kiln_db::{
 };
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, SqliteConnection};
-use support::{Scratch, database_url};
+use support::Scratch;
 
 /// A new SQLite store at `path`, opened (so migrated) and closed as Kiln does.
 async fn sqlite_store(path: &Path) {
@@ -425,22 +425,6 @@ async fn triggers_behave_alike_on_both() {
             "the same statements left different rows"
         );
     }
-}
-
-#[test]
-fn database_urls_keep_the_server_and_options() {
-    assert_eq!(
-        database_url("postgres://kiln@127.0.0.1:5432/postgres", "x"),
-        "postgres://kiln@127.0.0.1:5432/x"
-    );
-    assert_eq!(
-        database_url("postgres://kiln@h/postgres?sslmode=disable", "x"),
-        "postgres://kiln@h/x?sslmode=disable"
-    );
-    assert_eq!(
-        database_url("postgres://kiln@h", "x"),
-        "postgres://kiln@h/x"
-    );
 }
 
 /// Every table distributed by session can be distributed as Citus requires: each unique key

@@ -79,10 +79,18 @@ async fn concurrent_appends_lose_nothing_and_stay_linear() {
 }
 
 const CHILD_DIR: &str = "KILN_TEST_KILL_CHILD_DIR";
+/// The child's PostgreSQL database, on that backend.
+const CHILD_DB: &str = "KILN_TEST_KILL_CHILD_DB";
 
 /// In the child process: appends until killed, printing each acknowledged message.
 async fn child(dir: &str) {
-    let mgr = SessionManager::open(&common::config(std::path::Path::new(dir), 32))
+    let dir = std::path::Path::new(dir);
+    if let Ok(url) = std::env::var(CHILD_DB).as_deref()
+        && !url.is_empty()
+    {
+        common::remember(dir, url);
+    }
+    let mgr = SessionManager::open(&common::config(dir, 32))
         .await
         .unwrap();
     let (alice, _) = mgr.add_user("alice", true).await.unwrap();
@@ -115,6 +123,7 @@ async fn a_killed_process_loses_no_acknowledged_write() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    let config = common::config(dir.path(), 32);
     let mut proc = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -123,6 +132,7 @@ async fn a_killed_process_loses_no_acknowledged_write() {
             "--test-threads=1",
         ])
         .env(CHILD_DIR, dir.path())
+        .env(CHILD_DB, &config.database.url)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -162,9 +172,7 @@ async fn a_killed_process_loses_no_acknowledged_write() {
         "the child acknowledged writes before it was killed"
     );
 
-    let mgr = SessionManager::open(&common::config(dir.path(), 32))
-        .await
-        .unwrap();
+    let mgr = SessionManager::open(&config).await.unwrap();
     let alice = mgr.local_caller(Some("alice")).await.unwrap();
     let page = mgr
         .messages(&alice, &session, "main", Some(1000), None)

@@ -9,19 +9,8 @@ use common::{Env, code, msg};
 use kiln_session::{Caller, CreateSession, JobsConfig, SessionManager};
 use kiln_types::{CheckpointFrequency, Role, SessionType};
 use serde_json::{Value, json};
-use sqlx::Connection;
-
-async fn raw(e: &Env) -> sqlx::SqliteConnection {
-    let url = format!("sqlite://{}", e.dir.path().join("kiln.db").display());
-    sqlx::SqliteConnection::connect(&url).await.unwrap()
-}
-
 async fn count(e: &Env) -> i64 {
-    let mut c = raw(e).await;
-    sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-        .fetch_one(&mut c)
-        .await
-        .unwrap()
+    e.raw().await.count("SELECT COUNT(*) FROM sessions").await
 }
 
 /// A session where alice and bob (a writer) both speak, with a discovery, a checkpoint and a
@@ -204,27 +193,25 @@ async fn one_session_with_hostile_stored_values_does_not_stop_the_others_jobs() 
         .create_session(&e.alice, research("fine"))
         .await
         .unwrap();
-    let mut c = raw(&e).await;
-    // Written straight into the file, as no API would accept them.
-    sqlx::query(
-        "UPDATE sessions SET config = json_set(config, '$.duration_days', 4294967295) WHERE id = ?",
+    let mut c = e.raw().await;
+    // Written straight into the store, as no API would accept them.
+    let huge_days = if c.is_postgres() {
+        "UPDATE sessions SET config = jsonb_set(config::jsonb, '{duration_days}', '4294967295')::text \
+         WHERE id = $1"
+    } else {
+        "UPDATE sessions SET config = json_set(config, '$.duration_days', 4294967295) WHERE id = $1"
+    };
+    c.exec(huge_days, &[(&huge.id).into()]).await;
+    c.exec(
+        "UPDATE sessions SET config = '{\"context\": {\"context_window\": -1}}' WHERE id = $1",
+        &[(&broken.id).into()],
     )
-    .bind(&huge.id)
-    .execute(&mut c)
-    .await
-    .unwrap();
-    sqlx::query(
-        "UPDATE sessions SET config = '{\"context\": {\"context_window\": -1}}' WHERE id = ?",
+    .await;
+    c.exec(
+        "UPDATE sessions SET created_at = '9999-12-31T23:59:59Z' WHERE id = $1",
+        &[(&late.id).into()],
     )
-    .bind(&broken.id)
-    .execute(&mut c)
-    .await
-    .unwrap();
-    sqlx::query("UPDATE sessions SET created_at = '9999-12-31T23:59:59Z' WHERE id = ?")
-        .bind(&late.id)
-        .execute(&mut c)
-        .await
-        .unwrap();
+    .await;
     let now = Utc::now() + Duration::days(2);
     let cfg = JobsConfig::default();
     let run = e.mgr.run_jobs(&cfg, now, "A");
@@ -443,6 +430,7 @@ async fn a_configured_trusted_key_keeps_another_instances_authors() {
     let carol: Caller = u.into();
     let s = untrusting.import(&carol, &doc).await.unwrap();
     assert_eq!(s.provenance.as_deref(), Some("unverified"));
+    let own_key = untrusting.instance_key().await.unwrap().public_key;
     untrusting.close().await;
     config.integrity.trusted_keys = vec![first.mgr.instance_key().await.unwrap().public_key];
     let trusting = SessionManager::open(&config).await.unwrap();
@@ -451,10 +439,7 @@ async fn a_configured_trusted_key_keeps_another_instances_authors() {
         vec![first.mgr.instance_key().await.unwrap().public_key]
     );
     // The key file persisted: the same instance key after reopening.
-    assert_eq!(
-        trusting.instance_key().await.unwrap().public_key,
-        untrusting.instance_key().await.unwrap().public_key
-    );
+    assert_eq!(trusting.instance_key().await.unwrap().public_key, own_key);
     let s = trusting.import(&carol, &doc).await.unwrap();
     assert_eq!(s.provenance.as_deref(), Some("verified"));
     let got = authors(&main_messages(&trusting, &carol, &s.id).await);
@@ -472,15 +457,13 @@ async fn an_edited_message_in_the_database_breaks_the_node_chain() {
         .into_iter()
         .find(|n| n.content == "I think it is an olivine")
         .unwrap();
-    let mut c = raw(&e).await;
-    sqlx::query(
-        "UPDATE nodes SET content = 'I think it is a spinel' WHERE session_id = ? AND id = ?",
-    )
-    .bind(&id)
-    .bind(&target.id)
-    .execute(&mut c)
-    .await
-    .unwrap();
+    e.raw()
+        .await
+        .exec(
+            "UPDATE nodes SET content = 'I think it is a spinel' WHERE session_id = $1 AND id = $2",
+            &[(&id).into(), (&target.id).into()],
+        )
+        .await;
     let v = e.mgr.verify_nodes(&e.alice, &id).await.unwrap();
     assert!(!v.valid);
     assert_eq!(v.first_broken.as_deref(), Some(target.id.as_str()));

@@ -8,7 +8,6 @@ use kiln_db::NewNode;
 use kiln_session::SessionManager;
 use kiln_types::{MergeStrategy, NodeKind, Role, SessionStatus};
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 /// A session with branches, checkpoints, a restore, a merge, state and lifecycle changes.
 async fn rich(e: &Env) -> String {
@@ -52,11 +51,6 @@ async fn rich(e: &Env) -> String {
     id
 }
 
-async fn raw(e: &Env) -> sqlx::SqliteConnection {
-    let url = format!("sqlite://{}", e.dir.path().join("kiln.db").display());
-    sqlx::SqliteConnection::connect(&url).await.unwrap()
-}
-
 #[tokio::test]
 async fn the_audit_chain_verifies_and_a_tampered_row_is_found() {
     let e = common::env().await;
@@ -81,13 +75,15 @@ async fn the_audit_chain_verifies_and_a_tampered_row_is_found() {
 
     // Someone edits the merge entry's payload directly in the database file.
     let merge_seq = log.iter().find(|x| x.action == "merge").unwrap().seq;
-    let mut conn = raw(&e).await;
-    sqlx::query("UPDATE audit_log SET payload = json_set(payload, '$.strategy', 'ours') WHERE session_id = ? AND seq = ?")
-        .bind(&id)
-        .bind(merge_seq)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let mut conn = e.raw().await;
+    let edit = if conn.is_postgres() {
+        "UPDATE audit_log SET payload = jsonb_set(payload::jsonb, '{strategy}', '\"ours\"')::text \
+         WHERE session_id = $1 AND seq = $2"
+    } else {
+        "UPDATE audit_log SET payload = json_set(payload, '$.strategy', 'ours') \
+         WHERE session_id = $1 AND seq = $2"
+    };
+    assert_eq!(conn.exec(edit, &[(&id).into(), merge_seq.into()]).await, 1);
     let v = m.verify_audit(a, &id).await.unwrap();
     assert!(!v.valid);
     assert_eq!(v.first_broken, Some(merge_seq));
@@ -98,27 +94,26 @@ async fn the_audit_chain_verifies_and_a_tampered_row_is_found() {
     );
 
     // Deleting an entry breaks the chain at the gap; rewriting an actor breaks that entry.
-    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE session_id = ? AND seq = 2")
-        .bind(&other)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    conn.exec(
+        "UPDATE audit_log SET actor = 'mallory' WHERE session_id = $1 AND seq = 2",
+        &[(&other).into()],
+    )
+    .await;
     assert_eq!(
         m.verify_audit(a, &other).await.unwrap().first_broken,
         Some(2)
     );
-    sqlx::query("UPDATE audit_log SET actor = ? WHERE session_id = ? AND seq = 2")
-        .bind(&a.user_id)
-        .bind(&other)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    conn.exec(
+        "UPDATE audit_log SET actor = $1 WHERE session_id = $2 AND seq = 2",
+        &[(&a.user_id).into(), (&other).into()],
+    )
+    .await;
     assert!(m.verify_audit(a, &other).await.unwrap().valid);
-    sqlx::query("DELETE FROM audit_log WHERE session_id = ? AND seq = 3")
-        .bind(&other)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    conn.exec(
+        "DELETE FROM audit_log WHERE session_id = $1 AND seq = 3",
+        &[(&other).into()],
+    )
+    .await;
     let v = m.verify_audit(a, &other).await.unwrap();
     assert_eq!(v.first_broken, Some(4));
     assert!(v.reason.unwrap().contains("seq"));

@@ -86,7 +86,6 @@ async fn concurrent_views_stop_at_the_limit() {
 /// same error when opened, and not recognised as a share when used as an API token.
 #[tokio::test]
 async fn a_dead_link_is_indistinguishable_from_a_random_token() {
-    use sqlx::Connection;
     let e = env().await;
     let s = e.session("dead links").await;
     let make = |max_views: Option<u32>| {
@@ -111,13 +110,13 @@ async fn a_dead_link_is_indistinguishable_from_a_random_token() {
     let revoked = make(None).await;
     let used_up = make(Some(1)).await;
     let live = make(None).await;
-    let url = format!("sqlite://{}", e.dir.path().join("kiln.db").display());
-    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("UPDATE share_links SET expires_at = '2020-01-01T00:00:00.000000Z' WHERE id = ?")
-        .bind(&expired.id)
-        .execute(&mut raw)
+    e.raw()
         .await
-        .unwrap();
+        .exec(
+            "UPDATE share_links SET expires_at = '2020-01-01T00:00:00.000000Z' WHERE id = $1",
+            &[(&expired.id).into()],
+        )
+        .await;
     e.mgr.revoke_share(&e.alice, &s, &revoked.id).await.unwrap();
     e.mgr.open_share(&used_up.token, None).await.unwrap();
 

@@ -1,4 +1,6 @@
-//! Shared set-up: a real SQLite file in a temp dir, a user, a session, and an agent.
+//! Shared set-up: a real SQLite file in a temp dir (or, with `KILN_TEST_BACKEND=postgres`, a
+//! fresh database on the PostgreSQL server `KILN_TEST_DATABASE_URL` names), a user, a
+//! session, and an agent.
 
 #![allow(dead_code)]
 
@@ -15,12 +17,18 @@ pub struct Env {
     pub mgr: SessionManager,
     pub alice: Caller,
     pub bob: Caller,
+    /// The PostgreSQL database on that backend, dropped after `mgr`.
+    pub db: Option<kiln_db::testing::Scratch>,
 }
 
 pub async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.storage.data_dir = dir.path().to_path_buf();
+    let db = kiln_db::testing::Scratch::for_backend();
+    if let Some(db) = &db {
+        config.database.url = db.url.clone();
+    }
     let mgr = SessionManager::open(&config).await.unwrap();
     let (a, _) = mgr.add_user("alice", true).await.unwrap();
     let (b, _) = mgr.add_user("bob", false).await.unwrap();
@@ -29,6 +37,7 @@ pub async fn env() -> Env {
         mgr,
         alice: a.into(),
         bob: b.into(),
+        db,
     }
 }
 

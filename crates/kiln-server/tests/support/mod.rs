@@ -1,5 +1,7 @@
 //! A real server for the HTTP tests: a listener on 127.0.0.1:0, a real SQLite file in a temp
-//! dir, two users (alice, bob) and the agent with the offline planner or a given model.
+//! dir (or, with `KILN_TEST_BACKEND=postgres`, a fresh database on the PostgreSQL server
+//! `KILN_TEST_DATABASE_URL` names: the same tests on both backends), two users (alice, bob) and
+//! the agent with the offline planner or a given model.
 
 #![allow(dead_code)] // each test crate uses its own part of the harness
 
@@ -23,6 +25,13 @@ pub struct Server {
     /// The server's manager (for fault injection; requests go over HTTP).
     pub mgr: SessionManager,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL database on that backend, dropped (connections and all) with the server.
+    _db: Option<kiln_db::testing::Scratch>,
+}
+
+/// Whether this run's stores are on PostgreSQL.
+pub fn on_postgres() -> bool {
+    kiln_db::testing::on_postgres()
 }
 
 /// Starts a server accepting bodies up to `max_body_bytes`, with the offline planner.
@@ -69,6 +78,10 @@ pub async fn start_from_config(mut config: Config) -> Server {
 async fn start_inner(mut config: Config, model: Option<Arc<dyn ChatModel>>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     config.storage.data_dir = dir.path().to_path_buf();
+    let db = kiln_db::testing::Scratch::for_backend();
+    if let Some(db) = &db {
+        config.database.url = db.url.clone();
+    }
     let server = &config.server;
     let mgr = SessionManager::open(&config).await.unwrap();
     let (_, alice) = mgr.add_user("alice", true).await.unwrap();
@@ -108,6 +121,7 @@ async fn start_inner(mut config: Config, model: Option<Arc<dyn ChatModel>>) -> S
         http: Client::new(),
         mgr: handle,
         _dir: dir,
+        _db: db,
     }
 }
 
