@@ -30,6 +30,7 @@ mod notify;
 mod pool;
 mod postgres;
 mod projects;
+mod rates;
 mod refs;
 mod schema;
 mod search;

@@ -82,12 +82,12 @@ async fn both_migration_sets_build_the_same_schema() {
         assert_eq!(pg_applied.len(), kiln_db::postgres_migrations().len());
 
         // The description is not empty on either side (a broken reader would compare equal).
-        assert_eq!(sqlite.tables.len(), 30, "{:?}", sqlite.tables.keys());
+        assert_eq!(sqlite.tables.len(), 31, "{:?}", sqlite.tables.keys());
         let count = |s: &Schema, f: fn(&kiln_db::Table) -> usize| -> usize {
             s.tables.values().map(f).sum()
         };
         assert_eq!(count(&sqlite, |t| t.triggers.len()), 15);
-        assert_eq!(count(&sqlite, |t| t.checks.len()), 6);
+        assert_eq!(count(&sqlite, |t| t.checks.len()), 7);
         assert_eq!(count(&sqlite, |t| t.indexes.len()), 24);
         assert!(count(&sqlite, |t| t.foreign_keys.len()) >= 20);
 

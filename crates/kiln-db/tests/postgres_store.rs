@@ -1553,3 +1553,75 @@ async fn turn_notifications_reach_the_other_store_in_order_and_survive_a_lost_co
     one.close().await;
     two.close().await;
 }
+
+/// A user's budget of expensive calls in the store: a burst, then refusals saying how long to
+/// wait; users do not share buckets; a cost above the burst waits for a full bucket.
+async fn rates(db: &Db) -> Vec<String> {
+    let mut seen = Vec::new();
+    // Three at once, then one a minute.
+    let (rate, burst) = (1.0 / 60.0, 3.0);
+    for i in 0..4 {
+        let got = db.take_rate_tokens("u1", 1.0, rate, burst).await.unwrap();
+        seen.push(format!(
+            "u1 #{i}: {}",
+            match got {
+                None => "granted".to_string(),
+                // The wait is about a minute, less the moments the calls took.
+                Some(w) => format!("wait {}", (w.as_secs_f64() / 10.0).round() * 10.0),
+            }
+        ));
+    }
+    let other = db.take_rate_tokens("u2", 1.0, rate, burst).await.unwrap();
+    seen.push(format!("u2: {}", other.is_none()));
+    let big = db.take_rate_tokens("u3", 10.0, rate, burst).await.unwrap();
+    seen.push(format!("u3 import: {}", big.is_none()));
+    let after = db.take_rate_tokens("u3", 1.0, rate, burst).await.unwrap();
+    seen.push(format!("u3 then: {}", after.is_some()));
+    // A fast refill: a bucket of 1 refilled 1000 times a second grants again at once.
+    assert!(
+        db.take_rate_tokens("u4", 1.0, 1000.0, 1.0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let refilled = db.take_rate_tokens("u4", 1.0, 1000.0, 1.0).await.unwrap();
+    seen.push(format!("u4 refilled: {}", refilled.is_none()));
+    seen
+}
+
+#[tokio::test]
+async fn rate_buckets_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("kiln.db"), &DbOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        rates(&db).await,
+        [
+            "u1 #0: granted",
+            "u1 #1: granted",
+            "u1 #2: granted",
+            "u1 #3: wait 60",
+            "u2: true",
+            "u3 import: true",
+            "u3 then: true",
+            "u4 refilled: true",
+        ]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
+async fn rate_buckets_answer_the_same_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let lite = Db::open(&dir.path().join("kiln.db"), &DbOptions::default())
+        .await
+        .unwrap();
+    let scratch = Scratch::new().await;
+    let pg = Db::open_postgres(&scratch.url, &DbOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(rates(&pg).await, rates(&lite).await);
+    pg.close().await;
+}

@@ -19,9 +19,13 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-/// Charges a caller for an expensive call (the HTTP service's per-user budget); an error
-/// refuses the call.
-pub type Gate = Arc<dyn Fn(&Caller) -> Result<(), Error> + Send + Sync>;
+/// Charges a caller for an expensive call (the HTTP service's per-user budget, which may live
+/// in the database); an error refuses the call.
+pub type Gate = Arc<
+    dyn Fn(Caller) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Who the calls run as.
 #[derive(Clone)]
@@ -93,9 +97,9 @@ impl KilnMcp {
         }))
     }
 
-    fn charge(&self, caller: &Caller) -> Result<(), Error> {
+    async fn charge(&self, caller: &Caller) -> Result<(), Error> {
         match &self.gate {
-            Some(gate) => gate(caller),
+            Some(gate) => gate(caller.clone()).await,
             None => Ok(()),
         }
     }
@@ -134,7 +138,7 @@ impl KilnMcp {
     async fn call(&self, caller: &Caller, name: &str, args: Value) -> Result<Value, Error> {
         if let Some(op) = ops::op(name) {
             if op.expensive {
-                self.charge(caller)?;
+                self.charge(caller).await?;
             }
             return ops::run(&self.agent, caller, name, args).await;
         }
@@ -142,7 +146,7 @@ impl KilnMcp {
             return Err(Error::not_found(format!("no tool `{name}`")));
         };
         if tool.expensive() {
-            self.charge(caller)?;
+            self.charge(caller).await?;
         }
         let call: ops::SessionToolCall = serde_json::from_value(args)
             .map_err(|e| Error::bad_request(format!("invalid arguments: {e}")))?;

@@ -56,7 +56,7 @@ impl AppState {
 
     /// Takes the per-user budgets from `[limits]`.
     pub fn with_limits(mut self, c: &kiln_session::LimitsConfig) -> Self {
-        self.limiter = std::sync::Arc::new(limits::RateLimiter::new(c));
+        self.limiter = std::sync::Arc::new(limits::RateLimiter::for_store(c, &self.mgr));
         self
     }
 

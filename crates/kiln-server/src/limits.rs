@@ -1,13 +1,15 @@
 //! Per-user request budgets for the expensive routes (agent turns, tool calls, search, merges,
 //! exports, imports): a token bucket per user, refilled at `expensive_per_minute`, holding at
 //! most `expensive_burst`. An import costs [`IMPORT_COST`] calls. A user over budget gets 429
-//! `rate_limited` (recoverable) with `Retry-After`, and nobody else notices.
+//! `rate_limited` (recoverable) with `Retry-After`, and nobody else notices. On SQLite (one
+//! server) the buckets are in memory; on PostgreSQL they are rows in the database, so every
+//! server sharing it draws from the same budget (one statement per expensive call).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use kiln_session::{Caller, Error, LimitsConfig};
+use kiln_session::{Caller, Error, LimitsConfig, SessionManager};
 use kiln_types::ErrorKind;
 use serde_json::json;
 
@@ -22,6 +24,8 @@ pub struct RateLimiter {
     per_second: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// The store the buckets live in when servers share one (PostgreSQL).
+    shared: Option<SessionManager>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -37,27 +41,54 @@ impl RateLimiter {
             per_second: f64::from(cfg.expensive_per_minute) / 60.0,
             burst: f64::from(cfg.expensive_burst.max(1)),
             buckets: Mutex::default(),
+            shared: None,
+        }
+    }
+
+    /// A limiter from `[limits]` whose buckets live in `mgr`'s store when that store is shared
+    /// by several servers (PostgreSQL); in memory otherwise.
+    pub fn for_store(cfg: &LimitsConfig, mgr: &SessionManager) -> Self {
+        RateLimiter {
+            shared: mgr.store_is_shared().then(|| mgr.clone()),
+            ..Self::new(cfg)
         }
     }
 
     /// Takes `cost` from the caller's bucket, or says how long until it holds that much.
-    pub fn charge(&self, caller: &Caller, cost: f64) -> Result<(), Error> {
+    pub async fn charge(&self, caller: &Caller, cost: f64) -> Result<(), Error> {
         if self.per_second <= 0.0 {
             return Ok(());
         }
-        self.charge_at(&caller.user_id, cost, Instant::now())
-            .map_err(|wait| {
-                let secs = wait.as_secs().saturating_add(1);
-                Error::new(
-                    ErrorKind::TooManyRequests,
-                    "rate_limited",
-                    format!(
-                        "too many expensive requests (searches, turns, tool calls, merges, \
+        let outcome = match &self.shared {
+            Some(mgr) => {
+                match mgr
+                    .take_rate_tokens(&caller.user_id, cost, self.per_second, self.burst)
+                    .await
+                {
+                    Ok(None) => Ok(()),
+                    Ok(Some(wait)) => Err(wait),
+                    // The database is failing: the request will say so itself; the budget
+                    // falls back to this server's own bucket meanwhile.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "shared rate limit unavailable; using this server's");
+                        self.charge_at(&caller.user_id, cost, Instant::now())
+                    }
+                }
+            }
+            None => self.charge_at(&caller.user_id, cost, Instant::now()),
+        };
+        outcome.map_err(|wait| {
+            let secs = wait.as_secs().saturating_add(1);
+            Error::new(
+                ErrorKind::TooManyRequests,
+                "rate_limited",
+                format!(
+                    "too many expensive requests (searches, turns, tool calls, merges, \
                          exports, imports); retry in {secs} s"
-                    ),
-                )
-                .with_details(json!({"retry_after_secs": secs}))
-            })
+                ),
+            )
+            .with_details(json!({"retry_after_secs": secs}))
+        })
     }
 
     fn charge_at(&self, user: &str, cost: f64, now: Instant) -> Result<(), Duration> {
@@ -122,8 +153,8 @@ mod tests {
         assert!(l.charge_at("a", 1.0, later).is_err());
     }
 
-    #[test]
-    fn a_zero_rate_turns_the_limit_off() {
+    #[tokio::test]
+    async fn a_zero_rate_turns_the_limit_off() {
         let l = limiter(0, 1);
         let c = Caller {
             user_id: "u".into(),
@@ -132,7 +163,7 @@ mod tests {
             client: None,
         };
         for _ in 0..1000 {
-            l.charge(&c, IMPORT_COST).unwrap();
+            l.charge(&c, IMPORT_COST).await.unwrap();
         }
     }
 }

@@ -145,6 +145,27 @@ impl SessionManager {
         Ok(info)
     }
 
+    /// Whether several servers may share this store (PostgreSQL), so per-user budgets must
+    /// live in it rather than in one server's memory.
+    pub fn store_is_shared(&self) -> bool {
+        self.db.is_postgres()
+    }
+
+    /// Takes `cost` from `user`'s budget of expensive calls kept in the store (refilled at
+    /// `per_second` up to `burst`): `None` when granted, else how long until it would be.
+    pub async fn take_rate_tokens(
+        &self,
+        user: &str,
+        cost: f64,
+        per_second: f64,
+        burst: f64,
+    ) -> Result<Option<Duration>> {
+        Ok(self
+            .db
+            .take_rate_tokens(user, cost, per_second, burst)
+            .await?)
+    }
+
     /// The keys an import's signature is checked against: this server's, the configured
     /// ones, and those of every server that has run on this store.
     pub(crate) async fn trusted_keys(&self) -> Result<Vec<kiln_db::PublicKey>> {

@@ -727,3 +727,49 @@ async fn an_export_signed_by_one_server_imports_verified_on_the_other() {
     drop((a, b, other));
     psql(&server, &format!("DROP DATABASE {name} WITH (FORCE)"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
+async fn a_users_budget_of_expensive_calls_is_shared_by_the_servers() {
+    let server = pg_server_url("postgres_servers");
+    let name = format!("kiln_rates_{}", std::process::id());
+    let db = pg_database(&server, &name);
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // A burst of 3 searches, then one a minute.
+    let env = [
+        ("KILN_LIMITS__EXPENSIVE_PER_MINUTE", "1"),
+        ("KILN_LIMITS__EXPENSIVE_BURST", "3"),
+    ];
+    let a = support::start_env(dirs.0.path(), &["--database-url", &db], &env);
+    let b = support::start_env(dirs.1.path(), &["--database-url", &db], &env);
+    let c = Client {
+        http: reqwest::Client::new(),
+        token: a.token.clone().unwrap(),
+    };
+    let (ua, ub) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
+    for base in [&ua, &ub, &ua] {
+        let (st, v) = c
+            .call("GET", &format!("{base}/v1/search?q=perovskite"), None)
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    // The fourth, on either server, finds the budget spent by both.
+    for base in [&ub, &ua] {
+        let (st, v) = c
+            .call("GET", &format!("{base}/v1/search?q=perovskite"), None)
+            .await;
+        assert_eq!(st, 429, "{base}: {v}");
+        assert_eq!(v["error"]["code"], "rate_limited", "{v}");
+        assert_eq!(v["error"]["recoverable"], true, "{v}");
+        let wait = v["error"]["details"]["retry_after_secs"].as_u64().unwrap();
+        assert!((1..=61).contains(&wait), "{v}");
+    }
+    assert_eq!(
+        psql(&db, "SELECT count(*) FROM rate_buckets"),
+        "1",
+        "one bucket for the one user"
+    );
+
+    drop((a, b));
+    psql(&server, &format!("DROP DATABASE {name} WITH (FORCE)"));
+}

@@ -96,7 +96,7 @@ async fn query(
     headers: HeaderMap,
     Body(body): Body<QueryBody>,
 ) -> ApiResult<Response> {
-    st.limiter.charge(&caller, 1.0)?;
+    st.limiter.charge(&caller, 1.0).await?;
     let branch = target(&st, &caller, &id, body.branch).await?;
     if !wants_stream(&headers) {
         let out = st
@@ -171,7 +171,7 @@ async fn run_tool(
     // Notebook lines and findings are appends, as cheap as a message: a script logging every
     // step must not be throttled. The other tools (a GP fit, a search) are charged.
     if st.agent.tools().get(&tool).is_none_or(|t| t.expensive()) {
-        st.limiter.charge(&caller, 1.0)?;
+        st.limiter.charge(&caller, 1.0).await?;
     }
     let args = body.arguments.unwrap_or(Value::Object(Default::default()));
     if !args.is_object() {
@@ -221,7 +221,7 @@ async fn compress(
     Path(id): Path<String>,
     OptionalBody(body): OptionalBody<CompressBody>,
 ) -> ApiResult<Json<Compressed>> {
-    st.limiter.charge(&caller, 1.0)?;
+    st.limiter.charge(&caller, 1.0).await?;
     let keep = body.keep_recent.unwrap_or(4);
     if keep > 1000 {
         return Err(Error::bad_request("keep_recent must be at most 1000").into());
@@ -239,7 +239,7 @@ async fn summary(
     Path(id): Path<String>,
     Query(q): Query<ContextQuery>,
 ) -> ApiResult<Json<SessionSummary>> {
-    st.limiter.charge(&caller, 1.0)?;
+    st.limiter.charge(&caller, 1.0).await?;
     Ok(Json(
         st.agent
             .session_summary(&caller, &id, q.branch.as_deref())

@@ -98,7 +98,7 @@ async fn start(
             }
         },
     };
-    if let Err(e) = st.limiter.charge(&caller, 1.0) {
+    if let Err(e) = st.limiter.charge(&caller, 1.0).await {
         return html::error_page(&e);
     }
     let spec = BatchSpec {

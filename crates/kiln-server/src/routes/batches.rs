@@ -38,7 +38,7 @@ async fn start(
     Path(id): Path<String>,
     Body(spec): Body<BatchSpec>,
 ) -> ApiResult<(StatusCode, Json<BatchView>)> {
-    st.limiter.charge(&caller, 1.0)?;
+    st.limiter.charge(&caller, 1.0).await?;
     let view = st.agent.start_batch(&caller, &id, &spec).await?;
     Ok((StatusCode::ACCEPTED, Json(view)))
 }

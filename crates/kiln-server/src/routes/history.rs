@@ -147,7 +147,7 @@ async fn export(
     Path(id): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> ApiResult<Response> {
-    st.limiter.charge(&caller, 1.0)?;
+    st.limiter.charge(&caller, 1.0).await?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(st.mgr.export_json(&caller, &id).await?).into_response()),
         "markdown" | "md" => {
@@ -183,7 +183,9 @@ async fn import(
             .into());
         }
     };
-    st.limiter.charge(&caller, crate::limits::IMPORT_COST)?;
+    st.limiter
+        .charge(&caller, crate::limits::IMPORT_COST)
+        .await?;
     let limit = st.mgr.max_import_bytes();
     // Over the limit: refused before (Content-Length) or while reading, never buffered whole.
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {

@@ -23,7 +23,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let limiter = state.limiter.clone();
     // Expensive MCP calls (agent turns, searches, merges, tools that compute) draw from the
     // same per-user budget as their /v1 routes.
-    let gate: kiln_mcp::Gate = Arc::new(move |caller: &Caller| limiter.charge(caller, 1.0));
+    let gate: kiln_mcp::Gate = Arc::new(move |caller: Caller| {
+        let limiter = limiter.clone();
+        Box::pin(async move { limiter.charge(&caller, 1.0).await })
+    });
     let service = kiln_mcp::http_service(state.agent.clone(), Some(gate), state.max_body_bytes);
     let owners = Owners::default();
     Router::new()

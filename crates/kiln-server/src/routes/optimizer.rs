@@ -246,7 +246,7 @@ async fn suggest(
     Path((id, b)): Path<(String, String)>,
     OptionalBody(body): OptionalBody<Map<String, Value>>,
 ) -> ApiResult<Json<ToolCallRecord>> {
-    st.limiter.charge(&caller, 1.0)?;
+    st.limiter.charge(&caller, 1.0).await?;
     let args = action("suggest", body);
     Ok(Json(
         st.agent
@@ -262,7 +262,7 @@ async fn lock(
     Path((id, b)): Path<(String, String)>,
     Body(body): Body<Map<String, Value>>,
 ) -> ApiResult<Json<ToolCallRecord>> {
-    st.limiter.charge(&caller, 1.0)?;
+    st.limiter.charge(&caller, 1.0).await?;
     let args = action("lock", body);
     Ok(Json(
         st.agent
@@ -406,7 +406,7 @@ async fn predict(
     Path((id, b)): Path<(String, String)>,
     Query(point): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    st.limiter.charge(&caller, 1.0)?;
+    st.limiter.charge(&caller, 1.0).await?;
     Ok(Json(
         st.agent.optimizer_predict(&caller, &id, &b, point).await?,
     ))
@@ -417,7 +417,7 @@ async fn optimum(
     Auth(caller): Auth,
     Path((id, b)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    st.limiter.charge(&caller, 1.0)?;
+    st.limiter.charge(&caller, 1.0).await?;
     Ok(Json(st.agent.optimizer_optimum(&caller, &id, &b).await?))
 }
 

@@ -19,6 +19,6 @@ async fn search(
     Auth(caller): Auth,
     Query(params): Query<SearchParams>,
 ) -> ApiResult<Json<SearchPage>> {
-    st.limiter.charge(&caller, 1.0)?;
+    st.limiter.charge(&caller, 1.0).await?;
     Ok(Json(st.mgr.search_sessions(&caller, params).await?))
 }

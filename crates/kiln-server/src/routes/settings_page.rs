@@ -152,7 +152,7 @@ async fn test(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<Test
         return html::error_page(&e);
     }
     // A round trip costs the model server two calls: it counts like an agent turn.
-    if let Err(e) = st.limiter.charge(&caller, 1.0) {
+    if let Err(e) = st.limiter.charge(&caller, 1.0).await {
         return html::error_page(&e);
     }
     let token = token_of(&st, &headers).await;

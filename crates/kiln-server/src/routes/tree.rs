@@ -180,7 +180,7 @@ async fn merge(
     Path((id, b)): Path<(String, String)>,
     Body(m): Body<MergeBody>,
 ) -> ApiResult<Json<MergeResult>> {
-    st.limiter.charge(&caller, 1.0)?;
+    st.limiter.charge(&caller, 1.0).await?;
     let (into, choices) = m.choices();
     Ok(Json(
         st.mgr.merge_with(&caller, &id, &b, &into, &choices).await?,
@@ -194,7 +194,7 @@ async fn merge_preview(
     Path((id, b)): Path<(String, String)>,
     Body(m): Body<MergeBody>,
 ) -> ApiResult<Json<MergePreview>> {
-    st.limiter.charge(&caller, 1.0)?;
+    st.limiter.charge(&caller, 1.0).await?;
     let (into, choices) = m.choices();
     Ok(Json(
         st.mgr

@@ -166,7 +166,7 @@ async fn home(
     // The search box: hits grouped per session, with the matched words highlighted (the
     // snippets are escaped text with `<b>` around matches, so the template shows them as is).
     let search = match &search_text {
-        Some(text) if st.limiter.charge(&caller, 1.0).is_ok() => {
+        Some(text) if st.limiter.charge(&caller, 1.0).await.is_ok() => {
             let params = kiln_session::SearchParams {
                 q: text.clone(),
                 ..Default::default()
@@ -549,7 +549,7 @@ async fn send_message(
         Ok(c) => c,
         Err(page) => return page,
     };
-    if let Err(e) = st.limiter.charge(&caller, 1.0) {
+    if let Err(e) = st.limiter.charge(&caller, 1.0).await {
         return html::error_page(&e);
     }
     let branch = match f.branch.filter(|b| !b.is_empty()) {

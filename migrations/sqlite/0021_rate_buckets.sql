@@ -1,0 +1,10 @@
+-- Per-user budgets of expensive calls, shared by the servers on one store (a token bucket per
+-- user: tokens left, when it was last charged in seconds since the epoch by the database's
+-- clock, and whether that charge was granted). On SQLite the one server keeps its buckets in
+-- memory and this table stays empty.
+CREATE TABLE rate_buckets (
+    user_id  TEXT PRIMARY KEY,
+    tokens   REAL NOT NULL,
+    at_secs  REAL NOT NULL,
+    granted  INTEGER NOT NULL DEFAULT 1 CHECK (granted IN (0, 1))
+);
