@@ -26,7 +26,7 @@ fn io(what: &str, e: std::io::Error) -> Error {
 }
 
 /// Reads until `buf` is full or the file ends; returns how many bytes were read.
-async fn fill(f: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) async fn fill(f: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..]).await? {

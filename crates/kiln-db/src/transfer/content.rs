@@ -9,9 +9,8 @@ use futures::TryStreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnection;
-use tokio::io::AsyncReadExt;
 
-use crate::blobs::BLOB_CHUNK;
+use crate::blobs::{BLOB_CHUNK, fill};
 use crate::{Error, Result};
 
 /// The tables that hold content (empty on SQLite, so no row of theirs is copied or compared).
@@ -44,17 +43,6 @@ fn is_digest(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-async fn fill(f: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]).await? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// The content under `dir` (`<dir>/<sha[..2]>/<sha>`; temporary files and anything else are
