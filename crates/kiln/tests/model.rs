@@ -3,6 +3,8 @@
 //! no output shows; with no model configured, `serve` says when an Ollama server answers on the
 //! probe address (here a loopback fake) and does not switch to it.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -33,19 +35,8 @@ fn fake_server(reply: fn(&str) -> String) -> (String, Arc<Mutex<Vec<String>>>) {
                     break;
                 }
                 request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request).to_string();
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let length = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse::<usize>().ok())?
-                        })
-                        .unwrap_or(0);
-                    if request.len() >= end + 4 + length {
-                        break;
-                    }
+                if support::request_complete(&request) {
+                    break;
                 }
             }
             let text = String::from_utf8_lossy(&request).to_string();

@@ -12,34 +12,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-use support::{pg_database, pg_server_url, psql};
-
-struct Client {
-    http: reqwest::Client,
-    token: String,
-}
+use support::{Client, pg_database, pg_server_url, psql};
 
 impl Client {
-    fn new(token: String) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            token,
-        }
-    }
-
-    async fn call(&self, method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), url)
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
     async fn session(&self, base: &str) -> String {
         let (st, s) = self
             .call(

@@ -14,28 +14,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{pg_database, pg_server_url, psql};
-
-struct Client {
-    http: reqwest::Client,
-    token: String,
-}
-
-impl Client {
-    async fn call(&self, method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), url)
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let v = res.json().await.unwrap_or(Value::Null);
-        (status, v)
-    }
-}
+use support::{Client, pg_database, pg_server_url, psql};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL: scripts/pg runs it (KILN_TEST_DATABASE_URL)"]
@@ -271,10 +250,7 @@ async fn a_job_held_by_a_killed_server_runs_on_the_other_within_a_lease() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = support::start_env(dirs.0.path(), &["--database-url", &db], &env);
     let b = support::start_env(dirs.1.path(), &["--database-url", &db], &env);
-    let c = Client {
-        http: reqwest::Client::new(),
-        token: a.token.clone().unwrap(),
-    };
+    let c = Client::new(a.token.clone().unwrap());
     let (st, s) = c
         .call(
             "POST",
@@ -379,19 +355,8 @@ async fn slow_model() -> String {
                         return;
                     }
                     request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request);
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if request.len() >= end + 4 + length {
-                            break;
-                        }
+                    if support::request_complete(&request) {
+                        break;
                     }
                 }
                 if !String::from_utf8_lossy(&request).contains("\"stream\":true") {
@@ -533,10 +498,7 @@ async fn a_turn_on_one_server_streams_to_watchers_on_the_other() {
         ],
     );
     let b = support::start_with(dirs.1.path(), &["--database-url", &db]);
-    let c = Client {
-        http: reqwest::Client::new(),
-        token: a.token.clone().unwrap(),
-    };
+    let c = Client::new(a.token.clone().unwrap());
     let (ua, ub) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
     let (st, s) = c
         .call(
@@ -663,10 +625,7 @@ async fn an_export_signed_by_one_server_imports_verified_on_the_other() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = support::start_with(dirs.0.path(), &["--database-url", &db]);
     let b = support::start_with(dirs.1.path(), &["--database-url", &db]);
-    let c = Client {
-        http: reqwest::Client::new(),
-        token: a.token.clone().unwrap(),
-    };
+    let c = Client::new(a.token.clone().unwrap());
     let (ua, ub) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
 
     // Each server signs with a key of its own, and each lists the other's.
@@ -710,10 +669,7 @@ async fn an_export_signed_by_one_server_imports_verified_on_the_other() {
     // A server on another store does not know A's key: the same document is unverified there.
     let lone = tempfile::tempdir().unwrap();
     let other = support::start(lone.path());
-    let stranger = Client {
-        http: reqwest::Client::new(),
-        token: other.token.clone().unwrap(),
-    };
+    let stranger = Client::new(other.token.clone().unwrap());
     let (st, v) = stranger
         .call(
             "POST",
@@ -742,10 +698,7 @@ async fn a_users_budget_of_expensive_calls_is_shared_by_the_servers() {
     ];
     let a = support::start_env(dirs.0.path(), &["--database-url", &db], &env);
     let b = support::start_env(dirs.1.path(), &["--database-url", &db], &env);
-    let c = Client {
-        http: reqwest::Client::new(),
-        token: a.token.clone().unwrap(),
-    };
+    let c = Client::new(a.token.clone().unwrap());
     let (ua, ub) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
     for base in [&ua, &ub, &ua] {
         let (st, v) = c

@@ -118,3 +118,56 @@ pub fn pg_database(server: &str, name: &str) -> String {
         server.rsplit_once('/').map_or(server, |(b, _)| b)
     )
 }
+
+/// A bearer-token client for a running server's JSON API.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub token: String,
+}
+
+impl Client {
+    pub fn new(token: String) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            token,
+        }
+    }
+
+    /// Sends `method url` with an optional JSON body; returns the status and the JSON answer
+    /// (`null` when there is none).
+    pub async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+/// Whether `request` holds a whole HTTP request: its headers, then as many body bytes as
+/// Content-Length says (for the loopback model servers the tests script).
+pub fn request_complete(request: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(request);
+    let Some(end) = text.find("\r\n\r\n") else {
+        return false;
+    };
+    let length = text[..end]
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    request.len() >= end + 4 + length
+}
