@@ -5,12 +5,23 @@ use crate::conn::{query, query_scalar};
 use crate::{Db, Result};
 
 impl Db {
-    /// Records this server's public signing key (64 hex digits), or refreshes when it was seen.
+    /// Records this server's public signing key (64 hex digits) when it is not yet recorded:
+    /// one read at start, a write only the first time a key is seen.
     pub async fn register_server_key(&self, public_key: &str) -> Result<()> {
+        let known: Option<i64> = {
+            let mut conn = self.read().await?;
+            query_scalar("SELECT 1 FROM server_keys WHERE public_key = $1")
+                .bind(public_key)
+                .fetch_optional(&mut conn)
+                .await?
+        };
+        if known.is_some() {
+            return Ok(());
+        }
         let mut tx = self.write_unordered().await?;
         query(
             "INSERT INTO server_keys (public_key, seen_at) VALUES ($1, $2) \
-             ON CONFLICT (public_key) DO UPDATE SET seen_at = excluded.seen_at",
+             ON CONFLICT (public_key) DO NOTHING",
         )
         .bind(public_key)
         .bind(crate::now())
@@ -19,7 +30,7 @@ impl Db {
         tx.commit().await
     }
 
-    /// The public keys of every server that has run on this store, oldest first.
+    /// The public keys of every server that has run on this store, first seen first.
     pub async fn server_keys(&self) -> Result<Vec<String>> {
         let mut conn = self.read().await?;
         query_scalar("SELECT public_key FROM server_keys ORDER BY seen_at, public_key")
