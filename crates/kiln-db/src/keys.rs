@@ -8,14 +8,15 @@ impl Db {
     /// Records this server's public signing key (64 hex digits) when it is not yet recorded:
     /// one read at start, a write only the first time a key is seen.
     pub async fn register_server_key(&self, public_key: &str) -> Result<()> {
-        let known: Option<i64> = {
+        // COUNT: a bigint on both databases (a bare `SELECT 1` is an int4 on PostgreSQL).
+        let known: i64 = {
             let mut conn = self.read().await?;
-            query_scalar("SELECT 1 FROM server_keys WHERE public_key = $1")
+            query_scalar("SELECT COUNT(*) FROM server_keys WHERE public_key = $1")
                 .bind(public_key)
-                .fetch_optional(&mut conn)
+                .fetch_one(&mut conn)
                 .await?
         };
-        if known.is_some() {
+        if known > 0 {
             return Ok(());
         }
         let mut tx = self.write_unordered().await?;
