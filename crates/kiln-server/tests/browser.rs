@@ -611,6 +611,9 @@ async fn edit_forks_a_branch_and_regenerate_asks_again_on_another() {
             check(msgs.to_string().contains("Analyse LiFePO4"), "main keeps the original")?;
             // Regenerate the answer: the same question again, on a new branch.
             click(b, "#conversation article.assistant [data-act=regenerate]").await?;
+            // This page already says "Answered" (the edit's turn): wait for the new branch's
+            // page before waiting for its answer.
+            until(b, "return location.search.includes('branch=regenerate-')", "the regenerate branch opens").await?;
             wait_text(b, "#composer-status", "Answered").await?;
             let url2 = current_url(b).await?;
             check(url2.contains("branch=regenerate-") && url2 != url, format!("on a regenerate branch: {url2}"))?;
