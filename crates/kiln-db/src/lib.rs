@@ -75,8 +75,8 @@ pub use postgres::{
 pub use projects::{Found, MAX_FOLDER_SESSIONS, Project};
 pub use refs::Restored;
 pub use schema::{
-    Column, DISTRIBUTED, ForeignKey, Index, LOOKUP_INDEXES, NOT_DISTRIBUTED_BY_SESSION, Schema,
-    Table, Trigger, describe_sqlite, normalize_sql_text,
+    Column, DISTRIBUTED, ForeignKey, Index, NOT_DISTRIBUTED_BY_SESSION, Schema, Table, Trigger,
+    describe_sqlite, normalize_sql_text,
 };
 pub use search::{OutboxEntry, SearchNode};
 pub use sessions::{NewSession, SessionFilter, SessionPatch, SessionSort, TallyRow};

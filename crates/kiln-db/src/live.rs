@@ -1,7 +1,7 @@
 //! What a live watcher of a session reads: a cheap change marker (the session's last activity,
 //! kept by triggers), the branch heads and lifecycle, and the nodes added after a point.
 
-use crate::conn::{Dialect, query, query_scalar};
+use crate::conn::{query, query_scalar};
 use crate::model::{NODE_COLUMNS, Node};
 use crate::{Db, Result};
 
@@ -39,20 +39,16 @@ impl Db {
     /// The session's lifecycle, branch heads and newest node.
     pub async fn live_snapshot(&self, session: &str) -> Result<Option<LiveSnapshot>> {
         let mut conn = self.read().await?;
-        // dialect: MAX(rowid) of the whole store on SQLite (the rowid's own b-tree, one step;
-        // the session's would scan its index entries), of the session on PostgreSQL (one probe
-        // of (session_id, rowid)): a frontier per session, so it stays right with writers of
-        // several sessions at once, and on one shard when distributed.
-        let newest = match conn.dialect() {
-            Dialect::Sqlite => "(SELECT COALESCE(MAX(rowid), 0) FROM nodes)",
-            Dialect::Postgres => {
-                "(SELECT COALESCE(MAX(n.rowid), 0) FROM nodes n WHERE n.session_id = sessions.id)"
-            }
-        };
-        let Some(row) = query(sqlx::AssertSqlSafe(format!(
-            "SELECT last_activity_at, status, name, {newest} AS max_rowid \
-             FROM sessions WHERE id = $1"
-        )))
+        // The store's newest node row, not the session's: one step down the rowid key on both
+        // databases. A safe frontier because node rows commit in rowid order: on SQLite one
+        // writer, on PostgreSQL every write transaction takes the store's advisory write lock
+        // (pool.rs, WRITE_LOCK) before it draws a rowid. Per-session write locks would break
+        // that order and need the session's own newest row (and an index to find it).
+        let Some(row) = query(
+            "SELECT last_activity_at, status, name, \
+                    (SELECT COALESCE(MAX(rowid), 0) FROM nodes) AS max_rowid \
+             FROM sessions WHERE id = $1",
+        )
         .bind(session)
         .fetch_optional(&mut conn)
         .await?

@@ -81,7 +81,8 @@ impl std::fmt::Debug for Db {
 
 /// The key of the one PostgreSQL advisory lock every write transaction takes
 /// (`pg_advisory_xact_lock`), on every server: writes are serialised as on SQLite's single
-/// writer. Correctness first: per-session locks (`hashtextextended(session_id, 0)`, so writers
+/// writer, and node rows commit in rowid order (the frontier a live watcher starts from relies
+/// on it: live.rs). Correctness first: per-session locks (`hashtextextended(session_id, 0)`, so writers
 /// of different sessions run in parallel) are the later refinement ARCHITECTURE.md plans.
 pub(crate) const WRITE_LOCK: i64 = 0x6b69_6c6e_0001; // "kiln", 1
 

@@ -364,12 +364,12 @@ async fn describe(conn: &mut PgConnection) -> Result<Schema> {
     Ok(schema)
 }
 
-/// Whether a UNIQUE constraint's columns are a rowid's key: `rowid` alone, or the table's
-/// distribution column then `rowid` ([`crate::DISTRIBUTED`]).
+/// Whether a UNIQUE constraint's columns are a rowid's key: `rowid` alone, or `rowid` then the
+/// table's distribution column ([`crate::DISTRIBUTED`]).
 fn rowid_key(table: &str, columns: &[String]) -> bool {
     match columns {
         [r] => r == "rowid",
-        [d, r] => {
+        [r, d] => {
             r == "rowid"
                 && crate::DISTRIBUTED
                     .iter()

@@ -20,7 +20,7 @@ pub struct Schema {
     /// The tables whose rows have a `rowid` SQL can read. In SQLite: every table that is not
     /// `WITHOUT ROWID` (the implicit rowid). In PostgreSQL: the tables with an explicit
     /// `rowid bigint` identity column with a UNIQUE constraint of its own (`rowid`, or on a
-    /// [`DISTRIBUTED`] table its distribution column then `rowid`); that column and that
+    /// [`DISTRIBUTED`] table `rowid` then its distribution column); that column and that
     /// constraint are left out of the table's `columns` and `uniques`. Not compared by
     /// [`Schema::differences`]: the two sets differ by design.
     pub rowid: BTreeSet<String>,
@@ -130,18 +130,6 @@ pub const NOT_DISTRIBUTED_BY_SESSION: &[(&str, &str)] = &[(
     "a user's memory: distributed by user; session_id only says where a note was saved",
 )];
 
-/// The plain indexes PostgreSQL keeps on a key that stopped being unique on its own when it
-/// took the distribution column, for the statements that find rows by it across sessions
-/// (ARCHITECTURE.md lists them): `(table, index, columns)`. SQLite's unique key serves them.
-pub const LOOKUP_INDEXES: &[(&str, &str, &[&str])] = &[
-    // Rebuilding the search index, the nodes an outbox batch names (rowid order).
-    ("nodes", "nodes_rowid", &["rowid"]),
-    // Each server's indexer and the trim read the outbox in id order.
-    ("search_outbox", "search_outbox_id", &["id"]),
-    // A share link is used by its token's hash.
-    ("share_links", "share_links_token", &["token_hash"]),
-];
-
 /// The distribution column of a distributed table.
 fn distribution_column(table: &str) -> Option<&'static str> {
     DISTRIBUTED
@@ -153,10 +141,13 @@ fn distribution_column(table: &str) -> Option<&'static str> {
 impl Schema {
     /// Returns the schema PostgreSQL is to have when `self` is SQLite's: for each table of
     /// [`DISTRIBUTED`], the primary key, every UNIQUE constraint and every unique index that
-    /// lacks the distribution column take it first; every foreign key to another distributed
-    /// table that lacks it pairs the two distribution columns first; and the
-    /// [`LOOKUP_INDEXES`] are added. Everything else is left as it is, so comparing the result
-    /// with PostgreSQL's description still reports any other difference.
+    /// lacks the distribution column take it last; every foreign key to another distributed
+    /// table that lacks it pairs the two distribution columns last. Last, not first: the
+    /// key's own columns still lead, so a lookup by them stays one probe of a unique index
+    /// and no plan can reach a row by scanning its session instead (a lookup across sessions
+    /// by the leading columns needs no extra index either). Everything else is left as it
+    /// is, so comparing the result with PostgreSQL's description still reports any other
+    /// difference.
     pub fn distributed(&self) -> Schema {
         let mut out = self.clone();
         for (name, table) in &mut out.tables {
@@ -169,53 +160,36 @@ impl Schema {
                 .any(|c| c.name == key && c.primary_key.is_some());
             let has_pk = table.columns.iter().any(|c| c.primary_key.is_some());
             if has_pk && !in_pk {
+                let last = table.columns.iter().filter_map(|c| c.primary_key).max();
                 for c in &mut table.columns {
                     if c.name == key {
-                        c.primary_key = Some(1);
-                    } else if let Some(p) = c.primary_key.as_mut() {
-                        *p += 1;
+                        c.primary_key = last.map(|p| p + 1);
                     }
                 }
             }
-            let prepend = |cols: &Vec<String>| {
-                if cols.iter().any(|c| c == key) {
-                    cols.clone()
-                } else {
-                    std::iter::once(key.to_string())
-                        .chain(cols.iter().cloned())
-                        .collect()
+            let append = |cols: &Vec<String>, col: &str| {
+                let mut cols = cols.clone();
+                if !cols.iter().any(|c| c == col) {
+                    cols.push(col.to_string());
                 }
+                cols
             };
-            table.uniques = table.uniques.iter().map(prepend).collect();
+            table.uniques = table.uniques.iter().map(|u| append(u, key)).collect();
             for index in table.indexes.values_mut().filter(|i| i.unique) {
-                index.columns = prepend(&index.columns);
+                index.columns = append(&index.columns, key);
             }
             table.foreign_keys = table
                 .foreign_keys
                 .iter()
                 .map(|fk| match distribution_column(&fk.table) {
                     Some(theirs) if !fk.columns.iter().any(|c| c == key) => ForeignKey {
-                        columns: prepend(&fk.columns),
-                        references: std::iter::once(theirs.to_string())
-                            .chain(fk.references.iter().cloned())
-                            .collect(),
+                        columns: append(&fk.columns, key),
+                        references: append(&fk.references, theirs),
                         ..fk.clone()
                     },
                     _ => fk.clone(),
                 })
                 .collect();
-        }
-        for (table, index, columns) in LOOKUP_INDEXES {
-            if let Some(t) = out.tables.get_mut(*table) {
-                t.indexes.insert(
-                    index.to_string(),
-                    Index {
-                        columns: columns.iter().map(|c| c.to_string()).collect(),
-                        unique: false,
-                        predicate: None,
-                    },
-                );
-            }
         }
         out
     }
@@ -760,7 +734,7 @@ mod tests {
     }
 
     #[test]
-    fn distributed_keys_take_the_distribution_column_first() {
+    fn distributed_keys_take_the_distribution_column_last() {
         let fk = |columns: &[&str], table: &str, references: &[&str]| ForeignKey {
             columns: strings(columns),
             table: table.into(),
@@ -824,8 +798,8 @@ mod tests {
         assert_eq!(
             pk,
             [
-                ("id", Some(2)),
-                ("session_id", Some(1)),
+                ("id", Some(1)),
+                ("session_id", Some(2)),
                 ("parent_segment", None)
             ]
         );
@@ -834,9 +808,9 @@ mod tests {
             [
                 fk(&["session_id"], "sessions", &["id"]),
                 fk(
-                    &["session_id", "parent_segment"],
+                    &["parent_segment", "session_id"],
                     "segments",
-                    &["session_id", "id"]
+                    &["id", "session_id"]
                 ),
             ]
             .into()
@@ -846,20 +820,17 @@ mod tests {
         assert_eq!(
             links.uniques,
             [
-                strings(&["session_id", "token_hash"]),
+                strings(&["token_hash", "session_id"]),
                 strings(&["session_id", "x"])
             ]
             .into()
         );
         assert_eq!(
             links.indexes["by_seq"],
-            index(&["session_id", "segment_id", "seq"], true)
+            index(&["segment_id", "seq", "session_id"], true)
         );
         assert_eq!(links.indexes["plain"], index(&["created_at"], false));
-        assert_eq!(
-            links.indexes["share_links_token"],
-            index(&["token_hash"], false)
-        );
+        assert_eq!(links.indexes.len(), 2, "no index is added");
         assert_eq!(
             links.foreign_keys,
             sqlite.tables["share_links"].foreign_keys

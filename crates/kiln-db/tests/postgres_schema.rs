@@ -443,8 +443,8 @@ async fn distribution_keys_hold_on_postgres() {
     for sql in [
         "ALTER TABLE reflog DROP CONSTRAINT reflog_pkey, ADD PRIMARY KEY (id)",
         "CREATE UNIQUE INDEX nodes_seq_only ON nodes(segment_id, seq)",
-        "ALTER TABLE nodes DROP CONSTRAINT nodes_session_id_rowid_key, ADD UNIQUE (rowid)",
-        "ALTER TABLE nodes DROP CONSTRAINT nodes_session_id_segment_id_fkey",
+        "ALTER TABLE nodes DROP CONSTRAINT nodes_rowid_session_id_key, ADD UNIQUE (rowid)",
+        "ALTER TABLE nodes DROP CONSTRAINT nodes_segment_id_session_id_fkey",
         "ALTER TABLE segments ADD UNIQUE (id)",
         "ALTER TABLE nodes ADD FOREIGN KEY (segment_id) REFERENCES segments(id)",
         "ALTER TABLE user_memory ADD FOREIGN KEY (session_id) REFERENCES sessions(id)",
@@ -496,7 +496,7 @@ async fn drift_is_reported() {
         "ALTER TABLE audit_log DROP CONSTRAINT audit_log_session_id_seq_key",
         // A distribution key undone is drift too.
         "ALTER TABLE merges DROP CONSTRAINT merges_pkey, ADD PRIMARY KEY (id)",
-        "DROP INDEX share_links_token",
+        "ALTER TABLE share_links DROP CONSTRAINT share_links_token_hash_session_id_key",
     ] {
         sqlx::query(sql).execute(&mut pg).await.unwrap();
     }
@@ -516,9 +516,8 @@ async fn drift_is_reported() {
         "table refs: trigger refs_protected only in sqlite",
         "table presence: foreign key",
         "table audit_log: unique [\"session_id\", \"seq\"] only in sqlite",
-        "table merges, column id",
         "table merges, column session_id",
-        "table share_links: index share_links_token only in sqlite",
+        "table share_links: unique [\"token_hash\", \"session_id\"] only in sqlite",
     ];
     for e in expected {
         assert!(
