@@ -1,16 +1,21 @@
 //! Two `kiln serve` processes on one PostgreSQL database, as an institute runs them: 32
 //! writers through each onto one shared branch lose nothing and leave one linear history with
-//! a valid audit chain; a stale head is 409 `head_moved` whichever server holds the newer one;
-//! a write on one server is found by search on the other within seconds and reaches a live
-//! watcher there, and so does a turn in progress (its streamed tokens, in order, each once,
-//! before the stored answer); after one server is killed (SIGKILL) the other keeps answering; a
-//! job the killed server held runs on the other within a lease period; an export signed by one
-//! server imports verified on the other (and unverified on a server elsewhere). Needs a server:
+//! a valid audit chain, and search on both servers finds every message; a stale head is 409
+//! `head_moved` whichever server holds the newer one; a write on one server is found by search
+//! on the other within seconds and reaches a live watcher there, and so does a turn in progress
+//! (its streamed tokens, in order, each once, before the stored answer); one server killed
+//! (SIGKILL) mid-load leaves the other serving its writers without an error and loses no
+//! acknowledged write; a job the killed server held runs on the other within a lease period;
+//! an export signed by one server imports verified on the other (and unverified on a server
+//! elsewhere). Needs a server:
 //! `scripts/pg run cargo test -p kiln --test postgres_servers -- --include-ignored`
 //! (scripts/test does it).
 
 mod support;
 
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -24,8 +29,10 @@ async fn two_servers_on_one_database_share_branches_audit_and_search() {
     let db = pg_database(&server, &name);
 
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = support::start_with(dirs.0.path(), &["--database-url", &db]);
-    let b = support::start_with(dirs.1.path(), &["--database-url", &db]);
+    // No per-user budget of expensive calls: the test searches for every message.
+    let unlimited = [("KILN_LIMITS__EXPENSIVE_PER_MINUTE", "0")];
+    let a = support::start_env(dirs.0.path(), &["--database-url", &db], &unlimited);
+    let b = support::start_env(dirs.1.path(), &["--database-url", &db], &unlimited);
     // The owner is created once, by the first server; the second finds it.
     let token = a.token.clone().expect("the first server creates the owner");
     assert!(
@@ -48,7 +55,8 @@ async fn two_servers_on_one_database_share_branches_audit_and_search() {
     assert_eq!(st, 201, "{s}");
     let id = s["id"].as_str().unwrap().to_string();
 
-    // 32 writers through each server, 5 messages each, onto main.
+    // 32 writers through each server, 5 messages each, onto main; each message holds a word
+    // of its own, for search.
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..64 {
@@ -57,14 +65,15 @@ async fn two_servers_on_one_database_share_branches_audit_and_search() {
         tasks.push(tokio::spawn(async move {
             let c = Client { http, token };
             for i in 0..5 {
+                let text = note(w, i);
                 let (st, v) = c
                     .call(
                         "POST",
                         &format!("{base}/v1/sessions/{id}/branches/main/messages"),
-                        Some(json!({"role": "user", "content": format!("writer {w} note {i}")})),
+                        Some(json!({"role": "user", "content": text})),
                     )
                     .await;
-                assert_eq!(st, 201, "writer {w} note {i}: {v}");
+                assert_eq!(st, 201, "{text}: {v}");
             }
         }));
     }
@@ -72,56 +81,16 @@ async fn two_servers_on_one_database_share_branches_audit_and_search() {
         t.await.unwrap();
     }
     let elapsed = started.elapsed();
+    let written: BTreeSet<String> = (0..64)
+        .flat_map(|w| (0..5).map(move |i| note(w, i)))
+        .collect();
 
-    // Both servers read the same linear history: every message once, each node's parent the
-    // node before it.
+    // Both servers read the same linear history with every message once, a valid audit
+    // chain, and find every message by search.
     for base in [&ua, &ub] {
-        let (st, v) = c
-            .call(
-                "GET",
-                &format!("{base}/v1/sessions/{id}/branches/main/messages?limit=1000"),
-                None,
-            )
-            .await;
-        assert_eq!(st, 200, "{v}");
-        let items = v["items"].as_array().unwrap();
-        let mut notes: Vec<&str> = items
-            .iter()
-            .filter_map(|n| n["content"].as_str())
-            .filter(|t| t.starts_with("writer "))
-            .collect();
-        assert_eq!(notes.len(), 320, "{base}: {} notes", notes.len());
-        notes.sort_unstable();
-        notes.dedup();
-        assert_eq!(notes.len(), 320, "a note was stored twice");
-        // Linear: no two messages share a parent, and every one but the oldest has its
-        // parent among them.
-        let ids: std::collections::HashSet<&str> =
-            items.iter().filter_map(|n| n["id"].as_str()).collect();
-        let parents: Vec<&str> = items
-            .iter()
-            .filter_map(|n| n["parent_id"].as_str())
-            .collect();
-        let distinct: std::collections::HashSet<&str> = parents.iter().copied().collect();
-        assert_eq!(
-            distinct.len(),
-            parents.len(),
-            "two messages share a parent: main forked"
-        );
-        let inside = parents.iter().filter(|p| ids.contains(*p)).count();
-        assert_eq!(
-            inside,
-            items.len() - 1,
-            "the history on main is not one chain"
-        );
-        let (st, v) = c
-            .call(
-                "GET",
-                &format!("{base}/v1/sessions/{id}/audit/verify"),
-                None,
-            )
-            .await;
-        assert_eq!((st, v["valid"].as_bool()), (200, Some(true)), "{v}");
+        let stored = main_notes(&c, base, &id).await;
+        assert_eq!(stored, written, "{base}: the notes on main");
+        all_searchable(&c, base, &written).await;
     }
 
     // A head older than the branch's is refused on either server.
@@ -215,23 +184,176 @@ async fn two_servers_on_one_database_share_branches_audit_and_search() {
     eprintln!("live event on the other server after {:?}", t.elapsed());
     drop(stream);
 
-    // One server killed: the other keeps serving reads and writes.
-    drop(a);
-    let (st, v) = c
-        .call(
-            "POST",
-            &format!("{ub}/v1/sessions/{id}/branches/main/messages"),
-            Some(json!({"role": "user", "content": "after the crash"})),
-        )
-        .await;
-    assert_eq!(st, 201, "{v}");
-    let (st, v) = c
-        .call("GET", &format!("{ub}/v1/sessions/{id}/audit/verify"), None)
-        .await;
-    assert_eq!((st, v["valid"].as_bool()), (200, Some(true)), "{v}");
+    // Mid-load, one server is killed (SIGKILL). 16 writers through each keep appending: those
+    // on the survivor see no error, those on the dead one stop at their first failure. Every
+    // acknowledged message is kept, once; nothing is stored that was not sent; main stays one
+    // chain with a valid audit; search on the survivor finds every acknowledged message.
+    let before = main_notes(&c, &ub, &id).await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for w in 100..132 {
+        let on_a = w % 2 == 0;
+        let base = if on_a { ua.clone() } else { ub.clone() };
+        let (http, token, id, acked) = (
+            c.http.clone(),
+            c.token.clone(),
+            id.clone(),
+            Arc::clone(&acked),
+        );
+        tasks.push(tokio::spawn(async move {
+            let c = Client { http, token };
+            let mut done = Vec::new();
+            for i in 0..10 {
+                let text = note(w, i);
+                let answer = c
+                    .try_call(
+                        "POST",
+                        &format!("{base}/v1/sessions/{id}/branches/main/messages"),
+                        Some(json!({"role": "user", "content": text})),
+                    )
+                    .await;
+                match answer {
+                    Ok((201, _)) => {
+                        done.push((text, Instant::now()));
+                        acked.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // The killed server's writers stop at their first failure.
+                    _ if on_a => break,
+                    other => panic!("{text} through the surviving server: {other:?}"),
+                }
+            }
+            done
+        }));
+    }
+    let mut a = a;
+    while acked.load(Ordering::SeqCst) < 60 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    a.kill();
+    let killed = Instant::now();
+    let mut acknowledged = BTreeSet::new();
+    let mut after_kill = 0;
+    for t in tasks {
+        for (text, at) in t.await.unwrap() {
+            if at > killed {
+                after_kill += 1;
+            }
+            acknowledged.insert(text);
+        }
+    }
+    assert!(
+        after_kill > 0,
+        "no write was acknowledged after the kill: the load ended before it"
+    );
+    let sent: BTreeSet<String> = (100..132)
+        .flat_map(|w| (0..10).map(move |i| note(w, i)))
+        .collect();
+    let stored: BTreeSet<String> = main_notes(&c, &ub, &id)
+        .await
+        .difference(&before)
+        .cloned()
+        .collect();
+    assert!(
+        stored.is_superset(&acknowledged),
+        "acknowledged writes lost: {:?}",
+        acknowledged.difference(&stored).collect::<Vec<_>>()
+    );
+    assert!(stored.is_subset(&sent), "a note nobody sent is stored");
+    all_searchable(&c, &ub, &acknowledged).await;
+    eprintln!(
+        "kill mid-load: {} writes acknowledged ({after_kill} after the kill), {} stored",
+        acknowledged.len(),
+        stored.len()
+    );
     eprintln!("320 appends through two servers in {elapsed:?}");
     drop(b);
     psql(&server, &format!("DROP DATABASE {name} WITH (FORCE)"));
+}
+
+/// Writer `w`'s message `i`, with a word no other message holds: "kilnote" and the digits of
+/// `w` and `i` as letters (letters only, so no tokenizer splits it or reads a formula in it).
+fn note(w: usize, i: usize) -> String {
+    let letters = |n: usize| -> String {
+        n.to_string()
+            .bytes()
+            .map(|d| char::from(b'a' + (d - b'0')))
+            .collect()
+    };
+    format!("writer {w} note {i}: kilnote{}x{}", letters(w), letters(i))
+}
+
+/// The word of a [`note`] search finds it by.
+fn word(note: &str) -> &str {
+    note.rsplit(' ').next().unwrap_or(note)
+}
+
+/// Reads main through `base` and returns its writer notes, after checking that none is stored
+/// twice, that main is one chain (no two messages share a parent, each but the oldest has its
+/// parent among them) and that the session's audit chain verifies.
+async fn main_notes(c: &Client, base: &str, id: &str) -> BTreeSet<String> {
+    let (st, v) = c
+        .call(
+            "GET",
+            &format!("{base}/v1/sessions/{id}/branches/main/messages?limit=1000"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let items = v["items"].as_array().unwrap();
+    assert!(items.len() < 1000, "main outgrew one page");
+    let notes: Vec<String> = items
+        .iter()
+        .filter_map(|n| n["content"].as_str())
+        .filter(|t| t.starts_with("writer "))
+        .map(str::to_string)
+        .collect();
+    let set: BTreeSet<String> = notes.iter().cloned().collect();
+    assert_eq!(set.len(), notes.len(), "{base}: a note was stored twice");
+    let ids: HashSet<&str> = items.iter().filter_map(|n| n["id"].as_str()).collect();
+    let parents: Vec<&str> = items
+        .iter()
+        .filter_map(|n| n["parent_id"].as_str())
+        .collect();
+    let distinct: HashSet<&str> = parents.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        parents.len(),
+        "{base}: two messages share a parent: main forked"
+    );
+    let inside = parents.iter().filter(|p| ids.contains(*p)).count();
+    assert_eq!(
+        inside,
+        items.len() - 1,
+        "{base}: the history on main is not one chain"
+    );
+    let (st, v) = c
+        .call(
+            "GET",
+            &format!("{base}/v1/sessions/{id}/audit/verify"),
+            None,
+        )
+        .await;
+    assert_eq!((st, v["valid"].as_bool()), (200, Some(true)), "{base}: {v}");
+    set
+}
+
+/// Waits until search on `base` finds each note by its word (10 s for all of them).
+async fn all_searchable(c: &Client, base: &str, notes: &BTreeSet<String>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for n in notes {
+        let w = word(n);
+        loop {
+            let (st, v) = c
+                .call("GET", &format!("{base}/v1/search?q={w}"), None)
+                .await;
+            assert_eq!(st, 200, "{v}");
+            if v["items"].as_array().is_some_and(|i| !i.is_empty()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{n:?} is not found on {base}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// The lease of a dead server: two servers run the lifecycle jobs every second with 2-second

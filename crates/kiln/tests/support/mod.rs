@@ -36,6 +36,14 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -141,6 +149,16 @@ impl Client {
         url: &str,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
+        self.try_call(method, url, body).await.unwrap()
+    }
+
+    /// [`Client::call`], with a failed connection as an error (a server that was killed).
+    pub async fn try_call(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value), reqwest::Error> {
         let mut req = self
             .http
             .request(method.parse().unwrap(), url)
@@ -148,9 +166,9 @@ impl Client {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let res = req.send().await.unwrap();
+        let res = req.send().await?;
         let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+        Ok((status, res.json().await.unwrap_or(serde_json::Value::Null)))
     }
 }
 
