@@ -12,7 +12,7 @@
 //! answer they made. Notifications go out always on PostgreSQL, whether or not anyone watches
 //! (this server cannot know who watches elsewhere): at most one per session per window.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -58,6 +58,8 @@ struct Pending {
     batches: HashMap<String, Batch>,
     /// Events in all batches.
     events: usize,
+    /// Sessions whose batches the sending task has taken and not yet sent.
+    sending: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -109,10 +111,18 @@ impl TurnRelay {
         }
     }
 
-    /// Sends what gathered for `session` now (before a write of its nodes).
+    /// Sends what gathered for `session` now (before a write of its nodes). A session with
+    /// nothing gathered and nothing on its way returns at once, without waiting for other
+    /// sessions' notifications to go out.
     pub(crate) async fn flush(&self, session: &str) {
         if self.sending.get().is_none() {
             return;
+        }
+        {
+            let p = self.out.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if !p.batches.contains_key(session) && !p.sending.contains(session) {
+                return;
+            }
         }
         let _turn = self.out.turn.lock().await;
         let batch = {
@@ -213,10 +223,17 @@ impl Outgoing {
         let batches = {
             let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             p.events = 0;
-            std::mem::take(&mut p.batches)
+            let batches = std::mem::take(&mut p.batches);
+            p.sending.extend(batches.keys().cloned());
+            batches
         };
         for (session, batch) in batches {
             self.send(&session, batch).await;
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .sending
+                .remove(&session);
         }
     }
 
@@ -342,6 +359,50 @@ fn longest_text(v: &Value, at: String) -> Option<(String, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A relay as on PostgreSQL, over a SQLite store (the paths tested here do not reach it).
+    async fn relay(dir: &std::path::Path) -> TurnRelay {
+        let db = Db::open(&dir.join("kiln.db"), &kiln_db::DbOptions::default())
+            .await
+            .unwrap();
+        TurnRelay {
+            out: Arc::new(Outgoing {
+                db,
+                pending: Mutex::default(),
+                wake: tokio::sync::Notify::new(),
+                turn: tokio::sync::Mutex::new(()),
+                failing: AtomicBool::new(false),
+            }),
+            feeds: Arc::new(TurnFeeds::default()),
+            sending: OnceLock::new(),
+            listening: tokio::sync::OnceCell::new(),
+            tasks: Mutex::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flush_waits_only_for_its_own_sessions_notifications() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = relay(dir.path()).await;
+        r.send("s1", json!({"event": "token", "text": "a"}));
+        // Another session's notifications are going out (the sending task holds `turn`).
+        let turn = r.out.turn.lock().await;
+        let quick = Duration::from_millis(200);
+        tokio::time::timeout(quick, r.flush("s2"))
+            .await
+            .expect("a session with nothing gathered waited for another's notifications");
+        // A session with events gathered waits its turn: its events go before its write.
+        assert!(tokio::time::timeout(quick, r.flush("s1")).await.is_err());
+        // So does one whose batch the sending task took and has not sent yet.
+        {
+            let mut p = r.out.pending.lock().unwrap();
+            p.batches.clear();
+            p.events = 0;
+            p.sending.insert("s1".into());
+        }
+        assert!(tokio::time::timeout(quick, r.flush("s1")).await.is_err());
+        drop(turn);
+    }
 
     #[test]
     fn small_events_pack_in_order_into_arrays_under_the_cap() {
