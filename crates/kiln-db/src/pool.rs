@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection as _};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, OwnedMutexGuard};
 
-use crate::conn::{Conn, Dialect, query, run_plain};
+use crate::conn::{Conn, Dialect, query, query_scalar, run_plain};
 use crate::{Error, Result};
 
 /// How the store opens its database.
@@ -56,7 +56,19 @@ pub struct Db {
     /// Names this store among the processes sharing its database (a random id per open): turn
     /// notifications carry it so a listener skips its own (`notify.rs`).
     pub(crate) origin: Arc<str>,
+    /// Nodes this process has appended (PostgreSQL only): a brand-new database is analyzed
+    /// once when it passes [`ANALYZE_YOUNG_AFTER`].
+    appended: Arc<AtomicU64>,
 }
+
+/// After this many nodes appended by one process, a PostgreSQL database whose `nodes` table
+/// was never analyzed is analyzed (once). A statement prepared on empty tables keeps a generic
+/// plan made without statistics, in which a lookup by `(session_id, id)` and a scan of the
+/// session through the same index cost the same; until autovacuum first analyzes the table
+/// (after a minute or more) the plan scans the session, and its cost grows with it. Analyzing
+/// invalidates those plans. Only a database nobody analyzed yet pays it (ARCHITECTURE.md, "The
+/// key order").
+pub(crate) const ANALYZE_YOUNG_AFTER: u64 = 256;
 
 #[derive(Clone)]
 enum Backend {
@@ -309,6 +321,7 @@ impl Db {
             },
             snapshot_every: i64::from(opts.snapshot_every.max(1)),
             origin: new_origin(),
+            appended: Arc::default(),
         })
     }
 
@@ -326,10 +339,48 @@ impl Db {
             backend: Backend::Pg(pool),
             snapshot_every: i64::from(opts.snapshot_every.max(1)),
             origin: new_origin(),
+            appended: Arc::default(),
         };
         let mut w = db.writer().await?;
         crate::chain::backfill(&mut w.conn).await?;
         Ok(db)
+    }
+
+    /// Counts `n` appended nodes; on PostgreSQL, the append that passes
+    /// [`ANALYZE_YOUNG_AFTER`] starts [`Db::analyze_if_young`] in the background.
+    pub(crate) fn count_appended(&self, n: usize) {
+        let Backend::Pg(_) = &self.backend else {
+            return;
+        };
+        let before = self.appended.fetch_add(n as u64, Ordering::Relaxed);
+        if before < ANALYZE_YOUNG_AFTER && before + n as u64 >= ANALYZE_YOUNG_AFTER {
+            let db = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = db.analyze_if_young().await {
+                    tracing::warn!(error = %e, "could not analyze a young database");
+                }
+            });
+        }
+    }
+
+    /// Analyzes the tables an append reads when `nodes` was never analyzed (PostgreSQL 14 and
+    /// later mark that with `reltuples = -1`); true when it did. SQLite: nothing to do.
+    pub async fn analyze_if_young(&self) -> Result<bool> {
+        let Backend::Pg(_) = &self.backend else {
+            return Ok(false);
+        };
+        let mut conn = self.read().await?;
+        let young: i64 = query_scalar(
+            "SELECT CASE WHEN reltuples < 0 THEN 1 ELSE 0 END::bigint FROM pg_class \
+             WHERE oid = 'nodes'::regclass",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        let young = young == 1;
+        if young {
+            run_plain(&mut conn, "ANALYZE nodes, segments, branches, sessions").await?;
+        }
+        Ok(young)
     }
 
     /// Which database this store runs on.

@@ -107,6 +107,7 @@ impl Db {
         // the next append takes this path again.
         tx.writer().remember(session, branch, head);
         tx.commit().await?;
+        self.count_appended(out.nodes.len());
         Ok(out)
     }
 }
