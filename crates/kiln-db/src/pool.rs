@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection as _};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, OwnedMutexGuard};
 
-use crate::conn::{Conn, Dialect, query, query_scalar, run_plain};
+use crate::conn::{Conn, Dialect, query, run_plain};
 use crate::{Error, Result};
 
 /// How the store opens its database.
@@ -94,8 +94,9 @@ impl std::fmt::Debug for Db {
 /// The key of the one PostgreSQL advisory lock every write transaction takes
 /// (`pg_advisory_xact_lock`), on every server: writes are serialised as on SQLite's single
 /// writer, and node rows commit in rowid order (the frontier a live watcher starts from relies
-/// on it: live.rs). Correctness first: per-session locks (`hashtextextended(session_id, 0)`, so writers
-/// of different sessions run in parallel) are the later refinement ARCHITECTURE.md plans.
+/// on it: live.rs). Correctness first: per-session locks (`hashtextextended(session_id, 0)`,
+/// so writers of different sessions run in parallel) are the later refinement ARCHITECTURE.md
+/// plans.
 pub(crate) const WRITE_LOCK: i64 = 0x6b69_6c6e_0001; // "kiln", 1
 
 /// A writer connection and what only the writer may touch.
@@ -370,13 +371,10 @@ impl Db {
             return Ok(false);
         };
         let mut conn = self.read().await?;
-        let young: i64 = query_scalar(
-            "SELECT CASE WHEN reltuples < 0 THEN 1 ELSE 0 END::bigint FROM pg_class \
-             WHERE oid = 'nodes'::regclass",
-        )
-        .fetch_one(&mut conn)
-        .await?;
-        let young = young == 1;
+        let young = query("SELECT reltuples < 0 FROM pg_class WHERE oid = 'nodes'::regclass")
+            .fetch_one(&mut conn)
+            .await?
+            .flag(0)?;
         if young {
             run_plain(&mut conn, "ANALYZE nodes, segments, branches, sessions").await?;
         }

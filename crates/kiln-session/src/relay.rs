@@ -59,7 +59,7 @@ struct Pending {
     /// Events in all batches.
     events: usize,
     /// Sessions whose batches the sending task has taken and not yet sent.
-    sending: HashSet<String>,
+    in_flight: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -120,7 +120,7 @@ impl TurnRelay {
         }
         {
             let p = self.out.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if !p.batches.contains_key(session) && !p.sending.contains(session) {
+            if !p.batches.contains_key(session) && !p.in_flight.contains(session) {
                 return;
             }
         }
@@ -224,7 +224,7 @@ impl Outgoing {
             let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             p.events = 0;
             let batches = std::mem::take(&mut p.batches);
-            p.sending.extend(batches.keys().cloned());
+            p.in_flight.extend(batches.keys().cloned());
             batches
         };
         for (session, batch) in batches {
@@ -232,7 +232,7 @@ impl Outgoing {
             self.pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .sending
+                .in_flight
                 .remove(&session);
         }
     }
@@ -398,7 +398,7 @@ mod tests {
             let mut p = r.out.pending.lock().unwrap();
             p.batches.clear();
             p.events = 0;
-            p.sending.insert("s1".into());
+            p.in_flight.insert("s1".into());
         }
         assert!(tokio::time::timeout(quick, r.flush("s1")).await.is_err());
         drop(turn);

@@ -31,7 +31,7 @@ async fn two_servers_on_one_database_share_branches_audit_and_search() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // No per-user budget of expensive calls: the test searches for every message.
     let unlimited = [("KILN_LIMITS__EXPENSIVE_PER_MINUTE", "0")];
-    let a = support::start_env(dirs.0.path(), &["--database-url", &db], &unlimited);
+    let mut a = support::start_env(dirs.0.path(), &["--database-url", &db], &unlimited);
     let b = support::start_env(dirs.1.path(), &["--database-url", &db], &unlimited);
     // The owner is created once, by the first server; the second finds it.
     let token = a.token.clone().expect("the first server creates the owner");
@@ -61,9 +61,8 @@ async fn two_servers_on_one_database_share_branches_audit_and_search() {
     let mut tasks = Vec::new();
     for w in 0..64 {
         let base = if w % 2 == 0 { ua.clone() } else { ub.clone() };
-        let (http, token, id) = (c.http.clone(), c.token.clone(), id.clone());
+        let (c, id) = (c.clone(), id.clone());
         tasks.push(tokio::spawn(async move {
-            let c = Client { http, token };
             for i in 0..5 {
                 let text = note(w, i);
                 let (st, v) = c
@@ -194,14 +193,8 @@ async fn two_servers_on_one_database_share_branches_audit_and_search() {
     for w in 100..132 {
         let on_a = w % 2 == 0;
         let base = if on_a { ua.clone() } else { ub.clone() };
-        let (http, token, id, acked) = (
-            c.http.clone(),
-            c.token.clone(),
-            id.clone(),
-            Arc::clone(&acked),
-        );
+        let (c, id, acked) = (c.clone(), id.clone(), Arc::clone(&acked));
         tasks.push(tokio::spawn(async move {
-            let c = Client { http, token };
             let mut done = Vec::new();
             for i in 0..10 {
                 let text = note(w, i);
@@ -225,7 +218,6 @@ async fn two_servers_on_one_database_share_branches_audit_and_search() {
             done
         }));
     }
-    let mut a = a;
     while acked.load(Ordering::SeqCst) < 60 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

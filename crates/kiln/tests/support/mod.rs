@@ -128,6 +128,7 @@ pub fn pg_database(server: &str, name: &str) -> String {
 }
 
 /// A bearer-token client for a running server's JSON API.
+#[derive(Clone)]
 pub struct Client {
     pub http: reqwest::Client,
     pub token: String,
